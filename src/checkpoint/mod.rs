@@ -1,0 +1,135 @@
+//! Checkpoint readers: metadata and tensor shapes, never tensor data, never pickle execution.
+//!
+//! The bytes read do not depend on tensor sizes: a torch archive costs its central directory and its
+//! `data.pkl`, a safetensors file its header. A whole-file hash is computed only when asked
+//! ([`sha256_file`]).
+
+pub mod pickle;
+pub mod safetensors;
+pub mod torch;
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{CheckpointError, Error, Result};
+
+/// The non-tensor object tree of a checkpoint, as JSON. Tensors inside it appear as
+/// `{"$tensor": {"dtype": ..., "shape": [...]}}`.
+pub type Tree = serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// torch.save zip archive (`.pt`, `.pth`)
+    Torch,
+    Safetensors,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "pt" | "pth" | "ckpt" => Some(Format::Torch),
+            "safetensors" => Some(Format::Safetensors),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Torch => "torch",
+            Format::Safetensors => "safetensors",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+}
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone)]
+pub struct CheckpointInfo {
+    pub path: PathBuf,
+    pub format: Format,
+    /// File size from the file system (not read).
+    pub size: u64,
+    pub tree: Tree,
+    pub tensors: Vec<TensorInfo>,
+}
+
+impl CheckpointInfo {
+    /// A value by dotted key path (`scaler.median`, `heads.0.name`).
+    pub fn get(&self, key_path: &str) -> Option<&Tree> {
+        lookup(&self.tree, key_path)
+    }
+
+    /// A weight by its state-dict name. In a torch archive the state dict sits under `state_dict_key`
+    /// in the tree; in a safetensors file tensors are top-level.
+    pub fn weight(&self, state_dict_key: &str, name: &str) -> Option<&TensorInfo> {
+        let prefixed = format!("{state_dict_key}.{name}");
+        self.tensors.iter().find(|t| t.name == prefixed).or_else(|| self.tensors.iter().find(|t| t.name == name))
+    }
+}
+
+/// Dotted key path lookup in a JSON tree; numeric segments index arrays.
+pub fn lookup<'a>(tree: &'a Tree, key_path: &str) -> Option<&'a Tree> {
+    if key_path.is_empty() {
+        return Some(tree);
+    }
+    key_path.split('.').try_fold(tree, |node, seg| match node {
+        Tree::Object(m) => m.get(seg),
+        Tree::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// Read a checkpoint's metadata and tensor table from a file.
+pub fn open(path: &Path) -> Result<CheckpointInfo> {
+    let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        source: CheckpointError::Unsupported("unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into()),
+    })?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let reader = BufReader::with_capacity(16 * 1024, file);
+    let wrap = |source| Error::Checkpoint { path: path.to_path_buf(), source };
+    let (tree, tensors) = match format {
+        Format::Torch => {
+            let a = torch::read(reader).map_err(wrap)?;
+            (a.tree, a.tensors)
+        }
+        Format::Safetensors => {
+            let s = safetensors::read(reader).map_err(wrap)?;
+            (s.tree, s.tensors)
+        }
+    };
+    Ok(CheckpointInfo { path: path.to_path_buf(), format, size, tree, tensors })
+}
+
+/// sha256 of a whole file, as `sha256:<hex>`. Reads every byte: only for `--hash`, manifests and
+/// duplicate-version checks.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex(&hasher.finalize())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,730 @@
+//! A pickle reader that never executes anything.
+//!
+//! torch.save writes its object tree as a pickle (`data.pkl` inside a zip). Loading a pickle with Python runs
+//! whatever callables it names, so plumbline does not load it: this module walks the opcodes with a
+//! symbolic stack machine. Every global the stream references (GLOBAL, STACK_GLOBAL, INST, EXT*) is checked
+//! against an allowlist modelled on torch's `weights_only` unpickler *at the opcode*, before anything else
+//! looks at values; one reference outside the list refuses the whole file. Allowlisted callables are never
+//! called either: REDUCE on `torch._utils._rebuild_tensor_v2` yields a tensor description (dtype, shape,
+//! storage key), on `collections.OrderedDict` a dict, and on anything else an opaque value.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::error::CheckpointError;
+
+/// The globals a checkpoint may reference: torch's `_get_allowed_globals()` for the weights-only loader,
+/// minus the quantized/sparse/subclass rebuilders plumbline does not describe (they would be refused as
+/// unsupported anyway, later, with a less direct message).
+pub const ALLOWED_GLOBALS: &[&str] = &[
+    "collections.OrderedDict",
+    "collections.Counter",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.bytearray",
+    "builtins.complex",
+    "_codecs.encode",
+    "torch.Size",
+    "torch.Tensor",
+    "torch.device",
+    "torch.nn.parameter.Parameter",
+    "torch.serialization._get_layout",
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_parameter",
+    "torch._utils._rebuild_parameter_with_state",
+    "torch._tensor._rebuild_from_type_v2",
+    "torch.storage.UntypedStorage",
+    "torch.FloatStorage",
+    "torch.DoubleStorage",
+    "torch.HalfStorage",
+    "torch.BFloat16Storage",
+    "torch.LongStorage",
+    "torch.IntStorage",
+    "torch.ShortStorage",
+    "torch.CharStorage",
+    "torch.ByteStorage",
+    "torch.BoolStorage",
+    "torch.ComplexFloatStorage",
+    "torch.ComplexDoubleStorage",
+    "torch.float16",
+    "torch.float32",
+    "torch.float64",
+    "torch.bfloat16",
+    "torch.int8",
+    "torch.int16",
+    "torch.int32",
+    "torch.int64",
+    "torch.uint8",
+    "torch.bool",
+    "torch.strided",
+];
+
+pub fn is_allowed(module: &str, name: &str) -> bool {
+    ALLOWED_GLOBALS.iter().any(|g| {
+        g.len() == module.len() + 1 + name.len()
+            && g.starts_with(module)
+            && g.as_bytes()[module.len()] == b'.'
+            && g.ends_with(name)
+    })
+}
+
+/// A tensor as a pickle describes it: no data, only where the data lives and its layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorRef {
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub storage_key: String,
+    pub storage_offset: u64,
+    pub storage_numel: u64,
+}
+
+/// A value on the symbolic stack. Lists and dicts are shared (pickle mutates them after memoizing).
+#[derive(Debug, Clone)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer that does not fit in i64, kept as its decimal digits.
+    BigInt(String),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Rc<RefCell<Vec<Value>>>),
+    Tuple(Rc<Vec<Value>>),
+    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Set(Rc<RefCell<Vec<Value>>>),
+    /// A reference to an allowlisted global (a class or function), never resolved to code.
+    Global(Rc<(String, String)>),
+    /// The result of BINPERSID on torch's ('storage', type, key, location, numel) tuple.
+    Storage(Rc<(String, String, u64)>),
+    Tensor(Rc<TensorRef>),
+    /// The result of "calling" an allowlisted global plumbline does not describe.
+    Opaque(Rc<String>),
+    Mark,
+}
+
+fn new_list(v: Vec<Value>) -> Value {
+    Value::List(Rc::new(RefCell::new(v)))
+}
+
+fn new_dict(v: Vec<(Value, Value)>) -> Value {
+    Value::Dict(Rc::new(RefCell::new(v)))
+}
+
+/// Storage class name (`torch.FloatStorage`) to dtype name (`float32`).
+pub fn storage_dtype(class: &str) -> Option<&'static str> {
+    Some(match class {
+        "FloatStorage" => "float32",
+        "DoubleStorage" => "float64",
+        "HalfStorage" => "float16",
+        "BFloat16Storage" => "bfloat16",
+        "LongStorage" => "int64",
+        "IntStorage" => "int32",
+        "ShortStorage" => "int16",
+        "CharStorage" => "int8",
+        "ByteStorage" => "uint8",
+        "BoolStorage" => "bool",
+        "ComplexFloatStorage" => "complex64",
+        "ComplexDoubleStorage" => "complex128",
+        _ => return None,
+    })
+}
+
+/// Bytes per element of a dtype name, as torch and safetensors use them.
+pub fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "float64" | "int64" | "complex64" | "F64" | "I64" | "U64" => 8,
+        "float32" | "int32" | "F32" | "I32" | "U32" => 4,
+        "float16" | "bfloat16" | "int16" | "F16" | "BF16" | "I16" | "U16" => 2,
+        "int8" | "uint8" | "bool" | "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        "complex128" => 16,
+        _ => return None,
+    })
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    entry: &'a str,
+    stack: Vec<Value>,
+    memo: HashMap<u32, Value>,
+}
+
+/// Largest number of elements one opcode may announce (strings, bytes); the input bounds it anyway.
+const MAX_STACK: usize = 1 << 20;
+
+/// Read a whole pickle stream. Returns the value at STOP. `entry` names the stream in errors
+/// (`archive/data.pkl`).
+pub fn read(data: &[u8], entry: &str) -> Result<Value, CheckpointError> {
+    let mut m = Machine { data, pos: 0, entry, stack: Vec::new(), memo: HashMap::new() };
+    m.run()
+}
+
+impl<'a> Machine<'a> {
+    fn bad(&self, detail: impl Into<String>) -> CheckpointError {
+        CheckpointError::malformed("pickle", format!("{} at byte {} of {}", detail.into(), self.pos, self.entry))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
+        match end {
+            Some(end) => {
+                let s = &self.data[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(self.bad(format!("truncated: {n} bytes announced, {} left", self.data.len() - self.pos))),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, CheckpointError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, CheckpointError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+
+    fn u32(&mut self) -> Result<u32, CheckpointError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn u64(&mut self) -> Result<u64, CheckpointError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    fn len(&mut self, n: u64) -> Result<usize, CheckpointError> {
+        usize::try_from(n).ok().filter(|&n| n <= self.data.len() - self.pos).ok_or_else(|| {
+            self.bad(format!("length {n} runs past the end of the stream"))
+        })
+    }
+
+    fn line(&mut self) -> Result<&'a str, CheckpointError> {
+        let rest = &self.data[self.pos..];
+        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.bad("unterminated text argument"))?;
+        let s = std::str::from_utf8(&rest[..nl]).map_err(|_| self.bad("text argument is not UTF-8"))?;
+        self.pos += nl + 1;
+        Ok(s)
+    }
+
+    fn utf8(&self, b: &[u8]) -> Result<String, CheckpointError> {
+        String::from_utf8(b.to_vec()).map_err(|_| self.bad("string is not UTF-8"))
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), CheckpointError> {
+        if self.stack.len() >= MAX_STACK {
+            return Err(self.bad("stack too deep"));
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, CheckpointError> {
+        self.stack.pop().ok_or_else(|| self.bad("stack underflow"))
+    }
+
+    fn top(&mut self) -> Result<&mut Value, CheckpointError> {
+        let pos = self.pos;
+        let entry = self.entry;
+        self.stack.last_mut().ok_or_else(|| {
+            CheckpointError::malformed("pickle", format!("stack underflow at byte {pos} of {entry}"))
+        })
+    }
+
+    /// Everything above the topmost MARK, which is removed.
+    fn pop_mark(&mut self) -> Result<Vec<Value>, CheckpointError> {
+        let at = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| self.bad("no MARK on the stack"))?;
+        let items = self.stack.split_off(at + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn memo_put(&mut self, key: u32) -> Result<(), CheckpointError> {
+        let v = self.stack.last().cloned().ok_or_else(|| self.bad("PUT on an empty stack"))?;
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u32) -> Result<(), CheckpointError> {
+        let v = self.memo.get(&key).cloned().ok_or_else(|| self.bad(format!("memo key {key} was never stored")))?;
+        self.push(v)
+    }
+
+    /// The one place a global is resolved: refuse anything outside the allowlist.
+    fn global(&mut self, module: &str, name: &str, opcode: &'static str, at: usize) -> Result<Value, CheckpointError> {
+        if !is_allowed(module, name) {
+            return Err(CheckpointError::UnsafeGlobal {
+                entry: self.entry.to_owned(),
+                module: module.to_owned(),
+                name: name.to_owned(),
+                opcode,
+                offset: at as u64,
+            });
+        }
+        Ok(Value::Global(Rc::new((module.to_owned(), name.to_owned()))))
+    }
+
+    fn set_items(&mut self, target: &Value, items: Vec<Value>) -> Result<(), CheckpointError> {
+        if items.len() % 2 != 0 {
+            return Err(self.bad("SETITEMS with an odd number of items"));
+        }
+        let Value::Dict(d) = target else {
+            return Err(self.bad("SETITEM(S) on something that is not a dict"));
+        };
+        let mut d = d.borrow_mut();
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            d.push((k, v));
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<Value, CheckpointError> {
+        loop {
+            let at = self.pos;
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    let proto = self.u8()?;
+                    if proto > 5 {
+                        return Err(self.bad(format!("unknown pickle protocol {proto}")));
+                    }
+                }
+                0x95 => {
+                    self.u64()?;
+                }
+                b'.' => return self.pop(),
+                b'(' => self.push(Value::Mark)?,
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.push(v)?;
+                }
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
+                b'I' => {
+                    let s = self.line()?;
+                    let v = match s {
+                        "01" => Value::Bool(true),
+                        "00" => Value::Bool(false),
+                        _ => Value::Int(s.trim().parse().map_err(|_| self.bad(format!("bad INT {s:?}")))?),
+                    };
+                    self.push(v)?;
+                }
+                b'J' => {
+                    let v = i32::from_le_bytes(self.take(4)?.try_into().unwrap());
+                    self.push(Value::Int(v.into()))?;
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.push(Value::Int(v.into()))?;
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.push(Value::Int(v.into()))?;
+                }
+                b'L' => {
+                    let s = self.line()?.trim_end_matches('L');
+                    let v = match s.parse::<i64>() {
+                        Ok(i) => Value::Int(i),
+                        Err(_) if !s.is_empty() && s.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) => {
+                            Value::BigInt(s.to_owned())
+                        }
+                        Err(_) => return Err(self.bad(format!("bad LONG {s:?}"))),
+                    };
+                    self.push(v)?;
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a { u64::from(self.u8()?) } else { u64::from(self.u32()?) };
+                    let n = self.len(n)?;
+                    let bytes = self.take(n)?;
+                    self.push(decode_long(bytes))?;
+                }
+                b'F' => {
+                    let s = self.line()?;
+                    let v = s.trim().parse::<f64>().map_err(|_| self.bad(format!("bad FLOAT {s:?}")))?;
+                    self.push(Value::Float(v))?;
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
+                    self.push(Value::Float(v))?;
+                }
+                b'X' | 0x8c | 0x8d => {
+                    let n = match op {
+                        b'X' => u64::from(self.u32()?),
+                        0x8c => u64::from(self.u8()?),
+                        _ => self.u64()?,
+                    };
+                    let n = self.len(n)?;
+                    let b = self.take(n)?;
+                    let s = self.utf8(b)?;
+                    self.push(Value::Str(s))?;
+                }
+                b'V' => {
+                    let s = self.line()?.to_owned();
+                    self.push(Value::Str(s))?;
+                }
+                b'S' => {
+                    let s = self.line()?;
+                    let s = s.trim();
+                    let unq = s
+                        .strip_prefix('\'')
+                        .and_then(|s| s.strip_suffix('\''))
+                        .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                        .ok_or_else(|| self.bad("STRING argument is not quoted"))?;
+                    self.push(Value::Str(unq.to_owned()))?;
+                }
+                b'T' | b'U' => {
+                    let n = if op == b'T' { u64::from(self.u32()?) } else { u64::from(self.u8()?) };
+                    let n = self.len(n)?;
+                    let b = self.take(n)?;
+                    // Python 2 str: bytes; torch never writes these, keep them as latin-1 text.
+                    self.push(Value::Str(b.iter().map(|&c| c as char).collect()))?;
+                }
+                b'B' | b'C' | 0x8e | 0x96 => {
+                    let n = match op {
+                        b'B' => u64::from(self.u32()?),
+                        b'C' => u64::from(self.u8()?),
+                        _ => self.u64()?,
+                    };
+                    let n = self.len(n)?;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                b']' => self.push(new_list(Vec::new()))?,
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(new_list(items))?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    match self.top()? {
+                        Value::List(l) => l.borrow_mut().push(v),
+                        _ => return Err(self.bad("APPEND to something that is not a list")),
+                    }
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::List(l) => l.borrow_mut().extend(items),
+                        _ => return Err(self.bad("APPENDS to something that is not a list")),
+                    }
+                }
+                b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(Rc::new(items)))?;
+                }
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    if self.stack.len() < n {
+                        return Err(self.bad("stack underflow"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    if items.iter().any(|v| matches!(v, Value::Mark)) {
+                        return Err(self.bad("MARK inside a TUPLEn"));
+                    }
+                    self.push(Value::Tuple(Rc::new(items)))?;
+                }
+                b'}' => self.push(new_dict(Vec::new()))?,
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let d = new_dict(Vec::new());
+                    self.set_items(&d, items)?;
+                    self.push(d)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    let target = self.top()?.clone();
+                    self.set_items(&target, vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    self.set_items(&target, items)?;
+                }
+                0x8f => self.push(Value::Set(Rc::new(RefCell::new(Vec::new()))))?,
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::Set(s) => s.borrow_mut().extend(items),
+                        _ => return Err(self.bad("ADDITEMS to something that is not a set")),
+                    }
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Set(Rc::new(RefCell::new(items))))?;
+                }
+                b'g' => {
+                    let s = self.line()?;
+                    let k = s.trim().parse().map_err(|_| self.bad(format!("bad GET {s:?}")))?;
+                    self.memo_get(k)?;
+                }
+                b'h' => {
+                    let k = self.u8()?;
+                    self.memo_get(k.into())?;
+                }
+                b'j' => {
+                    let k = self.u32()?;
+                    self.memo_get(k)?;
+                }
+                b'p' => {
+                    let s = self.line()?;
+                    let k = s.trim().parse().map_err(|_| self.bad(format!("bad PUT {s:?}")))?;
+                    self.memo_put(k)?;
+                }
+                b'q' => {
+                    let k = self.u8()?;
+                    self.memo_put(k.into())?;
+                }
+                b'r' => {
+                    let k = self.u32()?;
+                    self.memo_put(k)?;
+                }
+                0x94 => {
+                    let k = u32::try_from(self.memo.len()).map_err(|_| self.bad("memo overflow"))?;
+                    self.memo_put(k)?;
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    let g = self.global(module, name, "GLOBAL", at)?;
+                    self.push(g)?;
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
+                        return Err(self.bad("STACK_GLOBAL operands are not strings"));
+                    };
+                    let g = self.global(module, name, "STACK_GLOBAL", at)?;
+                    self.push(g)?;
+                }
+                b'i' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    let g = self.global(module, name, "INST", at)?;
+                    let args = self.pop_mark()?;
+                    let v = self.call(&g, args)?;
+                    self.push(v)?;
+                }
+                0x82..=0x84 => {
+                    // The extension registry maps integers to arbitrary globals: nothing to check them against.
+                    return Err(CheckpointError::UnsafeGlobal {
+                        entry: self.entry.to_owned(),
+                        module: "copyreg".into(),
+                        name: "extension registry".into(),
+                        opcode: "EXT",
+                        offset: at as u64,
+                    });
+                }
+                b'o' => {
+                    let mut items = self.pop_mark()?;
+                    if items.is_empty() {
+                        return Err(self.bad("OBJ without a class"));
+                    }
+                    let class = items.remove(0);
+                    let v = self.call(&class, items)?;
+                    self.push(v)?;
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let class = self.pop()?;
+                    let args = tuple_items(&args).ok_or_else(|| self.bad("NEWOBJ arguments are not a tuple"))?;
+                    let v = self.call(&class, args)?;
+                    self.push(v)?;
+                }
+                0x92 => {
+                    let _kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let class = self.pop()?;
+                    let args = tuple_items(&args).ok_or_else(|| self.bad("NEWOBJ_EX arguments are not a tuple"))?;
+                    let v = self.call(&class, args)?;
+                    self.push(v)?;
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let args = tuple_items(&args).ok_or_else(|| self.bad("REDUCE arguments are not a tuple"))?;
+                    let v = self.call(&f, args)?;
+                    self.push(v)?;
+                }
+                b'b' => {
+                    // BUILD sets state on the object below; plumbline keeps the object as it is
+                    // (an OrderedDict's `_metadata`, a Parameter's hooks).
+                    self.pop()?;
+                    self.top()?;
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = self.persistent(&pid)?;
+                    self.push(v)?;
+                }
+                b'P' => {
+                    let s = self.line()?.to_owned();
+                    return Err(self.bad(format!("text persistent id {s:?} (not written by torch.save)")));
+                }
+                0x97 | 0x98 | 0x99 => {
+                    return Err(CheckpointError::Unsupported(format!(
+                        "out-of-band pickle buffers (opcode 0x{op:02x} at byte {at} of {})",
+                        self.entry
+                    )));
+                }
+                _ => return Err(self.bad(format!("unknown opcode 0x{op:02x}"))),
+            }
+        }
+    }
+
+    /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel).
+    fn persistent(&self, pid: &Value) -> Result<Value, CheckpointError> {
+        let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
+        match items.as_slice() {
+            [Value::Str(kind), Value::Global(class), Value::Str(key), _location, numel] if kind == "storage" => {
+                let dtype = if class.1 == "UntypedStorage" {
+                    "uint8"
+                } else {
+                    storage_dtype(&class.1).ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?
+                };
+                let numel = as_u64(numel).ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
+                Ok(Value::Storage(Rc::new((dtype.to_owned(), key.clone(), numel))))
+            }
+            _ => Err(self.bad("persistent id is not torch's ('storage', class, key, location, numel)")),
+        }
+    }
+
+    /// What "calling" an allowlisted global yields. Nothing is executed; unknown callables give opaque values.
+    fn call(&self, f: &Value, args: Vec<Value>) -> Result<Value, CheckpointError> {
+        let Value::Global(g) = f else {
+            return Err(self.bad("call of something that is not a global"));
+        };
+        let (module, name) = (&g.0, &g.1);
+        match (module.as_str(), name.as_str()) {
+            ("collections", "OrderedDict") if args.is_empty() => Ok(new_dict(Vec::new())),
+            ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
+                let storage = match args.first() {
+                    Some(Value::Storage(s)) => s.clone(),
+                    _ => return Err(self.bad("tensor rebuild without a storage")),
+                };
+                let offset = args.get(1).and_then(as_u64).ok_or_else(|| self.bad("tensor storage offset"))?;
+                let shape = args
+                    .get(2)
+                    .and_then(tuple_items)
+                    .and_then(|s| s.iter().map(as_u64).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| self.bad("tensor size is not a tuple of ints"))?;
+                let numel: u64 = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| self.bad("tensor size overflows"))?;
+                if offset.checked_add(numel).is_none_or(|end| end > storage.2 && numel > 0) {
+                    return Err(self.bad(format!(
+                        "tensor of {numel} elements at offset {offset} overruns its storage of {} elements",
+                        storage.2
+                    )));
+                }
+                Ok(Value::Tensor(Rc::new(TensorRef {
+                    dtype: storage.0.clone(),
+                    shape,
+                    storage_key: storage.1.clone(),
+                    storage_offset: offset,
+                    storage_numel: storage.2,
+                })))
+            }
+            ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+                match args.into_iter().next() {
+                    Some(t @ Value::Tensor(_)) => Ok(t),
+                    _ => Err(self.bad("parameter rebuild without a tensor")),
+                }
+            }
+            ("_codecs", "encode") => match args.first() {
+                Some(Value::Str(s)) => Ok(Value::Bytes(s.chars().map(|c| c as u32 as u8).collect())),
+                _ => Err(self.bad("_codecs.encode without a string")),
+            },
+            ("builtins", "set") | ("builtins", "frozenset") => {
+                let items = args.first().map(|a| match a {
+                    Value::List(l) => l.borrow().clone(),
+                    other => tuple_items(other).unwrap_or_default(),
+                });
+                Ok(Value::Set(Rc::new(RefCell::new(items.unwrap_or_default()))))
+            }
+            _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}")))),
+        }
+    }
+}
+
+fn tuple_items(v: &Value) -> Option<Vec<Value>> {
+    match v {
+        Value::Tuple(t) => Some(t.as_ref().clone()),
+        _ => None,
+    }
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+/// LONG1/LONG4 payload: little-endian two's complement.
+fn decode_long(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Int(0);
+    }
+    if bytes.len() <= 8 {
+        let neg = bytes[bytes.len() - 1] & 0x80 != 0;
+        let mut buf = if neg { [0xffu8; 8] } else { [0u8; 8] };
+        buf[..bytes.len()].copy_from_slice(bytes);
+        return Value::Int(i64::from_le_bytes(buf));
+    }
+    Value::BigInt(format!("0x{}", bytes.iter().rev().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_matches_whole_names_only() {
+        assert!(is_allowed("collections", "OrderedDict"));
+        assert!(is_allowed("torch._utils", "_rebuild_tensor_v2"));
+        assert!(!is_allowed("collections", "Ordered"));
+        assert!(!is_allowed("collections.Ordered", "Dict"));
+        assert!(!is_allowed("posix", "system"));
+        assert!(!is_allowed("torch", "load"));
+    }
+
+    #[test]
+    fn decodes_small_protocol_2_dict() {
+        // pickle.dumps({"a": [1, -2, 3.5, None, True]}, protocol=2)
+        let data = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.";
+        let v = read(data, "t").unwrap();
+        let Value::Dict(d) = v else { panic!("not a dict") };
+        let d = d.borrow();
+        assert_eq!(d.len(), 1);
+        let Value::List(l) = &d[0].1 else { panic!("not a list") };
+        let l = l.borrow();
+        assert!(matches!(l[1], Value::Int(-2)));
+        assert!(matches!(l[2], Value::Float(f) if f == 3.5));
+        assert_eq!(l.len(), 5);
+    }
+
+    #[test]
+    fn long1_negative() {
+        assert!(matches!(decode_long(&[0xff]), Value::Int(-1)));
+        assert!(matches!(decode_long(&[0x00, 0x01]), Value::Int(256)));
+    }
+
+    #[test]
+    fn refuses_global_before_reduce() {
+        let data = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.";
+        let err = read(data, "archive/data.pkl").unwrap_err();
+        assert!(matches!(err, CheckpointError::UnsafeGlobal { ref module, ref name, .. } if module == "posix" && name == "system"), "{err}");
+    }
+}

@@ -1,0 +1,243 @@
+//! The command line (clap derive). `run` returns the exit code: 0 passed, 1 findings at or above
+//! `--fail-on`, 2 plumbline could not do its job. Output goes to the writers it is given; only `main.rs`
+//! touches the process's stdout/stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::check::{self, Outcome};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::finding::Severity;
+use crate::gates::{self, checkpoint_inventory};
+use crate::render::{human, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "plumbline", version, about = "Audits an ML trading pipeline end to end and gates pull requests on it", long_about = None)]
+pub struct Cli {
+    /// The config file; paths inside it are relative to its directory.
+    #[arg(long, global = true, default_value = "plumbline.toml", value_name = "PATH")]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Lowest severity that fails the run (exit 1).
+    #[arg(long, global = true, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Note,
+}
+
+impl FailOn {
+    fn severity(self) -> Severity {
+        match self {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Note => Severity::Note,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every gate the config enables.
+    Check,
+    /// Run one gate.
+    Gate {
+        /// Gate name (see docs/gates.md).
+        name: String,
+    },
+    /// Derive the pipeline contract from code and checkpoints and print it (canonical JSON).
+    Derive {
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Compare the docs with the derived contract, or rewrite their generated parts.
+    Docs(DocsArgs),
+    /// List every checkpoint the config's globs find, with its metadata.
+    Inventory {
+        /// Also hash every file (reads all bytes).
+        #[arg(long)]
+        hash: bool,
+    },
+    /// Print a JSON Schema plumbline derives from its types.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaName::Contract)]
+        name: SchemaName,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DocsArgs {
+    /// Fail (exit 1) on any difference, printing a unified diff.
+    #[arg(long)]
+    pub check: bool,
+    /// Rewrite only the generated parts (atomically).
+    #[arg(long)]
+    pub write: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaName {
+    /// `plumbline.toml` (schemas/plumbline.schema.json)
+    Config,
+    /// `PIPELINE_CONTRACT.json` (schemas/pipeline-contract.schema.json)
+    Contract,
+    /// `--format json` output (schemas/report.schema.json)
+    Report,
+}
+
+/// The JSON Schema of one of plumbline's formats, pretty-printed with a trailing newline.
+pub fn schema(name: SchemaName) -> String {
+    let s = match name {
+        SchemaName::Config => schemars::schema_for!(crate::config::Config),
+        SchemaName::Contract => schemars::schema_for!(crate::contract::PipelineContract),
+        SchemaName::Report => schemars::schema_for!(json::JsonReport),
+    };
+    crate::canonical::to_string(&s).expect("schemas are plain JSON")
+}
+
+/// Run a parsed command line; `out` receives results, `err` diagnostics. Returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    match execute(cli, out, err) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                writeln!(err, "  caused by: {s}")?;
+                source = s.source();
+            }
+            Ok(2)
+        }
+    }
+}
+
+fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let io = |e: std::io::Error| Error::msg(format!("writing output: {e}"));
+    if let Command::Schema { name } = &cli.command {
+        out.write_all(schema(*name).as_bytes()).map_err(io)?;
+        return Ok(0);
+    }
+    let loaded = config::load(&cli.config)?;
+    let fail_on = cli.fail_on.severity();
+    match &cli.command {
+        Command::Schema { .. } => unreachable!("handled above"),
+        Command::Check => report(cli, &check::run(&loaded, &[])?, fail_on, out),
+        Command::Gate { name } => {
+            let gate = gates::find(name).ok_or_else(|| {
+                let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
+                Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
+            })?;
+            report(cli, &check::run(&loaded, &[gate])?, fail_on, out)
+        }
+        Command::Docs(args) if args.check => {
+            let gate = gates::find("docs-drift").expect("docs-drift is registered");
+            report(cli, &check::run(&loaded, &[gate])?, fail_on, out)
+        }
+        Command::Docs(_) => {
+            let facts = crate::facts::collect(&loaded)?;
+            let contract = crate::contract::derive(&loaded.config.pipeline.name, &loaded.config.checkpoints.production, &facts)?;
+            for (file, outcome) in crate::docs::write(&loaded, &contract)? {
+                let what = match outcome {
+                    crate::docs::WriteOutcome::Unchanged => "up to date",
+                    crate::docs::WriteOutcome::Updated => "updated",
+                    crate::docs::WriteOutcome::Created => "created",
+                };
+                writeln!(err, "{file}: {what}").map_err(io)?;
+            }
+            Ok(0)
+        }
+        Command::Derive { out: path } => {
+            let facts = crate::facts::collect(&loaded)?;
+            let contract = crate::contract::derive(&loaded.config.pipeline.name, &loaded.config.checkpoints.production, &facts)?;
+            let text = crate::docs::expected_json(&contract);
+            match path {
+                Some(p) => crate::docs::atomic_write(p, &text)?,
+                None => out.write_all(text.as_bytes()).map_err(io)?,
+            }
+            Ok(0)
+        }
+        Command::Inventory { hash } => {
+            let (rows, findings) = checkpoint_inventory::inventory(&loaded, *hash)?;
+            let failed = findings.iter().any(|f| f.severity >= fail_on);
+            match cli.format {
+                Format::Json => {
+                    let doc = serde_json::json!({ "checkpoints": rows, "findings": findings });
+                    out.write_all(crate::canonical::to_string(&doc).expect("plain JSON").as_bytes()).map_err(io)?;
+                }
+                Format::Human => {
+                    out.write_all(inventory_table(&rows).as_bytes()).map_err(io)?;
+                    let mut s = String::new();
+                    let mut sources = human::Sources::default();
+                    for f in &findings {
+                        s.push('\n');
+                        human::finding(&mut s, f, &mut sources);
+                    }
+                    out.write_all(s.as_bytes()).map_err(io)?;
+                }
+            }
+            Ok(u8::from(failed))
+        }
+    }
+}
+
+fn report(cli: &Cli, outcome: &Outcome, fail_on: Severity, out: &mut dyn Write) -> Result<u8> {
+    let text = match cli.format {
+        Format::Human => human::render(outcome, &mut human::Sources::default()),
+        Format::Json => json::render(outcome, fail_on),
+    };
+    out.write_all(text.as_bytes()).map_err(|e| Error::msg(format!("writing output: {e}")))?;
+    Ok(u8::from(outcome.fails(fail_on)))
+}
+
+fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
+    let header = ["path", "format", "size", "model", "input_dim", "heads", "tensors", "sha256"];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        table.push(vec![
+            if r.production { format!("{} (production)", r.path) } else { r.path.clone() },
+            r.format.map(|f| f.as_str().to_owned()).unwrap_or_else(|| "?".into()),
+            human_size(r.size),
+            r.model_version.clone().unwrap_or_else(|| "—".into()),
+            r.input_dim.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
+            if r.heads.is_empty() { "—".into() } else { r.heads.join(",") },
+            r.tensors.to_string(),
+            r.sha256.as_deref().map(|h| h.chars().take(19).collect::<String>() + "…").unwrap_or_else(|| "—".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut s = String::new();
+    for row in &table {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        s.push_str(cells.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,394 @@
+//! `plumbline.toml`: where each fact of the pipeline lives. Every fact is a *source pointer* (a Python
+//! constant, a Rust constant, a key in a TOML/JSON file, a key in a checkpoint, a command printing JSON),
+//! never the value typed a second time. Paths are relative to the directory holding the config.
+//!
+//! The schema is derived with schemars and committed as `schemas/plumbline.schema.json`; a test fails when
+//! the two differ. Later sections (slices, commands, engines, path rules) are added as new optional tables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::finding::{Location, Severity};
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "plumbline.toml", description = "Configuration of plumbline, the ML trading pipeline auditor.")]
+pub struct Config {
+    pub pipeline: PipelineSection,
+    pub model: ModelSection,
+    pub features: FeaturesSection,
+    pub targets: TargetsSection,
+    pub checkpoints: CheckpointsSection,
+    #[serde(default)]
+    pub docs: DocsSection,
+    /// Per-code severity overrides, e.g. `docs-drift = "warning"`; `"off"` drops the finding.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub severity: BTreeMap<String, SeverityOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipelineSection {
+    /// The pipeline's name (its identity; the one value typed here).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModelSection {
+    /// Model version: bumped by every retrain that writes a new checkpoint (int or string).
+    pub version: Source,
+    /// Heads version: bumped when the head map changes.
+    pub heads_version: Source,
+    /// The head map: a list of `{name, kind, size}` (or `shape`) in output order.
+    pub heads: Source,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FeaturesSection {
+    /// The ordered feature list (a list of strings).
+    pub columns: Source,
+    /// Feature dtypes: one dtype string for all, a list aligned with `columns`, or a dict name → dtype.
+    pub dtypes: Source,
+    /// What the pipeline does with NaN inputs (e.g. "zero-fill", "forward-fill", "drop-row", "reject").
+    pub nan_policy: Source,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TargetsSection {
+    /// Label horizon in bars (a non-negative int).
+    pub horizon: Source,
+    /// Label thresholds: a dict name → number.
+    pub thresholds: Source,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CheckpointsSection {
+    /// Globs (relative to the config) that find every checkpoint to audit.
+    pub globs: Vec<String>,
+    /// The production checkpoint (relative path); the contract is derived from it.
+    pub production: String,
+    /// Where each required fact lives inside a checkpoint (dotted key paths).
+    #[serde(default)]
+    pub keys: CheckpointKeys,
+}
+
+/// Dotted key paths of the required facts inside a checkpoint. The defaults are the layout documented in
+/// docs/checkpoint-metadata.md.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct CheckpointKeys {
+    pub feature_cols: String,
+    pub feature_dtypes: String,
+    pub input_dim: String,
+    pub schema_hash: String,
+    pub scaler_kind: String,
+    pub median: String,
+    pub mad: String,
+    pub model_version: String,
+    pub heads_version: String,
+    pub heads: String,
+    pub arch: String,
+    pub targets: String,
+    pub run: String,
+    /// Where the state dict sits in a torch archive (safetensors files keep tensors at the top level).
+    pub state_dict: String,
+}
+
+impl Default for CheckpointKeys {
+    fn default() -> Self {
+        CheckpointKeys {
+            feature_cols: "feature_cols".into(),
+            feature_dtypes: "feature_dtypes".into(),
+            input_dim: "input_dim".into(),
+            schema_hash: "schema_hash".into(),
+            scaler_kind: "scaler.kind".into(),
+            median: "scaler.median".into(),
+            mad: "scaler.mad".into(),
+            model_version: "model_version".into(),
+            heads_version: "heads_version".into(),
+            heads: "heads".into(),
+            arch: "arch".into(),
+            targets: "targets".into(),
+            run: "run".into(),
+            state_dict: "state_dict".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DocsSection {
+    /// The canonical contract, committed (validated against schemas/pipeline-contract.schema.json).
+    pub json: String,
+    /// Markdown files with `<!-- plumbline:begin NAME -->` … `<!-- plumbline:end NAME -->` blocks.
+    pub markdown: Vec<String>,
+}
+
+impl Default for DocsSection {
+    fn default() -> Self {
+        DocsSection { json: "docs/PIPELINE_CONTRACT.json".into(), markdown: vec!["docs/PIPELINE_CONTRACT.md".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityOverride {
+    Error,
+    Warning,
+    Note,
+    Off,
+}
+
+impl SeverityOverride {
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            SeverityOverride::Error => Some(Severity::Error),
+            SeverityOverride::Warning => Some(Severity::Warning),
+            SeverityOverride::Note => Some(Severity::Note),
+            SeverityOverride::Off => None,
+        }
+    }
+}
+
+/// Where a fact lives. Exactly one of `python`, `rust`, `toml`, `json`, `checkpoint`, `command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Source {
+    /// A module-level constant in a Python file, read with a parser (never imported).
+    Python { python: String, name: String },
+    /// A `const` or `static` item in a Rust file.
+    Rust { rust: String, name: String },
+    /// A dotted key path in a TOML file.
+    Toml { toml: String, key: String },
+    /// A dotted key path in a JSON file.
+    Json { json: String, key: String },
+    /// A dotted key path inside a checkpoint: `"production"` or a path.
+    Checkpoint { checkpoint: String, key: String },
+    /// A command (argv, run in the config's directory) that prints JSON; `key` selects inside it.
+    Command {
+        command: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default = "default_timeout", rename = "timeout-secs")]
+        timeout_secs: u64,
+    },
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Source::try_from(RawSource::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The permissive shape a source is first read into, so a wrong combination gets a precise message
+/// (with the TOML position) instead of serde's "did not match any variant".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSource {
+    python: Option<String>,
+    rust: Option<String>,
+    toml: Option<String>,
+    json: Option<String>,
+    checkpoint: Option<String>,
+    command: Option<Vec<String>>,
+    name: Option<String>,
+    key: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+impl TryFrom<RawSource> for Source {
+    type Error = String;
+
+    fn try_from(r: RawSource) -> std::result::Result<Self, String> {
+        let kinds = [
+            r.python.is_some(),
+            r.rust.is_some(),
+            r.toml.is_some(),
+            r.json.is_some(),
+            r.checkpoint.is_some(),
+            r.command.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err("a source needs exactly one of `python`, `rust`, `toml`, `json`, `checkpoint`, `command`".into());
+        }
+        let need = |field: Option<String>, what: &str, kind: &str| {
+            field.ok_or_else(|| format!("a `{kind}` source needs `{what}`"))
+        };
+        let no = |field: &Option<String>, what: &str, kind: &str| match field {
+            Some(_) => Err(format!("a `{kind}` source takes no `{what}`")),
+            None => Ok(()),
+        };
+        if r.timeout_secs.is_some() && r.command.is_none() {
+            return Err("`timeout-secs` only applies to `command` sources".into());
+        }
+        if let Some(python) = r.python {
+            no(&r.key, "key", "python")?;
+            return Ok(Source::Python { python, name: need(r.name, "name", "python")? });
+        }
+        if let Some(rust) = r.rust {
+            no(&r.key, "key", "rust")?;
+            return Ok(Source::Rust { rust, name: need(r.name, "name", "rust")? });
+        }
+        no(&r.name, "name", "toml/json/checkpoint/command")?;
+        if let Some(toml) = r.toml {
+            return Ok(Source::Toml { toml, key: need(r.key, "key", "toml")? });
+        }
+        if let Some(json) = r.json {
+            return Ok(Source::Json { json, key: need(r.key, "key", "json")? });
+        }
+        if let Some(checkpoint) = r.checkpoint {
+            return Ok(Source::Checkpoint { checkpoint, key: need(r.key, "key", "checkpoint")? });
+        }
+        let command = r.command.unwrap_or_default();
+        if command.is_empty() {
+            return Err("a `command` source needs a non-empty argv list".into());
+        }
+        Ok(Source::Command { command, key: r.key, timeout_secs: r.timeout_secs.unwrap_or_else(default_timeout) })
+    }
+}
+
+/// A loaded config and the directory its relative paths start from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The config file as given on the command line.
+    pub path: PathBuf,
+    /// Its directory ("." when the config is in the working directory).
+    pub root: PathBuf,
+}
+
+impl Loaded {
+    /// A config-relative path as a file-system path.
+    pub fn resolve(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// A config-relative path as it is shown in findings (`/` separators, no leading `./`).
+    pub fn display(&self, rel: &str) -> String {
+        display_path(&self.resolve(rel))
+    }
+}
+
+/// A path as findings show it: `/` separators, no `./` segments.
+pub fn display_path(path: &Path) -> String {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if path.is_absolute() && !joined.starts_with('/') { format!("/{joined}") } else { joined.replace("//", "/") }
+}
+
+/// Load and validate a config file. Unknown keys and wrong types give `path:line:column: message`.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text = crate::error::read_to_string(path)?;
+    let config = parse(&text, &display_path(path))?;
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    for code in config.severity.keys() {
+        if !crate::gates::all_codes().any(|c| c.id == code) {
+            return Err(Error::at(
+                Location::file(display_path(path)),
+                format!("[severity] names unknown finding code `{code}` (see docs/codes.md)"),
+            ));
+        }
+    }
+    Ok(Loaded { config, path: path.to_path_buf(), root })
+}
+
+pub fn parse(text: &str, display: &str) -> Result<Config> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        Error::at(
+            Location { path: display.to_owned(), line: Some(line), column: Some(column), label: None },
+            e.message().trim().to_owned(),
+        )
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line as u32, col as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[pipeline]
+name = "p"
+[model]
+version = { python = "m.py", name = "V" }
+heads-version = { toml = "m.toml", key = "heads.version" }
+heads = { json = "h.json", key = "heads" }
+[features]
+columns = { python = "f.py", name = "COLS" }
+dtypes = { rust = "src/lib.rs", name = "DTYPES" }
+nan-policy = { command = ["echo", "\"zero-fill\""] }
+[targets]
+horizon = { checkpoint = "production", key = "targets.horizon" }
+thresholds = { python = "l.py", name = "T" }
+[checkpoints]
+globs = ["*.pt"]
+production = "a.pt"
+"#;
+
+    #[test]
+    fn parses_every_source_kind() {
+        let c = parse(MIN, "p.toml").unwrap();
+        assert_eq!(c.model.version, Source::Python { python: "m.py".into(), name: "V".into() });
+        assert!(matches!(c.features.nan_policy, Source::Command { timeout_secs: 30, .. }));
+        assert_eq!(c.checkpoints.keys.median, "scaler.median");
+        assert_eq!(c.docs.json, "docs/PIPELINE_CONTRACT.json");
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_column() {
+        let text = MIN.replace("globs = [\"*.pt\"]", "globs = [\"*.pt\"]\nglobz = 1");
+        let err = parse(&text, "p.toml").unwrap_err().to_string();
+        assert!(err.starts_with("p.toml:17:1: unknown field `globz`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_has_line_and_column() {
+        let text = MIN.replace("production = \"a.pt\"", "production = 3");
+        let err = parse(&text, "p.toml").unwrap_err().to_string();
+        assert!(err.starts_with("p.toml:17:14:"), "{err}");
+        assert!(err.contains("string"), "{err}");
+    }
+
+    #[test]
+    fn source_with_two_kinds_is_rejected_with_position() {
+        let text = MIN.replace("{ python = \"m.py\", name = \"V\" }", "{ python = \"m.py\", toml = \"x\", name = \"V\" }");
+        let err = parse(&text, "p.toml").unwrap_err().to_string();
+        assert!(err.contains("p.toml:5:"), "{err}");
+        assert!(err.contains("exactly one of"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+    }
+}

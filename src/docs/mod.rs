@@ -1,0 +1,169 @@
+//! The docs contract: `PIPELINE_CONTRACT.json` (fully generated) and Markdown files whose generated blocks
+//! are rendered from the contract. This module knows the mechanics (expected text, schema validation,
+//! diffs, atomic writes); the docs-drift gate turns differences into findings.
+
+pub mod blocks;
+pub mod render;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::contract::PipelineContract;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+/// The committed contract schema, embedded so the binary validates without the repository.
+pub const CONTRACT_SCHEMA: &str = include_str!("../../schemas/pipeline-contract.schema.json");
+
+/// The exact bytes `PIPELINE_CONTRACT.json` must hold.
+pub fn expected_json(contract: &PipelineContract) -> String {
+    crate::canonical::to_string(contract).expect("the contract holds only finite numbers")
+}
+
+/// The Markdown file with every generated block re-rendered (unknown block names are an error).
+pub fn expected_markdown(text: &str, contract: &PipelineContract) -> std::result::Result<String, blocks::MarkerError> {
+    let parsed = blocks::parse(text)?;
+    if parsed.is_empty() {
+        return Err(blocks::MarkerError {
+            line: 1,
+            message: format!(
+                "no generated blocks (`<!-- plumbline:begin NAME -->` … `<!-- plumbline:end NAME -->`; names: {})",
+                render::BLOCK_NAMES.join(", ")
+            ),
+        });
+    }
+    if let Some(b) = parsed.iter().find(|b| !render::BLOCK_NAMES.contains(&b.name.as_str())) {
+        return Err(blocks::MarkerError {
+            line: b.begin_line,
+            message: format!("unknown block `{}` (plumbline generates: {})", b.name, render::BLOCK_NAMES.join(", ")),
+        });
+    }
+    blocks::rewrite(text, &|name| render::block(name, contract))
+}
+
+/// Schema problems of a docs JSON document: (JSON pointer, message). Empty when valid.
+pub fn schema_errors(doc: &serde_json::Value) -> Vec<(String, String)> {
+    let schema: serde_json::Value = serde_json::from_str(CONTRACT_SCHEMA).expect("committed schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("committed schema is a valid JSON Schema");
+    let mut errors: Vec<(String, String)> = validator
+        .iter_errors(doc)
+        .map(|e| {
+            let pointer = e.instance_path().as_str().to_owned();
+            (if pointer.is_empty() { "/".to_owned() } else { pointer }, e.to_string())
+        })
+        .collect();
+    errors.sort();
+    errors
+}
+
+/// A unified diff of `old` → `new` with file line numbers in the hunk headers.
+pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("{path} (committed)"), "derived from code and checkpoints")
+        .to_string()
+}
+
+/// The first line (1-based, in `old`) where `old` and `new` differ.
+pub fn first_changed_line(old: &str, new: &str) -> u32 {
+    let mut line = 1u32;
+    for (a, b) in old.split_inclusive('\n').zip(new.split_inclusive('\n')) {
+        if a != b {
+            return line;
+        }
+        line += 1;
+    }
+    line
+}
+
+/// Replace a file's contents atomically: write a temporary file beside it, flush it to disk, rename it
+/// over the original. A failure at any step leaves the original intact.
+pub fn atomic_write(path: &Path, contents: &str) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.plumbline-{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// What `docs --write` did to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Unchanged,
+    Updated,
+    Created,
+}
+
+/// Write the generated parts of every docs file. Markdown files must exist and have valid markers
+/// (plumbline never invents prose around blocks); the JSON file is created when missing.
+pub fn write(loaded: &crate::config::Loaded, contract: &PipelineContract) -> Result<Vec<(String, WriteOutcome)>> {
+    let docs = &loaded.config.docs;
+    // Compute every new text first: a marker error in the second file must not leave the first rewritten.
+    let mut plan = Vec::new();
+    let json_path = loaded.resolve(&docs.json);
+    let json_new = expected_json(contract);
+    let json_old = std::fs::read_to_string(&json_path).ok();
+    plan.push((loaded.display(&docs.json), json_path, json_old, json_new));
+    for md in &docs.markdown {
+        let path = loaded.resolve(md);
+        let display = loaded.display(md);
+        let old = crate::error::read_to_string(&path)?;
+        let new = expected_markdown(&old, contract)
+            .map_err(|e| Error::at(Location::at(display.clone(), e.line), format!("{} (nothing was written)", e.message)))?;
+        plan.push((display, path, Some(old), new));
+    }
+    let mut out = Vec::new();
+    for (display, path, old, new) in plan {
+        let outcome = match &old {
+            Some(o) if *o == new => WriteOutcome::Unchanged,
+            Some(_) => WriteOutcome::Updated,
+            None => WriteOutcome::Created,
+        };
+        if outcome != WriteOutcome::Unchanged {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            atomic_write(&path, &new)?;
+        }
+        out.push((display, outcome));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_has_file_line_numbers() {
+        let d = unified_diff("a\nb\nc\nd\ne\nf\n", "a\nb\nc\nD\ne\nf\n", "x.md");
+        assert!(d.contains("--- x.md (committed)"), "{d}");
+        assert!(d.contains("@@ -2,5 +2,5 @@"), "{d}");
+        assert_eq!(first_changed_line("a\nb\nc\nd\n", "a\nb\nc\nD\n"), 4);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_failure_keeps_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.md");
+        std::fs::write(&p, "old").unwrap();
+        atomic_write(&p, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        let missing_dir = dir.path().join("nope").join("f.md");
+        assert!(atomic_write(&missing_dir, "x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+}

@@ -1,0 +1,142 @@
+//! Facts: every value the contract is made of, resolved from the config's source pointers, plus the
+//! production checkpoint's own facts. Each keeps its provenance so findings can point at lines.
+
+use crate::checkpoint::{self, CheckpointInfo, Tree};
+use crate::config::{CheckpointKeys, Loaded, display_path};
+use crate::error::{Error, Result};
+use crate::finding::Location;
+use crate::source::{Fact, Resolver};
+
+/// Facts from the pipeline's code (and whatever else the config points at).
+#[derive(Debug, Clone)]
+pub struct CodeFacts {
+    pub model_version: Fact,
+    pub heads_version: Fact,
+    pub heads: Fact,
+    pub columns: Fact,
+    pub dtypes: Fact,
+    pub nan_policy: Fact,
+    pub horizon: Fact,
+    pub thresholds: Fact,
+}
+
+/// A fact a checkpoint must carry, looked up by its configured key.
+#[derive(Debug, Clone)]
+pub struct CheckpointFact {
+    /// The config field that names the key (`input-dim`), for messages.
+    pub field: &'static str,
+    pub key: String,
+    pub value: Option<Tree>,
+    pub location: Location,
+}
+
+/// The production checkpoint's facts, each possibly missing (a missing one is a finding, not a crash).
+#[derive(Debug, Clone)]
+pub struct CheckpointFacts {
+    pub feature_cols: CheckpointFact,
+    pub feature_dtypes: CheckpointFact,
+    pub input_dim: CheckpointFact,
+    pub schema_hash: CheckpointFact,
+    pub scaler_kind: CheckpointFact,
+    pub median: CheckpointFact,
+    pub mad: CheckpointFact,
+    pub model_version: CheckpointFact,
+    pub heads_version: CheckpointFact,
+    pub heads: CheckpointFact,
+    pub arch: CheckpointFact,
+}
+
+impl CheckpointFacts {
+    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Self {
+        let display = display_path(&info.path);
+        let fact = |field: &'static str, key: &str| CheckpointFact {
+            field,
+            key: key.to_owned(),
+            value: info.get(key).cloned(),
+            location: Location::file(display.clone()).with_label(format!("checkpoint key `{key}`")),
+        };
+        CheckpointFacts {
+            feature_cols: fact("feature-cols", &keys.feature_cols),
+            feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
+            input_dim: fact("input-dim", &keys.input_dim),
+            schema_hash: fact("schema-hash", &keys.schema_hash),
+            scaler_kind: fact("scaler-kind", &keys.scaler_kind),
+            median: fact("median", &keys.median),
+            mad: fact("mad", &keys.mad),
+            model_version: fact("model-version", &keys.model_version),
+            heads_version: fact("heads-version", &keys.heads_version),
+            heads: fact("heads", &keys.heads),
+            arch: fact("arch", &keys.arch),
+        }
+    }
+
+    /// Every required fact, in the documented order.
+    pub fn required(&self) -> [&CheckpointFact; 11] {
+        [
+            &self.feature_cols,
+            &self.feature_dtypes,
+            &self.input_dim,
+            &self.schema_hash,
+            &self.scaler_kind,
+            &self.median,
+            &self.mad,
+            &self.model_version,
+            &self.heads_version,
+            &self.heads,
+            &self.arch,
+        ]
+    }
+
+    pub fn missing(&self) -> Vec<&CheckpointFact> {
+        self.required().into_iter().filter(|f| f.value.is_none()).collect()
+    }
+}
+
+/// Length of a stats vector stored as a list or as a tensor node.
+pub fn vector_len(v: &Tree) -> Option<u64> {
+    match v {
+        Tree::Array(a) => Some(a.len() as u64),
+        Tree::Object(_) => {
+            let shape = checkpoint::lookup(v, "$tensor.shape")?.as_array()?;
+            shape.iter().map(Tree::as_u64).product::<Option<u64>>()
+        }
+        _ => None,
+    }
+}
+
+/// Everything `derive` and the gates read, resolved once.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub code: CodeFacts,
+    pub production: CheckpointInfo,
+    pub checkpoint: CheckpointFacts,
+}
+
+/// Read the production checkpoint and resolve every source of the config. A source that cannot be
+/// resolved is an error (exit 2) naming its file and line; a fact missing from the checkpoint is not.
+pub fn collect(loaded: &Loaded) -> Result<Facts> {
+    let cfg = &loaded.config;
+    let production_path = loaded.resolve(&cfg.checkpoints.production);
+    let production = checkpoint::open(&production_path).map_err(|e| match e {
+        Error::Io { path, source } => Error::msg(format!(
+            "production checkpoint {} (checkpoints.production in {}): {source}",
+            display_path(&path),
+            display_path(&loaded.path)
+        )),
+        other => other,
+    })?;
+    let checkpoint = CheckpointFacts::read(&production, &cfg.checkpoints.keys);
+    let mut r = Resolver::new(loaded, Some(&production));
+    let code = CodeFacts {
+        model_version: r.resolve(&cfg.model.version)?,
+        heads_version: r.resolve(&cfg.model.heads_version)?,
+        heads: r.resolve(&cfg.model.heads)?,
+        columns: r.resolve(&cfg.features.columns)?,
+        dtypes: r.resolve(&cfg.features.dtypes)?,
+        nan_policy: r.resolve(&cfg.features.nan_policy)?,
+        horizon: r.resolve(&cfg.targets.horizon)?,
+        thresholds: r.resolve(&cfg.targets.thresholds)?,
+    };
+    drop(r);
+    Ok(Facts { code, production, checkpoint })
+}

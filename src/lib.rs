@@ -1,0 +1,19 @@
+//! plumbline: audits an ML trading pipeline end to end (training → checkpoint → inference contract →
+//! backtest → live → docs) and gates pull requests on it.
+//!
+//! Data flows one way: config → sources → facts → contract → gates → findings → renderers.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod canonical;
+pub mod check;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod contract;
+pub mod docs;
+pub mod error;
+pub mod facts;
+pub mod finding;
+pub mod gates;
+pub mod render;
+pub mod source;

@@ -1,0 +1,152 @@
+//! The terminal renderer: one line per gate with its time, then each finding pointing at the line that
+//! must change and the line that holds the contract, then a one-line tally. Colour is emitted as ANSI
+//! styles; the binary writes through `anstream`, which strips them when stdout is not a terminal or
+//! `NO_COLOR` is set.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::check::Outcome;
+use crate::finding::{Finding, Location, Severity};
+
+const RED: Style = AnsiColor::Red.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const BLUE: Style = AnsiColor::Blue.on_default().bold();
+const BOLD: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+fn sev_style(s: Severity) -> Style {
+    match s {
+        Severity::Error => RED,
+        Severity::Warning => YELLOW,
+        Severity::Note => CYAN,
+    }
+}
+
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 { format!("{} ms", ms.round() as u64) } else { format!("{:.1} s", ms / 1000.0) }
+}
+
+/// Reads source lines for snippets, each file once.
+#[derive(Default)]
+pub struct Sources {
+    files: HashMap<String, Option<Vec<String>>>,
+}
+
+impl Sources {
+    fn line(&mut self, path: &str, line: u32) -> Option<String> {
+        let lines = self
+            .files
+            .entry(path.to_owned())
+            .or_insert_with(|| std::fs::read_to_string(path).ok().map(|t| t.lines().map(str::to_owned).collect()));
+        lines.as_ref()?.get(line.checked_sub(1)? as usize).cloned()
+    }
+}
+
+/// The header line: tool, pipeline, versions.
+pub fn header(outcome: &Outcome) -> String {
+    let mut s = format!("{} {} · {}", paint(BOLD, "plumbline"), env!("CARGO_PKG_VERSION"), outcome.pipeline);
+    if let Some(c) = &outcome.contract {
+        let _ = write!(s, " · model v{} · heads v{}", c.model_version, c.heads_version);
+    }
+    s.push('\n');
+    s
+}
+
+pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
+    let mut s = header(outcome);
+    let width = outcome.gates.iter().map(|g| g.gate.len()).max().unwrap_or(0);
+    for g in &outcome.gates {
+        let (mark, what) = if g.counts.errors > 0 {
+            (paint(RED, "✗"), plural(g.counts.errors, "error"))
+        } else if g.counts.warnings > 0 {
+            (paint(YELLOW, "!"), plural(g.counts.warnings, "warning"))
+        } else {
+            (paint(GREEN, "✓"), g.summary.clone())
+        };
+        let _ = writeln!(s, "  {mark} {:<width$}   {:<40} {}", g.gate, what, paint(DIM, &duration(g.duration)));
+    }
+    if !outcome.findings.is_empty() {
+        s.push('\n');
+    }
+    for f in &outcome.findings {
+        finding(&mut s, f, sources);
+        s.push('\n');
+    }
+    let c = outcome.counts();
+    let _ = writeln!(
+        s,
+        "{}, {}, {} · {} · {}",
+        plural(c.errors, "error"),
+        plural(c.warnings, "warning"),
+        plural(c.notes, "note"),
+        plural(outcome.gates.len(), "gate"),
+        duration(outcome.duration)
+    );
+    s
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
+    let _ = write!(s, "  {} {loc}", paint(BLUE, arrow));
+    if let Some(label) = &loc.label {
+        let _ = write!(s, "  {}", paint(DIM, &format!("({label})")));
+    }
+    s.push('\n');
+    if let Some(line) = loc.line
+        && let Some(text) = sources.line(&loc.path, line)
+    {
+        let n = line.to_string();
+        let pad = " ".repeat(n.len());
+        let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
+        let _ = writeln!(s, "{} {} {}", paint(BLUE, &n), paint(BLUE, "|"), text.trim_end());
+        let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
+    }
+}
+
+/// One finding, rustc-style.
+pub fn finding(s: &mut String, f: &Finding, sources: &mut Sources) {
+    let style = sev_style(f.severity);
+    let _ = writeln!(s, "{}{} {}", paint(style, &format!("{}[{}]", f.severity.as_str(), f.code)), paint(BOLD, ":"), paint(BOLD, &f.message));
+    if let Some(loc) = &f.location {
+        snippet(s, loc, sources, "-->");
+    }
+    for r in &f.related {
+        snippet(s, r, sources, ":::");
+    }
+    for n in &f.notes {
+        let _ = writeln!(s, "  {} {n}", paint(BLUE, "= note:"));
+    }
+    if let Some(h) = &f.help {
+        let _ = writeln!(s, "  {} {h}", paint(BLUE, "= help:"));
+    }
+    if let Some(d) = &f.diff {
+        for line in d.lines() {
+            let styled = if line.starts_with("+++") || line.starts_with("---") {
+                paint(BOLD, line)
+            } else if line.starts_with('+') {
+                paint(GREEN, line)
+            } else if line.starts_with('-') {
+                paint(RED, line)
+            } else if line.starts_with("@@") {
+                paint(CYAN, line)
+            } else {
+                line.to_owned()
+            };
+            let _ = writeln!(s, "{styled}");
+        }
+    }
+}

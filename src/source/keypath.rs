@@ -1,0 +1,112 @@
+//! A dotted key path in a TOML or JSON file, with the line of the value (and of each list item).
+
+use serde_json::Value;
+
+use super::Fact;
+use crate::config::line_col;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+fn missing(display: &str, key: &str, at: &str) -> Error {
+    Error::at(Location::file(display), format!("key `{key}` not found (no `{at}`)"))
+}
+
+/// A key path in a TOML file. The value is read through toml's serde model; the lines come from its
+/// spanned document model.
+pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
+    let located = |span: std::ops::Range<usize>, msg: String| {
+        let (line, column) = line_col(text, span.start);
+        Error::at(Location { path: display.to_owned(), line: Some(line), column: Some(column), label: None }, msg)
+    };
+    let doc = toml::de::DeTable::parse(text).map_err(|e| located(e.span().unwrap_or(0..0), format!("TOML syntax error: {}", e.message())))?;
+    let value: toml::Table = toml::from_str(text).map_err(|e| located(e.span().unwrap_or(0..0), e.message().to_owned()))?;
+
+    let mut node = toml::Value::Table(value);
+    let mut spanned_table = Some(doc.get_ref());
+    let mut span = 0..0;
+    let mut items: Vec<std::ops::Range<usize>> = Vec::new();
+    for seg in key.split('.') {
+        let next = match &node {
+            toml::Value::Table(t) => t.get(seg).cloned(),
+            toml::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i).cloned()),
+            _ => None,
+        };
+        node = next.ok_or_else(|| missing(display, key, seg))?;
+        let entry = spanned_table.and_then(|t| t.iter().find(|(k, _)| k.get_ref().as_ref() == seg));
+        spanned_table = None;
+        items.clear();
+        if let Some((k, v)) = entry {
+            span = k.span();
+            match v.get_ref() {
+                toml::de::DeValue::Table(t) => spanned_table = Some(t),
+                toml::de::DeValue::Array(a) => items = a.iter().map(|i| i.span()).collect(),
+                _ => {}
+            }
+        }
+    }
+    let json = serde_json::to_value(&node).map_err(|e| Error::at(Location::file(display), format!("key `{key}`: {e}")))?;
+    let (line, _) = line_col(text, span.start);
+    let mut fact = Fact::new(json, Location::at(display, line).with_label(key.to_owned()));
+    fact.item_lines = items.iter().map(|s| line_col(text, s.start).0).collect();
+    Ok(fact)
+}
+
+/// A key path in a JSON file; lines come from jsonc-parser's syntax tree.
+pub fn json_key(display: &str, text: &str, key: &str) -> Result<Fact> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Error::at(Location { path: display.to_owned(), line: Some(e.line() as u32), column: Some(e.column() as u32), label: None }, format!("invalid JSON: {e}"))
+    })?;
+    let ast = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
+        .map_err(|e| Error::at(Location::file(display), format!("invalid JSON: {e}")))?;
+    let mut node = &value;
+    let mut ast_node = ast.value.as_ref();
+    let mut start = 0usize;
+    for seg in key.split('.') {
+        node = crate::checkpoint::lookup(node, seg).ok_or_else(|| missing(display, key, seg))?;
+        ast_node = match ast_node {
+            Some(jsonc_parser::ast::Value::Object(o)) => o.get(seg).map(|p| {
+                start = p.range.start;
+                &p.value
+            }),
+            Some(jsonc_parser::ast::Value::Array(a)) => seg.parse::<usize>().ok().and_then(|i| a.elements.get(i)).inspect(|v| {
+                start = jsonc_parser::common::Ranged::range(*v).start;
+            }),
+            _ => None,
+        };
+    }
+    let mut fact = Fact::new(node.clone(), Location::at(display, line_col(text, start).0).with_label(key.to_owned()));
+    if let Some(jsonc_parser::ast::Value::Array(a)) = ast_node {
+        fact.item_lines = a.elements.iter().map(|e| line_col(text, jsonc_parser::common::Ranged::range(e).start).0).collect();
+    }
+    Ok(fact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_key_path_with_lines() {
+        let text = "[model]\nversion = 3\n\n[features]\ncols = [\n  \"a\",\n  \"b\",\n]\n[t.inner]\nx = -1.5\n";
+        let f = toml_key("c.toml", text, "features.cols").unwrap();
+        assert_eq!(f.value, serde_json::json!(["a", "b"]));
+        assert_eq!(f.origin.line, Some(5));
+        assert_eq!(f.item_lines, vec![6, 7]);
+        assert_eq!(toml_key("c.toml", text, "model.version").unwrap().origin.line, Some(2));
+        let x = toml_key("c.toml", text, "t.inner.x").unwrap();
+        assert_eq!((x.value, x.origin.line), (serde_json::json!(-1.5), Some(10)));
+        let err = toml_key("c.toml", text, "model.heads").unwrap_err().to_string();
+        assert_eq!(err, "c.toml: key `model.heads` not found (no `heads`)");
+    }
+
+    #[test]
+    fn json_key_path_with_lines() {
+        let text = "{\n  \"a\": {\n    \"b\": [\n      1,\n      2\n    ]\n  }\n}\n";
+        let f = json_key("c.json", text, "a.b").unwrap();
+        assert_eq!(f.value, serde_json::json!([1, 2]));
+        assert_eq!(f.origin.line, Some(3));
+        assert_eq!(f.item_lines, vec![4, 5]);
+        assert_eq!(json_key("c.json", text, "a.b.1").unwrap().origin.line, Some(5));
+        assert!(json_key("c.json", "{", "a").unwrap_err().to_string().starts_with("c.json:1:"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Sources turn a pointer from the config into a value with its provenance (file and line).
+
+pub mod command;
+pub mod keypath;
+pub mod python;
+pub mod rust_const;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::checkpoint::CheckpointInfo;
+use crate::config::{Loaded, Source, display_path};
+use crate::error::{Error, Result, read_to_string};
+use crate::finding::Location;
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub value: Value,
+    pub origin: Location,
+    /// For a list value: the line of each item, where the source has lines.
+    pub item_lines: Vec<u32>,
+}
+
+impl Fact {
+    pub fn new(value: Value, origin: Location) -> Self {
+        Fact { value, origin, item_lines: Vec::new() }
+    }
+
+    /// The location of list item `i` (its own line when known, else the fact's).
+    pub fn item(&self, i: usize) -> Location {
+        let mut loc = self.origin.clone();
+        if let Some(line) = self.item_lines.get(i) {
+            loc.line = Some(*line);
+        }
+        loc
+    }
+}
+
+/// Resolves sources, parsing each file once.
+pub struct Resolver<'a> {
+    loaded: &'a Loaded,
+    production: Option<&'a CheckpointInfo>,
+    python: HashMap<String, python::PythonModule>,
+    rust: HashMap<String, rust_const::RustFile>,
+    text: HashMap<String, String>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(loaded: &'a Loaded, production: Option<&'a CheckpointInfo>) -> Self {
+        Resolver { loaded, production, python: HashMap::new(), rust: HashMap::new(), text: HashMap::new() }
+    }
+
+    fn text(&mut self, rel: &str) -> Result<(String, &str)> {
+        let display = self.loaded.display(rel);
+        if !self.text.contains_key(rel) {
+            let t = read_to_string(&self.loaded.resolve(rel))?;
+            self.text.insert(rel.to_owned(), t);
+        }
+        Ok((display, self.text[rel].as_str()))
+    }
+
+    pub fn resolve(&mut self, source: &Source) -> Result<Fact> {
+        match source {
+            Source::Python { python, name } => {
+                if !self.python.contains_key(python) {
+                    let display = self.loaded.display(python);
+                    let text = read_to_string(&self.loaded.resolve(python))?;
+                    self.python.insert(python.clone(), python::PythonModule::parse(&display, text)?);
+                }
+                self.python[python].constant(name)
+            }
+            Source::Rust { rust, name } => {
+                if !self.rust.contains_key(rust) {
+                    let (display, text) = self.text(rust)?;
+                    let parsed = rust_const::RustFile::parse(&display, text)?;
+                    self.rust.insert(rust.clone(), parsed);
+                }
+                self.rust[rust].constant(name)
+            }
+            Source::Toml { toml, key } => {
+                let (display, text) = self.text(toml)?;
+                keypath::toml_key(&display, text, key)
+            }
+            Source::Json { json, key } => {
+                let (display, text) = self.text(json)?;
+                keypath::json_key(&display, text, key)
+            }
+            Source::Checkpoint { checkpoint, key } => {
+                let info = if checkpoint == "production" {
+                    self.production.cloned().ok_or_else(|| Error::msg("a `checkpoint = \"production\"` source needs the production checkpoint, which was not read"))?
+                } else {
+                    crate::checkpoint::open(&self.loaded.resolve(checkpoint))?
+                };
+                checkpoint_key(&info, key)
+            }
+            Source::Command { command, key, timeout_secs } => command::run(&self.loaded.root, command, key.as_deref(), *timeout_secs),
+        }
+    }
+}
+
+/// A key inside a checkpoint as a fact. Checkpoints have no lines: the location names the file and key.
+pub fn checkpoint_key(info: &CheckpointInfo, key: &str) -> Result<Fact> {
+    let display = display_path(&info.path);
+    let value = info
+        .get(key)
+        .ok_or_else(|| Error::at(Location::file(&display), format!("checkpoint has no key `{key}`")))?;
+    Ok(Fact::new(value.clone(), Location::file(display).with_label(format!("key `{key}`"))))
+}

@@ -1,0 +1,402 @@
+//! Python module constants, read with tree-sitter-python. The module is parsed, never imported: only
+//! literals (str, int, float, bool, None, negative numbers, list/tuple/dict of these) and names bound to
+//! other constants of the same module are accepted. Anything else is an error naming the expression and
+//! its line.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use tree_sitter::{Node, Parser, Tree};
+
+use super::Fact;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+pub struct PythonModule {
+    display: String,
+    text: String,
+    tree: Tree,
+}
+
+impl PythonModule {
+    pub fn parse(display: &str, text: String) -> Result<PythonModule> {
+        let mut parser = Parser::new();
+        parser
+            .set_language(&tree_sitter_python::LANGUAGE.into())
+            .map_err(|e| Error::msg(format!("tree-sitter-python: {e}")))?;
+        let tree = parser.parse(&text, None).ok_or_else(|| Error::msg(format!("{display}: the Python parser gave up")))?;
+        let module = PythonModule { display: display.to_owned(), text, tree };
+        if let Some(err) = first_error(module.tree.root_node()) {
+            return Err(module.error(err, format!("syntax error near `{}`", module.snippet(err))));
+        }
+        Ok(module)
+    }
+
+    fn error(&self, node: Node, message: String) -> Error {
+        let p = node.start_position();
+        Error::at(
+            Location { path: self.display.clone(), line: Some(p.row as u32 + 1), column: Some(p.column as u32 + 1), label: None },
+            message,
+        )
+    }
+
+    fn text_of(&self, node: Node) -> &str {
+        &self.text[node.byte_range()]
+    }
+
+    fn snippet(&self, node: Node) -> String {
+        let t = self.text_of(node);
+        let one_line = t.lines().next().unwrap_or("");
+        if one_line.len() < t.len() || one_line.chars().count() > 60 {
+            format!("{}…", one_line.chars().take(60).collect::<String>())
+        } else {
+            one_line.to_owned()
+        }
+    }
+
+    /// Module-level assignments (plain or annotated) and augmented assignments to `name`.
+    fn bindings(&self, name: &str) -> Vec<Node<'_>> {
+        let root = self.tree.root_node();
+        let mut out = Vec::new();
+        let mut cursor = root.walk();
+        for stmt in root.named_children(&mut cursor) {
+            if stmt.kind() != "expression_statement" {
+                continue;
+            }
+            let mut c2 = stmt.walk();
+            for expr in stmt.named_children(&mut c2) {
+                if matches!(expr.kind(), "assignment" | "augmented_assignment")
+                    && expr.child_by_field_name("left").is_some_and(|l| l.kind() == "identifier" && self.text_of(l) == name)
+                {
+                    out.push(expr);
+                }
+            }
+        }
+        out
+    }
+
+    /// The value of a module constant, with the line of its name and, for a list or tuple, each item's line.
+    pub fn constant(&self, name: &str) -> Result<Fact> {
+        self.constant_guarded(name, &mut HashSet::new())
+    }
+
+    fn constant_guarded(&self, name: &str, seen: &mut HashSet<String>) -> Result<Fact> {
+        if !seen.insert(name.to_owned()) {
+            return Err(Error::at(Location::file(&self.display), format!("`{name}` is defined in terms of itself")));
+        }
+        let bindings = self.bindings(name);
+        let assign = match bindings.as_slice() {
+            [one] if one.kind() == "assignment" => *one,
+            [] => {
+                return Err(Error::at(
+                    Location::file(&self.display),
+                    format!("no module-level assignment to `{name}` (plumbline reads top-level `{name} = <literal>` only)"),
+                ));
+            }
+            [first, ..] => {
+                let lines: Vec<String> = bindings.iter().map(|b| (b.start_position().row + 1).to_string()).collect();
+                return Err(self.error(
+                    *first,
+                    format!("`{name}` is bound more than once at module level (lines {}); a contract fact needs one definition", lines.join(", ")),
+                ));
+            }
+        };
+        let right = assign
+            .child_by_field_name("right")
+            .ok_or_else(|| self.error(assign, format!("`{name}` is declared without a value")))?;
+        let value = self.eval(right, seen)?;
+        let left = assign.child_by_field_name("left").unwrap_or(assign);
+        let mut fact = Fact::new(value, Location::at(&self.display, left.start_position().row as u32 + 1).with_label(name.to_owned()));
+        let inner = unparen(right);
+        if matches!(inner.kind(), "list" | "tuple") {
+            let mut c = inner.walk();
+            fact.item_lines = inner.named_children(&mut c).filter(|n| n.kind() != "comment").map(|n| n.start_position().row as u32 + 1).collect();
+        }
+        Ok(fact)
+    }
+
+    fn eval(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        let unsupported = |what: &str| {
+            self.error(
+                node,
+                format!(
+                    "unsupported expression `{}` ({what}); a contract fact must be a literal (str, int, float, bool, None, list/tuple/dict of these) or the name of another constant in this module",
+                    self.snippet(node)
+                ),
+            )
+        };
+        match node.kind() {
+            "string" => Ok(Value::String(self.string(node)?)),
+            "concatenated_string" => {
+                let mut s = String::new();
+                let mut c = node.walk();
+                for part in node.named_children(&mut c) {
+                    s.push_str(&self.string(part)?);
+                }
+                Ok(Value::String(s))
+            }
+            "integer" => self.integer(node).map(Value::from),
+            "float" => {
+                let t = self.text_of(node).replace('_', "");
+                if t.ends_with(['j', 'J']) {
+                    return Err(unsupported("complex number"));
+                }
+                let f: f64 = t.parse().map_err(|_| unsupported("float literal plumbline cannot read"))?;
+                float(f).ok_or_else(|| unsupported("non-finite float"))
+            }
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            "none" => Ok(Value::Null),
+            "unary_operator" => {
+                let op = node.child_by_field_name("operator").map(|o| self.text_of(o)).unwrap_or("");
+                let arg = node.child_by_field_name("argument").ok_or_else(|| unsupported("unary operator"))?;
+                let v = self.eval(arg, seen)?;
+                match (op, &v) {
+                    ("+", Value::Number(_)) => Ok(v),
+                    ("-", Value::Number(n)) => {
+                        if let Some(i) = n.as_i64() {
+                            Ok(Value::from(-i))
+                        } else {
+                            float(-n.as_f64().unwrap_or(f64::NAN)).ok_or_else(|| unsupported("number"))
+                        }
+                    }
+                    _ => Err(unsupported("operator on a non-number")),
+                }
+            }
+            "parenthesized_expression" => {
+                let inner = node.named_child(0).ok_or_else(|| unsupported("empty parentheses"))?;
+                self.eval(inner, seen)
+            }
+            "list" | "tuple" => {
+                let mut out = Vec::new();
+                let mut c = node.walk();
+                for item in node.named_children(&mut c) {
+                    if item.kind() == "comment" {
+                        continue;
+                    }
+                    if item.kind() == "list_splat" {
+                        return Err(self.error(item, format!("unsupported expression `{}` (unpacking)", self.snippet(item))));
+                    }
+                    out.push(self.eval(item, seen)?);
+                }
+                Ok(Value::Array(out))
+            }
+            "dictionary" => {
+                let mut map = serde_json::Map::new();
+                let mut c = node.walk();
+                for pair in node.named_children(&mut c) {
+                    match pair.kind() {
+                        "comment" => continue,
+                        "pair" => {}
+                        _ => return Err(self.error(pair, format!("unsupported expression `{}` in a dict", self.snippet(pair)))),
+                    }
+                    let k = pair.child_by_field_name("key").ok_or_else(|| unsupported("dict entry"))?;
+                    let v = pair.child_by_field_name("value").ok_or_else(|| unsupported("dict entry"))?;
+                    let key = match self.eval(k, seen)? {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => if b { "True".into() } else { "False".into() },
+                        _ => return Err(self.error(k, format!("unsupported dict key `{}`", self.snippet(k)))),
+                    };
+                    if map.contains_key(&key) {
+                        return Err(self.error(k, format!("duplicate dict key `{key}`")));
+                    }
+                    map.insert(key, self.eval(v, seen)?);
+                }
+                Ok(Value::Object(map))
+            }
+            "identifier" => {
+                let name = self.text_of(node).to_owned();
+                let v = self.constant_guarded(&name, seen).map_err(|e| match e {
+                    Error::At { location, message } if location.line.is_none() => self.error(node, format!("`{name}` is not a constant of this module: {message}")),
+                    other => other,
+                })?;
+                seen.remove(&name);
+                Ok(v.value)
+            }
+            "call" => Err(unsupported("a call; plumbline never runs pipeline code to read a fact")),
+            "list_comprehension" | "dictionary_comprehension" | "generator_expression" | "set_comprehension" => {
+                Err(unsupported("a comprehension"))
+            }
+            "binary_operator" => Err(unsupported("arithmetic or concatenation")),
+            "set" => Err(unsupported("a set has no order; use a list or tuple")),
+            other => Err(unsupported(other)),
+        }
+    }
+
+    fn integer(&self, node: Node) -> Result<i64> {
+        let t = self.text_of(node).replace('_', "").to_ascii_lowercase();
+        let parsed = if let Some(h) = t.strip_prefix("0x") {
+            i64::from_str_radix(h, 16)
+        } else if let Some(o) = t.strip_prefix("0o") {
+            i64::from_str_radix(o, 8)
+        } else if let Some(b) = t.strip_prefix("0b") {
+            i64::from_str_radix(b, 2)
+        } else {
+            t.parse()
+        };
+        parsed.map_err(|_| self.error(node, format!("integer `{}` does not fit in 64 bits", self.text_of(node))))
+    }
+
+    fn string(&self, node: Node) -> Result<String> {
+        if node.kind() != "string" {
+            return Err(self.error(node, format!("unsupported expression `{}`", self.snippet(node))));
+        }
+        let mut out = String::new();
+        let mut raw = false;
+        let mut c = node.walk();
+        for part in node.children(&mut c) {
+            match part.kind() {
+                "string_start" => {
+                    let prefix = self.text_of(part).trim_end_matches(['"', '\'']).to_ascii_lowercase();
+                    if prefix.contains('f') || prefix.contains('t') {
+                        return Err(self.error(node, format!("unsupported expression `{}` (an f-string is computed at run time)", self.snippet(node))));
+                    }
+                    if prefix.contains('b') {
+                        return Err(self.error(node, format!("unsupported expression `{}` (bytes, not text)", self.snippet(node))));
+                    }
+                    raw = prefix.contains('r');
+                }
+                "string_content" => {
+                    // tree-sitter-python nests escape_sequence nodes inside string_content.
+                    let start = part.start_byte();
+                    let mut pos = start;
+                    let mut c2 = part.walk();
+                    for esc in part.named_children(&mut c2) {
+                        out.push_str(&self.text[pos..esc.start_byte()]);
+                        let e = self.text_of(esc);
+                        if raw {
+                            out.push_str(e);
+                        } else {
+                            out.push_str(&self.unescape(esc, e)?);
+                        }
+                        pos = esc.end_byte();
+                    }
+                    out.push_str(&self.text[pos..part.end_byte()]);
+                }
+                "escape_sequence" => {
+                    let e = self.text_of(part);
+                    if raw { out.push_str(e) } else { out.push_str(&self.unescape(part, e)?) }
+                }
+                "interpolation" => return Err(self.error(part, "unsupported expression (f-string interpolation)".into())),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn unescape(&self, node: Node, e: &str) -> Result<String> {
+        let body = &e[1..];
+        let simple = match body {
+            "n" => Some('\n'),
+            "t" => Some('\t'),
+            "r" => Some('\r'),
+            "\\" => Some('\\'),
+            "'" => Some('\''),
+            "\"" => Some('"'),
+            "0" => Some('\0'),
+            "a" => Some('\x07'),
+            "b" => Some('\x08'),
+            "f" => Some('\x0c'),
+            "v" => Some('\x0b'),
+            "\n" => return Ok(String::new()),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            return Ok(c.to_string());
+        }
+        let hex = body.strip_prefix('x').or_else(|| body.strip_prefix('u')).or_else(|| body.strip_prefix('U'));
+        if let Some(c) = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32) {
+            return Ok(c.to_string());
+        }
+        Err(self.error(node, format!("unsupported escape `{e}` in a string")))
+    }
+}
+
+fn unparen(mut node: Node) -> Node {
+    while node.kind() == "parenthesized_expression" {
+        match node.named_child(0) {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    node
+}
+
+fn float(f: f64) -> Option<Value> {
+    serde_json::Number::from_f64(f).map(Value::Number)
+}
+
+fn first_error(node: Node) -> Option<Node> {
+    if node.is_error() || node.is_missing() {
+        return Some(node);
+    }
+    if !node.has_error() {
+        return None;
+    }
+    let mut c = node.walk();
+    let children: Vec<Node> = node.children(&mut c).collect();
+    children.into_iter().find_map(first_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(src: &str) -> PythonModule {
+        PythonModule::parse("m.py", src.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn literals_of_every_kind() {
+        let m = module(
+            "import os\nA = 'x'\nB: int = -3\nC = 1_000\nD = 2.5e-3\nE = (True, False, None)\nF = {\"k\": [1, -2.0], 'j': 'a' 'b'}\nG = A\nH = 0x1F\nI = r'\\d'\nJ = 'tab\\there'\n",
+        );
+        assert_eq!(m.constant("A").unwrap().value, Value::from("x"));
+        assert_eq!(m.constant("B").unwrap().value, Value::from(-3));
+        assert_eq!(m.constant("B").unwrap().origin.line, Some(3));
+        assert_eq!(m.constant("C").unwrap().value, Value::from(1000));
+        assert_eq!(m.constant("D").unwrap().value, Value::from(0.0025));
+        assert_eq!(m.constant("E").unwrap().value, serde_json::json!([true, false, null]));
+        assert_eq!(m.constant("F").unwrap().value, serde_json::json!({"k": [1, -2.0], "j": "ab"}));
+        assert_eq!(m.constant("G").unwrap().value, Value::from("x"));
+        assert_eq!(m.constant("H").unwrap().value, Value::from(31));
+        assert_eq!(m.constant("I").unwrap().value, Value::from("\\d"));
+        assert_eq!(m.constant("J").unwrap().value, Value::from("tab\there"));
+    }
+
+    #[test]
+    fn list_items_carry_their_lines() {
+        let m = module("COLS = [\n    \"a\",  # first\n    \"b\",\n]\n");
+        let f = m.constant("COLS").unwrap();
+        assert_eq!(f.value, serde_json::json!(["a", "b"]));
+        assert_eq!(f.item_lines, vec![2, 3]);
+    }
+
+    #[test]
+    fn computed_values_are_errors_naming_expression_and_line() {
+        let m = module("import x\nA = 1\nB = x.load()\nC = [c for c in 'ab']\nD = A + 1\nE = f'{A}'\nF = UNKNOWN\n");
+        let err = m.constant("B").unwrap_err().to_string();
+        assert!(err.starts_with("m.py:3:5: unsupported expression `x.load()`"), "{err}");
+        assert!(m.constant("C").unwrap_err().to_string().contains("comprehension"));
+        assert!(m.constant("D").unwrap_err().to_string().contains("`A + 1`"));
+        assert!(m.constant("E").unwrap_err().to_string().contains("f-string"));
+        let err = m.constant("F").unwrap_err().to_string();
+        assert!(err.starts_with("m.py:7:5: `UNKNOWN` is not a constant"), "{err}");
+        assert!(m.constant("Z").unwrap_err().to_string().contains("no module-level assignment to `Z`"));
+    }
+
+    #[test]
+    fn rebinding_and_cycles_are_errors() {
+        let m = module("A = [1]\nA += [2]\nB = C\nC = B\n");
+        assert!(m.constant("A").unwrap_err().to_string().contains("lines 1, 2"));
+        assert!(m.constant("B").unwrap_err().to_string().contains("in terms of itself"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = PythonModule::parse("m.py", "A = [1,\nB = 2\n".into()).err().unwrap().to_string();
+        assert!(err.starts_with("m.py:"), "{err}");
+        assert!(err.contains("syntax error"), "{err}");
+    }
+}
