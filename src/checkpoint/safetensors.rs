@@ -1,6 +1,6 @@
 //! `.safetensors`: an 8-byte little-endian header length, a JSON header, then raw tensor bytes. Only the
 //! header is read. `__metadata__` maps strings to strings; values that are JSON documents (lists, objects,
-//! numbers) are decoded, so training code can store `feature_cols` as `json.dumps(cols)`.
+//! numbers, quoted strings) are decoded, so training code can store `feature_cols` as `json.dumps(cols)`.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -68,10 +68,9 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             let Tree::Object(meta) = v else { return Err(bad("__metadata__ is not an object".into())) };
             for (k, v) in meta {
                 let Tree::String(s) = v else { return Err(bad(format!("__metadata__ value `{k}` is not a string"))) };
-                let decoded = match serde_json::from_str::<Tree>(&s) {
-                    Ok(d) if !d.is_string() => d,
-                    _ => Tree::String(s),
-                };
+                // A value that is a JSON document (including a JSON string) is decoded; anything else
+                // (`zero-fill`, `momentum`) stays the plain string it is.
+                let decoded = serde_json::from_str::<Tree>(&s).unwrap_or(Tree::String(s));
                 tree.insert(k, decoded);
             }
             continue;

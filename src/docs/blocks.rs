@@ -57,7 +57,7 @@ pub fn parse(text: &str) -> Result<Vec<Block>, MarkerError> {
                 }
                 None => return Err(MarkerError { line: n, message: format!("end of block `{name}` without a begin") }),
             }
-        } else if line.contains("plumbline:begin") || line.contains("plumbline:end") {
+        } else if line.trim_start().starts_with("<!--") && (line.contains("plumbline:begin") || line.contains("plumbline:end")) {
             return Err(MarkerError { line: n, message: format!("malformed marker `{}` (expected `<!-- plumbline:begin NAME -->`)", line.trim()) });
         }
     }
@@ -130,5 +130,6 @@ mod tests {
         assert!(parse("<!-- plumbline:begin a -->\n<!-- plumbline:begin b -->\n").unwrap_err().message.contains("inside"));
         assert!(parse("<!-- plumbline:begin a -->\n<!-- plumbline:end a -->\n<!-- plumbline:begin a -->\n<!-- plumbline:end a -->\n").unwrap_err().message.contains("twice"));
         assert!(parse("<!-- plumbline:begin a\n").unwrap_err().message.contains("malformed"));
+        assert!(parse("prose about `plumbline:begin` markers\n").unwrap().is_empty());
     }
 }
