@@ -51,7 +51,12 @@ pub fn derive_for_check(loaded: &Loaded, facts: &Facts) -> Result<Option<Pipelin
     if !facts.checkpoint.missing().is_empty() {
         return Ok(None);
     }
-    contract::derive(&loaded.config.pipeline.name, &loaded.config.checkpoints.production, facts).map(Some)
+    contract::derive(
+        &loaded.config.pipeline.name,
+        &loaded.config.checkpoints.production,
+        facts,
+    )
+    .map(Some)
 }
 
 /// Run `selected` gates (all when empty).
@@ -59,18 +64,41 @@ pub fn run(loaded: &Loaded, selected: &[&'static Gate]) -> Result<Outcome> {
     let start = Instant::now();
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
-    let cx = Context { loaded, facts: &facts, contract: contract.as_ref() };
-    let gates: Vec<&Gate> = if selected.is_empty() { gates::GATES.iter().collect() } else { selected.to_vec() };
+    let cx = Context {
+        loaded,
+        facts: &facts,
+        contract: contract.as_ref(),
+    };
+    let gates: Vec<&Gate> = if selected.is_empty() {
+        gates::GATES.iter().collect()
+    } else {
+        selected.to_vec()
+    };
     let mut results = Vec::new();
     let mut findings = Vec::new();
     for gate in gates {
         let t = Instant::now();
         let report = (gate.run)(&cx)?;
-        let mut fs: Vec<Finding> = report.findings.into_iter().filter_map(|f| apply_override(loaded, f)).collect();
-        results.push(GateResult { gate: gate.name.to_owned(), summary: report.summary, counts: Counts::of(&fs), duration: t.elapsed() });
+        let mut fs: Vec<Finding> = report
+            .findings
+            .into_iter()
+            .filter_map(|f| apply_override(loaded, f))
+            .collect();
+        results.push(GateResult {
+            gate: gate.name.to_owned(),
+            summary: report.summary,
+            counts: Counts::of(&fs),
+            duration: t.elapsed(),
+        });
         findings.append(&mut fs);
     }
-    Ok(Outcome { pipeline: loaded.config.pipeline.name.clone(), contract, gates: results, findings, duration: start.elapsed() })
+    Ok(Outcome {
+        pipeline: loaded.config.pipeline.name.clone(),
+        contract,
+        gates: results,
+        findings,
+        duration: start.elapsed(),
+    })
 }
 
 fn apply_override(loaded: &Loaded, mut f: Finding) -> Option<Finding> {

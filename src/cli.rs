@@ -18,7 +18,12 @@ use crate::render::{human, json};
 #[command(name = "plumbline", version, about = "Audits an ML trading pipeline end to end and gates pull requests on it", long_about = None)]
 pub struct Cli {
     /// The config file; paths inside it are relative to its directory.
-    #[arg(long, global = true, default_value = "plumbline.toml", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "plumbline.toml",
+        value_name = "PATH"
+    )]
     pub config: PathBuf,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
@@ -154,7 +159,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         }
         Command::Docs(_) => {
             let facts = crate::facts::collect(&loaded)?;
-            let contract = crate::contract::derive(&loaded.config.pipeline.name, &loaded.config.checkpoints.production, &facts)?;
+            let contract = crate::contract::derive(
+                &loaded.config.pipeline.name,
+                &loaded.config.checkpoints.production,
+                &facts,
+            )?;
             for (file, outcome) in crate::docs::write(&loaded, &contract)? {
                 let what = match outcome {
                     crate::docs::WriteOutcome::Unchanged => "up to date",
@@ -167,7 +176,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         }
         Command::Derive { out: path } => {
             let facts = crate::facts::collect(&loaded)?;
-            let contract = crate::contract::derive(&loaded.config.pipeline.name, &loaded.config.checkpoints.production, &facts)?;
+            let contract = crate::contract::derive(
+                &loaded.config.pipeline.name,
+                &loaded.config.checkpoints.production,
+                &facts,
+            )?;
             let text = crate::docs::expected_json(&contract);
             match path {
                 Some(p) => crate::docs::atomic_write(p, &text)?,
@@ -181,10 +194,16 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             match cli.format {
                 Format::Json => {
                     let doc = serde_json::json!({ "checkpoints": rows, "findings": findings });
-                    out.write_all(crate::canonical::to_string(&doc).expect("plain JSON").as_bytes()).map_err(io)?;
+                    out.write_all(
+                        crate::canonical::to_string(&doc)
+                            .expect("plain JSON")
+                            .as_bytes(),
+                    )
+                    .map_err(io)?;
                 }
                 Format::Human => {
-                    out.write_all(inventory_table(&rows).as_bytes()).map_err(io)?;
+                    out.write_all(inventory_table(&rows).as_bytes())
+                        .map_err(io)?;
                     let mut s = String::new();
                     let mut sources = human::Sources::default();
                     for f in &findings {
@@ -204,29 +223,66 @@ fn report(cli: &Cli, outcome: &Outcome, fail_on: Severity, out: &mut dyn Write) 
         Format::Human => human::render(outcome, &mut human::Sources::default()),
         Format::Json => json::render(outcome, fail_on),
     };
-    out.write_all(text.as_bytes()).map_err(|e| Error::msg(format!("writing output: {e}")))?;
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::msg(format!("writing output: {e}")))?;
     Ok(u8::from(outcome.fails(fail_on)))
 }
 
 fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
-    let header = ["path", "format", "size", "model", "input_dim", "heads", "tensors", "sha256"];
+    let header = [
+        "path",
+        "format",
+        "size",
+        "model",
+        "input_dim",
+        "heads",
+        "tensors",
+        "sha256",
+    ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         table.push(vec![
-            if r.production { format!("{} (production)", r.path) } else { r.path.clone() },
-            r.format.map(|f| f.as_str().to_owned()).unwrap_or_else(|| "?".into()),
+            if r.production {
+                format!("{} (production)", r.path)
+            } else {
+                r.path.clone()
+            },
+            r.format
+                .map(|f| f.as_str().to_owned())
+                .unwrap_or_else(|| "?".into()),
             human_size(r.size),
             r.model_version.clone().unwrap_or_else(|| "—".into()),
-            r.input_dim.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
-            if r.heads.is_empty() { "—".into() } else { r.heads.join(",") },
+            r.input_dim
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "—".into()),
+            if r.heads.is_empty() {
+                "—".into()
+            } else {
+                r.heads.join(",")
+            },
             r.tensors.to_string(),
-            r.sha256.as_deref().map(|h| h.chars().take(19).collect::<String>() + "…").unwrap_or_else(|| "—".into()),
+            r.sha256
+                .as_deref()
+                .map(|h| h.chars().take(19).collect::<String>() + "…")
+                .unwrap_or_else(|| "—".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len()).map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut s = String::new();
     for row in &table {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         s.push_str(cells.join("  ").trim_end());
         s.push('\n');
     }

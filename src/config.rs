@@ -16,7 +16,10 @@ use crate::finding::{Location, Severity};
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(title = "plumbline.toml", description = "Configuration of plumbline, the ML trading pipeline auditor.")]
+#[schemars(
+    title = "plumbline.toml",
+    description = "Configuration of plumbline, the ML trading pipeline auditor."
+)]
 pub struct Config {
     pub pipeline: PipelineSection,
     pub model: ModelSection,
@@ -134,7 +137,10 @@ pub struct DocsSection {
 
 impl Default for DocsSection {
     fn default() -> Self {
-        DocsSection { json: "docs/PIPELINE_CONTRACT.json".into(), markdown: vec!["docs/PIPELINE_CONTRACT.md".into()] }
+        DocsSection {
+            json: "docs/PIPELINE_CONTRACT.json".into(),
+            markdown: vec!["docs/PIPELINE_CONTRACT.md".into()],
+        }
     }
 }
 
@@ -235,27 +241,46 @@ impl TryFrom<RawSource> for Source {
         }
         if let Some(python) = r.python {
             no(&r.key, "key", "python")?;
-            return Ok(Source::Python { python, name: need(r.name, "name", "python")? });
+            return Ok(Source::Python {
+                python,
+                name: need(r.name, "name", "python")?,
+            });
         }
         if let Some(rust) = r.rust {
             no(&r.key, "key", "rust")?;
-            return Ok(Source::Rust { rust, name: need(r.name, "name", "rust")? });
+            return Ok(Source::Rust {
+                rust,
+                name: need(r.name, "name", "rust")?,
+            });
         }
         no(&r.name, "name", "toml/json/checkpoint/command")?;
         if let Some(toml) = r.toml {
-            return Ok(Source::Toml { toml, key: need(r.key, "key", "toml")? });
+            return Ok(Source::Toml {
+                toml,
+                key: need(r.key, "key", "toml")?,
+            });
         }
         if let Some(json) = r.json {
-            return Ok(Source::Json { json, key: need(r.key, "key", "json")? });
+            return Ok(Source::Json {
+                json,
+                key: need(r.key, "key", "json")?,
+            });
         }
         if let Some(checkpoint) = r.checkpoint {
-            return Ok(Source::Checkpoint { checkpoint, key: need(r.key, "key", "checkpoint")? });
+            return Ok(Source::Checkpoint {
+                checkpoint,
+                key: need(r.key, "key", "checkpoint")?,
+            });
         }
         let command = r.command.unwrap_or_default();
         if command.is_empty() {
             return Err("a `command` source needs a non-empty argv list".into());
         }
-        Ok(Source::Command { command, key: r.key, timeout_secs: r.timeout_secs.unwrap_or_else(default_timeout) })
+        Ok(Source::Command {
+            command,
+            key: r.key,
+            timeout_secs: r.timeout_secs.unwrap_or_else(default_timeout),
+        })
     }
 }
 
@@ -291,7 +316,11 @@ pub fn display_path(path: &Path) -> String {
         }
     }
     let joined = parts.join("/");
-    if path.is_absolute() && !joined.starts_with('/') { format!("/{joined}") } else { joined.replace("//", "/") }
+    if path.is_absolute() && !joined.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined.replace("//", "/")
+    }
 }
 
 /// Load and validate a config file. Unknown keys and wrong types give `path:line:column: message`.
@@ -310,14 +339,23 @@ pub fn load(path: &Path) -> Result<Loaded> {
             ));
         }
     }
-    Ok(Loaded { config, path: path.to_path_buf(), root })
+    Ok(Loaded {
+        config,
+        path: path.to_path_buf(),
+        root,
+    })
 }
 
 pub fn parse(text: &str, display: &str) -> Result<Config> {
     toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         Error::at(
-            Location { path: display.to_owned(), line: Some(line), column: Some(column), label: None },
+            Location {
+                path: display.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                label: None,
+            },
             e.message().trim().to_owned(),
         )
     })
@@ -328,7 +366,12 @@ pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line as u32, col as u32)
 }
 
@@ -358,8 +401,20 @@ production = "a.pt"
     #[test]
     fn parses_every_source_kind() {
         let c = parse(MIN, "p.toml").unwrap();
-        assert_eq!(c.model.version, Source::Python { python: "m.py".into(), name: "V".into() });
-        assert!(matches!(c.features.nan_policy, Source::Command { timeout_secs: 30, .. }));
+        assert_eq!(
+            c.model.version,
+            Source::Python {
+                python: "m.py".into(),
+                name: "V".into()
+            }
+        );
+        assert!(matches!(
+            c.features.nan_policy,
+            Source::Command {
+                timeout_secs: 30,
+                ..
+            }
+        ));
         assert_eq!(c.checkpoints.keys.median, "scaler.median");
         assert_eq!(c.docs.json, "docs/PIPELINE_CONTRACT.json");
     }
@@ -368,7 +423,10 @@ production = "a.pt"
     fn unknown_key_has_line_and_column() {
         let text = MIN.replace("globs = [\"*.pt\"]", "globs = [\"*.pt\"]\nglobz = 1");
         let err = parse(&text, "p.toml").unwrap_err().to_string();
-        assert!(err.starts_with("p.toml:17:1: unknown field `globz`"), "{err}");
+        assert!(
+            err.starts_with("p.toml:17:1: unknown field `globz`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -381,7 +439,10 @@ production = "a.pt"
 
     #[test]
     fn source_with_two_kinds_is_rejected_with_position() {
-        let text = MIN.replace("{ python = \"m.py\", name = \"V\" }", "{ python = \"m.py\", toml = \"x\", name = \"V\" }");
+        let text = MIN.replace(
+            "{ python = \"m.py\", name = \"V\" }",
+            "{ python = \"m.py\", toml = \"x\", name = \"V\" }",
+        );
         let err = parse(&text, "p.toml").unwrap_err().to_string();
         assert!(err.contains("p.toml:5:"), "{err}");
         assert!(err.contains("exactly one of"), "{err}");

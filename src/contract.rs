@@ -19,11 +19,16 @@ use crate::source::Fact;
 pub const CONTRACT_FORMAT: u32 = 1;
 
 /// Feature dtypes plumbline knows (torch's names).
-pub const DTYPES: &[&str] = &["float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"];
+pub const DTYPES: &[&str] = &[
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(title = "PipelineContract", description = "The contract of an ML trading pipeline, derived by plumbline from code and checkpoints.")]
+#[schemars(
+    title = "PipelineContract",
+    description = "The contract of an ML trading pipeline, derived by plumbline from code and checkpoints."
+)]
 pub struct PipelineContract {
     /// Version of this format (plumbline's own schema version).
     pub contract_format: u32,
@@ -110,12 +115,19 @@ pub fn schema_hash<'a>(features: impl IntoIterator<Item = (&'a str, &'a str)>) -
 }
 
 fn invalid(fact: &Fact, what: &str) -> Error {
-    Error::at(fact.origin.clone(), format!("{what} (got {})", short(&fact.value)))
+    Error::at(
+        fact.origin.clone(),
+        format!("{what} (got {})", short(&fact.value)),
+    )
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 80 { format!("{}…", s.chars().take(80).collect::<String>()) } else { s }
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// A version is an int or a non-empty string; ints are written as their decimal digits.
@@ -129,14 +141,23 @@ pub fn version(v: &Value) -> Option<String> {
 
 /// The ordered feature names of a code fact.
 pub fn feature_names(fact: &Fact) -> Result<Vec<String>> {
-    let arr = fact.value.as_array().ok_or_else(|| invalid(fact, "the feature list must be a list of strings"))?;
+    let arr = fact
+        .value
+        .as_array()
+        .ok_or_else(|| invalid(fact, "the feature list must be a list of strings"))?;
     let mut names = Vec::with_capacity(arr.len());
     for (i, v) in arr.iter().enumerate() {
         let name = v.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-            Error::at(fact.item(i), format!("feature {i} must be a non-empty string (got {})", short(v)))
+            Error::at(
+                fact.item(i),
+                format!("feature {i} must be a non-empty string (got {})", short(v)),
+            )
         })?;
         if let Some(j) = names.iter().position(|n| n == name) {
-            return Err(Error::at(fact.item(i), format!("feature `{name}` is listed twice (indices {j} and {i})")));
+            return Err(Error::at(
+                fact.item(i),
+                format!("feature `{name}` is listed twice (indices {j} and {i})"),
+            ));
         }
         names.push(name.to_owned());
     }
@@ -149,7 +170,14 @@ pub fn feature_names(fact: &Fact) -> Result<Vec<String>> {
 /// Dtypes aligned with `names`, from one dtype string, a list, or a dict name → dtype.
 pub fn feature_dtypes(fact: &Fact, names: &[String]) -> Result<Vec<String>> {
     let check = |d: &str| -> Result<String> {
-        if DTYPES.contains(&d) { Ok(d.to_owned()) } else { Err(invalid(fact, &format!("unknown dtype `{d}` (known: {})", DTYPES.join(", ")))) }
+        if DTYPES.contains(&d) {
+            Ok(d.to_owned())
+        } else {
+            Err(invalid(
+                fact,
+                &format!("unknown dtype `{d}` (known: {})", DTYPES.join(", ")),
+            ))
+        }
     };
     match &fact.value {
         Value::String(d) => {
@@ -158,46 +186,92 @@ pub fn feature_dtypes(fact: &Fact, names: &[String]) -> Result<Vec<String>> {
         }
         Value::Array(a) if a.len() == names.len() => a
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| invalid(fact, "dtypes must be strings")).and_then(check))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| invalid(fact, "dtypes must be strings"))
+                    .and_then(check)
+            })
             .collect(),
         Value::Object(m) => {
             if let Some(extra) = m.keys().find(|k| !names.contains(k)) {
-                return Err(invalid(fact, &format!("dtype given for `{extra}`, which is not a feature")));
+                return Err(invalid(
+                    fact,
+                    &format!("dtype given for `{extra}`, which is not a feature"),
+                ));
             }
             names
                 .iter()
                 .map(|n| {
                     m.get(n)
                         .and_then(Value::as_str)
-                        .ok_or_else(|| Error::at(fact.origin.clone(), format!("no dtype for feature `{n}`")))
+                        .ok_or_else(|| {
+                            Error::at(fact.origin.clone(), format!("no dtype for feature `{n}`"))
+                        })
                         .and_then(check)
                 })
                 .collect()
         }
-        _ => Err(invalid(fact, &format!("dtypes must be one dtype, a list of {} dtypes, or a dict feature → dtype", names.len()))),
+        _ => Err(invalid(
+            fact,
+            &format!(
+                "dtypes must be one dtype, a list of {} dtypes, or a dict feature → dtype",
+                names.len()
+            ),
+        )),
     }
 }
 
 /// The head map of a code fact: a list of `{name, kind, size | shape}` in output order.
 pub fn heads(fact: &Fact) -> Result<Vec<Head>> {
-    let arr = fact.value.as_array().ok_or_else(|| invalid(fact, "the head map must be a list of {name, kind, size} dicts"))?;
+    let arr = fact.value.as_array().ok_or_else(|| {
+        invalid(
+            fact,
+            "the head map must be a list of {name, kind, size} dicts",
+        )
+    })?;
     let mut out: Vec<Head> = Vec::new();
     for (i, h) in arr.iter().enumerate() {
         let at = fact.item(i);
-        let obj = h.as_object().ok_or_else(|| Error::at(at.clone(), format!("head {i} must be a dict with name, kind and size")))?;
-        let name = obj.get("name").and_then(Value::as_str).filter(|s| !s.is_empty());
-        let name = name.ok_or_else(|| Error::at(at.clone(), format!("head {i} has no `name`")))?.to_owned();
-        let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| Error::at(at.clone(), format!("head `{name}` has no `kind`")))?.to_owned();
+        let obj = h.as_object().ok_or_else(|| {
+            Error::at(
+                at.clone(),
+                format!("head {i} must be a dict with name, kind and size"),
+            )
+        })?;
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        let name = name
+            .ok_or_else(|| Error::at(at.clone(), format!("head {i} has no `name`")))?
+            .to_owned();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::at(at.clone(), format!("head `{name}` has no `kind`")))?
+            .to_owned();
         let shape = match (obj.get("shape"), obj.get("size")) {
-            (Some(s), None) => s.as_array().and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()),
+            (Some(s), None) => s
+                .as_array()
+                .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()),
             (None, Some(s)) => s.as_u64().map(|n| vec![n]),
             _ => None,
         }
-        .ok_or_else(|| Error::at(at.clone(), format!("head `{name}` needs `size` (an int) or `shape` (a list of ints)")))?;
+        .ok_or_else(|| {
+            Error::at(
+                at.clone(),
+                format!("head `{name}` needs `size` (an int) or `shape` (a list of ints)"),
+            )
+        })?;
         if out.iter().any(|o| o.name == name) {
             return Err(Error::at(at, format!("head `{name}` is listed twice")));
         }
-        out.push(Head { name, index: i as u32, kind, shape });
+        out.push(Head {
+            name,
+            index: i as u32,
+            kind,
+            shape,
+        });
     }
     Ok(out)
 }
@@ -208,51 +282,109 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
     let c = &facts.code;
     let names = feature_names(&c.columns)?;
     let dtypes = feature_dtypes(&c.dtypes, &names)?;
-    let columns: Vec<Feature> = names.iter().zip(&dtypes).map(|(n, d)| Feature { name: n.clone(), dtype: d.clone() }).collect();
+    let columns: Vec<Feature> = names
+        .iter()
+        .zip(&dtypes)
+        .map(|(n, d)| Feature {
+            name: n.clone(),
+            dtype: d.clone(),
+        })
+        .collect();
     let hash = schema_hash(columns.iter().map(|f| (f.name.as_str(), f.dtype.as_str())));
-    let nan_policy = c.nan_policy.value.as_str().filter(|s| !s.is_empty()).ok_or_else(|| invalid(&c.nan_policy, "the NaN policy must be a string"))?.to_owned();
-    let horizon = c.horizon.value.as_u64().ok_or_else(|| invalid(&c.horizon, "the label horizon must be a non-negative int (bars)"))?;
+    let nan_policy = c
+        .nan_policy
+        .value
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(&c.nan_policy, "the NaN policy must be a string"))?
+        .to_owned();
+    let horizon = c.horizon.value.as_u64().ok_or_else(|| {
+        invalid(
+            &c.horizon,
+            "the label horizon must be a non-negative int (bars)",
+        )
+    })?;
     let thresholds = c
         .thresholds
         .value
         .as_object()
         .ok_or_else(|| invalid(&c.thresholds, "thresholds must be a dict name → number"))?
         .iter()
-        .map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)).ok_or_else(|| invalid(&c.thresholds, &format!("threshold `{k}` is not a number"))))
+        .map(|(k, v)| {
+            v.as_f64()
+                .map(|f| (k.clone(), f))
+                .ok_or_else(|| invalid(&c.thresholds, &format!("threshold `{k}` is not a number")))
+        })
         .collect::<Result<BTreeMap<_, _>>>()?;
 
     let ck = &facts.checkpoint;
     let missing = ck.missing();
     if !missing.is_empty() {
-        let keys: Vec<String> = missing.iter().map(|m| format!("`{}` ({})", m.key, m.field)).collect();
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|m| format!("`{}` ({})", m.key, m.field))
+            .collect();
         return Err(Error::msg(format!(
             "{}: the production checkpoint lacks required metadata: {} (see docs/checkpoint-metadata.md)",
             crate::config::display_path(&facts.production.path),
             keys.join(", ")
         )));
     }
-    let ck_err = |f: &CheckpointFact, what: &str| Error::at(f.location.clone(), format!("`{}` {what}", f.key));
+    let ck_err = |f: &CheckpointFact, what: &str| {
+        Error::at(f.location.clone(), format!("`{}` {what}", f.key))
+    };
     let get = |f: &CheckpointFact| f.value.clone().unwrap_or(Value::Null);
-    let input_dim = get(&ck.input_dim).as_u64().ok_or_else(|| ck_err(&ck.input_dim, "must be a non-negative int"))?;
-    let stored_hash = get(&ck.schema_hash).as_str().map(str::to_owned).ok_or_else(|| ck_err(&ck.schema_hash, "must be a string"))?;
-    let scaler_kind = get(&ck.scaler_kind).as_str().map(str::to_owned).ok_or_else(|| ck_err(&ck.scaler_kind, "must be a string"))?;
-    let median_len = vector_len(&get(&ck.median)).ok_or_else(|| ck_err(&ck.median, "must be a list of numbers or a tensor"))?;
-    let mad_len = vector_len(&get(&ck.mad)).ok_or_else(|| ck_err(&ck.mad, "must be a list of numbers or a tensor"))?;
+    let input_dim = get(&ck.input_dim)
+        .as_u64()
+        .ok_or_else(|| ck_err(&ck.input_dim, "must be a non-negative int"))?;
+    let stored_hash = get(&ck.schema_hash)
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ck_err(&ck.schema_hash, "must be a string"))?;
+    let scaler_kind = get(&ck.scaler_kind)
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ck_err(&ck.scaler_kind, "must be a string"))?;
+    let median_len = vector_len(&get(&ck.median))
+        .ok_or_else(|| ck_err(&ck.median, "must be a list of numbers or a tensor"))?;
+    let mad_len = vector_len(&get(&ck.mad))
+        .ok_or_else(|| ck_err(&ck.mad, "must be a list of numbers or a tensor"))?;
 
     Ok(PipelineContract {
         contract_format: CONTRACT_FORMAT,
         pipeline: pipeline.to_owned(),
-        model_version: version(&c.model_version.value).ok_or_else(|| invalid(&c.model_version, "the model version must be an int or a non-empty string"))?,
-        heads_version: version(&c.heads_version.value).ok_or_else(|| invalid(&c.heads_version, "the heads version must be an int or a non-empty string"))?,
-        features: Features { columns, schema_hash: hash, nan_policy },
-        targets: Targets { horizon, thresholds },
+        model_version: version(&c.model_version.value).ok_or_else(|| {
+            invalid(
+                &c.model_version,
+                "the model version must be an int or a non-empty string",
+            )
+        })?,
+        heads_version: version(&c.heads_version.value).ok_or_else(|| {
+            invalid(
+                &c.heads_version,
+                "the heads version must be an int or a non-empty string",
+            )
+        })?,
+        features: Features {
+            columns,
+            schema_hash: hash,
+            nan_policy,
+        },
+        targets: Targets {
+            horizon,
+            thresholds,
+        },
         heads: heads(&c.heads)?,
         production_checkpoint: ProductionCheckpoint {
             path: production_rel.replace('\\', "/"),
             format: facts.production.format,
             input_dim,
             schema_hash: stored_hash,
-            scaler: Scaler { kind: scaler_kind, median_len, mad_len },
+            scaler: Scaler {
+                kind: scaler_kind,
+                median_len,
+                mad_len,
+            },
         },
     })
 }

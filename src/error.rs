@@ -30,11 +30,17 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 
     pub fn at(location: Location, message: impl Into<String>) -> Self {
-        Error::At { location, message: message.into() }
+        Error::At {
+            location,
+            message: message.into(),
+        }
     }
 
     pub fn msg(message: impl Into<String>) -> Self {
@@ -51,7 +57,13 @@ pub enum CheckpointError {
     #[error(
         "refused: the pickle references `{module}.{name}` ({opcode} at byte {offset} of {entry}), which is not on the weights-only allowlist; nothing in the file was executed"
     )]
-    UnsafeGlobal { entry: String, module: String, name: String, opcode: &'static str, offset: u64 },
+    UnsafeGlobal {
+        entry: String,
+        module: String,
+        name: String,
+        opcode: &'static str,
+        offset: u64,
+    },
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
     #[error("unsupported: {0}")]
@@ -60,7 +72,10 @@ pub enum CheckpointError {
 
 impl CheckpointError {
     pub fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        CheckpointError::Malformed { what, detail: detail.into() }
+        CheckpointError::Malformed {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 

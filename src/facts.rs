@@ -88,7 +88,10 @@ impl CheckpointFacts {
     }
 
     pub fn missing(&self) -> Vec<&CheckpointFact> {
-        self.required().into_iter().filter(|f| f.value.is_none()).collect()
+        self.required()
+            .into_iter()
+            .filter(|f| f.value.is_none())
+            .collect()
     }
 }
 
@@ -138,5 +141,9 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         thresholds: r.resolve(&cfg.targets.thresholds)?,
     };
     drop(r);
-    Ok(Facts { code, production, checkpoint })
+    Ok(Facts {
+        code,
+        production,
+        checkpoint,
+    })
 }

@@ -26,7 +26,9 @@ impl Severity {
 }
 
 /// The six contracts of the pipeline (DESIGN §2); every finding belongs to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ContractKind {
     FeatureVector,
@@ -79,11 +81,21 @@ pub struct Location {
 
 impl Location {
     pub fn file(path: impl Into<String>) -> Self {
-        Location { path: path.into(), line: None, column: None, label: None }
+        Location {
+            path: path.into(),
+            line: None,
+            column: None,
+            label: None,
+        }
     }
 
     pub fn at(path: impl Into<String>, line: u32) -> Self {
-        Location { path: path.into(), line: Some(line), column: None, label: None }
+        Location {
+            path: path.into(),
+            line: Some(line),
+            column: None,
+            label: None,
+        }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {

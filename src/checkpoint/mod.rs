@@ -75,7 +75,10 @@ impl CheckpointInfo {
     /// in the tree; in a safetensors file tensors are top-level.
     pub fn weight(&self, state_dict_key: &str, name: &str) -> Option<&TensorInfo> {
         let prefixed = format!("{state_dict_key}.{name}");
-        self.tensors.iter().find(|t| t.name == prefixed).or_else(|| self.tensors.iter().find(|t| t.name == name))
+        self.tensors
+            .iter()
+            .find(|t| t.name == prefixed)
+            .or_else(|| self.tensors.iter().find(|t| t.name == name))
     }
 }
 
@@ -95,12 +98,17 @@ pub fn lookup<'a>(tree: &'a Tree, key_path: &str) -> Option<&'a Tree> {
 pub fn open(path: &Path) -> Result<CheckpointInfo> {
     let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
-        source: CheckpointError::Unsupported("unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into()),
+        source: CheckpointError::Unsupported(
+            "unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into(),
+        ),
     })?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let reader = BufReader::with_capacity(16 * 1024, file);
-    let wrap = |source| Error::Checkpoint { path: path.to_path_buf(), source };
+    let wrap = |source| Error::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    };
     let (tree, tensors) = match format {
         Format::Torch => {
             let a = torch::read(reader).map_err(wrap)?;
@@ -111,7 +119,13 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
             (s.tree, s.tensors)
         }
     };
-    Ok(CheckpointInfo { path: path.to_path_buf(), format, size, tree, tensors })
+    Ok(CheckpointInfo {
+        path: path.to_path_buf(),
+        format,
+        size,
+        tree,
+        tensors,
+    })
 }
 
 /// sha256 of a whole file, as `sha256:<hex>`. Reads every byte: only for `--hash`, manifests and

@@ -159,13 +159,22 @@ const MAX_STACK: usize = 1 << 20;
 /// Read a whole pickle stream. Returns the value at STOP. `entry` names the stream in errors
 /// (`archive/data.pkl`).
 pub fn read(data: &[u8], entry: &str) -> Result<Value, CheckpointError> {
-    let mut m = Machine { data, pos: 0, entry, stack: Vec::new(), memo: HashMap::new() };
+    let mut m = Machine {
+        data,
+        pos: 0,
+        entry,
+        stack: Vec::new(),
+        memo: HashMap::new(),
+    };
     m.run()
 }
 
 impl<'a> Machine<'a> {
     fn bad(&self, detail: impl Into<String>) -> CheckpointError {
-        CheckpointError::malformed("pickle", format!("{} at byte {} of {}", detail.into(), self.pos, self.entry))
+        CheckpointError::malformed(
+            "pickle",
+            format!("{} at byte {} of {}", detail.into(), self.pos, self.entry),
+        )
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
@@ -176,7 +185,10 @@ impl<'a> Machine<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(self.bad(format!("truncated: {n} bytes announced, {} left", self.data.len() - self.pos))),
+            None => Err(self.bad(format!(
+                "truncated: {n} bytes announced, {} left",
+                self.data.len() - self.pos
+            ))),
         }
     }
 
@@ -197,15 +209,20 @@ impl<'a> Machine<'a> {
     }
 
     fn len(&mut self, n: u64) -> Result<usize, CheckpointError> {
-        usize::try_from(n).ok().filter(|&n| n <= self.data.len() - self.pos).ok_or_else(|| {
-            self.bad(format!("length {n} runs past the end of the stream"))
-        })
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.data.len() - self.pos)
+            .ok_or_else(|| self.bad(format!("length {n} runs past the end of the stream")))
     }
 
     fn line(&mut self) -> Result<&'a str, CheckpointError> {
         let rest = &self.data[self.pos..];
-        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.bad("unterminated text argument"))?;
-        let s = std::str::from_utf8(&rest[..nl]).map_err(|_| self.bad("text argument is not UTF-8"))?;
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| self.bad("unterminated text argument"))?;
+        let s =
+            std::str::from_utf8(&rest[..nl]).map_err(|_| self.bad("text argument is not UTF-8"))?;
         self.pos += nl + 1;
         Ok(s)
     }
@@ -230,31 +247,52 @@ impl<'a> Machine<'a> {
         let pos = self.pos;
         let entry = self.entry;
         self.stack.last_mut().ok_or_else(|| {
-            CheckpointError::malformed("pickle", format!("stack underflow at byte {pos} of {entry}"))
+            CheckpointError::malformed(
+                "pickle",
+                format!("stack underflow at byte {pos} of {entry}"),
+            )
         })
     }
 
     /// Everything above the topmost MARK, which is removed.
     fn pop_mark(&mut self) -> Result<Vec<Value>, CheckpointError> {
-        let at = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| self.bad("no MARK on the stack"))?;
+        let at = self
+            .stack
+            .iter()
+            .rposition(|v| matches!(v, Value::Mark))
+            .ok_or_else(|| self.bad("no MARK on the stack"))?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items)
     }
 
     fn memo_put(&mut self, key: u32) -> Result<(), CheckpointError> {
-        let v = self.stack.last().cloned().ok_or_else(|| self.bad("PUT on an empty stack"))?;
+        let v = self
+            .stack
+            .last()
+            .cloned()
+            .ok_or_else(|| self.bad("PUT on an empty stack"))?;
         self.memo.insert(key, v);
         Ok(())
     }
 
     fn memo_get(&mut self, key: u32) -> Result<(), CheckpointError> {
-        let v = self.memo.get(&key).cloned().ok_or_else(|| self.bad(format!("memo key {key} was never stored")))?;
+        let v = self
+            .memo
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| self.bad(format!("memo key {key} was never stored")))?;
         self.push(v)
     }
 
     /// The one place a global is resolved: refuse anything outside the allowlist.
-    fn global(&mut self, module: &str, name: &str, opcode: &'static str, at: usize) -> Result<Value, CheckpointError> {
+    fn global(
+        &mut self,
+        module: &str,
+        name: &str,
+        opcode: &'static str,
+        at: usize,
+    ) -> Result<Value, CheckpointError> {
         if !is_allowed(module, name) {
             return Err(CheckpointError::UnsafeGlobal {
                 entry: self.entry.to_owned(),
@@ -268,7 +306,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: &Value, items: Vec<Value>) -> Result<(), CheckpointError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.bad("SETITEMS with an odd number of items"));
         }
         let Value::Dict(d) = target else {
@@ -316,7 +354,11 @@ impl<'a> Machine<'a> {
                     let v = match s {
                         "01" => Value::Bool(true),
                         "00" => Value::Bool(false),
-                        _ => Value::Int(s.trim().parse().map_err(|_| self.bad(format!("bad INT {s:?}")))?),
+                        _ => Value::Int(
+                            s.trim()
+                                .parse()
+                                .map_err(|_| self.bad(format!("bad INT {s:?}")))?,
+                        ),
                     };
                     self.push(v)?;
                 }
@@ -336,7 +378,12 @@ impl<'a> Machine<'a> {
                     let s = self.line()?.trim_end_matches('L');
                     let v = match s.parse::<i64>() {
                         Ok(i) => Value::Int(i),
-                        Err(_) if !s.is_empty() && s.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) => {
+                        Err(_)
+                            if !s.is_empty()
+                                && s.trim_start_matches('-')
+                                    .bytes()
+                                    .all(|b| b.is_ascii_digit()) =>
+                        {
                             Value::BigInt(s.to_owned())
                         }
                         Err(_) => return Err(self.bad(format!("bad LONG {s:?}"))),
@@ -344,14 +391,21 @@ impl<'a> Machine<'a> {
                     self.push(v)?;
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a { u64::from(self.u8()?) } else { u64::from(self.u32()?) };
+                    let n = if op == 0x8a {
+                        u64::from(self.u8()?)
+                    } else {
+                        u64::from(self.u32()?)
+                    };
                     let n = self.len(n)?;
                     let bytes = self.take(n)?;
                     self.push(decode_long(bytes))?;
                 }
                 b'F' => {
                     let s = self.line()?;
-                    let v = s.trim().parse::<f64>().map_err(|_| self.bad(format!("bad FLOAT {s:?}")))?;
+                    let v = s
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| self.bad(format!("bad FLOAT {s:?}")))?;
                     self.push(Value::Float(v))?;
                 }
                 b'G' => {
@@ -384,7 +438,11 @@ impl<'a> Machine<'a> {
                     self.push(Value::Str(unq.to_owned()))?;
                 }
                 b'T' | b'U' => {
-                    let n = if op == b'T' { u64::from(self.u32()?) } else { u64::from(self.u8()?) };
+                    let n = if op == b'T' {
+                        u64::from(self.u32()?)
+                    } else {
+                        u64::from(self.u8()?)
+                    };
                     let n = self.len(n)?;
                     let b = self.take(n)?;
                     // Python 2 str: bytes; torch never writes these, keep them as latin-1 text.
@@ -467,7 +525,10 @@ impl<'a> Machine<'a> {
                 }
                 b'g' => {
                     let s = self.line()?;
-                    let k = s.trim().parse().map_err(|_| self.bad(format!("bad GET {s:?}")))?;
+                    let k = s
+                        .trim()
+                        .parse()
+                        .map_err(|_| self.bad(format!("bad GET {s:?}")))?;
                     self.memo_get(k)?;
                 }
                 b'h' => {
@@ -480,7 +541,10 @@ impl<'a> Machine<'a> {
                 }
                 b'p' => {
                     let s = self.line()?;
-                    let k = s.trim().parse().map_err(|_| self.bad(format!("bad PUT {s:?}")))?;
+                    let k = s
+                        .trim()
+                        .parse()
+                        .map_err(|_| self.bad(format!("bad PUT {s:?}")))?;
                     self.memo_put(k)?;
                 }
                 b'q' => {
@@ -492,7 +556,8 @@ impl<'a> Machine<'a> {
                     self.memo_put(k)?;
                 }
                 0x94 => {
-                    let k = u32::try_from(self.memo.len()).map_err(|_| self.bad("memo overflow"))?;
+                    let k =
+                        u32::try_from(self.memo.len()).map_err(|_| self.bad("memo overflow"))?;
                     self.memo_put(k)?;
                 }
                 b'c' => {
@@ -540,7 +605,8 @@ impl<'a> Machine<'a> {
                 0x81 => {
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    let args = tuple_items(&args).ok_or_else(|| self.bad("NEWOBJ arguments are not a tuple"))?;
+                    let args = tuple_items(&args)
+                        .ok_or_else(|| self.bad("NEWOBJ arguments are not a tuple"))?;
                     let v = self.call(&class, args)?;
                     self.push(v)?;
                 }
@@ -548,14 +614,16 @@ impl<'a> Machine<'a> {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    let args = tuple_items(&args).ok_or_else(|| self.bad("NEWOBJ_EX arguments are not a tuple"))?;
+                    let args = tuple_items(&args)
+                        .ok_or_else(|| self.bad("NEWOBJ_EX arguments are not a tuple"))?;
                     let v = self.call(&class, args)?;
                     self.push(v)?;
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let f = self.pop()?;
-                    let args = tuple_items(&args).ok_or_else(|| self.bad("REDUCE arguments are not a tuple"))?;
+                    let args = tuple_items(&args)
+                        .ok_or_else(|| self.bad("REDUCE arguments are not a tuple"))?;
                     let v = self.call(&f, args)?;
                     self.push(v)?;
                 }
@@ -572,9 +640,11 @@ impl<'a> Machine<'a> {
                 }
                 b'P' => {
                     let s = self.line()?.to_owned();
-                    return Err(self.bad(format!("text persistent id {s:?} (not written by torch.save)")));
+                    return Err(self.bad(format!(
+                        "text persistent id {s:?} (not written by torch.save)"
+                    )));
                 }
-                0x97 | 0x98 | 0x99 => {
+                0x97..=0x98 => {
                     return Err(CheckpointError::Unsupported(format!(
                         "out-of-band pickle buffers (opcode 0x{op:02x} at byte {at} of {})",
                         self.entry
@@ -589,16 +659,31 @@ impl<'a> Machine<'a> {
     fn persistent(&self, pid: &Value) -> Result<Value, CheckpointError> {
         let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
         match items.as_slice() {
-            [Value::Str(kind), Value::Global(class), Value::Str(key), _location, numel] if kind == "storage" => {
+            [
+                Value::Str(kind),
+                Value::Global(class),
+                Value::Str(key),
+                _location,
+                numel,
+            ] if kind == "storage" => {
                 let dtype = if class.1 == "UntypedStorage" {
                     "uint8"
                 } else {
-                    storage_dtype(&class.1).ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?
+                    storage_dtype(&class.1)
+                        .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?
                 };
-                let numel = as_u64(numel).ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
-                Ok(Value::Storage(Rc::new((dtype.to_owned(), key.clone(), numel))))
+                let numel = as_u64(numel)
+                    .ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
+                Ok(Value::Storage(Rc::new((
+                    dtype.to_owned(),
+                    key.clone(),
+                    numel,
+                ))))
             }
-            _ => Err(self.bad("persistent id is not torch's ('storage', class, key, location, numel)")),
+            _ => {
+                Err(self
+                    .bad("persistent id is not torch's ('storage', class, key, location, numel)"))
+            }
         }
     }
 
@@ -615,14 +700,23 @@ impl<'a> Machine<'a> {
                     Some(Value::Storage(s)) => s.clone(),
                     _ => return Err(self.bad("tensor rebuild without a storage")),
                 };
-                let offset = args.get(1).and_then(as_u64).ok_or_else(|| self.bad("tensor storage offset"))?;
+                let offset = args
+                    .get(1)
+                    .and_then(as_u64)
+                    .ok_or_else(|| self.bad("tensor storage offset"))?;
                 let shape = args
                     .get(2)
                     .and_then(tuple_items)
                     .and_then(|s| s.iter().map(as_u64).collect::<Option<Vec<_>>>())
                     .ok_or_else(|| self.bad("tensor size is not a tuple of ints"))?;
-                let numel: u64 = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| self.bad("tensor size overflows"))?;
-                if offset.checked_add(numel).is_none_or(|end| end > storage.2 && numel > 0) {
+                let numel: u64 = shape
+                    .iter()
+                    .try_fold(1u64, |a, &d| a.checked_mul(d))
+                    .ok_or_else(|| self.bad("tensor size overflows"))?;
+                if offset
+                    .checked_add(numel)
+                    .is_none_or(|end| end > storage.2 && numel > 0)
+                {
                     return Err(self.bad(format!(
                         "tensor of {numel} elements at offset {offset} overruns its storage of {} elements",
                         storage.2
@@ -636,14 +730,15 @@ impl<'a> Machine<'a> {
                     storage_numel: storage.2,
                 })))
             }
-            ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
-                match args.into_iter().next() {
-                    Some(t @ Value::Tensor(_)) => Ok(t),
-                    _ => Err(self.bad("parameter rebuild without a tensor")),
-                }
-            }
+            ("torch._utils", "_rebuild_parameter")
+            | ("torch._utils", "_rebuild_parameter_with_state") => match args.into_iter().next() {
+                Some(t @ Value::Tensor(_)) => Ok(t),
+                _ => Err(self.bad("parameter rebuild without a tensor")),
+            },
             ("_codecs", "encode") => match args.first() {
-                Some(Value::Str(s)) => Ok(Value::Bytes(s.chars().map(|c| c as u32 as u8).collect())),
+                Some(Value::Str(s)) => {
+                    Ok(Value::Bytes(s.chars().map(|c| c as u32 as u8).collect()))
+                }
                 _ => Err(self.bad("_codecs.encode without a string")),
             },
             ("builtins", "set") | ("builtins", "frozenset") => {
@@ -683,7 +778,14 @@ fn decode_long(bytes: &[u8]) -> Value {
         buf[..bytes.len()].copy_from_slice(bytes);
         return Value::Int(i64::from_le_bytes(buf));
     }
-    Value::BigInt(format!("0x{}", bytes.iter().rev().map(|b| format!("{b:02x}")).collect::<String>()))
+    Value::BigInt(format!(
+        "0x{}",
+        bytes
+            .iter()
+            .rev()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 #[cfg(test)]
@@ -705,10 +807,14 @@ mod tests {
         // pickle.dumps({"a": [1, -2, 3.5, None, True]}, protocol=2)
         let data = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.";
         let v = read(data, "t").unwrap();
-        let Value::Dict(d) = v else { panic!("not a dict") };
+        let Value::Dict(d) = v else {
+            panic!("not a dict")
+        };
         let d = d.borrow();
         assert_eq!(d.len(), 1);
-        let Value::List(l) = &d[0].1 else { panic!("not a list") };
+        let Value::List(l) = &d[0].1 else {
+            panic!("not a list")
+        };
         let l = l.borrow();
         assert!(matches!(l[1], Value::Int(-2)));
         assert!(matches!(l[2], Value::Float(f) if f == 3.5));
@@ -725,6 +831,9 @@ mod tests {
     fn refuses_global_before_reduce() {
         let data = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.";
         let err = read(data, "archive/data.pkl").unwrap_err();
-        assert!(matches!(err, CheckpointError::UnsafeGlobal { ref module, ref name, .. } if module == "posix" && name == "system"), "{err}");
+        assert!(
+            matches!(err, CheckpointError::UnsafeGlobal { ref module, ref name, .. } if module == "posix" && name == "system"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<SafetensorsFile, Checkpoint
     let file_len = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(0))?;
     if file_len < 8 {
-        return Err(CheckpointError::malformed("safetensors header", format!("file is {file_len} bytes, shorter than the 8-byte length prefix")));
+        return Err(CheckpointError::malformed(
+            "safetensors header",
+            format!("file is {file_len} bytes, shorter than the 8-byte length prefix"),
+        ));
     }
     let mut len = [0u8; 8];
     reader.read_exact(&mut len)?;
@@ -27,7 +30,9 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<SafetensorsFile, Checkpoint
     if n > MAX_HEADER_BYTES || n > file_len - 8 {
         return Err(CheckpointError::malformed(
             "safetensors header",
-            format!("header length {n} exceeds the file ({file_len} bytes) or the format's 100 MB limit"),
+            format!(
+                "header length {n} exceeds the file ({file_len} bytes) or the format's 100 MB limit"
+            ),
         ));
     }
     let mut header = vec![0u8; n as usize];
@@ -60,14 +65,19 @@ fn dtype_name(st: &str) -> Option<&'static str> {
 fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, CheckpointError> {
     let bad = |d: String| CheckpointError::malformed("safetensors header", d);
     let text = std::str::from_utf8(header).map_err(|_| bad("header is not UTF-8".into()))?;
-    let json: serde_json::Map<String, Tree> = serde_json::from_str(text).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
+    let json: serde_json::Map<String, Tree> =
+        serde_json::from_str(text).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
     let mut tree = serde_json::Map::new();
     let mut tensors = Vec::new();
     for (name, v) in json {
         if name == "__metadata__" {
-            let Tree::Object(meta) = v else { return Err(bad("__metadata__ is not an object".into())) };
+            let Tree::Object(meta) = v else {
+                return Err(bad("__metadata__ is not an object".into()));
+            };
             for (k, v) in meta {
-                let Tree::String(s) = v else { return Err(bad(format!("__metadata__ value `{k}` is not a string"))) };
+                let Tree::String(s) = v else {
+                    return Err(bad(format!("__metadata__ value `{k}` is not a string")));
+                };
                 // A value that is a JSON document (including a JSON string) is decoded; anything else
                 // (`zero-fill`, `momentum`) stays the plain string it is.
                 let decoded = serde_json::from_str::<Tree>(&s).unwrap_or(Tree::String(s));
@@ -75,9 +85,15 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             }
             continue;
         }
-        let obj = v.as_object().ok_or_else(|| bad(format!("tensor `{name}` is not an object")))?;
-        let st_dtype = obj.get("dtype").and_then(Tree::as_str).ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
-        let dtype = dtype_name(st_dtype).ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {st_dtype}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad(format!("tensor `{name}` is not an object")))?;
+        let st_dtype = obj
+            .get("dtype")
+            .and_then(Tree::as_str)
+            .ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
+        let dtype = dtype_name(st_dtype)
+            .ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {st_dtype}")))?;
         let shape: Vec<u64> = obj
             .get("shape")
             .and_then(Tree::as_array)
@@ -89,7 +105,10 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             .and_then(|a| a.iter().map(Tree::as_u64).collect())
             .filter(|o: &Vec<u64>| o.len() == 2)
             .ok_or_else(|| bad(format!("tensor `{name}` has no data_offsets [begin, end]")))?;
-        let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("tensor `{name}`: shape overflows")))?;
+        let numel = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad(format!("tensor `{name}`: shape overflows")))?;
         let item = super::pickle::dtype_size(st_dtype).unwrap_or(1);
         let (b, e) = (offsets[0], offsets[1]);
         if b > e || e > data_len || numel.checked_mul(item) != Some(e - b) {
@@ -97,9 +116,19 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
                 "tensor `{name}`: data_offsets [{b}, {e}] do not hold {numel} × {item} bytes inside the {data_len}-byte data section"
             )));
         }
-        tensors.push((b, TensorInfo { name, dtype: dtype.to_owned(), shape }));
+        tensors.push((
+            b,
+            TensorInfo {
+                name,
+                dtype: dtype.to_owned(),
+                shape,
+            },
+        ));
     }
     // Report tensors in file order (the header's key order is not meaningful).
     tensors.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    Ok(SafetensorsFile { tree: Tree::Object(tree), tensors: tensors.into_iter().map(|(_, t)| t).collect() })
+    Ok(SafetensorsFile {
+        tree: Tree::Object(tree),
+        tensors: tensors.into_iter().map(|(_, t)| t).collect(),
+    })
 }

@@ -31,21 +31,47 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
             format!("not a zip archive ({other}); legacy (pre-1.6, non-zip) torch.save files are not supported"),
         ),
     })?;
-    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect();
-    let pkl: Vec<&String> = names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).collect();
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .collect();
+    let pkl: Vec<&String> = names
+        .iter()
+        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+        .collect();
     let pkl_name = match pkl.as_slice() {
         [one] => (*one).clone(),
-        [] => return Err(CheckpointError::malformed("torch archive", "no data.pkl entry")),
-        _ => return Err(CheckpointError::malformed("torch archive", "more than one data.pkl entry")),
+        [] => {
+            return Err(CheckpointError::malformed(
+                "torch archive",
+                "no data.pkl entry",
+            ));
+        }
+        _ => {
+            return Err(CheckpointError::malformed(
+                "torch archive",
+                "more than one data.pkl entry",
+            ));
+        }
     };
-    let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or_default().to_owned();
+    let prefix = pkl_name
+        .strip_suffix("data.pkl")
+        .unwrap_or_default()
+        .to_owned();
     let data = {
-        let mut entry = zip.by_name(&pkl_name).map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
+        let mut entry = zip
+            .by_name(&pkl_name)
+            .map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
         if entry.size() > MAX_PICKLE_BYTES {
-            return Err(CheckpointError::Unsupported(format!("{pkl_name} is {} bytes (limit {MAX_PICKLE_BYTES})", entry.size())));
+            return Err(CheckpointError::Unsupported(format!(
+                "{pkl_name} is {} bytes (limit {MAX_PICKLE_BYTES})",
+                entry.size()
+            )));
         }
         let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
         data
     };
     let root = pickle::read(&data, &pkl_name)?;
@@ -54,23 +80,45 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
     for t in &tensors {
         check_storage(&zip, &prefix, t)?;
     }
-    Ok(TorchArchive { tree, tensors: tensors.into_iter().map(|(name, t)| TensorInfo { name, dtype: t.dtype.clone(), shape: t.shape.clone() }).collect() })
+    Ok(TorchArchive {
+        tree,
+        tensors: tensors
+            .into_iter()
+            .map(|(name, t)| TensorInfo {
+                name,
+                dtype: t.dtype.clone(),
+                shape: t.shape.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// The storage a tensor points at must exist and be large enough: a truncated or hand-edited archive
 /// is caught here without reading tensor bytes (the central directory has the sizes).
-fn check_storage<R: Read + Seek>(zip: &zip::ZipArchive<R>, prefix: &str, (name, t): &(String, std::rc::Rc<TensorRef>)) -> Result<(), CheckpointError> {
+fn check_storage<R: Read + Seek>(
+    zip: &zip::ZipArchive<R>,
+    prefix: &str,
+    (name, t): &(String, std::rc::Rc<TensorRef>),
+) -> Result<(), CheckpointError> {
     let entry_name = format!("{prefix}data/{}", t.storage_key);
-    let idx = zip
-        .index_for_name(&entry_name)
-        .ok_or_else(|| CheckpointError::malformed("torch archive", format!("tensor `{name}`: storage entry {entry_name} is missing")))?;
-    let entry = zip.by_index_data(idx).map_err(|e| CheckpointError::malformed("torch archive", format!("{entry_name}: {e}")))?;
+    let idx = zip.index_for_name(&entry_name).ok_or_else(|| {
+        CheckpointError::malformed(
+            "torch archive",
+            format!("tensor `{name}`: storage entry {entry_name} is missing"),
+        )
+    })?;
+    let entry = zip
+        .by_index_data(idx)
+        .map_err(|e| CheckpointError::malformed("torch archive", format!("{entry_name}: {e}")))?;
     let item = pickle::dtype_size(&t.dtype).unwrap_or(1);
     let need = t.storage_numel.saturating_mul(item);
     if entry.size() < need {
         return Err(CheckpointError::malformed(
             "torch archive",
-            format!("tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}", entry.size()),
+            format!(
+                "tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}",
+                entry.size()
+            ),
         ));
     }
     Ok(())
@@ -82,20 +130,31 @@ const MAX_DEPTH: usize = 128;
 
 /// Convert the symbolic pickle value into a JSON tree. Tensors become `{"$tensor": {dtype, shape}}` nodes
 /// and are listed with their dotted path.
-fn to_tree(v: &Value, path: &mut Vec<String>, tensors: &mut Vec<(String, std::rc::Rc<TensorRef>)>, budget: &mut Budget) -> Result<Tree, CheckpointError> {
+fn to_tree(
+    v: &Value,
+    path: &mut Vec<String>,
+    tensors: &mut Vec<(String, std::rc::Rc<TensorRef>)>,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
     if budget.0 == 0 {
-        return Err(CheckpointError::Unsupported("the pickle's object tree has more than 1,000,000 nodes".into()));
+        return Err(CheckpointError::Unsupported(
+            "the pickle's object tree has more than 1,000,000 nodes".into(),
+        ));
     }
     budget.0 -= 1;
     if path.len() > MAX_DEPTH {
-        return Err(CheckpointError::Unsupported(format!("the pickle's object tree is nested deeper than {MAX_DEPTH} levels")));
+        return Err(CheckpointError::Unsupported(format!(
+            "the pickle's object tree is nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     Ok(match v {
         Value::None => Tree::Null,
         Value::Bool(b) => Tree::Bool(*b),
         Value::Int(i) => Tree::from(*i),
         Value::BigInt(s) => Tree::String(s.clone()),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(Tree::Number).unwrap_or_else(|| Tree::String(f.to_string())),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Tree::Number)
+            .unwrap_or_else(|| Tree::String(f.to_string())),
         Value::Str(s) => Tree::String(s.clone()),
         Value::Bytes(b) => Tree::String(format!("<{} bytes>", b.len())),
         Value::List(l) => seq(&l.borrow(), path, tensors, budget)?,
@@ -108,7 +167,12 @@ fn to_tree(v: &Value, path: &mut Vec<String>, tensors: &mut Vec<(String, std::rc
                     Value::Str(s) => s.clone(),
                     Value::Int(i) => i.to_string(),
                     Value::Bool(b) => b.to_string(),
-                    _ => return Err(CheckpointError::Unsupported(format!("dict key that is not a string or int at `{}`", path.join(".")))),
+                    _ => {
+                        return Err(CheckpointError::Unsupported(format!(
+                            "dict key that is not a string or int at `{}`",
+                            path.join(".")
+                        )));
+                    }
                 };
                 path.push(key.clone());
                 let child = to_tree(v, path, tensors, budget)?;
@@ -124,11 +188,21 @@ fn to_tree(v: &Value, path: &mut Vec<String>, tensors: &mut Vec<(String, std::rc
         Value::Global(g) => Tree::String(format!("<{}.{}>", g.0, g.1)),
         Value::Storage(_) => Tree::String("<storage>".into()),
         Value::Opaque(name) => Tree::String(format!("<{name}(...)>")),
-        Value::Mark => return Err(CheckpointError::malformed("pickle", "a MARK was left in the object tree")),
+        Value::Mark => {
+            return Err(CheckpointError::malformed(
+                "pickle",
+                "a MARK was left in the object tree",
+            ));
+        }
     })
 }
 
-fn seq(items: &[Value], path: &mut Vec<String>, tensors: &mut Vec<(String, std::rc::Rc<TensorRef>)>, budget: &mut Budget) -> Result<Tree, CheckpointError> {
+fn seq(
+    items: &[Value],
+    path: &mut Vec<String>,
+    tensors: &mut Vec<(String, std::rc::Rc<TensorRef>)>,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
     let mut out = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
         path.push(i.to_string());

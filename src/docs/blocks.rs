@@ -38,31 +38,68 @@ pub fn parse(text: &str) -> Result<Vec<Block>, MarkerError> {
         offset += line.len();
         if let Some(name) = marker(line, BEGIN) {
             if name.is_empty() {
-                return Err(MarkerError { line: n, message: "begin marker without a block name".into() });
+                return Err(MarkerError {
+                    line: n,
+                    message: "begin marker without a block name".into(),
+                });
             }
             if let Some((other, at, _)) = &open {
-                return Err(MarkerError { line: n, message: format!("block `{name}` begins inside block `{other}` (opened at line {at})") });
+                return Err(MarkerError {
+                    line: n,
+                    message: format!(
+                        "block `{name}` begins inside block `{other}` (opened at line {at})"
+                    ),
+                });
             }
             if blocks.iter().any(|b| b.name == name) {
-                return Err(MarkerError { line: n, message: format!("block `{name}` appears twice") });
+                return Err(MarkerError {
+                    line: n,
+                    message: format!("block `{name}` appears twice"),
+                });
             }
             open = Some((name.to_owned(), n, offset));
         } else if let Some(name) = marker(line, END) {
             match open.take() {
                 Some((open_name, at, body_start)) if open_name == name => {
-                    blocks.push(Block { name: open_name, begin_line: at, end_line: n, body: text[body_start..start].to_owned() });
+                    blocks.push(Block {
+                        name: open_name,
+                        begin_line: at,
+                        end_line: n,
+                        body: text[body_start..start].to_owned(),
+                    });
                 }
                 Some((open_name, at, _)) => {
-                    return Err(MarkerError { line: n, message: format!("end of block `{name}` while block `{open_name}` (line {at}) is open") });
+                    return Err(MarkerError {
+                        line: n,
+                        message: format!(
+                            "end of block `{name}` while block `{open_name}` (line {at}) is open"
+                        ),
+                    });
                 }
-                None => return Err(MarkerError { line: n, message: format!("end of block `{name}` without a begin") }),
+                None => {
+                    return Err(MarkerError {
+                        line: n,
+                        message: format!("end of block `{name}` without a begin"),
+                    });
+                }
             }
-        } else if line.trim_start().starts_with("<!--") && (line.contains("plumbline:begin") || line.contains("plumbline:end")) {
-            return Err(MarkerError { line: n, message: format!("malformed marker `{}` (expected `<!-- plumbline:begin NAME -->`)", line.trim()) });
+        } else if line.trim_start().starts_with("<!--")
+            && (line.contains("plumbline:begin") || line.contains("plumbline:end"))
+        {
+            return Err(MarkerError {
+                line: n,
+                message: format!(
+                    "malformed marker `{}` (expected `<!-- plumbline:begin NAME -->`)",
+                    line.trim()
+                ),
+            });
         }
     }
     if let Some((name, at, _)) = open {
-        return Err(MarkerError { line: at, message: format!("block `{name}` is never closed") });
+        return Err(MarkerError {
+            line: at,
+            message: format!("block `{name}` is never closed"),
+        });
     }
     Ok(blocks)
 }
@@ -111,25 +148,53 @@ mod tests {
     fn finds_blocks_with_lines() {
         let b = parse(DOC).unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].name.as_str(), b[0].begin_line, b[0].end_line, b[0].body.as_str()), ("a", 3, 5, "old a\n"));
+        assert_eq!(
+            (
+                b[0].name.as_str(),
+                b[0].begin_line,
+                b[0].end_line,
+                b[0].body.as_str()
+            ),
+            ("a", 3, 5, "old a\n")
+        );
         assert_eq!(b[1].body, "");
     }
 
     #[test]
     fn rewrites_only_block_bodies() {
         let out = rewrite(DOC, &|n| Some(format!("new {n}\n"))).unwrap();
-        assert_eq!(out, "# Title\n\n<!-- plumbline:begin a -->\nnew a\n<!-- plumbline:end a -->\nprose\n<!-- plumbline:begin b -->\nnew b\n<!-- plumbline:end b -->\n");
+        assert_eq!(
+            out,
+            "# Title\n\n<!-- plumbline:begin a -->\nnew a\n<!-- plumbline:end a -->\nprose\n<!-- plumbline:begin b -->\nnew b\n<!-- plumbline:end b -->\n"
+        );
         let same = rewrite(DOC, &|_| None).unwrap();
         assert_eq!(same, DOC);
     }
 
     #[test]
     fn broken_markers_are_errors() {
-        assert_eq!(parse("<!-- plumbline:begin a -->\n").unwrap_err().message, "block `a` is never closed");
+        assert_eq!(
+            parse("<!-- plumbline:begin a -->\n").unwrap_err().message,
+            "block `a` is never closed"
+        );
         assert_eq!(parse("x\n<!-- plumbline:end a -->\n").unwrap_err().line, 2);
-        assert!(parse("<!-- plumbline:begin a -->\n<!-- plumbline:begin b -->\n").unwrap_err().message.contains("inside"));
+        assert!(
+            parse("<!-- plumbline:begin a -->\n<!-- plumbline:begin b -->\n")
+                .unwrap_err()
+                .message
+                .contains("inside")
+        );
         assert!(parse("<!-- plumbline:begin a -->\n<!-- plumbline:end a -->\n<!-- plumbline:begin a -->\n<!-- plumbline:end a -->\n").unwrap_err().message.contains("twice"));
-        assert!(parse("<!-- plumbline:begin a\n").unwrap_err().message.contains("malformed"));
-        assert!(parse("prose about `plumbline:begin` markers\n").unwrap().is_empty());
+        assert!(
+            parse("<!-- plumbline:begin a\n")
+                .unwrap_err()
+                .message
+                .contains("malformed")
+        );
+        assert!(
+            parse("prose about `plumbline:begin` markers\n")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -21,7 +21,10 @@ pub fn expected_json(contract: &PipelineContract) -> String {
 }
 
 /// The Markdown file with every generated block re-rendered (unknown block names are an error).
-pub fn expected_markdown(text: &str, contract: &PipelineContract) -> std::result::Result<String, blocks::MarkerError> {
+pub fn expected_markdown(
+    text: &str,
+    contract: &PipelineContract,
+) -> std::result::Result<String, blocks::MarkerError> {
     let parsed = blocks::parse(text)?;
     if parsed.is_empty() {
         return Err(blocks::MarkerError {
@@ -32,10 +35,17 @@ pub fn expected_markdown(text: &str, contract: &PipelineContract) -> std::result
             ),
         });
     }
-    if let Some(b) = parsed.iter().find(|b| !render::BLOCK_NAMES.contains(&b.name.as_str())) {
+    if let Some(b) = parsed
+        .iter()
+        .find(|b| !render::BLOCK_NAMES.contains(&b.name.as_str()))
+    {
         return Err(blocks::MarkerError {
             line: b.begin_line,
-            message: format!("unknown block `{}` (plumbline generates: {})", b.name, render::BLOCK_NAMES.join(", ")),
+            message: format!(
+                "unknown block `{}` (plumbline generates: {})",
+                b.name,
+                render::BLOCK_NAMES.join(", ")
+            ),
         });
     }
     blocks::rewrite(text, &|name| render::block(name, contract))
@@ -43,13 +53,22 @@ pub fn expected_markdown(text: &str, contract: &PipelineContract) -> std::result
 
 /// Schema problems of a docs JSON document: (JSON pointer, message). Empty when valid.
 pub fn schema_errors(doc: &serde_json::Value) -> Vec<(String, String)> {
-    let schema: serde_json::Value = serde_json::from_str(CONTRACT_SCHEMA).expect("committed schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("committed schema is a valid JSON Schema");
+    let schema: serde_json::Value =
+        serde_json::from_str(CONTRACT_SCHEMA).expect("committed schema is JSON");
+    let validator =
+        jsonschema::validator_for(&schema).expect("committed schema is a valid JSON Schema");
     let mut errors: Vec<(String, String)> = validator
         .iter_errors(doc)
         .map(|e| {
             let pointer = e.instance_path().as_str().to_owned();
-            (if pointer.is_empty() { "/".to_owned() } else { pointer }, e.to_string())
+            (
+                if pointer.is_empty() {
+                    "/".to_owned()
+                } else {
+                    pointer
+                },
+                e.to_string(),
+            )
         })
         .collect();
     errors.sort();
@@ -61,7 +80,10 @@ pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(2)
-        .header(&format!("{path} (committed)"), "derived from code and checkpoints")
+        .header(
+            &format!("{path} (committed)"),
+            "derived from code and checkpoints",
+        )
         .to_string()
 }
 
@@ -80,8 +102,14 @@ pub fn first_changed_line(old: &str, new: &str) -> u32 {
 /// Replace a file's contents atomically: write a temporary file beside it, flush it to disk, rename it
 /// over the original. A failure at any step leaves the original intact.
 pub fn atomic_write(path: &Path, contents: &str) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.plumbline-{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -109,7 +137,10 @@ pub enum WriteOutcome {
 
 /// Write the generated parts of every docs file. Markdown files must exist and have valid markers
 /// (plumbline never invents prose around blocks); the JSON file is created when missing.
-pub fn write(loaded: &crate::config::Loaded, contract: &PipelineContract) -> Result<Vec<(String, WriteOutcome)>> {
+pub fn write(
+    loaded: &crate::config::Loaded,
+    contract: &PipelineContract,
+) -> Result<Vec<(String, WriteOutcome)>> {
     let docs = &loaded.config.docs;
     // Compute every new text first: a marker error in the second file must not leave the first rewritten.
     let mut plan = Vec::new();
@@ -121,8 +152,12 @@ pub fn write(loaded: &crate::config::Loaded, contract: &PipelineContract) -> Res
         let path = loaded.resolve(md);
         let display = loaded.display(md);
         let old = crate::error::read_to_string(&path)?;
-        let new = expected_markdown(&old, contract)
-            .map_err(|e| Error::at(Location::at(display.clone(), e.line), format!("{} (nothing was written)", e.message)))?;
+        let new = expected_markdown(&old, contract).map_err(|e| {
+            Error::at(
+                Location::at(display.clone(), e.line),
+                format!("{} (nothing was written)", e.message),
+            )
+        })?;
         plan.push((display, path, Some(old), new));
     }
     let mut out = Vec::new();
@@ -164,6 +199,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         let missing_dir = dir.path().join("nope").join("f.md");
         assert!(atomic_write(&missing_dir, "x").is_err());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
     }
 }

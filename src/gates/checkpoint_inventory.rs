@@ -24,18 +24,38 @@ use crate::facts::{CheckpointFacts, vector_len};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
-    Code { id, gate: "checkpoint-inventory", contract: ContractKind::Checkpoint, severity: Severity::Error, summary }
+    Code {
+        id,
+        gate: "checkpoint-inventory",
+        contract: ContractKind::Checkpoint,
+        severity: Severity::Error,
+        summary,
+    }
 }
 
-pub const CHECKPOINT_UNREADABLE: Code = code("checkpoint-unreadable", "a checkpoint cannot be read (not a torch archive or safetensors file, truncated, corrupt)");
-pub const CHECKPOINT_UNSAFE: Code = code("checkpoint-unsafe-pickle", "a checkpoint's pickle references a global outside the weights-only allowlist; the file is refused");
+pub const CHECKPOINT_UNREADABLE: Code = code(
+    "checkpoint-unreadable",
+    "a checkpoint cannot be read (not a torch archive or safetensors file, truncated, corrupt)",
+);
+pub const CHECKPOINT_UNSAFE: Code = code(
+    "checkpoint-unsafe-pickle",
+    "a checkpoint's pickle references a global outside the weights-only allowlist; the file is refused",
+);
 pub const GLOB_EMPTY: Code = code("checkpoint-glob-empty", "a checkpoint glob matches no file");
-pub const PRODUCTION_UNLISTED: Code = code("checkpoint-production-unlisted", "the production checkpoint is not matched by any glob");
+pub const PRODUCTION_UNLISTED: Code = code(
+    "checkpoint-production-unlisted",
+    "the production checkpoint is not matched by any glob",
+);
 
 pub const GATE: Gate = Gate {
     name: "checkpoint-inventory",
     plan_script: Some("01_checkpoint_inventory"),
-    codes: &[CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, PRODUCTION_UNLISTED],
+    codes: &[
+        CHECKPOINT_UNREADABLE,
+        CHECKPOINT_UNSAFE,
+        GLOB_EMPTY,
+        PRODUCTION_UNLISTED,
+    ],
     run,
 };
 
@@ -68,7 +88,10 @@ pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBu
         let full = loaded.resolve(pattern);
         let full = full.to_string_lossy();
         let paths = glob::glob(&full).map_err(|e| {
-            Error::at(Location::file(display_path(&loaded.path)), format!("checkpoint glob `{pattern}`: {e}"))
+            Error::at(
+                Location::file(display_path(&loaded.path)),
+                format!("checkpoint glob `{pattern}`: {e}"),
+            )
         })?;
         let before = out.len();
         for p in paths {
@@ -79,8 +102,11 @@ pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBu
         }
         if out.len() == before {
             findings.push(
-                Finding::new(&GLOB_EMPTY, format!("checkpoint glob `{pattern}` matches no checkpoint file"))
-                    .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.globs")),
+                Finding::new(
+                    &GLOB_EMPTY,
+                    format!("checkpoint glob `{pattern}` matches no checkpoint file"),
+                )
+                .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.globs")),
             );
         }
     }
@@ -96,8 +122,14 @@ pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)
     let production = loaded.resolve(&loaded.config.checkpoints.production);
     if !paths.iter().any(|p| same_file(p, &production)) {
         findings.push(
-            Finding::new(&PRODUCTION_UNLISTED, format!("the production checkpoint {} is not matched by `checkpoints.globs`", display_path(&production)))
-                .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production")),
+            Finding::new(
+                &PRODUCTION_UNLISTED,
+                format!(
+                    "the production checkpoint {} is not matched by `checkpoints.globs`",
+                    display_path(&production)
+                ),
+            )
+            .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production")),
         );
     }
     let mut rows = Vec::new();
@@ -105,7 +137,11 @@ pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)
         let display = display_path(&path);
         let is_production = same_file(&path, &production);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let sha256 = if hash { Some(checkpoint::sha256_file(&path)?) } else { None };
+        let sha256 = if hash {
+            Some(checkpoint::sha256_file(&path)?)
+        } else {
+            None
+        };
         match checkpoint::open(&path) {
             Ok(info) => {
                 let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
@@ -113,14 +149,24 @@ pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)
                     path: display,
                     format: Some(info.format),
                     size,
-                    model_version: f.model_version.value.as_ref().and_then(crate::contract::version),
+                    model_version: f
+                        .model_version
+                        .value
+                        .as_ref()
+                        .and_then(crate::contract::version),
                     input_dim: f.input_dim.value.as_ref().and_then(|v| v.as_u64()),
                     heads: f
                         .heads
                         .value
                         .as_ref()
                         .and_then(|h| h.as_array())
-                        .map(|a| a.iter().filter_map(|h| h.get("name").and_then(|n| n.as_str()).map(str::to_owned)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|h| {
+                                    h.get("name").and_then(|n| n.as_str()).map(str::to_owned)
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     tensors: info.tensors.len(),
                     median_len: f.median.value.as_ref().and_then(vector_len),
@@ -129,13 +175,28 @@ pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)
                 });
             }
             Err(Error::Checkpoint { source, .. }) => {
-                let code = if matches!(source, CheckpointError::UnsafeGlobal { .. }) { &CHECKPOINT_UNSAFE } else { &CHECKPOINT_UNREADABLE };
+                let code = if matches!(source, CheckpointError::UnsafeGlobal { .. }) {
+                    &CHECKPOINT_UNSAFE
+                } else {
+                    &CHECKPOINT_UNREADABLE
+                };
                 findings.push(
                     Finding::new(code, source.to_string())
                         .at(Location::file(&display))
                         .help("re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"),
                 );
-                rows.push(Row { path: display, format: Format::from_path(&path), size, model_version: None, input_dim: None, heads: vec![], tensors: 0, median_len: None, sha256, production: is_production });
+                rows.push(Row {
+                    path: display,
+                    format: Format::from_path(&path),
+                    size,
+                    model_version: None,
+                    input_dim: None,
+                    heads: vec![],
+                    tensors: 0,
+                    median_len: None,
+                    sha256,
+                    production: is_production,
+                });
             }
             Err(other) => return Err(other),
         }
@@ -153,5 +214,8 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 pub fn run(cx: &Context) -> Result<Report> {
     let (rows, findings) = inventory(cx.loaded, false)?;
     let n = rows.len();
-    Ok(Report { findings, summary: format!("{n} checkpoint{}", if n == 1 { "" } else { "s" }) })
+    Ok(Report {
+        findings,
+        summary: format!("{n} checkpoint{}", if n == 1 { "" } else { "s" }),
+    })
 }

@@ -19,20 +19,48 @@ use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::source::Fact;
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
-    Code { id, gate: "docs-drift", contract: ContractKind::Docs, severity: Severity::Error, summary }
+    Code {
+        id,
+        gate: "docs-drift",
+        contract: ContractKind::Docs,
+        severity: Severity::Error,
+        summary,
+    }
 }
 
-pub const DOCS_DRIFT: Code = code("docs-drift", "a generated docs part differs from what the code and checkpoints derive");
-pub const DOCS_MISSING: Code = code("docs-missing", "a docs file named in the config does not exist");
+pub const DOCS_DRIFT: Code = code(
+    "docs-drift",
+    "a generated docs part differs from what the code and checkpoints derive",
+);
+pub const DOCS_MISSING: Code = code(
+    "docs-missing",
+    "a docs file named in the config does not exist",
+);
 pub const DOCS_UNPARSABLE: Code = code("docs-unparsable", "the docs JSON is not valid JSON");
-pub const DOCS_SCHEMA_INVALID: Code = code("docs-schema-invalid", "the docs JSON does not validate against the contract schema");
-pub const DOCS_MARKERS: Code = code("docs-markers-invalid", "a Markdown docs file has no generated blocks, or broken or unknown markers");
-pub const DOCS_NOT_CHECKED: Code = code("docs-not-checked", "the docs could not be compared because the contract could not be derived");
+pub const DOCS_SCHEMA_INVALID: Code = code(
+    "docs-schema-invalid",
+    "the docs JSON does not validate against the contract schema",
+);
+pub const DOCS_MARKERS: Code = code(
+    "docs-markers-invalid",
+    "a Markdown docs file has no generated blocks, or broken or unknown markers",
+);
+pub const DOCS_NOT_CHECKED: Code = code(
+    "docs-not-checked",
+    "the docs could not be compared because the contract could not be derived",
+);
 
 pub const GATE: Gate = Gate {
     name: "docs-drift",
     plan_script: None,
-    codes: &[DOCS_DRIFT, DOCS_MISSING, DOCS_UNPARSABLE, DOCS_SCHEMA_INVALID, DOCS_MARKERS, DOCS_NOT_CHECKED],
+    codes: &[
+        DOCS_DRIFT,
+        DOCS_MISSING,
+        DOCS_UNPARSABLE,
+        DOCS_SCHEMA_INVALID,
+        DOCS_MARKERS,
+        DOCS_NOT_CHECKED,
+    ],
     run,
 };
 
@@ -40,7 +68,11 @@ const FIX: &str = "run `plumbline docs --write` and commit the result";
 
 fn fix_help(cx: &Context) -> String {
     let cfg = crate::config::display_path(&cx.loaded.path);
-    if cfg == "plumbline.toml" { FIX.to_owned() } else { format!("run `plumbline --config {cfg} docs --write` and commit the result") }
+    if cfg == "plumbline.toml" {
+        FIX.to_owned()
+    } else {
+        format!("run `plumbline --config {cfg} docs --write` and commit the result")
+    }
 }
 
 /// The code-side location of the fact a docs line shows: the feature's own line for a features row,
@@ -50,8 +82,15 @@ fn source_of(cx: &Context, block: &str, docs_line: &str) -> Option<Location> {
     let ck = || Location::file(crate::config::display_path(&cx.facts.production.path));
     let item = |fact: &Fact| {
         // Table rows start with `| <index> |`.
-        let idx = docs_line.trim().strip_prefix('|').and_then(|r| r.split('|').next()).and_then(|c| c.trim().parse::<usize>().ok());
-        Some(idx.map(|i| fact.item(i)).unwrap_or_else(|| fact.origin.clone()))
+        let idx = docs_line
+            .trim()
+            .strip_prefix('|')
+            .and_then(|r| r.split('|').next())
+            .and_then(|c| c.trim().parse::<usize>().ok());
+        Some(
+            idx.map(|i| fact.item(i))
+                .unwrap_or_else(|| fact.origin.clone()),
+        )
     };
     let loc = match block {
         "features" if docs_line.contains("NaN policy") => Some(code.nan_policy.origin.clone()),
@@ -60,7 +99,9 @@ fn source_of(cx: &Context, block: &str, docs_line: &str) -> Option<Location> {
         "targets" if docs_line.contains("horizon") => Some(code.horizon.origin.clone()),
         "targets" | "thresholds" => Some(code.thresholds.origin.clone()),
         "horizon" => Some(code.horizon.origin.clone()),
-        "versions" if docs_line.contains("heads version") => Some(code.heads_version.origin.clone()),
+        "versions" if docs_line.contains("heads version") => {
+            Some(code.heads_version.origin.clone())
+        }
         "versions" | "model-version" => Some(code.model_version.origin.clone()),
         "heads-version" => Some(code.heads_version.origin.clone()),
         "nan-policy" => Some(code.nan_policy.origin.clone()),
@@ -75,11 +116,17 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
     let mut out = Vec::new();
     let Some(contract) = cx.contract else {
         out.push(
-            Finding::new(&DOCS_NOT_CHECKED, "docs were not compared: the contract could not be derived")
-                .at(Location::file(crate::config::display_path(&cx.loaded.path)))
-                .help("fix the checkpoint-missing-fact findings first"),
+            Finding::new(
+                &DOCS_NOT_CHECKED,
+                "docs were not compared: the contract could not be derived",
+            )
+            .at(Location::file(crate::config::display_path(&cx.loaded.path)))
+            .help("fix the checkpoint-missing-fact findings first"),
         );
-        return Ok(Report { findings: out, summary: "not checked".into() });
+        return Ok(Report {
+            findings: out,
+            summary: "not checked".into(),
+        });
     };
     let help = fix_help(cx);
     let mut files = 0;
@@ -87,13 +134,22 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
     // The JSON contract: parse, validate against the schema, then compare bytes.
     let display = cx.loaded.display(&docs.json);
     match std::fs::read_to_string(cx.loaded.resolve(&docs.json)) {
-        Err(e) => out.push(Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}")).at(Location::file(&display)).help(help.clone())),
+        Err(e) => out.push(
+            Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
+                .at(Location::file(&display))
+                .help(help.clone()),
+        ),
         Ok(text) => {
             files += 1;
             match serde_json::from_str::<serde_json::Value>(&text) {
                 Err(e) => out.push(
                     Finding::new(&DOCS_UNPARSABLE, format!("not valid JSON: {e}"))
-                        .at(Location { path: display.clone(), line: Some(e.line() as u32), column: Some(e.column() as u32), label: None })
+                        .at(Location {
+                            path: display.clone(),
+                            line: Some(e.line() as u32),
+                            column: Some(e.column() as u32),
+                            label: None,
+                        })
                         .help(help.clone()),
                 ),
                 Ok(doc) => {
@@ -129,7 +185,10 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
         let text = match std::fs::read_to_string(cx.loaded.resolve(md)) {
             Ok(t) => t,
             Err(e) => {
-                out.push(Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}")).at(Location::file(&display)));
+                out.push(
+                    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}"))
+                        .at(Location::file(&display)),
+                );
                 continue;
             }
         };
@@ -144,13 +203,18 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
             if rendered == block.body {
                 continue;
             }
-            let only_this = blocks::rewrite(&text, &|n| (n == block.name).then(|| rendered.clone())).unwrap_or_else(|_| text.clone());
+            let only_this =
+                blocks::rewrite(&text, &|n| (n == block.name).then(|| rendered.clone()))
+                    .unwrap_or_else(|_| text.clone());
             let line = docs::first_changed_line(&text, &only_this);
             let docs_line = text.lines().nth(line as usize - 1).unwrap_or("");
-            let mut f = Finding::new(&DOCS_DRIFT, format!("{display} is out of date (block `{}`)", block.name))
-                .at(Location::at(&display, line))
-                .help(help.clone())
-                .diff(docs::unified_diff(&text, &only_this, &display));
+            let mut f = Finding::new(
+                &DOCS_DRIFT,
+                format!("{display} is out of date (block `{}`)", block.name),
+            )
+            .at(Location::at(&display, line))
+            .help(help.clone())
+            .diff(docs::unified_diff(&text, &only_this, &display));
             if let Some(loc) = source_of(cx, &block.name, docs_line) {
                 f = f.related(loc);
             }
@@ -158,23 +222,37 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
         }
     }
     let drifted = out.iter().filter(|f| f.code == DOCS_DRIFT.id).count();
-    Ok(Report { findings: out, summary: format!("{files} files · {drifted} drifted") })
+    Ok(Report {
+        findings: out,
+        summary: format!("{files} files · {drifted} drifted"),
+    })
 }
 
 /// The innermost contract key whose value spans `line` of a canonical JSON text (e.g. `columns`,
 /// `horizon`), found by indentation: good enough to name the fact a changed line belongs to.
 fn json_key_at(text: &str, line: u32) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let idx = (line as usize).saturating_sub(1).min(lines.len().saturating_sub(1));
+    let idx = (line as usize)
+        .saturating_sub(1)
+        .min(lines.len().saturating_sub(1));
     let indent = |l: &str| l.len() - l.trim_start().len();
     let mut depth = lines.get(idx).map(|l| indent(l)).unwrap_or(0) + 1;
     for l in lines[..=idx].iter().rev() {
         let t = l.trim_start();
         if indent(l) < depth && t.starts_with('"') {
-            if let Some(key) = t.split('"').nth(1) {
-                if matches!(key, "columns" | "heads" | "horizon" | "thresholds" | "model-version" | "heads-version" | "nan-policy" | "schema-hash" | "production-checkpoint") {
-                    return key.to_owned();
-                }
+            const KEYS: &[&str] = &[
+                "columns",
+                "heads",
+                "horizon",
+                "thresholds",
+                "model-version",
+                "heads-version",
+                "nan-policy",
+                "schema-hash",
+                "production-checkpoint",
+            ];
+            if let Some(key) = t.split('"').nth(1).filter(|k| KEYS.contains(k)) {
+                return key.to_owned();
             }
             depth = indent(l);
         }

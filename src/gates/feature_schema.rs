@@ -23,18 +23,60 @@ use crate::facts::CheckpointFact;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 
 const fn code(id: &'static str, contract: ContractKind, summary: &'static str) -> Code {
-    Code { id, gate: "feature-schema", contract, severity: Severity::Error, summary }
+    Code {
+        id,
+        gate: "feature-schema",
+        contract,
+        severity: Severity::Error,
+        summary,
+    }
 }
 
-pub const CHECKPOINT_MISSING_FACT: Code = code("checkpoint-missing-fact", ContractKind::Checkpoint, "a required metadata key is missing from the production checkpoint");
-pub const CHECKPOINT_FACT_INVALID: Code = code("checkpoint-fact-invalid", ContractKind::Checkpoint, "a checkpoint metadata value has the wrong type or shape");
-pub const FEATURE_SET_MISMATCH: Code = code("feature-set-mismatch", ContractKind::FeatureVector, "code and checkpoint list different features");
-pub const FEATURE_ORDER_MISMATCH: Code = code("feature-order-mismatch", ContractKind::FeatureVector, "code and checkpoint list the same features in a different order");
-pub const FEATURE_DTYPE_MISMATCH: Code = code("feature-dtype-mismatch", ContractKind::FeatureVector, "a feature's dtype differs between code and checkpoint");
-pub const INPUT_DIM_MISMATCH: Code = code("input-dim-mismatch", ContractKind::Checkpoint, "the checkpoint's input_dim differs from the number of features");
-pub const FIRST_LAYER_MISMATCH: Code = code("first-layer-shape-mismatch", ContractKind::Checkpoint, "the first layer's weight does not take input_dim inputs");
-pub const FIRST_LAYER_MISSING: Code = code("first-layer-missing", ContractKind::Checkpoint, "the first layer named by `arch` has no weight tensor in the checkpoint");
-pub const SCHEMA_HASH_MISMATCH: Code = code("schema-hash-mismatch", ContractKind::FeatureVector, "the schema hash stored in the checkpoint differs from the one derived from code");
+pub const CHECKPOINT_MISSING_FACT: Code = code(
+    "checkpoint-missing-fact",
+    ContractKind::Checkpoint,
+    "a required metadata key is missing from the production checkpoint",
+);
+pub const CHECKPOINT_FACT_INVALID: Code = code(
+    "checkpoint-fact-invalid",
+    ContractKind::Checkpoint,
+    "a checkpoint metadata value has the wrong type or shape",
+);
+pub const FEATURE_SET_MISMATCH: Code = code(
+    "feature-set-mismatch",
+    ContractKind::FeatureVector,
+    "code and checkpoint list different features",
+);
+pub const FEATURE_ORDER_MISMATCH: Code = code(
+    "feature-order-mismatch",
+    ContractKind::FeatureVector,
+    "code and checkpoint list the same features in a different order",
+);
+pub const FEATURE_DTYPE_MISMATCH: Code = code(
+    "feature-dtype-mismatch",
+    ContractKind::FeatureVector,
+    "a feature's dtype differs between code and checkpoint",
+);
+pub const INPUT_DIM_MISMATCH: Code = code(
+    "input-dim-mismatch",
+    ContractKind::Checkpoint,
+    "the checkpoint's input_dim differs from the number of features",
+);
+pub const FIRST_LAYER_MISMATCH: Code = code(
+    "first-layer-shape-mismatch",
+    ContractKind::Checkpoint,
+    "the first layer's weight does not take input_dim inputs",
+);
+pub const FIRST_LAYER_MISSING: Code = code(
+    "first-layer-missing",
+    ContractKind::Checkpoint,
+    "the first layer named by `arch` has no weight tensor in the checkpoint",
+);
+pub const SCHEMA_HASH_MISMATCH: Code = code(
+    "schema-hash-mismatch",
+    ContractKind::FeatureVector,
+    "the schema hash stored in the checkpoint differs from the one derived from code",
+);
 
 pub const GATE: Gate = Gate {
     name: "feature-schema",
@@ -54,11 +96,18 @@ pub const GATE: Gate = Gate {
 };
 
 fn invalid(f: &CheckpointFact, what: &str) -> Finding {
-    Finding::new(&CHECKPOINT_FACT_INVALID, format!("checkpoint key `{}` {what}", f.key)).at(f.location.clone())
+    Finding::new(
+        &CHECKPOINT_FACT_INVALID,
+        format!("checkpoint key `{}` {what}", f.key),
+    )
+    .at(f.location.clone())
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect()
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
@@ -69,15 +118,23 @@ pub fn run(cx: &Context) -> Result<Report> {
     let help_meta = "write it from the training script (docs/checkpoint-metadata.md lists every key), or point `[checkpoints.keys]` at where it lives";
     for m in ck.missing() {
         out.push(
-            Finding::new(&CHECKPOINT_MISSING_FACT, format!("the production checkpoint has no `{}` ({})", m.key, m.field))
-                .at(m.location.clone())
-                .help(help_meta),
+            Finding::new(
+                &CHECKPOINT_MISSING_FACT,
+                format!("the production checkpoint has no `{}` ({})", m.key, m.field),
+            )
+            .at(m.location.clone())
+            .help(help_meta),
         );
     }
 
     let names = feature_names(&code.columns)?;
     let dtypes = feature_dtypes(&code.dtypes, &names)?;
-    let derived_hash = contract::schema_hash(names.iter().map(String::as_str).zip(dtypes.iter().map(String::as_str)));
+    let derived_hash = contract::schema_hash(
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(dtypes.iter().map(String::as_str)),
+    );
     let ck_names = match &ck.feature_cols.value {
         Some(v) => match strings(v) {
             Some(n) => Some(n),
@@ -93,17 +150,31 @@ pub fn run(cx: &Context) -> Result<Report> {
         let missing: Vec<&String> = names.iter().filter(|n| !ck_names.contains(n)).collect();
         let extra: Vec<&String> = ck_names.iter().filter(|n| !names.contains(n)).collect();
         if !missing.is_empty() || !extra.is_empty() {
-            let first = missing.first().and_then(|m| names.iter().position(|n| n == *m)).unwrap_or(0);
-            let list = |v: &[&String]| v.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+            let first = missing
+                .first()
+                .and_then(|m| names.iter().position(|n| n == *m))
+                .unwrap_or(0);
+            let list = |v: &[&String]| {
+                v.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let mut f = Finding::new(&FEATURE_SET_MISMATCH, "the code and the production checkpoint list different features")
                 .at(code.columns.item(first))
                 .related(ck.feature_cols.location.clone())
                 .help("retrain on the code's feature list, or restore the list the checkpoint was trained on");
             if !missing.is_empty() {
-                f = f.note(format!("in the code, not in the checkpoint: {}", list(&missing)));
+                f = f.note(format!(
+                    "in the code, not in the checkpoint: {}",
+                    list(&missing)
+                ));
             }
             if !extra.is_empty() {
-                f = f.note(format!("in the checkpoint, not in the code: {}", list(&extra)));
+                f = f.note(format!(
+                    "in the checkpoint, not in the code: {}",
+                    list(&extra)
+                ));
             }
             out.push(f);
         } else if let Some(i) = names.iter().zip(ck_names).position(|(a, b)| a != b) {
@@ -127,20 +198,30 @@ pub fn run(cx: &Context) -> Result<Report> {
             other => strings(other).filter(|d| d.len() == ck_names.len()),
         };
         match ck_dtypes {
-            None => out.push(invalid(&ck.feature_dtypes, "must be one dtype or a list aligned with feature_cols")),
+            None => out.push(invalid(
+                &ck.feature_dtypes,
+                "must be one dtype or a list aligned with feature_cols",
+            )),
             Some(ck_dtypes) => {
                 for (i, name) in names.iter().enumerate() {
-                    let Some(j) = ck_names.iter().position(|n| n == name) else { continue };
+                    let Some(j) = ck_names.iter().position(|n| n == name) else {
+                        continue;
+                    };
                     if ck_dtypes[j] != dtypes[i] {
                         out.push(
                             Finding::new(
                                 &FEATURE_DTYPE_MISMATCH,
-                                format!("feature `{name}` is {} in the code and {} in the checkpoint", dtypes[i], ck_dtypes[j]),
+                                format!(
+                                    "feature `{name}` is {} in the code and {} in the checkpoint",
+                                    dtypes[i], ck_dtypes[j]
+                                ),
                             )
                             .at(code.dtypes.origin.clone())
                             .related(code.columns.item(i))
                             .related(ck.feature_dtypes.location.clone())
-                            .help("cast features to the dtype the model was trained with, or retrain"),
+                            .help(
+                                "cast features to the dtype the model was trained with, or retrain",
+                            ),
                         );
                         break;
                     }
@@ -163,17 +244,30 @@ pub fn run(cx: &Context) -> Result<Report> {
         && dim != names.len() as u64
     {
         out.push(
-            Finding::new(&INPUT_DIM_MISMATCH, format!("input_dim is {dim}, the code lists {} features", names.len()))
-                .at(ck.input_dim.location.clone())
-                .related(code.columns.origin.clone())
-                .help("input_dim must equal len(FEATURE_COLS) at training time"),
+            Finding::new(
+                &INPUT_DIM_MISMATCH,
+                format!(
+                    "input_dim is {dim}, the code lists {} features",
+                    names.len()
+                ),
+            )
+            .at(ck.input_dim.location.clone())
+            .related(code.columns.origin.clone())
+            .help("input_dim must equal len(FEATURE_COLS) at training time"),
         );
     }
 
     if let Some(arch) = &ck.arch.value {
-        let first = arch.get("layers").and_then(Value::as_array).and_then(|l| l.first()).and_then(Value::as_str);
+        let first = arch
+            .get("layers")
+            .and_then(Value::as_array)
+            .and_then(|l| l.first())
+            .and_then(Value::as_str);
         match first {
-            None => out.push(invalid(&ck.arch, "must name its layers in order (`arch.layers`, a list of module names)")),
+            None => out.push(invalid(
+                &ck.arch,
+                "must name its layers in order (`arch.layers`, a list of module names)",
+            )),
             Some(layer) => {
                 let sd = &cx.loaded.config.checkpoints.keys.state_dict;
                 let weight = format!("{layer}.weight");
@@ -221,6 +315,12 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
     }
 
-    let short = derived_hash.strip_prefix("sha256:").map(|h| format!("sha256:{}…{}", &h[..4], &h[h.len() - 2..])).unwrap_or_default();
-    Ok(Report { findings: out, summary: format!("{} features · {short}", names.len()) })
+    let short = derived_hash
+        .strip_prefix("sha256:")
+        .map(|h| format!("sha256:{}…{}", &h[..4], &h[h.len() - 2..]))
+        .unwrap_or_default();
+    Ok(Report {
+        findings: out,
+        summary: format!("{} features · {short}", names.len()),
+    })
 }

@@ -37,7 +37,11 @@ pub struct Gate {
 }
 
 /// Every gate, in the order `check` runs them.
-pub const GATES: &[Gate] = &[checkpoint_inventory::GATE, feature_schema::GATE, docs_drift::GATE];
+pub const GATES: &[Gate] = &[
+    checkpoint_inventory::GATE,
+    feature_schema::GATE,
+    docs_drift::GATE,
+];
 
 /// Every finding code of every gate.
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {
@@ -59,7 +63,12 @@ mod tests {
             for c in g.codes {
                 assert!(seen.insert(c.id), "duplicate code {}", c.id);
                 assert_eq!(c.gate, g.name, "{} declared in the wrong gate", c.id);
-                assert!(c.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{}", c.id);
+                assert!(
+                    c.id.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                    "{}",
+                    c.id
+                );
             }
         }
     }

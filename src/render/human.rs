@@ -34,7 +34,11 @@ fn sev_style(s: Severity) -> Style {
 
 pub fn duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1000.0 { format!("{} ms", ms.round() as u64) } else { format!("{:.1} s", ms / 1000.0) }
+    if ms < 1000.0 {
+        format!("{} ms", ms.round() as u64)
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
 }
 
 /// Reads source lines for snippets, each file once.
@@ -45,19 +49,29 @@ pub struct Sources {
 
 impl Sources {
     fn line(&mut self, path: &str, line: u32) -> Option<String> {
-        let lines = self
-            .files
-            .entry(path.to_owned())
-            .or_insert_with(|| std::fs::read_to_string(path).ok().map(|t| t.lines().map(str::to_owned).collect()));
+        let lines = self.files.entry(path.to_owned()).or_insert_with(|| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|t| t.lines().map(str::to_owned).collect())
+        });
         lines.as_ref()?.get(line.checked_sub(1)? as usize).cloned()
     }
 }
 
 /// The header line: tool, pipeline, versions.
 pub fn header(outcome: &Outcome) -> String {
-    let mut s = format!("{} {} · {}", paint(BOLD, "plumbline"), env!("CARGO_PKG_VERSION"), outcome.pipeline);
+    let mut s = format!(
+        "{} {} · {}",
+        paint(BOLD, "plumbline"),
+        env!("CARGO_PKG_VERSION"),
+        outcome.pipeline
+    );
     if let Some(c) = &outcome.contract {
-        let _ = write!(s, " · model v{} · heads v{}", c.model_version, c.heads_version);
+        let _ = write!(
+            s,
+            " · model v{} · heads v{}",
+            c.model_version, c.heads_version
+        );
     }
     s.push('\n');
     s
@@ -65,7 +79,12 @@ pub fn header(outcome: &Outcome) -> String {
 
 pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
     let mut s = header(outcome);
-    let width = outcome.gates.iter().map(|g| g.gate.len()).max().unwrap_or(0);
+    let width = outcome
+        .gates
+        .iter()
+        .map(|g| g.gate.len())
+        .max()
+        .unwrap_or(0);
     for g in &outcome.gates {
         let (mark, what) = if g.counts.errors > 0 {
             (paint(RED, "✗"), plural(g.counts.errors, "error"))
@@ -74,7 +93,13 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         } else {
             (paint(GREEN, "✓"), g.summary.clone())
         };
-        let _ = writeln!(s, "  {mark} {:<width$}   {:<40} {}", g.gate, what, paint(DIM, &duration(g.duration)));
+        let _ = writeln!(
+            s,
+            "  {mark} {:<width$}   {:<40} {}",
+            g.gate,
+            what,
+            paint(DIM, &duration(g.duration))
+        );
     }
     if !outcome.findings.is_empty() {
         s.push('\n');
@@ -97,7 +122,11 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
@@ -112,7 +141,13 @@ fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
         let n = line.to_string();
         let pad = " ".repeat(n.len());
         let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
-        let _ = writeln!(s, "{} {} {}", paint(BLUE, &n), paint(BLUE, "|"), text.trim_end());
+        let _ = writeln!(
+            s,
+            "{} {} {}",
+            paint(BLUE, &n),
+            paint(BLUE, "|"),
+            text.trim_end()
+        );
         let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
     }
 }
@@ -120,7 +155,13 @@ fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
 /// One finding, rustc-style.
 pub fn finding(s: &mut String, f: &Finding, sources: &mut Sources) {
     let style = sev_style(f.severity);
-    let _ = writeln!(s, "{}{} {}", paint(style, &format!("{}[{}]", f.severity.as_str(), f.code)), paint(BOLD, ":"), paint(BOLD, &f.message));
+    let _ = writeln!(
+        s,
+        "{}{} {}",
+        paint(style, &format!("{}[{}]", f.severity.as_str(), f.code)),
+        paint(BOLD, ":"),
+        paint(BOLD, &f.message)
+    );
     if let Some(loc) = &f.location {
         snippet(s, loc, sources, "-->");
     }

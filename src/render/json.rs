@@ -28,7 +28,12 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
     JsonReport {
         report_format: REPORT_FORMAT,
         pipeline: outcome.pipeline.clone(),
-        verdict: if outcome.fails(fail_on) { "failed" } else { "passed" }.to_owned(),
+        verdict: if outcome.fails(fail_on) {
+            "failed"
+        } else {
+            "passed"
+        }
+        .to_owned(),
         fail_on,
         counts: outcome.counts(),
         gates: outcome.gates.clone(),
@@ -37,5 +42,6 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
 }
 
 pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
-    crate::canonical::to_string(&report(outcome, fail_on)).expect("reports hold no non-finite numbers")
+    crate::canonical::to_string(&report(outcome, fail_on))
+        .expect("reports hold no non-finite numbers")
 }

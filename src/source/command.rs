@@ -15,7 +15,9 @@ use crate::finding::Location;
 pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
     let shown = argv.join(" ");
     let fail = |msg: String| Error::msg(format!("command `{shown}`: {msg}"));
-    let (program, args) = argv.split_first().ok_or_else(|| fail("empty argv".into()))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| fail("empty argv".into()))?;
     let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)
@@ -37,7 +39,10 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
         let _ = err_pipe.read_to_end(&mut b);
         b
     });
-    let status = match child.wait_timeout(Duration::from_secs(timeout_secs)).map_err(|e| fail(e.to_string()))? {
+    let status = match child
+        .wait_timeout(Duration::from_secs(timeout_secs))
+        .map_err(|e| fail(e.to_string()))?
+    {
         Some(s) => s,
         None => {
             let _ = child.kill();
@@ -46,18 +51,31 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
         }
     };
     let stdout = out_thread.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).trim().to_owned();
-    let with_stderr = |msg: String| if stderr.is_empty() { fail(msg) } else { fail(format!("{msg}; stderr:\n{stderr}")) };
+    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default())
+        .trim()
+        .to_owned();
+    let with_stderr = |msg: String| {
+        if stderr.is_empty() {
+            fail(msg)
+        } else {
+            fail(format!("{msg}; stderr:\n{stderr}"))
+        }
+    };
     if !status.success() {
         return Err(with_stderr(format!("exited with {status}")));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(&stdout).map_err(|e| with_stderr(format!("did not print JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_slice(&stdout)
+        .map_err(|e| with_stderr(format!("did not print JSON ({e})")))?;
     let value = match key {
-        Some(k) => crate::checkpoint::lookup(&value, k).cloned().ok_or_else(|| with_stderr(format!("its JSON has no key `{k}`")))?,
+        Some(k) => crate::checkpoint::lookup(&value, k)
+            .cloned()
+            .ok_or_else(|| with_stderr(format!("its JSON has no key `{k}`")))?,
         None => value,
     };
-    Ok(Fact::new(value, Location::file(format!("`{shown}`")).with_label(key.unwrap_or("output").to_owned())))
+    Ok(Fact::new(
+        value,
+        Location::file(format!("`{shown}`")).with_label(key.unwrap_or("output").to_owned()),
+    ))
 }
 
 #[cfg(test)]
@@ -70,21 +88,36 @@ mod tests {
 
     #[test]
     fn json_output_and_key() {
-        let f = run(Path::new("."), &sh("echo '{\"a\": {\"b\": [1, 2]}}'"), Some("a.b"), 10).unwrap();
+        let f = run(
+            Path::new("."),
+            &sh("echo '{\"a\": {\"b\": [1, 2]}}'"),
+            Some("a.b"),
+            10,
+        )
+        .unwrap();
         assert_eq!(f.value, serde_json::json!([1, 2]));
     }
 
     #[test]
     fn failure_carries_stderr() {
-        let err = run(Path::new("."), &sh("echo boom >&2; exit 3"), None, 10).unwrap_err().to_string();
+        let err = run(Path::new("."), &sh("echo boom >&2; exit 3"), None, 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exited with") && err.contains("boom"), "{err}");
-        let err = run(Path::new("."), &sh("echo not-json; echo why >&2"), None, 10).unwrap_err().to_string();
-        assert!(err.contains("did not print JSON") && err.contains("why"), "{err}");
+        let err = run(Path::new("."), &sh("echo not-json; echo why >&2"), None, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did not print JSON") && err.contains("why"),
+            "{err}"
+        );
     }
 
     #[test]
     fn timeout_kills() {
-        let err = run(Path::new("."), &sh("sleep 5"), None, 1).unwrap_err().to_string();
+        let err = run(Path::new("."), &sh("sleep 5"), None, 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("timed out after 1 s"), "{err}");
     }
 }

@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 use crate::finding::Location;
 
 fn missing(display: &str, key: &str, at: &str) -> Error {
-    Error::at(Location::file(display), format!("key `{key}` not found (no `{at}`)"))
+    Error::at(
+        Location::file(display),
+        format!("key `{key}` not found (no `{at}`)"),
+    )
 }
 
 /// A key path in a TOML file. The value is read through toml's serde model; the lines come from its
@@ -16,10 +19,24 @@ fn missing(display: &str, key: &str, at: &str) -> Error {
 pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
     let located = |span: std::ops::Range<usize>, msg: String| {
         let (line, column) = line_col(text, span.start);
-        Error::at(Location { path: display.to_owned(), line: Some(line), column: Some(column), label: None }, msg)
+        Error::at(
+            Location {
+                path: display.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                label: None,
+            },
+            msg,
+        )
     };
-    let doc = toml::de::DeTable::parse(text).map_err(|e| located(e.span().unwrap_or(0..0), format!("TOML syntax error: {}", e.message())))?;
-    let value: toml::Table = toml::from_str(text).map_err(|e| located(e.span().unwrap_or(0..0), e.message().to_owned()))?;
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        located(
+            e.span().unwrap_or(0..0),
+            format!("TOML syntax error: {}", e.message()),
+        )
+    })?;
+    let value: toml::Table = toml::from_str(text)
+        .map_err(|e| located(e.span().unwrap_or(0..0), e.message().to_owned()))?;
 
     let mut node = toml::Value::Table(value);
     let mut spanned_table = Some(doc.get_ref());
@@ -44,7 +61,8 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
             }
         }
     }
-    let json = serde_json::to_value(&node).map_err(|e| Error::at(Location::file(display), format!("key `{key}`: {e}")))?;
+    let json = serde_json::to_value(&node)
+        .map_err(|e| Error::at(Location::file(display), format!("key `{key}`: {e}")))?;
     let (line, _) = line_col(text, span.start);
     let mut fact = Fact::new(json, Location::at(display, line).with_label(key.to_owned()));
     fact.item_lines = items.iter().map(|s| line_col(text, s.start).0).collect();
@@ -54,7 +72,15 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
 /// A key path in a JSON file; lines come from jsonc-parser's syntax tree.
 pub fn json_key(display: &str, text: &str, key: &str) -> Result<Fact> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        Error::at(Location { path: display.to_owned(), line: Some(e.line() as u32), column: Some(e.column() as u32), label: None }, format!("invalid JSON: {e}"))
+        Error::at(
+            Location {
+                path: display.to_owned(),
+                line: Some(e.line() as u32),
+                column: Some(e.column() as u32),
+                label: None,
+            },
+            format!("invalid JSON: {e}"),
+        )
     })?;
     let ast = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default())
         .map_err(|e| Error::at(Location::file(display), format!("invalid JSON: {e}")))?;
@@ -68,15 +94,26 @@ pub fn json_key(display: &str, text: &str, key: &str) -> Result<Fact> {
                 start = p.range.start;
                 &p.value
             }),
-            Some(jsonc_parser::ast::Value::Array(a)) => seg.parse::<usize>().ok().and_then(|i| a.elements.get(i)).inspect(|v| {
-                start = jsonc_parser::common::Ranged::range(*v).start;
-            }),
+            Some(jsonc_parser::ast::Value::Array(a)) => seg
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| a.elements.get(i))
+                .inspect(|v| {
+                    start = jsonc_parser::common::Ranged::range(*v).start;
+                }),
             _ => None,
         };
     }
-    let mut fact = Fact::new(node.clone(), Location::at(display, line_col(text, start).0).with_label(key.to_owned()));
+    let mut fact = Fact::new(
+        node.clone(),
+        Location::at(display, line_col(text, start).0).with_label(key.to_owned()),
+    );
     if let Some(jsonc_parser::ast::Value::Array(a)) = ast_node {
-        fact.item_lines = a.elements.iter().map(|e| line_col(text, jsonc_parser::common::Ranged::range(e).start).0).collect();
+        fact.item_lines = a
+            .elements
+            .iter()
+            .map(|e| line_col(text, jsonc_parser::common::Ranged::range(e).start).0)
+            .collect();
     }
     Ok(fact)
 }
@@ -92,10 +129,21 @@ mod tests {
         assert_eq!(f.value, serde_json::json!(["a", "b"]));
         assert_eq!(f.origin.line, Some(5));
         assert_eq!(f.item_lines, vec![6, 7]);
-        assert_eq!(toml_key("c.toml", text, "model.version").unwrap().origin.line, Some(2));
+        assert_eq!(
+            toml_key("c.toml", text, "model.version")
+                .unwrap()
+                .origin
+                .line,
+            Some(2)
+        );
         let x = toml_key("c.toml", text, "t.inner.x").unwrap();
-        assert_eq!((x.value, x.origin.line), (serde_json::json!(-1.5), Some(10)));
-        let err = toml_key("c.toml", text, "model.heads").unwrap_err().to_string();
+        assert_eq!(
+            (x.value, x.origin.line),
+            (serde_json::json!(-1.5), Some(10))
+        );
+        let err = toml_key("c.toml", text, "model.heads")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "c.toml: key `model.heads` not found (no `heads`)");
     }
 
@@ -106,7 +154,15 @@ mod tests {
         assert_eq!(f.value, serde_json::json!([1, 2]));
         assert_eq!(f.origin.line, Some(3));
         assert_eq!(f.item_lines, vec![4, 5]);
-        assert_eq!(json_key("c.json", text, "a.b.1").unwrap().origin.line, Some(5));
-        assert!(json_key("c.json", "{", "a").unwrap_err().to_string().starts_with("c.json:1:"));
+        assert_eq!(
+            json_key("c.json", text, "a.b.1").unwrap().origin.line,
+            Some(5)
+        );
+        assert!(
+            json_key("c.json", "{", "a")
+                .unwrap_err()
+                .to_string()
+                .starts_with("c.json:1:")
+        );
     }
 }

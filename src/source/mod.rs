@@ -25,7 +25,11 @@ pub struct Fact {
 
 impl Fact {
     pub fn new(value: Value, origin: Location) -> Self {
-        Fact { value, origin, item_lines: Vec::new() }
+        Fact {
+            value,
+            origin,
+            item_lines: Vec::new(),
+        }
     }
 
     /// The location of list item `i` (its own line when known, else the fact's).
@@ -49,7 +53,13 @@ pub struct Resolver<'a> {
 
 impl<'a> Resolver<'a> {
     pub fn new(loaded: &'a Loaded, production: Option<&'a CheckpointInfo>) -> Self {
-        Resolver { loaded, production, python: HashMap::new(), rust: HashMap::new(), text: HashMap::new() }
+        Resolver {
+            loaded,
+            production,
+            python: HashMap::new(),
+            rust: HashMap::new(),
+            text: HashMap::new(),
+        }
     }
 
     fn text(&mut self, rel: &str) -> Result<(String, &str)> {
@@ -67,7 +77,8 @@ impl<'a> Resolver<'a> {
                 if !self.python.contains_key(python) {
                     let display = self.loaded.display(python);
                     let text = read_to_string(&self.loaded.resolve(python))?;
-                    self.python.insert(python.clone(), python::PythonModule::parse(&display, text)?);
+                    self.python
+                        .insert(python.clone(), python::PythonModule::parse(&display, text)?);
                 }
                 self.python[python].constant(name)
             }
@@ -95,7 +106,11 @@ impl<'a> Resolver<'a> {
                 };
                 checkpoint_key(&info, key)
             }
-            Source::Command { command, key, timeout_secs } => command::run(&self.loaded.root, command, key.as_deref(), *timeout_secs),
+            Source::Command {
+                command,
+                key,
+                timeout_secs,
+            } => command::run(&self.loaded.root, command, key.as_deref(), *timeout_secs),
         }
     }
 }
@@ -103,8 +118,14 @@ impl<'a> Resolver<'a> {
 /// A key inside a checkpoint as a fact. Checkpoints have no lines: the location names the file and key.
 pub fn checkpoint_key(info: &CheckpointInfo, key: &str) -> Result<Fact> {
     let display = display_path(&info.path);
-    let value = info
-        .get(key)
-        .ok_or_else(|| Error::at(Location::file(&display), format!("checkpoint has no key `{key}`")))?;
-    Ok(Fact::new(value.clone(), Location::file(display).with_label(format!("key `{key}`"))))
+    let value = info.get(key).ok_or_else(|| {
+        Error::at(
+            Location::file(&display),
+            format!("checkpoint has no key `{key}`"),
+        )
+    })?;
+    Ok(Fact::new(
+        value.clone(),
+        Location::file(display).with_label(format!("key `{key}`")),
+    ))
 }

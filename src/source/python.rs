@@ -24,8 +24,14 @@ impl PythonModule {
         parser
             .set_language(&tree_sitter_python::LANGUAGE.into())
             .map_err(|e| Error::msg(format!("tree-sitter-python: {e}")))?;
-        let tree = parser.parse(&text, None).ok_or_else(|| Error::msg(format!("{display}: the Python parser gave up")))?;
-        let module = PythonModule { display: display.to_owned(), text, tree };
+        let tree = parser
+            .parse(&text, None)
+            .ok_or_else(|| Error::msg(format!("{display}: the Python parser gave up")))?;
+        let module = PythonModule {
+            display: display.to_owned(),
+            text,
+            tree,
+        };
         if let Some(err) = first_error(module.tree.root_node()) {
             return Err(module.error(err, format!("syntax error near `{}`", module.snippet(err))));
         }
@@ -35,7 +41,12 @@ impl PythonModule {
     fn error(&self, node: Node, message: String) -> Error {
         let p = node.start_position();
         Error::at(
-            Location { path: self.display.clone(), line: Some(p.row as u32 + 1), column: Some(p.column as u32 + 1), label: None },
+            Location {
+                path: self.display.clone(),
+                line: Some(p.row as u32 + 1),
+                column: Some(p.column as u32 + 1),
+                label: None,
+            },
             message,
         )
     }
@@ -66,7 +77,9 @@ impl PythonModule {
             let mut c2 = stmt.walk();
             for expr in stmt.named_children(&mut c2) {
                 if matches!(expr.kind(), "assignment" | "augmented_assignment")
-                    && expr.child_by_field_name("left").is_some_and(|l| l.kind() == "identifier" && self.text_of(l) == name)
+                    && expr
+                        .child_by_field_name("left")
+                        .is_some_and(|l| l.kind() == "identifier" && self.text_of(l) == name)
                 {
                     out.push(expr);
                 }
@@ -82,7 +95,10 @@ impl PythonModule {
 
     fn constant_guarded(&self, name: &str, seen: &mut HashSet<String>) -> Result<Fact> {
         if !seen.insert(name.to_owned()) {
-            return Err(Error::at(Location::file(&self.display), format!("`{name}` is defined in terms of itself")));
+            return Err(Error::at(
+                Location::file(&self.display),
+                format!("`{name}` is defined in terms of itself"),
+            ));
         }
         let bindings = self.bindings(name);
         let assign = match bindings.as_slice() {
@@ -90,11 +106,16 @@ impl PythonModule {
             [] => {
                 return Err(Error::at(
                     Location::file(&self.display),
-                    format!("no module-level assignment to `{name}` (plumbline reads top-level `{name} = <literal>` only)"),
+                    format!(
+                        "no module-level assignment to `{name}` (plumbline reads top-level `{name} = <literal>` only)"
+                    ),
                 ));
             }
             [first, ..] => {
-                let lines: Vec<String> = bindings.iter().map(|b| (b.start_position().row + 1).to_string()).collect();
+                let lines: Vec<String> = bindings
+                    .iter()
+                    .map(|b| (b.start_position().row + 1).to_string())
+                    .collect();
                 return Err(self.error(
                     *first,
                     format!("`{name}` is bound more than once at module level (lines {}); a contract fact needs one definition", lines.join(", ")),
@@ -106,11 +127,19 @@ impl PythonModule {
             .ok_or_else(|| self.error(assign, format!("`{name}` is declared without a value")))?;
         let value = self.eval(right, seen)?;
         let left = assign.child_by_field_name("left").unwrap_or(assign);
-        let mut fact = Fact::new(value, Location::at(&self.display, left.start_position().row as u32 + 1).with_label(name.to_owned()));
+        let mut fact = Fact::new(
+            value,
+            Location::at(&self.display, left.start_position().row as u32 + 1)
+                .with_label(name.to_owned()),
+        );
         let inner = unparen(right);
         if matches!(inner.kind(), "list" | "tuple") {
             let mut c = inner.walk();
-            fact.item_lines = inner.named_children(&mut c).filter(|n| n.kind() != "comment").map(|n| n.start_position().row as u32 + 1).collect();
+            fact.item_lines = inner
+                .named_children(&mut c)
+                .filter(|n| n.kind() != "comment")
+                .map(|n| n.start_position().row as u32 + 1)
+                .collect();
         }
         Ok(fact)
     }
@@ -141,15 +170,22 @@ impl PythonModule {
                 if t.ends_with(['j', 'J']) {
                     return Err(unsupported("complex number"));
                 }
-                let f: f64 = t.parse().map_err(|_| unsupported("float literal plumbline cannot read"))?;
+                let f: f64 = t
+                    .parse()
+                    .map_err(|_| unsupported("float literal plumbline cannot read"))?;
                 float(f).ok_or_else(|| unsupported("non-finite float"))
             }
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
             "none" => Ok(Value::Null),
             "unary_operator" => {
-                let op = node.child_by_field_name("operator").map(|o| self.text_of(o)).unwrap_or("");
-                let arg = node.child_by_field_name("argument").ok_or_else(|| unsupported("unary operator"))?;
+                let op = node
+                    .child_by_field_name("operator")
+                    .map(|o| self.text_of(o))
+                    .unwrap_or("");
+                let arg = node
+                    .child_by_field_name("argument")
+                    .ok_or_else(|| unsupported("unary operator"))?;
                 let v = self.eval(arg, seen)?;
                 match (op, &v) {
                     ("+", Value::Number(_)) => Ok(v),
@@ -157,14 +193,17 @@ impl PythonModule {
                         if let Some(i) = n.as_i64() {
                             Ok(Value::from(-i))
                         } else {
-                            float(-n.as_f64().unwrap_or(f64::NAN)).ok_or_else(|| unsupported("number"))
+                            float(-n.as_f64().unwrap_or(f64::NAN))
+                                .ok_or_else(|| unsupported("number"))
                         }
                     }
                     _ => Err(unsupported("operator on a non-number")),
                 }
             }
             "parenthesized_expression" => {
-                let inner = node.named_child(0).ok_or_else(|| unsupported("empty parentheses"))?;
+                let inner = node
+                    .named_child(0)
+                    .ok_or_else(|| unsupported("empty parentheses"))?;
                 self.eval(inner, seen)
             }
             "list" | "tuple" => {
@@ -175,7 +214,13 @@ impl PythonModule {
                         continue;
                     }
                     if item.kind() == "list_splat" {
-                        return Err(self.error(item, format!("unsupported expression `{}` (unpacking)", self.snippet(item))));
+                        return Err(self.error(
+                            item,
+                            format!(
+                                "unsupported expression `{}` (unpacking)",
+                                self.snippet(item)
+                            ),
+                        ));
                     }
                     out.push(self.eval(item, seen)?);
                 }
@@ -188,15 +233,36 @@ impl PythonModule {
                     match pair.kind() {
                         "comment" => continue,
                         "pair" => {}
-                        _ => return Err(self.error(pair, format!("unsupported expression `{}` in a dict", self.snippet(pair)))),
+                        _ => {
+                            return Err(self.error(
+                                pair,
+                                format!(
+                                    "unsupported expression `{}` in a dict",
+                                    self.snippet(pair)
+                                ),
+                            ));
+                        }
                     }
-                    let k = pair.child_by_field_name("key").ok_or_else(|| unsupported("dict entry"))?;
-                    let v = pair.child_by_field_name("value").ok_or_else(|| unsupported("dict entry"))?;
+                    let k = pair
+                        .child_by_field_name("key")
+                        .ok_or_else(|| unsupported("dict entry"))?;
+                    let v = pair
+                        .child_by_field_name("value")
+                        .ok_or_else(|| unsupported("dict entry"))?;
                     let key = match self.eval(k, seen)? {
                         Value::String(s) => s,
                         Value::Number(n) => n.to_string(),
-                        Value::Bool(b) => if b { "True".into() } else { "False".into() },
-                        _ => return Err(self.error(k, format!("unsupported dict key `{}`", self.snippet(k)))),
+                        Value::Bool(b) => {
+                            if b {
+                                "True".into()
+                            } else {
+                                "False".into()
+                            }
+                        }
+                        _ => {
+                            return Err(self
+                                .error(k, format!("unsupported dict key `{}`", self.snippet(k))));
+                        }
                     };
                     if map.contains_key(&key) {
                         return Err(self.error(k, format!("duplicate dict key `{key}`")));
@@ -208,16 +274,22 @@ impl PythonModule {
             "identifier" => {
                 let name = self.text_of(node).to_owned();
                 let v = self.constant_guarded(&name, seen).map_err(|e| match e {
-                    Error::At { location, message } if location.line.is_none() => self.error(node, format!("`{name}` is not a constant of this module: {message}")),
+                    Error::At { location, message } if location.line.is_none() => self.error(
+                        node,
+                        format!("`{name}` is not a constant of this module: {message}"),
+                    ),
                     other => other,
                 })?;
                 seen.remove(&name);
                 Ok(v.value)
             }
-            "call" => Err(unsupported("a call; plumbline never runs pipeline code to read a fact")),
-            "list_comprehension" | "dictionary_comprehension" | "generator_expression" | "set_comprehension" => {
-                Err(unsupported("a comprehension"))
-            }
+            "call" => Err(unsupported(
+                "a call; plumbline never runs pipeline code to read a fact",
+            )),
+            "list_comprehension"
+            | "dictionary_comprehension"
+            | "generator_expression"
+            | "set_comprehension" => Err(unsupported("a comprehension")),
             "binary_operator" => Err(unsupported("arithmetic or concatenation")),
             "set" => Err(unsupported("a set has no order; use a list or tuple")),
             other => Err(unsupported(other)),
@@ -235,12 +307,20 @@ impl PythonModule {
         } else {
             t.parse()
         };
-        parsed.map_err(|_| self.error(node, format!("integer `{}` does not fit in 64 bits", self.text_of(node))))
+        parsed.map_err(|_| {
+            self.error(
+                node,
+                format!("integer `{}` does not fit in 64 bits", self.text_of(node)),
+            )
+        })
     }
 
     fn string(&self, node: Node) -> Result<String> {
         if node.kind() != "string" {
-            return Err(self.error(node, format!("unsupported expression `{}`", self.snippet(node))));
+            return Err(self.error(
+                node,
+                format!("unsupported expression `{}`", self.snippet(node)),
+            ));
         }
         let mut out = String::new();
         let mut raw = false;
@@ -248,12 +328,27 @@ impl PythonModule {
         for part in node.children(&mut c) {
             match part.kind() {
                 "string_start" => {
-                    let prefix = self.text_of(part).trim_end_matches(['"', '\'']).to_ascii_lowercase();
+                    let prefix = self
+                        .text_of(part)
+                        .trim_end_matches(['"', '\''])
+                        .to_ascii_lowercase();
                     if prefix.contains('f') || prefix.contains('t') {
-                        return Err(self.error(node, format!("unsupported expression `{}` (an f-string is computed at run time)", self.snippet(node))));
+                        return Err(self.error(
+                            node,
+                            format!(
+                                "unsupported expression `{}` (an f-string is computed at run time)",
+                                self.snippet(node)
+                            ),
+                        ));
                     }
                     if prefix.contains('b') {
-                        return Err(self.error(node, format!("unsupported expression `{}` (bytes, not text)", self.snippet(node))));
+                        return Err(self.error(
+                            node,
+                            format!(
+                                "unsupported expression `{}` (bytes, not text)",
+                                self.snippet(node)
+                            ),
+                        ));
                     }
                     raw = prefix.contains('r');
                 }
@@ -276,9 +371,18 @@ impl PythonModule {
                 }
                 "escape_sequence" => {
                     let e = self.text_of(part);
-                    if raw { out.push_str(e) } else { out.push_str(&self.unescape(part, e)?) }
+                    if raw {
+                        out.push_str(e)
+                    } else {
+                        out.push_str(&self.unescape(part, e)?)
+                    }
                 }
-                "interpolation" => return Err(self.error(part, "unsupported expression (f-string interpolation)".into())),
+                "interpolation" => {
+                    return Err(self.error(
+                        part,
+                        "unsupported expression (f-string interpolation)".into(),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -305,8 +409,14 @@ impl PythonModule {
         if let Some(c) = simple {
             return Ok(c.to_string());
         }
-        let hex = body.strip_prefix('x').or_else(|| body.strip_prefix('u')).or_else(|| body.strip_prefix('U'));
-        if let Some(c) = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32) {
+        let hex = body
+            .strip_prefix('x')
+            .or_else(|| body.strip_prefix('u'))
+            .or_else(|| body.strip_prefix('U'));
+        if let Some(c) = hex
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32)
+        {
             return Ok(c.to_string());
         }
         Err(self.error(node, format!("unsupported escape `{e}` in a string")))
@@ -357,8 +467,14 @@ mod tests {
         assert_eq!(m.constant("B").unwrap().origin.line, Some(3));
         assert_eq!(m.constant("C").unwrap().value, Value::from(1000));
         assert_eq!(m.constant("D").unwrap().value, Value::from(0.0025));
-        assert_eq!(m.constant("E").unwrap().value, serde_json::json!([true, false, null]));
-        assert_eq!(m.constant("F").unwrap().value, serde_json::json!({"k": [1, -2.0], "j": "ab"}));
+        assert_eq!(
+            m.constant("E").unwrap().value,
+            serde_json::json!([true, false, null])
+        );
+        assert_eq!(
+            m.constant("F").unwrap().value,
+            serde_json::json!({"k": [1, -2.0], "j": "ab"})
+        );
         assert_eq!(m.constant("G").unwrap().value, Value::from("x"));
         assert_eq!(m.constant("H").unwrap().value, Value::from(31));
         assert_eq!(m.constant("I").unwrap().value, Value::from("\\d"));
@@ -375,27 +491,63 @@ mod tests {
 
     #[test]
     fn computed_values_are_errors_naming_expression_and_line() {
-        let m = module("import x\nA = 1\nB = x.load()\nC = [c for c in 'ab']\nD = A + 1\nE = f'{A}'\nF = UNKNOWN\n");
+        let m = module(
+            "import x\nA = 1\nB = x.load()\nC = [c for c in 'ab']\nD = A + 1\nE = f'{A}'\nF = UNKNOWN\n",
+        );
         let err = m.constant("B").unwrap_err().to_string();
-        assert!(err.starts_with("m.py:3:5: unsupported expression `x.load()`"), "{err}");
-        assert!(m.constant("C").unwrap_err().to_string().contains("comprehension"));
+        assert!(
+            err.starts_with("m.py:3:5: unsupported expression `x.load()`"),
+            "{err}"
+        );
+        assert!(
+            m.constant("C")
+                .unwrap_err()
+                .to_string()
+                .contains("comprehension")
+        );
         assert!(m.constant("D").unwrap_err().to_string().contains("`A + 1`"));
-        assert!(m.constant("E").unwrap_err().to_string().contains("f-string"));
+        assert!(
+            m.constant("E")
+                .unwrap_err()
+                .to_string()
+                .contains("f-string")
+        );
         let err = m.constant("F").unwrap_err().to_string();
-        assert!(err.starts_with("m.py:7:5: `UNKNOWN` is not a constant"), "{err}");
-        assert!(m.constant("Z").unwrap_err().to_string().contains("no module-level assignment to `Z`"));
+        assert!(
+            err.starts_with("m.py:7:5: `UNKNOWN` is not a constant"),
+            "{err}"
+        );
+        assert!(
+            m.constant("Z")
+                .unwrap_err()
+                .to_string()
+                .contains("no module-level assignment to `Z`")
+        );
     }
 
     #[test]
     fn rebinding_and_cycles_are_errors() {
         let m = module("A = [1]\nA += [2]\nB = C\nC = B\n");
-        assert!(m.constant("A").unwrap_err().to_string().contains("lines 1, 2"));
-        assert!(m.constant("B").unwrap_err().to_string().contains("in terms of itself"));
+        assert!(
+            m.constant("A")
+                .unwrap_err()
+                .to_string()
+                .contains("lines 1, 2")
+        );
+        assert!(
+            m.constant("B")
+                .unwrap_err()
+                .to_string()
+                .contains("in terms of itself")
+        );
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let err = PythonModule::parse("m.py", "A = [1,\nB = 2\n".into()).err().unwrap().to_string();
+        let err = PythonModule::parse("m.py", "A = [1,\nB = 2\n".into())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("m.py:"), "{err}");
         assert!(err.contains("syntax error"), "{err}");
     }

@@ -21,11 +21,19 @@ impl RustFile {
         let file = syn::parse_file(text).map_err(|e| {
             let start = e.span().start();
             Error::at(
-                Location { path: display.to_owned(), line: Some(start.line as u32), column: Some(start.column as u32 + 1), label: None },
+                Location {
+                    path: display.to_owned(),
+                    line: Some(start.line as u32),
+                    column: Some(start.column as u32 + 1),
+                    label: None,
+                },
                 format!("Rust syntax error: {e}"),
             )
         })?;
-        Ok(RustFile { display: display.to_owned(), file })
+        Ok(RustFile {
+            display: display.to_owned(),
+            file,
+        })
     }
 
     fn item(&self, name: &str) -> Option<(&syn::Ident, &syn::Expr)> {
@@ -38,7 +46,15 @@ impl RustFile {
 
     fn error(&self, span: proc_macro2::Span, message: String) -> Error {
         let s = span.start();
-        Error::at(Location { path: self.display.clone(), line: Some(s.line as u32), column: Some(s.column as u32 + 1), label: None }, message)
+        Error::at(
+            Location {
+                path: self.display.clone(),
+                line: Some(s.line as u32),
+                column: Some(s.column as u32 + 1),
+                label: None,
+            },
+            message,
+        )
     }
 
     pub fn constant(&self, name: &str) -> Result<Fact> {
@@ -47,14 +63,24 @@ impl RustFile {
 
     fn constant_guarded(&self, name: &str, seen: &mut HashSet<String>) -> Result<Fact> {
         if !seen.insert(name.to_owned()) {
-            return Err(Error::at(Location::file(&self.display), format!("`{name}` is defined in terms of itself")));
+            return Err(Error::at(
+                Location::file(&self.display),
+                format!("`{name}` is defined in terms of itself"),
+            ));
         }
-        let (ident, expr) = self
-            .item(name)
-            .ok_or_else(|| Error::at(Location::file(&self.display), format!("no top-level `const {name}` or `static {name}`")))?;
+        let (ident, expr) = self.item(name).ok_or_else(|| {
+            Error::at(
+                Location::file(&self.display),
+                format!("no top-level `const {name}` or `static {name}`"),
+            )
+        })?;
         let value = self.eval(expr, seen)?;
         seen.remove(name);
-        let mut fact = Fact::new(value, Location::at(&self.display, ident.span().start().line as u32).with_label(name.to_owned()));
+        let mut fact = Fact::new(
+            value,
+            Location::at(&self.display, ident.span().start().line as u32)
+                .with_label(name.to_owned()),
+        );
         if let Some(items) = array_items(expr) {
             fact.item_lines = items.iter().map(|e| e.span().start().line as u32).collect();
         }
@@ -71,25 +97,49 @@ impl RustFile {
         match expr {
             syn::Expr::Lit(l) => match &l.lit {
                 syn::Lit::Str(s) => Ok(Value::String(s.value())),
-                syn::Lit::Int(i) => i.base10_parse::<i64>().map(Value::from).map_err(|_| unsupported("integer out of range")),
+                syn::Lit::Int(i) => i
+                    .base10_parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| unsupported("integer out of range")),
                 syn::Lit::Float(f) => {
                     let v: f64 = f.base10_parse().map_err(|_| unsupported("float"))?;
-                    serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| unsupported("non-finite float"))
+                    serde_json::Number::from_f64(v)
+                        .map(Value::Number)
+                        .ok_or_else(|| unsupported("non-finite float"))
                 }
                 syn::Lit::Bool(b) => Ok(Value::Bool(b.value)),
                 _ => Err(unsupported("literal kind")),
             },
-            syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => match self.eval(&u.expr, seen)? {
-                Value::Number(n) => Ok(n.as_i64().map(|i| Value::from(-i)).unwrap_or_else(|| Value::from(-n.as_f64().unwrap_or(0.0)))),
-                _ => Err(unsupported("negation of a non-number")),
-            },
+            syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+                match self.eval(&u.expr, seen)? {
+                    Value::Number(n) => Ok(n
+                        .as_i64()
+                        .map(|i| Value::from(-i))
+                        .unwrap_or_else(|| Value::from(-n.as_f64().unwrap_or(0.0)))),
+                    _ => Err(unsupported("negation of a non-number")),
+                }
+            }
             syn::Expr::Reference(r) => self.eval(&r.expr, seen),
             syn::Expr::Paren(p) => self.eval(&p.expr, seen),
             syn::Expr::Group(g) => self.eval(&g.expr, seen),
-            syn::Expr::Array(a) => a.elems.iter().map(|e| self.eval(e, seen)).collect::<Result<Vec<_>>>().map(Value::Array),
-            syn::Expr::Tuple(t) => t.elems.iter().map(|e| self.eval(e, seen)).collect::<Result<Vec<_>>>().map(Value::Array),
+            syn::Expr::Array(a) => a
+                .elems
+                .iter()
+                .map(|e| self.eval(e, seen))
+                .collect::<Result<Vec<_>>>()
+                .map(Value::Array),
+            syn::Expr::Tuple(t) => t
+                .elems
+                .iter()
+                .map(|e| self.eval(e, seen))
+                .collect::<Result<Vec<_>>>()
+                .map(Value::Array),
             syn::Expr::Path(p) if p.path.get_ident().is_some() => {
-                let name = p.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                let name = p
+                    .path
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
                 if name == "None" {
                     return Ok(Value::Null);
                 }
@@ -110,9 +160,16 @@ fn array_items(expr: &syn::Expr) -> Option<Vec<&syn::Expr>> {
 
 /// Source text of an expression for messages (proc-macro2 keeps it with `span-locations`).
 fn text(expr: &syn::Expr) -> String {
-    let s = expr.span().source_text().unwrap_or_else(|| "expression".into());
+    let s = expr
+        .span()
+        .source_text()
+        .unwrap_or_else(|| "expression".into());
     let first = s.lines().next().unwrap_or("");
-    if first.len() < s.len() || first.chars().count() > 60 { format!("{}…", first.chars().take(60).collect::<String>()) } else { s }
+    if first.len() < s.len() || first.chars().count() > 60 {
+        format!("{}…", first.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -137,8 +194,15 @@ mod tests {
 
     #[test]
     fn calls_are_unsupported_with_line() {
-        let f = RustFile::parse("lib.rs", "const A: usize = 1;\nconst B: usize = compute(A);\n").unwrap();
+        let f = RustFile::parse(
+            "lib.rs",
+            "const A: usize = 1;\nconst B: usize = compute(A);\n",
+        )
+        .unwrap();
         let err = f.constant("B").unwrap_err().to_string();
-        assert!(err.starts_with("lib.rs:2:18: unsupported expression `compute(A)`"), "{err}");
+        assert!(
+            err.starts_with("lib.rs:2:18: unsupported expression `compute(A)`"),
+            "{err}"
+        );
     }
 }

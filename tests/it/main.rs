@@ -1,1 +1,11 @@
+//! The one integration-test binary (one link step). Each module is a group of tests; `util` has the
+//! shared helpers (a torch-style zip writer, the example pipeline copied to a temp dir, the binary).
 
+mod bytes_read;
+mod checkpoints;
+mod cli;
+mod corpus;
+mod docs_and_schemas;
+mod mutation;
+mod pickle_safety;
+mod util;

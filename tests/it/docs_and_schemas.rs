@@ -1,0 +1,85 @@
+//! Committed schemas equal the derived ones; committed docs and configs validate; every finding code
+//! and every gate is documented.
+
+use crate::util::{example, repo};
+
+#[test]
+fn committed_schemas_match_the_types() {
+    use plumbline::cli::{SchemaName, schema};
+    for (name, file) in [
+        (SchemaName::Config, "plumbline.schema.json"),
+        (SchemaName::Contract, "pipeline-contract.schema.json"),
+        (SchemaName::Report, "report.schema.json"),
+    ] {
+        let committed = std::fs::read_to_string(repo().join("schemas").join(file)).unwrap();
+        assert_eq!(
+            committed,
+            schema(name),
+            "schemas/{file} is stale: run `cargo run -- schema {name:?}` (lowercase) > schemas/{file}"
+        );
+    }
+}
+
+#[test]
+fn example_config_validates_against_its_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/plumbline.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let toml_text = std::fs::read_to_string(example().join("plumbline.toml")).unwrap();
+    let doc: serde_json::Value = toml::from_str(&toml_text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // The schema rejects what the loader rejects.
+    let bad: serde_json::Value =
+        toml::from_str(&toml_text.replace("[docs]", "[docs]\nhtml = 1")).unwrap();
+    assert!(!v.is_valid(&bad));
+    let two_kinds: serde_json::Value = toml::from_str(&toml_text.replace(
+        "name = \"MODEL_VERSION\"",
+        "name = \"MODEL_VERSION\", toml = \"x\"",
+    ))
+    .unwrap();
+    assert!(!v.is_valid(&two_kinds));
+}
+
+#[test]
+fn every_code_is_in_docs_codes_md() {
+    let text = std::fs::read_to_string(repo().join("docs/codes.md")).unwrap();
+    for c in plumbline::gates::all_codes() {
+        let row = format!(
+            "| `{}` | {} | {} | {} |",
+            c.id,
+            c.gate,
+            c.contract.as_str(),
+            c.severity.as_str()
+        );
+        assert!(text.contains(&row), "docs/codes.md lacks the row {row}");
+    }
+}
+
+#[test]
+fn every_gate_is_documented_in_the_ruff_shape() {
+    let text = std::fs::read_to_string(repo().join("docs/gates.md")).unwrap();
+    for g in plumbline::gates::GATES {
+        let start = text
+            .find(&format!("## {}", g.name))
+            .unwrap_or_else(|| panic!("docs/gates.md has no section for {}", g.name));
+        let section = &text[start..];
+        let section = &section[..section[3..]
+            .find("\n## ")
+            .map(|i| i + 3)
+            .unwrap_or(section.len())];
+        for heading in ["**What it does.**", "**Why is this bad?**", "**Example.**"] {
+            assert!(section.contains(heading), "{}: no {heading}", g.name);
+        }
+        for c in g.codes {
+            assert!(
+                section.contains(&format!("`{}`", c.id)),
+                "{}: code {} not mentioned",
+                g.name,
+                c.id
+            );
+        }
+    }
+}

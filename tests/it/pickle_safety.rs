@@ -1,0 +1,181 @@
+//! A checkpoint whose pickle references code is refused as a whole, and nothing runs. Each payload would
+//! create a sentinel file if loaded with Python's pickle; the test asserts the refusal names the global
+//! *and* that the sentinel does not exist. `payloads_are_live` proves the payloads are real: Python's
+//! own `pickle.load` on the same bytes does create the sentinel.
+
+use std::path::Path;
+
+use plumbline::error::{CheckpointError, Error};
+
+use crate::util::{pstr, torch_zip};
+
+/// (name, opcode path, expected module, expected name, pickle bytes writing `sentinel`).
+fn payloads(sentinel: &Path) -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
+    let s = sentinel.display().to_string();
+    let cmd = format!("touch {s}");
+    let mut out = Vec::new();
+
+    // GLOBAL posix.system + REDUCE (what pickling os.system on Linux writes).
+    let mut p = b"\x80\x02cposix\nsystem\n".to_vec();
+    p.extend(pstr(&cmd));
+    p.extend(b"\x85R.");
+    out.push(("GLOBAL posix.system", "posix", "system", p));
+
+    // GLOBAL nt.system (os.system pickled on Windows).
+    let mut p = b"\x80\x02cnt\nsystem\n".to_vec();
+    p.extend(pstr(&cmd));
+    p.extend(b"\x85R.");
+    out.push(("GLOBAL nt.system", "nt", "system", p));
+
+    // STACK_GLOBAL builtins.eval (protocol 4).
+    let mut p = b"\x80\x04".to_vec();
+    p.extend(pstr("builtins"));
+    p.extend(pstr("eval"));
+    p.push(0x93);
+    p.extend(pstr(&format!("__import__('os').system('{cmd}')")));
+    p.extend(b"\x85R.");
+    out.push(("STACK_GLOBAL builtins.eval", "builtins", "eval", p));
+
+    // subprocess.Popen(["touch", s]) via STACK_GLOBAL + REDUCE, after a harmless-looking dict.
+    let mut p = b"\x80\x04}(".to_vec();
+    p.extend(pstr("feature_cols"));
+    p.extend(b"]");
+    p.extend(pstr("subprocess"));
+    p.extend(pstr("Popen"));
+    p.push(0x93);
+    p.extend(b"](");
+    p.extend(pstr("touch"));
+    p.extend(pstr(&s));
+    p.extend(b"e\x85Rau.");
+    out.push((
+        "STACK_GLOBAL subprocess.Popen inside metadata",
+        "subprocess",
+        "Popen",
+        p,
+    ));
+
+    // INST: MARK args INST module name (protocol 0).
+    let mut p = b"(".to_vec();
+    p.extend(format!("V{cmd}\n").as_bytes());
+    p.extend(b"ios\nsystem\n.");
+    out.push(("INST os.system", "os", "system", p));
+
+    // OBJ: MARK class args OBJ.
+    let mut p = b"\x80\x02(cos\nsystem\n".to_vec();
+    p.extend(pstr(&cmd));
+    p.extend(b"o.");
+    out.push(("OBJ os.system", "os", "system", p));
+
+    // NEWOBJ: class args-tuple NEWOBJ, then REDUCE on the result's class.
+    let mut p = b"\x80\x02csubprocess\nPopen\n".to_vec();
+    p.extend(b"]");
+    p.extend(pstr("touch"));
+    p.extend(b"a");
+    p.extend(pstr(&s));
+    p.extend(b"a\x85\x81.");
+    out.push(("NEWOBJ subprocess.Popen", "subprocess", "Popen", p));
+
+    // REDUCE on a global hidden behind the memo: the global is stored, fetched with BINGET, called.
+    let mut p = b"\x80\x02cposix\nsystem\nq\x010h\x01".to_vec();
+    p.extend(pstr(&cmd));
+    p.extend(b"\x85R.");
+    out.push(("REDUCE via memo", "posix", "system", p));
+    out
+}
+
+#[test]
+fn every_payload_is_refused_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sentinel = dir.path().join("pwned");
+    for (i, (what, module, name, pickle)) in payloads(&sentinel).into_iter().enumerate() {
+        let pt = dir.path().join(format!("payload_{i}.pt"));
+        torch_zip(&pt, &pickle);
+        let err = plumbline::checkpoint::open(&pt).expect_err(what);
+        match &err {
+            Error::Checkpoint {
+                source:
+                    CheckpointError::UnsafeGlobal {
+                        module: m, name: n, ..
+                    },
+                path,
+            } => {
+                assert_eq!((m.as_str(), n.as_str()), (module, name), "{what}");
+                assert_eq!(path, &pt);
+            }
+            other => panic!("{what}: expected a refusal, got {other}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("`{module}.{name}`")) && msg.contains("refused"),
+            "{what}: {msg}"
+        );
+        assert!(
+            !sentinel.exists(),
+            "{what}: the sentinel exists, something ran"
+        );
+    }
+}
+
+#[test]
+fn refusal_through_the_cli_exits_2_naming_file_and_global() {
+    let (_guard, ex) = crate::util::example_copy();
+    let sentinel = ex.join("pwned");
+    let (_, _, _, pickle) = payloads(&sentinel).remove(0);
+    torch_zip(&ex.join("checkpoints/momentum_v3.pt"), &pickle);
+    let o = crate::util::plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::util::stderr(&o));
+    let err = crate::util::stderr(&o);
+    assert!(
+        err.contains("checkpoints/momentum_v3.pt") && err.contains("`posix.system`"),
+        "{err}"
+    );
+    assert!(!sentinel.exists());
+    // The inventory lists it as an unsafe file (exit 1), still without running it.
+    let o = crate::util::plumbline(&ex, &["inventory"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        crate::util::stdout(&o).contains("error[checkpoint-unsafe-pickle]"),
+        "{}",
+        crate::util::stdout(&o)
+    );
+    assert!(!sentinel.exists());
+}
+
+/// The payloads are live: Python's pickle runs them. (Skips the Windows-only `nt` module and NEWOBJ,
+/// whose `__new__` allocates without running the command.) Needs python3, which CI has; with CI=true
+/// its absence fails the test.
+#[test]
+fn payloads_are_live() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if python.is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 is required in CI to prove the payloads are live"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (what, _, _, _)) in payloads(Path::new("/unused")).into_iter().enumerate() {
+        if what.contains("nt.system") || what.contains("NEWOBJ") {
+            continue;
+        }
+        let sentinel = dir.path().join(format!("ran_{i}"));
+        let pickle = payloads(&sentinel).remove(i).3;
+        let file = dir.path().join(format!("p{i}.pkl"));
+        std::fs::write(&file, &pickle).unwrap();
+        let _ = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import pickle,sys,time; pickle.load(open(sys.argv[1],'rb')); time.sleep(0.2)",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            sentinel.exists(),
+            "{what}: Python did not run the payload, so the refusal test proves nothing"
+        );
+    }
+}

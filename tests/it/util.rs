@@ -1,0 +1,165 @@
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example() -> PathBuf {
+    repo().join("examples/momentum")
+}
+
+pub fn production_pt() -> PathBuf {
+    example().join("checkpoints/momentum_v3.pt")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+/// Run the built binary in `cwd`.
+pub fn plumbline(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run plumbline")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Copy the example pipeline (without its data) into a fresh temp dir; returns (guard, path).
+pub fn example_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("momentum");
+    copy_dir(&example(), &dst);
+    (dir, dst)
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "__pycache__" || name == "prices.csv" {
+            continue;
+        }
+        let from = entry.path();
+        let to = dst.join(&name);
+        if from.is_dir() {
+            copy_dir(&from, &to)
+        } else {
+            std::fs::copy(&from, &to).map(|_| ()).unwrap()
+        }
+    }
+}
+
+/// One entry of a stored (uncompressed) zip: either bytes, or a hole of `len` zero bytes left sparse.
+pub enum Entry<'a> {
+    Bytes(&'a str, &'a [u8]),
+    Hole(&'a str, u64),
+}
+
+/// Write a stored zip the way torch.save lays one out. Holes are skipped with a seek (sparse on file
+/// systems that support it); their CRC is written as the CRC of zeros only for small holes, since no
+/// reader under test reads them.
+pub fn write_zip(path: &Path, entries: &[Entry]) {
+    let mut f = File::create(path).unwrap();
+    let mut central = Vec::new();
+    let mut count = 0u16;
+    for e in entries {
+        let (name, len, crc) = match e {
+            Entry::Bytes(n, b) => (*n, b.len() as u64, crc32fast::hash(b)),
+            Entry::Hole(n, len) => (*n, *len, 0),
+        };
+        assert!(len < u32::MAX as u64, "test zips stay below zip64");
+        let offset = f.stream_position().unwrap() as u32;
+        let mut h = Vec::new();
+        h.extend_from_slice(&0x04034b50u32.to_le_bytes());
+        h.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method=stored, time, date
+        h.extend_from_slice(&crc.to_le_bytes());
+        h.extend_from_slice(&(len as u32).to_le_bytes());
+        h.extend_from_slice(&(len as u32).to_le_bytes());
+        h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes());
+        h.extend_from_slice(name.as_bytes());
+        f.write_all(&h).unwrap();
+        match e {
+            Entry::Bytes(_, b) => f.write_all(b).unwrap(),
+            Entry::Hole(_, len) => {
+                f.seek(SeekFrom::Current(*len as i64)).unwrap();
+            }
+        }
+        let mut c = Vec::new();
+        c.extend_from_slice(&0x02014b50u32.to_le_bytes());
+        c.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        c.extend_from_slice(&crc.to_le_bytes());
+        c.extend_from_slice(&(len as u32).to_le_bytes());
+        c.extend_from_slice(&(len as u32).to_le_bytes());
+        c.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        c.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attrs, external attrs
+        c.extend_from_slice(&offset.to_le_bytes());
+        c.extend_from_slice(name.as_bytes());
+        central.extend_from_slice(&c);
+        count += 1;
+    }
+    let cd_offset = f.stream_position().unwrap() as u32;
+    f.write_all(&central).unwrap();
+    let mut eocd = Vec::new();
+    eocd.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    eocd.extend_from_slice(&[0, 0, 0, 0]);
+    eocd.extend_from_slice(&count.to_le_bytes());
+    eocd.extend_from_slice(&count.to_le_bytes());
+    eocd.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    eocd.extend_from_slice(&cd_offset.to_le_bytes());
+    eocd.extend_from_slice(&0u16.to_le_bytes());
+    f.write_all(&eocd).unwrap();
+}
+
+/// The `data.pkl` bytes of a real torch checkpoint (read with the zip crate, as the reader does).
+pub fn data_pkl(pt: &Path) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(File::open(pt).unwrap()).unwrap();
+    let name = z
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .find(|n| n.ends_with("/data.pkl"))
+        .unwrap();
+    let mut buf = Vec::new();
+    z.by_name(&name).unwrap().read_to_end(&mut buf).unwrap();
+    (name, buf)
+}
+
+/// A pickle string push (SHORT_BINUNICODE / BINUNICODE).
+pub fn pstr(s: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    if s.len() < 256 {
+        v.push(0x8c);
+        v.push(s.len() as u8);
+    } else {
+        v.push(b'X');
+        v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    }
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+/// Wrap a pickle as `archive/data.pkl` of a torch-style zip.
+pub fn torch_zip(path: &Path, pickle: &[u8]) {
+    write_zip(
+        path,
+        &[
+            Entry::Bytes("archive/data.pkl", pickle),
+            Entry::Bytes("archive/version", b"3\n"),
+        ],
+    );
+}
