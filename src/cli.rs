@@ -189,7 +189,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::Inventory { hash } => {
-            let (rows, findings) = checkpoint_inventory::inventory(&loaded, *hash)?;
+            let (rows, findings) = checkpoint_inventory::inventory(&loaded, *hash, None)?;
             let failed = findings.iter().any(|f| f.severity >= fail_on);
             match cli.format {
                 Format::Json => {

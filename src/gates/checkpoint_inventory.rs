@@ -85,8 +85,9 @@ pub struct Row {
 pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for pattern in &loaded.config.checkpoints.globs {
-        let full = loaded.resolve(pattern);
-        let full = full.to_string_lossy();
+        // The config's directory is taken literally; only the pattern from the config is a glob.
+        let root = glob::Pattern::escape(&loaded.root.to_string_lossy());
+        let full = format!("{root}/{pattern}");
         let paths = glob::glob(&full).map_err(|e| {
             Error::at(
                 Location::file(display_path(&loaded.path)),
@@ -115,8 +116,13 @@ pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBu
     Ok(out)
 }
 
-/// Read every checkpoint the globs find. Unreadable and unsafe files become findings.
-pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)> {
+/// Read every checkpoint the globs find. Unreadable and unsafe files become findings. A checkpoint
+/// already read (the production one, during `check`) is passed in and not read again.
+pub fn inventory(
+    loaded: &Loaded,
+    hash: bool,
+    already_read: Option<&checkpoint::CheckpointInfo>,
+) -> Result<(Vec<Row>, Vec<Finding>)> {
     let mut findings = Vec::new();
     let paths = expand(loaded, &mut findings)?;
     let production = loaded.resolve(&loaded.config.checkpoints.production);
@@ -142,7 +148,11 @@ pub fn inventory(loaded: &Loaded, hash: bool) -> Result<(Vec<Row>, Vec<Finding>)
         } else {
             None
         };
-        match checkpoint::open(&path) {
+        let read = match already_read.filter(|info| same_file(&info.path, &path)) {
+            Some(info) => Ok(info.clone()),
+            None => checkpoint::open(&path),
+        };
+        match read {
             Ok(info) => {
                 let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
                 rows.push(Row {
@@ -212,7 +222,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let (rows, findings) = inventory(cx.loaded, false)?;
+    let (rows, findings) = inventory(cx.loaded, false, Some(&cx.facts.production))?;
     let n = rows.len();
     Ok(Report {
         findings,

@@ -395,3 +395,72 @@ fn color_is_off_when_piped() {
         .unwrap();
     assert!(!o.stdout.contains(&0x1b), "ANSI escapes in piped output");
 }
+
+/// Every source kind, end to end: the example's facts moved into a Rust file, a TOML file, a JSON
+/// file, the checkpoint and a command give the same contract bytes as the Python constants.
+#[test]
+fn every_source_kind_derives_the_same_contract() {
+    let (_g, ex) = example_copy();
+    std::fs::write(
+        ex.join("facts.rs"),
+        "pub const MODEL_VERSION: i64 = 3;\npub const DTYPES: &str = \"float32\";\n",
+    )
+    .unwrap();
+    std::fs::write(ex.join("facts.toml"), "[model]\nheads-version = 2\n").unwrap();
+    std::fs::write(
+        ex.join("facts.json"),
+        "{\"nan\": {\"policy\": \"zero-fill\"}}\n",
+    )
+    .unwrap();
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        "version = { python = \"pipeline/model.py\", name = \"MODEL_VERSION\" }",
+        "version = { rust = \"facts.rs\", name = \"MODEL_VERSION\" }",
+    );
+    replace_in(
+        &cfg,
+        "heads-version = { python = \"pipeline/model.py\", name = \"HEADS_VERSION\" }",
+        "heads-version = { toml = \"facts.toml\", key = \"model.heads-version\" }",
+    );
+    replace_in(
+        &cfg,
+        "dtypes = { python = \"pipeline/features.py\", name = \"FEATURE_DTYPES\" }",
+        "dtypes = { rust = \"facts.rs\", name = \"DTYPES\" }",
+    );
+    replace_in(
+        &cfg,
+        "nan-policy = { python = \"pipeline/features.py\", name = \"NAN_POLICY\" }",
+        "nan-policy = { json = \"facts.json\", key = \"nan.policy\" }",
+    );
+    replace_in(
+        &cfg,
+        "horizon = { python = \"pipeline/labels.py\", name = \"HORIZON\" }",
+        "horizon = { checkpoint = \"production\", key = \"targets.horizon\" }",
+    );
+    replace_in(
+        &cfg,
+        "thresholds = { python = \"pipeline/labels.py\", name = \"THRESHOLDS\" }",
+        "thresholds = { command = [\"sh\", \"-c\", \"echo '{\\\"t\\\": {\\\"long\\\": 0.006, \\\"short\\\": -0.006}}'\"], key = \"t\", timeout-secs = 10 }",
+    );
+    let o = plumbline(&ex, &["derive"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        std::fs::read_to_string(example().join("docs/PIPELINE_CONTRACT.json")).unwrap()
+    );
+
+    // A failing command is exit 2 with its stderr.
+    replace_in(
+        &cfg,
+        "key = \"t\", timeout-secs = 10",
+        "key = \"missing\", timeout-secs = 10",
+    );
+    let o = plumbline(&ex, &["derive"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("its JSON has no key `missing`"),
+        "{}",
+        stderr(&o)
+    );
+}
