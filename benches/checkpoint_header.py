@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark: reading a checkpoint's metadata, plumbline vs the Python way, as files grow.
 
-Builds torch.save-layout archives of ~2 MB, ~50 MB and ~500 MB from the example's production checkpoint
-(its own entries, with the first storage grown to the target size; stdlib zipfile, no torch needed),
-then times, in one run:
+Builds torch.save-layout archives of 2 MB, 50 MB and 500 MB (one float32 weight of that size plus
+metadata, written with the stdlib; no torch needed to build them), then times, in one run:
   plumbline   `plumbline --config <tmp>/plumbline.toml inventory` (reads every checkpoint's header)
   python      `torch.load(path, map_location="cpu", weights_only=True)` and reading the metadata keys,
-              what the plan's 01_checkpoint_inventory.py would do (only when torch is importable)
-Each is the best of N runs (a fresh process each time, so process start-up is included for both).
+              what the plan's 01_checkpoint_inventory.py would do (only when torch is importable),
+              and `... mmap=True`, torch's lazy variant
+Each is the best of N runs (a fresh process each time, so process start-up is included for both);
+"load only" is torch.load alone inside a process that already imported torch.
 Prints a table with the ratio. Not part of CI: timings are measured here, never asserted in tests.
 
 Run:
@@ -18,6 +19,7 @@ Options: PLUMBLINE=path/to/binary  RUNS=7
 """
 
 import os
+import struct
 import shutil
 import subprocess
 import sys
@@ -33,14 +35,55 @@ RUNS = int(os.environ.get("RUNS", "7"))
 SIZES = [("2 MB", 2_000_000), ("50 MB", 50_000_000), ("500 MB", 500_000_000)]
 
 
-def grown_copy(dst, storage_bytes):
-    with zipfile.ZipFile(PRODUCTION) as src, zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED) as out:
-        big = next(n for n in src.namelist() if n.endswith("/data/0"))
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == big:
-                data = data + bytes(storage_bytes - len(data))
-            out.writestr(info, data)
+def pstr(text):
+    """BINUNICODE, the string opcode of protocol 2 (what torch.save writes)."""
+    b = text.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def synthetic_torch(dst, numel):
+    """A torch.save-layout archive of `{"state_dict": {"trunk.0.weight": <float32 [numel // 14, 14]>,
+    ...}, "input_dim": 14, ...}` written by hand (protocol 2), with the tensor's storage of numel * 4 zero
+    bytes. The same layout as tests/it/util.rs::synthetic_torch; torch.load reads it."""
+    rows = numel // 14
+    numel = rows * 14
+    J = lambda n: b"J" + struct.pack("<i", n)  # noqa: E731
+    p = b"\x80\x02}(" + pstr("state_dict") + b"}(" + pstr("trunk.0.weight")
+    p += b"ctorch._utils\n_rebuild_tensor_v2\n((" + pstr("storage") + b"ctorch\nFloatStorage\n"
+    p += pstr("0") + pstr("cpu") + J(numel) + b"tQK\x00" + J(rows) + b"K\x0e\x86" + b"K\x0eK\x01\x86"
+    p += b"\x89ccollections\nOrderedDict\n)RtRu"
+    p += pstr("input_dim") + b"K\x0e" + pstr("model_version") + b"K\x03" + b"u."
+    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", p)
+        with z.open("archive/data/0", "w", force_zip64=True) as f:
+            chunk = bytes(1 << 20)
+            left = numel * 4
+            while left:
+                n = min(left, len(chunk))
+                f.write(chunk[:n])
+                left -= n
+        z.writestr("archive/version", "3\n")
+
+
+# `inventory` only reads the [checkpoints] table; the sources are never resolved by it.
+CONFIG = """
+[pipeline]
+name = "bench"
+[model]
+version = { checkpoint = "production", key = "model_version" }
+heads-version = { checkpoint = "production", key = "model_version" }
+heads = { checkpoint = "production", key = "heads" }
+[features]
+columns = { checkpoint = "production", key = "feature_cols" }
+dtypes = { checkpoint = "production", key = "feature_dtypes" }
+nan-policy = { checkpoint = "production", key = "nan_policy" }
+[targets]
+horizon = { checkpoint = "production", key = "targets.horizon" }
+thresholds = { checkpoint = "production", key = "targets.thresholds" }
+[checkpoints]
+globs = ["*.pt"]
+production = "model.pt"
+"""
 
 
 def best_of(fn):
@@ -64,27 +107,41 @@ def main():
     tmp = tempfile.mkdtemp(prefix="plumbline-bench-")
     try:
         print(f"best of {RUNS} runs; plumbline = {BINARY}")
-        print(f"{'file':>8}  {'plumbline':>10}  {'torch.load':>11}  {'ratio':>7}")
+        print(f"{'file':>8}  {'plumbline':>10}  {'torch.load':>11}  {'ratio':>6}  {'torch mmap':>11}  {'ratio':>6}  {'load only':>11}")
         for label, size in SIZES:
             work = os.path.join(tmp, label.replace(" ", ""))
-            shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("data", "__pycache__", "*.safetensors"))
-            ck = os.path.join(work, "checkpoints", "momentum_v3.pt")
-            grown_copy(ck, size)
+            os.makedirs(work)
+            ck = os.path.join(work, "model.pt")
+            synthetic_torch(ck, size // 4)
             cfg = os.path.join(work, "plumbline.toml")
+            with open(cfg, "w") as f:
+                f.write(CONFIG)
 
             def run_plumbline():
                 subprocess.run([BINARY, "--config", cfg, "inventory"], check=True, stdout=subprocess.DEVNULL)
 
             t_pl = best_of(run_plumbline)
-            if have_torch:
+            if not have_torch:
+                print(f"{label:>8}  {t_pl * 1000:7.1f} ms  {'(no torch)':>11}")
+                continue
+            row = f"{label:>8}  {t_pl * 1000:7.1f} ms"
+            for mmap in (False, True):
                 code = (
-                    "import sys, torch; d = torch.load(sys.argv[1], map_location='cpu', weights_only=True); "
-                    "[d[k] for k in ('feature_cols', 'input_dim', 'scaler', 'model_version', 'heads', 'arch')]"
+                    f"import sys, torch; d = torch.load(sys.argv[1], map_location='cpu', weights_only=True, mmap={mmap}); "
+                    "[d[k] for k in ('input_dim', 'model_version')]; d['state_dict']['trunk.0.weight'].shape"
                 )
                 t_py = best_of(lambda: subprocess.run([sys.executable, "-c", code, ck], check=True))
-                print(f"{label:>8}  {t_pl * 1000:8.1f} ms  {t_py * 1000:8.1f} ms  {t_py / t_pl:6.1f}x")
-            else:
-                print(f"{label:>8}  {t_pl * 1000:8.1f} ms  {'(no torch)':>11}")
+                row += f"  {t_py * 1000:8.1f} ms  {t_py / t_pl:5.0f}x"
+            # torch.load alone, in a process that has already imported torch (import cost excluded).
+            inproc = (
+                "import sys, time, torch\nbest = 1e9\n"
+                f"for _ in range({RUNS}):\n"
+                "    t = time.perf_counter(); d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
+                "    best = min(best, time.perf_counter() - t)\nprint(best)"
+            )
+            t_load = float(subprocess.run([sys.executable, "-c", inproc, ck], check=True, capture_output=True, text=True).stdout)
+            row += f"  {t_load * 1000:8.1f} ms"
+            print(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

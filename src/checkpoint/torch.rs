@@ -93,7 +93,7 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
     })
 }
 
-/// The storage a tensor points at must exist and be large enough: a truncated or hand-edited archive
+/// The storage a tensor points at must exist and have exactly the size its header promises: a truncated or hand-edited archive
 /// is caught here without reading tensor bytes (the central directory has the sizes).
 fn check_storage<R: Read + Seek>(
     zip: &zip::ZipArchive<R>,
@@ -112,13 +112,11 @@ fn check_storage<R: Read + Seek>(
         .map_err(|e| CheckpointError::malformed("torch archive", format!("{entry_name}: {e}")))?;
     let item = pickle::dtype_size(&t.dtype).unwrap_or(1);
     let need = t.storage_numel.saturating_mul(item);
-    if entry.size() < need {
+    // torch.load refuses a record whose size differs from numel × element size, so plumbline does too.
+    if entry.size() != need {
         return Err(CheckpointError::malformed(
             "torch archive",
-            format!(
-                "tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}",
-                entry.size()
-            ),
+            format!("tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}", entry.size()),
         ));
     }
     Ok(())

@@ -153,6 +153,14 @@ pub fn pstr(s: &str) -> Vec<u8> {
     v
 }
 
+/// A BINUNICODE string push, the protocol-2 string opcode torch.save writes.
+pub fn xstr(s: &str) -> Vec<u8> {
+    let mut v = vec![b'X'];
+    v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
 /// Wrap a pickle as `archive/data.pkl` of a torch-style zip.
 pub fn torch_zip(path: &Path, pickle: &[u8]) {
     write_zip(
@@ -161,5 +169,32 @@ pub fn torch_zip(path: &Path, pickle: &[u8]) {
             Entry::Bytes("archive/data.pkl", pickle),
             Entry::Bytes("archive/version", b"3\n"),
         ],
+    );
+}
+
+/// A torch.save-layout checkpoint holding one float32 tensor of `numel` elements (`state_dict.w`, shape
+/// `[numel]`) and a little metadata, its storage written as a hole: a 500 MB checkpoint costs a few KB of
+/// disk. The pickle is what torch.save writes for `{"state_dict": {"w": t}, "input_dim": 14}` (protocol 2,
+/// persistent id `('storage', torch.FloatStorage, '0', 'cpu', numel)`); torch.load reads these files.
+pub fn synthetic_torch(path: &Path, numel: u32) {
+    let mut p = b"\x80\x02}(".to_vec();
+    p.extend(xstr("state_dict"));
+    p.extend(b"}(");
+    p.extend(xstr("w"));
+    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+    p.extend(xstr("storage"));
+    p.extend(b"ctorch\nFloatStorage\n");
+    p.extend(xstr("0"));
+    p.extend(xstr("cpu"));
+    p.push(b'J');
+    p.extend_from_slice(&numel.to_le_bytes());
+    p.extend(b"tQK\x00J");
+    p.extend_from_slice(&numel.to_le_bytes());
+    p.extend(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu");
+    p.extend(xstr("input_dim"));
+    p.extend(b"K\x0eu.");
+    write_zip(
+        path,
+        &[Entry::Bytes("archive/data.pkl", &p), Entry::Hole("archive/data/0", u64::from(numel) * 4), Entry::Bytes("archive/version", b"3\n")],
     );
 }
