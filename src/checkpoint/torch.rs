@@ -116,7 +116,10 @@ fn check_storage<R: Read + Seek>(
     if entry.size() != need {
         return Err(CheckpointError::malformed(
             "torch archive",
-            format!("tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}", entry.size()),
+            format!(
+                "tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}",
+                entry.size()
+            ),
         ));
     }
     Ok(())

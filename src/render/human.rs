@@ -191,3 +191,76 @@ pub fn finding(s: &mut String, f: &Finding, sources: &mut Sources) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn renders_gates_findings_and_tally() {
+        let out = strip(&render(
+            &crate::render::sample_outcome(),
+            &mut Sources::default(),
+        ));
+        let expected = "\
+plumbline 0.1.0 · momentum
+  ✗ feature-schema   1 error                                  3 ms
+  ! docs-drift       1 warning                                1.5 s
+
+error[feature-order-mismatch]: the checkpoint has `vol_20` at index 1 where the code has `ret_5`
+  --> no/such/features.py:9  (index 1)
+  ::: checkpoints/m.pt  (checkpoint key `feature_cols`)
+  = note: 2 of 14 positions differ
+  = help: build rows by name
+
+warning[docs-drift]: docs/C.md is out of date (block `features`)
+  --> docs/C.md:33
+--- a
++++ b
+@@ -1 +1 @@
+-x
++y
+
+1 error, 1 warning, 0 notes · 2 gates · 1.5 s
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn snippets_show_the_source_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.py");
+        std::fs::write(&p, "a = 1\nCOLS = [\n    \"ret_5\",\n]\n").unwrap();
+        let mut s = String::new();
+        let f = Finding::new(&crate::gates::feature_schema::FEATURE_ORDER_MISMATCH, "m")
+            .at(Location::at(p.to_string_lossy(), 3));
+        finding(&mut s, &f, &mut Sources::default());
+        assert!(strip(&s).contains("3 |     \"ret_5\",\n"), "{s}");
+    }
+
+    #[test]
+    fn colour_is_ansi_and_strippable() {
+        let out = render(&crate::render::sample_outcome(), &mut Sources::default());
+        assert!(
+            out.contains("\x1b["),
+            "styles are emitted; anstream strips them for pipes and NO_COLOR"
+        );
+    }
+}

@@ -45,3 +45,39 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
     crate::canonical::to_string(&report(outcome, fail_on))
         .expect("reports hold no non-finite numbers")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_shape_verdict_and_no_timings() {
+        let o = crate::render::sample_outcome();
+        let text = render(&o, Severity::Error);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["verdict"], "failed");
+        assert_eq!(
+            v["counts"],
+            serde_json::json!({"errors": 1, "warnings": 1, "notes": 0})
+        );
+        assert_eq!(v["findings"][0]["code"], "feature-order-mismatch");
+        assert_eq!(
+            v["findings"][0]["location"],
+            serde_json::json!({"path": "no/such/features.py", "line": 9, "label": "index 1"})
+        );
+        assert_eq!(v["findings"][1]["severity"], "warning");
+        assert!(
+            !text.contains("duration"),
+            "timings would make the JSON differ between runs"
+        );
+        assert_eq!(text, render(&o, Severity::Error));
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::cli::schema(crate::cli::SchemaName::Report)).unwrap();
+        assert!(jsonschema::is_valid(&schema, &v));
+        // At --fail-on note the same findings pass or fail by the same rule.
+        let mut passing = o.clone();
+        passing.findings.retain(|f| f.severity < Severity::Error);
+        assert_eq!(report(&passing, Severity::Error).verdict, "passed");
+        assert_eq!(report(&passing, Severity::Warning).verdict, "failed");
+    }
+}

@@ -2,3 +2,69 @@
 
 pub mod human;
 pub mod json;
+
+/// One shared set of sample findings every renderer's tests render.
+#[cfg(test)]
+pub(crate) fn sample_outcome() -> crate::check::Outcome {
+    use std::time::Duration;
+
+    use crate::check::{GateResult, Outcome};
+    use crate::finding::{Code, ContractKind, Counts, Finding, Location, Severity};
+
+    const ORDER: Code = Code {
+        id: "feature-order-mismatch",
+        gate: "feature-schema",
+        contract: ContractKind::FeatureVector,
+        severity: Severity::Error,
+        summary: "",
+    };
+    const DRIFT: Code = Code {
+        id: "docs-drift",
+        gate: "docs-drift",
+        contract: ContractKind::Docs,
+        severity: Severity::Warning,
+        summary: "",
+    };
+    let findings = vec![
+        Finding::new(
+            &ORDER,
+            "the checkpoint has `vol_20` at index 1 where the code has `ret_5`",
+        )
+        .at(Location::at("no/such/features.py", 9).with_label("index 1"))
+        .related(Location::file("checkpoints/m.pt").with_label("checkpoint key `feature_cols`"))
+        .note("2 of 14 positions differ")
+        .help("build rows by name"),
+        Finding::new(&DRIFT, "docs/C.md is out of date (block `features`)")
+            .at(Location::at("docs/C.md", 33))
+            .diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"),
+    ];
+    let gates = vec![
+        GateResult {
+            gate: "feature-schema".into(),
+            summary: "14 features".into(),
+            counts: Counts {
+                errors: 1,
+                warnings: 0,
+                notes: 0,
+            },
+            duration: Duration::from_millis(3),
+        },
+        GateResult {
+            gate: "docs-drift".into(),
+            summary: "2 files".into(),
+            counts: Counts {
+                errors: 0,
+                warnings: 1,
+                notes: 0,
+            },
+            duration: Duration::from_millis(1500),
+        },
+    ];
+    Outcome {
+        pipeline: "momentum".into(),
+        contract: None,
+        gates,
+        findings,
+        duration: Duration::from_millis(1503),
+    }
+}

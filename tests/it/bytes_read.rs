@@ -7,7 +7,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-
 struct Counting<R> {
     inner: R,
     read: Rc<Cell<u64>>,
@@ -47,7 +46,10 @@ fn count_torch(path: &Path, numel: u64) -> u64 {
     let a = plumbline::checkpoint::torch::read(r).unwrap();
     assert_eq!(a.tensors.len(), 1);
     assert_eq!(a.tree["input_dim"], 14);
-    assert_eq!((a.tensors[0].name.as_str(), a.tensors[0].dtype.as_str()), ("state_dict.w", "float32"));
+    assert_eq!(
+        (a.tensors[0].name.as_str(), a.tensors[0].dtype.as_str()),
+        ("state_dict.w", "float32")
+    );
     assert_eq!(a.tensors[0].shape, vec![numel]);
     assert!(std::fs::metadata(path).unwrap().len() > numel * 4);
     read.get()
@@ -72,7 +74,10 @@ fn torch_reads_under_1_mib_from_2_mb_and_500_mb() {
     crate::util::synthetic_torch(&small, 500_000); // 2 MB of float32
     crate::util::synthetic_torch(&large, 125_000_000); // 500 MB
     assert!(std::fs::metadata(&large).unwrap().len() > 500 * 1_000_000);
-    let (a, b) = (count_torch(&small, 500_000), count_torch(&large, 125_000_000));
+    let (a, b) = (
+        count_torch(&small, 500_000),
+        count_torch(&large, 125_000_000),
+    );
     assert!(a < MIB && b < MIB, "read {a} and {b} bytes");
     // The pickles differ only in the numbers: the bytes read do not grow with the tensor.
     assert_eq!(a, b, "bytes read depend on the file size");

@@ -195,6 +195,10 @@ pub fn synthetic_torch(path: &Path, numel: u32) {
     p.extend(b"K\x0eu.");
     write_zip(
         path,
-        &[Entry::Bytes("archive/data.pkl", &p), Entry::Hole("archive/data/0", u64::from(numel) * 4), Entry::Bytes("archive/version", b"3\n")],
+        &[
+            Entry::Bytes("archive/data.pkl", &p),
+            Entry::Hole("archive/data/0", u64::from(numel) * 4),
+            Entry::Bytes("archive/version", b"3\n"),
+        ],
     );
 }

@@ -36,7 +36,7 @@ SEED = 7
 RUN_ID = f"momentum-v{MODEL_VERSION}-seed{SEED}"
 TRAIN_FRACTION = 0.7
 EPOCHS = 80
-IG_STEPS = 4096
+IG_GRID = 4096
 
 
 def schema_hash(cols, dtypes):
@@ -176,18 +176,60 @@ def train(xs, y, mag):
     return model
 
 
-def integrated_gradients(model64, x, baseline, head, unit, steps):
-    """Trapezoidal rule over `steps` intervals on the straight path baseline -> x, in float64."""
-    alphas = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).unsqueeze(1)
-    path = (baseline + alphas * (x - baseline)).requires_grad_(True)
+def relu_pattern(model64, points):
+    """Which trunk units are active at each point: the network is linear wherever this is constant."""
+    h, signs = points, []
+    for layer in model64.trunk:
+        if isinstance(layer, nn.ReLU):
+            signs.append(h > 0)
+        h = layer(h)
+    return torch.cat(signs, dim=1)
+
+
+def path_breakpoints(model64, x, baseline, grid):
+    """Every alpha in (0, 1) where the activation pattern along baseline + alpha (x - baseline) changes,
+    found on a grid and refined by bisection to 1e-13."""
+    with torch.no_grad():
+        alphas = torch.linspace(0.0, 1.0, grid + 1, dtype=torch.float64)
+        pats = relu_pattern(model64, baseline + alphas.unsqueeze(1) * (x - baseline))
+
+        def pattern(a):
+            return relu_pattern(model64, (baseline + a * (x - baseline)).unsqueeze(0))[0]
+
+        out = []
+
+        def refine(a, b, pa, pb):
+            if b - a < 1e-13:
+                out.append(0.5 * (a + b))
+                return
+            m = 0.5 * (a + b)
+            pm = pattern(m)
+            if not torch.equal(pa, pm):
+                refine(a, m, pa, pm)
+            if not torch.equal(pm, pb):
+                refine(m, b, pm, pb)
+
+        for i in range(grid):
+            if not torch.equal(pats[i], pats[i + 1]):
+                refine(float(alphas[i]), float(alphas[i + 1]), pats[i], pats[i + 1])
+    return sorted(out)
+
+
+def integrated_gradients(model64, x, baseline, head, unit, grid):
+    """Exact integrated gradients of a ReLU MLP on the straight path: the path splits into segments on
+    which the network is linear, so the integral is the sum of each segment's (constant) gradient, taken
+    at its midpoint, times its length. Computed in float64."""
+    cuts = [0.0] + path_breakpoints(model64, x, baseline, grid) + [1.0]
+    mids = torch.tensor([0.5 * (a + b) for a, b in zip(cuts[:-1], cuts[1:])], dtype=torch.float64)
+    widths = torch.tensor([b - a for a, b in zip(cuts[:-1], cuts[1:])], dtype=torch.float64)
+    path = (baseline + mids.unsqueeze(1) * (x - baseline)).requires_grad_(True)
     out = model64(path)[head][:, unit].sum()
     (grads,) = torch.autograd.grad(out, path)
-    avg = (grads[:-1] + grads[1:]).sum(dim=0) / (2.0 * steps)
-    attr = (x - baseline) * avg
+    attr = (x - baseline) * (grads * widths.unsqueeze(1)).sum(dim=0)
     with torch.no_grad():
         fx = model64(x.unsqueeze(0))[head][0, unit].item()
         fb = model64(baseline.unsqueeze(0))[head][0, unit].item()
-    return attr, fx, fb
+    return attr, fx, fb, len(cuts) - 1
 
 
 def dump(path, obj):
@@ -273,10 +315,11 @@ def main():
         for h in HEADS:
             units = []
             for u in range(h["size"]):
-                attr, fx, fb = integrated_gradients(model64, xi, b, h["name"], u, IG_STEPS)
+                attr, fx, fb, segments = integrated_gradients(model64, xi, b, h["name"], u, IG_GRID)
                 units.append(
                     {
                         "unit": u,
+                        "linear_segments": segments,
                         "attributions": [float(v) for v in attr],
                         "f_x": fx,
                         "f_baseline": fb,
@@ -290,8 +333,8 @@ def main():
         {
             "checkpoint": f"examples/momentum/checkpoints/momentum_v{MODEL_VERSION}.pt",
             "baseline": "zeros in scaled space (the training median in raw space)",
-            "method": "trapezoidal rule on the straight path, float64",
-            "steps": IG_STEPS,
+            "method": "exact for a ReLU MLP: the straight path is split where the activation pattern changes (grid of 4096 then bisection to 1e-13); each linear segment contributes its midpoint gradient times its length; float64",
+            "grid": IG_GRID,
             "rows": ig_rows,
         },
     )
