@@ -46,9 +46,12 @@ impl Outcome {
     }
 }
 
-/// Derive the contract, tolerating only missing checkpoint facts (which gates report as findings).
+/// Derive the contract, tolerating only missing or wrongly typed checkpoint facts (which the
+/// feature-schema gate reports as findings). A code fact that cannot be used is still an error.
 pub fn derive_for_check(loaded: &Loaded, facts: &Facts) -> Result<Option<PipelineContract>> {
-    if !facts.checkpoint.missing().is_empty() {
+    if !facts.checkpoint.missing().is_empty()
+        || !contract::invalid_checkpoint_facts(&facts.checkpoint).is_empty()
+    {
         return Ok(None);
     }
     contract::derive(

@@ -124,12 +124,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Resu
     match execute(cli, out, err) {
         Ok(code) => Ok(code),
         Err(e) => {
+            // Each error's message already carries its cause (`path: No such file or directory`).
             writeln!(err, "error: {e}")?;
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                writeln!(err, "  caused by: {s}")?;
-                source = s.source();
-            }
             Ok(2)
         }
     }
@@ -233,6 +229,7 @@ fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
         "path",
         "format",
         "size",
+        "read",
         "model",
         "input_dim",
         "heads",
@@ -251,6 +248,7 @@ fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
                 .map(|f| f.as_str().to_owned())
                 .unwrap_or_else(|| "?".into()),
             human_size(r.size),
+            human_size(r.bytes_read),
             r.model_version.clone().unwrap_or_else(|| "—".into()),
             r.input_dim
                 .map(|d| d.to_string())

@@ -99,8 +99,6 @@ pub struct CheckpointKeys {
     pub heads_version: String,
     pub heads: String,
     pub arch: String,
-    pub targets: String,
-    pub run: String,
     /// Where the state dict sits in a torch archive (safetensors files keep tensors at the top level).
     pub state_dict: String,
 }
@@ -119,8 +117,6 @@ impl Default for CheckpointKeys {
             heads_version: "heads_version".into(),
             heads: "heads".into(),
             arch: "arch".into(),
-            targets: "targets".into(),
-            run: "run".into(),
             state_dict: "state_dict".into(),
         }
     }

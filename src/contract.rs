@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Format;
 use crate::error::{Error, Result};
-use crate::facts::{CheckpointFact, Facts, vector_len};
+use crate::facts::{CheckpointFact, CheckpointFacts, Facts, vector_len};
 use crate::source::Fact;
 
 /// Version of the contract format itself (bumped when these types change shape).
@@ -274,6 +274,43 @@ pub fn heads(fact: &Fact) -> Result<Vec<Head>> {
         });
     }
     Ok(out)
+}
+
+/// The checkpoint facts the contract is built from that have the wrong type, each with what it must be.
+/// `check` reports them as `checkpoint-fact-invalid` findings; `derive` fails on the first.
+pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &'static str)> {
+    let rules: [(&CheckpointFact, fn(&Value) -> bool, &'static str); 5] = [
+        (
+            &ck.input_dim,
+            |v| v.as_u64().is_some(),
+            "must be a non-negative int",
+        ),
+        (
+            &ck.schema_hash,
+            |v| v.as_str().is_some(),
+            "must be a string `sha256:<hex>`",
+        ),
+        (
+            &ck.scaler_kind,
+            |v| v.as_str().is_some(),
+            "must be a string",
+        ),
+        (
+            &ck.median,
+            |v| vector_len(v).is_some(),
+            "must be a list of numbers or a 1-D tensor",
+        ),
+        (
+            &ck.mad,
+            |v| vector_len(v).is_some(),
+            "must be a list of numbers or a 1-D tensor",
+        ),
+    ];
+    rules
+        .into_iter()
+        .filter(|(f, ok, _)| f.value.as_ref().is_some_and(|v| !ok(v)))
+        .map(|(f, _, what)| (f, what))
+        .collect()
 }
 
 /// Build the contract. Fails (exit 2) when a code fact has the wrong type or a required checkpoint fact

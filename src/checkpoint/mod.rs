@@ -8,9 +8,11 @@ pub mod pickle;
 pub mod safetensors;
 pub mod torch;
 
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,8 @@ pub struct CheckpointInfo {
     pub size: u64,
     pub tree: Tree,
     pub tensors: Vec<TensorInfo>,
+    /// Bytes taken from the file to read it (header only: independent of tensor sizes).
+    pub bytes_read: u64,
 }
 
 impl CheckpointInfo {
@@ -104,7 +108,14 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
     })?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let reader = BufReader::with_capacity(16 * 1024, file);
+    let counter = Rc::new(Cell::new(0u64));
+    let reader = BufReader::with_capacity(
+        16 * 1024,
+        Counting {
+            inner: file,
+            read: counter.clone(),
+        },
+    );
     let wrap = |source| Error::Checkpoint {
         path: path.to_path_buf(),
         source,
@@ -125,7 +136,28 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
         size,
         tree,
         tensors,
+        bytes_read: counter.get(),
     })
+}
+
+/// Counts the bytes handed out by the file under the buffer.
+struct Counting<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counting<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 /// sha256 of a whole file, as `sha256:<hex>`. Reads every byte: only for `--hash`, manifests and

@@ -17,58 +17,56 @@ use crate::error::CheckpointError;
 /// The globals a checkpoint may reference: torch's `_get_allowed_globals()` for the weights-only loader,
 /// minus the quantized/sparse/subclass rebuilders plumbline does not describe (they would be refused as
 /// unsupported anyway, later, with a less direct message).
-pub const ALLOWED_GLOBALS: &[&str] = &[
-    "collections.OrderedDict",
-    "collections.Counter",
-    "builtins.set",
-    "builtins.frozenset",
-    "builtins.bytearray",
-    "builtins.complex",
-    "_codecs.encode",
-    "torch.Size",
-    "torch.Tensor",
-    "torch.device",
-    "torch.nn.parameter.Parameter",
-    "torch.serialization._get_layout",
-    "torch._utils._rebuild_tensor",
-    "torch._utils._rebuild_tensor_v2",
-    "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_parameter",
-    "torch._utils._rebuild_parameter_with_state",
-    "torch._tensor._rebuild_from_type_v2",
-    "torch.storage.UntypedStorage",
-    "torch.FloatStorage",
-    "torch.DoubleStorage",
-    "torch.HalfStorage",
-    "torch.BFloat16Storage",
-    "torch.LongStorage",
-    "torch.IntStorage",
-    "torch.ShortStorage",
-    "torch.CharStorage",
-    "torch.ByteStorage",
-    "torch.BoolStorage",
-    "torch.ComplexFloatStorage",
-    "torch.ComplexDoubleStorage",
-    "torch.float16",
-    "torch.float32",
-    "torch.float64",
-    "torch.bfloat16",
-    "torch.int8",
-    "torch.int16",
-    "torch.int32",
-    "torch.int64",
-    "torch.uint8",
-    "torch.bool",
-    "torch.strided",
+pub const ALLOWED_GLOBALS: &[(&str, &str)] = &[
+    ("collections", "OrderedDict"),
+    ("collections", "Counter"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+    ("builtins", "complex"),
+    ("_codecs", "encode"),
+    ("torch", "Size"),
+    ("torch", "Tensor"),
+    ("torch", "device"),
+    ("torch.nn.parameter", "Parameter"),
+    ("torch.serialization", "_get_layout"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch.storage", "UntypedStorage"),
+    ("torch", "FloatStorage"),
+    ("torch", "DoubleStorage"),
+    ("torch", "HalfStorage"),
+    ("torch", "BFloat16Storage"),
+    ("torch", "LongStorage"),
+    ("torch", "IntStorage"),
+    ("torch", "ShortStorage"),
+    ("torch", "CharStorage"),
+    ("torch", "ByteStorage"),
+    ("torch", "BoolStorage"),
+    ("torch", "ComplexFloatStorage"),
+    ("torch", "ComplexDoubleStorage"),
+    ("torch", "float16"),
+    ("torch", "float32"),
+    ("torch", "float64"),
+    ("torch", "bfloat16"),
+    ("torch", "int8"),
+    ("torch", "int16"),
+    ("torch", "int32"),
+    ("torch", "int64"),
+    ("torch", "uint8"),
+    ("torch", "bool"),
+    ("torch", "strided"),
 ];
 
+/// Exact (module, name) pairs: `("torch", "_utils._rebuild_tensor_v2")` is not `torch._utils._rebuild_tensor_v2`.
 pub fn is_allowed(module: &str, name: &str) -> bool {
-    ALLOWED_GLOBALS.iter().any(|g| {
-        g.len() == module.len() + 1 + name.len()
-            && g.starts_with(module)
-            && g.as_bytes()[module.len()] == b'.'
-            && g.ends_with(name)
-    })
+    ALLOWED_GLOBALS
+        .iter()
+        .any(|&(m, n)| m == module && n == name)
 }
 
 /// A tensor as a pickle describes it: no data, only where the data lives and its layout.
@@ -87,11 +85,12 @@ pub enum Value {
     None,
     Bool(bool),
     Int(i64),
-    /// An integer that does not fit in i64, kept as its decimal digits.
-    BigInt(String),
+    /// An integer that does not fit in i64, kept as its digits.
+    BigInt(Rc<str>),
     Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
+    /// Strings and bytes are shared, not copied, when DUP or a memo GET repeats them.
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
     List(Rc<RefCell<Vec<Value>>>),
     Tuple(Rc<Vec<Value>>),
     Dict(Rc<RefCell<Vec<(Value, Value)>>>),
@@ -104,6 +103,42 @@ pub enum Value {
     /// The result of "calling" an allowlisted global plumbline does not describe.
     Opaque(Rc<String>),
     Mark,
+}
+
+/// Dropping a value deeply nested by a hostile pickle (a million TUPLE1s) must not recurse a million
+/// times: children of uniquely owned containers are moved to a worklist and dropped one level at a time.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut work = Vec::new();
+        take_children(self, &mut work);
+        while let Some(mut v) = work.pop() {
+            take_children(&mut v, &mut work);
+        }
+    }
+}
+
+fn take_children(v: &mut Value, out: &mut Vec<Value>) {
+    match v {
+        Value::List(rc) | Value::Set(rc) => {
+            if let Some(cell) = Rc::get_mut(rc) {
+                out.append(cell.get_mut());
+            }
+        }
+        Value::Tuple(rc) => {
+            if let Some(items) = Rc::get_mut(rc) {
+                out.append(items);
+            }
+        }
+        Value::Dict(rc) => {
+            if let Some(cell) = Rc::get_mut(rc) {
+                for (k, v) in cell.get_mut().drain(..) {
+                    out.push(k);
+                    out.push(v);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn new_list(v: Vec<Value>) -> Value {
@@ -384,7 +419,7 @@ impl<'a> Machine<'a> {
                                     .bytes()
                                     .all(|b| b.is_ascii_digit()) =>
                         {
-                            Value::BigInt(s.to_owned())
+                            Value::BigInt(s.into())
                         }
                         Err(_) => return Err(self.bad(format!("bad LONG {s:?}"))),
                     };
@@ -421,11 +456,11 @@ impl<'a> Machine<'a> {
                     let n = self.len(n)?;
                     let b = self.take(n)?;
                     let s = self.utf8(b)?;
-                    self.push(Value::Str(s))?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'V' => {
-                    let s = self.line()?.to_owned();
-                    self.push(Value::Str(s))?;
+                    let s = self.line()?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'S' => {
                     let s = self.line()?;
@@ -435,7 +470,7 @@ impl<'a> Machine<'a> {
                         .and_then(|s| s.strip_suffix('\''))
                         .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
                         .ok_or_else(|| self.bad("STRING argument is not quoted"))?;
-                    self.push(Value::Str(unq.to_owned()))?;
+                    self.push(Value::Str(unq.into()))?;
                 }
                 b'T' | b'U' => {
                     let n = if op == b'T' {
@@ -446,7 +481,9 @@ impl<'a> Machine<'a> {
                     let n = self.len(n)?;
                     let b = self.take(n)?;
                     // Python 2 str: bytes; torch never writes these, keep them as latin-1 text.
-                    self.push(Value::Str(b.iter().map(|&c| c as char).collect()))?;
+                    self.push(Value::Str(
+                        b.iter().map(|&c| c as char).collect::<String>().into(),
+                    ))?;
                 }
                 b'B' | b'C' | 0x8e | 0x96 => {
                     let n = match op {
@@ -455,8 +492,8 @@ impl<'a> Machine<'a> {
                         _ => self.u64()?,
                     };
                     let n = self.len(n)?;
-                    let b = self.take(n)?.to_vec();
-                    self.push(Value::Bytes(b))?;
+                    let b = self.take(n)?;
+                    self.push(Value::Bytes(b.into()))?;
                 }
                 b']' => self.push(new_list(Vec::new()))?,
                 b'l' => {
@@ -665,7 +702,7 @@ impl<'a> Machine<'a> {
                 Value::Str(key),
                 _location,
                 numel,
-            ] if kind == "storage" => {
+            ] if &**kind == "storage" => {
                 let dtype = if class.1 == "UntypedStorage" {
                     "uint8"
                 } else {
@@ -676,7 +713,7 @@ impl<'a> Machine<'a> {
                     .ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
                 Ok(Value::Storage(Rc::new((
                     dtype.to_owned(),
-                    key.clone(),
+                    key.to_string(),
                     numel,
                 ))))
             }
@@ -736,9 +773,12 @@ impl<'a> Machine<'a> {
                 _ => Err(self.bad("parameter rebuild without a tensor")),
             },
             ("_codecs", "encode") => match args.first() {
-                Some(Value::Str(s)) => {
-                    Ok(Value::Bytes(s.chars().map(|c| c as u32 as u8).collect()))
-                }
+                Some(Value::Str(s)) => Ok(Value::Bytes(
+                    s.chars()
+                        .map(|c| c as u32 as u8)
+                        .collect::<Vec<u8>>()
+                        .into(),
+                )),
                 _ => Err(self.bad("_codecs.encode without a string")),
             },
             ("builtins", "set") | ("builtins", "frozenset") => {
@@ -747,6 +787,14 @@ impl<'a> Machine<'a> {
                     other => tuple_items(other).unwrap_or_default(),
                 });
                 Ok(Value::Set(Rc::new(RefCell::new(items.unwrap_or_default()))))
+            }
+            // Allowlisted tensor rebuilders plumbline does not describe: an opaque value would hide a
+            // tensor from the table (and from the first-layer check), so refuse to guess.
+            ("torch._utils", _) | ("torch._tensor", _) => {
+                Err(CheckpointError::Unsupported(format!(
+                    "tensors rebuilt with {module}.{name} (quantized, sparse or subclass tensors) in {}",
+                    self.entry
+                )))
             }
             _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}")))),
         }
@@ -778,14 +826,14 @@ fn decode_long(bytes: &[u8]) -> Value {
         buf[..bytes.len()].copy_from_slice(bytes);
         return Value::Int(i64::from_le_bytes(buf));
     }
-    Value::BigInt(format!(
+    Value::BigInt(Rc::from(format!(
         "0x{}",
         bytes
             .iter()
             .rev()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -798,6 +846,8 @@ mod tests {
         assert!(is_allowed("torch._utils", "_rebuild_tensor_v2"));
         assert!(!is_allowed("collections", "Ordered"));
         assert!(!is_allowed("collections.Ordered", "Dict"));
+        assert!(!is_allowed("torch", "_utils._rebuild_tensor_v2"));
+        assert!(!is_allowed("torch", "nn.parameter.Parameter"));
         assert!(!is_allowed("posix", "system"));
         assert!(!is_allowed("torch", "load"));
     }
@@ -807,7 +857,7 @@ mod tests {
         // pickle.dumps({"a": [1, -2, 3.5, None, True]}, protocol=2)
         let data = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.";
         let v = read(data, "t").unwrap();
-        let Value::Dict(d) = v else {
+        let Value::Dict(d) = &v else {
             panic!("not a dict")
         };
         let d = d.borrow();

@@ -1,6 +1,6 @@
 //! `.safetensors`: an 8-byte little-endian header length, a JSON header, then raw tensor bytes. Only the
-//! header is read. `__metadata__` maps strings to strings; values that are JSON documents (lists, objects,
-//! numbers, quoted strings) are decoded, so training code can store `feature_cols` as `json.dumps(cols)`.
+//! header is read. `__metadata__` maps strings to strings; values that are JSON documents are decoded
+//! (see [`decode_metadata`]), so training code can store `feature_cols` as `json.dumps(cols)`.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -41,6 +41,17 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<SafetensorsFile, Checkpoint
     parse_header(&header, data_len)
 }
 
+/// A `__metadata__` string as a value. JSON arrays, objects and quoted strings are decoded; numbers,
+/// booleans and null only when the text is exactly their JSON spelling (`"14"` → 14, `"true"` → true),
+/// so a version written as `"1.10"` stays the string it is. Anything else stays a plain string.
+pub fn decode_metadata(s: String) -> Tree {
+    match serde_json::from_str::<Tree>(&s) {
+        Ok(v @ (Tree::Array(_) | Tree::Object(_) | Tree::String(_))) => v,
+        Ok(v) if v.to_string() == s => v,
+        _ => Tree::String(s),
+    }
+}
+
 fn dtype_name(st: &str) -> Option<&'static str> {
     Some(match st {
         "F64" => "float64",
@@ -78,9 +89,7 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
                 let Tree::String(s) = v else {
                     return Err(bad(format!("__metadata__ value `{k}` is not a string")));
                 };
-                // A value that is a JSON document (including a JSON string) is decoded; anything else
-                // (`zero-fill`, `momentum`) stays the plain string it is.
-                let decoded = serde_json::from_str::<Tree>(&s).unwrap_or(Tree::String(s));
+                let decoded = decode_metadata(s);
                 tree.insert(k, decoded);
             }
             continue;
@@ -131,4 +140,29 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
         tree: Tree::Object(tree),
         tensors: tensors.into_iter().map(|(_, t)| t).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_decoding_keeps_text_that_is_not_exact_json() {
+        let d = |s: &str| decode_metadata(s.to_owned());
+        assert_eq!(
+            d("[\"ret_1\", \"vol_20\"]"),
+            serde_json::json!(["ret_1", "vol_20"])
+        );
+        assert_eq!(
+            d("{\"kind\": \"robust\"}"),
+            serde_json::json!({"kind": "robust"})
+        );
+        assert_eq!(d("14"), serde_json::json!(14));
+        assert_eq!(d("0.006"), serde_json::json!(0.006));
+        assert_eq!(d("true"), serde_json::json!(true));
+        assert_eq!(d("\"zero-fill\""), serde_json::json!("zero-fill"));
+        assert_eq!(d("zero-fill"), serde_json::json!("zero-fill"));
+        assert_eq!(d("1.10"), serde_json::json!("1.10"));
+        assert_eq!(d("007"), serde_json::json!("007"));
+    }
 }

@@ -8,6 +8,7 @@
 //! See docs/checkpoint-metadata.md, "How plumbline reads a checkpoint".
 
 use std::io::{Read, Seek};
+use std::rc::Rc;
 
 use super::pickle::{self, TensorRef, Value};
 use super::{TensorInfo, Tree};
@@ -76,7 +77,7 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
     };
     let root = pickle::read(&data, &pkl_name)?;
     let mut tensors = Vec::new();
-    let tree = to_tree(&root, &mut Vec::new(), &mut tensors, &mut Budget(1_000_000))?;
+    let tree = to_tree(&root, &mut Vec::new(), &mut tensors, &mut Budget::new())?;
     for t in &tensors {
         check_storage(&zip, &prefix, t)?;
     }
@@ -98,7 +99,7 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
 fn check_storage<R: Read + Seek>(
     zip: &zip::ZipArchive<R>,
     prefix: &str,
-    (name, t): &(String, std::rc::Rc<TensorRef>),
+    (name, t): &(String, Rc<TensorRef>),
 ) -> Result<(), CheckpointError> {
     let entry_name = format!("{prefix}data/{}", t.storage_key);
     let idx = zip.index_for_name(&entry_name).ok_or_else(|| {
@@ -125,24 +126,47 @@ fn check_storage<R: Read + Seek>(
     Ok(())
 }
 
-struct Budget(u64);
+/// Limits on the JSON tree built from a pickle. Shared references let a small pickle describe a huge
+/// tree (a list holding itself twice, twenty levels deep); these stop that before memory does.
+struct Budget {
+    nodes: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            nodes: 1_000_000,
+            bytes: 256 << 20,
+        }
+    }
+
+    fn charge(&mut self, nodes: u64, bytes: u64) -> Result<(), CheckpointError> {
+        if nodes > self.nodes || bytes > self.bytes {
+            return Err(CheckpointError::Unsupported(
+                "the pickle's object tree expands to more than 1,000,000 nodes or 256 MiB of text"
+                    .into(),
+            ));
+        }
+        self.nodes -= nodes;
+        self.bytes -= bytes;
+        Ok(())
+    }
+}
 
 const MAX_DEPTH: usize = 128;
+
+type Tensors = Vec<(String, Rc<TensorRef>)>;
 
 /// Convert the symbolic pickle value into a JSON tree. Tensors become `{"$tensor": {dtype, shape}}` nodes
 /// and are listed with their dotted path.
 fn to_tree(
     v: &Value,
     path: &mut Vec<String>,
-    tensors: &mut Vec<(String, std::rc::Rc<TensorRef>)>,
+    tensors: &mut Tensors,
     budget: &mut Budget,
 ) -> Result<Tree, CheckpointError> {
-    if budget.0 == 0 {
-        return Err(CheckpointError::Unsupported(
-            "the pickle's object tree has more than 1,000,000 nodes".into(),
-        ));
-    }
-    budget.0 -= 1;
+    budget.charge(1, 0)?;
     if path.len() > MAX_DEPTH {
         return Err(CheckpointError::Unsupported(format!(
             "the pickle's object tree is nested deeper than {MAX_DEPTH} levels"
@@ -152,11 +176,13 @@ fn to_tree(
         Value::None => Tree::Null,
         Value::Bool(b) => Tree::Bool(*b),
         Value::Int(i) => Tree::from(*i),
-        Value::BigInt(s) => Tree::String(s.clone()),
+        Value::BigInt(s) | Value::Str(s) => {
+            budget.charge(0, s.len() as u64)?;
+            Tree::String(s.to_string())
+        }
         Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(Tree::Number)
             .unwrap_or_else(|| Tree::String(f.to_string())),
-        Value::Str(s) => Tree::String(s.clone()),
         Value::Bytes(b) => Tree::String(format!("<{} bytes>", b.len())),
         Value::List(l) => seq(&l.borrow(), path, tensors, budget)?,
         Value::Tuple(t) => seq(t, path, tensors, budget)?,
@@ -165,7 +191,7 @@ fn to_tree(
             let mut map = serde_json::Map::new();
             for (k, v) in d.borrow().iter() {
                 let key = match k {
-                    Value::Str(s) => s.clone(),
+                    Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
                     Value::Bool(b) => b.to_string(),
                     _ => {
@@ -175,6 +201,7 @@ fn to_tree(
                         )));
                     }
                 };
+                budget.charge(0, key.len() as u64)?;
                 path.push(key.clone());
                 let child = to_tree(v, path, tensors, budget)?;
                 path.pop();
@@ -183,7 +210,9 @@ fn to_tree(
             Tree::Object(map)
         }
         Value::Tensor(t) => {
-            tensors.push((path.join("."), t.clone()));
+            let name = path.join(".");
+            budget.charge(0, name.len() as u64)?;
+            tensors.push((name, t.clone()));
             serde_json::json!({"$tensor": {"dtype": t.dtype, "shape": t.shape}})
         }
         Value::Global(g) => Tree::String(format!("<{}.{}>", g.0, g.1)),

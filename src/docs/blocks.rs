@@ -13,6 +13,19 @@ pub struct Block {
     pub begin_line: u32,
     pub end_line: u32,
     pub body: String,
+    /// The file uses CRLF line ends here; a rendered body must too.
+    pub crlf: bool,
+}
+
+impl Block {
+    /// `body` with this block's line ends.
+    pub fn with_line_ends(&self, body: &str) -> String {
+        if self.crlf {
+            body.replace("\r\n", "\n").replace('\n', "\r\n")
+        } else {
+            body.to_owned()
+        }
+    }
 }
 
 /// Why the markers of a file cannot be used.
@@ -27,75 +40,80 @@ fn marker<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     t.strip_prefix(prefix)?.strip_suffix("-->").map(str::trim)
 }
 
+/// A fenced code block opener or closer (``` or ~~~, three or more), as CommonMark has them.
+fn fence(line: &str) -> Option<(char, usize)> {
+    let t = line.trim_start();
+    if line.len() - t.len() > 3 {
+        return None;
+    }
+    let c = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = t.chars().take_while(|x| *x == c).count();
+    (n >= 3).then_some((c, n))
+}
+
 /// Find the blocks of a Markdown file. Unbalanced, nested, unnamed or duplicated markers are errors.
+/// Markers inside fenced code blocks are text (a document may show how markers look).
 pub fn parse(text: &str) -> Result<Vec<Block>, MarkerError> {
     let mut blocks: Vec<Block> = Vec::new();
-    let mut open: Option<(String, u32, usize)> = None;
+    let mut open: Option<(String, u32, usize, bool)> = None;
+    let mut in_fence: Option<(char, usize)> = None;
     let mut offset = 0usize;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let n = i as u32 + 1;
         let start = offset;
         offset += line.len();
+        if let Some((c, len)) = in_fence {
+            if fence(line).is_some_and(|(c2, len2)| c2 == c && len2 >= len) {
+                in_fence = None;
+            }
+            continue;
+        }
+        if let Some(f) = fence(line) {
+            in_fence = Some(f);
+            continue;
+        }
+        let err = |message: String| Err(MarkerError { line: n, message });
         if let Some(name) = marker(line, BEGIN) {
             if name.is_empty() {
-                return Err(MarkerError {
-                    line: n,
-                    message: "begin marker without a block name".into(),
-                });
+                return err("begin marker without a block name".into());
             }
-            if let Some((other, at, _)) = &open {
-                return Err(MarkerError {
-                    line: n,
-                    message: format!(
-                        "block `{name}` begins inside block `{other}` (opened at line {at})"
-                    ),
-                });
+            if let Some((other, at, _, _)) = &open {
+                return err(format!(
+                    "block `{name}` begins inside block `{other}` (opened at line {at})"
+                ));
             }
             if blocks.iter().any(|b| b.name == name) {
-                return Err(MarkerError {
-                    line: n,
-                    message: format!("block `{name}` appears twice"),
-                });
+                return err(format!("block `{name}` appears twice"));
             }
-            open = Some((name.to_owned(), n, offset));
+            open = Some((name.to_owned(), n, offset, line.ends_with("\r\n")));
         } else if let Some(name) = marker(line, END) {
             match open.take() {
-                Some((open_name, at, body_start)) if open_name == name => {
+                Some((open_name, at, body_start, crlf)) if open_name == name => {
                     blocks.push(Block {
                         name: open_name,
                         begin_line: at,
                         end_line: n,
                         body: text[body_start..start].to_owned(),
+                        crlf,
                     });
                 }
-                Some((open_name, at, _)) => {
-                    return Err(MarkerError {
-                        line: n,
-                        message: format!(
-                            "end of block `{name}` while block `{open_name}` (line {at}) is open"
-                        ),
-                    });
+                Some((open_name, at, _, _)) => {
+                    return err(format!(
+                        "end of block `{name}` while block `{open_name}` (line {at}) is open"
+                    ));
                 }
-                None => {
-                    return Err(MarkerError {
-                        line: n,
-                        message: format!("end of block `{name}` without a begin"),
-                    });
-                }
+                None => return err(format!("end of block `{name}` without a begin")),
             }
         } else if line.trim_start().starts_with("<!--")
             && (line.contains("plumbline:begin") || line.contains("plumbline:end"))
         {
-            return Err(MarkerError {
-                line: n,
-                message: format!(
-                    "malformed marker `{}` (expected `<!-- plumbline:begin NAME -->`)",
-                    line.trim()
-                ),
-            });
+            return err(format!(
+                "malformed marker `{}` (expected `<!-- plumbline:begin NAME -->`)",
+                line.trim()
+            ));
         }
     }
-    if let Some((name, at, _)) = open {
+    if let Some((name, at, _, _)) = open {
         return Err(MarkerError {
             line: at,
             message: format!("block `{name}` is never closed"),
@@ -104,34 +122,42 @@ pub fn parse(text: &str) -> Result<Vec<Block>, MarkerError> {
     Ok(blocks)
 }
 
-/// Replace the bodies of the named blocks, leaving every other byte as it was.
+/// Replace the bodies of the blocks `bodies` returns something for (with the file's own line ends),
+/// leaving every other byte as it was.
 pub fn rewrite(text: &str, bodies: &dyn Fn(&str) -> Option<String>) -> Result<String, MarkerError> {
-    let blocks = parse(text)?;
+    Ok(rewrite_parsed(text, &parse(text)?, bodies))
+}
+
+/// [`rewrite`] for blocks already parsed from `text`.
+pub fn rewrite_parsed(
+    text: &str,
+    blocks: &[Block],
+    bodies: &dyn Fn(&str) -> Option<String>,
+) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut skipping = false;
-    let mut idx = 0usize;
+    let mut offset = 0usize;
+    let mut line_starts = vec![0usize];
     for line in text.split_inclusive('\n') {
-        if marker(line, BEGIN).is_some() {
-            out.push_str(line);
-            let block = &blocks[idx];
-            if let Some(body) = bodies(&block.name) {
-                if !line.ends_with('\n') {
-                    out.push('\n');
-                }
-                out.push_str(&body);
-                skipping = true;
-            }
-            continue;
-        }
-        if marker(line, END).is_some() {
-            idx += 1;
-            skipping = false;
-        }
-        if !skipping {
-            out.push_str(line);
-        }
+        offset += line.len();
+        line_starts.push(offset);
     }
-    Ok(out)
+    let mut copied = 0usize;
+    for b in blocks {
+        let Some(body) = bodies(&b.name) else {
+            continue;
+        };
+        // Body spans from the start of the line after `begin` to the start of the `end` line.
+        let body_start = line_starts[b.begin_line as usize];
+        let body_end = line_starts[b.end_line as usize - 1];
+        out.push_str(&text[copied..body_start]);
+        if !out.ends_with('\n') {
+            out.push_str(if b.crlf { "\r\n" } else { "\n" });
+        }
+        out.push_str(&b.with_line_ends(&body));
+        copied = body_end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 pub fn location(path: &str, line: u32) -> Location {
@@ -196,5 +222,45 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn fenced_examples_are_left_alone() {
+        let doc = "intro\n````markdown\n<!-- plumbline:begin features -->\nexample\n<!-- plumbline:end features -->\n````\n<!-- plumbline:begin a -->\nold\n<!-- plumbline:end a -->\n";
+        let b = parse(doc).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!((b[0].name.as_str(), b[0].begin_line), ("a", 7));
+        let out = rewrite(doc, &|n| Some(format!("new {n}\n"))).unwrap();
+        assert_eq!(out, doc.replace("old\n", "new a\n"));
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_ends() {
+        let doc = "x\r\n<!-- plumbline:begin a -->\r\nold\r\n<!-- plumbline:end a -->\r\ny\r\n";
+        let b = parse(doc).unwrap();
+        assert!(b[0].crlf);
+        assert_eq!(b[0].body, "old\r\n");
+        let out = rewrite(doc, &|_| Some("one\ntwo\n".into())).unwrap();
+        assert_eq!(
+            out,
+            "x\r\n<!-- plumbline:begin a -->\r\none\r\ntwo\r\n<!-- plumbline:end a -->\r\ny\r\n"
+        );
+        assert_eq!(b[0].with_line_ends("one\n"), "one\r\n");
+    }
+
+    #[test]
+    fn marker_at_end_of_file_without_newline() {
+        let doc = "<!-- plumbline:begin a -->\n<!-- plumbline:end a -->";
+        assert_eq!(
+            rewrite(doc, &|_| Some("b\n".into())).unwrap(),
+            "<!-- plumbline:begin a -->\nb\n<!-- plumbline:end a -->"
+        );
+        let doc = "<!-- plumbline:begin a --><!-- x -->\n";
+        assert!(parse(doc).is_err() || parse(doc).unwrap().is_empty());
     }
 }

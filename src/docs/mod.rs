@@ -20,11 +20,8 @@ pub fn expected_json(contract: &PipelineContract) -> String {
     crate::canonical::to_string(contract).expect("the contract holds only finite numbers")
 }
 
-/// The Markdown file with every generated block re-rendered (unknown block names are an error).
-pub fn expected_markdown(
-    text: &str,
-    contract: &PipelineContract,
-) -> std::result::Result<String, blocks::MarkerError> {
+/// The blocks of a Markdown docs file, checked: at least one, every name one plumbline generates.
+fn validated_blocks(text: &str) -> std::result::Result<Vec<blocks::Block>, blocks::MarkerError> {
     let parsed = blocks::parse(text)?;
     if parsed.is_empty() {
         return Err(blocks::MarkerError {
@@ -48,7 +45,49 @@ pub fn expected_markdown(
             ),
         });
     }
-    blocks::rewrite(text, &|name| render::block(name, contract))
+    Ok(parsed)
+}
+
+/// The Markdown file with every generated block re-rendered.
+pub fn expected_markdown(
+    text: &str,
+    contract: &PipelineContract,
+) -> std::result::Result<String, blocks::MarkerError> {
+    let parsed = validated_blocks(text)?;
+    Ok(blocks::rewrite_parsed(text, &parsed, &|name| {
+        render::block(name, contract)
+    }))
+}
+
+/// One generated block that differs from its rendering.
+pub struct BlockDrift {
+    pub block: String,
+    /// The whole file with only this block re-rendered (so a diff shows this block alone, with the
+    /// file's line numbers).
+    pub fixed: String,
+}
+
+/// The drifting blocks of a Markdown docs file, parsed once.
+pub fn markdown_drift(
+    text: &str,
+    contract: &PipelineContract,
+) -> std::result::Result<Vec<BlockDrift>, blocks::MarkerError> {
+    let parsed = validated_blocks(text)?;
+    let mut out = Vec::new();
+    for b in &parsed {
+        let rendered = b.with_line_ends(&render::block(&b.name, contract).unwrap_or_default());
+        if rendered != b.body {
+            let raw = render::block(&b.name, contract);
+            let fixed = blocks::rewrite_parsed(text, &parsed, &|n| {
+                if n == b.name { raw.clone() } else { None }
+            });
+            out.push(BlockDrift {
+                block: b.name.clone(),
+                fixed,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Schema problems of a docs JSON document: (JSON pointer, message). Empty when valid.

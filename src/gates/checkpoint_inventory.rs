@@ -74,6 +74,8 @@ pub struct Row {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heads: Vec<String>,
     pub tensors: usize,
+    /// Bytes read to describe the file (header only).
+    pub bytes_read: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_len: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +181,7 @@ pub fn inventory(
                         })
                         .unwrap_or_default(),
                     tensors: info.tensors.len(),
+                    bytes_read: info.bytes_read,
                     median_len: f.median.value.as_ref().and_then(vector_len),
                     sha256,
                     production: is_production,
@@ -203,6 +206,7 @@ pub fn inventory(
                     input_dim: None,
                     heads: vec![],
                     tensors: 0,
+                    bytes_read: 0,
                     median_len: None,
                     sha256,
                     production: is_production,

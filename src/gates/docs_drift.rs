@@ -14,7 +14,7 @@
 //! unified diff; `plumbline docs --write` fixes it.
 
 use super::{Context, Gate, Report};
-use crate::docs::{self, blocks};
+use crate::docs;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::source::Fact;
 
@@ -193,29 +193,24 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
             }
         };
         files += 1;
-        if let Err(e) = docs::expected_markdown(&text, contract) {
-            out.push(Finding::new(&DOCS_MARKERS, e.message).at(Location::at(&display, e.line)));
-            continue;
-        }
-        let parsed = blocks::parse(&text).unwrap_or_default();
-        for block in parsed {
-            let rendered = docs::render::block(&block.name, contract).unwrap_or_default();
-            if rendered == block.body {
+        let drifts = match docs::markdown_drift(&text, contract) {
+            Ok(d) => d,
+            Err(e) => {
+                out.push(Finding::new(&DOCS_MARKERS, e.message).at(Location::at(&display, e.line)));
                 continue;
             }
-            let only_this =
-                blocks::rewrite(&text, &|n| (n == block.name).then(|| rendered.clone()))
-                    .unwrap_or_else(|_| text.clone());
-            let line = docs::first_changed_line(&text, &only_this);
+        };
+        for drift in drifts {
+            let line = docs::first_changed_line(&text, &drift.fixed);
             let docs_line = text.lines().nth(line as usize - 1).unwrap_or("");
             let mut f = Finding::new(
                 &DOCS_DRIFT,
-                format!("{display} is out of date (block `{}`)", block.name),
+                format!("{display} is out of date (block `{}`)", drift.block),
             )
             .at(Location::at(&display, line))
             .help(help.clone())
-            .diff(docs::unified_diff(&text, &only_this, &display));
-            if let Some(loc) = source_of(cx, &block.name, docs_line) {
+            .diff(docs::unified_diff(&text, &drift.fixed, &display));
+            if let Some(loc) = source_of(cx, &drift.block, docs_line) {
                 f = f.related(loc);
             }
             out.push(f);
@@ -237,7 +232,7 @@ fn json_key_at(text: &str, line: u32) -> String {
         .min(lines.len().saturating_sub(1));
     let indent = |l: &str| l.len() - l.trim_start().len();
     let mut depth = lines.get(idx).map(|l| indent(l)).unwrap_or(0) + 1;
-    for l in lines[..=idx].iter().rev() {
+    for l in lines.iter().take(idx + 1).rev() {
         let t = l.trim_start();
         if indent(l) < depth && t.starts_with('"') {
             const KEYS: &[&str] = &[

@@ -127,6 +127,10 @@ pub fn run(cx: &Context) -> Result<Report> {
         );
     }
 
+    for (f, what) in contract::invalid_checkpoint_facts(ck) {
+        out.push(invalid(f, what));
+    }
+
     let names = feature_names(&code.columns)?;
     let dtypes = feature_dtypes(&code.dtypes, &names)?;
     let derived_hash = contract::schema_hash(
@@ -149,7 +153,24 @@ pub fn run(cx: &Context) -> Result<Report> {
     if let Some(ck_names) = &ck_names {
         let missing: Vec<&String> = names.iter().filter(|n| !ck_names.contains(n)).collect();
         let extra: Vec<&String> = ck_names.iter().filter(|n| !names.contains(n)).collect();
-        if !missing.is_empty() || !extra.is_empty() {
+        let twice: Vec<&String> = ck_names
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| ck_names[..*i].contains(n))
+            .map(|(_, n)| n)
+            .collect();
+        if !twice.is_empty() {
+            let list: Vec<String> = twice.iter().map(|s| format!("`{s}`")).collect();
+            out.push(
+                Finding::new(
+                    &FEATURE_SET_MISMATCH,
+                    format!("the checkpoint lists {} more than once", list.join(", ")),
+                )
+                .at(ck.feature_cols.location.clone())
+                .related(code.columns.origin.clone())
+                .help("a feature list names each column once; retrain with the code's list"),
+            );
+        } else if !missing.is_empty() || !extra.is_empty() {
             let first = missing
                 .first()
                 .and_then(|m| names.iter().position(|n| n == *m))
@@ -230,16 +251,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
     }
 
-    let input_dim = match &ck.input_dim.value {
-        Some(v) => match v.as_u64() {
-            Some(d) => Some(d),
-            None => {
-                out.push(invalid(&ck.input_dim, "must be a non-negative int"));
-                None
-            }
-        },
-        None => None,
-    };
+    let input_dim = ck.input_dim.value.as_ref().and_then(Value::as_u64);
     if let Some(dim) = input_dim
         && dim != names.len() as u64
     {
@@ -277,9 +289,10 @@ pub fn run(cx: &Context) -> Result<Report> {
                             .at(ck.arch.location.clone()),
                     ),
                     Some(t) => {
-                        let fan_in = t.shape.last().copied();
-                        let expected = input_dim.unwrap_or(names.len() as u64);
-                        if t.shape.len() != 2 || fan_in != Some(expected) || fan_in != Some(names.len() as u64) {
+                        // nn.Linear weights are [out, in]: `in` must be the feature count and input_dim.
+                        let fan_in = (t.shape.len() == 2).then(|| t.shape[1]);
+                        let takes_features = fan_in == Some(names.len() as u64) && input_dim.is_none_or(|d| fan_in == Some(d));
+                        if !takes_features {
                             out.push(
                                 Finding::new(
                                     &FIRST_LAYER_MISMATCH,
@@ -304,14 +317,13 @@ pub fn run(cx: &Context) -> Result<Report> {
 
     if let Some(v) = &ck.schema_hash.value {
         match v.as_str() {
-            None => out.push(invalid(&ck.schema_hash, "must be a string `sha256:<hex>`")),
             Some(stored) if stored != derived_hash => out.push(
                 Finding::new(&SCHEMA_HASH_MISMATCH, format!("the checkpoint stores schema hash {stored}, the code derives {derived_hash}"))
                     .at(code.columns.origin.clone())
                     .related(ck.schema_hash.location.clone())
                     .help("the hash covers names, order and dtypes (docs/checkpoint-metadata.md has the recipe); retrain or restore the feature list"),
             ),
-            Some(_) => {}
+            _ => {}
         }
     }
 

@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
@@ -26,19 +27,21 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("could not start: {e}")))?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe before the timeout.
-    let mut out_pipe = child.stdout.take().expect("piped");
-    let mut err_pipe = child.stderr.take().expect("piped");
-    let out_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
+    // Drain both pipes on threads so a chatty command cannot block on a full pipe before the timeout;
+    // wait for them with the same deadline, since a background child may keep a pipe open after the
+    // command itself exits.
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = pipe.read_to_end(&mut b);
+            let _ = tx.send(b);
+        });
+        rx
+    };
+    let out_rx = drain(Box::new(child.stdout.take().expect("piped")));
+    let err_rx = drain(Box::new(child.stderr.take().expect("piped")));
     let status = match child
         .wait_timeout(Duration::from_secs(timeout_secs))
         .map_err(|e| fail(e.to_string()))?
@@ -50,10 +53,14 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
             return Err(fail(format!("timed out after {timeout_secs} s")));
         }
     };
-    let stdout = out_thread.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default())
-        .trim()
-        .to_owned();
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| rx.recv_timeout(left());
+    let (Ok(stdout), Ok(stderr)) = (collect(out_rx), collect(err_rx)) else {
+        return Err(fail(format!(
+            "exited, but something it started kept its output open past the {timeout_secs} s timeout"
+        )));
+    };
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_owned();
     let with_stderr = |msg: String| {
         if stderr.is_empty() {
             fail(msg)
@@ -111,6 +118,14 @@ mod tests {
             err.contains("did not print JSON") && err.contains("why"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn background_child_holding_the_pipe_cannot_hang_it() {
+        let err = run(Path::new("."), &sh("(sleep 5 &) ; echo '{}'"), None, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kept its output open"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub struct Resolver<'a> {
     python: HashMap<String, python::PythonModule>,
     rust: HashMap<String, rust_const::RustFile>,
     text: HashMap<String, String>,
+    checkpoints: HashMap<String, CheckpointInfo>,
 }
 
 impl<'a> Resolver<'a> {
@@ -59,6 +60,7 @@ impl<'a> Resolver<'a> {
             python: HashMap::new(),
             rust: HashMap::new(),
             text: HashMap::new(),
+            checkpoints: HashMap::new(),
         }
     }
 
@@ -99,12 +101,17 @@ impl<'a> Resolver<'a> {
                 keypath::json_key(&display, text, key)
             }
             Source::Checkpoint { checkpoint, key } => {
-                let info = if checkpoint == "production" {
-                    self.production.cloned().ok_or_else(|| Error::msg("a `checkpoint = \"production\"` source needs the production checkpoint, which was not read"))?
-                } else {
-                    crate::checkpoint::open(&self.loaded.resolve(checkpoint))?
-                };
-                checkpoint_key(&info, key)
+                if checkpoint == "production" {
+                    let info = self.production.ok_or_else(|| {
+                        Error::msg("a `checkpoint = \"production\"` source needs the production checkpoint, which was not read")
+                    })?;
+                    return checkpoint_key(info, key);
+                }
+                if !self.checkpoints.contains_key(checkpoint) {
+                    let info = crate::checkpoint::open(&self.loaded.resolve(checkpoint))?;
+                    self.checkpoints.insert(checkpoint.clone(), info);
+                }
+                checkpoint_key(&self.checkpoints[checkpoint], key)
             }
             Source::Command {
                 command,

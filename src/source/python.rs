@@ -3,7 +3,8 @@
 //! other constants of the same module are accepted. Anything else is an error naming the expression and
 //! its line.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use tree_sitter::{Node, Parser, Tree};
@@ -16,7 +17,41 @@ pub struct PythonModule {
     display: String,
     text: String,
     tree: Tree,
+    /// Constants already evaluated (names referring to names are common: `THRESHOLDS = {"long": LONG}`),
+    /// with their size in values.
+    cache: RefCell<HashMap<String, (Value, usize)>>,
+    /// Values produced for the fact being read; names repeating names can expand exponentially.
+    produced: std::cell::Cell<usize>,
 }
+
+/// One place a name is bound or changed.
+struct Binding<'t> {
+    node: Node<'t>,
+    kind: &'static str,
+}
+
+/// The one binding a contract fact may have.
+const ASSIGNMENT: &str = "an assignment";
+
+/// Largest number of values one fact may expand to.
+const MAX_VALUES: usize = 1_000_000;
+
+/// Methods that change a list, dict or set in place.
+const MUTATORS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "remove",
+    "pop",
+    "clear",
+    "sort",
+    "reverse",
+    "update",
+    "setdefault",
+    "popitem",
+    "add",
+    "discard",
+];
 
 impl PythonModule {
     pub fn parse(display: &str, text: String) -> Result<PythonModule> {
@@ -31,6 +66,8 @@ impl PythonModule {
             display: display.to_owned(),
             text,
             tree,
+            cache: RefCell::new(HashMap::new()),
+            produced: std::cell::Cell::new(0),
         };
         if let Some(err) = first_error(module.tree.root_node()) {
             return Err(module.error(err, format!("syntax error near `{}`", module.snippet(err))));
@@ -65,32 +102,195 @@ impl PythonModule {
         }
     }
 
-    /// Module-level assignments (plain or annotated) and augmented assignments to `name`.
-    fn bindings(&self, name: &str) -> Vec<Node<'_>> {
-        let root = self.tree.root_node();
+    /// Every place the module binds, rebinds or mutates `name` outside function and class bodies.
+    fn bindings(&self, name: &str) -> Vec<Binding<'_>> {
         let mut out = Vec::new();
-        let mut cursor = root.walk();
-        for stmt in root.named_children(&mut cursor) {
-            if stmt.kind() != "expression_statement" {
-                continue;
+        self.scan(self.tree.root_node(), name, &mut out);
+        out.sort_by_key(|b| b.node.start_byte());
+        out
+    }
+
+    fn is(&self, node: Node, name: &str) -> bool {
+        node.kind() == "identifier" && self.text_of(node) == name
+    }
+
+    /// Identifiers bound by an assignment target (`A`, `A, B`, `[A, *B]`), not those inside
+    /// subscripts or attributes.
+    fn target_binds(&self, target: Node, name: &str) -> bool {
+        match target.kind() {
+            "identifier" => self.text_of(target) == name,
+            "pattern_list"
+            | "tuple_pattern"
+            | "list_pattern"
+            | "list_splat_pattern"
+            | "parenthesized_expression"
+            | "expression_list"
+            | "tuple"
+            | "list" => {
+                let mut c = target.walk();
+                target
+                    .named_children(&mut c)
+                    .any(|n| self.target_binds(n, name))
             }
-            let mut c2 = stmt.walk();
-            for expr in stmt.named_children(&mut c2) {
-                if matches!(expr.kind(), "assignment" | "augmented_assignment")
-                    && expr
-                        .child_by_field_name("left")
-                        .is_some_and(|l| l.kind() == "identifier" && self.text_of(l) == name)
+            _ => false,
+        }
+    }
+
+    /// `A[0] = ...`, `A.x = ...`: the object of a subscript or attribute target.
+    fn target_mutates(&self, target: Node, name: &str) -> bool {
+        match target.kind() {
+            "subscript" | "attribute" => target
+                .child_by_field_name(if target.kind() == "subscript" {
+                    "value"
+                } else {
+                    "object"
+                })
+                .is_some_and(|o| self.is(o, name) || self.target_mutates(o, name)),
+            _ => false,
+        }
+    }
+
+    fn scan<'t>(&'t self, node: Node<'t>, name: &str, out: &mut Vec<Binding<'t>>) {
+        let mut push = |node: Node<'t>, kind: &'static str| out.push(Binding { node, kind });
+        match node.kind() {
+            "function_definition" | "class_definition" => {
+                if node
+                    .child_by_field_name("name")
+                    .is_some_and(|n| self.is(n, name))
                 {
-                    out.push(expr);
+                    push(
+                        node,
+                        if node.kind() == "class_definition" {
+                            "a class definition"
+                        } else {
+                            "a function definition"
+                        },
+                    );
+                }
+                return; // bodies are other scopes
+            }
+            "lambda" => return,
+            "assignment" => {
+                if let Some(left) = node.child_by_field_name("left") {
+                    let top = node.parent().is_some_and(|p| {
+                        p.kind() == "expression_statement"
+                            && p.parent().is_some_and(|m| m.kind() == "module")
+                    });
+                    if self.is(left, name) {
+                        push(
+                            node,
+                            if top {
+                                ASSIGNMENT
+                            } else {
+                                "an assignment inside a block"
+                            },
+                        );
+                    } else if self.target_binds(left, name) {
+                        push(node, "an unpacking assignment");
+                    } else if self.target_mutates(left, name) {
+                        push(node, "an item or attribute assignment");
+                    }
                 }
             }
+            "augmented_assignment" => {
+                if let Some(left) = node.child_by_field_name("left") {
+                    if self.is(left, name) {
+                        push(node, "an augmented assignment");
+                    } else if self.target_mutates(left, name) {
+                        push(node, "an item or attribute assignment");
+                    }
+                }
+            }
+            "call" => {
+                let method = node
+                    .child_by_field_name("function")
+                    .filter(|f| f.kind() == "attribute");
+                if let Some(f) = method
+                    && f.child_by_field_name("object")
+                        .is_some_and(|o| self.is(o, name))
+                    && f.child_by_field_name("attribute")
+                        .is_some_and(|a| MUTATORS.contains(&self.text_of(a)))
+                {
+                    push(node, "a mutating method call");
+                }
+            }
+            "for_statement" | "for_in_clause" => {
+                if node
+                    .child_by_field_name("left")
+                    .is_some_and(|l| self.target_binds(l, name))
+                {
+                    push(node, "a for-loop target");
+                }
+            }
+            "as_pattern" | "aliased_import" => {
+                if node.child_by_field_name("alias").is_some_and(|a| {
+                    self.target_binds(a, name)
+                        || (a.kind() == "as_pattern_target" && self.text_of(a) == name)
+                }) {
+                    push(node, "an `as` binding");
+                }
+            }
+            "import_statement" | "import_from_statement" => {
+                let mut c = node.walk();
+                for n in node.children_by_field_name("name", &mut c) {
+                    if n.kind() == "dotted_name"
+                        && n.named_child(0).is_some_and(|i| self.is(i, name))
+                        && node.kind() == "import_statement"
+                    {
+                        push(node, "an import");
+                    }
+                    if n.kind() == "dotted_name"
+                        && node.kind() == "import_from_statement"
+                        && self.text_of(n) == name
+                    {
+                        push(node, "an import");
+                    }
+                }
+            }
+            "delete_statement" => {
+                let mut c = node.walk();
+                if node
+                    .named_children(&mut c)
+                    .any(|n| self.target_binds(n, name))
+                {
+                    push(node, "a `del`");
+                }
+            }
+            "named_expression" => {
+                if node
+                    .child_by_field_name("name")
+                    .is_some_and(|n| self.is(n, name))
+                {
+                    push(node, "an assignment expression (`:=`)");
+                }
+            }
+            "global_statement" | "nonlocal_statement" => {}
+            _ => {}
         }
-        out
+        let mut c = node.walk();
+        let children: Vec<Node<'t>> = node.named_children(&mut c).collect();
+        for child in children {
+            self.scan(child, name, out);
+        }
     }
 
     /// The value of a module constant, with the line of its name and, for a list or tuple, each item's line.
     pub fn constant(&self, name: &str) -> Result<Fact> {
+        self.produced.set(0);
         self.constant_guarded(name, &mut HashSet::new())
+    }
+
+    /// Count `n` more values towards the fact being read.
+    fn charge(&self, node: Node, n: usize) -> Result<()> {
+        let total = self.produced.get().saturating_add(n);
+        self.produced.set(total);
+        if total > MAX_VALUES {
+            return Err(self.error(
+                node,
+                format!("the value expands to more than {MAX_VALUES} values"),
+            ));
+        }
+        Ok(())
     }
 
     fn constant_guarded(&self, name: &str, seen: &mut HashSet<String>) -> Result<Fact> {
@@ -102,7 +302,7 @@ impl PythonModule {
         }
         let bindings = self.bindings(name);
         let assign = match bindings.as_slice() {
-            [one] if one.kind() == "assignment" => *one,
+            [one] if one.kind == ASSIGNMENT => one.node,
             [] => {
                 return Err(Error::at(
                     Location::file(&self.display),
@@ -111,14 +311,20 @@ impl PythonModule {
                     ),
                 ));
             }
+            [one] => {
+                return Err(self.error(
+                    one.node,
+                    format!("`{name}` is bound by {} here, not by a top-level `{name} = <literal>`; a contract fact needs one plain definition", one.kind),
+                ));
+            }
             [first, ..] => {
-                let lines: Vec<String> = bindings
+                let places: Vec<String> = bindings
                     .iter()
-                    .map(|b| (b.start_position().row + 1).to_string())
+                    .map(|b| format!("{} at line {}", b.kind, b.node.start_position().row + 1))
                     .collect();
                 return Err(self.error(
-                    *first,
-                    format!("`{name}` is bound more than once at module level (lines {}); a contract fact needs one definition", lines.join(", ")),
+                    first.node,
+                    format!("`{name}` is bound or changed more than once at module level ({}); a contract fact needs one definition", places.join(", ")),
                 ));
             }
         };
@@ -133,7 +339,7 @@ impl PythonModule {
                 .with_label(name.to_owned()),
         );
         let inner = unparen(right);
-        if matches!(inner.kind(), "list" | "tuple") {
+        if matches!(inner.kind(), "list" | "tuple" | "expression_list") {
             let mut c = inner.walk();
             fact.item_lines = inner
                 .named_children(&mut c)
@@ -145,6 +351,9 @@ impl PythonModule {
     }
 
     fn eval(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        if node.kind() != "identifier" {
+            self.charge(node, 1)?;
+        }
         let unsupported = |what: &str| {
             self.error(
                 node,
@@ -159,7 +368,10 @@ impl PythonModule {
             "concatenated_string" => {
                 let mut s = String::new();
                 let mut c = node.walk();
-                for part in node.named_children(&mut c) {
+                for part in node
+                    .named_children(&mut c)
+                    .filter(|p| p.kind() != "comment")
+                {
                     s.push_str(&self.string(part)?);
                 }
                 Ok(Value::String(s))
@@ -206,7 +418,7 @@ impl PythonModule {
                     .ok_or_else(|| unsupported("empty parentheses"))?;
                 self.eval(inner, seen)
             }
-            "list" | "tuple" => {
+            "list" | "tuple" | "expression_list" => {
                 let mut out = Vec::new();
                 let mut c = node.walk();
                 for item in node.named_children(&mut c) {
@@ -273,6 +485,11 @@ impl PythonModule {
             }
             "identifier" => {
                 let name = self.text_of(node).to_owned();
+                if let Some((v, size)) = self.cache.borrow().get(&name) {
+                    self.charge(node, *size)?;
+                    return Ok(v.clone());
+                }
+                let before = self.produced.get();
                 let v = self.constant_guarded(&name, seen).map_err(|e| match e {
                     Error::At { location, message } if location.line.is_none() => self.error(
                         node,
@@ -281,6 +498,10 @@ impl PythonModule {
                     other => other,
                 })?;
                 seen.remove(&name);
+                let size = self.produced.get() - before;
+                self.cache
+                    .borrow_mut()
+                    .insert(name, (v.value.clone(), size));
                 Ok(v.value)
             }
             "call" => Err(unsupported(
@@ -298,6 +519,15 @@ impl PythonModule {
 
     fn integer(&self, node: Node) -> Result<i64> {
         let t = self.text_of(node).replace('_', "").to_ascii_lowercase();
+        if t.ends_with('j') {
+            return Err(self.error(
+                node,
+                format!(
+                    "unsupported expression `{}` (complex number)",
+                    self.text_of(node)
+                ),
+            ));
+        }
         let parsed = if let Some(h) = t.strip_prefix("0x") {
             i64::from_str_radix(h, 16)
         } else if let Some(o) = t.strip_prefix("0o") {
@@ -528,11 +758,10 @@ mod tests {
     #[test]
     fn rebinding_and_cycles_are_errors() {
         let m = module("A = [1]\nA += [2]\nB = C\nC = B\n");
+        let err = m.constant("A").unwrap_err().to_string();
         assert!(
-            m.constant("A")
-                .unwrap_err()
-                .to_string()
-                .contains("lines 1, 2")
+            err.contains("an assignment at line 1, an augmented assignment at line 2"),
+            "{err}"
         );
         assert!(
             m.constant("B")
@@ -540,6 +769,93 @@ mod tests {
                 .to_string()
                 .contains("in terms of itself")
         );
+    }
+
+    #[test]
+    fn every_other_way_to_bind_or_change_a_name_is_refused() {
+        let cases = [
+            (
+                "A = [1]\nif X:\n    A = [2]\n",
+                "an assignment inside a block at line 3",
+            ),
+            ("A = [1]\nA.append(2)\n", "a mutating method call at line 2"),
+            (
+                "A = [1]\nA[0] = 2\n",
+                "an item or attribute assignment at line 2",
+            ),
+            ("A = [1]\ndel A\n", "a `del` at line 2"),
+            (
+                "A = [1]\nfrom x import y as A\n",
+                "an `as` binding at line 2",
+            ),
+            ("A = [1]\nimport A\n", "an import at line 2"),
+            (
+                "A = [1]\ndef A():\n    pass\n",
+                "a function definition at line 2",
+            ),
+            (
+                "A = [1]\nfor A in []:\n    pass\n",
+                "a for-loop target at line 2",
+            ),
+            (
+                "A = [1]\nB, A = 1, 2\n",
+                "an unpacking assignment at line 2",
+            ),
+            (
+                "A = [1]\nwith f() as A:\n    pass\n",
+                "an `as` binding at line 2",
+            ),
+            (
+                "A = [1]\ntry:\n    A = [3]\nexcept E:\n    pass\n",
+                "an assignment inside a block at line 3",
+            ),
+        ];
+        for (src, expected) in cases {
+            let err = module(src).constant("A").unwrap_err().to_string();
+            assert!(err.contains(expected), "{src:?}: {err}");
+        }
+        let err = module("A += [1]\n").constant("A").unwrap_err().to_string();
+        assert!(
+            err.contains("bound by an augmented assignment here"),
+            "{err}"
+        );
+        // Function bodies are other scopes; reading the name is not changing it.
+        let m = module("A = [1]\ndef f():\n    A = 2\n    A.append(3)\nB = len(A)\nprint(A)\n");
+        assert_eq!(m.constant("A").unwrap().value, serde_json::json!([1]));
+    }
+
+    #[test]
+    fn tuples_without_parentheses_comments_and_complex() {
+        let m = module("A = 1, -2\nB = ('a'  # first half\n     'b')\nC = 5j\n");
+        assert_eq!(m.constant("A").unwrap().value, serde_json::json!([1, -2]));
+        assert_eq!(m.constant("B").unwrap().value, Value::from("ab"));
+        assert!(
+            m.constant("C")
+                .unwrap_err()
+                .to_string()
+                .contains("complex number")
+        );
+    }
+
+    #[test]
+    fn shared_names_are_evaluated_once() {
+        let mut src = String::from("A0 = [1]\n");
+        for i in 1..=12 {
+            src.push_str(&format!("A{i} = [A{p}, A{p}]\n", p = i - 1));
+        }
+        let m = module(&src);
+        let v = m.constant("A12").unwrap().value;
+        assert_eq!(
+            v[0][0][0][0][0][0][0][0][0][0],
+            v[1][1][1][1][1][1][1][1][1][1]
+        );
+        // A value that expands past the budget is an error, not an out-of-memory kill.
+        let mut src = String::from("A0 = [1]\n");
+        for i in 1..=40 {
+            src.push_str(&format!("A{i} = [A{p}, A{p}]\n", p = i - 1));
+        }
+        let err = module(&src).constant("A40").unwrap_err().to_string();
+        assert!(err.contains("expands to more than 1000000 values"), "{err}");
     }
 
     #[test]

@@ -94,3 +94,31 @@ fn safetensors_reads_under_1_mib_from_2_mb_and_500_mb() {
     assert!(a < MIB && b < MIB, "read {a} and {b} bytes");
     assert_eq!(a, b);
 }
+
+/// The path plumbline really takes (`checkpoint::open`: file, counter, 16 KiB buffer, reader).
+#[test]
+fn open_reads_the_same_small_number_of_bytes_at_any_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for (name, numel) in [("a.pt", 500_000u32), ("b.pt", 125_000_000)] {
+        let p = dir.path().join(name);
+        crate::util::synthetic_torch(&p, numel);
+        let info = plumbline::checkpoint::open(&p).unwrap();
+        assert!(info.size > u64::from(numel) * 4);
+        seen.push(info.bytes_read);
+    }
+    for (name, bytes) in [
+        ("a.safetensors", 2_000_000u64),
+        ("b.safetensors", 500_000_000),
+    ] {
+        let p = dir.path().join(name);
+        safetensors_of_size(&p, bytes);
+        seen.push(plumbline::checkpoint::open(&p).unwrap().bytes_read);
+    }
+    assert!(seen.iter().all(|&b| b < MIB), "{seen:?}");
+    assert_eq!(seen[0], seen[1], "torch: bytes read grow with the file");
+    assert_eq!(
+        seen[2], seen[3],
+        "safetensors: bytes read grow with the file"
+    );
+}
