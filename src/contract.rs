@@ -276,10 +276,13 @@ pub fn heads(fact: &Fact) -> Result<Vec<Head>> {
     Ok(out)
 }
 
+/// A checkpoint fact, the test its value must pass, and what it must be.
+type Rule<'a> = (&'a CheckpointFact, fn(&Value) -> bool, &'static str);
+
 /// The checkpoint facts the contract is built from that have the wrong type, each with what it must be.
 /// `check` reports them as `checkpoint-fact-invalid` findings; `derive` fails on the first.
 pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &'static str)> {
-    let rules: [(&CheckpointFact, fn(&Value) -> bool, &'static str); 5] = [
+    let rules: [Rule; 5] = [
         (
             &ck.input_dim,
             |v| v.as_u64().is_some(),

@@ -47,7 +47,7 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<SafetensorsFile, Checkpoint
 pub fn decode_metadata(s: String) -> Tree {
     match serde_json::from_str::<Tree>(&s) {
         Ok(v @ (Tree::Array(_) | Tree::Object(_) | Tree::String(_))) => v,
-        Ok(v) if v.to_string() == s => v,
+        Ok(v) if serde_json::to_string(&v).is_ok_and(|text| text == s) => v,
         _ => Tree::String(s),
     }
 }

@@ -151,126 +151,107 @@ impl PythonModule {
     }
 
     fn scan<'t>(&'t self, node: Node<'t>, name: &str, out: &mut Vec<Binding<'t>>) {
-        let mut push = |node: Node<'t>, kind: &'static str| out.push(Binding { node, kind });
-        match node.kind() {
-            "function_definition" | "class_definition" => {
-                if node
-                    .child_by_field_name("name")
-                    .is_some_and(|n| self.is(n, name))
-                {
-                    push(
-                        node,
-                        if node.kind() == "class_definition" {
-                            "a class definition"
-                        } else {
-                            "a function definition"
-                        },
-                    );
-                }
-                return; // bodies are other scopes
-            }
-            "lambda" => return,
-            "assignment" => {
-                if let Some(left) = node.child_by_field_name("left") {
-                    let top = node.parent().is_some_and(|p| {
-                        p.kind() == "expression_statement"
-                            && p.parent().is_some_and(|m| m.kind() == "module")
-                    });
-                    if self.is(left, name) {
-                        push(
-                            node,
-                            if top {
-                                ASSIGNMENT
-                            } else {
-                                "an assignment inside a block"
-                            },
-                        );
-                    } else if self.target_binds(left, name) {
-                        push(node, "an unpacking assignment");
-                    } else if self.target_mutates(left, name) {
-                        push(node, "an item or attribute assignment");
-                    }
-                }
-            }
-            "augmented_assignment" => {
-                if let Some(left) = node.child_by_field_name("left") {
-                    if self.is(left, name) {
-                        push(node, "an augmented assignment");
-                    } else if self.target_mutates(left, name) {
-                        push(node, "an item or attribute assignment");
-                    }
-                }
-            }
-            "call" => {
-                let method = node
-                    .child_by_field_name("function")
-                    .filter(|f| f.kind() == "attribute");
-                if let Some(f) = method
-                    && f.child_by_field_name("object")
-                        .is_some_and(|o| self.is(o, name))
-                    && f.child_by_field_name("attribute")
-                        .is_some_and(|a| MUTATORS.contains(&self.text_of(a)))
-                {
-                    push(node, "a mutating method call");
-                }
-            }
-            "for_statement" | "for_in_clause" => {
-                if node
-                    .child_by_field_name("left")
-                    .is_some_and(|l| self.target_binds(l, name))
-                {
-                    push(node, "a for-loop target");
-                }
-            }
-            "as_pattern" | "aliased_import" => {
-                if node.child_by_field_name("alias").is_some_and(|a| {
-                    self.target_binds(a, name)
-                        || (a.kind() == "as_pattern_target" && self.text_of(a) == name)
-                }) {
-                    push(node, "an `as` binding");
-                }
-            }
-            "import_statement" | "import_from_statement" => {
-                let mut c = node.walk();
-                for n in node.children_by_field_name("name", &mut c) {
-                    if n.kind() == "dotted_name"
-                        && n.named_child(0).is_some_and(|i| self.is(i, name))
-                        && node.kind() == "import_statement"
-                    {
-                        push(node, "an import");
-                    }
-                    if n.kind() == "dotted_name"
-                        && node.kind() == "import_from_statement"
-                        && self.text_of(n) == name
-                    {
-                        push(node, "an import");
-                    }
-                }
-            }
-            "delete_statement" => {
-                let mut c = node.walk();
-                if node
-                    .named_children(&mut c)
-                    .any(|n| self.target_binds(n, name))
-                {
-                    push(node, "a `del`");
-                }
-            }
-            "named_expression" => {
-                if node
-                    .child_by_field_name("name")
-                    .is_some_and(|n| self.is(n, name))
-                {
-                    push(node, "an assignment expression (`:=`)");
-                }
-            }
-            "global_statement" | "nonlocal_statement" => {}
-            _ => {}
+        if let Some(kind) = self.binding_kind(node, name) {
+            out.push(Binding { node, kind });
+        }
+        if matches!(
+            node.kind(),
+            "function_definition" | "class_definition" | "lambda"
+        ) {
+            return; // bodies are other scopes
         }
         let mut c = node.walk();
         let children: Vec<Node<'t>> = node.named_children(&mut c).collect();
         for child in children {
             self.scan(child, name, out);
+        }
+    }
+
+    /// How `node` itself binds or changes `name`, if it does.
+    fn binding_kind(&self, node: Node, name: &str) -> Option<&'static str> {
+        let field = |f: &str| node.child_by_field_name(f);
+        match node.kind() {
+            "function_definition" => field("name")
+                .filter(|n| self.is(*n, name))
+                .map(|_| "a function definition"),
+            "class_definition" => field("name")
+                .filter(|n| self.is(*n, name))
+                .map(|_| "a class definition"),
+            "assignment" => {
+                let left = field("left")?;
+                let top = node.parent().is_some_and(|p| {
+                    p.kind() == "expression_statement"
+                        && p.parent().is_some_and(|m| m.kind() == "module")
+                });
+                if self.is(left, name) {
+                    Some(if top {
+                        ASSIGNMENT
+                    } else {
+                        "an assignment inside a block"
+                    })
+                } else if self.target_binds(left, name) {
+                    Some("an unpacking assignment")
+                } else {
+                    self.target_mutates(left, name)
+                        .then_some("an item or attribute assignment")
+                }
+            }
+            "augmented_assignment" => {
+                let left = field("left")?;
+                if self.is(left, name) {
+                    Some("an augmented assignment")
+                } else {
+                    self.target_mutates(left, name)
+                        .then_some("an item or attribute assignment")
+                }
+            }
+            "call" => {
+                let f = field("function").filter(|f| f.kind() == "attribute")?;
+                let on_name = f
+                    .child_by_field_name("object")
+                    .is_some_and(|o| self.is(o, name));
+                let mutator = f
+                    .child_by_field_name("attribute")
+                    .is_some_and(|a| MUTATORS.contains(&self.text_of(a)));
+                (on_name && mutator).then_some("a mutating method call")
+            }
+            "for_statement" | "for_in_clause" => field("left")
+                .filter(|l| self.target_binds(*l, name))
+                .map(|_| "a for-loop target"),
+            "as_pattern" | "aliased_import" => field("alias")
+                .filter(|a| {
+                    self.target_binds(*a, name)
+                        || (a.kind() == "as_pattern_target" && self.text_of(*a) == name)
+                })
+                .map(|_| "an `as` binding"),
+            "import_statement" | "import_from_statement" => {
+                let mut c = node.walk();
+                let direct = node.kind() == "import_statement";
+                let names: Vec<Node> = node.children_by_field_name("name", &mut c).collect();
+                names
+                    .iter()
+                    .any(|n| {
+                        n.kind() == "dotted_name"
+                            && if direct {
+                                n.named_child(0).is_some_and(|i| self.is(i, name))
+                            } else {
+                                self.text_of(*n) == name
+                            }
+                    })
+                    .then_some("an import")
+            }
+            "delete_statement" => {
+                let mut c = node.walk();
+                let targets: Vec<Node> = node.named_children(&mut c).collect();
+                targets
+                    .iter()
+                    .any(|n| self.target_binds(*n, name))
+                    .then_some("a `del`")
+            }
+            "named_expression" => field("name")
+                .filter(|n| self.is(*n, name))
+                .map(|_| "an assignment expression (`:=`)"),
+            _ => None,
         }
     }
 
