@@ -8,15 +8,10 @@ use plumbline::finding::{Finding, Severity};
 
 use crate::util::{example, example_copy, fixture};
 
-fn check_with(variant: Option<&str>) -> Vec<Finding> {
+fn check_with(variant: &str) -> Vec<Finding> {
     let (_guard, ex) = example_copy();
-    if let Some(v) = variant {
-        std::fs::copy(
-            fixture(&format!("checkpoints/{v}")),
-            ex.join("checkpoints/momentum_v3.pt"),
-        )
-        .unwrap();
-    }
+    let production = ex.join("checkpoints/momentum_v3.pt");
+    std::fs::copy(fixture(&format!("checkpoints/{variant}")), production).unwrap();
     let loaded = config::load(&ex.join("plumbline.toml")).unwrap();
     let gate = plumbline::gates::find("feature-schema").unwrap();
     let outcome = plumbline::check::run(&loaded, &[gate]).unwrap();
@@ -42,7 +37,7 @@ fn clean_example_has_nothing_at_warning_or_above() {
 
 #[test]
 fn feature_cols_reordered() {
-    let f = check_with(Some("feature_cols_reordered.pt"));
+    let f = check_with("feature_cols_reordered.pt");
     assert_eq!(
         codes(&f),
         ["feature-order-mismatch", "schema-hash-mismatch"],
@@ -73,7 +68,7 @@ fn feature_cols_reordered() {
 
 #[test]
 fn input_dim_off_by_one() {
-    let f = check_with(Some("input_dim_off_by_one.pt"));
+    let f = check_with("input_dim_off_by_one.pt");
     assert_eq!(
         codes(&f),
         ["input-dim-mismatch", "first-layer-shape-mismatch"],
@@ -84,7 +79,7 @@ fn input_dim_off_by_one() {
 
 #[test]
 fn float64_dtypes() {
-    let f = check_with(Some("float64.pt"));
+    let f = check_with("float64.pt");
     assert_eq!(
         codes(&f),
         ["feature-dtype-mismatch", "schema-hash-mismatch"],
@@ -105,7 +100,7 @@ fn float64_dtypes() {
 
 #[test]
 fn no_mad_is_a_missing_fact_naming_key_and_file() {
-    let f = check_with(Some("no_mad.pt"));
+    let f = check_with("no_mad.pt");
     assert_eq!(codes(&f), ["checkpoint-missing-fact"], "{f:#?}");
     assert_eq!(
         f[0].message,
@@ -151,7 +146,7 @@ fn no_mad_fails_closed_everywhere() {
 #[test]
 fn variants_outside_this_gate_are_quiet_here() {
     for v in ["zero_mad.pt", "heads_reordered.pt", "scaler_other_run.pt"] {
-        let f = check_with(Some(v));
+        let f = check_with(v);
         assert!(f.is_empty(), "{v}: {f:#?}");
     }
 }

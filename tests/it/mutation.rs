@@ -42,6 +42,15 @@ proptest! {
         let _ = plumbline::checkpoint::pickle::read(&bytes, "data.pkl");
     }
 
+    /// Flips inside `data.pkl` would be caught by the zip CRC; re-wrapping the mutated pickle in a fresh
+    /// archive makes the tree conversion and the storage checks see them.
+    #[test]
+    fn mutated_pickle_in_a_valid_archive_never_panics(truncate in proptest::option::of(any::<usize>()), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {
+        let pkl = mutate(pickle_bytes(), truncate, &flips);
+        let bytes = crate::util::zip_bytes(&[crate::util::Entry::Bytes("archive/data.pkl", &pkl), crate::util::Entry::Hole("archive/data/0", 0)]);
+        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes));
+    }
+
     #[test]
     fn safetensors_reader_never_panics(truncate in proptest::option::of(any::<usize>()), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {
         let bytes = mutate(safetensors_bytes(), truncate, &flips);

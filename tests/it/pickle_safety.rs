@@ -9,7 +9,8 @@ use plumbline::error::{CheckpointError, Error};
 
 use crate::util::{pstr, torch_zip};
 
-/// (name, opcode path, expected module, expected name, pickle bytes writing `sentinel`).
+/// (what, expected module, expected name, pickle bytes writing `sentinel`). The opcode that carries the
+/// refused reference is the first word of `what`.
 fn payloads(sentinel: &Path) -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
     let s = sentinel.display().to_string();
     let cmd = format!("touch {s}");
@@ -64,7 +65,7 @@ fn payloads(sentinel: &Path) -> Vec<(&'static str, &'static str, &'static str, V
     let mut p = b"\x80\x02(cos\nsystem\n".to_vec();
     p.extend(pstr(&cmd));
     p.extend(b"o.");
-    out.push(("OBJ os.system", "os", "system", p));
+    out.push(("GLOBAL os.system for OBJ", "os", "system", p));
 
     // NEWOBJ: class args-tuple NEWOBJ, then REDUCE on the result's class.
     let mut p = b"\x80\x02csubprocess\nPopen\n".to_vec();
@@ -73,13 +74,36 @@ fn payloads(sentinel: &Path) -> Vec<(&'static str, &'static str, &'static str, V
     p.extend(b"a");
     p.extend(pstr(&s));
     p.extend(b"a\x85\x81.");
-    out.push(("NEWOBJ subprocess.Popen", "subprocess", "Popen", p));
+    out.push((
+        "GLOBAL subprocess.Popen for NEWOBJ",
+        "subprocess",
+        "Popen",
+        p,
+    ));
 
     // REDUCE on a global hidden behind the memo: the global is stored, fetched with BINGET, called.
     let mut p = b"\x80\x02cposix\nsystem\nq\x010h\x01".to_vec();
     p.extend(pstr(&cmd));
     p.extend(b"\x85R.");
-    out.push(("REDUCE via memo", "posix", "system", p));
+    out.push((
+        "GLOBAL posix.system for REDUCE via memo",
+        "posix",
+        "system",
+        p,
+    ));
+
+    // EXT1/EXT2/EXT4: the copyreg extension registry names globals by number; nothing to check.
+    for (op, arg) in [
+        (0x82u8, vec![1u8]),
+        (0x83, vec![1, 0]),
+        (0x84, vec![1, 0, 0, 0]),
+    ] {
+        let mut p = vec![0x80, 0x02, op];
+        p.extend(arg);
+        p.extend(pstr(&cmd));
+        p.extend(b"\x85R.");
+        out.push(("EXT registry", "copyreg", "extension registry", p));
+    }
     out
 }
 
@@ -158,7 +182,7 @@ fn payloads_are_live() {
     }
     let dir = tempfile::tempdir().unwrap();
     for (i, (what, _, _, _)) in payloads(Path::new("/unused")).into_iter().enumerate() {
-        if what.contains("nt.system") || what.contains("NEWOBJ") {
+        if what.contains("nt.system") || what.contains("NEWOBJ") || what.starts_with("EXT") {
             continue;
         }
         let sentinel = dir.path().join(format!("ran_{i}"));
@@ -178,4 +202,85 @@ fn payloads_are_live() {
             "{what}: Python did not run the payload, so the refusal test proves nothing"
         );
     }
+}
+
+/// Allowlisted callables reached through OBJ, NEWOBJ and REDUCE are described, never called; ones that
+/// rebuild tensors plumbline cannot describe are refused rather than dropped from the tensor table.
+#[test]
+fn allowlisted_callables_are_not_called() {
+    use plumbline::checkpoint::pickle::{Value, read};
+    // NEWOBJ on torch.Size with a tuple: an opaque value.
+    let v = read(b"\x80\x02ctorch\nSize\nK\x03\x85\x81.", "t").unwrap();
+    assert!(
+        matches!(&v, Value::Opaque(n) if n.as_str() == "torch.Size"),
+        "{v:?}"
+    );
+    // OBJ on collections.OrderedDict with no arguments: an empty dict.
+    let v = read(b"\x80\x02(ccollections\nOrderedDict\no.", "t").unwrap();
+    assert!(matches!(&v, Value::Dict(d) if d.borrow().is_empty()));
+    // A quantized/subclass rebuilder is allowlisted by torch but not described here: refused.
+    let err = read(b"\x80\x02ctorch._utils\n_rebuild_tensor_v3\n)R.", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported") && err.contains("_rebuild_tensor_v3"),
+        "{err}"
+    );
+    // A dotted name split differently from the allowlist entry is not on it.
+    let err = read(b"\x80\x02ctorch\n_utils._rebuild_tensor_v2\n.", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`torch._utils._rebuild_tensor_v2`") && err.contains("refused"),
+        "{err}"
+    );
+}
+
+/// Hostile shapes that random mutation will not find: each must end in a value or an error, quickly
+/// and without exhausting the stack or memory.
+#[test]
+fn pickle_bombs_are_contained() {
+    use plumbline::checkpoint::pickle::read;
+    // A million nested tuples: dropping them must not recurse a million times.
+    let mut p = b"\x80\x02N".to_vec();
+    p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+    p.push(b'.');
+    assert!(read(&p, "t").is_ok());
+    // And as a checkpoint: the tree conversion refuses the depth.
+    let dir = tempfile::tempdir().unwrap();
+    let pt = dir.path().join("deep.pt");
+    torch_zip(&pt, &p);
+    let err = plumbline::checkpoint::open(&pt).unwrap_err().to_string();
+    assert!(err.contains("nested deeper than"), "{err}");
+
+    // A 16 MiB string duplicated a million times: shared, not copied.
+    let big = "x".repeat(16 << 20);
+    let mut p = b"\x80\x04(".to_vec();
+    p.push(b'X');
+    p.extend_from_slice(&(big.len() as u32).to_le_bytes());
+    p.extend_from_slice(big.as_bytes());
+    p.extend(std::iter::repeat_n(b'2', 1_000_000));
+    p.extend(b"l.");
+    assert!(read(&p, "t").is_ok());
+
+    // {"k": [[...[s, s]..., ...]]}: a 1 KiB string in a list twice, that list in a list twice, 30 deep:
+    // 2^30 strings if expanded. Each level: BINPUT i, POP, EMPTY_LIST, BINGET i, APPEND, BINGET i, APPEND.
+    let mut p2 = b"\x80\x02}".to_vec();
+    p2.extend(pstr("k"));
+    p2.extend(pstr(&"y".repeat(1024)));
+    for i in 0..30u8 {
+        p2.extend([b'q', i, b'0', b']', b'h', i, b'a', b'h', i, b'a']);
+    }
+    p2.extend(b"s.");
+    assert!(
+        read(&p2, "t").is_ok(),
+        "the pickle itself is small and shared"
+    );
+    let pt = dir.path().join("wide.pt");
+    torch_zip(&pt, &p2);
+    let err = plumbline::checkpoint::open(&pt).unwrap_err().to_string();
+    assert!(
+        err.contains("more than 1,000,000 nodes or 256 MiB"),
+        "{err}"
+    );
 }

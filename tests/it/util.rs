@@ -73,7 +73,17 @@ pub enum Entry<'a> {
 /// systems that support it); their CRC is written as the CRC of zeros only for small holes, since no
 /// reader under test reads them.
 pub fn write_zip(path: &Path, entries: &[Entry]) {
-    let mut f = File::create(path).unwrap();
+    write_zip_to(&mut File::create(path).unwrap(), entries);
+}
+
+/// A stored zip in memory.
+pub fn zip_bytes(entries: &[Entry]) -> Vec<u8> {
+    let mut c = std::io::Cursor::new(Vec::new());
+    write_zip_to(&mut c, entries);
+    c.into_inner()
+}
+
+fn write_zip_to<W: Write + Seek>(f: &mut W, entries: &[Entry]) {
     let mut central = Vec::new();
     let mut count = 0u16;
     for e in entries {

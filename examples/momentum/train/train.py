@@ -308,7 +308,7 @@ def main():
     # Integrated gradients references in float64, baseline = zeros in scaled space (the training median).
     model64 = copy.deepcopy(model).double()
     ig_rows = []
-    for i in pick[::6][:12]:
+    for i in pick[::5][:12]:
         xi = torch.tensor(xs[i], dtype=torch.float64)
         b = torch.zeros_like(xi)
         heads = {}
