@@ -154,12 +154,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             report(cli, &check::run(&loaded, &[gate])?, fail_on, out)
         }
         Command::Docs(_) => {
-            let facts = crate::facts::collect(&loaded)?;
-            let contract = crate::contract::derive(
-                &loaded.config.pipeline.name,
-                &loaded.config.checkpoints.production,
-                &facts,
-            )?;
+            let contract = crate::contract::from_config(&loaded)?;
             for (file, outcome) in crate::docs::write(&loaded, &contract)? {
                 let what = match outcome {
                     crate::docs::WriteOutcome::Unchanged => "up to date",
@@ -171,12 +166,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::Derive { out: path } => {
-            let facts = crate::facts::collect(&loaded)?;
-            let contract = crate::contract::derive(
-                &loaded.config.pipeline.name,
-                &loaded.config.checkpoints.production,
-                &facts,
-            )?;
+            let contract = crate::contract::from_config(&loaded)?;
             let text = crate::docs::expected_json(&contract);
             match path {
                 Some(p) => crate::docs::atomic_write(p, &text)?,

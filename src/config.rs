@@ -344,17 +344,20 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 pub fn parse(text: &str, display: &str) -> Result<Config> {
     toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        Error::at(
-            Location {
-                path: display.to_owned(),
-                line: Some(line),
-                column: Some(column),
-                label: None,
-            },
-            e.message().trim().to_owned(),
-        )
+        let at = located(display, text, e.span().map_or(0, |s| s.start));
+        Error::at(at, e.message().trim().to_owned())
     })
+}
+
+/// The location (line and column) of a byte offset in a file's text.
+pub fn located(display: &str, text: &str, offset: usize) -> Location {
+    let (line, column) = line_col(text, offset);
+    Location {
+        path: display.to_owned(),
+        line: Some(line),
+        column: Some(column),
+        label: None,
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

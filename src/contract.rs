@@ -316,6 +316,16 @@ pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &
         .collect()
 }
 
+/// Resolve every fact of a config and build its contract (what `derive` and `docs --write` need).
+pub fn from_config(loaded: &crate::config::Loaded) -> Result<PipelineContract> {
+    let facts = crate::facts::collect(loaded)?;
+    derive(
+        &loaded.config.pipeline.name,
+        &loaded.config.checkpoints.production,
+        &facts,
+    )
+}
+
 /// Build the contract. Fails (exit 2) when a code fact has the wrong type or a required checkpoint fact
 /// is missing; the error names the file and the key or line.
 pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<PipelineContract> {

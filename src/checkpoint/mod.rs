@@ -108,14 +108,8 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
     })?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let counter = Rc::new(Cell::new(0u64));
-    let reader = BufReader::with_capacity(
-        16 * 1024,
-        Counting {
-            inner: file,
-            read: counter.clone(),
-        },
-    );
+    let (counting, counter) = CountingReader::new(file);
+    let reader = BufReader::with_capacity(16 * 1024, counting);
     let wrap = |source| Error::Checkpoint {
         path: path.to_path_buf(),
         source,
@@ -140,13 +134,27 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
     })
 }
 
-/// Counts the bytes handed out by the file under the buffer.
-struct Counting<R> {
+/// A reader that counts the bytes it hands out (under the buffer, so it counts what the file gives).
+pub struct CountingReader<R> {
     inner: R,
     read: Rc<Cell<u64>>,
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<R> CountingReader<R> {
+    /// Wrap `inner`; the returned counter stays readable after the reader is consumed.
+    pub fn new(inner: R) -> (Self, Rc<Cell<u64>>) {
+        let read = Rc::new(Cell::new(0));
+        (
+            CountingReader {
+                inner,
+                read: read.clone(),
+            },
+            read,
+        )
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read.set(self.read.get() + n as u64);
@@ -154,7 +162,7 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-impl<R: Seek> Seek for Counting<R> {
+impl<R: Seek> Seek for CountingReader<R> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.inner.seek(pos)
     }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::Fact;
-use crate::config::line_col;
+use crate::config::{line_col, located};
 use crate::error::{Error, Result};
 use crate::finding::Location;
 
@@ -18,16 +18,7 @@ fn missing(display: &str, key: &str, at: &str) -> Error {
 /// spanned document model.
 pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
     let located = |span: std::ops::Range<usize>, msg: String| {
-        let (line, column) = line_col(text, span.start);
-        Error::at(
-            Location {
-                path: display.to_owned(),
-                line: Some(line),
-                column: Some(column),
-                label: None,
-            },
-            msg,
-        )
+        Error::at(located(display, text, span.start), msg)
     };
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
         located(

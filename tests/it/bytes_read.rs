@@ -1,30 +1,11 @@
 //! Header-only reads: the bytes read do not depend on tensor sizes. A reader that counts every byte
 //! handed out proves it on a 2 MB and a 500 MB checkpoint (the large one sparse, built here).
 
-use std::cell::Cell;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
+
+use plumbline::checkpoint::CountingReader;
 use std::path::Path;
-use std::rc::Rc;
-
-struct Counting<R> {
-    inner: R,
-    read: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
-        Ok(n)
-    }
-}
-
-impl<R: Seek> Seek for Counting<R> {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
 
 const MIB: u64 = 1 << 20;
 
@@ -38,11 +19,7 @@ fn safetensors_of_size(path: &Path, data_bytes: u64) {
 }
 
 fn count_torch(path: &Path, numel: u64) -> u64 {
-    let read = Rc::new(Cell::new(0));
-    let r = Counting {
-        inner: File::open(path).unwrap(),
-        read: read.clone(),
-    };
+    let (r, read) = CountingReader::new(File::open(path).unwrap());
     let a = plumbline::checkpoint::torch::read(r).unwrap();
     assert_eq!(a.tensors.len(), 1);
     assert_eq!(a.tree["input_dim"], 14);
@@ -56,11 +33,7 @@ fn count_torch(path: &Path, numel: u64) -> u64 {
 }
 
 fn count_safetensors(path: &Path) -> u64 {
-    let read = Rc::new(Cell::new(0));
-    let r = Counting {
-        inner: File::open(path).unwrap(),
-        read: read.clone(),
-    };
+    let (r, read) = CountingReader::new(File::open(path).unwrap());
     let s = plumbline::checkpoint::safetensors::read(r).unwrap();
     assert_eq!(s.tensors.len(), 8);
     read.get()
