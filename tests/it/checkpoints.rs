@@ -132,3 +132,71 @@ fn not_a_zip_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// An independent oracle for the pickle reader: Python's own `pickle` module (stdlib only, no torch)
+/// with a restricted Unpickler that describes tensors instead of building them. Its tree must equal
+/// plumbline's for the production checkpoint and every checkpoint of the defect corpus. Needs python3
+/// (CI has it; with CI=true its absence fails the test).
+#[test]
+fn pickle_reader_agrees_with_python_pickle() {
+    const ORACLE: &str = r#"
+import json, pickle, sys, zipfile
+STORAGE = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+           "LongStorage": "int64", "IntStorage": "int32", "ByteStorage": "uint8", "BoolStorage": "bool"}
+class Storage:
+    def __init__(self, name): self.name = name
+class ODict(dict):  # OrderedDict state (`_metadata`) lands in __dict__, as in torch
+    pass
+def rebuild_tensor_v2(storage, offset, size, stride, *rest):
+    return {"$tensor": {"dtype": storage[1], "shape": list(size)}}
+class Oracle(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"): return rebuild_tensor_v2
+        if (module, name) == ("collections", "OrderedDict"): return ODict
+        if module == "torch" and name in STORAGE: return Storage(name)
+        raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+    def persistent_load(self, pid):
+        kind, cls, key, location, numel = pid
+        return ("storage", STORAGE[cls.name], key, numel)
+out = {}
+for path in sys.argv[1:]:
+    z = zipfile.ZipFile(path)
+    name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+    out[path] = Oracle(z.open(name)).load()
+json.dump(out, sys.stdout)
+"#;
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 is required in CI for the pickle oracle"
+        );
+        return;
+    }
+    let mut paths = vec![production_pt()];
+    for entry in std::fs::read_dir(fixture("checkpoints")).unwrap() {
+        paths.push(entry.unwrap().path());
+    }
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(ORACLE)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let oracle: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(oracle.as_object().unwrap().len(), 8);
+    for p in &paths {
+        let ours = checkpoint::open(p).unwrap().tree;
+        let theirs = &oracle[p.to_str().unwrap()];
+        assert_eq!(
+            &ours,
+            theirs,
+            "{} differs from Python's reading",
+            p.display()
+        );
+    }
+}
