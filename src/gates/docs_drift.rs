@@ -75,40 +75,48 @@ fn fix_help(cx: &Context) -> String {
     }
 }
 
-/// The code-side location of the fact a docs line shows: the feature's own line for a features row,
-/// the defining constant for the other blocks.
-fn source_of(cx: &Context, block: &str, docs_line: &str) -> Option<Location> {
+/// The code-side location of the fact a docs line shows. `what` is a Markdown block name or the dotted
+/// contract path of a JSON line (`features.columns`, `production-checkpoint.schema-hash`).
+fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
     let code = &cx.facts.code;
-    let ck = || Location::file(crate::config::display_path(&cx.facts.production.path));
+    let checkpoint = || Location::file(crate::config::display_path(&cx.facts.production.path));
+    let config = || Location::file(crate::config::display_path(&cx.loaded.path));
+    // Table rows start with `| <index> |`: point at that item's own line.
     let item = |fact: &Fact| {
-        // Table rows start with `| <index> |`.
         let idx = docs_line
             .trim()
             .strip_prefix('|')
             .and_then(|r| r.split('|').next())
             .and_then(|c| c.trim().parse::<usize>().ok());
-        Some(
-            idx.map(|i| fact.item(i))
-                .unwrap_or_else(|| fact.origin.clone()),
-        )
+        idx.map(|i| fact.item(i))
+            .unwrap_or_else(|| fact.origin.clone())
     };
-    let loc = match block {
-        "features" if docs_line.contains("NaN policy") => Some(code.nan_policy.origin.clone()),
-        "features" | "columns" | "schema-hash" => item(&code.columns),
+    let has = |s: &str| docs_line.contains(s);
+    let loc = match what {
+        "features" if has("NaN policy") => code.nan_policy.origin.clone(),
+        "features" => item(&code.columns),
         "heads" => item(&code.heads),
-        "targets" if docs_line.contains("horizon") => Some(code.horizon.origin.clone()),
-        "targets" | "thresholds" => Some(code.thresholds.origin.clone()),
-        "horizon" => Some(code.horizon.origin.clone()),
-        "versions" if docs_line.contains("heads version") => {
-            Some(code.heads_version.origin.clone())
+        "targets" if has("horizon") => code.horizon.origin.clone(),
+        "targets" => code.thresholds.origin.clone(),
+        "versions" if has("heads version") => code.heads_version.origin.clone(),
+        "versions" if has("model version") => code.model_version.origin.clone(),
+        "versions" => config(),
+        "hashes" if has("derived") => code.columns.origin.clone(),
+        "hashes" | "production-checkpoint" => checkpoint(),
+        p if p.starts_with("production-checkpoint") => checkpoint(),
+        p if p.starts_with("features.columns") || p.starts_with("features.schema-hash") => {
+            code.columns.origin.clone()
         }
-        "versions" | "model-version" => Some(code.model_version.origin.clone()),
-        "heads-version" => Some(code.heads_version.origin.clone()),
-        "nan-policy" => Some(code.nan_policy.origin.clone()),
-        "production-checkpoint" | "hashes" => Some(ck()),
-        _ => None,
+        p if p.starts_with("features.nan-policy") => code.nan_policy.origin.clone(),
+        p if p.starts_with("targets.horizon") => code.horizon.origin.clone(),
+        p if p.starts_with("targets.thresholds") => code.thresholds.origin.clone(),
+        p if p.starts_with("heads-version") => code.heads_version.origin.clone(),
+        p if p.starts_with("heads") => code.heads.origin.clone(),
+        p if p.starts_with("model-version") => code.model_version.origin.clone(),
+        "pipeline" | "contract-format" => config(),
+        _ => return None,
     };
-    loc.map(|l| l.with_label("derived from"))
+    Some(loc.with_label("derived from"))
 }
 
 pub fn run(cx: &Context) -> crate::error::Result<Report> {
@@ -164,7 +172,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
                     let expected = docs::expected_json(contract);
                     if errors.is_empty() && text != expected {
                         let line = docs::first_changed_line(&text, &expected);
-                        let key = json_key_at(&text, line);
+                        let key = json_path_at(&text, line);
                         let docs_line = text.lines().nth(line as usize - 1).unwrap_or("");
                         let mut f = Finding::new(&DOCS_DRIFT, format!("{display} is out of date"))
                             .at(Location::at(&display, line))
@@ -223,46 +231,41 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
     })
 }
 
-/// The innermost contract key whose value spans `line` of a canonical JSON text (e.g. `columns`,
-/// `horizon`), found by indentation: good enough to name the fact a changed line belongs to.
-fn json_key_at(text: &str, line: u32) -> String {
+/// The dotted path of object keys enclosing `line` of a canonical (two-space indented) JSON text, e.g.
+/// `production-checkpoint.schema-hash`: enough to name the fact a changed line belongs to.
+fn json_path_at(text: &str, line: u32) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let idx = (line as usize)
-        .saturating_sub(1)
-        .min(lines.len().saturating_sub(1));
+    let idx = (line as usize).saturating_sub(1);
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let mut depth = lines.get(idx).map(|l| indent(l)).unwrap_or(0) + 1;
+    let mut keys = Vec::new();
+    let mut limit = usize::MAX;
     for l in lines.iter().take(idx + 1).rev() {
         let t = l.trim_start();
-        if indent(l) < depth && t.starts_with('"') {
-            const KEYS: &[&str] = &[
-                "columns",
-                "heads",
-                "horizon",
-                "thresholds",
-                "model-version",
-                "heads-version",
-                "nan-policy",
-                "schema-hash",
-                "production-checkpoint",
-            ];
-            if let Some(key) = t.split('"').nth(1).filter(|k| KEYS.contains(k)) {
-                return key.to_owned();
+        if indent(l) < limit && (t.starts_with('"') || l.trim_end().ends_with(['{', '['])) {
+            if let Some(key) = t
+                .strip_prefix('"')
+                .and_then(|r| r.split_once("\":"))
+                .map(|(k, _)| k)
+            {
+                keys.push(key.to_owned());
             }
-            depth = indent(l);
+            limit = indent(l);
         }
     }
-    String::new()
+    keys.reverse();
+    keys.join(".")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::json_key_at;
+    use super::json_path_at;
 
     #[test]
-    fn finds_the_enclosing_contract_key() {
+    fn finds_the_enclosing_key_path() {
         let text = "{\n  \"features\": {\n    \"columns\": [\n      {\n        \"dtype\": \"float32\",\n        \"name\": \"a\"\n      }\n    ],\n    \"nan-policy\": \"zero\"\n  }\n}\n";
-        assert_eq!(json_key_at(text, 6), "columns");
-        assert_eq!(json_key_at(text, 9), "nan-policy");
+        assert_eq!(json_path_at(text, 6), "features.columns.name");
+        assert_eq!(json_path_at(text, 9), "features.nan-policy");
+        assert_eq!(json_path_at(text, 2), "features");
+        assert_eq!(json_path_at(text, 1), "");
     }
 }

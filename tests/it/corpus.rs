@@ -150,3 +150,41 @@ fn variants_outside_this_gate_are_quiet_here() {
         assert!(f.is_empty(), "{v}: {f:#?}");
     }
 }
+
+/// Each docs finding points at the docs line and at where that fact comes from: the stored hash at the
+/// checkpoint, the derived hash at the code.
+#[test]
+fn docs_drift_points_at_the_source_of_each_fact() {
+    let (_guard, ex) = example_copy();
+    std::fs::copy(
+        fixture("checkpoints/feature_cols_reordered.pt"),
+        ex.join("checkpoints/momentum_v3.pt"),
+    )
+    .unwrap();
+    let loaded = config::load(&ex.join("plumbline.toml")).unwrap();
+    let gate = plumbline::gates::find("docs-drift").unwrap();
+    let f = plumbline::check::run(&loaded, &[gate]).unwrap().findings;
+    assert_eq!(codes(&f), ["docs-drift", "docs-drift"], "{f:#?}");
+    for finding in &f {
+        assert!(
+            finding.related[0]
+                .path
+                .ends_with("checkpoints/momentum_v3.pt"),
+            "{finding:#?}"
+        );
+    }
+    assert!(
+        f[0].location
+            .as_ref()
+            .unwrap()
+            .path
+            .ends_with("docs/PIPELINE_CONTRACT.json")
+    );
+    assert_eq!(
+        f[1].message,
+        format!(
+            "{}/docs/PIPELINE_CONTRACT.md is out of date (block `hashes`)",
+            plumbline::config::display_path(&ex)
+        )
+    );
+}
