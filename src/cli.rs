@@ -132,9 +132,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Resu
 }
 
 fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let io = |e: std::io::Error| Error::msg(format!("writing output: {e}"));
+    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
     if let Command::Schema { name } = &cli.command {
-        out.write_all(schema(*name).as_bytes()).map_err(io)?;
+        emit(out, schema(*name).as_bytes())?;
         return Ok(0);
     }
     let loaded = config::load(&cli.config)?;
@@ -170,7 +170,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             let text = crate::docs::expected_json(&contract);
             match path {
                 Some(p) => crate::docs::atomic_write(p, &text)?,
-                None => out.write_all(text.as_bytes()).map_err(io)?,
+                None => emit(out, text.as_bytes())?,
             }
             Ok(0)
         }
@@ -180,27 +180,37 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             match cli.format {
                 Format::Json => {
                     let doc = serde_json::json!({ "checkpoints": rows, "findings": findings });
-                    out.write_all(
+                    emit(
+                        out,
                         crate::canonical::to_string(&doc)
                             .expect("plain JSON")
                             .as_bytes(),
-                    )
-                    .map_err(io)?;
+                    )?;
                 }
                 Format::Human => {
-                    out.write_all(inventory_table(&rows).as_bytes())
-                        .map_err(io)?;
+                    emit(out, inventory_table(&rows).as_bytes())?;
                     let mut s = String::new();
                     let mut sources = human::Sources::default();
                     for f in &findings {
                         s.push('\n');
                         human::finding(&mut s, f, &mut sources);
                     }
-                    out.write_all(s.as_bytes()).map_err(io)?;
+                    emit(out, s.as_bytes())?;
                 }
             }
             Ok(u8::from(failed))
         }
+    }
+}
+
+/// Write results to `out`. A reader that went away (`plumbline check | head`) is not an error: what
+/// was asked is done, and the exit code still carries the verdict.
+fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::msg(format!("writing output: {e}")))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -209,8 +219,7 @@ fn report(cli: &Cli, outcome: &Outcome, fail_on: Severity, out: &mut dyn Write) 
         Format::Human => human::render(outcome, &mut human::Sources::default()),
         Format::Json => json::render(outcome, fail_on),
     };
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::msg(format!("writing output: {e}")))?;
+    emit(out, text.as_bytes())?;
     Ok(u8::from(outcome.fails(fail_on)))
 }
 
@@ -283,5 +292,68 @@ fn human_size(n: u64) -> String {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that closed its end: every write fails with EPIPE.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn run_with_closed_stdout(args: &[&str]) -> (u8, String) {
+        let cli = Cli::parse_from(std::iter::once("plumbline").chain(args.iter().copied()));
+        let mut err = Vec::new();
+        let code = run(&cli, &mut ClosedPipe, &mut err).unwrap();
+        (code, String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_an_error_and_keeps_the_verdict() {
+        let cfg = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/momentum/plumbline.toml"
+        );
+        assert_eq!(
+            run_with_closed_stdout(&["--config", cfg, "check"]),
+            (0, String::new())
+        );
+        // Failing at --fail-on note is impossible on the clean example, so fail on a missing gate name
+        // instead: exit 2 and its message still reach stderr.
+        let (code, err) = run_with_closed_stdout(&["--config", cfg, "gate", "nope"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no gate `nope`"));
+        assert_eq!(run_with_closed_stdout(&["schema"]).0, 0);
+    }
+
+    #[test]
+    fn other_write_errors_exit_2() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let cli = Cli::parse_from(["plumbline", "schema"]);
+        let mut err = Vec::new();
+        assert_eq!(run(&cli, &mut Full, &mut err).unwrap(), 2);
+        assert!(
+            String::from_utf8(err)
+                .unwrap()
+                .contains("writing output: disk full")
+        );
     }
 }

@@ -53,7 +53,7 @@ impl ContractKind {
 }
 
 /// A finding code: a stable kebab-case id with its gate, contract and default severity. Each gate declares
-/// its codes beside its entry point; [`crate::gates::ALL_CODES`] lists them all (and `docs/codes.md` is
+/// its codes beside its entry point; [`crate::gates::all_codes`] lists them all (and `docs/codes.md` is
 /// checked against that list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Code {

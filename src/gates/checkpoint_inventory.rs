@@ -8,8 +8,8 @@
 //! **Why is this bad?** An unreadable checkpoint fails at the worst moment (the live process loading it),
 //! and a pickle that names `os.system` runs that call for whoever loads it with plain `torch.load`.
 //!
-//! **Example.** `checkpoints/momentum_v3.pt` was written by a script that pickled a lambda:
-//! `checkpoint-unsafe-pickle` naming `__main__.<lambda>`, the opcode and its byte offset.
+//! **Example.** `checkpoints/momentum_v2.pt` was saved with a custom class in its metadata
+//! (`train.RunInfo`): `checkpoint-unsafe-pickle` naming `train.RunInfo`, the opcode and its byte offset.
 
 use std::path::PathBuf;
 

@@ -50,7 +50,17 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!("timed out after {timeout_secs} s")));
+            // What it said before it was killed helps more than the timeout alone.
+            let said = err_rx
+                .recv_timeout(Duration::from_millis(500))
+                .unwrap_or_default();
+            let said = String::from_utf8_lossy(&said).trim().to_owned();
+            let msg = format!("timed out after {timeout_secs} s (killed)");
+            return Err(fail(if said.is_empty() {
+                msg
+            } else {
+                format!("{msg}; stderr:\n{said}")
+            }));
         }
     };
     let left = || deadline.saturating_duration_since(Instant::now());

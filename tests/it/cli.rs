@@ -457,3 +457,33 @@ fn every_source_kind_derives_the_same_contract() {
         stderr(&o)
     );
 }
+
+/// `plumbline check | head` on a failing pipeline: the reader is gone, the verdict is not.
+#[test]
+fn closed_stdout_keeps_a_failing_verdict() {
+    use clap::Parser;
+    struct ClosedPipe;
+    impl std::io::Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (_g, ex) = example_copy();
+    replace_in(
+        &ex.join("docs/PIPELINE_CONTRACT.md"),
+        "| 5 | `vol_20` |",
+        "| 5 | `vol_21` |",
+    );
+    let cfg = ex.join("plumbline.toml");
+    let cli =
+        plumbline::cli::Cli::parse_from(["plumbline", "--config", cfg.to_str().unwrap(), "check"]);
+    let mut err = Vec::new();
+    assert_eq!(
+        plumbline::cli::run(&cli, &mut ClosedPipe, &mut err).unwrap(),
+        1
+    );
+    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+}
