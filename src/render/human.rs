@@ -129,15 +129,38 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
+/// The width (in characters) of the token starting at character `start` of `line`: a quoted string up
+/// to its closing quote, else a run of name characters.
+fn token_width(line: &str, start: usize) -> usize {
+    let rest: Vec<char> = line.chars().skip(start).collect();
+    match rest.first() {
+        Some(&q) if q == '"' || q == '\'' => rest
+            .iter()
+            .skip(1)
+            .position(|&c| c == q)
+            .map_or(rest.len(), |i| i + 2),
+        Some(_) => rest
+            .iter()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .count()
+            .max(1),
+        None => 1,
+    }
+}
+
+/// `--> path:line` and, when the file is at hand, the source line; with a column, a caret line under
+/// the token carries the label (as in the UX sketch), otherwise the label follows the path.
 fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
+    let text = loc
+        .line
+        .and_then(|line| sources.line(&loc.path, line).map(|t| (line, t)));
+    let caret = loc.column.filter(|_| text.is_some());
     let _ = write!(s, "  {} {loc}", paint(BLUE, arrow));
-    if let Some(label) = &loc.label {
+    if let (Some(label), None) = (&loc.label, caret) {
         let _ = write!(s, "  {}", paint(DIM, &format!("({label})")));
     }
     s.push('\n');
-    if let Some(line) = loc.line
-        && let Some(text) = sources.line(&loc.path, line)
-    {
+    if let Some((line, text)) = text {
         let n = line.to_string();
         let pad = " ".repeat(n.len());
         let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
@@ -148,7 +171,27 @@ fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
             paint(BLUE, "|"),
             text.trim_end()
         );
-        let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
+        match caret {
+            Some(col) => {
+                let start = col.saturating_sub(1) as usize;
+                let carets = "^".repeat(token_width(&text, start));
+                let label = loc
+                    .label
+                    .as_deref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "{pad} {} {}{}",
+                    paint(BLUE, "|"),
+                    " ".repeat(start),
+                    paint(BLUE, &format!("{carets}{label}"))
+                );
+            }
+            None => {
+                let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
+            }
+        }
     }
 }
 
@@ -250,9 +293,28 @@ warning[docs-drift]: docs/C.md is out of date (block `features`)
         std::fs::write(&p, "a = 1\nCOLS = [\n    \"ret_5\",\n]\n").unwrap();
         let mut s = String::new();
         let f = Finding::new(&crate::gates::feature_schema::FEATURE_ORDER_MISMATCH, "m")
-            .at(Location::at(p.to_string_lossy(), 3));
+            .at(Location::at(p.to_string_lossy(), 3))
+            .related(Location {
+                column: Some(5),
+                label: Some("index 0".into()),
+                ..Location::at(p.to_string_lossy(), 3)
+            })
+            .related(Location {
+                column: Some(1),
+                label: Some("COLS".into()),
+                ..Location::at(p.to_string_lossy(), 2)
+            });
         finding(&mut s, &f, &mut Sources::default());
-        assert!(strip(&s).contains("3 |     \"ret_5\",\n"), "{s}");
+        let s = strip(&s);
+        assert!(s.contains("3 |     \"ret_5\",\n  |\n"), "{s}");
+        assert!(
+            s.contains("f.py:3:5\n  |\n3 |     \"ret_5\",\n  |     ^^^^^^^ index 0\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("f.py:2:1\n  |\n2 | COLS = [\n  | ^^^^ COLS\n"),
+            "{s}"
+        );
     }
 
     #[test]

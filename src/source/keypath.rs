@@ -56,7 +56,7 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
         .map_err(|e| Error::at(Location::file(display), format!("key `{key}`: {e}")))?;
     let (line, _) = line_col(text, span.start);
     let mut fact = Fact::new(json, Location::at(display, line).with_label(key.to_owned()));
-    fact.item_lines = items.iter().map(|s| line_col(text, s.start).0).collect();
+    fact.items = items.iter().map(|s| line_col(text, s.start)).collect();
     Ok(fact)
 }
 
@@ -100,10 +100,10 @@ pub fn json_key(display: &str, text: &str, key: &str) -> Result<Fact> {
         Location::at(display, line_col(text, start).0).with_label(key.to_owned()),
     );
     if let Some(jsonc_parser::ast::Value::Array(a)) = ast_node {
-        fact.item_lines = a
+        fact.items = a
             .elements
             .iter()
-            .map(|e| line_col(text, jsonc_parser::common::Ranged::range(e).start).0)
+            .map(|e| line_col(text, jsonc_parser::common::Ranged::range(e).start))
             .collect();
     }
     Ok(fact)
@@ -119,7 +119,7 @@ mod tests {
         let f = toml_key("c.toml", text, "features.cols").unwrap();
         assert_eq!(f.value, serde_json::json!(["a", "b"]));
         assert_eq!(f.origin.line, Some(5));
-        assert_eq!(f.item_lines, vec![6, 7]);
+        assert_eq!(f.items, vec![(6, 3), (7, 3)]);
         assert_eq!(
             toml_key("c.toml", text, "model.version")
                 .unwrap()
@@ -144,7 +144,7 @@ mod tests {
         let f = json_key("c.json", text, "a.b").unwrap();
         assert_eq!(f.value, serde_json::json!([1, 2]));
         assert_eq!(f.origin.line, Some(3));
-        assert_eq!(f.item_lines, vec![4, 5]);
+        assert_eq!(f.items, vec![(4, 7), (5, 7)]);
         assert_eq!(
             json_key("c.json", text, "a.b.1").unwrap().origin.line,
             Some(5)

@@ -19,8 +19,8 @@ use crate::finding::Location;
 pub struct Fact {
     pub value: Value,
     pub origin: Location,
-    /// For a list value: the line of each item, where the source has lines.
-    pub item_lines: Vec<u32>,
+    /// For a list value: the (line, column) of each item, where the source has lines.
+    pub items: Vec<(u32, u32)>,
 }
 
 impl Fact {
@@ -28,15 +28,15 @@ impl Fact {
         Fact {
             value,
             origin,
-            item_lines: Vec::new(),
+            items: Vec::new(),
         }
     }
 
-    /// The location of list item `i` (its own line when known, else the fact's).
+    /// The location of list item `i` (its own line and column when known, else the fact's).
     pub fn item(&self, i: usize) -> Location {
         let mut loc = self.origin.clone();
-        if let Some(line) = self.item_lines.get(i) {
-            loc.line = Some(*line);
+        if let Some(&(line, column)) = self.items.get(i) {
+            (loc.line, loc.column) = (Some(line), Some(column));
         }
         loc
     }

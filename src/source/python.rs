@@ -316,16 +316,25 @@ impl PythonModule {
         let left = assign.child_by_field_name("left").unwrap_or(assign);
         let mut fact = Fact::new(
             value,
-            Location::at(&self.display, left.start_position().row as u32 + 1)
-                .with_label(name.to_owned()),
+            Location {
+                path: self.display.clone(),
+                line: Some(left.start_position().row as u32 + 1),
+                column: Some(left.start_position().column as u32 + 1),
+                label: Some(name.to_owned()),
+            },
         );
         let inner = unparen(right);
         if matches!(inner.kind(), "list" | "tuple" | "expression_list") {
             let mut c = inner.walk();
-            fact.item_lines = inner
+            fact.items = inner
                 .named_children(&mut c)
                 .filter(|n| n.kind() != "comment")
-                .map(|n| n.start_position().row as u32 + 1)
+                .map(|n| {
+                    (
+                        n.start_position().row as u32 + 1,
+                        n.start_position().column as u32 + 1,
+                    )
+                })
                 .collect();
         }
         Ok(fact)
@@ -697,7 +706,7 @@ mod tests {
         let m = module("COLS = [\n    \"a\",  # first\n    \"b\",\n]\n");
         let f = m.constant("COLS").unwrap();
         assert_eq!(f.value, serde_json::json!(["a", "b"]));
-        assert_eq!(f.item_lines, vec![2, 3]);
+        assert_eq!(f.items, vec![(2, 5), (3, 5)]);
     }
 
     #[test]

@@ -78,11 +78,23 @@ impl RustFile {
         seen.remove(name);
         let mut fact = Fact::new(
             value,
-            Location::at(&self.display, ident.span().start().line as u32)
-                .with_label(name.to_owned()),
+            Location {
+                path: self.display.clone(),
+                line: Some(ident.span().start().line as u32),
+                column: Some(ident.span().start().column as u32 + 1),
+                label: Some(name.to_owned()),
+            },
         );
         if let Some(items) = array_items(expr) {
-            fact.item_lines = items.iter().map(|e| e.span().start().line as u32).collect();
+            fact.items = items
+                .iter()
+                .map(|e| {
+                    (
+                        e.span().start().line as u32,
+                        e.span().start().column as u32 + 1,
+                    )
+                })
+                .collect();
         }
         Ok(fact)
     }
@@ -186,7 +198,7 @@ mod tests {
         let c = f.constant("COLS").unwrap();
         assert_eq!(c.value, serde_json::json!(["a", "b"]));
         assert_eq!(c.origin.line, Some(1));
-        assert_eq!(c.item_lines, vec![2, 3]);
+        assert_eq!(c.items, vec![(2, 5), (3, 5)]);
         assert_eq!(f.constant("H").unwrap().value, Value::from(-5));
         assert_eq!(f.constant("X").unwrap().value, Value::from(0.0015));
         assert_eq!(f.constant("Y").unwrap().value, serde_json::json!([1, 2]));
