@@ -244,11 +244,11 @@ fn take_children(v: &mut Value, out: &mut Vec<Value>) {
     }
 }
 
-fn new_list(v: Vec<Value>) -> Value {
+fn new_list_untracked(v: Vec<Value>) -> Value {
     Value::List(Rc::new(RefCell::new(v)))
 }
 
-fn new_dict(v: Vec<(Value, Value)>) -> Value {
+fn new_dict_untracked(v: Vec<(Value, Value)>) -> Value {
     Value::Dict(Rc::new(RefCell::new(v)))
 }
 
@@ -289,6 +289,52 @@ struct Machine<'a> {
     entry: &'a str,
     stack: Vec<Value>,
     memo: HashMap<u32, Value>,
+    /// Every mutable container created, so reference cycles (a list appended to itself) can be broken
+    /// when the values are no longer needed: see [`Pickle`].
+    containers: Vec<Value>,
+}
+
+/// The value a pickle describes. Dropping it clears every list, dict and set the pickle created,
+/// which breaks any reference cycle a hostile pickle built (each cycle passes through a mutable
+/// container), so nothing leaks however many files a process reads.
+pub struct Pickle {
+    pub root: Value,
+    containers: Vec<Value>,
+}
+
+impl std::fmt::Debug for Pickle {
+    /// Not the tree: a hostile pickle's values can be cyclic.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pickle({} containers)", self.containers.len())
+    }
+}
+
+impl Drop for Pickle {
+    fn drop(&mut self) {
+        clear_all(&mut self.containers);
+    }
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        clear_all(&mut self.containers);
+    }
+}
+
+fn clear_all(containers: &mut Vec<Value>) {
+    for c in containers.drain(..) {
+        match &c {
+            Value::List(l) | Value::Set(l) => {
+                let items = std::mem::take(&mut *l.borrow_mut());
+                drop(items);
+            }
+            Value::Dict(d) => {
+                let items = std::mem::take(&mut *d.borrow_mut());
+                drop(items);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Largest number of elements one opcode may announce (strings, bytes); the input bounds it anyway.
@@ -296,18 +342,43 @@ const MAX_STACK: usize = 1 << 20;
 
 /// Read a whole pickle stream. Returns the value at STOP. `entry` names the stream in errors
 /// (`archive/data.pkl`).
-pub fn read(data: &[u8], entry: &str) -> Result<Value, CheckpointError> {
+pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
     let mut m = Machine {
         data,
         pos: 0,
         entry,
         stack: Vec::new(),
         memo: HashMap::new(),
+        containers: Vec::new(),
     };
-    m.run()
+    let root = m.run()?;
+    Ok(Pickle {
+        root,
+        containers: std::mem::take(&mut m.containers),
+    })
 }
 
 impl<'a> Machine<'a> {
+    fn track(&mut self, v: Value) -> Value {
+        self.containers.push(v.clone());
+        v
+    }
+
+    fn new_list(&mut self, v: Vec<Value>) -> Value {
+        let l = new_list_untracked(v);
+        self.track(l)
+    }
+
+    fn new_dict(&mut self, v: Vec<(Value, Value)>) -> Value {
+        let d = new_dict_untracked(v);
+        self.track(d)
+    }
+
+    fn new_set(&mut self, v: Vec<Value>) -> Value {
+        let s = Value::Set(Rc::new(RefCell::new(v)));
+        self.track(s)
+    }
+
     fn bad(&self, detail: impl Into<String>) -> CheckpointError {
         CheckpointError::malformed(
             "pickle",
@@ -598,10 +669,14 @@ impl<'a> Machine<'a> {
                     let b = self.take(n)?;
                     self.push(Value::Bytes(b.into()))?;
                 }
-                b']' => self.push(new_list(Vec::new()))?,
+                b']' => {
+                    let l = self.new_list(Vec::new());
+                    self.push(l)?;
+                }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(new_list(items))?;
+                    let l = self.new_list(items);
+                    self.push(l)?;
                 }
                 b'a' => {
                     let v = self.pop()?;
@@ -633,10 +708,13 @@ impl<'a> Machine<'a> {
                     }
                     self.push(Value::Tuple(Rc::new(items)))?;
                 }
-                b'}' => self.push(new_dict(Vec::new()))?,
+                b'}' => {
+                    let d = self.new_dict(Vec::new());
+                    self.push(d)?;
+                }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let d = new_dict(Vec::new());
+                    let d = self.new_dict(Vec::new());
                     self.set_items(&d, items)?;
                     self.push(d)?;
                 }
@@ -651,7 +729,10 @@ impl<'a> Machine<'a> {
                     let target = self.top()?.clone();
                     self.set_items(&target, items)?;
                 }
-                0x8f => self.push(Value::Set(Rc::new(RefCell::new(Vec::new()))))?,
+                0x8f => {
+                    let set = self.new_set(Vec::new());
+                    self.push(set)?;
+                }
                 0x90 => {
                     let items = self.pop_mark()?;
                     match self.top()? {
@@ -661,7 +742,8 @@ impl<'a> Machine<'a> {
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Set(Rc::new(RefCell::new(items))))?;
+                    let set = self.new_set(items);
+                    self.push(set)?;
                 }
                 b'g' => {
                     let s = self.line()?;
@@ -828,13 +910,13 @@ impl<'a> Machine<'a> {
     }
 
     /// What "calling" an allowlisted global yields. Nothing is executed; unknown callables give opaque values.
-    fn call(&self, f: &Value, args: Vec<Value>) -> Result<Value, CheckpointError> {
+    fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, CheckpointError> {
         let Value::Global(g) = f else {
             return Err(self.bad("call of something that is not a global"));
         };
         let (module, name) = (&g.0, &g.1);
         match (module.as_str(), name.as_str()) {
-            ("collections", "OrderedDict") if args.is_empty() => Ok(new_dict(Vec::new())),
+            ("collections", "OrderedDict") if args.is_empty() => Ok(self.new_dict(Vec::new())),
             ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
                 let storage = match args.first() {
                     Some(Value::Storage(s)) => s.clone(),
@@ -890,7 +972,7 @@ impl<'a> Machine<'a> {
                     Value::List(l) => l.borrow().clone(),
                     other => tuple_items(other).unwrap_or_default(),
                 });
-                Ok(Value::Set(Rc::new(RefCell::new(items.unwrap_or_default()))))
+                Ok(self.new_set(items.unwrap_or_default()))
             }
             // Allowlisted tensor rebuilders plumbline does not describe: an opaque value would hide a
             // tensor from the table (and from the first-layer check), so refuse to guess.
@@ -961,7 +1043,7 @@ mod tests {
         // pickle.dumps({"a": [1, -2, 3.5, None, True]}, protocol=2)
         let data = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00N\x88es.";
         let v = read(data, "t").unwrap();
-        let Value::Dict(d) = &v else {
+        let Value::Dict(d) = &v.root else {
             panic!("not a dict")
         };
         let d = d.borrow();

@@ -77,7 +77,12 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
     };
     let root = pickle::read(&data, &pkl_name)?;
     let mut tensors = Vec::new();
-    let tree = to_tree(&root, &mut Vec::new(), &mut tensors, &mut Budget::new())?;
+    let tree = to_tree(
+        &root.root,
+        &mut Vec::new(),
+        &mut tensors,
+        &mut Budget::new(),
+    )?;
     for t in &tensors {
         check_storage(&zip, &prefix, t)?;
     }
