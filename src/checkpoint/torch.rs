@@ -147,11 +147,16 @@ impl Budget {
     }
 
     fn charge(&mut self, nodes: u64, bytes: u64) -> Result<(), CheckpointError> {
-        if nodes > self.nodes || bytes > self.bytes {
-            return Err(CheckpointError::Unsupported(
-                "the pickle's object tree expands to more than 1,000,000 nodes or 256 MiB of text"
-                    .into(),
-            ));
+        let limit = |what: &str| {
+            Err(CheckpointError::Unsupported(format!(
+                "the pickle's object tree expands to more than {what}"
+            )))
+        };
+        if nodes > self.nodes {
+            return limit("1,000,000 nodes");
+        }
+        if bytes > self.bytes {
+            return limit("256 MiB of text");
         }
         self.nodes -= nodes;
         self.bytes -= bytes;

@@ -64,6 +64,7 @@ fn feature_cols_reordered() {
         order.related[0].label.as_deref(),
         Some("checkpoint key `feature_cols`")
     );
+    assert_eq!(order.notes, ["2 of 14 positions differ"]);
 }
 
 #[test]
@@ -187,4 +188,102 @@ fn docs_drift_points_at_the_source_of_each_fact() {
             plumbline::config::display_path(&ex)
         )
     );
+}
+
+/// The gate on a config whose production checkpoint is the safetensors twin, edited.
+fn check_safetensors_variant(
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Vec<Finding> {
+    let (_guard, ex) = example_copy();
+    crate::util::safetensors_variant(&ex.join("checkpoints/momentum_v3.safetensors"), edit);
+    let cfg = ex.join("plumbline.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "production = \"checkpoints/momentum_v3.pt\"",
+        "production = \"checkpoints/momentum_v3.safetensors\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let loaded = config::load(&cfg).unwrap();
+    let gate = plumbline::gates::find("feature-schema").unwrap();
+    plumbline::check::run(&loaded, &[gate]).unwrap().findings
+}
+
+#[test]
+fn safetensors_production_twin_is_clean() {
+    assert!(check_safetensors_variant(|_| {}).is_empty());
+}
+
+#[test]
+fn one_feature_dtype_differs() {
+    let f = check_safetensors_variant(|m| m["feature_dtypes"][3] = "float64".into());
+    assert_eq!(codes(&f), ["feature-dtype-mismatch"], "{f:#?}");
+    assert_eq!(
+        f[0].message,
+        "feature `ret_20` is float32 in the code and float64 in the checkpoint"
+    );
+    // The related locations: the code line of `ret_20` (FEATURE_COLS item 3, line 11) and the checkpoint key.
+    assert_eq!(f[0].related[0].line, Some(11));
+    assert!(f[0].related[1].path.ends_with("momentum_v3.safetensors"));
+}
+
+#[test]
+fn checkpoint_lists_a_feature_twice() {
+    let f = check_safetensors_variant(|m| {
+        let cols = m["feature_cols"].as_array_mut().unwrap();
+        cols[13] = "ret_1".into();
+    });
+    assert_eq!(codes(&f)[0], "feature-set-mismatch", "{f:#?}");
+    assert_eq!(f[0].message, "the checkpoint lists `ret_1` more than once");
+}
+
+#[test]
+fn wrong_types_in_the_checkpoint_are_findings_not_crashes() {
+    let f = check_safetensors_variant(|m| {
+        m["input_dim"] = "fourteen".into();
+        m["scaler"]["median"] = 3.into();
+    });
+    assert_eq!(
+        codes(&f),
+        ["checkpoint-fact-invalid", "checkpoint-fact-invalid"],
+        "{f:#?}"
+    );
+    assert_eq!(
+        f[0].message,
+        "checkpoint key `input_dim` must be a non-negative int"
+    );
+    assert_eq!(
+        f[1].message,
+        "checkpoint key `scaler.median` must be a list of numbers or a 1-D tensor"
+    );
+}
+
+#[test]
+fn a_feature_only_in_the_code() {
+    let (_guard, ex) = example_copy();
+    let features = ex.join("pipeline/features.py");
+    let text = std::fs::read_to_string(&features).unwrap().replacen(
+        "    \"mom_5_20\",\n]",
+        "    \"mom_5_20\",\n    \"skew_20\",\n]",
+        1,
+    );
+    std::fs::write(&features, text).unwrap();
+    let loaded = config::load(&ex.join("plumbline.toml")).unwrap();
+    let gate = plumbline::gates::find("feature-schema").unwrap();
+    let f = plumbline::check::run(&loaded, &[gate]).unwrap().findings;
+    assert_eq!(
+        codes(&f),
+        [
+            "feature-set-mismatch",
+            "input-dim-mismatch",
+            "first-layer-shape-mismatch",
+            "schema-hash-mismatch"
+        ],
+        "{f:#?}"
+    );
+    // `skew_20` is item 14 of FEATURE_COLS, on line 22.
+    assert_eq!(f[0].location.as_ref().unwrap().line, Some(22));
+    assert_eq!(
+        f[0].notes,
+        ["in the code, not in the checkpoint: `skew_20`"]
+    );
+    assert_eq!(f[1].message, "input_dim is 14, the code lists 15 features");
 }

@@ -212,3 +212,39 @@ pub fn synthetic_torch(path: &Path, numel: u32) {
         ],
     );
 }
+
+/// Write the example's safetensors twin to `dst` with its `__metadata__` changed by `edit` (values
+/// given decoded; written back JSON-encoded, as training code writes them). Tensors are unchanged.
+pub fn safetensors_variant(
+    dst: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let real = std::fs::read(example().join("checkpoints/momentum_v3.safetensors")).unwrap();
+    let n = u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&real[8..8 + n]).unwrap();
+    let meta = header
+        .get_mut("__metadata__")
+        .unwrap()
+        .as_object_mut()
+        .unwrap();
+    let mut decoded: serde_json::Map<String, serde_json::Value> = meta
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_str(v.as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    edit(&mut decoded);
+    *meta = decoded
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v.to_string())))
+        .collect();
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&real[8 + n..]);
+    std::fs::write(dst, out).unwrap();
+}

@@ -1,0 +1,99 @@
+//! The torch reader's limits and shapes, each at its boundary: what is just inside is read, what is
+//! just outside is a clear error.
+
+use plumbline::checkpoint;
+
+use crate::util::{Entry, torch_zip, write_zip};
+
+fn open_pickle(pickle: &[u8]) -> Result<checkpoint::CheckpointInfo, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.pt");
+    torch_zip(&p, pickle);
+    checkpoint::open(&p).map_err(|e| e.to_string())
+}
+
+/// `[[...[]...]]`, `n` lists deep: MARK × n, LIST × n.
+fn nested_lists(n: usize) -> Vec<u8> {
+    let mut p = b"\x80\x02".to_vec();
+    p.extend(std::iter::repeat_n(b'(', n));
+    p.extend(std::iter::repeat_n(b'l', n));
+    p.push(b'.');
+    p
+}
+
+#[test]
+fn nesting_limit_is_128_levels_below_the_root() {
+    // The innermost of n nested lists sits at depth n - 1.
+    assert!(open_pickle(&nested_lists(129)).is_ok());
+    let err = open_pickle(&nested_lists(130)).unwrap_err();
+    assert!(err.contains("nested deeper than 128 levels"), "{err}");
+}
+
+/// `{"k": [None × (n - 2)]}`: exactly `n` nodes.
+fn nodes(n: usize) -> Vec<u8> {
+    let mut p = b"\x80\x02}".to_vec();
+    p.extend(crate::util::pstr("k"));
+    p.extend(b"](");
+    p.extend(std::iter::repeat_n(b'N', n - 2));
+    p.extend(b"es.");
+    p
+}
+
+#[test]
+fn node_limit_is_one_million() {
+    assert!(open_pickle(&nodes(1_000_000)).is_ok());
+    let err = open_pickle(&nodes(1_000_001)).unwrap_err();
+    assert!(err.contains("more than 1,000,000 nodes"), "{err}");
+}
+
+#[test]
+fn int_and_bool_dict_keys_become_strings() {
+    // {1: None, True: None, "s": 2}
+    let mut p = b"\x80\x02}(K\x01N\x88N".to_vec();
+    p.extend(crate::util::pstr("s"));
+    p.extend(b"K\x02u.");
+    let info = open_pickle(&p).unwrap();
+    assert_eq!(
+        info.tree,
+        serde_json::json!({"1": null, "true": null, "s": 2})
+    );
+    // A float key is not a name.
+    let err = open_pickle(b"\x80\x02}G?\xf0\x00\x00\x00\x00\x00\x00Ns.").unwrap_err();
+    assert!(
+        err.contains("dict key that is not a string or int"),
+        "{err}"
+    );
+}
+
+#[test]
+fn archives_without_or_with_two_pickles() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("none.pt");
+    write_zip(&p, &[Entry::Bytes("archive/version", b"3\n")]);
+    let err = checkpoint::open(&p).unwrap_err().to_string();
+    assert!(err.contains("no data.pkl entry"), "{err}");
+    let p = dir.path().join("two.pt");
+    write_zip(
+        &p,
+        &[
+            Entry::Bytes("a/data.pkl", b"N."),
+            Entry::Bytes("b/data.pkl", b"N."),
+        ],
+    );
+    let err = checkpoint::open(&p).unwrap_err().to_string();
+    assert!(err.contains("more than one data.pkl entry"), "{err}");
+}
+
+#[test]
+fn metadata_pickle_limit_is_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let over = dir.path().join("over.pt");
+    write_zip(&over, &[Entry::Hole("archive/data.pkl", (64 << 20) + 1)]);
+    let err = checkpoint::open(&over).unwrap_err().to_string();
+    assert!(err.contains("is 67108865 bytes (limit 67108864)"), "{err}");
+    // At the limit it is read (and then fails as the zeros it is, not on its size).
+    let at = dir.path().join("at.pt");
+    write_zip(&at, &[Entry::Hole("archive/data.pkl", 64 << 20)]);
+    let err = checkpoint::open(&at).unwrap_err().to_string();
+    assert!(!err.contains("limit"), "{err}");
+}
