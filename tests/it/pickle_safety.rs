@@ -300,8 +300,5 @@ fn pickle_bombs_are_contained() {
     let pt = dir.path().join("wide.pt");
     torch_zip(&pt, &p2);
     let err = plumbline::checkpoint::open(&pt).unwrap_err().to_string();
-    assert!(
-        err.contains("more than 1,000,000 nodes or 256 MiB"),
-        "{err}"
-    );
+    assert!(err.contains("more than 256 MiB of text"), "{err}");
 }
