@@ -442,6 +442,8 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Location;
+    use serde_json::json;
 
     #[test]
     fn schema_hash_recipe() {
@@ -450,5 +452,105 @@ mod tests {
             schema_hash([("ret_1", "float32"), ("vol_20", "float32")]),
             "sha256:e74f88daf69b2e4cb520e9c79f3255e8be1ba5de360c80ed1850f9db25ce02a3"
         );
+    }
+
+    fn fact(v: serde_json::Value) -> Fact {
+        Fact::new(v, Location::at("m.py", 7))
+    }
+
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn versions_are_ints_or_non_empty_strings() {
+        assert_eq!(version(&json!(3)), Some("3".into()));
+        assert_eq!(version(&json!(-1)), Some("-1".into()));
+        assert_eq!(version(&json!(u64::MAX)), Some(u64::MAX.to_string()));
+        assert_eq!(version(&json!("v3.1")), Some("v3.1".into()));
+        assert_eq!(version(&json!("  ")), None);
+        assert_eq!(version(&json!(3.5)), None);
+        assert_eq!(version(&json!(null)), None);
+    }
+
+    #[test]
+    fn dtypes_as_one_string_a_list_or_a_dict() {
+        let names: Vec<String> = vec!["a".into(), "b".into()];
+        assert_eq!(
+            feature_dtypes(&fact(json!("float32")), &names).unwrap(),
+            ["float32", "float32"]
+        );
+        assert_eq!(
+            feature_dtypes(&fact(json!(["float32", "int64"])), &names).unwrap(),
+            ["float32", "int64"]
+        );
+        assert_eq!(
+            feature_dtypes(&fact(json!({"b": "int64", "a": "float64"})), &names).unwrap(),
+            ["float64", "int64"]
+        );
+        assert!(
+            err(feature_dtypes(&fact(json!(["float32"])), &names)).contains("a list of 2 dtypes")
+        );
+        assert!(
+            err(feature_dtypes(&fact(json!({"a": "float32"})), &names))
+                .contains("no dtype for feature `b`")
+        );
+        assert!(
+            err(feature_dtypes(
+                &fact(json!({"a": "float32", "b": "float32", "c": "float32"})),
+                &names
+            ))
+            .contains("`c`, which is not a feature")
+        );
+        assert!(
+            err(feature_dtypes(&fact(json!("float128")), &names))
+                .starts_with("m.py:7: unknown dtype `float128`")
+        );
+    }
+
+    #[test]
+    fn heads_take_size_or_shape() {
+        let h = heads(&fact(json!([{"name": "d", "kind": "softmax", "size": 3}, {"name": "m", "kind": "regression", "shape": [1, 2]}]))).unwrap();
+        assert_eq!(
+            h[0],
+            Head {
+                name: "d".into(),
+                index: 0,
+                kind: "softmax".into(),
+                shape: vec![3]
+            }
+        );
+        assert_eq!(
+            h[1],
+            Head {
+                name: "m".into(),
+                index: 1,
+                kind: "regression".into(),
+                shape: vec![1, 2]
+            }
+        );
+        for bad in [
+            json!([{"name": "d", "kind": "k", "size": 3, "shape": [3]}]),
+            json!([{"name": "d", "kind": "k"}]),
+            json!([{"name": "d", "kind": "k", "shape": ["3"]}]),
+        ] {
+            assert!(err(heads(&fact(bad))).contains("head `d` needs `size`"));
+        }
+        assert!(
+            err(heads(&fact(json!([{"kind": "k", "size": 1}])))).contains("head 0 has no `name`")
+        );
+        assert!(
+            err(heads(&fact(json!([{"name": "d", "size": 1}])))).contains("head `d` has no `kind`")
+        );
+        assert!(err(heads(&fact(json!([{"name": "d", "kind": "k", "size": 1}, {"name": "d", "kind": "k", "size": 1}])))).contains("listed twice"));
+    }
+
+    #[test]
+    fn errors_quote_long_values_shortened() {
+        let long = "x".repeat(200);
+        let e = err(feature_names(&fact(json!(long))));
+        assert!(e.contains(&format!("(got \"{}…)", "x".repeat(79))), "{e}");
+        let e = err(feature_names(&fact(json!("short"))));
+        assert!(e.ends_with("(got \"short\")"), "{e}");
     }
 }

@@ -264,3 +264,39 @@ mod more_tests {
         assert!(parse(doc).is_err() || parse(doc).unwrap().is_empty());
     }
 }
+
+#[cfg(test)]
+mod fence_and_marker_tests {
+    use super::*;
+
+    const BLOCK: &str = "<!-- plumbline:begin a -->\nx\n<!-- plumbline:end a -->\n";
+
+    #[test]
+    fn what_opens_and_closes_a_fence() {
+        // Three spaces of indentation still open a fence; four make an indented code line, not a fence.
+        assert!(parse(&format!("   ```\n{BLOCK}```\n")).unwrap().is_empty());
+        assert_eq!(parse(&format!("    ```\n{BLOCK}")).unwrap().len(), 1);
+        // A fence closes only with the same character, at least as long.
+        assert!(
+            parse(&format!("~~~~\n{BLOCK}~~~\n```\n"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(parse(&format!("```\n```\n{BLOCK}")).unwrap().len(), 1);
+        assert!(
+            parse(&format!("```\n~~~\n{BLOCK}")).unwrap().is_empty(),
+            "~~~ does not close ```"
+        );
+        // Other repeated characters (a rule, an HTML comment) are not fences.
+        assert_eq!(parse(&format!("---\n***\n<<<\n{BLOCK}")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_end_marker_must_name_the_open_block() {
+        let err = parse("<!-- plumbline:begin a -->\n<!-- plumbline:end b -->\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (2, "end of block `b` while block `a` (line 1) is open")
+        );
+    }
+}

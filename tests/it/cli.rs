@@ -122,6 +122,12 @@ fn markdown_drift_exits_1_with_a_diff_and_write_restores() {
     assert!(stderr(&o).contains("docs/PIPELINE_CONTRACT.md: updated"));
     let o = plumbline(&ex, &["docs", "--check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // Writing again changes nothing and says so.
+    let o = plumbline(&ex, &["docs", "--write"]);
+    assert_eq!(
+        stderr(&o),
+        "docs/PIPELINE_CONTRACT.json: up to date\ndocs/PIPELINE_CONTRACT.md: up to date\n"
+    );
     // Only the generated part changed back; the prose edit stays.
     let now = std::fs::read_to_string(&md).unwrap();
     assert_eq!(
