@@ -59,10 +59,10 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_formats_floats() {
-        let v = serde_json::json!({"b": [1, 0.1, -2.5e-7], "a": {"z": null, "y": "é\n"}, "c": []});
+        let v = serde_json::json!({"b": [1, 0.1, -2.5e-7], "a": {"z": null, "y": "é\n"}, "c": [], "d": {}});
         assert_eq!(
             to_string(&v).unwrap(),
-            "{\n  \"a\": {\n    \"y\": \"é\\n\",\n    \"z\": null\n  },\n  \"b\": [\n    1,\n    0.1,\n    -2.5e-7\n  ],\n  \"c\": []\n}\n"
+            "{\n  \"a\": {\n    \"y\": \"é\\n\",\n    \"z\": null\n  },\n  \"b\": [\n    1,\n    0.1,\n    -2.5e-7\n  ],\n  \"c\": [],\n  \"d\": {}\n}\n"
         );
     }
 }

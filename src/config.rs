@@ -448,6 +448,16 @@ production = "a.pt"
     }
 
     #[test]
+    fn display_paths() {
+        assert_eq!(
+            display_path(Path::new("./examples/momentum/./plumbline.toml")),
+            "examples/momentum/plumbline.toml"
+        );
+        assert_eq!(display_path(Path::new("/work/x/f.py")), "/work/x/f.py");
+        assert_eq!(display_path(Path::new("f.py")), "f.py");
+    }
+
+    #[test]
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncé d", 7), (2, 4));
     }

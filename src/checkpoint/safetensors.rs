@@ -147,6 +147,101 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_safetensors_dtype_has_its_torch_name_and_size() {
+        let table = [
+            ("F64", "float64", 8),
+            ("F32", "float32", 4),
+            ("F16", "float16", 2),
+            ("BF16", "bfloat16", 2),
+            ("I64", "int64", 8),
+            ("I32", "int32", 4),
+            ("I16", "int16", 2),
+            ("I8", "int8", 1),
+            ("U64", "uint64", 8),
+            ("U32", "uint32", 4),
+            ("U16", "uint16", 2),
+            ("U8", "uint8", 1),
+            ("BOOL", "bool", 1),
+            ("F8_E4M3", "float8_e4m3fn", 1),
+            ("F8_E5M2", "float8_e5m2", 1),
+        ];
+        for (st, torch, size) in table {
+            assert_eq!(dtype_name(st), Some(torch), "{st}");
+            assert_eq!(
+                crate::checkpoint::pickle::dtype_size(st),
+                Some(size),
+                "{st}"
+            );
+            // And through a real header: 3 elements of it.
+            let header = format!(
+                r#"{{"t":{{"dtype":"{st}","shape":[3],"data_offsets":[0,{}]}}}}"#,
+                3 * size
+            );
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend(std::iter::repeat_n(0u8, 3 * size as usize));
+            let f = read(std::io::Cursor::new(bytes)).unwrap();
+            assert_eq!(f.tensors[0].dtype, torch);
+        }
+        assert_eq!(dtype_name("F128"), None);
+    }
+
+    fn with_len(n: u64, rest: &[u8]) -> Vec<u8> {
+        let mut b = n.to_le_bytes().to_vec();
+        b.extend_from_slice(rest);
+        b
+    }
+
+    #[test]
+    fn empty_tensors_have_empty_ranges() {
+        let header = br#"{"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0; 4]);
+        let f = read(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(
+            f.tensors
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["e", "w"]
+        );
+    }
+
+    #[test]
+    fn header_length_bounds() {
+        let e = |b: Vec<u8>| {
+            read(std::io::Cursor::new(b))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e(vec![0; 7]).contains("shorter than the 8-byte length prefix"));
+        // Eight bytes announcing an empty header: read, then refused as JSON, not as too short.
+        assert!(e(with_len(0, b"")).contains("not a JSON object"));
+        // A header that fills the file exactly is fine; one byte more than the file is not.
+        assert!(read(std::io::Cursor::new(with_len(2, b"{}"))).is_ok());
+        assert!(e(with_len(3, b"{}")).contains("header length 3 exceeds the file (10 bytes)"));
+    }
+
+    #[test]
+    fn header_length_is_capped_at_100_mb() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.safetensors");
+        // Sparse: 100 MB of zeros after an announced header of MAX + 1, then exactly MAX.
+        for (n, over) in [(MAX_HEADER_BYTES + 1, true), (MAX_HEADER_BYTES, false)] {
+            let mut f = std::fs::File::create(&p).unwrap();
+            std::io::Write::write_all(&mut f, &n.to_le_bytes()).unwrap();
+            f.set_len(8 + MAX_HEADER_BYTES + 16).unwrap();
+            let err = read(std::fs::File::open(&p).unwrap())
+                .err()
+                .unwrap()
+                .to_string();
+            assert_eq!(err.contains("100 MB limit"), over, "{n}: {err}");
+        }
+    }
+
+    #[test]
     fn metadata_decoding_keeps_text_that_is_not_exact_json() {
         let d = |s: &str| decode_metadata(s.to_owned());
         assert_eq!(

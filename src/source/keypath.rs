@@ -127,6 +127,11 @@ mod tests {
                 .line,
             Some(2)
         );
+        let second = toml_key("c.toml", text, "features.cols.1").unwrap();
+        assert_eq!(
+            (second.value, second.origin.line),
+            (serde_json::json!("b"), Some(5))
+        );
         let x = toml_key("c.toml", text, "t.inner.x").unwrap();
         assert_eq!(
             (x.value, x.origin.line),

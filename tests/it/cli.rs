@@ -493,3 +493,55 @@ fn closed_stdout_keeps_a_failing_verdict() {
     );
     assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
 }
+
+/// The inventory gate inside `check`: a second, broken checkpoint fails the run; files the glob
+/// matches that are not checkpoints (notes, a directory named like one) are not read at all.
+#[test]
+fn check_reads_every_globbed_checkpoint() {
+    let (_g, ex) = example_copy();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+        "globs = [\"checkpoints/*\"]",
+    );
+    std::fs::write(ex.join("checkpoints/NOTES.txt"), "trained on the 2024 data").unwrap();
+    std::fs::create_dir(ex.join("checkpoints/old.pt")).unwrap();
+    let o = plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("✓ checkpoint-inventory   2 checkpoints"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(ex.join("checkpoints/momentum_v2.pt"), b"not a zip").unwrap();
+    let o = plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("✗ checkpoint-inventory") && out.contains("error[checkpoint-unreadable]"),
+        "{out}"
+    );
+    assert!(out.contains("--> checkpoints/momentum_v2.pt"), "{out}");
+}
+
+/// A production checkpoint no glob covers is a finding, and no other file is taken for it.
+#[test]
+fn production_outside_the_globs() {
+    let (_g, ex) = example_copy();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "production = \"checkpoints/momentum_v3.pt\"",
+        "production = \"elsewhere/momentum_v3.pt\"",
+    );
+    let o = plumbline(&ex, &["--format", "json", "inventory"]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["findings"][0]["code"], "checkpoint-production-unlisted");
+    assert!(
+        doc["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["production"] == false)
+    );
+}
