@@ -220,27 +220,13 @@ impl Drop for Value {
     }
 }
 
+/// Tuples are the only containers that can nest deeply while uniquely owned: lists, dicts and sets
+/// are tracked by the machine and emptied one at a time when the [`Pickle`] is dropped.
 fn take_children(v: &mut Value, out: &mut Vec<Value>) {
-    match v {
-        Value::List(rc) | Value::Set(rc) => {
-            if let Some(cell) = Rc::get_mut(rc) {
-                out.append(cell.get_mut());
-            }
-        }
-        Value::Tuple(rc) => {
-            if let Some(items) = Rc::get_mut(rc) {
-                out.append(items);
-            }
-        }
-        Value::Dict(rc) => {
-            if let Some(cell) = Rc::get_mut(rc) {
-                for (k, v) in cell.get_mut().drain(..) {
-                    out.push(k);
-                    out.push(v);
-                }
-            }
-        }
-        _ => {}
+    if let Value::Tuple(rc) = v
+        && let Some(items) = Rc::get_mut(rc)
+    {
+        out.append(items);
     }
 }
 
@@ -424,16 +410,58 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| self.bad(format!("length {n} runs past the end of the stream")))
     }
 
-    fn line(&mut self) -> Result<&'a str, CheckpointError> {
+    fn line_bytes(&mut self) -> Result<&'a [u8], CheckpointError> {
         let rest = &self.data[self.pos..];
         let nl = rest
             .iter()
             .position(|&b| b == b'\n')
             .ok_or_else(|| self.bad("unterminated text argument"))?;
-        let s =
-            std::str::from_utf8(&rest[..nl]).map_err(|_| self.bad("text argument is not UTF-8"))?;
         self.pos += nl + 1;
-        Ok(s)
+        Ok(&rest[..nl])
+    }
+
+    fn line(&mut self) -> Result<&'a str, CheckpointError> {
+        let bytes = self.line_bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| self.bad("text argument is not UTF-8"))
+    }
+
+    /// GLOBAL/INST module names from Python 2 (protocols 0-2 written by Python 3 with `fix_imports`),
+    /// mapped as torch's weights-only unpickler maps them before its allowlist check.
+    fn global_line(&mut self) -> Result<String, CheckpointError> {
+        let module = self.line()?;
+        Ok(match module {
+            "__builtin__" => "builtins",
+            "copy_reg" => "copyreg",
+            other => other,
+        }
+        .to_owned())
+    }
+
+    /// UNICODE's argument: latin-1 bytes with `\uXXXX` / `\UXXXXXXXX` escapes (raw-unicode-escape).
+    fn raw_unicode_escape(&self, bytes: &[u8]) -> Result<String, CheckpointError> {
+        let mut out = String::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let width = match (bytes[i], bytes.get(i + 1)) {
+                (b'\\', Some(b'u')) => 4,
+                (b'\\', Some(b'U')) => 8,
+                _ => 0,
+            };
+            if width == 0 {
+                out.push(char::from(bytes[i]));
+                i += 1;
+                continue;
+            }
+            let hex = bytes
+                .get(i + 2..i + 2 + width)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let c = hex
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32);
+            out.push(c.ok_or_else(|| self.bad("bad \\u escape in UNICODE"))?);
+            i += 2 + width;
+        }
+        Ok(out)
     }
 
     fn utf8(&self, b: &[u8]) -> Result<String, CheckpointError> {
@@ -633,7 +661,8 @@ impl<'a> Machine<'a> {
                     self.push(Value::Str(s.into()))?;
                 }
                 b'V' => {
-                    let s = self.line()?;
+                    let raw = self.line_bytes()?;
+                    let s = self.raw_unicode_escape(raw)?;
                     self.push(Value::Str(s.into()))?;
                 }
                 b'S' => {
@@ -783,9 +812,9 @@ impl<'a> Machine<'a> {
                     self.memo_put(k)?;
                 }
                 b'c' => {
-                    let module = self.line()?;
+                    let module = self.global_line()?;
                     let name = self.line()?;
-                    let g = self.global(module, name, "GLOBAL", at)?;
+                    let g = self.global(&module, name, "GLOBAL", at)?;
                     self.push(g)?;
                 }
                 0x93 => {
@@ -798,9 +827,9 @@ impl<'a> Machine<'a> {
                     self.push(g)?;
                 }
                 b'i' => {
-                    let module = self.line()?;
+                    let module = self.global_line()?;
                     let name = self.line()?;
-                    let g = self.global(module, name, "INST", at)?;
+                    let g = self.global(&module, name, "INST", at)?;
                     let args = self.pop_mark()?;
                     let v = self.call(&g, args)?;
                     self.push(v)?;
@@ -1012,14 +1041,45 @@ fn decode_long(bytes: &[u8]) -> Value {
         buf[..bytes.len()].copy_from_slice(bytes);
         return Value::Int(i64::from_le_bytes(buf));
     }
-    Value::BigInt(Rc::from(format!(
-        "0x{}",
+    Value::BigInt(Rc::from(decimal(bytes)))
+}
+
+/// A little-endian two's complement integer of any length in decimal, as Python prints it.
+fn decimal(bytes: &[u8]) -> String {
+    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+    // Magnitude, little-endian: for a negative number, two's complement back.
+    let mut mag: Vec<u8> = if negative {
+        let mut carry = 1u16;
         bytes
             .iter()
-            .rev()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )))
+            .map(|b| {
+                let v = u16::from(!b) + carry;
+                carry = v >> 8;
+                v as u8
+            })
+            .collect()
+    } else {
+        bytes.to_vec()
+    };
+    let mut digits = Vec::new();
+    while mag.iter().any(|&b| b != 0) {
+        // Divide the big-endian view by 10, keeping the remainder.
+        let mut rem = 0u16;
+        for b in mag.iter_mut().rev() {
+            let cur = (rem << 8) | u16::from(*b);
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        digits.push(b'0');
+    }
+    if negative {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).expect("ASCII digits")
 }
 
 #[cfg(test)]
@@ -1055,6 +1115,83 @@ mod tests {
         assert!(matches!(l[1], Value::Int(-2)));
         assert!(matches!(l[2], Value::Float(f) if f == 3.5));
         assert_eq!(l.len(), 5);
+    }
+
+    #[test]
+    fn big_integers_in_decimal() {
+        // 2**70 and -(2**70), as LONG1 payloads (little-endian two's complement).
+        let mut pos = vec![0u8; 9];
+        pos[8] = 0x40;
+        assert!(matches!(&decode_long(&pos), Value::BigInt(s) if &**s == "1180591620717411303424"));
+        let mut neg = vec![0u8; 9];
+        neg[8] = 0xc0;
+        assert!(matches!(&decode_long(&neg), Value::BigInt(s) if &**s == "-1180591620717411303424"));
+        assert_eq!(decimal(&[0xff; 9]), "-1");
+        assert_eq!(decimal(&[0; 9]), "0");
+    }
+
+    #[test]
+    fn storage_classes_and_sizes() {
+        let table = [
+            ("FloatStorage", "float32", 4),
+            ("DoubleStorage", "float64", 8),
+            ("HalfStorage", "float16", 2),
+            ("BFloat16Storage", "bfloat16", 2),
+            ("LongStorage", "int64", 8),
+            ("IntStorage", "int32", 4),
+            ("ShortStorage", "int16", 2),
+            ("CharStorage", "int8", 1),
+            ("ByteStorage", "uint8", 1),
+            ("BoolStorage", "bool", 1),
+            ("ComplexFloatStorage", "complex64", 8),
+            ("ComplexDoubleStorage", "complex128", 16),
+        ];
+        for (class, dtype, size) in table {
+            assert_eq!(storage_dtype(class), Some(dtype), "{class}");
+            assert_eq!(dtype_size(dtype), Some(size), "{dtype}");
+        }
+        assert_eq!(storage_dtype("QInt8Storage"), None);
+    }
+
+    #[test]
+    fn lengths_past_the_end_are_named() {
+        let err = read(b"\x80\x02X\xff\x00\x00\x00ab.", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("length 255 runs past the end of the stream"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn python2_strings_and_pop_mark() {
+        // STRING (quoted text), SHORT_BINSTRING, BINSTRING, then MARK ... POP_MARK leaves the stack as it was.
+        let v = read(b"(S'a'\nU\x01bT\x01\x00\x00\x00c(K\x011t.", "t").unwrap();
+        let Value::Tuple(t) = &v.root else {
+            panic!("not a tuple")
+        };
+        let strs: Vec<String> = t
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => s.to_string(),
+                _ => "?".into(),
+            })
+            .collect();
+        assert_eq!(strs, ["a", "b", "c"]);
+        assert_eq!(format!("{v:?}"), "Pickle(0 containers)");
+    }
+
+    #[test]
+    fn dict_cycles_are_released() {
+        // d = {}; d["self"] = d
+        let p = read(b"\x80\x02}q\x00X\x04\x00\x00\x00selfh\x00s.", "t").unwrap();
+        let Value::Dict(d) = &p.root else {
+            panic!("not a dict")
+        };
+        let weak = Rc::downgrade(d);
+        drop(p);
+        assert!(weak.upgrade().is_none(), "the cycle was not broken");
     }
 
     #[test]
