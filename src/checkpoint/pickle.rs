@@ -1125,7 +1125,9 @@ mod tests {
         assert!(matches!(&decode_long(&pos), Value::BigInt(s) if &**s == "1180591620717411303424"));
         let mut neg = vec![0u8; 9];
         neg[8] = 0xc0;
-        assert!(matches!(&decode_long(&neg), Value::BigInt(s) if &**s == "-1180591620717411303424"));
+        assert!(
+            matches!(&decode_long(&neg), Value::BigInt(s) if &**s == "-1180591620717411303424")
+        );
         assert_eq!(decimal(&[0xff; 9]), "-1");
         assert_eq!(decimal(&[0; 9]), "0");
     }
@@ -1180,6 +1182,13 @@ mod tests {
             .collect();
         assert_eq!(strs, ["a", "b", "c"]);
         assert_eq!(format!("{v:?}"), "Pickle(0 containers)");
+    }
+
+    #[test]
+    fn frozenset_opcode() {
+        // Protocol 4: MARK 1 2 FROZENSET
+        let v = read(b"\x80\x04(K\x01K\x02\x91.", "t").unwrap();
+        assert!(matches!(&v.root, Value::Set(s) if s.borrow().len() == 2));
     }
 
     #[test]

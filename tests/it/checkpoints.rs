@@ -219,6 +219,11 @@ V = {
     "set": {7},
     5: "int key",
 }
+# More than 256 memoized values, then a shared one: LONG_BINPUT / LONG_BINGET.
+late = ["late"]
+V["many"] = [str(i) for i in range(300)]
+V["late"] = late
+V["late again"] = late
 def expect(v):
     if isinstance(v, bool) or v is None or isinstance(v, (float, str)): return v
     if isinstance(v, int): return v if -2**63 <= v < 2**63 else str(v)
