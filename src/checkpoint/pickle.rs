@@ -1185,6 +1185,17 @@ mod tests {
     }
 
     #[test]
+    fn newobj_ex_describes_without_calling() {
+        // cls, args (), kwargs {} NEWOBJ_EX
+        let v = read(b"\x80\x04ctorch\nSize\n)}\x92.", "t").unwrap();
+        assert!(matches!(&v.root, Value::Opaque(n) if n.as_str() == "torch.Size"));
+        let err = read(b"\x80\x04cos\nsystem\n)}\x92.", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refused"), "{err}");
+    }
+
+    #[test]
     fn frozenset_opcode() {
         // Protocol 4: MARK 1 2 FROZENSET
         let v = read(b"\x80\x04(K\x01K\x02\x91.", "t").unwrap();
