@@ -1157,11 +1157,12 @@ mod tests {
 
     #[test]
     fn lengths_past_the_end_are_named() {
-        let err = read(b"\x80\x02X\xff\x00\x00\x00ab.", "t")
+        // 5 bytes remain after the length; 10 are announced (fewer than the whole stream holds).
+        let err = read(b"\x80\x02X\x0a\x00\x00\x00ab.", "t")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("length 255 runs past the end of the stream"),
+            err.contains("length 10 runs past the end of the stream"),
             "{err}"
         );
     }
@@ -1193,6 +1194,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("refused"), "{err}");
+    }
+
+    #[test]
+    fn unicode_escapes() {
+        let v = read(b"V\\u00e9 \\U0001f600 \xe9\n.", "t").unwrap();
+        assert!(
+            matches!(&v.root, Value::Str(s) if &**s == "é 😀 é"),
+            "{:?}",
+            v.root
+        );
+        assert!(
+            read(b"V\\u00zz\n.", "t")
+                .unwrap_err()
+                .to_string()
+                .contains("bad \\u escape")
+        );
     }
 
     #[test]
