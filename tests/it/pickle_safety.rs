@@ -170,14 +170,7 @@ fn refusal_through_the_cli_exits_2_naming_file_and_global() {
 /// its absence fails the test.
 #[test]
 fn payloads_are_live() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output();
-    if python.is_err() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "python3 is required in CI to prove the payloads are live"
-        );
+    if !crate::util::python3_or_skip("proving the payloads are live") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
