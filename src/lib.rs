@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod docs;
+pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod finding;

@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod corpus;
 mod docs_and_schemas;
+mod engine;
 mod limits;
 mod mutation;
 mod pickle_safety;

@@ -1,0 +1,119 @@
+//! Engines run the model. Two engines sit behind [`Engine`]: *native* (burn, ndarray backend) for the
+//! architectures a checkpoint's `arch` describes, and *command* (the user's own inference entry point,
+//! next issue) for everything else. Gates see only the trait: scaled inputs in, outputs keyed by head
+//! name out.
+
+pub mod arch;
+#[cfg(feature = "native")]
+pub mod native;
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::CheckpointInfo;
+use crate::config::CheckpointKeys;
+#[cfg(not(feature = "native"))]
+use crate::error::Error;
+use crate::error::Result;
+
+/// A dense row-major matrix of `f64` (engines compute in their own precision and widen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn new(rows: usize, cols: usize, data: Vec<f64>) -> Self {
+        assert_eq!(
+            rows * cols,
+            data.len(),
+            "matrix data does not match its shape"
+        );
+        Matrix { rows, cols, data }
+    }
+
+    pub fn from_rows(cols: usize, rows: &[Vec<f64>]) -> Self {
+        let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Matrix::new(rows.len(), cols, data)
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Rows `range` as a new matrix.
+    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> Matrix {
+        Matrix::new(
+            range.len(),
+            self.cols,
+            self.data[range.start * self.cols..range.end * self.cols].to_vec(),
+        )
+    }
+
+    /// Column `j`.
+    pub fn column(&self, j: usize) -> Vec<f64> {
+        (0..self.rows)
+            .map(|i| self.data[i * self.cols + j])
+            .collect()
+    }
+}
+
+/// Outputs of one forward pass, keyed by head name (never by position).
+pub type Outputs = BTreeMap<String, Matrix>;
+
+/// What runs a model.
+pub trait Engine {
+    /// `native` or `command`, for messages.
+    fn kind(&self) -> &'static str;
+    /// The number of input columns the model takes.
+    fn input_dim(&self) -> usize;
+    /// Run the model on scaled inputs (`rows × input_dim`).
+    fn forward(&self, inputs: &Matrix) -> Result<Outputs>;
+}
+
+/// Which engine to build. The config will choose with `[model] engine` once the command engine exists;
+/// until then every model runs natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Native,
+}
+
+/// Whether this build can run the native engine.
+pub const NATIVE_AVAILABLE: bool = cfg!(feature = "native");
+
+/// Why an engine is not available in this build, for a skipped gate.
+pub fn unavailable(kind: EngineKind) -> Option<&'static str> {
+    match kind {
+        EngineKind::Native if !NATIVE_AVAILABLE => Some(
+            "needs the native engine, and this build has no `native` feature (rebuild with default features, or `--features native`)",
+        ),
+        EngineKind::Native => None,
+    }
+}
+
+/// Build the engine for a checkpoint that the safe reader has already opened (so its pickle is known
+/// to reference only allowlisted globals before any other reader touches it).
+pub fn load(
+    kind: EngineKind,
+    info: &CheckpointInfo,
+    keys: &CheckpointKeys,
+) -> Result<Box<dyn Engine>> {
+    match kind {
+        EngineKind::Native => native_engine(info, keys),
+    }
+}
+
+#[cfg(feature = "native")]
+fn native_engine(info: &CheckpointInfo, keys: &CheckpointKeys) -> Result<Box<dyn Engine>> {
+    let arch = arch::Arch::read(info, keys)?;
+    Ok(Box::new(native::NativeEngine::load(info, keys, arch)?))
+}
+
+#[cfg(not(feature = "native"))]
+fn native_engine(_: &CheckpointInfo, _: &CheckpointKeys) -> Result<Box<dyn Engine>> {
+    Err(Error::msg(format!(
+        "the native engine {}",
+        unavailable(EngineKind::Native).unwrap_or("is unavailable")
+    )))
+}

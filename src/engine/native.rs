@@ -1,0 +1,182 @@
+//! The native engine: an MLP built from the checkpoint's `arch` with burn (ndarray backend), weights
+//! loaded from the `.pt` or `.safetensors` file through burn-store.
+//!
+//! burn-store reads the file again (the safe reader only read its header); `engine::load` is called only
+//! for a checkpoint the safe reader has opened, so a pickle naming a global outside the weights-only
+//! allowlist never reaches it. Tensor names come from `arch` (never from dict order) and are remapped
+//! one by one onto the module's fields.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::store::{
+    ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+use burn::tensor::{Device, Tensor, TensorData, activation};
+
+use super::arch::{self, Activation, Arch};
+use super::{Engine, Matrix, Outputs};
+use crate::checkpoint::{CheckpointInfo, Format};
+use crate::config::{CheckpointKeys, display_path};
+use crate::error::{Error, Result};
+
+/// Field names are unusual on purpose: remapped names cannot collide with a checkpoint's own names.
+#[derive(Module, Debug)]
+struct Mlp {
+    plumbline_trunk: Vec<Linear>,
+    plumbline_heads: Vec<Linear>,
+}
+
+pub struct NativeEngine {
+    net: Mlp,
+    activation: Activation,
+    heads: Vec<String>,
+    input_dim: usize,
+    device: Device,
+}
+
+#[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; see docs/decisions.md
+fn device() -> Device {
+    Device::ndarray()
+}
+
+impl NativeEngine {
+    pub fn load(info: &CheckpointInfo, keys: &CheckpointKeys, arch: Arch) -> Result<NativeEngine> {
+        let display = display_path(&info.path);
+        let fail = |msg: String| Error::msg(format!("{display}: native engine: {msg}"));
+        // Layer sizes come from the weights' shapes (torch stores Linear weights as [out, in]).
+        let shape = |layer: &str| -> Result<(usize, usize)> {
+            let w = arch::weight(info, keys, layer)
+                .ok_or_else(|| fail(format!("no tensor `{layer}.weight` (named by `arch`)")))?;
+            match w.shape.as_slice() {
+                [o, i] => Ok((*o as usize, *i as usize)),
+                other => Err(fail(format!(
+                    "`{layer}.weight` has shape {other:?}, expected [out, in]"
+                ))),
+            }
+        };
+        let device = device();
+        let mut trunk = Vec::new();
+        let mut width = arch.input_dim;
+        for (layer, &h) in arch.layers.iter().zip(&arch.hidden) {
+            let (o, i) = shape(layer)?;
+            if (o, i) != (h, width) {
+                return Err(fail(format!(
+                    "`{layer}.weight` has shape [{o}, {i}], but `arch` says [{h}, {width}]"
+                )));
+            }
+            trunk.push(LinearConfig::new(i, o).init(&device));
+            width = h;
+        }
+        let mut heads = Vec::new();
+        for h in &arch.heads {
+            let (o, i) = shape(&h.layer)?;
+            if i != width {
+                return Err(fail(format!(
+                    "head `{}`: `{}.weight` takes {i} inputs, but the trunk gives {width}",
+                    h.name, h.layer
+                )));
+            }
+            heads.push(LinearConfig::new(i, o).init(&device));
+        }
+        let mut net = Mlp {
+            plumbline_trunk: trunk,
+            plumbline_heads: heads,
+        };
+        let mut remaps = Vec::new();
+        for (i, l) in arch.layers.iter().enumerate() {
+            remaps.push((anchored(l), format!("plumbline_trunk.{i}.")));
+        }
+        for (i, h) in arch.heads.iter().enumerate() {
+            remaps.push((anchored(&h.layer), format!("plumbline_heads.{i}.")));
+        }
+        let result: ApplyResult = match info.format {
+            Format::Torch => {
+                let mut store = PytorchStore::from_file(&info.path)
+                    .with_top_level_key(&keys.state_dict)
+                    .map_indices_contiguous(false)
+                    .allow_partial(true);
+                for (from, to) in &remaps {
+                    store = store.with_key_remapping(from, to.as_str());
+                }
+                net.load_from(&mut store).map_err(|e| fail(e.to_string()))?
+            }
+            Format::Safetensors => {
+                let mut store = SafetensorsStore::from_file(&info.path)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .map_indices_contiguous(false)
+                    .allow_partial(true);
+                for (from, to) in &remaps {
+                    store = store.with_key_remapping(from, to.as_str());
+                }
+                net.load_from(&mut store).map_err(|e| fail(e.to_string()))?
+            }
+        };
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            return Err(fail(format!("loading the weights failed:\n{result}")));
+        }
+        Ok(NativeEngine {
+            net,
+            activation: arch.activation,
+            heads: arch.heads.into_iter().map(|h| h.name).collect(),
+            input_dim: arch.input_dim,
+            device,
+        })
+    }
+}
+
+/// `^name\.` with the dots escaped (module names are checked to hold only `[A-Za-z0-9_.]`).
+fn anchored(name: &str) -> String {
+    format!("^{}\\.", name.replace('.', "\\."))
+}
+
+fn act(a: Activation, x: Tensor<2>) -> Tensor<2> {
+    match a {
+        Activation::Relu => activation::relu(x),
+        Activation::Tanh => activation::tanh(x),
+        Activation::Sigmoid => activation::sigmoid(x),
+        Activation::Gelu => activation::gelu(x),
+        Activation::Silu => activation::silu(x),
+        Activation::Identity => x,
+    }
+}
+
+impl Engine for NativeEngine {
+    fn kind(&self) -> &'static str {
+        "native"
+    }
+
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+
+    fn forward(&self, inputs: &Matrix) -> Result<Outputs> {
+        if inputs.cols != self.input_dim {
+            return Err(Error::msg(format!(
+                "native engine: inputs have {} columns, the model takes {}",
+                inputs.cols, self.input_dim
+            )));
+        }
+        let data: Vec<f32> = inputs.data.iter().map(|&v| v as f32).collect();
+        let mut x = Tensor::<2>::from_data(
+            TensorData::new(data, [inputs.rows, inputs.cols]),
+            &self.device,
+        );
+        for layer in &self.net.plumbline_trunk {
+            x = act(self.activation, layer.forward(x));
+        }
+        let mut out = Outputs::new();
+        for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
+            let y = head.forward(x.clone());
+            let [rows, cols] = y.dims();
+            let values = y
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::msg(format!("native engine: reading head `{name}`: {e:?}")))?;
+            out.insert(
+                name.clone(),
+                Matrix::new(rows, cols, values.into_iter().map(f64::from).collect()),
+            );
+        }
+        Ok(out)
+    }
+}
