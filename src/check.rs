@@ -1,5 +1,5 @@
-//! Running gates: derive the contract, run each selected gate, apply the config's severity overrides.
-//! The result is plain data for the renderers.
+//! Running gates: derive the contract, load what the selected gates need (the slice, the model), run
+//! each gate, apply the config's severity overrides. The result is plain data for the renderers.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +8,80 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Loaded;
 use crate::contract::{self, PipelineContract};
-use crate::error::Result;
+use crate::engine::{self, EngineKind};
+use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::finding::{Counts, Finding, Severity};
-use crate::gates::{self, Context, Gate};
+use crate::gates::{self, Context, Gate, Model};
+
+/// The plan's workflows (§4): which gates run before what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// After a training run: the new checkpoint's metadata against the contract.
+    PostTrain,
+    /// Before a backtest: inventory, feature schema, norm stats, forward contract, ruleset smoke.
+    PreBacktest,
+    /// Before demo/live: every gate.
+    PreLive,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::PostTrain => "post-train",
+            Profile::PreBacktest => "pre-backtest",
+            Profile::PreLive => "pre-live",
+        }
+    }
+
+    /// The gates of this profile, in run order (`None`: every gate, built or planned).
+    pub fn gates(self) -> Option<&'static [&'static str]> {
+        match self {
+            Profile::PostTrain => Some(&[
+                "checkpoint-inventory",
+                "feature-schema",
+                "norm-stats",
+                "labels",
+                "heads",
+            ]),
+            Profile::PreBacktest => Some(&[
+                "checkpoint-inventory",
+                "feature-schema",
+                "norm-stats",
+                "forward-contract",
+                "ruleset-smoke",
+            ]),
+            Profile::PreLive => None,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Copy)]
+pub enum Selection {
+    /// Every gate (built gates, then the planned ones shown as not configured).
+    All,
+    Profile(Profile),
+    /// One gate, asked for by name: a gate that cannot run here is an error, not a skip.
+    Gate(&'static Gate),
+}
+
+impl Selection {
+    fn names(self) -> Vec<&'static str> {
+        let every = || {
+            gates::GATES
+                .iter()
+                .map(|g| g.name)
+                .chain(gates::PLANNED.iter().map(|p| p.0))
+                .collect()
+        };
+        match self {
+            Selection::All => every(),
+            Selection::Profile(p) => p.gates().map_or_else(every, <[_]>::to_vec),
+            Selection::Gate(g) => vec![g.name],
+        }
+    }
+}
 
 /// One gate's outcome.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -20,6 +90,9 @@ pub struct GateResult {
     pub gate: String,
     pub summary: String,
     pub counts: Counts,
+    /// Why the gate did not run (not configured, disabled, or not available in this build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// Wall time; shown in the terminal, left out of JSON output so it stays byte-identical.
     #[serde(skip)]
     pub duration: Duration,
@@ -29,6 +102,7 @@ pub struct GateResult {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub pipeline: String,
+    pub profile: Option<&'static str>,
     pub contract: Option<PipelineContract>,
     pub gates: Vec<GateResult>,
     pub findings: Vec<Finding>,
@@ -62,46 +136,155 @@ pub fn derive_for_check(loaded: &Loaded, facts: &Facts) -> Result<Option<Pipelin
     .map(Some)
 }
 
-/// Run `selected` gates (all when empty).
-pub fn run(loaded: &Loaded, selected: &[&'static Gate]) -> Result<Outcome> {
+enum Plan {
+    Run(&'static Gate),
+    Skip(&'static str, String),
+}
+
+pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
     let start = Instant::now();
+    let disabled = &loaded.config.gates.disable;
+    let plan: Vec<Plan> = selection
+        .names()
+        .into_iter()
+        .map(|name| match gates::find(name) {
+            Some(g)
+                if disabled.iter().any(|d| d == name)
+                    && !matches!(selection, Selection::Gate(_)) =>
+            {
+                Plan::Skip(
+                    g.name,
+                    "disabled in plumbline.toml (`gates.disable`)".into(),
+                )
+            }
+            Some(g) => match engine::unavailable(EngineKind::Native) {
+                Some(reason) if g.needs_engine => Plan::Skip(g.name, reason.into()),
+                _ => Plan::Run(g),
+            },
+            None => {
+                let (name, _, why) = gates::PLANNED
+                    .iter()
+                    .find(|p| p.0 == name)
+                    .expect("profiles name only known gates");
+                Plan::Skip(name, (*why).into())
+            }
+        })
+        .collect();
+    if let Selection::Gate(g) = selection
+        && let Some(Plan::Skip(_, why)) = plan.first()
+    {
+        return Err(Error::msg(format!("gate `{}` cannot run: {why}", g.name)));
+    }
+    let running: Vec<&'static Gate> = plan
+        .iter()
+        .filter_map(|p| match p {
+            Plan::Run(g) => Some(*g),
+            Plan::Skip(..) => None,
+        })
+        .collect();
+    let selected: Vec<&'static str> = running.iter().map(|g| g.name).collect();
+
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
+    let model = if running.iter().any(|g| g.needs_engine) {
+        match engine::load(
+            EngineKind::Native,
+            &facts.production,
+            &loaded.config.checkpoints.keys,
+        ) {
+            Ok(e) => Model::Ready(e),
+            Err(e) => Model::Failed(e.to_string()),
+        }
+    } else {
+        Model::NotNeeded
+    };
+    let slice = match &loaded.config.slice {
+        Some(section)
+            if running
+                .iter()
+                .any(|g| g.needs_engine || g.name == "norm-stats") =>
+        {
+            Some(crate::slice::load(
+                loaded,
+                section,
+                &facts.model_feature_names()?,
+            )?)
+        }
+        _ => None,
+    };
     let cx = Context {
         loaded,
         facts: &facts,
         contract: contract.as_ref(),
-    };
-    let gates: Vec<&Gate> = if selected.is_empty() {
-        gates::GATES.iter().collect()
-    } else {
-        selected.to_vec()
+        slice: slice.as_ref(),
+        model: &model,
+        selected: &selected,
     };
     let mut results = Vec::new();
     let mut findings = Vec::new();
-    for gate in gates {
+    for p in plan {
         let t = Instant::now();
-        let report = (gate.run)(&cx)?;
+        let (name, report) = match p {
+            Plan::Run(gate) => (gate.name, (gate.run)(&cx)?),
+            Plan::Skip(name, why) => (name, gates::Report::skipped(why)),
+        };
         let mut fs: Vec<Finding> = report
             .findings
             .into_iter()
             .filter_map(|f| apply_override(loaded, f))
             .collect();
         results.push(GateResult {
-            gate: gate.name.to_owned(),
+            gate: name.to_owned(),
             summary: report.summary,
             counts: Counts::of(&fs),
+            skipped: report.skipped,
             duration: t.elapsed(),
         });
         findings.append(&mut fs);
     }
     Ok(Outcome {
         pipeline: loaded.config.pipeline.name.clone(),
+        profile: match selection {
+            Selection::Profile(p) => Some(p.name()),
+            _ => None,
+        },
         contract,
         gates: results,
         findings,
         duration: start.elapsed(),
     })
+}
+
+/// The output-distribution baseline of the current model on the configured slice, as canonical JSON.
+pub fn baseline(loaded: &Loaded) -> Result<String> {
+    let section = loaded.config.slice.as_ref().ok_or_else(|| {
+        Error::msg(format!(
+            "{}: a baseline needs a `[slice]` to run the model on",
+            crate::config::display_path(&loaded.path)
+        ))
+    })?;
+    if let Some(why) = engine::unavailable(EngineKind::Native) {
+        return Err(Error::msg(format!("`baseline` {why}")));
+    }
+    let facts = facts::collect(loaded)?;
+    let contract = derive_for_check(loaded, &facts)?;
+    let engine = engine::load(
+        EngineKind::Native,
+        &facts.production,
+        &loaded.config.checkpoints.keys,
+    )?;
+    let slice = crate::slice::load(loaded, section, &facts.model_feature_names()?)?;
+    let model = Model::NotNeeded;
+    let cx = Context {
+        loaded,
+        facts: &facts,
+        contract: contract.as_ref(),
+        slice: Some(&slice),
+        model: &model,
+        selected: &[],
+    };
+    let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;
+    Ok(crate::canonical::to_string(&b).expect("plain JSON"))
 }
 
 fn apply_override(loaded: &Loaded, mut f: Finding) -> Option<Finding> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::check::{self, Outcome};
+use crate::check::{self, Outcome, Selection};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
@@ -60,12 +60,22 @@ impl FailOn {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every gate the config enables.
-    Check,
+    /// Run every gate the config enables (or a workflow's gates with `--profile`).
+    Check {
+        /// The plan's workflows: post-train, pre-backtest, pre-live (docs/gates/README.md).
+        #[arg(long, value_enum)]
+        profile: Option<check::Profile>,
+    },
     /// Run one gate.
     Gate {
-        /// Gate name (see docs/gates.md).
+        /// Gate name (see docs/gates/README.md).
         name: String,
+    },
+    /// Write the output-distribution baseline from the current model and slice.
+    Baseline {
+        /// Write here instead of `gates.output-distribution.baseline`.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
     },
     /// Derive the pipeline contract from code and checkpoints and print it (canonical JSON).
     Derive {
@@ -141,17 +151,54 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let fail_on = cli.fail_on.severity();
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
-        Command::Check => report(cli, &check::run(&loaded, &[])?, fail_on, out),
+        Command::Check { profile } => {
+            let selection = profile.map_or(Selection::All, Selection::Profile);
+            report(cli, &check::run(&loaded, selection)?, fail_on, out)
+        }
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
-                Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
+                let planned = if gates::known(name) {
+                    " (planned, not in this version)"
+                } else {
+                    ""
+                };
+                Error::msg(format!(
+                    "no gate `{name}`{planned} (gates: {})",
+                    names.join(", ")
+                ))
             })?;
-            report(cli, &check::run(&loaded, &[gate])?, fail_on, out)
+            report(
+                cli,
+                &check::run(&loaded, Selection::Gate(gate))?,
+                fail_on,
+                out,
+            )
+        }
+        Command::Baseline { out: path } => {
+            let path = match (path, &loaded.config.gates.output_distribution.baseline) {
+                (Some(p), _) => p.clone(),
+                (None, Some(rel)) => loaded.resolve(rel),
+                (None, None) => {
+                    return Err(Error::msg(format!(
+                        "{}: no `gates.output-distribution.baseline` to write to (set it, or pass --out PATH)",
+                        config::display_path(&cli.config)
+                    )));
+                }
+            };
+            let text = check::baseline(&loaded)?;
+            crate::docs::atomic_write(&path, &text)?;
+            writeln!(err, "{}: written", config::display_path(&path)).map_err(io)?;
+            Ok(0)
         }
         Command::Docs(args) if args.check => {
             let gate = gates::find("docs-drift").expect("docs-drift is registered");
-            report(cli, &check::run(&loaded, &[gate])?, fail_on, out)
+            report(
+                cli,
+                &check::run(&loaded, Selection::Gate(gate))?,
+                fail_on,
+                out,
+            )
         }
         Command::Docs(_) => {
             let contract = crate::contract::from_config(&loaded)?;

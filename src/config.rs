@@ -28,6 +28,13 @@ pub struct Config {
     pub checkpoints: CheckpointsSection,
     #[serde(default)]
     pub docs: DocsSection,
+    /// The reference data slice the model gates run on (forward-contract, output-distribution,
+    /// norm-stats recomputation). Without it those parts are skipped and say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<SliceSection>,
+    /// Which gates run and their settings.
+    #[serde(default)]
+    pub gates: GatesSection,
     /// Per-code severity overrides, e.g. `docs-drift = "warning"`; `"off"` drops the finding.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub severity: BTreeMap<String, SeverityOverride>,
@@ -101,6 +108,15 @@ pub struct CheckpointKeys {
     pub arch: String,
     /// Where the state dict sits in a torch archive (safetensors files keep tensors at the top level).
     pub state_dict: String,
+    /// Optional facts the labels gate compares with the code (a missing one is a finding there).
+    pub horizon: String,
+    pub thresholds: String,
+    /// The NaN policy the model was trained under (optional; compared by norm-stats).
+    pub nan_policy: String,
+    /// The training run the scaler statistics were computed in, and the run that wrote the weights
+    /// (optional; when both exist they must be equal).
+    pub scaler_run_id: String,
+    pub run_id: String,
 }
 
 impl Default for CheckpointKeys {
@@ -118,6 +134,11 @@ impl Default for CheckpointKeys {
             heads: "heads".into(),
             arch: "arch".into(),
             state_dict: "state_dict".into(),
+            horizon: "targets.horizon".into(),
+            thresholds: "targets.thresholds".into(),
+            nan_policy: "nan_policy".into(),
+            scaler_run_id: "scaler.run_id".into(),
+            run_id: "run.run_id".into(),
         }
     }
 }
@@ -277,6 +298,119 @@ impl TryFrom<RawSource> for Source {
             key: r.key,
             timeout_secs: r.timeout_secs.unwrap_or_else(default_timeout),
         })
+    }
+}
+
+/// A table of raw (unscaled) feature rows: a CSV with a header holding the timestamp column, the
+/// optional symbol column and every feature column by name (docs/config.md#slice).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SliceSection {
+    /// Path of the CSV, relative to the config.
+    pub features: String,
+    #[serde(default = "default_timestamp")]
+    pub timestamp: String,
+    #[serde(default = "default_symbol")]
+    pub symbol: Option<String>,
+}
+
+fn default_timestamp() -> String {
+    "timestamp".into()
+}
+
+fn default_symbol() -> Option<String> {
+    Some("symbol".into())
+}
+
+/// `[gates]`: every gate runs unless disabled here (or skipped because its inputs are not configured).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct GatesSection {
+    /// Gates not to run, by name.
+    pub disable: Vec<String>,
+    pub norm_stats: NormStatsSettings,
+    pub forward_contract: ForwardSettings,
+    pub output_distribution: OutputDistributionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NormStatsSettings {
+    /// A MAD at or below this is a constant feature (scaling divides by it).
+    pub mad_epsilon: f64,
+    /// Recompute median and MAD on the slice and compare.
+    pub recompute: bool,
+    /// Allowed difference, in units of the checkpoint's MAD, between recomputed and stored statistics.
+    pub tolerance: f64,
+}
+
+impl Default for NormStatsSettings {
+    fn default() -> Self {
+        NormStatsSettings {
+            mad_epsilon: 1e-8,
+            recompute: false,
+            tolerance: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ForwardSettings {
+    /// Reference outputs to match (JSON rows with `scaled` inputs and `outputs` by head), e.g. written
+    /// by the training script with PyTorch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Largest allowed absolute difference from the reference outputs.
+    pub reference_tolerance: f64,
+    /// Largest allowed difference between a row run in a batch and the same row run alone.
+    pub batch_tolerance: f64,
+    /// Seed of the normal draws among the probes.
+    pub seed: u64,
+    /// How many normal draws, and how many rows of the slice, the probes hold.
+    pub normal_rows: usize,
+    pub slice_rows: usize,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        ForwardSettings {
+            reference: None,
+            reference_tolerance: 1e-5,
+            batch_tolerance: 1e-6,
+            seed: 7,
+            normal_rows: 32,
+            slice_rows: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct OutputDistributionSettings {
+    /// A head output whose standard deviation over the slice is at or below this has collapsed.
+    pub collapse_epsilon: f64,
+    /// Bounds on each class's share of the slice's predictions (argmax of a softmax head).
+    pub class_share_min: f64,
+    pub class_share_max: f64,
+    /// The stored reference distribution (`plumbline baseline` writes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// Drift alarms: population stability index and Jensen-Shannon divergence (base 2).
+    pub psi_threshold: f64,
+    pub js_threshold: f64,
+}
+
+impl Default for OutputDistributionSettings {
+    fn default() -> Self {
+        OutputDistributionSettings {
+            collapse_epsilon: 1e-6,
+            class_share_min: 0.05,
+            class_share_max: 0.9,
+            baseline: None,
+            psi_threshold: 0.2,
+            js_threshold: 0.1,
+        }
     }
 }
 

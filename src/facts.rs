@@ -46,15 +46,22 @@ pub struct CheckpointFacts {
     pub arch: CheckpointFact,
 }
 
-impl CheckpointFacts {
-    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Self {
-        let display = display_path(&info.path);
-        let fact = |field: &'static str, key: &str| CheckpointFact {
+impl CheckpointFact {
+    /// Look `key` up in a checkpoint (a missing key gives `value: None`).
+    pub fn lookup(info: &CheckpointInfo, field: &'static str, key: &str) -> Self {
+        CheckpointFact {
             field,
             key: key.to_owned(),
             value: info.get(key).cloned(),
-            location: Location::file(display.clone()).with_label(format!("checkpoint key `{key}`")),
-        };
+            location: Location::file(display_path(&info.path))
+                .with_label(format!("checkpoint key `{key}`")),
+        }
+    }
+}
+
+impl CheckpointFacts {
+    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Self {
+        let fact = |field: &'static str, key: &str| CheckpointFact::lookup(info, field, key);
         CheckpointFacts {
             feature_cols: fact("feature-cols", &keys.feature_cols),
             feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
@@ -113,6 +120,38 @@ pub struct Facts {
     pub code: CodeFacts,
     pub production: CheckpointInfo,
     pub checkpoint: CheckpointFacts,
+}
+
+impl Facts {
+    /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
+    /// trained on), or the code's list when the checkpoint has no usable one. The slice is read in this
+    /// order, so the model gates run the model as trained while feature-schema reports any mismatch.
+    pub fn model_feature_names(&self) -> Result<Vec<String>> {
+        let from_checkpoint = self.checkpoint.feature_cols.value.as_ref().and_then(|v| {
+            v.as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        });
+        match from_checkpoint {
+            Some(names) if !names.is_empty() => Ok(names),
+            _ => self.feature_names(),
+        }
+    }
+
+    /// The code's feature list (the contract's order). Not a list of strings: an error at its source.
+    pub fn feature_names(&self) -> Result<Vec<String>> {
+        let f = &self.code.columns;
+        f.value
+            .as_array()
+            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+            .ok_or_else(|| {
+                Error::at(
+                    f.origin.clone(),
+                    "the feature list must be a list of strings",
+                )
+            })
+    }
 }
 
 /// Read the production checkpoint and resolve every source of the config. A source that cannot be

@@ -17,4 +17,6 @@ pub mod facts;
 pub mod finding;
 pub mod gates;
 pub mod render;
+pub mod scaler;
+pub mod slice;
 pub mod source;

@@ -56,6 +56,7 @@ pub const GATE: Gate = Gate {
         GLOB_EMPTY,
         PRODUCTION_UNLISTED,
     ],
+    needs_engine: false,
     run,
 };
 
@@ -218,7 +219,7 @@ pub fn inventory(
     Ok((rows, findings))
 }
 
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
@@ -231,5 +232,6 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings,
         summary: format!("{n} checkpoint{}", if n == 1 { "" } else { "s" }),
+        skipped: None,
     })
 }

@@ -61,6 +61,7 @@ pub const GATE: Gate = Gate {
         DOCS_MARKERS,
         DOCS_NOT_CHECKED,
     ],
+    needs_engine: false,
     run,
 };
 
@@ -134,6 +135,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
         return Ok(Report {
             findings: out,
             summary: "not checked".into(),
+            skipped: None,
         });
     };
     let help = fix_help(cx);
@@ -228,6 +230,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!("{files} files · {drifted} drifted"),
+        skipped: None,
     })
 }
 

@@ -92,6 +92,7 @@ pub const GATE: Gate = Gate {
         FIRST_LAYER_MISSING,
         SCHEMA_HASH_MISMATCH,
     ],
+    needs_engine: false,
     run,
 };
 
@@ -334,5 +335,6 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!("{} features · {short}", names.len()),
+        skipped: None,
     })
 }

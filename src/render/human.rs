@@ -73,6 +73,9 @@ pub fn header(outcome: &Outcome) -> String {
             c.model_version, c.heads_version
         );
     }
+    if let Some(p) = outcome.profile {
+        let _ = write!(s, " · profile {p}");
+    }
     s.push('\n');
     s
 }
@@ -86,6 +89,16 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         .max()
         .unwrap_or(0);
     for g in &outcome.gates {
+        if let Some(why) = &g.skipped {
+            let _ = writeln!(
+                s,
+                "  {} {:<width$}   {}",
+                paint(DIM, "–"),
+                g.gate,
+                paint(DIM, &format!("skipped: {why}"))
+            );
+            continue;
+        }
         let (mark, what) = if g.counts.errors > 0 {
             (paint(RED, "✗"), plural(g.counts.errors, "error"))
         } else if g.counts.warnings > 0 {
@@ -95,7 +108,7 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         };
         let _ = writeln!(
             s,
-            "  {mark} {:<width$}   {:<40} {}",
+            "  {mark} {:<width$}   {:<52} {}",
             g.gate,
             what,
             paint(DIM, &duration(g.duration))
@@ -115,10 +128,20 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         plural(c.errors, "error"),
         plural(c.warnings, "warning"),
         plural(c.notes, "note"),
-        plural(outcome.gates.len(), "gate"),
+        ran_and_skipped(outcome),
         duration(outcome.duration)
     );
     s
+}
+
+fn ran_and_skipped(outcome: &Outcome) -> String {
+    let skipped = outcome.gates.iter().filter(|g| g.skipped.is_some()).count();
+    let ran = plural(outcome.gates.len() - skipped, "gate");
+    if skipped == 0 {
+        ran
+    } else {
+        format!("{ran} · {skipped} skipped")
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -263,9 +286,10 @@ mod tests {
             &mut Sources::default(),
         ));
         let expected = "\
-plumbline 0.1.0 · momentum
-  ✗ feature-schema   1 error                                  3 ms
-  ! docs-drift       1 warning                                1.5 s
+plumbline 0.1.0 · momentum · profile pre-backtest
+  ✗ feature-schema        1 error                                              3 ms
+  ! docs-drift            1 warning                                            1.5 s
+  – output-distribution   skipped: not configured: no `[slice]` in plumbline.toml
 
 error[feature-order-mismatch]: the checkpoint has `vol_20` at index 1 where the code has `ret_5`
   --> no/such/features.py:9  (index 1)
@@ -281,7 +305,7 @@ warning[docs-drift]: docs/C.md is out of date (block `features`)
 -x
 +y
 
-1 error, 1 warning, 0 notes · 2 gates · 1.5 s
+1 error, 1 warning, 0 notes · 2 gates · 1 skipped · 1.5 s
 ";
         assert_eq!(out, expected);
     }

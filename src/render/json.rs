@@ -16,6 +16,9 @@ pub const REPORT_FORMAT: u32 = 1;
 pub struct JsonReport {
     pub report_format: u32,
     pub pipeline: String,
+    /// The workflow profile of the run (`--profile`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// `passed` or `failed` (at the `--fail-on` severity).
     pub verdict: String,
     pub fail_on: Severity,
@@ -28,6 +31,7 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
     JsonReport {
         report_format: REPORT_FORMAT,
         pipeline: outcome.pipeline.clone(),
+        profile: outcome.profile.map(str::to_owned),
         verdict: if outcome.fails(fail_on) {
             "failed"
         } else {

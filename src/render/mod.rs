@@ -47,6 +47,7 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
                 warnings: 0,
                 notes: 0,
             },
+            skipped: None,
             duration: Duration::from_millis(3),
         },
         GateResult {
@@ -57,11 +58,20 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
                 warnings: 1,
                 notes: 0,
             },
+            skipped: None,
             duration: Duration::from_millis(1500),
+        },
+        GateResult {
+            gate: "output-distribution".into(),
+            summary: String::new(),
+            counts: Counts::default(),
+            skipped: Some("not configured: no `[slice]` in plumbline.toml".into()),
+            duration: Duration::ZERO,
         },
     ];
     Outcome {
         pipeline: "momentum".into(),
+        profile: Some("pre-backtest"),
         contract: None,
         gates,
         findings,

@@ -22,8 +22,18 @@ fn check_on_the_example_passes() {
     for gate in plumbline::gates::GATES {
         assert!(out.contains(&format!("✓ {}", gate.name)), "{out}");
     }
+    for (name, _, why) in plumbline::gates::PLANNED {
+        assert!(
+            out.contains(&format!("– {name}")) && out.contains(why),
+            "{out}"
+        );
+    }
+    let built = plumbline::gates::GATES.len();
+    let planned = plumbline::gates::PLANNED.len();
     assert!(
-        out.contains("0 errors, 0 warnings, 0 notes · 3 gates"),
+        out.contains(&format!(
+            "0 errors, 0 warnings, 0 notes · {built} gates · {planned} skipped"
+        )),
         "{out}"
     );
 }
@@ -286,9 +296,13 @@ fn gate_command_and_unknown_gate() {
     let o = run(&["--config", CFG, "gate", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
+        stderr(&o).contains("no gate `nope` (gates: checkpoint-inventory, feature-schema, norm-stats, labels, heads, forward-contract, output-distribution, docs-drift)"),
+        "{}",
         stderr(&o)
-            .contains("no gate `nope` (gates: checkpoint-inventory, feature-schema, docs-drift)")
     );
+    let o = run(&["--config", CFG, "gate", "leakage"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no gate `leakage` (planned, not in this version)"));
 }
 
 #[test]
@@ -509,7 +523,7 @@ fn check_reads_every_globbed_checkpoint() {
     let o = plumbline(&ex, &["check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("✓ checkpoint-inventory   2 checkpoints"),
+        stdout(&o).contains("✓ checkpoint-inventory    2 checkpoints"),
         "{}",
         stdout(&o)
     );

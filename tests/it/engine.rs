@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn reference() -> Value {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/outputs.json"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/momentum/reference/outputs.json"),
     )
     .unwrap();
     serde_json::from_str(&text).unwrap()

@@ -3,7 +3,7 @@
 Writes (paths relative to the repository root):
   examples/momentum/checkpoints/momentum_v3.pt            torch.save archive, metadata per docs/checkpoint-metadata.md
   examples/momentum/checkpoints/momentum_v3.safetensors   the same weights, metadata JSON-encoded in __metadata__
-  tests/fixtures/reference/outputs.json                   PyTorch outputs for 64 rows, every head
+  examples/momentum/reference/outputs.json                PyTorch outputs for 64 rows, every head
   tests/fixtures/reference/integrated_gradients.json      IG attributions for 12 rows, every head output
   tests/fixtures/checkpoints/*.pt                         the defect corpus: one real defect each
 
@@ -296,7 +296,7 @@ def main():
             }
         )
     dump(
-        os.path.join(REPO, "tests", "fixtures", "reference", "outputs.json"),
+        os.path.join(EXAMPLE, "reference", "outputs.json"),
         {
             "checkpoint": f"examples/momentum/checkpoints/momentum_v{MODEL_VERSION}.pt",
             "dtype": "float32",

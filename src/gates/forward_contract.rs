@@ -1,0 +1,511 @@
+//! # forward-contract (plan script 04_model_forward_contract)
+//!
+//! **What it does.** Runs the production model (native engine) on probe inputs: raw zeros, the scaler
+//! median, seeded standard-normal draws (in scaled units), rows of the slice, and rows of NaN under the
+//! declared NaN policy. The outputs must be keyed by the contract's head names with the contracted
+//! shapes, finite, identical over two runs, and batch-invariant (row i of the batch equals row i run
+//! alone, within `batch-tolerance`). With `reference` set, the outputs on the reference rows must match
+//! the reference outputs (e.g. PyTorch's, written by the training script) within `reference-tolerance`.
+//!
+//! **Why is this bad?** A model that returns NaN for a warm-up row, a different answer on a re-run, or a
+//! different answer for the same row depending on what else is in the batch gives a backtest that cannot
+//! be reproduced and a live process that disagrees with it.
+//!
+//! **Example.** The reference file says row 12's `direction` logits are [0.41, -0.10, -0.33]; the model
+//! in the checkpoint gives [0.52, …]: `forward-reference-mismatch` at the reference file's line of row 12.
+
+use super::{Context, Gate, Model, Report};
+use crate::contract;
+use crate::engine::{Engine, Matrix, Outputs};
+use crate::error::{Error, Result};
+use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::scaler::{NanPolicy, Scaler, numbers};
+
+const fn code(id: &'static str, summary: &'static str) -> Code {
+    Code {
+        id,
+        gate: "forward-contract",
+        contract: ContractKind::HeadMapping,
+        severity: Severity::Error,
+        summary,
+    }
+}
+
+pub const MODEL_UNAVAILABLE: Code = code(
+    "forward-model-unavailable",
+    "the model cannot be built from the production checkpoint (arch, weights)",
+);
+pub const INPUTS_UNAVAILABLE: Code = code(
+    "forward-inputs-unavailable",
+    "the probes cannot be scaled: the checkpoint's median/MAD are not usable lists of numbers",
+);
+pub const HEADS_MISMATCH: Code = code(
+    "forward-heads-mismatch",
+    "the model's outputs are not keyed by the contract's head names",
+);
+pub const SHAPE_MISMATCH: Code = code(
+    "forward-shape-mismatch",
+    "a head's output has another width than its contracted shape",
+);
+pub const NOT_FINITE: Code = code(
+    "forward-not-finite",
+    "the model returns NaN or infinity for a probe",
+);
+pub const NONDETERMINISTIC: Code = code(
+    "forward-nondeterministic",
+    "two runs on the same inputs give different outputs",
+);
+pub const BATCH_VARIANCE: Code = code(
+    "forward-batch-variance",
+    "a row's output depends on the other rows in its batch",
+);
+pub const REFERENCE_MISMATCH: Code = code(
+    "forward-reference-mismatch",
+    "the model's outputs differ from the reference outputs",
+);
+pub const NAN_PROBE_SKIPPED: Code = Code {
+    severity: Severity::Note,
+    ..code(
+        "forward-nan-probe-skipped",
+        "the NaN policy cannot be applied to single rows, so the NaN probe did not run",
+    )
+};
+
+pub const GATE: Gate = Gate {
+    name: "forward-contract",
+    plan_script: Some("04_model_forward_contract"),
+    codes: &[
+        MODEL_UNAVAILABLE,
+        INPUTS_UNAVAILABLE,
+        HEADS_MISMATCH,
+        SHAPE_MISMATCH,
+        NOT_FINITE,
+        NONDETERMINISTIC,
+        BATCH_VARIANCE,
+        REFERENCE_MISMATCH,
+        NAN_PROBE_SKIPPED,
+    ],
+    needs_engine: true,
+    run,
+};
+
+/// The production checkpoint's scaler, or why it cannot be used.
+pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Finding> {
+    let ck = &cx.facts.checkpoint;
+    let n = cx.facts.model_feature_names().map(|v| v.len()).unwrap_or(0);
+    let get = |f: &crate::facts::CheckpointFact| {
+        f.value
+            .as_ref()
+            .and_then(numbers)
+            .filter(|v| v.len() == n)
+            .ok_or_else(|| {
+                Finding::new(
+                    &INPUTS_UNAVAILABLE,
+                    format!(
+                        "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
+                        f.key
+                    ),
+                )
+                .at(f.location.clone())
+                .help("norm-stats names what is wrong with the scaler")
+            })
+    };
+    Ok(Scaler {
+        median: get(&ck.median)?,
+        mad: get(&ck.mad)?,
+    })
+}
+
+/// Where findings about the model point: the production checkpoint.
+fn model_location(cx: &Context) -> Location {
+    Location::file(crate::config::display_path(&cx.facts.production.path))
+        .with_label("production checkpoint")
+}
+
+/// A SplitMix64 stream turned into standard normal draws with Box–Muller: the same seed gives the same
+/// probes on every machine.
+pub struct Normal(u64);
+
+impl Normal {
+    pub fn new(seed: u64) -> Normal {
+        Normal(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    pub fn sample(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// The probe batch in raw units, with a name for each row.
+fn probes(
+    cx: &Context,
+    scaler: &Scaler,
+    policy: &NanPolicy,
+) -> (Matrix, Vec<String>, Vec<Finding>) {
+    let s = &cx.loaded.config.gates.forward_contract;
+    let n = scaler.median.len();
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let mut names = Vec::new();
+    let mut notes = Vec::new();
+    rows.push(vec![0.0; n]);
+    names.push("raw zeros".to_owned());
+    rows.push(scaler.median.clone());
+    names.push("the scaler median".to_owned());
+    let mut normal = Normal::new(s.seed);
+    for k in 0..s.normal_rows {
+        rows.push(
+            (0..n)
+                .map(|j| scaler.median[j] + normal.sample() * scaler.mad[j])
+                .collect(),
+        );
+        names.push(format!("normal draw {k} (seed {})", s.seed));
+    }
+    if let Some(slice) = cx.slice
+        && !slice.is_empty()
+    {
+        let m = s.slice_rows.min(slice.len());
+        for k in 0..m {
+            let i = if m == 1 {
+                0
+            } else {
+                k * (slice.len() - 1) / (m - 1)
+            };
+            rows.push(slice.features.row(i).to_vec());
+            names.push(format!(
+                "slice row {} ({}:{})",
+                slice.key(i),
+                slice.path,
+                slice.lines[i]
+            ));
+        }
+    }
+    match policy {
+        NanPolicy::ZeroFill => {
+            rows.push(vec![f64::NAN; n]);
+            names.push("a row of NaN (zero-fill)".to_owned());
+            rows.push(
+                (0..n)
+                    .map(|j| if j % 2 == 0 { f64::NAN } else { scaler.median[j] + scaler.mad[j] })
+                    .collect(),
+            );
+            names.push("NaN in every other feature (zero-fill)".to_owned());
+        }
+        NanPolicy::Other(p) => notes.push(
+            Finding::new(
+                &NAN_PROBE_SKIPPED,
+                format!("NaN policy `{p}` is applied before the model sees a row, so no NaN row is probed"),
+            )
+            .at(cx.facts.code.nan_policy.origin.clone()),
+        ),
+    }
+    (Matrix::from_rows(n, &rows), names, notes)
+}
+
+pub fn run(cx: &Context) -> Result<Report> {
+    let engine: &dyn Engine = match cx.model {
+        Model::Ready(e) => e.as_ref(),
+        Model::Failed(msg) => {
+            return Ok(Report {
+                findings: vec![
+                    Finding::new(&MODEL_UNAVAILABLE, msg.clone())
+                        .at(model_location(cx))
+                        .help("the checkpoint's `arch` must describe the model and name every layer's weights (docs/checkpoint-metadata.md)"),
+                ],
+                summary: "model not built".into(),
+                skipped: None,
+            });
+        }
+        Model::Unavailable(why) => return Ok(Report::skipped(*why)),
+        Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
+    };
+    let scaler = match scaler(cx) {
+        Ok(s) => s,
+        Err(f) => {
+            return Ok(Report {
+                findings: vec![f],
+                summary: "inputs not scaled".into(),
+                skipped: None,
+            });
+        }
+    };
+    let heads = contract::heads(&cx.facts.code.heads)?;
+    let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
+    let (raw, names, mut out) = probes(cx, &scaler, &policy);
+    let x = scaler.scale(&raw, &policy);
+    let first = engine.forward(&x)?;
+    let here = model_location(cx);
+
+    // Keyed by the contract's heads, with their widths.
+    let want: Vec<&str> = heads.iter().map(|h| h.name.as_str()).collect();
+    let got: Vec<&str> = first.keys().map(String::as_str).collect();
+    let mut sorted_want = want.clone();
+    sorted_want.sort_unstable();
+    if got != sorted_want {
+        out.push(
+            Finding::new(
+                &HEADS_MISMATCH,
+                format!(
+                    "the model outputs heads [{}], the contract has [{}]",
+                    got.join(", "),
+                    want.join(", ")
+                ),
+            )
+            .at(here.clone())
+            .related(cx.facts.code.heads.origin.clone())
+            .help(
+                "name the model's heads as the code's head map does (arch.heads in the checkpoint)",
+            ),
+        );
+    }
+    for (i, h) in heads.iter().enumerate() {
+        let Some(m) = first.get(&h.name) else {
+            continue;
+        };
+        let width: u64 = h.shape.iter().product();
+        if m.cols as u64 != width || m.rows != x.rows {
+            out.push(
+                Finding::new(
+                    &SHAPE_MISMATCH,
+                    format!(
+                        "head `{}` gives {} × {} for {} rows; the contract says shape {:?}",
+                        h.name, m.rows, m.cols, x.rows, h.shape
+                    ),
+                )
+                .at(here.clone())
+                .related(
+                    cx.facts
+                        .code
+                        .heads
+                        .item(i)
+                        .with_label(format!("head `{}`", h.name)),
+                ),
+            );
+        }
+    }
+    // Finite.
+    for (head, m) in &first {
+        let bad: Vec<usize> = (0..m.rows)
+            .filter(|&r| m.row(r).iter().any(|v| !v.is_finite()))
+            .collect();
+        if let Some(&r) = bad.first() {
+            out.push(
+                Finding::new(
+                    &NOT_FINITE,
+                    format!(
+                        "head `{head}` is not finite for {}: {:?}",
+                        names[r],
+                        m.row(r)
+                    ),
+                )
+                .at(here.clone())
+                .note(format!(
+                    "{} of {} probe rows give NaN or infinity",
+                    bad.len(),
+                    m.rows
+                )),
+            );
+        }
+    }
+    // Deterministic.
+    let second = engine.forward(&x)?;
+    if let Some((head, r)) = first_difference(&first, &second, 0.0) {
+        out.push(
+            Finding::new(
+                &NONDETERMINISTIC,
+                format!("head `{head}` differs between two runs on {}", names[r]),
+            )
+            .at(here.clone())
+            .note(format!("run 1: {:?}", first[&head].row(r)))
+            .note(format!("run 2: {:?}", second[&head].row(r))),
+        );
+    }
+    // Batch-invariant.
+    let tol = cx.loaded.config.gates.forward_contract.batch_tolerance;
+    let mut worst = 0.0f64;
+    let mut reported = false;
+    for r in 0..x.rows {
+        let alone = engine.forward(&x.slice_rows(r..r + 1))?;
+        for (head, m) in &alone {
+            let Some(batch) = first.get(head) else {
+                continue;
+            };
+            for (a, b) in m.row(0).iter().zip(batch.row(r)) {
+                let d = (a - b).abs();
+                if d.is_nan() {
+                    continue; // non-finite outputs are reported above
+                }
+                worst = worst.max(d);
+                if d > tol && !reported {
+                    reported = true;
+                    out.push(
+                        Finding::new(
+                            &BATCH_VARIANCE,
+                            format!("head `{head}` on {} differs by {d:e} between the batch and the row alone (tolerance {tol:e})", names[r]),
+                        )
+                        .at(here.clone())
+                        .note(format!("in the batch: {:?}", batch.row(r)))
+                        .note(format!("alone:        {:?}", m.row(0)))
+                        .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()"),
+                    );
+                }
+            }
+        }
+    }
+    let mut summary = format!("{} probes · batch Δ {worst:.1e}", x.rows);
+    if let Some(rel) = &cx.loaded.config.gates.forward_contract.reference {
+        let (n, worst_ref, fs) = reference(cx, engine, rel)?;
+        out.extend(fs);
+        summary.push_str(&format!(" · reference {n} rows Δ {worst_ref:.1e}"));
+    }
+    Ok(Report {
+        findings: out,
+        summary,
+        skipped: None,
+    })
+}
+
+fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, usize)> {
+    for (head, m) in a {
+        let o = b.get(head)?;
+        for r in 0..m.rows {
+            let differs = m
+                .row(r)
+                .iter()
+                .zip(o.row(r))
+                .any(|(x, y)| !(x.to_bits() == y.to_bits() || (x - y).abs() <= tol));
+            if differs {
+                return Some((head.clone(), r));
+            }
+        }
+    }
+    None
+}
+
+/// Compare with the reference outputs file: rows of `{"scaled": [...], "outputs": {head: [...]}}`.
+fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64, Vec<Finding>)> {
+    let path = cx.loaded.resolve(rel);
+    let display = cx.loaded.display(rel);
+    let text = crate::error::read_to_string(&path)?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            Location::at(&display, e.line() as u32),
+            format!("invalid JSON: {e}"),
+        )
+    })?;
+    let bad = |what: &str| {
+        Error::at(
+            Location::file(&display),
+            format!("reference outputs: {what}"),
+        )
+    };
+    let rows = doc
+        .get("rows")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| bad("no `rows` list"))?;
+    let n = engine.input_dim();
+    let mut inputs = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let v = r
+            .get("scaled")
+            .and_then(numbers)
+            .filter(|v| v.len() == n)
+            .ok_or_else(|| bad(&format!("row {i} has no `scaled` list of {n} numbers")))?;
+        inputs.push(v);
+    }
+    let got = engine.forward(&Matrix::from_rows(n, &inputs))?;
+    let tol = cx.loaded.config.gates.forward_contract.reference_tolerance;
+    let mut worst = 0.0f64;
+    let mut first: Option<(usize, String, usize, f64, f64)> = None;
+    let mut count = 0usize;
+    for (i, r) in rows.iter().enumerate() {
+        let outs = r
+            .get("outputs")
+            .and_then(|o| o.as_object())
+            .ok_or_else(|| bad(&format!("row {i} has no `outputs` dict")))?;
+        for (head, want) in outs {
+            let want = numbers(want)
+                .ok_or_else(|| bad(&format!("row {i} head `{head}` is not a list of numbers")))?;
+            let Some(m) = got.get(head) else {
+                return Err(bad(&format!(
+                    "row {i} names head `{head}`, which the model does not output"
+                )));
+            };
+            if m.cols != want.len() {
+                return Err(bad(&format!(
+                    "row {i} head `{head}` has {} values, the model gives {}",
+                    want.len(),
+                    m.cols
+                )));
+            }
+            let mut row_bad = false;
+            for (k, (g, w)) in m.row(i).iter().zip(&want).enumerate() {
+                let d = (g - w).abs();
+                worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
+                if !(d <= tol) {
+                    row_bad = true;
+                    if first.is_none() {
+                        first = Some((i, head.clone(), k, *g, *w));
+                    }
+                }
+            }
+            count += usize::from(row_bad);
+        }
+    }
+    let mut findings = Vec::new();
+    if let Some((i, head, k, g, w)) = first {
+        let line = crate::source::keypath::json_key(&display, &text, &format!("rows.{i}"))
+            .map(|f| f.origin)
+            .unwrap_or_else(|_| Location::file(&display));
+        findings.push(
+            Finding::new(
+                &REFERENCE_MISMATCH,
+                format!("row {i}, head `{head}`[{k}]: the model gives {g}, the reference {w} (tolerance {tol:e})"),
+            )
+            .at(line)
+            .related(model_location(cx))
+            .note(format!("{count} row×head outputs differ; largest difference {worst:e}"))
+            .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint"),
+        );
+    }
+    Ok((rows.len(), worst, findings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Normal;
+
+    #[test]
+    fn normal_draws_are_seeded_and_look_normal() {
+        let a: Vec<f64> = {
+            let mut n = Normal::new(7);
+            (0..20000).map(|_| n.sample()).collect()
+        };
+        let b: Vec<f64> = {
+            let mut n = Normal::new(7);
+            (0..20000).map(|_| n.sample()).collect()
+        };
+        assert_eq!(a, b);
+        let mean = a.iter().sum::<f64>() / a.len() as f64;
+        let var = a.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / a.len() as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
+        let mut c = Normal::new(8);
+        assert_ne!(a[0], c.sample());
+    }
+}

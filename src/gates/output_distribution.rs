@@ -1,0 +1,554 @@
+//! # output-distribution (plan script 05_output_distribution)
+//!
+//! **What it does.** Runs the production model on every row of the slice and checks, per head: no
+//! output has collapsed (standard deviation above `collapse-epsilon`); a `softmax` head's probabilities
+//! (the softmax of its logits) lie in [0, 1] and sum to 1; each class's share of the predictions
+//! (argmax) lies within [`class-share-min`, `class-share-max`]; and, with a stored `baseline`, the
+//! distribution of each output has not drifted: population stability index (PSI) and Jensen–Shannon
+//! divergence (base 2) over the baseline's decile bins stay under `psi-threshold` and `js-threshold`.
+//! `plumbline baseline` writes the baseline from the current model and slice.
+//!
+//! **Why is this bad?** A model that predicts "flat" for every row passes every shape check and never
+//! trades; one whose outputs moved after a retrain or a data change trades differently than the backtest
+//! that approved it.
+//!
+//! **Example.** After a retrain the `long` share on the slice went from 41% to 3%: `output-class-share`
+//! (below the 5% floor) and `output-drift` with PSI 1.9 for `direction` class `long`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Gate, Model, Report, forward_contract};
+use crate::contract::{self, Head};
+use crate::engine::{Engine, Matrix};
+use crate::error::{Error, Result};
+use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::scaler::NanPolicy;
+use crate::slice::Slice;
+
+const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
+    Code {
+        id,
+        gate: "output-distribution",
+        contract: ContractKind::HeadMapping,
+        severity,
+        summary,
+    }
+}
+
+pub const MODEL_UNAVAILABLE: Code = code(
+    "output-model-unavailable",
+    Severity::Error,
+    "the model cannot be run on the slice (and forward-contract, which reports why, is not in this run)",
+);
+pub const COLLAPSED: Code = code(
+    "output-collapsed",
+    Severity::Error,
+    "a head output is (nearly) constant over the slice",
+);
+pub const PROBABILITIES_INVALID: Code = code(
+    "output-probabilities-invalid",
+    Severity::Error,
+    "a softmax head's probabilities are outside [0, 1] or do not sum to 1",
+);
+pub const CLASS_SHARE: Code = code(
+    "output-class-share",
+    Severity::Error,
+    "a class's share of the predictions on the slice is outside the configured bounds",
+);
+pub const DRIFT: Code = code(
+    "output-drift",
+    Severity::Warning,
+    "a head output's distribution drifted from the stored baseline (PSI or Jensen-Shannon over threshold)",
+);
+pub const BASELINE_STALE: Code = code(
+    "output-baseline-stale",
+    Severity::Warning,
+    "the baseline was written for another model version or another slice",
+);
+
+pub const GATE: Gate = Gate {
+    name: "output-distribution",
+    plan_script: Some("05_output_distribution"),
+    codes: &[
+        MODEL_UNAVAILABLE,
+        COLLAPSED,
+        PROBABILITIES_INVALID,
+        CLASS_SHARE,
+        DRIFT,
+        BASELINE_STALE,
+    ],
+    needs_engine: true,
+    run,
+};
+
+/// Version of the baseline file format.
+pub const BASELINE_FORMAT: u32 = 1;
+/// Bins per output (deciles of the baseline).
+pub const BINS: usize = 10;
+/// Shares are floored at this before PSI and JS (an empty bin would make PSI infinite).
+pub const SHARE_FLOOR: f64 = 1e-4;
+
+/// The stored reference distribution (`plumbline baseline`), written canonically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Baseline {
+    pub baseline_format: u32,
+    pub model_version: String,
+    pub slice: SliceId,
+    pub heads: BTreeMap<String, HeadBaseline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SliceId {
+    pub path: String,
+    pub rows: usize,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HeadBaseline {
+    pub kind: String,
+    /// Share of rows whose argmax is each class (softmax heads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_shares: Vec<f64>,
+    /// One histogram per output unit (probabilities for softmax heads, values otherwise).
+    pub units: Vec<Histogram>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Histogram {
+    /// Inner bin edges (bins are (-inf, e0], (e0, e1], …, (e_last, inf)).
+    pub edges: Vec<f64>,
+    pub shares: Vec<f64>,
+}
+
+/// Per-head values on the slice: probabilities for softmax heads, raw outputs otherwise.
+pub struct HeadValues {
+    pub head: Head,
+    pub values: Matrix,
+}
+
+/// Run the model on every slice row and turn softmax logits into probabilities.
+pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Vec<HeadValues>> {
+    let scaler = forward_contract::scaler(cx).map_err(|f| Error::msg(f.message))?;
+    let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
+    let x = scaler.scale(&slice.features, &policy);
+    let out = engine.forward(&x)?;
+    let mut res = Vec::new();
+    for head in contract::heads(&cx.facts.code.heads)? {
+        let Some(m) = out.get(&head.name) else {
+            continue;
+        };
+        let values = if head.kind == "softmax" {
+            softmax(m)
+        } else {
+            m.clone()
+        };
+        res.push(HeadValues { head, values });
+    }
+    Ok(res)
+}
+
+pub fn softmax(m: &Matrix) -> Matrix {
+    let mut data = Vec::with_capacity(m.data.len());
+    for r in 0..m.rows {
+        let row = m.row(r);
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exps: Vec<f64> = row.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = exps.iter().sum();
+        data.extend(exps.iter().map(|e| e / sum));
+    }
+    Matrix::new(m.rows, m.cols, data)
+}
+
+fn argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn class_shares(p: &Matrix) -> Vec<f64> {
+    let mut counts = vec![0usize; p.cols];
+    for r in 0..p.rows {
+        counts[argmax(p.row(r))] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| c as f64 / p.rows.max(1) as f64)
+        .collect()
+}
+
+/// Decile edges of `values` (deduplicated), and the share of values in each bin.
+pub fn histogram(values: &[f64]) -> Histogram {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut edges: Vec<f64> = Vec::new();
+    if !sorted.is_empty() {
+        for k in 1..BINS {
+            let e = sorted[(k * sorted.len() / BINS).min(sorted.len() - 1)];
+            if edges.last() != Some(&e) {
+                edges.push(e);
+            }
+        }
+    }
+    let shares = bin_shares(&edges, values);
+    Histogram { edges, shares }
+}
+
+pub fn bin_shares(edges: &[f64], values: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0usize; edges.len() + 1];
+    for v in values {
+        counts[edges.partition_point(|e| e < v)] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| c as f64 / values.len().max(1) as f64)
+        .collect()
+}
+
+/// Population stability index: Σ (a − e) · ln(a / e), shares floored at [`SHARE_FLOOR`].
+pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(&e, &a)| {
+            let (e, a) = (e.max(SHARE_FLOOR), a.max(SHARE_FLOOR));
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
+
+/// Jensen–Shannon divergence in bits (0 = same, 1 = disjoint).
+pub fn js(p: &[f64], q: &[f64]) -> f64 {
+    let kl = |a: &[f64], m: &[f64]| -> f64 {
+        a.iter()
+            .zip(m)
+            .filter(|(x, _)| **x > 0.0)
+            .map(|(x, y)| x * (x / y).log2())
+            .sum()
+    };
+    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (a + b)).collect();
+    0.5 * kl(p, &m) + 0.5 * kl(q, &m)
+}
+
+/// The baseline of the current model on the slice.
+pub fn baseline(
+    cx: &Context,
+    engine: &dyn Engine,
+    slice: &Slice,
+    slice_rel: &str,
+) -> Result<Baseline> {
+    let values = evaluate(cx, engine, slice)?;
+    let sha = crate::checkpoint::sha256_file(&cx.loaded.resolve(slice_rel))?;
+    let mut heads = BTreeMap::new();
+    for hv in values {
+        heads.insert(
+            hv.head.name.clone(),
+            HeadBaseline {
+                class_shares: if hv.head.kind == "softmax" {
+                    class_shares(&hv.values)
+                } else {
+                    vec![]
+                },
+                units: (0..hv.values.cols)
+                    .map(|j| histogram(&hv.values.column(j)))
+                    .collect(),
+                kind: hv.head.kind,
+            },
+        );
+    }
+    Ok(Baseline {
+        baseline_format: BASELINE_FORMAT,
+        model_version: cx
+            .contract
+            .map(|c| c.model_version.clone())
+            .or_else(|| contract::version(&cx.facts.code.model_version.value))
+            .unwrap_or_default(),
+        slice: SliceId {
+            path: slice_rel.replace('\\', "/"),
+            rows: slice.len(),
+            sha256: sha,
+        },
+        heads,
+    })
+}
+
+fn std_dev(v: &[f64]) -> f64 {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+fn unit_name(head: &Head, j: usize) -> String {
+    if head.kind == "softmax" {
+        format!("`{}` class {j}", head.name)
+    } else if head.shape.iter().product::<u64>() == 1 {
+        format!("`{}`", head.name)
+    } else {
+        format!("`{}`[{j}]", head.name)
+    }
+}
+
+pub fn run(cx: &Context) -> Result<Report> {
+    let Some(slice) = cx.slice else {
+        return Ok(Report::skipped(
+            "not configured: no `[slice]` in plumbline.toml",
+        ));
+    };
+    let engine: &dyn Engine = match cx.model {
+        Model::Ready(e) => e.as_ref(),
+        Model::Unavailable(why) => return Ok(Report::skipped(*why)),
+        Model::Failed(_) if cx.runs("forward-contract") => {
+            return Ok(Report::skipped(
+                "the model cannot be built (forward-contract says why)",
+            ));
+        }
+        Model::Failed(msg) => {
+            return Ok(Report {
+                findings: vec![
+                    Finding::new(&MODEL_UNAVAILABLE, msg.clone()).at(model_location(cx)),
+                ],
+                summary: "model not built".into(),
+                skipped: None,
+            });
+        }
+        Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
+    };
+    if forward_contract::scaler(cx).is_err() && cx.runs("forward-contract") {
+        return Ok(Report::skipped(
+            "the slice cannot be scaled (forward-contract says why)",
+        ));
+    }
+    let s = &cx.loaded.config.gates.output_distribution;
+    let values = evaluate(cx, engine, slice)?;
+    let here = model_location(cx);
+    let slice_at = Location::file(&slice.path).with_label("slice");
+    let mut out = Vec::new();
+    for hv in &values {
+        let head_at = head_location(cx, &hv.head);
+        for j in 0..hv.values.cols {
+            let col = hv.values.column(j);
+            let sd = std_dev(&col);
+            if !(sd > s.collapse_epsilon) {
+                out.push(
+                    Finding::new(
+                        &COLLAPSED,
+                        format!("{} has standard deviation {sd:e} over {} slice rows (collapse-epsilon {:e})", unit_name(&hv.head, j), slice.len(), s.collapse_epsilon),
+                    )
+                    .at(head_at.clone())
+                    .related(here.clone())
+                    .related(slice_at.clone())
+                    .help("the model predicts the same value for every row: check the scaler (a huge MAD flattens inputs) and the training run"),
+                );
+            }
+        }
+        if hv.head.kind == "softmax" {
+            let p = &hv.values;
+            let bad = (0..p.rows).find(|&r| {
+                let row = p.row(r);
+                row.iter().any(|v| !(0.0..=1.0).contains(v))
+                    || (row.iter().sum::<f64>() - 1.0).abs() > 1e-6
+            });
+            if let Some(r) = bad {
+                out.push(
+                    Finding::new(
+                        &PROBABILITIES_INVALID,
+                        format!(
+                            "`{}` on slice row {}: probabilities {:?}",
+                            hv.head.name,
+                            slice.key(r),
+                            p.row(r)
+                        ),
+                    )
+                    .at(slice.location(r))
+                    .related(head_at.clone()),
+                );
+            }
+            for (k, share) in class_shares(p).iter().enumerate() {
+                if *share < s.class_share_min || *share > s.class_share_max {
+                    out.push(
+                        Finding::new(
+                            &CLASS_SHARE,
+                            format!(
+                                "{} is predicted on {:.1}% of {} slice rows, outside [{:.0}%, {:.0}%]",
+                                unit_name(&hv.head, k),
+                                share * 100.0,
+                                slice.len(),
+                                s.class_share_min * 100.0,
+                                s.class_share_max * 100.0
+                            ),
+                        )
+                        .at(head_at.clone())
+                        .related(slice_at.clone())
+                        .help("a class the model (almost) never or always predicts: check the labels' thresholds and the class balance of the training run; bounds are `gates.output-distribution.class-share-min/max`"),
+                    );
+                }
+            }
+        }
+    }
+    let mut summary = format!("{} heads on {} rows", values.len(), slice.len());
+    if let Some(rel) = &s.baseline {
+        let display = cx.loaded.display(rel);
+        let text = crate::error::read_to_string(&cx.loaded.resolve(rel))
+            .map_err(|e| Error::msg(format!("{e} (write it with `plumbline baseline`)")))?;
+        let base: Baseline = serde_json::from_str(&text).map_err(|e| {
+            Error::at(
+                Location::at(&display, e.line() as u32),
+                format!("invalid baseline: {e}"),
+            )
+        })?;
+        let (worst_psi, fs) = drift(cx, &base, &values, &display, &text, slice);
+        out.extend(fs);
+        summary.push_str(&format!(" · PSI ≤ {worst_psi:.3}"));
+    }
+    Ok(Report {
+        findings: out,
+        summary,
+        skipped: None,
+    })
+}
+
+fn drift(
+    cx: &Context,
+    base: &Baseline,
+    values: &[HeadValues],
+    display: &str,
+    text: &str,
+    slice: &Slice,
+) -> (f64, Vec<Finding>) {
+    let s = &cx.loaded.config.gates.output_distribution;
+    let mut out = Vec::new();
+    let at_key = |key: &str| {
+        crate::source::keypath::json_key(display, text, key)
+            .map(|f| f.origin)
+            .unwrap_or_else(|_| Location::file(display))
+    };
+    let version = cx.contract.map(|c| c.model_version.as_str());
+    if version.is_some_and(|v| v != base.model_version) || base.slice.rows != slice.len() {
+        out.push(
+            Finding::new(
+                &BASELINE_STALE,
+                format!(
+                    "the baseline was written for model v{} on {} rows; this is model v{} on {} rows",
+                    base.model_version,
+                    base.slice.rows,
+                    version.unwrap_or("?"),
+                    slice.len()
+                ),
+            )
+            .at(at_key("model-version"))
+            .help("review the drift below, then run `plumbline baseline` and commit the result"),
+        );
+    }
+    let mut worst = 0.0f64;
+    for hv in values {
+        let Some(hb) = base.heads.get(&hv.head.name) else {
+            continue;
+        };
+        let mut dists: Vec<(String, String, Vec<f64>, Vec<f64>)> = Vec::new();
+        if !hb.class_shares.is_empty() && hb.class_shares.len() == hv.values.cols {
+            dists.push((
+                format!("`{}` class shares", hv.head.name),
+                format!("heads.{}.class-shares", hv.head.name),
+                hb.class_shares.clone(),
+                class_shares(&hv.values),
+            ));
+        }
+        for (j, h) in hb.units.iter().enumerate().take(hv.values.cols) {
+            dists.push((
+                unit_name(&hv.head, j),
+                format!("heads.{}.units.{j}", hv.head.name),
+                h.shares.clone(),
+                bin_shares(&h.edges, &hv.values.column(j)),
+            ));
+        }
+        for (what, key, expected, actual) in dists {
+            let p = psi(&expected, &actual);
+            let j = js(&expected, &actual);
+            worst = worst.max(p);
+            if p > s.psi_threshold || j > s.js_threshold {
+                out.push(
+                    Finding::new(
+                        &DRIFT,
+                        format!("{what} drifted from the baseline: PSI {p:.3} (threshold {}), Jensen-Shannon {j:.3} (threshold {})", s.psi_threshold, s.js_threshold),
+                    )
+                    .at(at_key(&key))
+                    .related(head_location(cx, &hv.head))
+                    .note(format!("baseline shares: {}", fmt_shares(&expected)))
+                    .note(format!("now:             {}", fmt_shares(&actual)))
+                    .help("if the change is intended (a retrain), run `plumbline baseline` and commit the new baseline"),
+                );
+            }
+        }
+    }
+    (worst, out)
+}
+
+fn fmt_shares(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{:.3}", x))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn head_location(cx: &Context, head: &Head) -> Location {
+    cx.facts
+        .code
+        .heads
+        .item(head.index as usize)
+        .with_label(format!("head `{}`", head.name))
+}
+
+fn model_location(cx: &Context) -> Location {
+    Location::file(crate::config::display_path(&cx.facts.production.path))
+        .with_label("production checkpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_and_js_agree_with_hand_computed_values() {
+        // PSI of (0.5, 0.5) → (0.25, 0.75): (0.25-0.5)ln(0.5) + (0.75-0.5)ln(1.5) = 0.1733 + 0.1014
+        let p = psi(&[0.5, 0.5], &[0.25, 0.75]);
+        assert!((p - 0.274653).abs() < 1e-6, "{p}");
+        assert_eq!(psi(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
+        assert!((js(&[1.0, 0.0], &[0.0, 1.0]) - 1.0).abs() < 1e-12);
+        assert_eq!(js(&[0.2, 0.8], &[0.2, 0.8]), 0.0);
+    }
+
+    #[test]
+    fn deciles_split_evenly_and_rebin_the_same_data_identically() {
+        let v: Vec<f64> = (0..1000).map(|i| (i as f64).sin()).collect();
+        let h = histogram(&v);
+        assert_eq!(h.edges.len(), 9);
+        for s in &h.shares {
+            assert!((s - 0.1).abs() < 0.002, "{:?}", h.shares);
+        }
+        assert_eq!(bin_shares(&h.edges, &v), h.shares);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let p = softmax(&Matrix::new(
+            2,
+            3,
+            vec![1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0],
+        ));
+        for r in 0..2 {
+            assert!((p.row(r).iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        assert_eq!(class_shares(&p), vec![0.5, 0.0, 0.5]);
+    }
+}
