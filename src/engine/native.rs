@@ -156,27 +156,44 @@ impl Engine for NativeEngine {
                 inputs.cols, self.input_dim
             )));
         }
-        let data: Vec<f32> = inputs.data.iter().map(|&v| v as f32).collect();
-        let mut x = Tensor::<2>::from_data(
-            TensorData::new(data, [inputs.rows, inputs.cols]),
-            &self.device,
-        );
-        for layer in &self.net.plumbline_trunk {
-            x = act(self.activation, layer.forward(x));
-        }
-        let mut out = Outputs::new();
-        for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
-            let y = head.forward(x.clone());
-            let [rows, cols] = y.dims();
-            let values = y
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| Error::msg(format!("native engine: reading head `{name}`: {e:?}")))?;
-            out.insert(
-                name.clone(),
-                Matrix::new(rows, cols, values.into_iter().map(f64::from).collect()),
-            );
-        }
-        Ok(out)
+        // Compute in the weights' own precision (a float64 checkpoint runs in float64). A panic inside
+        // burn (e.g. layers of mixed dtypes) is an error naming the cause, never a crash.
+        let run = || -> Result<Outputs> {
+            let first = self
+                .net
+                .plumbline_trunk
+                .first()
+                .unwrap_or(&self.net.plumbline_heads[0]);
+            let dtype = first.weight.val().dtype();
+            let data = TensorData::new(inputs.data.clone(), [inputs.rows, inputs.cols]);
+            let mut x = Tensor::<2>::from_data(data, (&self.device, dtype));
+            for layer in &self.net.plumbline_trunk {
+                x = act(self.activation, layer.forward(x));
+            }
+            let mut out = Outputs::new();
+            for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
+                let y = head.forward(x.clone());
+                let [rows, cols] = y.dims();
+                let values = y
+                    .into_data()
+                    .convert::<f64>()
+                    .try_to_vec::<f64>()
+                    .map_err(|e| {
+                        Error::msg(format!("native engine: reading head `{name}`: {e:?}"))
+                    })?;
+                out.insert(name.clone(), Matrix::new(rows, cols, values));
+            }
+            Ok(out)
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown cause");
+            Err(Error::msg(format!(
+                "native engine: the forward pass failed: {why}"
+            )))
+        })
     }
 }

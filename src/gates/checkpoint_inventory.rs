@@ -3,7 +3,11 @@
 //! **What it does.** Finds every checkpoint the config's globs match and reads each one's metadata and
 //! tensor table (header only, never the tensor bytes, never executing pickle). A file that cannot be read,
 //! or whose pickle references a global outside the weights-only allowlist, is an error; so is a glob that
-//! matches nothing, and a production checkpoint the globs do not cover.
+//! matches nothing, and a production checkpoint the globs do not cover. Every checkpoint must carry the
+//! required facts (docs/checkpoint-metadata.md); for the production checkpoint feature-schema reports
+//! them when it runs. Two checkpoints claiming the same model version must hold the same model: files of
+//! one format are compared by whole-file sha256 (the only place inventory hashes whole files), a torch
+//! archive and a safetensors twin by their tensor tables (names, dtypes, shapes) and feature metadata.
 //!
 //! **Why is this bad?** An unreadable checkpoint fails at the worst moment (the live process loading it),
 //! and a pickle that names `os.system` runs that call for whoever loads it with plain `torch.load`.
@@ -47,6 +51,15 @@ pub const PRODUCTION_UNLISTED: Code = code(
     "the production checkpoint is not matched by any glob",
 );
 
+pub const MISSING_FACT: Code = code(
+    "inventory-missing-fact",
+    "a checkpoint lacks a required metadata key",
+);
+pub const VERSION_CONFLICT: Code = code(
+    "checkpoint-version-conflict",
+    "two checkpoints claim the same model version but hold different models",
+);
+
 pub const GATE: Gate = Gate {
     name: "checkpoint-inventory",
     plan_script: Some("01_checkpoint_inventory"),
@@ -55,6 +68,8 @@ pub const GATE: Gate = Gate {
         CHECKPOINT_UNSAFE,
         GLOB_EMPTY,
         PRODUCTION_UNLISTED,
+        MISSING_FACT,
+        VERSION_CONFLICT,
     ],
     needs_engine: false,
     run,
@@ -142,6 +157,7 @@ pub fn inventory(
         );
     }
     let mut rows = Vec::new();
+    let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
     for path in paths {
         let display = display_path(&path);
         let is_production = same_file(&path, &production);
@@ -158,6 +174,21 @@ pub fn inventory(
         match read {
             Ok(info) => {
                 let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
+                for m in f.missing() {
+                    findings.push(
+                        Finding::new(
+                            &MISSING_FACT,
+                            format!("{display} has no `{}` ({})", m.key, m.field),
+                        )
+                        .at(m.location.clone())
+                        .help("write every required key from the training script (docs/checkpoint-metadata.md), or point `[checkpoints.keys]` at where it lives"),
+                    );
+                }
+                let version = f
+                    .model_version
+                    .value
+                    .as_ref()
+                    .and_then(crate::contract::version);
                 rows.push(Row {
                     path: display,
                     format: Some(info.format),
@@ -187,6 +218,7 @@ pub fn inventory(
                     sha256,
                     production: is_production,
                 });
+                read_ok.push((info, version));
             }
             Err(Error::Checkpoint { source, .. }) => {
                 let code = if matches!(source, CheckpointError::UnsafeGlobal { .. }) {
@@ -216,7 +248,92 @@ pub fn inventory(
             Err(other) => return Err(other),
         }
     }
+    findings.extend(version_conflicts(
+        &read_ok,
+        &loaded.config.checkpoints.keys.state_dict,
+    )?);
     Ok((rows, findings))
+}
+
+/// Checkpoints claiming one model version must hold one model.
+fn version_conflicts(
+    read: &[(checkpoint::CheckpointInfo, Option<String>)],
+    state_dict: &str,
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let mut hashes: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    for (i, (a, va)) in read.iter().enumerate() {
+        let Some(va) = va else { continue };
+        // Compare each file with the first earlier file of the same version only (one finding per file).
+        let Some((b, _)) = read[..i].iter().find(|(_, vb)| vb.as_ref() == Some(va)) else {
+            continue;
+        };
+        let differs = if a.format == b.format {
+            let mut hash = |p: &std::path::Path| -> Result<String> {
+                if let Some(h) = hashes.get(p) {
+                    return Ok(h.clone());
+                }
+                let h = checkpoint::sha256_file(p)?;
+                hashes.insert(p.to_path_buf(), h.clone());
+                Ok(h)
+            };
+            let (ha, hb) = (hash(&a.path)?, hash(&b.path)?);
+            (ha != hb).then(|| format!("sha256 {} vs {}", short(&ha), short(&hb)))
+        } else {
+            let (ta, tb) = (tensor_table(a, state_dict), tensor_table(b, state_dict));
+            if ta != tb {
+                Some("their tensor tables (names, dtypes, shapes) differ".to_owned())
+            } else {
+                ["feature_cols", "schema_hash", "input_dim"]
+                    .iter()
+                    .find(|k| a.get(k) != b.get(k))
+                    .map(|k| format!("their `{k}` differ"))
+            }
+        };
+        if let Some(why) = differs {
+            out.push(
+                Finding::new(
+                    &VERSION_CONFLICT,
+                    format!(
+                        "{} and {} both claim model version {va}, but {why}",
+                        display_path(&b.path),
+                        display_path(&a.path)
+                    ),
+                )
+                .at(Location::file(display_path(&a.path)).with_label("model_version"))
+                .related(Location::file(display_path(&b.path)).with_label("model_version"))
+                .help("a retrain writes a new model version; bump MODEL_VERSION, or remove the stale file"),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn short(h: &str) -> String {
+    let h = h.strip_prefix("sha256:").unwrap_or(h);
+    format!("{}…", &h[..h.len().min(12)])
+}
+
+/// Tensor names (without the state-dict prefix), dtypes and shapes, sorted.
+fn tensor_table(
+    info: &checkpoint::CheckpointInfo,
+    state_dict: &str,
+) -> Vec<(String, String, Vec<u64>)> {
+    let prefix = format!("{state_dict}.");
+    let mut t: Vec<_> = info
+        .tensors
+        .iter()
+        .filter(|t| info.format == Format::Safetensors || t.name.starts_with(&prefix))
+        .map(|t| {
+            (
+                t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_owned(),
+                t.dtype.clone(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    t.sort();
+    t
 }
 
 pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
@@ -227,7 +344,14 @@ pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let (rows, findings) = inventory(cx.loaded, false, Some(&cx.facts.production))?;
+    let (rows, mut findings) = inventory(cx.loaded, false, Some(&cx.facts.production))?;
+    if cx.runs("feature-schema") {
+        // feature-schema reports the production checkpoint's missing facts (with more context).
+        let production = display_path(&cx.facts.production.path);
+        findings.retain(|f| {
+            f.code != MISSING_FACT.id || f.location.as_ref().is_none_or(|l| l.path != production)
+        });
+    }
     let n = rows.len();
     Ok(Report {
         findings,

@@ -246,7 +246,18 @@ pub fn run(cx: &Context) -> Result<Report> {
     let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
     let (raw, names, mut out) = probes(cx, &scaler, &policy);
     let x = scaler.scale(&raw, &policy);
-    let first = engine.forward(&x)?;
+    let first = match engine.forward(&x) {
+        Ok(o) => o,
+        Err(e) => {
+            return Ok(Report {
+                findings: vec![
+                    Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(model_location(cx)),
+                ],
+                summary: "model does not run".into(),
+                skipped: None,
+            });
+        }
+    };
     let here = model_location(cx);
 
     // Keyed by the contract's heads, with their widths.
@@ -467,9 +478,13 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
     }
     let mut findings = Vec::new();
     if let Some((i, head, k, g, w)) = first {
-        let line = crate::source::keypath::json_key(&display, &text, &format!("rows.{i}"))
-            .map(|f| f.origin)
-            .unwrap_or_else(|_| Location::file(&display));
+        let line = crate::source::keypath::json_key(
+            &display,
+            &text,
+            &format!("rows.{i}.outputs.{head}.{k}"),
+        )
+        .map(|f| f.origin)
+        .unwrap_or_else(|_| Location::file(&display));
         findings.push(
             Finding::new(
                 &REFERENCE_MISMATCH,

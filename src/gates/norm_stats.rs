@@ -171,7 +171,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 Finding::new(
                     &MAD_TOO_SMALL,
                     format!(
-                        "the MAD of `{}` (index {i}) is {:e}, at or below mad-epsilon {:e}",
+                        "the MAD of `{}` (index {i}) is {}, at or below mad-epsilon {:e}",
                         names[i], mad[i], settings.mad_epsilon
                     ),
                 )

@@ -53,6 +53,11 @@ pub const PROBABILITIES_INVALID: Code = code(
     Severity::Error,
     "a softmax head's probabilities are outside [0, 1] or do not sum to 1",
 );
+pub const NOT_FINITE: Code = code(
+    "output-not-finite",
+    Severity::Error,
+    "a head's output is NaN or infinite on rows of the slice",
+);
 pub const CLASS_SHARE: Code = code(
     "output-class-share",
     Severity::Error,
@@ -74,6 +79,7 @@ pub const GATE: Gate = Gate {
     plan_script: Some("05_output_distribution"),
     codes: &[
         MODEL_UNAVAILABLE,
+        NOT_FINITE,
         COLLAPSED,
         PROBABILITIES_INVALID,
         CLASS_SHARE,
@@ -330,12 +336,54 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     let s = &cx.loaded.config.gates.output_distribution;
-    let values = evaluate(cx, engine, slice)?;
+    let values = match evaluate(cx, engine, slice) {
+        Ok(v) => v,
+        Err(_) if cx.runs("forward-contract") => {
+            return Ok(Report::skipped(
+                "the model does not run (forward-contract says why)",
+            ));
+        }
+        Err(e) => {
+            return Ok(Report {
+                findings: vec![
+                    Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(model_location(cx)),
+                ],
+                summary: "model does not run".into(),
+                skipped: None,
+            });
+        }
+    };
     let here = model_location(cx);
     let slice_at = Location::file(&slice.path).with_label("slice");
     let mut out = Vec::new();
+    let mut finite = Vec::new();
     for hv in &values {
         let head_at = head_location(cx, &hv.head);
+        let bad: Vec<usize> = (0..hv.values.rows)
+            .filter(|&r| hv.values.row(r).iter().any(|v| !v.is_finite()))
+            .collect();
+        if let Some(&r) = bad.first() {
+            // Shares, spreads and drift of NaN are noise: one finding per head, nothing else about it.
+            out.push(
+                Finding::new(
+                    &NOT_FINITE,
+                    format!(
+                        "`{}` is NaN or infinite on {} of {} slice rows (first: {}: {:?})",
+                        hv.head.name,
+                        bad.len(),
+                        slice.len(),
+                        slice.key(r),
+                        hv.values.row(r)
+                    ),
+                )
+                .at(slice.location(r))
+                .related(head_at.clone())
+                .related(here.clone())
+                .help("a non-finite input after scaling (a zero MAD, an unhandled NaN) or overflowing weights"),
+            );
+            continue;
+        }
+        finite.push(hv);
         for j in 0..hv.values.cols {
             let col = hv.values.column(j);
             let sd = std_dev(&col);
@@ -343,8 +391,9 @@ pub fn run(cx: &Context) -> Result<Report> {
                 out.push(
                     Finding::new(
                         &COLLAPSED,
-                        format!("{} has standard deviation {sd:e} over {} slice rows (collapse-epsilon {:e})", unit_name(&hv.head, j), slice.len(), s.collapse_epsilon),
+                        format!("{} is constant over {} slice rows (standard deviation at or below collapse-epsilon {:e})", unit_name(&hv.head, j), slice.len(), s.collapse_epsilon),
                     )
+                    .note(format!("standard deviation {sd:e}"))
                     .at(head_at.clone())
                     .related(here.clone())
                     .related(slice_at.clone())
@@ -407,7 +456,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 format!("invalid baseline: {e}"),
             )
         })?;
-        let (worst_psi, fs) = drift(cx, &base, &values, &display, &text, slice);
+        let (worst_psi, fs) = drift(cx, &base, &finite, &display, &text, slice);
         out.extend(fs);
         summary.push_str(&format!(" · PSI ≤ {worst_psi:.3}"));
     }
@@ -421,7 +470,7 @@ pub fn run(cx: &Context) -> Result<Report> {
 fn drift(
     cx: &Context,
     base: &Baseline,
-    values: &[HeadValues],
+    values: &[&HeadValues],
     display: &str,
     text: &str,
     slice: &Slice,
@@ -455,6 +504,20 @@ fn drift(
         let Some(hb) = base.heads.get(&hv.head.name) else {
             continue;
         };
+        if hb.kind != hv.head.kind {
+            out.push(
+                Finding::new(
+                    &BASELINE_STALE,
+                    format!(
+                        "head `{}` is {} in the baseline and {} now: its distributions are not comparable",
+                        hv.head.name, hb.kind, hv.head.kind
+                    ),
+                )
+                .at(at_key(&format!("heads.{}.kind", hv.head.name)))
+                .related(head_location(cx, &hv.head)),
+            );
+            continue;
+        }
         let mut dists: Vec<(String, String, Vec<f64>, Vec<f64>)> = Vec::new();
         if !hb.class_shares.is_empty() && hb.class_shares.len() == hv.values.cols {
             dists.push((

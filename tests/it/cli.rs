@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::{example, example_copy, plumbline, repo, stderr, stdout};
+use crate::util::{example, example_copy, plumbline, replace_in, repo, stderr, stdout};
 
 const CFG: &str = "examples/momentum/plumbline.toml";
 
@@ -83,12 +83,6 @@ fn json_report_is_deterministic_and_valid() {
     .unwrap();
     assert!(jsonschema::is_valid(&schema, &doc));
     assert_eq!(doc["verdict"], "passed");
-}
-
-fn replace_in(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from:?} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[test]

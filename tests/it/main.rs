@@ -5,6 +5,7 @@ mod bytes_read;
 mod checkpoints;
 mod cli;
 mod corpus;
+mod defects;
 mod docs_and_schemas;
 mod engine;
 mod limits;

@@ -262,3 +262,10 @@ pub fn python3_or_skip(what: &str) -> bool {
     );
     present
 }
+
+/// Replace the first `from` in a file (which must contain it).
+pub fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}

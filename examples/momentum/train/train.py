@@ -385,6 +385,13 @@ def main():
         m["schema_hash"] = schema_hash(FEATURE_COLS, m["feature_dtypes"])
 
     variant("float64.pt", float64, mdl=copy.deepcopy(model).double())
+
+    # A dead head: the direction layer's weights are zero, so it predicts the same class for every row
+    # (what a diverged run or a wrongly initialised head looks like). Metadata unchanged.
+    dead = copy.deepcopy(model)
+    with torch.no_grad():
+        dead.heads["direction"].weight.zero_()
+    variant("direction_collapsed.pt", lambda m: None, mdl=dead)
     print("wrote checkpoints, references and the defect corpus")
 
 

@@ -1,0 +1,344 @@
+//! The defect corpus: the clean example with exactly one real defect each, made by a helper from the
+//! example (a patched pipeline file, or a checkpoint variant torch wrote into tests/fixtures/checkpoints).
+//! Each variant must exit 1 with its expected finding code at its expected path and line; every other
+//! finding it cascades into is pinned in tests/snapshots/defects/NAME.txt (rewrite them with
+//! `PLUMBLINE_BLESS=1 cargo test defects` and review the diff). docs/defect-corpus.md lists the variants.
+#![cfg(feature = "native")]
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{example_copy, fixture, plumbline, replace_in, repo, stderr, stdout};
+
+/// Where the primary finding must point.
+enum Line {
+    /// A binary file (a checkpoint): path only.
+    None,
+    /// The first line of the (patched) file containing this text.
+    Containing(&'static str),
+}
+
+struct Defect {
+    name: &'static str,
+    make: fn(&Path),
+    code: &'static str,
+    path: &'static str,
+    line: Line,
+}
+
+fn production(ex: &Path, fixture_name: &str) {
+    std::fs::copy(
+        fixture(&format!("checkpoints/{fixture_name}")),
+        ex.join("checkpoints/momentum_v3.pt"),
+    )
+    .unwrap();
+}
+
+const DEFECTS: &[Defect] = &[
+    Defect {
+        name: "checkpoint-feature-cols-reordered",
+        make: |ex| production(ex, "feature_cols_reordered.pt"),
+        code: "feature-order-mismatch",
+        path: "pipeline/features.py",
+        line: Line::Containing("\"ret_5\","),
+    },
+    Defect {
+        name: "checkpoint-input-dim-off-by-one",
+        make: |ex| production(ex, "input_dim_off_by_one.pt"),
+        code: "input-dim-mismatch",
+        path: "checkpoints/momentum_v3.pt",
+        line: Line::None,
+    },
+    Defect {
+        name: "checkpoint-float64",
+        make: |ex| production(ex, "float64.pt"),
+        code: "feature-dtype-mismatch",
+        path: "pipeline/features.py",
+        line: Line::Containing("FEATURE_DTYPES = "),
+    },
+    Defect {
+        name: "checkpoint-no-mad",
+        make: |ex| production(ex, "no_mad.pt"),
+        code: "checkpoint-missing-fact",
+        path: "checkpoints/momentum_v3.pt",
+        line: Line::None,
+    },
+    Defect {
+        name: "checkpoint-zero-mad",
+        make: |ex| production(ex, "zero_mad.pt"),
+        code: "norm-stats-mad-too-small",
+        path: "pipeline/features.py",
+        line: Line::Containing("\"vol_ratio\","),
+    },
+    Defect {
+        name: "checkpoint-heads-reordered",
+        make: |ex| production(ex, "heads_reordered.pt"),
+        code: "head-order-mismatch",
+        path: "pipeline/model.py",
+        line: Line::Containing("\"name\": \"direction\""),
+    },
+    Defect {
+        name: "checkpoint-scaler-from-another-run",
+        make: |ex| production(ex, "scaler_other_run.pt"),
+        code: "norm-stats-run-mismatch",
+        path: "checkpoints/momentum_v3.pt",
+        line: Line::None,
+    },
+    Defect {
+        name: "checkpoint-direction-head-collapsed",
+        make: |ex| production(ex, "direction_collapsed.pt"),
+        code: "output-collapsed",
+        path: "pipeline/model.py",
+        line: Line::Containing("\"name\": \"direction\""),
+    },
+    Defect {
+        name: "checkpoint-second-file-same-version",
+        make: |ex| {
+            std::fs::copy(
+                fixture("checkpoints/zero_mad.pt"),
+                ex.join("checkpoints/momentum_v3_retry.pt"),
+            )
+            .unwrap();
+        },
+        code: "checkpoint-version-conflict",
+        path: "checkpoints/momentum_v3_retry.pt",
+        line: Line::None,
+    },
+    Defect {
+        name: "code-feature-renamed",
+        make: |ex| {
+            replace_in(
+                &ex.join("pipeline/features.py"),
+                "\"vol_20\",",
+                "\"vol_21\",",
+            )
+        },
+        code: "feature-set-mismatch",
+        path: "pipeline/features.py",
+        line: Line::Containing("\"vol_21\","),
+    },
+    Defect {
+        name: "code-horizon-changed",
+        make: |ex| {
+            replace_in(
+                &ex.join("pipeline/labels.py"),
+                "HORIZON = 5",
+                "HORIZON = 10",
+            )
+        },
+        code: "label-horizon-mismatch",
+        path: "pipeline/labels.py",
+        line: Line::Containing("HORIZON = 10"),
+    },
+    Defect {
+        name: "code-threshold-changed",
+        make: |ex| {
+            replace_in(
+                &ex.join("pipeline/labels.py"),
+                "LONG_THRESHOLD = 0.006",
+                "LONG_THRESHOLD = 0.008",
+            )
+        },
+        code: "label-threshold-mismatch",
+        path: "pipeline/labels.py",
+        line: Line::Containing("THRESHOLDS = {"),
+    },
+    Defect {
+        name: "code-nan-policy-changed",
+        make: |ex| {
+            replace_in(
+                &ex.join("pipeline/features.py"),
+                "NAN_POLICY = \"zero-fill\"",
+                "NAN_POLICY = \"drop-row\"",
+            )
+        },
+        code: "nan-policy-mismatch",
+        path: "pipeline/features.py",
+        line: Line::Containing("NAN_POLICY = "),
+    },
+    Defect {
+        name: "code-head-kind-changed",
+        make: |ex| {
+            replace_in(
+                &ex.join("pipeline/model.py"),
+                "{\"name\": \"direction\", \"kind\": \"softmax\"",
+                "{\"name\": \"direction\", \"kind\": \"sigmoid\"",
+            )
+        },
+        code: "head-kind-mismatch",
+        path: "pipeline/model.py",
+        line: Line::Containing("\"name\": \"direction\""),
+    },
+    Defect {
+        name: "docs-feature-row-edited",
+        make: |ex| {
+            replace_in(
+                &ex.join("docs/PIPELINE_CONTRACT.md"),
+                "| 5 | `vol_20` |",
+                "| 5 | `vol_2O` |",
+            )
+        },
+        code: "docs-drift",
+        path: "docs/PIPELINE_CONTRACT.md",
+        line: Line::Containing("`vol_2O`"),
+    },
+    Defect {
+        name: "reference-output-tampered",
+        make: |ex| {
+            replace_in(
+                &ex.join("reference/outputs.json"),
+                "-0.1944762021303177",
+                "-0.1844762021303177",
+            )
+        },
+        code: "forward-reference-mismatch",
+        path: "reference/outputs.json",
+        line: Line::Containing("-0.1844762021303177"),
+    },
+];
+
+/// One line per finding, for the snapshot: severity, code, locations, message. Long decimals are cut to
+/// four places so float noise in the last bits of an engine's output cannot make snapshots flaky.
+fn snapshot(findings: &[Value]) -> String {
+    let loc = |l: &Value| {
+        let mut s = l["path"].as_str().unwrap_or("").to_owned();
+        if let Some(n) = l["line"].as_u64() {
+            s.push_str(&format!(":{n}"));
+        }
+        s
+    };
+    let mut out = String::new();
+    for f in findings {
+        out.push_str(&format!(
+            "{}[{}] {} {}\n",
+            f["severity"].as_str().unwrap(),
+            f["code"].as_str().unwrap(),
+            f.get("location").map(loc).unwrap_or_default(),
+            cut_decimals(f["message"].as_str().unwrap())
+        ));
+        for r in f["related"].as_array().into_iter().flatten() {
+            out.push_str(&format!("    related {}\n", loc(r)));
+        }
+    }
+    out
+}
+
+fn cut_decimals(s: &str) -> String {
+    let mut out = String::new();
+    let mut run = 0usize; // digits since a '.' that follows a digit
+    let mut after_point = false;
+    let mut prev_digit = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if after_point {
+                run += 1;
+                if run > 4 {
+                    prev_digit = true;
+                    continue;
+                }
+            }
+            prev_digit = true;
+        } else {
+            after_point = c == '.' && prev_digit;
+            run = 0;
+            prev_digit = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn line_of(file: &Path, needle: &str) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap();
+    let i = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()));
+    i as u64 + 1
+}
+
+fn run_defect(d: &Defect) -> Result<(), String> {
+    let (_guard, ex) = example_copy();
+    (d.make)(&ex);
+    let o = plumbline(&ex, &["--format", "json", "check"]);
+    if o.status.code() != Some(1) {
+        return Err(format!(
+            "exit {:?}, expected 1\n{}{}",
+            o.status.code(),
+            stdout(&o),
+            stderr(&o)
+        ));
+    }
+    let report: Value =
+        serde_json::from_str(&stdout(&o)).map_err(|e| format!("{e}: {}", stdout(&o)))?;
+    let findings = report["findings"].as_array().unwrap().clone();
+    let want_line = match d.line {
+        Line::None => None,
+        Line::Containing(needle) => Some(line_of(&ex.join(d.path), needle)),
+    };
+    let hit = findings.iter().any(|f| {
+        f["code"] == d.code
+            && f["location"]["path"] == d.path
+            && f["location"]["line"].as_u64() == want_line
+    });
+    let snap = snapshot(&findings);
+    if !hit {
+        return Err(format!(
+            "no {} at {}:{want_line:?}; findings:\n{snap}",
+            d.code, d.path
+        ));
+    }
+    let file = repo()
+        .join("tests/snapshots/defects")
+        .join(format!("{}.txt", d.name));
+    if std::env::var_os("PLUMBLINE_BLESS").is_some() {
+        std::fs::write(&file, &snap).unwrap();
+        return Ok(());
+    }
+    let pinned = std::fs::read_to_string(&file)
+        .map_err(|e| format!("{}: {e} (create it with PLUMBLINE_BLESS=1)", file.display()))?;
+    if pinned != snap {
+        return Err(format!(
+            "findings differ from {} (rerun with PLUMBLINE_BLESS=1 if intended):\n--- pinned\n{pinned}--- now\n{snap}",
+            file.display()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_defect_is_caught_at_its_line() {
+    assert!(DEFECTS.len() >= 10);
+    let failures: Vec<String> = DEFECTS
+        .iter()
+        .filter_map(|d| run_defect(d).err().map(|e| format!("== {}\n{e}", d.name)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_snapshot_belongs_to_a_defect_and_the_docs_list_them_all() {
+    for entry in std::fs::read_dir(repo().join("tests/snapshots/defects")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let stem = name.strip_suffix(".txt").unwrap_or(&name);
+        assert!(
+            DEFECTS.iter().any(|d| d.name == stem),
+            "stale snapshot {name}"
+        );
+    }
+    let docs = std::fs::read_to_string(repo().join("docs/defect-corpus.md")).unwrap();
+    for d in DEFECTS {
+        let row = format!("| `{}` | `{}` |", d.name, d.code);
+        assert!(docs.contains(&row), "docs/defect-corpus.md lacks {row}");
+    }
+}
+
+#[test]
+fn cut_decimals_keeps_four_places() {
+    assert_eq!(
+        cut_decimals("PSI 0.123456 at v1.2 and 3.14159e-7"),
+        "PSI 0.1234 at v1.2 and 3.1415e-7"
+    );
+    assert_eq!(cut_decimals("row 12, head `d`[1]"), "row 12, head `d`[1]");
+}
