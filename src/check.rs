@@ -228,6 +228,9 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
             Plan::Run(gate) => (gate.name, (gate.run)(&cx)?),
             Plan::Skip(name, why) => (name, gates::Report::skipped(why)),
         };
+        if let (Selection::Gate(g), Some(why)) = (selection, &report.skipped) {
+            return Err(Error::msg(format!("gate `{}` cannot run: {why}", g.name)));
+        }
         let mut fs: Vec<Finding> = report
             .findings
             .into_iter()

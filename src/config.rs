@@ -310,16 +310,17 @@ pub struct SliceSection {
     pub features: String,
     #[serde(default = "default_timestamp")]
     pub timestamp: String,
+    /// The symbol column; `""` for a single-instrument slice without one.
     #[serde(default = "default_symbol")]
-    pub symbol: Option<String>,
+    pub symbol: String,
 }
 
 fn default_timestamp() -> String {
     "timestamp".into()
 }
 
-fn default_symbol() -> Option<String> {
-    Some("symbol".into())
+fn default_symbol() -> String {
+    "symbol".into()
 }
 
 /// `[gates]`: every gate runs unless disabled here (or skipped because its inputs are not configured).
@@ -466,6 +467,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
             return Err(Error::at(
                 Location::file(display_path(path)),
                 format!("[severity] names unknown finding code `{code}` (see docs/codes.md)"),
+            ));
+        }
+    }
+    for name in &config.gates.disable {
+        if !crate::gates::known(name) {
+            return Err(Error::at(
+                Location::file(display_path(path)),
+                format!("`gates.disable` names unknown gate `{name}` (see docs/gates/README.md)"),
             ));
         }
     }

@@ -66,14 +66,14 @@ pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<S
             format!("no timestamp column `{}` in the header", section.timestamp),
         )
     })?;
-    let sym_col = match &section.symbol {
-        Some(s) => Some(index(s).ok_or_else(|| {
+    let sym_col = match section.symbol.as_str() {
+        "" => None,
+        s => Some(index(s).ok_or_else(|| {
             at(
                 1,
-                format!("no symbol column `{s}` in the header (set `slice.symbol`)"),
+                format!("no symbol column `{s}` in the header (set `slice.symbol`, \"\" for none)"),
             )
         })?),
-        None => None,
     };
     let mut feature_cols = Vec::with_capacity(columns.len());
     let missing: Vec<&str> = columns

@@ -11,8 +11,8 @@
 //! different answer for the same row depending on what else is in the batch gives a backtest that cannot
 //! be reproduced and a live process that disagrees with it.
 //!
-//! **Example.** The reference file says row 12's `direction` logits are [0.41, -0.10, -0.33]; the model
-//! in the checkpoint gives [0.52, …]: `forward-reference-mismatch` at the reference file's line of row 12.
+//! **Example.** The reference file says row 12's `direction`[1] logit is -0.18448, the checkpoint's model
+//! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
 use super::{Context, Gate, Model, Report};
 use crate::contract;
@@ -90,7 +90,7 @@ pub const GATE: Gate = Gate {
 };
 
 /// The production checkpoint's scaler, or why it cannot be used.
-pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Finding> {
+pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
     let ck = &cx.facts.checkpoint;
     let n = cx.facts.model_feature_names().map(|v| v.len()).unwrap_or(0);
     let get = |f: &crate::facts::CheckpointFact| {
@@ -99,15 +99,17 @@ pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Finding> {
             .and_then(numbers)
             .filter(|v| v.len() == n)
             .ok_or_else(|| {
-                Finding::new(
-                    &INPUTS_UNAVAILABLE,
-                    format!(
-                        "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
-                        f.key
-                    ),
+                Box::new(
+                    Finding::new(
+                        &INPUTS_UNAVAILABLE,
+                        format!(
+                            "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
+                            f.key
+                        ),
+                    )
+                    .at(f.location.clone())
+                    .help("norm-stats names what is wrong with the scaler"),
                 )
-                .at(f.location.clone())
-                .help("norm-stats names what is wrong with the scaler")
             })
     };
     Ok(Scaler {
@@ -229,14 +231,13 @@ pub fn run(cx: &Context) -> Result<Report> {
                 skipped: None,
             });
         }
-        Model::Unavailable(why) => return Ok(Report::skipped(*why)),
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     };
     let scaler = match scaler(cx) {
         Ok(s) => s,
         Err(f) => {
             return Ok(Report {
-                findings: vec![f],
+                findings: vec![*f],
                 summary: "inputs not scaled".into(),
                 skipped: None,
             });
@@ -346,35 +347,21 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     // Batch-invariant.
     let tol = cx.loaded.config.gates.forward_contract.batch_tolerance;
-    let mut worst = 0.0f64;
-    let mut reported = false;
-    for r in 0..x.rows {
-        let alone = engine.forward(&x.slice_rows(r..r + 1))?;
-        for (head, m) in &alone {
-            let Some(batch) = first.get(head) else {
-                continue;
-            };
-            for (a, b) in m.row(0).iter().zip(batch.row(r)) {
-                let d = (a - b).abs();
-                if d.is_nan() {
-                    continue; // non-finite outputs are reported above
-                }
-                worst = worst.max(d);
-                if d > tol && !reported {
-                    reported = true;
-                    out.push(
-                        Finding::new(
-                            &BATCH_VARIANCE,
-                            format!("head `{head}` on {} differs by {d:e} between the batch and the row alone (tolerance {tol:e})", names[r]),
-                        )
-                        .at(here.clone())
-                        .note(format!("in the batch: {:?}", batch.row(r)))
-                        .note(format!("alone:        {:?}", m.row(0)))
-                        .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()"),
-                    );
-                }
-            }
-        }
+    let (worst, first_bad) = batch_variance(engine, &x, &first, tol)?;
+    if let Some(v) = first_bad {
+        out.push(
+            Finding::new(
+                &BATCH_VARIANCE,
+                format!(
+                    "head `{}` on {} differs by {:e} between the batch and the row alone (tolerance {tol:e})",
+                    v.head, names[v.row], v.diff
+                ),
+            )
+            .at(here.clone())
+            .note(format!("in the batch: {:?}", v.batch))
+            .note(format!("alone:        {:?}", v.alone))
+            .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()"),
+        );
     }
     let mut summary = format!("{} probes · batch Δ {worst:.1e}", x.rows);
     if let Some(rel) = &cx.loaded.config.gates.forward_contract.reference {
@@ -389,7 +376,53 @@ pub fn run(cx: &Context) -> Result<Report> {
     })
 }
 
-fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, usize)> {
+/// The first row whose output alone differs from its output in the batch by more than `tol`.
+pub struct Variance {
+    pub head: String,
+    pub row: usize,
+    pub diff: f64,
+    pub batch: Vec<f64>,
+    pub alone: Vec<f64>,
+}
+
+/// Run each row alone and compare with the batch run `first`; returns the largest difference seen and
+/// the first row over `tol`. NaN differences are skipped (non-finite outputs are reported on their own).
+pub fn batch_variance(
+    engine: &dyn Engine,
+    x: &Matrix,
+    first: &Outputs,
+    tol: f64,
+) -> Result<(f64, Option<Variance>)> {
+    let mut worst = 0.0f64;
+    let mut found = None;
+    for r in 0..x.rows {
+        let alone = engine.forward(&x.slice_rows(r..r + 1))?;
+        for (head, m) in &alone {
+            let Some(batch) = first.get(head) else {
+                continue;
+            };
+            for (a, b) in m.row(0).iter().zip(batch.row(r)) {
+                let d = (a - b).abs();
+                if d.is_nan() {
+                    continue;
+                }
+                worst = worst.max(d);
+                if d > tol && found.is_none() {
+                    found = Some(Variance {
+                        head: head.clone(),
+                        row: r,
+                        diff: d,
+                        batch: batch.row(r).to_vec(),
+                        alone: m.row(0).to_vec(),
+                    });
+                }
+            }
+        }
+    }
+    Ok((worst, found))
+}
+
+pub fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, usize)> {
     for (head, m) in a {
         let o = b.get(head)?;
         for r in 0..m.rows {
@@ -466,7 +499,7 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
             for (k, (g, w)) in m.row(i).iter().zip(&want).enumerate() {
                 let d = (g - w).abs();
                 worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
-                if !(d <= tol) {
+                if d.is_nan() || d > tol {
                     row_bad = true;
                     if first.is_none() {
                         first = Some((i, head.clone(), k, *g, *w));
@@ -501,7 +534,75 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
 
 #[cfg(test)]
 mod tests {
-    use super::Normal;
+    use super::*;
+
+    /// Adds the batch mean of column 0 to every output: what batch norm in training mode does.
+    struct BatchDependent;
+    impl Engine for BatchDependent {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn input_dim(&self) -> usize {
+            2
+        }
+        fn forward(&self, x: &Matrix) -> Result<Outputs> {
+            let mean = x.column(0).iter().sum::<f64>() / x.rows as f64;
+            let data = (0..x.rows).map(|r| x.row(r)[1] + mean).collect();
+            Ok(Outputs::from([(
+                "y".to_owned(),
+                Matrix::new(x.rows, 1, data),
+            )]))
+        }
+    }
+
+    /// Row-wise: a row's output depends on that row only.
+    struct RowWise;
+    impl Engine for RowWise {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn input_dim(&self) -> usize {
+            2
+        }
+        fn forward(&self, x: &Matrix) -> Result<Outputs> {
+            let data = (0..x.rows)
+                .map(|r| x.row(r)[0] * 2.0 - x.row(r)[1])
+                .collect();
+            Ok(Outputs::from([(
+                "y".to_owned(),
+                Matrix::new(x.rows, 1, data),
+            )]))
+        }
+    }
+
+    #[test]
+    fn batch_variance_finds_a_batch_dependent_model_and_passes_a_row_wise_one() {
+        let x = Matrix::new(3, 2, vec![0.0, 1.0, 3.0, 1.0, 6.0, 1.0]);
+        let first = BatchDependent.forward(&x).unwrap();
+        let (worst, v) = batch_variance(&BatchDependent, &x, &first, 1e-6).unwrap();
+        let v = v.expect("batch mean 3 vs each row's own value");
+        assert_eq!((v.head.as_str(), v.row, v.diff), ("y", 0, 3.0));
+        assert_eq!(worst, 3.0);
+        let first = RowWise.forward(&x).unwrap();
+        let (worst, v) = batch_variance(&RowWise, &x, &first, 1e-6).unwrap();
+        assert!(v.is_none());
+        assert_eq!(worst, 0.0);
+    }
+
+    #[test]
+    fn first_difference_is_bitwise_at_zero_tolerance() {
+        let a = Outputs::from([("h".to_owned(), Matrix::new(2, 1, vec![1.0, f64::NAN]))]);
+        let b = Outputs::from([("h".to_owned(), Matrix::new(2, 1, vec![1.0, f64::NAN]))]);
+        assert!(
+            first_difference(&a, &b, 0.0).is_none(),
+            "same NaN bits are the same output"
+        );
+        let c = Outputs::from([(
+            "h".to_owned(),
+            Matrix::new(2, 1, vec![1.0 + 1e-15, f64::NAN]),
+        )]);
+        assert_eq!(first_difference(&a, &c, 0.0), Some(("h".to_owned(), 0)));
+    }
 
     #[test]
     fn normal_draws_are_seeded_and_look_normal() {

@@ -23,8 +23,6 @@ use crate::slice::Slice;
 pub enum Model {
     /// No selected gate runs the model.
     NotNeeded,
-    /// This build cannot run it (the reason names the missing cargo feature).
-    Unavailable(&'static str),
     /// Building it from the production checkpoint failed (the message names the file and key).
     Failed(String),
     Ready(Box<dyn Engine>),

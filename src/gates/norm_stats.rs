@@ -207,7 +207,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                         let Some((m, d)) = median_mad(col) else {
                             continue;
                         };
-                        if !(mad[j] > 0.0) {
+                        if mad[j].is_nan() || mad[j] <= 0.0 {
                             continue;
                         }
                         let dm = (m - median[j]).abs() / mad[j];

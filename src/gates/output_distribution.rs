@@ -12,8 +12,9 @@
 //! trades; one whose outputs moved after a retrain or a data change trades differently than the backtest
 //! that approved it.
 //!
-//! **Example.** After a retrain the `long` share on the slice went from 41% to 3%: `output-class-share`
-//! (below the 5% floor) and `output-drift` with PSI 1.9 for `direction` class `long`.
+//! **Example.** A checkpoint whose direction layer has zero weights predicts class 2 on 100% of the
+//! slice: `output-collapsed` for each class, `output-class-share` (outside [5%, 90%]) and `output-drift`
+//! with PSI 5.3 for the class shares.
 
 use std::collections::BTreeMap;
 
@@ -313,7 +314,6 @@ pub fn run(cx: &Context) -> Result<Report> {
     };
     let engine: &dyn Engine = match cx.model {
         Model::Ready(e) => e.as_ref(),
-        Model::Unavailable(why) => return Ok(Report::skipped(*why)),
         Model::Failed(_) if cx.runs("forward-contract") => {
             return Ok(Report::skipped(
                 "the model cannot be built (forward-contract says why)",
@@ -387,7 +387,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         for j in 0..hv.values.cols {
             let col = hv.values.column(j);
             let sd = std_dev(&col);
-            if !(sd > s.collapse_epsilon) {
+            if sd.is_nan() || sd <= s.collapse_epsilon {
                 out.push(
                     Finding::new(
                         &COLLAPSED,
@@ -483,14 +483,23 @@ fn drift(
             .unwrap_or_else(|_| Location::file(display))
     };
     let version = cx.contract.map(|c| c.model_version.as_str());
-    if version.is_some_and(|v| v != base.model_version) || base.slice.rows != slice.len() {
+    let slice_sha = s
+        .baseline
+        .as_ref()
+        .and(cx.loaded.config.slice.as_ref())
+        .and_then(|sec| crate::checkpoint::sha256_file(&cx.loaded.resolve(&sec.features)).ok());
+    if version.is_some_and(|v| v != base.model_version)
+        || base.slice.rows != slice.len()
+        || slice_sha.is_some_and(|h| h != base.slice.sha256)
+    {
         out.push(
             Finding::new(
                 &BASELINE_STALE,
                 format!(
-                    "the baseline was written for model v{} on {} rows; this is model v{} on {} rows",
+                    "the baseline was written for model v{} on another slice or model ({} rows, {}); this is model v{} on {} rows",
                     base.model_version,
                     base.slice.rows,
+                    base.slice.path,
                     version.unwrap_or("?"),
                     slice.len()
                 ),

@@ -88,6 +88,14 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         .map(|g| g.gate.len())
         .max()
         .unwrap_or(0);
+    let summary_width = outcome
+        .gates
+        .iter()
+        .filter(|g| g.skipped.is_none())
+        .map(|g| g.summary.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(20, 64);
     for g in &outcome.gates {
         if let Some(why) = &g.skipped {
             let _ = writeln!(
@@ -108,7 +116,7 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         };
         let _ = writeln!(
             s,
-            "  {mark} {:<width$}   {:<52} {}",
+            "  {mark} {:<width$}   {:<summary_width$} {}",
             g.gate,
             what,
             paint(DIM, &duration(g.duration))
@@ -287,8 +295,8 @@ mod tests {
         ));
         let expected = "\
 plumbline 0.1.0 · momentum · profile pre-backtest
-  ✗ feature-schema        1 error                                              3 ms
-  ! docs-drift            1 warning                                            1.5 s
+  ✗ feature-schema        1 error              3 ms
+  ! docs-drift            1 warning            1.5 s
   – output-distribution   skipped: not configured: no `[slice]` in plumbline.toml
 
 error[feature-order-mismatch]: the checkpoint has `vol_20` at index 1 where the code has `ret_5`

@@ -1,7 +1,5 @@
 //! The binary: every command and exit code (0 passed, 1 findings, 2 could not do its job).
 
-use std::path::Path;
-
 use crate::util::{example, example_copy, plumbline, replace_in, repo, stderr, stdout};
 
 const CFG: &str = "examples/momentum/plumbline.toml";

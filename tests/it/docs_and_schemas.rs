@@ -60,25 +60,30 @@ fn every_code_is_in_docs_codes_md() {
 
 #[test]
 fn every_gate_is_documented_in_the_ruff_shape() {
-    let text = std::fs::read_to_string(repo().join("docs/gates.md")).unwrap();
+    let index = std::fs::read_to_string(repo().join("docs/gates/README.md")).unwrap();
     for g in plumbline::gates::GATES {
-        let start = text
-            .find(&format!("## {}", g.name))
-            .unwrap_or_else(|| panic!("docs/gates.md has no section for {}", g.name));
-        let section = &text[start..];
-        let section = &section[..section[3..]
-            .find("\n## ")
-            .map(|i| i + 3)
-            .unwrap_or(section.len())];
+        let page = format!("docs/gates/{}.md", g.name);
+        let text =
+            std::fs::read_to_string(repo().join(&page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(&format!("# {}", g.name)), "{page}: title");
         for heading in ["**What it does.**", "**Why is this bad?**", "**Example.**"] {
-            assert!(section.contains(heading), "{}: no {heading}", g.name);
+            assert!(text.contains(heading), "{page}: no {heading}");
         }
         for c in g.codes {
             assert!(
-                section.contains(&format!("`{}`", c.id)),
-                "{}: code {} not mentioned",
-                g.name,
+                text.contains(&format!("`{}`", c.id)),
+                "{page}: code {} not mentioned",
                 c.id
+            );
+        }
+        assert!(
+            index.contains(&format!("({}.md)", g.name)),
+            "docs/gates/README.md does not link {page}"
+        );
+        if let Some(script) = g.plan_script {
+            assert!(
+                index.contains(script),
+                "docs/gates/README.md does not map {script}"
             );
         }
     }

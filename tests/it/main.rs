@@ -8,6 +8,7 @@ mod corpus;
 mod defects;
 mod docs_and_schemas;
 mod engine;
+mod gates;
 mod limits;
 mod mutation;
 mod pickle_safety;
