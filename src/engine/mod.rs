@@ -51,6 +51,13 @@ impl Matrix {
         )
     }
 
+    /// Rows holding a NaN or an infinity.
+    pub fn non_finite_rows(&self) -> Vec<usize> {
+        (0..self.rows)
+            .filter(|&r| self.row(r).iter().any(|v| !v.is_finite()))
+            .collect()
+    }
+
     /// Column `j`.
     pub fn column(&self, j: usize) -> Vec<f64> {
         (0..self.rows)

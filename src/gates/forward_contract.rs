@@ -118,12 +118,6 @@ pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
     })
 }
 
-/// Where findings about the model point: the production checkpoint.
-fn model_location(cx: &Context) -> Location {
-    Location::file(crate::config::display_path(&cx.facts.production.path))
-        .with_label("production checkpoint")
-}
-
 /// A SplitMix64 stream turned into standard normal draws with Box–Muller: the same seed gives the same
 /// probes on every machine.
 pub struct Normal(u64);
@@ -221,27 +215,18 @@ pub fn run(cx: &Context) -> Result<Report> {
     let engine: &dyn Engine = match cx.model {
         Model::Ready(e) => e.as_ref(),
         Model::Failed(msg) => {
-            return Ok(Report {
-                findings: vec![
-                    Finding::new(&MODEL_UNAVAILABLE, msg.clone())
-                        .at(model_location(cx))
-                        .help("the checkpoint's `arch` must describe the model and name every layer's weights (docs/checkpoint-metadata.md)"),
-                ],
-                summary: "model not built".into(),
-                skipped: None,
-            });
+            return Ok(Report::stopped(
+                Finding::new(&MODEL_UNAVAILABLE, msg.clone())
+                    .at(cx.production_location())
+                    .help("the checkpoint's `arch` must describe the model and name every layer's weights (docs/checkpoint-metadata.md)"),
+                "model not built",
+            ));
         }
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     };
     let scaler = match scaler(cx) {
         Ok(s) => s,
-        Err(f) => {
-            return Ok(Report {
-                findings: vec![*f],
-                summary: "inputs not scaled".into(),
-                skipped: None,
-            });
-        }
+        Err(f) => return Ok(Report::stopped(*f, "inputs not scaled")),
     };
     let heads = contract::heads(&cx.facts.code.heads)?;
     let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
@@ -250,16 +235,13 @@ pub fn run(cx: &Context) -> Result<Report> {
     let first = match engine.forward(&x) {
         Ok(o) => o,
         Err(e) => {
-            return Ok(Report {
-                findings: vec![
-                    Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(model_location(cx)),
-                ],
-                summary: "model does not run".into(),
-                skipped: None,
-            });
+            return Ok(Report::stopped(
+                Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
+                "model does not run",
+            ));
         }
     };
-    let here = model_location(cx);
+    let here = cx.production_location();
 
     // Keyed by the contract's heads, with their widths.
     let want: Vec<&str> = heads.iter().map(|h| h.name.as_str()).collect();
@@ -310,9 +292,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     // Finite.
     for (head, m) in &first {
-        let bad: Vec<usize> = (0..m.rows)
-            .filter(|&r| m.row(r).iter().any(|v| !v.is_finite()))
-            .collect();
+        let bad = m.non_finite_rows();
         if let Some(&r) = bad.first() {
             out.push(
                 Finding::new(
@@ -363,11 +343,14 @@ pub fn run(cx: &Context) -> Result<Report> {
             .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()"),
         );
     }
-    let mut summary = format!("{} probes · batch Δ {worst:.1e}", x.rows);
+    let mut summary = format!("{} probes · batch Δ {}", x.rows, short_float(worst));
     if let Some(rel) = &cx.loaded.config.gates.forward_contract.reference {
         let (n, worst_ref, fs) = reference(cx, engine, rel)?;
         out.extend(fs);
-        summary.push_str(&format!(" · reference {n} rows Δ {worst_ref:.1e}"));
+        summary.push_str(&format!(
+            " · reference {n} rows Δ {}",
+            short_float(worst_ref)
+        ));
     }
     Ok(Report {
         findings: out,
@@ -420,6 +403,15 @@ pub fn batch_variance(
         }
     }
     Ok((worst, found))
+}
+
+/// `0` for an exact match, else one significant digit in scientific notation (`2.4e-7`).
+fn short_float(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{v:.1e}")
+    }
 }
 
 pub fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, usize)> {
@@ -524,7 +516,7 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
                 format!("row {i}, head `{head}`[{k}]: the model gives {g}, the reference {w} (tolerance {tol:e})"),
             )
             .at(line)
-            .related(model_location(cx))
+            .related(cx.production_location())
             .note(format!("{count} row×head outputs differ; largest difference {worst:e}"))
             .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint"),
         );

@@ -16,7 +16,7 @@ use crate::contract::PipelineContract;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::facts::Facts;
-use crate::finding::{Code, Finding};
+use crate::finding::{Code, Finding, Location};
 use crate::slice::Slice;
 
 /// The model, when a selected gate runs it.
@@ -47,6 +47,12 @@ impl Context<'_> {
     pub fn runs(&self, gate: &str) -> bool {
         self.selected.contains(&gate)
     }
+
+    /// Where findings about the model point: the production checkpoint.
+    pub fn production_location(&self) -> Location {
+        Location::file(crate::config::display_path(&self.facts.production.path))
+            .with_label("production checkpoint")
+    }
 }
 
 /// What a gate returns: its findings and a one-line summary for the verdict table, or why it skipped.
@@ -58,6 +64,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// A gate that could not get past its first step: one finding, and a summary saying which step.
+    pub fn stopped(finding: Finding, summary: &str) -> Report {
+        Report {
+            findings: vec![finding],
+            summary: summary.to_owned(),
+            skipped: None,
+        }
+    }
+
     pub fn skipped(reason: impl Into<String>) -> Report {
         Report {
             skipped: Some(reason.into()),

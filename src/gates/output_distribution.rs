@@ -320,13 +320,10 @@ pub fn run(cx: &Context) -> Result<Report> {
             ));
         }
         Model::Failed(msg) => {
-            return Ok(Report {
-                findings: vec![
-                    Finding::new(&MODEL_UNAVAILABLE, msg.clone()).at(model_location(cx)),
-                ],
-                summary: "model not built".into(),
-                skipped: None,
-            });
+            return Ok(Report::stopped(
+                Finding::new(&MODEL_UNAVAILABLE, msg.clone()).at(cx.production_location()),
+                "model not built",
+            ));
         }
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     };
@@ -344,24 +341,19 @@ pub fn run(cx: &Context) -> Result<Report> {
             ));
         }
         Err(e) => {
-            return Ok(Report {
-                findings: vec![
-                    Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(model_location(cx)),
-                ],
-                summary: "model does not run".into(),
-                skipped: None,
-            });
+            return Ok(Report::stopped(
+                Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
+                "model does not run",
+            ));
         }
     };
-    let here = model_location(cx);
+    let here = cx.production_location();
     let slice_at = Location::file(&slice.path).with_label("slice");
     let mut out = Vec::new();
     let mut finite = Vec::new();
     for hv in &values {
         let head_at = head_location(cx, &hv.head);
-        let bad: Vec<usize> = (0..hv.values.rows)
-            .filter(|&r| hv.values.row(r).iter().any(|v| !v.is_finite()))
-            .collect();
+        let bad = hv.values.non_finite_rows();
         if let Some(&r) = bad.first() {
             // Shares, spreads and drift of NaN are noise: one finding per head, nothing else about it.
             out.push(
@@ -579,11 +571,6 @@ fn head_location(cx: &Context, head: &Head) -> Location {
         .heads
         .item(head.index as usize)
         .with_label(format!("head `{}`", head.name))
-}
-
-fn model_location(cx: &Context) -> Location {
-    Location::file(crate::config::display_path(&cx.facts.production.path))
-        .with_label("production checkpoint")
 }
 
 #[cfg(test)]
