@@ -1,6 +1,6 @@
 //! The gate framework from the command line: profiles, skips, disabling, the baseline, determinism.
 
-use crate::util::{example, example_copy, plumbline, replace_in, repo, stderr, stdout};
+use crate::util::{example_copy, plumbline, replace_in, repo, stderr, stdout};
 
 const CFG: &str = "examples/momentum/plumbline.toml";
 
@@ -98,7 +98,8 @@ fn baseline_reproduces_the_committed_one_byte_for_byte() {
     let out = dir.path().join("b.json");
     let o = run(&["--config", CFG, "baseline", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let committed = std::fs::read(example().join("reference/output_baseline.json")).unwrap();
+    let committed =
+        std::fs::read(crate::util::example().join("reference/output_baseline.json")).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), committed);
 }
 
