@@ -334,6 +334,56 @@ pub struct GatesSection {
     pub output_distribution: OutputDistributionSettings,
 }
 
+impl GatesSection {
+    /// Every number finite and in range: a NaN tolerance would turn every comparison into a pass.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let n = &self.norm_stats;
+        let f = &self.forward_contract;
+        let o = &self.output_distribution;
+        let non_negative = [
+            ("gates.norm-stats.mad-epsilon", n.mad_epsilon),
+            ("gates.norm-stats.tolerance", n.tolerance),
+            (
+                "gates.forward-contract.reference-tolerance",
+                f.reference_tolerance,
+            ),
+            ("gates.forward-contract.batch-tolerance", f.batch_tolerance),
+            (
+                "gates.output-distribution.collapse-epsilon",
+                o.collapse_epsilon,
+            ),
+            ("gates.output-distribution.psi-threshold", o.psi_threshold),
+            ("gates.output-distribution.js-threshold", o.js_threshold),
+        ];
+        for (key, v) in non_negative {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("`{key}` must be a finite number ≥ 0, not {v}"));
+            }
+        }
+        for (key, v) in [
+            (
+                "gates.output-distribution.class-share-min",
+                o.class_share_min,
+            ),
+            (
+                "gates.output-distribution.class-share-max",
+                o.class_share_max,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("`{key}` must be a share between 0 and 1, not {v}"));
+            }
+        }
+        if o.class_share_min > o.class_share_max {
+            return Err(format!(
+                "`gates.output-distribution.class-share-min` ({}) is above `class-share-max` ({})",
+                o.class_share_min, o.class_share_max
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct NormStatsSettings {
@@ -470,6 +520,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
             ));
         }
     }
+    config
+        .gates
+        .validate()
+        .map_err(|m| Error::at(Location::file(display_path(path)), m))?;
     for name in &config.gates.disable {
         if !crate::gates::known(name) {
             return Err(Error::at(

@@ -250,7 +250,7 @@ pub fn inventory(
     }
     findings.extend(version_conflicts(
         &read_ok,
-        &loaded.config.checkpoints.keys.state_dict,
+        &loaded.config.checkpoints.keys,
     )?);
     Ok((rows, findings))
 }
@@ -258,8 +258,9 @@ pub fn inventory(
 /// Checkpoints claiming one model version must hold one model.
 fn version_conflicts(
     read: &[(checkpoint::CheckpointInfo, Option<String>)],
-    state_dict: &str,
+    keys: &crate::config::CheckpointKeys,
 ) -> Result<Vec<Finding>> {
+    let state_dict = &keys.state_dict;
     let mut out = Vec::new();
     let mut hashes: std::collections::BTreeMap<PathBuf, String> = Default::default();
     for (i, (a, va)) in read.iter().enumerate() {
@@ -284,8 +285,8 @@ fn version_conflicts(
             if ta != tb {
                 Some("their tensor tables (names, dtypes, shapes) differ".to_owned())
             } else {
-                ["feature_cols", "schema_hash", "input_dim"]
-                    .iter()
+                [&keys.feature_cols, &keys.schema_hash, &keys.input_dim]
+                    .into_iter()
                     .find(|k| a.get(k) != b.get(k))
                     .map(|k| format!("their `{k}` differ"))
             }

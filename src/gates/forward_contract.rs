@@ -234,12 +234,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let x = scaler.scale(&raw, &policy);
     let first = match engine.forward(&x) {
         Ok(o) => o,
-        Err(e) => {
-            return Ok(Report::stopped(
-                Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
-                "model does not run",
-            ));
-        }
+        Err(e) => return Ok(stopped(cx, e)),
     };
     let here = cx.production_location();
 
@@ -313,7 +308,10 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
     }
     // Deterministic.
-    let second = engine.forward(&x)?;
+    let second = match engine.forward(&x) {
+        Ok(o) => o,
+        Err(e) => return Ok(stopped(cx, e)),
+    };
     if let Some((head, r)) = first_difference(&first, &second, 0.0) {
         out.push(
             Finding::new(
@@ -327,7 +325,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     // Batch-invariant.
     let tol = cx.loaded.config.gates.forward_contract.batch_tolerance;
-    let (worst, first_bad) = batch_variance(engine, &x, &first, tol)?;
+    let (worst, first_bad) = match batch_variance(engine, &x, &first, tol) {
+        Ok(v) => v,
+        Err(e) => return Ok(stopped(cx, e)),
+    };
     if let Some(v) = first_bad {
         out.push(
             Finding::new(
@@ -357,6 +358,14 @@ pub fn run(cx: &Context) -> Result<Report> {
         summary,
         skipped: None,
     })
+}
+
+/// The model failed to run: one finding, nothing else to check.
+fn stopped(cx: &Context, e: Error) -> Report {
+    Report::stopped(
+        Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
+        "model does not run",
+    )
 }
 
 /// The first row whose output alone differs from its output in the batch by more than `tol`.
@@ -451,7 +460,8 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
     let rows = doc
         .get("rows")
         .and_then(|r| r.as_array())
-        .ok_or_else(|| bad("no `rows` list"))?;
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| bad("no `rows` list, or an empty one"))?;
     let n = engine.input_dim();
     let mut inputs = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -462,7 +472,13 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
             .ok_or_else(|| bad(&format!("row {i} has no `scaled` list of {n} numbers")))?;
         inputs.push(v);
     }
-    let got = engine.forward(&Matrix::from_rows(n, &inputs))?;
+    let got = match engine.forward(&Matrix::from_rows(n, &inputs)) {
+        Ok(o) => o,
+        Err(e) => {
+            let f = Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location());
+            return Ok((rows.len(), f64::INFINITY, vec![f]));
+        }
+    };
     let tol = cx.loaded.config.gates.forward_contract.reference_tolerance;
     let mut worst = 0.0f64;
     let mut first: Option<(usize, String, usize, f64, f64)> = None;
@@ -472,6 +488,11 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
             .get("outputs")
             .and_then(|o| o.as_object())
             .ok_or_else(|| bad(&format!("row {i} has no `outputs` dict")))?;
+        if let Some(h) = got.keys().find(|h| !outs.contains_key(*h)) {
+            return Err(bad(&format!(
+                "row {i} has no outputs for head `{h}`: every row must hold every head"
+            )));
+        }
         for (head, want) in outs {
             let want = numbers(want)
                 .ok_or_else(|| bad(&format!("row {i} head `{head}` is not a list of numbers")))?;

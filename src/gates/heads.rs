@@ -242,9 +242,27 @@ fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
     let keys = &cx.loaded.config.checkpoints.keys;
     let info = &cx.facts.production;
     let ck_fact = &cx.facts.checkpoint.heads;
-    // An unreadable `arch` is reported by feature-schema and by the engine; only compare a readable one.
-    let Ok(arch) = arch::Arch::read(info, keys) else {
+    // A missing `arch` is feature-schema's `checkpoint-missing-fact`; a present one must be readable.
+    if info.get(&keys.arch).is_none() {
         return;
+    }
+    let arch = match arch::Arch::read(info, keys) {
+        Ok(a) => a,
+        Err(e) => {
+            let (location, message) = match e {
+                crate::error::Error::At { location, message } => (location, message),
+                other => (ck_fact.location.clone(), other.to_string()),
+            };
+            out.push(
+                Finding::new(
+                    &HEAD_ARCH_MISMATCH,
+                    format!("the heads cannot be checked against the model: {message}"),
+                )
+                .at(location)
+                .help("describe the model in `arch` (docs/checkpoint-metadata.md#the-arch-format)"),
+            );
+            return;
+        }
     };
     let arch_names: Vec<&str> = arch.heads.iter().map(|h| h.name.as_str()).collect();
     let map_names: Vec<&str> = ck.iter().map(|h| h.name.as_str()).collect();

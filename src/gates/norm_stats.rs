@@ -59,6 +59,11 @@ pub const NAN_POLICY_MISMATCH: Code = code(
     Severity::Error,
     "the checkpoint was trained under another NaN policy than the code declares",
 );
+pub const RECOMPUTE_EMPTY: Code = code(
+    "norm-stats-slice-empty",
+    Severity::Error,
+    "the slice has no finite value for a feature, so its statistics cannot be recomputed",
+);
 pub const DRIFT: Code = code(
     "norm-stats-drift",
     Severity::Error,
@@ -75,6 +80,7 @@ pub const GATE: Gate = Gate {
         VALUES_UNAVAILABLE,
         RUN_MISMATCH,
         NAN_POLICY_MISMATCH,
+        RECOMPUTE_EMPTY,
         DRIFT,
     ],
     needs_engine: false,
@@ -144,13 +150,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     format!("`{}[{i}]` (`{}`) is {}", f.key, names[i], values[i]),
                 )
                 .at(f.location.clone())
-                .related(
-                    facts
-                        .code
-                        .columns
-                        .item(i)
-                        .with_label(format!("feature `{}`", names[i])),
-                )
+                .related(feature_at(i))
                 .note(format!(
                     "{} of {} values are not finite",
                     bad.len(),
@@ -202,9 +202,22 @@ pub fn run(cx: &Context) -> Result<Report> {
                             .features
                             .column(j)
                             .into_iter()
-                            .filter(|v| !v.is_nan())
+                            .filter(|v| v.is_finite())
                             .collect();
                         let Some((m, d)) = median_mad(col) else {
+                            out.push(
+                                Finding::new(
+                                    &RECOMPUTE_EMPTY,
+                                    format!(
+                                        "`{}` has no finite value in the {} rows of the slice: its statistics cannot be recomputed",
+                                        names[j],
+                                        slice.len()
+                                    ),
+                                )
+                                .at(slice_location(slice))
+                                .related(feature_at(j))
+                                .help("the slice must hold the feature's raw values; an empty or all-NaN column compares nothing"),
+                            );
                             continue;
                         };
                         if mad[j].is_nan() || mad[j] <= 0.0 {

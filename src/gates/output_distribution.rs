@@ -1,8 +1,9 @@
 //! # output-distribution (plan script 05_output_distribution)
 //!
-//! **What it does.** Runs the production model on every row of the slice and checks, per head: no
-//! output has collapsed (standard deviation above `collapse-epsilon`); a `softmax` head's probabilities
-//! (the softmax of its logits) lie in [0, 1] and sum to 1; each class's share of the predictions
+//! **What it does.** Runs the production model on every row of the slice and checks, per head of the
+//! contract: the model outputs it; every value is finite; no output has collapsed (standard deviation
+//! above `collapse-epsilon`); for a `softmax` head (whose outputs are logits: the gate applies softmax)
+//! each class's share of the predictions
 //! (argmax) lies within [`class-share-min`, `class-share-max`]; and, with a stored `baseline`, the
 //! distribution of each output has not drifted: population stability index (PSI) and Jensen–Shannon
 //! divergence (base 2) over the baseline's decile bins stay under `psi-threshold` and `js-threshold`.
@@ -42,22 +43,22 @@ const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Co
 pub const MODEL_UNAVAILABLE: Code = code(
     "output-model-unavailable",
     Severity::Error,
-    "the model cannot be run on the slice (and forward-contract, which reports why, is not in this run)",
+    "the model cannot be built (when forward-contract is not in the run) or cannot be run on the slice",
 );
 pub const COLLAPSED: Code = code(
     "output-collapsed",
     Severity::Error,
     "a head output is (nearly) constant over the slice",
 );
-pub const PROBABILITIES_INVALID: Code = code(
-    "output-probabilities-invalid",
-    Severity::Error,
-    "a softmax head's probabilities are outside [0, 1] or do not sum to 1",
-);
 pub const NOT_FINITE: Code = code(
     "output-not-finite",
     Severity::Error,
     "a head's output is NaN or infinite on rows of the slice",
+);
+pub const HEAD_MISSING: Code = code(
+    "output-head-missing",
+    Severity::Error,
+    "the model does not output a head of the contract",
 );
 pub const CLASS_SHARE: Code = code(
     "output-class-share",
@@ -80,9 +81,9 @@ pub const GATE: Gate = Gate {
     plan_script: Some("05_output_distribution"),
     codes: &[
         MODEL_UNAVAILABLE,
+        HEAD_MISSING,
         NOT_FINITE,
         COLLAPSED,
-        PROBABILITIES_INVALID,
         CLASS_SHARE,
         DRIFT,
         BASELINE_STALE,
@@ -141,15 +142,24 @@ pub struct HeadValues {
     pub values: Matrix,
 }
 
-/// Run the model on every slice row and turn softmax logits into probabilities.
-pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Vec<HeadValues>> {
+/// The model's outputs on the slice, per contract head: probabilities for softmax heads (the softmax of
+/// the logits), raw outputs otherwise; and the contract heads the model does not output.
+pub struct Evaluation {
+    pub heads: Vec<HeadValues>,
+    pub missing: Vec<Head>,
+}
+
+/// Run the model on every slice row.
+pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Evaluation> {
     let scaler = forward_contract::scaler(cx).map_err(|f| Error::msg(f.message))?;
     let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
     let x = scaler.scale(&slice.features, &policy);
     let out = engine.forward(&x)?;
-    let mut res = Vec::new();
+    let mut heads = Vec::new();
+    let mut missing = Vec::new();
     for head in contract::heads(&cx.facts.code.heads)? {
         let Some(m) = out.get(&head.name) else {
+            missing.push(head);
             continue;
         };
         let values = if head.kind == "softmax" {
@@ -157,9 +167,9 @@ pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Vec<
         } else {
             m.clone()
         };
-        res.push(HeadValues { head, values });
+        heads.push(HeadValues { head, values });
     }
-    Ok(res)
+    Ok(Evaluation { heads, missing })
 }
 
 pub fn softmax(m: &Matrix) -> Matrix {
@@ -185,6 +195,9 @@ fn argmax(row: &[f64]) -> usize {
 }
 
 pub fn class_shares(p: &Matrix) -> Vec<f64> {
+    if p.cols == 0 {
+        return Vec::new();
+    }
     let mut counts = vec![0usize; p.cols];
     for r in 0..p.rows {
         counts[argmax(p.row(r))] += 1;
@@ -255,10 +268,28 @@ pub fn baseline(
     slice: &Slice,
     slice_rel: &str,
 ) -> Result<Baseline> {
-    let values = evaluate(cx, engine, slice)?;
+    let eval = evaluate(cx, engine, slice)?;
+    if let Some(h) = eval.missing.first() {
+        return Err(Error::msg(format!(
+            "the model does not output head `{}` of the contract; no baseline written",
+            h.name
+        )));
+    }
+    for hv in &eval.heads {
+        let bad = hv.values.non_finite_rows();
+        if let Some(&r) = bad.first() {
+            return Err(Error::msg(format!(
+                "`{}` is NaN or infinite on {} of {} slice rows (first: {}); no baseline written (`plumbline gate output-distribution` says more)",
+                hv.head.name,
+                bad.len(),
+                slice.len(),
+                slice.key(r)
+            )));
+        }
+    }
     let sha = crate::checkpoint::sha256_file(&cx.loaded.resolve(slice_rel))?;
     let mut heads = BTreeMap::new();
-    for hv in values {
+    for hv in eval.heads {
         heads.insert(
             hv.head.name.clone(),
             HeadBaseline {
@@ -333,13 +364,11 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     let s = &cx.loaded.config.gates.output_distribution;
-    let values = match evaluate(cx, engine, slice) {
+    let Evaluation {
+        heads: values,
+        missing,
+    } = match evaluate(cx, engine, slice) {
         Ok(v) => v,
-        Err(_) if cx.runs("forward-contract") => {
-            return Ok(Report::skipped(
-                "the model does not run (forward-contract says why)",
-            ));
-        }
         Err(e) => {
             return Ok(Report::stopped(
                 Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
@@ -350,6 +379,17 @@ pub fn run(cx: &Context) -> Result<Report> {
     let here = cx.production_location();
     let slice_at = Location::file(&slice.path).with_label("slice");
     let mut out = Vec::new();
+    for h in &missing {
+        out.push(
+            Finding::new(
+                &HEAD_MISSING,
+                format!("the model does not output head `{}` of the contract", h.name),
+            )
+            .at(head_location(cx, h))
+            .related(here.clone())
+            .help("name the model's heads as the code's head map does (`arch.heads` in the checkpoint)"),
+        );
+    }
     let mut finite = Vec::new();
     for hv in &values {
         let head_at = head_location(cx, &hv.head);
@@ -395,26 +435,6 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
         if hv.head.kind == "softmax" {
             let p = &hv.values;
-            let bad = (0..p.rows).find(|&r| {
-                let row = p.row(r);
-                row.iter().any(|v| !(0.0..=1.0).contains(v))
-                    || (row.iter().sum::<f64>() - 1.0).abs() > 1e-6
-            });
-            if let Some(r) = bad {
-                out.push(
-                    Finding::new(
-                        &PROBABILITIES_INVALID,
-                        format!(
-                            "`{}` on slice row {}: probabilities {:?}",
-                            hv.head.name,
-                            slice.key(r),
-                            p.row(r)
-                        ),
-                    )
-                    .at(slice.location(r))
-                    .related(head_at.clone()),
-                );
-            }
             for (k, share) in class_shares(p).iter().enumerate() {
                 if *share < s.class_share_min || *share > s.class_share_max {
                     out.push(
@@ -448,6 +468,15 @@ pub fn run(cx: &Context) -> Result<Report> {
                 format!("invalid baseline: {e}"),
             )
         })?;
+        if base.baseline_format != BASELINE_FORMAT {
+            return Err(Error::at(
+                Location::file(&display),
+                format!(
+                    "baseline-format {} is not {BASELINE_FORMAT}, the format this plumbline reads: rewrite it with `plumbline baseline`",
+                    base.baseline_format
+                ),
+            ));
+        }
         let (worst_psi, fs) = drift(cx, &base, &finite, &display, &text, slice);
         out.extend(fs);
         summary.push_str(&format!(" · PSI ≤ {worst_psi:.3}"));
@@ -500,9 +529,30 @@ fn drift(
             .help("review the drift below, then run `plumbline baseline` and commit the result"),
         );
     }
+    let stale = |message: String, key: &str| {
+        Finding::new(&BASELINE_STALE, message)
+            .at(at_key(key))
+            .help("run `plumbline baseline` and commit the result")
+    };
+    let contract_heads = contract::heads(&cx.facts.code.heads).unwrap_or_default();
+    for name in base.heads.keys() {
+        if !contract_heads.iter().any(|h| &h.name == name) {
+            out.push(stale(
+                format!("the baseline has head `{name}`, which the contract does not"),
+                &format!("heads.{name}"),
+            ));
+        }
+    }
     let mut worst = 0.0f64;
     for hv in values {
         let Some(hb) = base.heads.get(&hv.head.name) else {
+            out.push(
+                stale(
+                    format!("head `{}` is not in the baseline", hv.head.name),
+                    "heads",
+                )
+                .related(head_location(cx, &hv.head)),
+            );
             continue;
         };
         if hb.kind != hv.head.kind {
@@ -519,8 +569,29 @@ fn drift(
             );
             continue;
         }
+        let classes = if hv.head.kind == "softmax" {
+            hv.values.cols
+        } else {
+            0
+        };
+        if hb.units.len() != hv.values.cols || hb.class_shares.len() != classes {
+            out.push(
+                stale(
+                    format!(
+                        "head `{}` has {} outputs now and {} ({} class shares) in the baseline",
+                        hv.head.name,
+                        hv.values.cols,
+                        hb.units.len(),
+                        hb.class_shares.len()
+                    ),
+                    &format!("heads.{}", hv.head.name),
+                )
+                .related(head_location(cx, &hv.head)),
+            );
+            continue;
+        }
         let mut dists: Vec<(String, String, Vec<f64>, Vec<f64>)> = Vec::new();
-        if !hb.class_shares.is_empty() && hb.class_shares.len() == hv.values.cols {
+        if !hb.class_shares.is_empty() {
             dists.push((
                 format!("`{}` class shares", hv.head.name),
                 format!("heads.{}.class-shares", hv.head.name),
@@ -528,7 +599,7 @@ fn drift(
                 class_shares(&hv.values),
             ));
         }
-        for (j, h) in hb.units.iter().enumerate().take(hv.values.cols) {
+        for (j, h) in hb.units.iter().enumerate() {
             dists.push((
                 unit_name(&hv.head, j),
                 format!("heads.{}.units.{j}", hv.head.name),

@@ -176,3 +176,140 @@ fn a_slice_missing_a_model_column_is_an_error_naming_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn numeric_settings_must_be_finite_and_in_range() {
+    let (_g, ex) = example_copy();
+    let cfg = ex.join("plumbline.toml");
+    replace_in(&cfg, "tolerance = 0.5", "tolerance = nan");
+    let o = plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`gates.norm-stats.tolerance` must be a finite number ≥ 0, not NaN"),
+        "{}",
+        stderr(&o)
+    );
+    replace_in(&cfg, "tolerance = nan", "tolerance = 0.5");
+    replace_in(
+        &cfg,
+        "baseline = \"reference/output_baseline.json\"",
+        "class-share-min = 0.6\nclass-share-max = 0.5",
+    );
+    let o = plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "`gates.output-distribution.class-share-min` (0.6) is above `class-share-max` (0.5)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn recomputation_on_a_column_without_values_is_a_finding_not_a_pass() {
+    let (_g, ex) = example_copy();
+    let path = ex.join("data/slice.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let col = header.split(',').position(|c| c == "vol_ratio").unwrap();
+    let mut out = format!("{header}\n");
+    for l in lines {
+        let mut cells: Vec<&str> = l.split(',').collect();
+        cells[col] = "";
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    std::fs::write(&path, out).unwrap();
+    let o = plumbline(&ex, &["gate", "norm-stats"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error[norm-stats-slice-empty]: `vol_ratio` has no finite value in the 2115 rows of the slice"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[cfg(feature = "native")]
+#[test]
+fn an_empty_reference_or_a_row_without_a_head_is_an_error() {
+    let (_g, ex) = example_copy();
+    let path = ex.join("reference/outputs.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["rows"][3]["outputs"]
+        .as_object_mut()
+        .unwrap()
+        .remove("magnitude");
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = plumbline(&ex, &["gate", "forward-contract"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("reference outputs: row 3 has no outputs for head `magnitude`"),
+        "{}",
+        stderr(&o)
+    );
+    v["rows"] = serde_json::json!([]);
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = plumbline(&ex, &["gate", "forward-contract"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no `rows` list, or an empty one"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(feature = "native")]
+#[test]
+fn baseline_refuses_a_model_with_non_finite_outputs_and_drift_names_baseline_gaps() {
+    let (_g, ex) = example_copy();
+    let committed = std::fs::read(ex.join("reference/output_baseline.json")).unwrap();
+    std::fs::copy(
+        crate::util::fixture("checkpoints/zero_mad.pt"),
+        ex.join("checkpoints/momentum_v3.pt"),
+    )
+    .unwrap();
+    let o = plumbline(&ex, &["baseline"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`direction` is NaN or infinite on 2115 of 2115 slice rows"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(ex.join("reference/output_baseline.json")).unwrap(),
+        committed,
+        "nothing written"
+    );
+
+    let (_g2, ex) = example_copy();
+    let path = ex.join("reference/output_baseline.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&committed).unwrap();
+    v["heads"].as_object_mut().unwrap().remove("magnitude");
+    v["heads"]["direction"]["class-shares"] = serde_json::json!([0.5, 0.5]);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = plumbline(&ex, &["--format", "json", "gate", "output-distribution"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "drift findings are warnings: {}",
+        stdout(&o)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "output-baseline-stale")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "head `direction` has 3 outputs now and 3 (2 class shares) in the baseline",
+            "head `magnitude` is not in the baseline"
+        ]
+    );
+}
