@@ -17,6 +17,8 @@ pub mod facts;
 pub mod finding;
 pub mod gates;
 pub mod render;
+pub mod runner;
 pub mod scaler;
 pub mod slice;
+pub mod table;
 pub mod source;

@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use crate::config::{Loaded, SliceSection, display_path};
+use crate::config::{Loaded, SliceSection};
 use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::table::Table;
 
 #[derive(Debug, Clone)]
 pub struct Slice {
@@ -49,41 +50,26 @@ pub fn load(loaded: &Loaded, section: &SliceSection, columns: &[String]) -> Resu
 }
 
 pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<Slice> {
-    let display = display_path(path);
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(file);
-    let at = |line: u64, msg: String| Error::at(Location::at(&display, line as u32), msg);
-    let headers = reader
-        .headers()
-        .map_err(|e| at(1, format!("reading the header: {e}")))?
-        .clone();
-    let index = |name: &str| headers.iter().position(|h| h == name);
-    let ts_col = index(&section.timestamp).ok_or_else(|| {
-        at(
-            1,
-            format!("no timestamp column `{}` in the header", section.timestamp),
-        )
-    })?;
-    let sym_col = match section.symbol.as_str() {
-        "" => None,
-        s => Some(index(s).ok_or_else(|| {
-            at(
-                1,
-                format!("no symbol column `{s}` in the header (set `slice.symbol`, \"\" for none)"),
-            )
-        })?),
-    };
-    let mut feature_cols = Vec::with_capacity(columns.len());
+    let keys: Vec<&str> = [section.timestamp.as_str(), section.symbol.as_str()]
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .collect();
+    let table = crate::table::read(path, &keys)?;
+    from_table(&table, section, columns)
+}
+
+/// The feature columns of a table, by name in `columns` order, with its keys.
+pub fn from_table(table: &Table, section: &SliceSection, columns: &[String]) -> Result<Slice> {
+    let keys = table.keys(&section.timestamp, &section.symbol)?;
+    let header = Location::at(&table.path, 1);
     let missing: Vec<&str> = columns
         .iter()
-        .filter(|c| index(c).is_none())
+        .filter(|c| table.column(c).is_none())
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        return Err(at(
-            1,
+        return Err(Error::at(
+            header,
             format!(
                 "the slice has no column for {} contract feature{}: {}",
                 missing.len(),
@@ -92,42 +78,33 @@ pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<S
             ),
         ));
     }
-    for c in columns {
-        feature_cols.push(index(c).expect("checked above"));
-    }
-    let mut data = Vec::new();
-    let mut timestamps = Vec::new();
-    let mut symbols = Vec::new();
-    let mut lines = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            at(line, e.to_string())
+    let mut data = vec![0.0; table.rows * columns.len()];
+    for (k, c) in columns.iter().enumerate() {
+        let values = table.numbers(c).ok_or_else(|| {
+            let col = table.text(c).unwrap_or_default();
+            let (row, cell) = col
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_empty() && v.parse::<f64>().is_err())
+                .map(|(i, v)| (i, v.clone()))
+                .unwrap_or_default();
+            Error::at(
+                table.location(row),
+                format!("`{cell}` in column `{c}` is not a number"),
+            )
         })?;
-        let line = record.position().map_or(0, |p| p.line());
-        timestamps.push(record[ts_col].to_owned());
-        symbols.push(sym_col.map(|c| record[c].to_owned()));
-        for (k, &c) in feature_cols.iter().enumerate() {
-            let cell = record[c].trim();
-            let v = if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
-                f64::NAN
-            } else {
-                cell.parse::<f64>().map_err(|_| {
-                    at(
-                        line,
-                        format!("`{cell}` in column `{}` is not a number", columns[k]),
-                    )
-                })?
-            };
-            data.push(v);
+        for (i, v) in values.iter().enumerate() {
+            data[i * columns.len() + k] = *v;
         }
-        lines.push(line as u32);
     }
     Ok(Slice {
-        path: display,
-        timestamps,
-        symbols,
-        features: Matrix::new(lines.len(), columns.len(), data),
-        lines,
+        path: table.path.clone(),
+        timestamps: keys.iter().map(|k| k.0.clone()).collect(),
+        symbols: keys
+            .iter()
+            .map(|k| (!section.symbol.is_empty()).then(|| k.1.clone()))
+            .collect(),
+        features: Matrix::new(table.rows, columns.len(), data),
+        lines: table.lines.clone(),
     })
 }

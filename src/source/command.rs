@@ -1,85 +1,22 @@
-//! A command that prints JSON: the escape hatch for facts no parser can reach. Run with the config's
-//! directory as working directory, stdin closed, and a timeout; stderr goes into the error.
+//! A command that prints JSON: the escape hatch for facts no parser can reach. Run by [`crate::runner`]
+//! (the config's directory as working directory, stdin closed, a timeout); stderr goes into the error.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use wait_timeout::ChildExt;
 
 use super::Fact;
+use crate::runner;
 use crate::error::{Error, Result};
 use crate::finding::Location;
 
 pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
-    let shown = argv.join(" ");
+    let shown = runner::shown(argv);
     let fail = |msg: String| Error::msg(format!("command `{shown}`: {msg}"));
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| fail("empty argv".into()))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("could not start: {e}")))?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe before the timeout;
-    // wait for them with the same deadline, since a background child may keep a pipe open after the
-    // command itself exits.
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = pipe.read_to_end(&mut b);
-            let _ = tx.send(b);
-        });
-        rx
-    };
-    let out_rx = drain(Box::new(child.stdout.take().expect("piped")));
-    let err_rx = drain(Box::new(child.stderr.take().expect("piped")));
-    let status = match child
-        .wait_timeout(Duration::from_secs(timeout_secs))
-        .map_err(|e| fail(e.to_string()))?
-    {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            // What it said before it was killed helps more than the timeout alone.
-            let said = err_rx
-                .recv_timeout(Duration::from_millis(500))
-                .unwrap_or_default();
-            let said = String::from_utf8_lossy(&said).trim().to_owned();
-            let msg = format!("timed out after {timeout_secs} s (killed)");
-            return Err(fail(if said.is_empty() {
-                msg
-            } else {
-                format!("{msg}; stderr:\n{said}")
-            }));
-        }
-    };
-    let left = || deadline.saturating_duration_since(Instant::now());
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| rx.recv_timeout(left());
-    let (Ok(stdout), Ok(stderr)) = (collect(out_rx), collect(err_rx)) else {
-        return Err(fail(format!(
-            "exited, but something it started kept its output open past the {timeout_secs} s timeout"
-        )));
-    };
-    let stderr = String::from_utf8_lossy(&stderr).trim().to_owned();
-    let with_stderr = |msg: String| {
-        if stderr.is_empty() {
-            fail(msg)
-        } else {
-            fail(format!("{msg}; stderr:\n{stderr}"))
-        }
-    };
-    if !status.success() {
-        return Err(with_stderr(format!("exited with {status}")));
+    let ran = runner::run(cwd, argv, timeout_secs).map_err(|e| fail(e.to_string()))?;
+    let stdout = ran.stdout;
+    let stderr = ran.stderr;
+    let with_stderr = |msg: String| fail(runner::with_stderr(msg, &stderr));
+    if !ran.status.success() {
+        return Err(with_stderr(format!("exited with {}", ran.status)));
     }
     let value: serde_json::Value = serde_json::from_slice(&stdout)
         .map_err(|e| with_stderr(format!("did not print JSON ({e})")))?;

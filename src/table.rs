@@ -1,0 +1,311 @@
+//! Tables exchanged with the user's commands (docs/commands.md): CSV with a header, or Parquet (told
+//! apart by content: a Parquet file starts and ends with `PAR1`). Key columns (`timestamp`, and
+//! `symbol` when present) are text; every other column is numeric when all its non-empty cells are
+//! numbers, text otherwise. Empty cells and `nan` are NaN. Rows keep their file line (CSV) or row
+//! number (Parquet) so findings can point at them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::display_path;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Num(Vec<f64>),
+    Text(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// The stored type where the format has one (Parquet: `float32`, `float64`, `int64`, `utf8`, …);
+    /// `None` for CSV.
+    pub dtype: Option<String>,
+    pub values: Values,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The file as findings show it.
+    pub path: String,
+    pub columns: Vec<Column>,
+    /// Per row: the CSV line (header = 1) or the Parquet row number (first = 1).
+    pub lines: Vec<u32>,
+    pub rows: usize,
+}
+
+/// Key of a row for joins: timestamp and symbol (empty when the table has none).
+pub type Key = (String, String);
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// A numeric column's values; `None` when it is missing or text.
+    pub fn numbers(&self, name: &str) -> Option<&[f64]> {
+        match &self.column(name)?.values {
+            Values::Num(v) => Some(v),
+            Values::Text(_) => None,
+        }
+    }
+
+    /// A column as text (numbers formatted), for key columns and messages.
+    pub fn text(&self, name: &str) -> Option<Vec<String>> {
+        Some(match &self.column(name)?.values {
+            Values::Text(v) => v.clone(),
+            Values::Num(v) => v.iter().map(|x| fmt_key(*x)).collect(),
+        })
+    }
+
+    /// Row keys from `timestamp` (required) and `symbol` (when present).
+    pub fn keys(&self, timestamp: &str, symbol: &str) -> Result<Vec<Key>> {
+        let ts = self.text(timestamp).ok_or_else(|| {
+            Error::at(
+                Location::at(&self.path, 1),
+                format!("no `{timestamp}` column (columns: {})", self.names().join(", ")),
+            )
+        })?;
+        let sym = if symbol.is_empty() {
+            None
+        } else {
+            self.text(symbol)
+        };
+        Ok(ts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, sym.as_ref().map_or(String::new(), |s| s[i].clone())))
+            .collect())
+    }
+
+    /// Row index by key; a key seen twice is an error naming both lines.
+    pub fn index(&self, keys: &[Key]) -> Result<BTreeMap<Key, usize>> {
+        let mut out = BTreeMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(j) = out.insert(k.clone(), i) {
+                return Err(Error::at(
+                    self.location(i),
+                    format!(
+                        "row {} appears twice (also line {})",
+                        show_key(k),
+                        self.lines[j]
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn location(&self, row: usize) -> Location {
+        Location::at(&self.path, self.lines[row])
+    }
+}
+
+pub fn show_key(k: &Key) -> String {
+    if k.1.is_empty() {
+        k.0.clone()
+    } else {
+        format!("{} {}", k.0, k.1)
+    }
+}
+
+/// Integers print without a fraction (`1710169200`, not `1710169200.0`).
+fn fmt_key(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Read a table, CSV or Parquet by content. `keys` are always read as text.
+pub fn read(path: &Path, keys: &[&str]) -> Result<Table> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.len() >= 8 && bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1") {
+        return read_parquet(path);
+    }
+    read_csv(path, &bytes, keys)
+}
+
+fn read_csv(path: &Path, bytes: &[u8], keys: &[&str]) -> Result<Table> {
+    let display = display_path(path);
+    let at = |line: u64, msg: String| Error::at(Location::at(&display, line as u32), msg);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| at(1, format!("not a CSV table: {e}")))?
+        .clone();
+    if headers.is_empty() || headers.iter().all(str::is_empty) {
+        return Err(at(1, "no header".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for h in headers.iter() {
+        if !seen.insert(h) {
+            return Err(at(1, format!("column `{h}` appears twice in the header")));
+        }
+    }
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            at(line, format!("malformed CSV: {e}"))
+        })?;
+        lines.push(record.position().map_or(0, |p| p.line()) as u32);
+        for (j, cell) in record.iter().enumerate() {
+            cells[j].push(cell.trim().to_owned());
+        }
+    }
+    let columns = headers
+        .iter()
+        .zip(cells)
+        .map(|(name, cells)| {
+            let numeric = !keys.contains(&name)
+                && cells
+                    .iter()
+                    .all(|c| c.is_empty() || c.eq_ignore_ascii_case("nan") || c.parse::<f64>().is_ok());
+            let values = if numeric {
+                Values::Num(
+                    cells
+                        .iter()
+                        .map(|c| c.parse::<f64>().unwrap_or(f64::NAN))
+                        .collect(),
+                )
+            } else {
+                Values::Text(cells)
+            };
+            Column {
+                name: name.to_owned(),
+                dtype: None,
+                values,
+            }
+        })
+        .collect();
+    Ok(Table {
+        path: display,
+        columns,
+        rows: lines.len(),
+        lines,
+    })
+}
+
+#[cfg(feature = "parquet")]
+fn read_parquet(path: &Path) -> Result<Table> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+    use arrow_schema::DataType;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let display = display_path(path);
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::at(Location::file(&display), format!("malformed Parquet: {e}"))
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| bad(&e))?
+        .build()
+        .map_err(|e| bad(&e))?;
+    let mut columns: Vec<Column> = Vec::new();
+    let mut rows = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        if columns.is_empty() {
+            for f in batch.schema().fields() {
+                let (dtype, values) = match f.data_type() {
+                    DataType::Float32 => ("float32", Values::Num(vec![])),
+                    DataType::Float64 => ("float64", Values::Num(vec![])),
+                    DataType::Int32 => ("int32", Values::Num(vec![])),
+                    DataType::Int64 => ("int64", Values::Num(vec![])),
+                    DataType::Utf8 | DataType::LargeUtf8 => ("utf8", Values::Text(vec![])),
+                    other => {
+                        return Err(bad(&format!(
+                            "column `{}` has type {other}; plumbline reads float, int and string columns",
+                            f.name()
+                        )));
+                    }
+                };
+                columns.push(Column {
+                    name: f.name().clone(),
+                    dtype: Some(dtype.to_owned()),
+                    values,
+                });
+            }
+        }
+        for (col, array) in columns.iter_mut().zip(batch.columns()) {
+            let n = array.len();
+            let valid = |i: usize| array.is_valid(i);
+            match (&mut col.values, col.dtype.as_deref()) {
+                (Values::Num(v), Some("float32")) => {
+                    let a = array.as_primitive::<Float32Type>();
+                    v.extend((0..n).map(|i| if valid(i) { f64::from(a.value(i)) } else { f64::NAN }));
+                }
+                (Values::Num(v), Some("float64")) => {
+                    let a = array.as_primitive::<Float64Type>();
+                    v.extend((0..n).map(|i| if valid(i) { a.value(i) } else { f64::NAN }));
+                }
+                (Values::Num(v), Some("int32")) => {
+                    let a = array.as_primitive::<Int32Type>();
+                    v.extend((0..n).map(|i| if valid(i) { f64::from(a.value(i)) } else { f64::NAN }));
+                }
+                (Values::Num(v), _) => {
+                    let a = array.as_primitive::<Int64Type>();
+                    v.extend((0..n).map(|i| if valid(i) { a.value(i) as f64 } else { f64::NAN }));
+                }
+                (Values::Text(v), _) => {
+                    let strings: Vec<String> = match array.data_type() {
+                        DataType::LargeUtf8 => {
+                            let a = array.as_string::<i64>();
+                            (0..n).map(|i| if valid(i) { a.value(i).to_owned() } else { String::new() }).collect()
+                        }
+                        _ => {
+                            let a = array.as_string::<i32>();
+                            (0..n).map(|i| if valid(i) { a.value(i).to_owned() } else { String::new() }).collect()
+                        }
+                    };
+                    v.extend(strings);
+                }
+            }
+        }
+        rows += batch.num_rows();
+    }
+    Ok(Table {
+        path: display,
+        columns,
+        lines: (1..=rows as u32).collect(),
+        rows,
+    })
+}
+
+#[cfg(not(feature = "parquet"))]
+fn read_parquet(path: &Path) -> Result<Table> {
+    Err(Error::at(
+        Location::file(display_path(path)),
+        "a Parquet table, and this build has no `parquet` feature (rebuild with default features, or write CSV)",
+    ))
+}
+
+/// Write a table as CSV: numbers in Rust's shortest round-trip form, NaN as an empty cell.
+pub fn write_csv(path: &Path, columns: &[(&str, &Values)], rows: usize) -> Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_path(path)
+        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    let fail = |e: csv::Error| Error::msg(format!("{}: {e}", path.display()));
+    w.write_record(columns.iter().map(|c| c.0)).map_err(fail)?;
+    for r in 0..rows {
+        w.write_record(columns.iter().map(|(_, v)| match v {
+            Values::Num(x) if x[r].is_nan() => String::new(),
+            Values::Num(x) => format!("{:?}", x[r]),
+            Values::Text(t) => t[r].clone(),
+        }))
+        .map_err(fail)?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
