@@ -35,6 +35,19 @@ pub struct Config {
     /// Which gates run and their settings.
     #[serde(default)]
     pub gates: GatesSection,
+    /// The market data the feature builders read (feature-parity, leakage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSection>,
+    /// The pipeline's feature and label builders (commands, docs/commands.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builders: Option<BuildersSection>,
+    /// The backtest and live inference paths (inference-parity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceSection>,
+    /// The interpretation ruleset and the interpreters that read it (ruleset-smoke,
+    /// interpretation-parity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<RulesetSection>,
     /// Per-code severity overrides, e.g. `docs-drift = "warning"`; `"off"` drops the finding.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub severity: BTreeMap<String, SeverityOverride>,
@@ -332,6 +345,43 @@ pub struct GatesSection {
     pub norm_stats: NormStatsSettings,
     pub forward_contract: ForwardSettings,
     pub output_distribution: OutputDistributionSettings,
+    pub feature_parity: FeatureParitySettings,
+    pub leakage: LeakageSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FeatureParitySettings {
+    /// Values agree when |a − b| ≤ atol + rtol · |b| (b: the training builder's), or both are NaN.
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl Default for FeatureParitySettings {
+    fn default() -> Self {
+        FeatureParitySettings {
+            atol: 1e-9,
+            rtol: 1e-9,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct LeakageSettings {
+    /// Cut points, evenly spaced between 30% and 90% of the timestamps.
+    pub cuts: usize,
+    /// Factor applied to the price columns after a cut (perturb-future).
+    pub perturb: f64,
+}
+
+impl Default for LeakageSettings {
+    fn default() -> Self {
+        LeakageSettings {
+            cuts: 5,
+            perturb: 1.5,
+        }
+    }
 }
 
 impl GatesSection {
@@ -354,7 +404,21 @@ impl GatesSection {
             ),
             ("gates.output-distribution.psi-threshold", o.psi_threshold),
             ("gates.output-distribution.js-threshold", o.js_threshold),
+            ("gates.feature-parity.atol", self.feature_parity.atol),
+            ("gates.feature-parity.rtol", self.feature_parity.rtol),
         ];
+        if self.leakage.cuts < 1 {
+            return Err("`gates.leakage.cuts` must be at least 1".into());
+        }
+        if !self.leakage.perturb.is_finite()
+            || self.leakage.perturb == 1.0
+            || self.leakage.perturb <= 0.0
+        {
+            return Err(format!(
+                "`gates.leakage.perturb` must be a positive factor other than 1, not {}",
+                self.leakage.perturb
+            ));
+        }
         for (key, v) in non_negative {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("`{key}` must be a finite number ≥ 0, not {v}"));
@@ -465,6 +529,97 @@ impl Default for OutputDistributionSettings {
     }
 }
 
+/// A user's command (docs/commands.md): argv with `{placeholders}`, run in the config's directory.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CommandSpec {
+    pub argv: Vec<String>,
+    /// Overrides the section's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Extra environment variables (the rest is inherited).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// A builder's own column list (a source pointer), compared with the contract by feature-schema
+    /// and used to point feature-parity's findings at the builder's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Source>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DataSection {
+    /// A table of bars: timestamp, symbol, then the price columns the builders read.
+    pub prices: String,
+    #[serde(default = "default_timestamp")]
+    pub timestamp: String,
+    /// `""` for a single instrument without a symbol column.
+    #[serde(default = "default_symbol")]
+    pub symbol: String,
+    /// Columns leakage's perturb-future scales (default: open, high, low, close).
+    #[serde(default = "default_price_columns")]
+    pub price_columns: Vec<String>,
+}
+
+fn default_price_columns() -> Vec<String> {
+    ["open", "high", "low", "close"].map(String::from).to_vec()
+}
+
+fn default_command_timeout() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildersSection {
+    /// Vectorised over the whole history; the reference of feature-parity and what leakage runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<CommandSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<CommandSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<CommandSpec>,
+    /// Writes the labels (`forward_return`, `label`), for leakage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<CommandSpec>,
+    #[serde(default = "default_command_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InferenceSection {
+    /// The checkpoint the inference paths load (`{checkpoint}`); default: the production checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<CommandSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<CommandSpec>,
+    #[serde(default = "default_command_timeout")]
+    pub timeout_secs: u64,
+    /// Largest allowed absolute difference between two paths' outputs.
+    #[serde(default = "default_inference_tolerance")]
+    pub tolerance: f64,
+}
+
+fn default_inference_tolerance() -> f64 {
+    1e-5
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RulesetSection {
+    /// The ruleset TOML (schemas/ruleset.schema.json).
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<CommandSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<CommandSpec>,
+    #[serde(default = "default_command_timeout")]
+    pub timeout_secs: u64,
+}
+
 /// A loaded config and the directory its relative paths start from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -540,6 +695,11 @@ pub fn load(path: &Path) -> Result<Loaded> {
 }
 
 pub fn parse(text: &str, display: &str) -> Result<Config> {
+    parse_toml(text, display)
+}
+
+/// Deserialize a TOML file; errors are `file:line:column: message`.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, display: &str) -> Result<T> {
     toml::from_str(text).map_err(|e| {
         let at = located(display, text, e.span().map_or(0, |s| s.start));
         Error::at(at, e.message().trim().to_owned())

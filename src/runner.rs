@@ -28,9 +28,7 @@ pub enum RunError {
     Spawn(String),
     #[error("timed out after {secs} s (killed){}", stderr_suffix(said))]
     Timeout { secs: u64, said: String },
-    #[error(
-        "exited, but something it started kept its output open past the {secs} s timeout"
-    )]
+    #[error("exited, but something it started kept its output open past the {secs} s timeout")]
     PipesHeld { secs: u64 },
     #[error("waiting for it: {0}")]
     Wait(String),
@@ -107,9 +105,7 @@ pub fn run_with_env(
     let left = || deadline.saturating_duration_since(Instant::now());
     let collect = |rx: mpsc::Receiver<Vec<u8>>| rx.recv_timeout(left());
     let (Ok(stdout), Ok(stderr)) = (collect(out_rx), collect(err_rx)) else {
-        return Err(RunError::PipesHeld {
-            secs: timeout_secs,
-        });
+        return Err(RunError::PipesHeld { secs: timeout_secs });
     };
     Ok(Ran {
         status,

@@ -69,7 +69,10 @@ impl Table {
         let ts = self.text(timestamp).ok_or_else(|| {
             Error::at(
                 Location::at(&self.path, 1),
-                format!("no `{timestamp}` column (columns: {})", self.names().join(", ")),
+                format!(
+                    "no `{timestamp}` column (columns: {})",
+                    self.names().join(", ")
+                ),
             )
         })?;
         let sym = if symbol.is_empty() {
@@ -136,7 +139,9 @@ pub fn read(path: &Path, keys: &[&str]) -> Result<Table> {
 fn read_csv(path: &Path, bytes: &[u8], keys: &[&str]) -> Result<Table> {
     let display = display_path(path);
     let at = |line: u64, msg: String| Error::at(Location::at(&display, line as u32), msg);
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
     let headers = reader
         .headers()
         .map_err(|e| at(1, format!("not a CSV table: {e}")))?
@@ -167,9 +172,9 @@ fn read_csv(path: &Path, bytes: &[u8], keys: &[&str]) -> Result<Table> {
         .zip(cells)
         .map(|(name, cells)| {
             let numeric = !keys.contains(&name)
-                && cells
-                    .iter()
-                    .all(|c| c.is_empty() || c.eq_ignore_ascii_case("nan") || c.parse::<f64>().is_ok());
+                && cells.iter().all(|c| {
+                    c.is_empty() || c.eq_ignore_ascii_case("nan") || c.parse::<f64>().is_ok()
+                });
             let values = if numeric {
                 Values::Num(
                     cells
@@ -244,7 +249,13 @@ fn read_parquet(path: &Path) -> Result<Table> {
             match (&mut col.values, col.dtype.as_deref()) {
                 (Values::Num(v), Some("float32")) => {
                     let a = array.as_primitive::<Float32Type>();
-                    v.extend((0..n).map(|i| if valid(i) { f64::from(a.value(i)) } else { f64::NAN }));
+                    v.extend((0..n).map(|i| {
+                        if valid(i) {
+                            f64::from(a.value(i))
+                        } else {
+                            f64::NAN
+                        }
+                    }));
                 }
                 (Values::Num(v), Some("float64")) => {
                     let a = array.as_primitive::<Float64Type>();
@@ -252,21 +263,49 @@ fn read_parquet(path: &Path) -> Result<Table> {
                 }
                 (Values::Num(v), Some("int32")) => {
                     let a = array.as_primitive::<Int32Type>();
-                    v.extend((0..n).map(|i| if valid(i) { f64::from(a.value(i)) } else { f64::NAN }));
+                    v.extend((0..n).map(|i| {
+                        if valid(i) {
+                            f64::from(a.value(i))
+                        } else {
+                            f64::NAN
+                        }
+                    }));
                 }
                 (Values::Num(v), _) => {
                     let a = array.as_primitive::<Int64Type>();
-                    v.extend((0..n).map(|i| if valid(i) { a.value(i) as f64 } else { f64::NAN }));
+                    v.extend((0..n).map(|i| {
+                        if valid(i) {
+                            a.value(i) as f64
+                        } else {
+                            f64::NAN
+                        }
+                    }));
                 }
                 (Values::Text(v), _) => {
                     let strings: Vec<String> = match array.data_type() {
                         DataType::LargeUtf8 => {
                             let a = array.as_string::<i64>();
-                            (0..n).map(|i| if valid(i) { a.value(i).to_owned() } else { String::new() }).collect()
+                            (0..n)
+                                .map(|i| {
+                                    if valid(i) {
+                                        a.value(i).to_owned()
+                                    } else {
+                                        String::new()
+                                    }
+                                })
+                                .collect()
                         }
                         _ => {
                             let a = array.as_string::<i32>();
-                            (0..n).map(|i| if valid(i) { a.value(i).to_owned() } else { String::new() }).collect()
+                            (0..n)
+                                .map(|i| {
+                                    if valid(i) {
+                                        a.value(i).to_owned()
+                                    } else {
+                                        String::new()
+                                    }
+                                })
+                                .collect()
                         }
                     };
                     v.extend(strings);

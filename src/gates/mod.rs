@@ -4,12 +4,16 @@
 
 pub mod checkpoint_inventory;
 pub mod docs_drift;
+pub mod feature_parity;
 pub mod feature_schema;
 pub mod forward_contract;
 pub mod heads;
+pub mod inference_parity;
+pub mod interpretation_parity;
 pub mod labels;
 pub mod norm_stats;
 pub mod output_distribution;
+pub mod ruleset_smoke;
 
 use crate::config::Loaded;
 use crate::contract::PipelineContract;
@@ -100,38 +104,20 @@ pub const GATES: &[Gate] = &[
     heads::GATE,
     forward_contract::GATE,
     output_distribution::GATE,
+    feature_parity::GATE,
+    ruleset_smoke::GATE,
+    inference_parity::GATE,
+    interpretation_parity::GATE,
     docs_drift::GATE,
 ];
 
 /// Gates of the design (DESIGN §4) that this version does not have yet. Profiles name them; `check`
 /// lists them as not configured, so a profile's table always shows the whole plan.
-pub const PLANNED: &[(&str, Option<&str>, &str)] = &[
-    (
-        "ruleset-smoke",
-        Some("06_ruleset_execution_smoke"),
-        "not configured: this version has no `[ruleset]` section yet",
-    ),
-    (
-        "feature-parity",
-        Some("07_feature_pipeline_parity"),
-        "not configured: this version has no feature-builder commands yet",
-    ),
-    (
-        "leakage",
-        None,
-        "not configured: this version has no feature-builder commands yet",
-    ),
-    (
-        "inference-parity",
-        None,
-        "not configured: this version has no inference commands yet",
-    ),
-    (
-        "interpretation-parity",
-        None,
-        "not configured: this version has no interpreter commands yet",
-    ),
-];
+pub const PLANNED: &[(&str, Option<&str>, &str)] = &[(
+    "leakage",
+    None,
+    "not configured: this version has no feature-builder commands yet",
+)];
 
 /// Every finding code of every gate.
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use super::Fact;
-use crate::runner;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::runner;
 
 pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
     let shown = runner::shown(argv);

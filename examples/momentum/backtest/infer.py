@@ -37,9 +37,9 @@ def load_safetensors(path):
     """(tensors as float64 arrays by name, metadata with each value JSON-decoded)."""
     with open(path, "rb") as f:
         blob = f.read()
-    if len(blob) < 8:
+    n = struct.unpack("<Q", blob[:8])[0] if len(blob) >= 8 else -1
+    if not 0 < n <= len(blob) - 8:
         raise ValueError(f"{path}: not a safetensors file")
-    (n,) = struct.unpack("<Q", blob[:8])
     try:
         header = json.loads(blob[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -44,9 +44,12 @@ class LiveModel:
 
     def __init__(self, path):
         with open(path, "rb") as f:
-            head_len = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(head_len))
-            payload = f.read()
+            blob = f.read()
+        head_len = struct.unpack("<Q", blob[:8])[0] if len(blob) >= 8 else -1
+        if not 0 < head_len <= len(blob) - 8:
+            raise ValueError(f"{path}: not a safetensors file")
+        header = json.loads(blob[8 : 8 + head_len])
+        payload = blob[8 + head_len :]
         meta = {k: self._decode(v) for k, v in header.pop("__metadata__", {}).items()}
         if meta.get("nan_policy", "zero-fill") != "zero-fill":
             raise ValueError(f"{path}: unsupported nan_policy {meta['nan_policy']!r}")

@@ -1,0 +1,363 @@
+//! The interpretation ruleset: thresholds, sizing and risk gates as data (a TOML file the backtest and
+//! live interpreters both read), and plumbline's reference interpreter of it. Schema:
+//! `schemas/ruleset.schema.json`; semantics: docs/ruleset.md.
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::display_path;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+pub const RULESET_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(
+    title = "ruleset.toml",
+    description = "How a trading pipeline turns model outputs into actions (plumbline's interpretation contract)."
+)]
+pub struct Ruleset {
+    /// Version of this format (1).
+    pub ruleset_format: u32,
+    pub signal: Signal,
+    pub sizing: Sizing,
+    /// Checked in file order; any gate that blocks turns the action flat with size 0.
+    #[serde(default)]
+    pub risk_gates: Vec<RiskGate>,
+}
+
+/// Which side to take, from a softmax head's probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Signal {
+    /// A softmax head; interpreters apply softmax to its logits.
+    pub head: String,
+    /// The meaning of each class index; must hold `long` and `short`.
+    pub classes: Vec<String>,
+    /// Long when p(long) ≥ enter-long and p(long) ≥ p(short).
+    pub enter_long: f64,
+    /// Otherwise short when p(short) ≥ enter-short; otherwise flat.
+    pub enter_short: f64,
+}
+
+/// How much, from a regression head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Sizing {
+    pub head: String,
+    /// size = min(max-size, per-unit · |head output 0|); 0 when flat.
+    pub per_unit: f64,
+    pub max_size: f64,
+}
+
+/// A risk gate reads exactly one value: a raw feature (`feature.NAME`) or a head output
+/// (`head.NAME.K`: the probability of class K for a softmax head, the raw output K otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RiskGate {
+    pub name: String,
+    /// `feature.NAME` or `head.NAME.K`.
+    #[schemars(regex(pattern = r"^(feature\.[A-Za-z0-9_]+|head\.[A-Za-z0-9_]+\.[0-9]+)$"))]
+    pub reads: String,
+    /// Block when the value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_above: Option<f64>,
+    /// Block when the value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_below: Option<f64>,
+}
+
+/// What a risk gate reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    Feature(String),
+    Head(String, usize),
+}
+
+impl RiskGate {
+    pub fn read(&self) -> Option<Read> {
+        let mut parts = self.reads.split('.');
+        match (parts.next()?, parts.next()?, parts.next(), parts.next()) {
+            ("feature", name, None, None) if !name.is_empty() => {
+                Some(Read::Feature(name.to_owned()))
+            }
+            ("head", name, Some(k), None) if !name.is_empty() => {
+                Some(Read::Head(name.to_owned(), k.parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this gate blocks `value` (NaN always blocks: fail closed).
+    pub fn blocks(&self, value: f64) -> bool {
+        value.is_nan()
+            || self.block_above.is_some_and(|a| value > a)
+            || self.block_below.is_some_and(|b| value < b)
+    }
+}
+
+/// A ruleset file, parsed, with its text for line lookups.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub ruleset: Ruleset,
+    pub path: String,
+    pub text: String,
+}
+
+impl Loaded {
+    /// The line of a key (`signal.enter-long`, `risk-gates.1.name`).
+    pub fn location(&self, key: &str) -> Location {
+        crate::source::keypath::toml_key(&self.path, &self.text, key)
+            .map(|f| f.origin)
+            .unwrap_or_else(|_| Location::file(&self.path))
+            .with_label(key.to_owned())
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let display = display_path(path);
+    let text = crate::error::read_to_string(path)?;
+    let ruleset: Ruleset = crate::config::parse_toml(&text, &display)?;
+    if ruleset.ruleset_format != RULESET_FORMAT {
+        return Err(Error::at(
+            Location::file(&display),
+            format!(
+                "ruleset-format {} is not {RULESET_FORMAT}, the format this plumbline reads",
+                ruleset.ruleset_format
+            ),
+        ));
+    }
+    Ok(Loaded {
+        ruleset,
+        path: display,
+        text,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Long,
+    Short,
+    Flat,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Long => "long",
+            Side::Short => "short",
+            Side::Flat => "flat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Side> {
+        Some(match s {
+            "long" => Side::Long,
+            "short" => Side::Short,
+            "flat" => Side::Flat,
+            _ => return None,
+        })
+    }
+}
+
+/// One decision: the side, the size and each risk gate's verdict (true = blocked), in ruleset order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub side: Side,
+    pub size: f64,
+    pub blocked: Vec<bool>,
+}
+
+/// One row of inputs: a head's raw outputs by name, and raw features by name.
+pub trait RowInputs {
+    fn head(&self, name: &str) -> Option<Vec<f64>>;
+    fn feature(&self, name: &str) -> Option<f64>;
+}
+
+pub fn softmax(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = logits.iter().map(|v| (v - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+/// The reference interpreter (docs/ruleset.md). `softmax_heads` names the heads whose outputs are
+/// logits (a risk gate reading them reads probabilities).
+pub fn interpret(rs: &Ruleset, row: &dyn RowInputs, softmax_heads: &[&str]) -> Decision {
+    let class = |name: &str| rs.signal.classes.iter().position(|c| c == name);
+    let p = row
+        .head(&rs.signal.head)
+        .map(|l| softmax(&l))
+        .unwrap_or_default();
+    let prob = |c: Option<usize>| c.and_then(|i| p.get(i).copied()).unwrap_or(f64::NAN);
+    let (pl, ps) = (prob(class("long")), prob(class("short")));
+    let mut side = if pl >= rs.signal.enter_long && pl >= ps {
+        Side::Long
+    } else if ps >= rs.signal.enter_short {
+        Side::Short
+    } else {
+        Side::Flat
+    };
+    let magnitude = row
+        .head(&rs.sizing.head)
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f64::NAN);
+    let raw = rs.sizing.per_unit * magnitude.abs();
+    let mut size = match side {
+        Side::Flat => 0.0,
+        // f64::min would hide a NaN; a NaN size must stay visible.
+        _ if raw.is_nan() => f64::NAN,
+        _ => raw.min(rs.sizing.max_size),
+    };
+    let blocked: Vec<bool> = rs
+        .risk_gates
+        .iter()
+        .map(|g| {
+            let value = match g.read() {
+                Some(Read::Feature(f)) => row.feature(&f).unwrap_or(f64::NAN),
+                Some(Read::Head(h, k)) => {
+                    let v = row.head(&h).unwrap_or_default();
+                    let v = if softmax_heads.contains(&h.as_str()) {
+                        softmax(&v)
+                    } else {
+                        v
+                    };
+                    v.get(k).copied().unwrap_or(f64::NAN)
+                }
+                None => f64::NAN,
+            };
+            g.blocks(value)
+        })
+        .collect();
+    if blocked.iter().any(|b| *b) {
+        side = Side::Flat;
+        size = 0.0;
+    }
+    Decision {
+        side,
+        size,
+        blocked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    struct Row(
+        BTreeMap<&'static str, Vec<f64>>,
+        BTreeMap<&'static str, f64>,
+    );
+    impl RowInputs for Row {
+        fn head(&self, name: &str) -> Option<Vec<f64>> {
+            self.0.get(name).cloned()
+        }
+        fn feature(&self, name: &str) -> Option<f64> {
+            self.1.get(name).copied()
+        }
+    }
+
+    fn ruleset() -> Ruleset {
+        toml::from_str(
+            r#"
+ruleset-format = 1
+[signal]
+head = "direction"
+classes = ["short", "flat", "long"]
+enter-long = 0.5
+enter-short = 0.4
+[sizing]
+head = "magnitude"
+per-unit = 0.5
+max-size = 1.0
+[[risk-gates]]
+name = "vol"
+reads = "feature.vol_20"
+block-above = 0.02
+[[risk-gates]]
+name = "flat-conf"
+reads = "head.direction.1"
+block-above = 0.6
+"#,
+        )
+        .unwrap()
+    }
+
+    fn row(logits: [f64; 3], magnitude: f64, vol: f64) -> Row {
+        Row(
+            BTreeMap::from([
+                ("direction", logits.to_vec()),
+                ("magnitude", vec![magnitude]),
+            ]),
+            BTreeMap::from([("vol_20", vol)]),
+        )
+    }
+
+    #[test]
+    fn sides_sizes_and_gates_follow_the_documented_rules() {
+        let rs = ruleset();
+        let soft = ["direction"];
+        // p = softmax([0, 0, 2]) = (0.106, 0.106, 0.787): long; size min(1, 0.5·3) = 1 (capped).
+        let d = interpret(&rs, &row([0.0, 0.0, 2.0], -3.0, 0.01), &soft);
+        assert_eq!(
+            (d.side, d.size, d.blocked.clone()),
+            (Side::Long, 1.0, vec![false, false])
+        );
+        // p(short) = 0.787: short, size 0.5·0.4 = 0.2.
+        let d = interpret(&rs, &row([2.0, 0.0, 0.0], 0.4, 0.01), &soft);
+        assert_eq!((d.side, d.size), (Side::Short, 0.2));
+        // Equal logits: p = 1/3 each, below both thresholds: flat.
+        let d = interpret(&rs, &row([0.0, 0.0, 0.0], 1.0, 0.01), &soft);
+        assert_eq!((d.side, d.size), (Side::Flat, 0.0));
+        // The volatility gate blocks a long.
+        let d = interpret(&rs, &row([0.0, 0.0, 2.0], 1.0, 0.03), &soft);
+        assert_eq!(
+            (d.side, d.size, d.blocked),
+            (Side::Flat, 0.0, vec![true, false])
+        );
+        // p(flat) read as a probability: softmax([0, 3, 0]) has p(flat) = 0.91 > 0.6.
+        let d = interpret(&rs, &row([0.0, 3.0, 0.0], 1.0, 0.01), &soft);
+        assert_eq!(d.blocked, vec![false, true]);
+        // A NaN feature blocks (fail closed); a NaN magnitude is a NaN size, not max-size.
+        assert_eq!(
+            interpret(&rs, &row([0.0, 0.0, 2.0], 1.0, f64::NAN), &soft).blocked[0],
+            true
+        );
+        assert!(
+            interpret(&rs, &row([0.0, 0.0, 2.0], f64::NAN, 0.01), &soft)
+                .size
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn reads_parse() {
+        let g = |r: &str| RiskGate {
+            name: "g".into(),
+            reads: r.into(),
+            block_above: Some(1.0),
+            block_below: None,
+        };
+        assert_eq!(
+            g("feature.vol_20").read(),
+            Some(Read::Feature("vol_20".into()))
+        );
+        assert_eq!(
+            g("head.direction.1").read(),
+            Some(Read::Head("direction".into(), 1))
+        );
+        for bad in [
+            "feature.",
+            "head.direction",
+            "head.direction.x",
+            "model.x",
+            "feature.a.b",
+        ] {
+            assert_eq!(g(bad).read(), None, "{bad}");
+        }
+    }
+}
