@@ -113,7 +113,19 @@ impl Command<'_> {
         vars: &[(&str, PathBuf)],
         keys: &[&str],
     ) -> Result<std::result::Result<Table, Failure>> {
-        let out = work.join(format!("{}.out", self.key.replace('.', "-")));
+        self.run_table_tagged(loaded, work, vars, keys, "")
+    }
+
+    /// [`Command::run_table`] with `tag` in the `{out}` file name, for runs of one command in parallel.
+    pub fn run_table_tagged(
+        &self,
+        loaded: &Loaded,
+        work: &Path,
+        vars: &[(&str, PathBuf)],
+        keys: &[&str],
+        tag: &str,
+    ) -> Result<std::result::Result<Table, Failure>> {
+        let out = work.join(format!("{}{tag}.out", self.key.replace('.', "-")));
         let _ = std::fs::remove_file(&out);
         let mut all: Vec<(&str, PathBuf)> = vars.to_vec();
         all.push(("out", out.clone()));

@@ -11,6 +11,7 @@ pub mod heads;
 pub mod inference_parity;
 pub mod interpretation_parity;
 pub mod labels;
+pub mod leakage;
 pub mod norm_stats;
 pub mod output_distribution;
 pub mod ruleset_smoke;
@@ -105,6 +106,7 @@ pub const GATES: &[Gate] = &[
     forward_contract::GATE,
     output_distribution::GATE,
     feature_parity::GATE,
+    leakage::GATE,
     ruleset_smoke::GATE,
     inference_parity::GATE,
     interpretation_parity::GATE,
@@ -113,11 +115,7 @@ pub const GATES: &[Gate] = &[
 
 /// Gates of the design (DESIGN §4) that this version does not have yet. Profiles name them; `check`
 /// lists them as not configured, so a profile's table always shows the whole plan.
-pub const PLANNED: &[(&str, Option<&str>, &str)] = &[(
-    "leakage",
-    None,
-    "not configured: this version has no feature-builder commands yet",
-)];
+pub const PLANNED: &[(&str, Option<&str>, &str)] = &[];
 
 /// Every finding code of every gate.
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {
