@@ -59,6 +59,11 @@ pub const HEAD_ARCH_MISMATCH: Code = code(
     "the head map disagrees with the model in the checkpoint (arch.heads order, or the head layer's weight shape)",
 );
 
+pub const RULESET_HEAD: Code = code(
+    "ruleset-head-mismatch",
+    "a head the ruleset names does not exist, or has the wrong kind or width",
+);
+
 pub const GATE: Gate = Gate {
     name: "heads",
     plan_script: None,
@@ -68,6 +73,7 @@ pub const GATE: Gate = Gate {
         HEAD_ORDER_MISMATCH,
         HEAD_KIND_MISMATCH,
         HEAD_ARCH_MISMATCH,
+        RULESET_HEAD,
     ],
     needs_engine: false,
     run,
@@ -158,6 +164,11 @@ pub fn run(cx: &Context) -> Result<Report> {
     if let Ok(ck_heads) = head_map(fact) {
         compare(&code_heads, &ck_heads, cx, &mut out);
         against_arch(&ck_heads, cx, &mut out);
+    }
+
+    if let Some(section) = &cx.loaded.config.ruleset {
+        let rl = crate::ruleset::load(&cx.loaded.resolve(&section.path))?;
+        out.extend(ruleset_heads(&rl, &code_heads));
     }
 
     let n = code_heads.len();
@@ -319,4 +330,49 @@ fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// Every head the ruleset names exists with the kind its use needs.
+fn ruleset_heads(rl: &crate::ruleset::Loaded, heads: &[Head]) -> Vec<Finding> {
+    let rs = &rl.ruleset;
+    let mut out = Vec::new();
+    let find = |name: &str| heads.iter().find(|h| h.name == name);
+    let width = |h: &Head| h.shape.iter().product::<u64>() as usize;
+    let mut check = |key: &str, name: &str, want: Option<&str>, need: usize| {
+        let msg = match find(name) {
+            None => Some(format!("the ruleset names head `{name}`, which the code's head map does not have")),
+            Some(h) if want.is_some_and(|k| h.kind != k) => {
+                Some(format!("the ruleset uses head `{name}` as a {} head, but it is {}", want.unwrap_or(""), h.kind))
+            }
+            Some(h) if width(h) < need => Some(format!("the ruleset needs {need} outputs of head `{name}`, which has {}", width(h))),
+            _ => None,
+        };
+        if let Some(m) = msg {
+            out.push(
+                Finding::new(&RULESET_HEAD, m)
+                    .at(rl.location(key))
+                    .help("the ruleset must name the model's heads by their names and kinds (the code's head map)"),
+            );
+        }
+    };
+    check("signal.head", &rs.signal.head, Some("softmax"), rs.signal.classes.len());
+    check("sizing.head", &rs.sizing.head, Some("regression"), 1);
+    for (i, g) in rs.risk_gates.iter().enumerate() {
+        if let Some(crate::ruleset::Read::Head(h, k)) = g.read() {
+            check(&format!("risk-gates.{i}.reads"), &h, None, k + 1);
+        }
+    }
+    if let Some(h) = find(&rs.signal.head)
+        && h.kind == "softmax"
+        && width(h) != rs.signal.classes.len()
+    {
+        out.push(
+            Finding::new(
+                &RULESET_HEAD,
+                format!("`signal.classes` names {} classes, head `{}` has {}", rs.signal.classes.len(), h.name, width(h)),
+            )
+            .at(rl.location("signal.classes")),
+        );
+    }
+    out
 }

@@ -5,6 +5,10 @@ The slice is the holdout period the training script never trained on (timestamps
 every symbol, built with the training feature builder. Columns: timestamp, symbol, then FEATURE_COLS
 (raw, unscaled), floats written with repr() so they round-trip exactly. Rows sorted by (timestamp, symbol).
 
+Also writes data/prices_recent.csv: the last RECENT_BARS bars of every symbol from prices.csv, the
+price data the builder gates run on (feature-parity, leakage): the holdout period plus warm-up, a third of
+the history, so the builders' runs stay short.
+
 Needs numpy only (no torch):  python3 examples/momentum/data/make_slice.py
 """
 
@@ -21,6 +25,7 @@ sys.path.insert(0, EXAMPLE)
 from pipeline.features import FEATURE_COLS, WARMUP_BARS, build_features  # noqa: E402
 
 TRAIN_FRACTION = 0.7  # as in train/train.py
+RECENT_BARS = 800
 
 
 def main():
@@ -46,6 +51,19 @@ def main():
         for t, sym, x in rows:
             w.writerow([t, sym, *(repr(float(v)) for v in x)])
     print(f"{len(rows)} rows after timestamp {int(cut)}")
+    with open(os.path.join(HERE, "prices.csv")) as f:
+        lines = f.read().splitlines()
+    header, body = lines[0], lines[1:]
+    sym_col = header.split(",").index("symbol")
+    recent = []
+    for sym in sorted(by_sym):
+        mine = [l for l in body if l.split(",")[sym_col] == sym]
+        recent += mine[-RECENT_BARS:]
+    ts_col = header.split(",").index("timestamp")
+    recent.sort(key=lambda l: (int(l.split(",")[ts_col]), l.split(",")[sym_col]))
+    with open(os.path.join(HERE, "prices_recent.csv"), "w") as f:
+        f.write("\n".join([header, *recent]) + "\n")
+    print(f"{len(recent)} rows of recent prices")
 
 
 if __name__ == "__main__":
