@@ -157,7 +157,7 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
                     "disabled in plumbline.toml (`gates.disable`)".into(),
                 )
             }
-            Some(g) => match engine::unavailable(EngineKind::Native) {
+            Some(g) => match engine::unavailable(EngineKind::of(loaded)) {
                 Some(reason) if g.needs_engine => Plan::Skip(g.name, reason.into()),
                 _ => Plan::Run(g),
             },
@@ -187,11 +187,7 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
     let model = if running.iter().any(|g| g.needs_engine) {
-        match engine::load(
-            EngineKind::Native,
-            &facts.production,
-            &loaded.config.checkpoints.keys,
-        ) {
+        match engine::for_check(loaded, &facts) {
             Ok(e) => Model::Ready(e),
             Err(e) => Model::Failed(e.to_string()),
         }
@@ -266,16 +262,12 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
             crate::config::display_path(&loaded.path)
         ))
     })?;
-    if let Some(why) = engine::unavailable(EngineKind::Native) {
+    if let Some(why) = engine::unavailable(EngineKind::of(loaded)) {
         return Err(Error::msg(format!("`baseline` {why}")));
     }
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
-    let engine = engine::load(
-        EngineKind::Native,
-        &facts.production,
-        &loaded.config.checkpoints.keys,
-    )?;
+    let engine = engine::for_check(loaded, &facts)?;
     let slice = crate::slice::load(loaded, section, &facts.model_feature_names()?)?;
     let model = Model::NotNeeded;
     let cx = Context {

@@ -117,6 +117,8 @@ pub enum SchemaName {
     Contract,
     /// `--format json` output (schemas/report.schema.json)
     Report,
+    /// The interpretation ruleset (schemas/ruleset.schema.json)
+    Ruleset,
 }
 
 /// The JSON Schema of one of plumbline's formats, pretty-printed with a trailing newline.
@@ -125,6 +127,7 @@ pub fn schema(name: SchemaName) -> String {
         SchemaName::Config => schemars::schema_for!(crate::config::Config),
         SchemaName::Contract => schemars::schema_for!(crate::contract::PipelineContract),
         SchemaName::Report => schemars::schema_for!(json::JsonReport),
+        SchemaName::Ruleset => schemars::schema_for!(crate::ruleset::Ruleset),
     };
     crate::canonical::to_string(&s).expect("schemas are plain JSON")
 }

@@ -69,6 +69,10 @@ pub struct ModelSection {
     pub heads_version: Source,
     /// The head map: a list of `{name, kind, size}` (or `shape`) in output order.
     pub heads: Source,
+    /// Run the model with this command instead of the native engine (docs/commands.md#the-command-engine):
+    /// `{inputs}` (scaled rows, one column per model input) in, `<head>.<k>` columns out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<CommandSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -4,6 +4,7 @@
 //! name out.
 
 pub mod arch;
+pub mod command;
 #[cfg(feature = "native")]
 pub mod native;
 
@@ -79,11 +80,21 @@ pub trait Engine {
     fn forward(&self, inputs: &Matrix) -> Result<Outputs>;
 }
 
-/// Which engine to build. The config will choose with `[model] engine` once the command engine exists;
-/// until then every model runs natively.
+/// Which engine to build: `[model] engine` (a command) or, by default, the native one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
     Native,
+    Command,
+}
+
+impl EngineKind {
+    pub fn of(loaded: &crate::config::Loaded) -> EngineKind {
+        if loaded.config.model.engine.is_some() {
+            EngineKind::Command
+        } else {
+            EngineKind::Native
+        }
+    }
 }
 
 /// Whether this build can run the native engine.
@@ -95,7 +106,7 @@ pub fn unavailable(kind: EngineKind) -> Option<&'static str> {
         EngineKind::Native if !NATIVE_AVAILABLE => Some(
             "needs the native engine, and this build has no `native` feature (rebuild with default features, or `--features native`)",
         ),
-        EngineKind::Native => None,
+        EngineKind::Native | EngineKind::Command => None,
     }
 }
 

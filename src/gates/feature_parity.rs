@@ -333,7 +333,6 @@ pub fn run(cx: &Context) -> Result<Report> {
                 )
                 .at(feature_location(loaded, cmd, declared, feature))
                 .related(code_at(feature))
-                .related(t.location(*j))
                 .note(format!("{} of {} rows differ (atol {:e}, rtol {:e})", differing.len(), joined.len(), settings.atol, settings.rtol));
                 if f32_exact(tv) && !f32_exact(rv) {
                     f = f.note(format!("every value the {name} builder writes for `{feature}` is exactly a float32: it computes or stores in float32"));

@@ -31,6 +31,7 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
 
     let mut node = toml::Value::Table(value);
     let mut spanned_table = Some(doc.get_ref());
+    let mut spanned_array = None;
     let mut span = 0..0;
     let mut items: Vec<std::ops::Range<usize>> = Vec::new();
     for seg in key.split('.') {
@@ -40,6 +41,19 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
             _ => None,
         };
         node = next.ok_or_else(|| missing(display, key, seg))?;
+        // An index into an array (of tables): step into the element.
+        if let (Some(a), Ok(i)) = (spanned_array.take(), seg.parse::<usize>()) {
+            let a: &toml::de::DeArray = a;
+            spanned_table = None;
+            items.clear();
+            if let Some(el) = a.get(i) {
+                span = el.span();
+                if let toml::de::DeValue::Table(t) = el.get_ref() {
+                    spanned_table = Some(t);
+                }
+            }
+            continue;
+        }
         let entry = spanned_table.and_then(|t| t.iter().find(|(k, _)| k.get_ref().as_ref() == seg));
         spanned_table = None;
         items.clear();
@@ -47,7 +61,10 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Fact> {
             span = k.span();
             match v.get_ref() {
                 toml::de::DeValue::Table(t) => spanned_table = Some(t),
-                toml::de::DeValue::Array(a) => items = a.iter().map(|i| i.span()).collect(),
+                toml::de::DeValue::Array(a) => {
+                    items = a.iter().map(|i| i.span()).collect();
+                    spanned_array = Some(a);
+                }
                 _ => {}
             }
         }

@@ -10,6 +10,7 @@ fn committed_schemas_match_the_types() {
         (SchemaName::Config, "plumbline.schema.json"),
         (SchemaName::Contract, "pipeline-contract.schema.json"),
         (SchemaName::Report, "report.schema.json"),
+        (SchemaName::Ruleset, "ruleset.schema.json"),
     ] {
         let committed = std::fs::read_to_string(repo().join("schemas").join(file)).unwrap();
         assert_eq!(
@@ -18,6 +19,24 @@ fn committed_schemas_match_the_types() {
             "schemas/{file} is stale: run `cargo run -- schema {name:?}` (lowercase) > schemas/{file}"
         );
     }
+}
+
+#[test]
+fn example_ruleset_validates_against_its_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/ruleset.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/momentum/ruleset.toml")).unwrap();
+    let value: serde_json::Value = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    assert!(v.is_valid(&value), "{:?}", v.iter_errors(&value).map(|e| e.to_string()).collect::<Vec<_>>());
+    let mut bad = value.clone();
+    bad["risk-gates"][0]["reads"] = serde_json::json!("model.vol_20");
+    assert!(!v.is_valid(&bad), "`reads` has a pattern");
+    bad = value.clone();
+    bad["signal"]["enter-longg"] = serde_json::json!(0.5);
+    assert!(!v.is_valid(&bad), "unknown keys are refused");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod bytes_read;
 mod checkpoints;
+mod commands;
 mod cli;
 mod corpus;
 mod defects;
