@@ -59,7 +59,8 @@ impl Engine for CommandEngine {
             )));
         }
         let cols: Vec<Values> = (0..x.cols).map(|j| Values::Num(x.column(j))).collect();
-        let named: Vec<(&str, &Values)> = self.inputs.iter().map(String::as_str).zip(&cols).collect();
+        let named: Vec<(&str, &Values)> =
+            self.inputs.iter().map(String::as_str).zip(&cols).collect();
         let path = self.work.path().join("engine-inputs.csv");
         crate::table::write_csv(&path, &named, x.rows)?;
         let cmd = Command {
@@ -71,7 +72,13 @@ impl Engine for CommandEngine {
         let vars = [("inputs", path), ("checkpoint", self.checkpoint.clone())];
         let table = cmd
             .run_table(&self.loaded, self.work.path(), &vars, &[])?
-            .map_err(|f| Error::msg(format!("the command engine `{}` failed: {}", cmd.shown(), f.message())))?;
+            .map_err(|f| {
+                Error::msg(format!(
+                    "the command engine `{}` failed: {}",
+                    cmd.shown(),
+                    f.message()
+                ))
+            })?;
         if table.rows != x.rows {
             return Err(Error::msg(format!(
                 "the command engine wrote {} rows for {} inputs ({})",

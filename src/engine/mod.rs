@@ -119,6 +119,36 @@ pub fn load(
 ) -> Result<Box<dyn Engine>> {
     match kind {
         EngineKind::Native => native_engine(info, keys),
+        EngineKind::Command => Err(crate::error::Error::msg(
+            "the command engine is built from the config (engine::for_check)",
+        )),
+    }
+}
+
+/// The engine `check` uses: the configured command, or the native engine on the production checkpoint.
+pub fn for_check(
+    loaded: &crate::config::Loaded,
+    facts: &crate::facts::Facts,
+) -> Result<Box<dyn Engine>> {
+    match &loaded.config.model.engine {
+        Some(spec) => {
+            let heads = crate::contract::heads(&facts.code.heads)?
+                .into_iter()
+                .map(|h| (h.name, h.shape.iter().product::<u64>() as usize))
+                .collect();
+            Ok(Box::new(command::CommandEngine::new(
+                loaded,
+                spec,
+                facts.model_feature_names()?,
+                heads,
+                facts.production.path.clone(),
+            )?))
+        }
+        None => load(
+            EngineKind::Native,
+            &facts.production,
+            &loaded.config.checkpoints.keys,
+        ),
     }
 }
 

@@ -330,17 +330,26 @@ pub fn run(cx: &Context) -> Result<Report> {
 
     // Each builder's declared column list (`columns` in `[builders]`) against the contract.
     for (name, spec) in super::feature_parity::builders(cx.loaded) {
-        let Some((declared, fact)) = super::feature_parity::declared_columns(cx.loaded, spec)? else {
+        let Some((declared, fact)) = super::feature_parity::declared_columns(cx.loaded, spec)?
+        else {
             continue;
         };
         let missing: Vec<&String> = names.iter().filter(|n| !declared.contains(n)).collect();
         let extra: Vec<&String> = declared.iter().filter(|n| !names.contains(n)).collect();
         if !missing.is_empty() || !extra.is_empty() {
-            let list = |v: &[&String]| v.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
-            let mut f = Finding::new(&FEATURE_SET_MISMATCH, format!("the {name} builder declares other features than the code"))
-                .at(fact.origin.clone())
-                .related(code.columns.origin.clone())
-                .help("every builder must produce exactly the contract's features");
+            let list = |v: &[&String]| {
+                v.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut f = Finding::new(
+                &FEATURE_SET_MISMATCH,
+                format!("the {name} builder declares other features than the code"),
+            )
+            .at(fact.origin.clone())
+            .related(code.columns.origin.clone())
+            .help("every builder must produce exactly the contract's features");
             if !missing.is_empty() {
                 f = f.note(format!("not in the {name} builder: {}", list(&missing)));
             }
@@ -352,11 +361,16 @@ pub fn run(cx: &Context) -> Result<Report> {
             out.push(
                 Finding::new(
                     &FEATURE_ORDER_MISMATCH,
-                    format!("the {name} builder declares `{}` at index {i} where the code has `{}`", declared[i], names[i]),
+                    format!(
+                        "the {name} builder declares `{}` at index {i} where the code has `{}`",
+                        declared[i], names[i]
+                    ),
                 )
                 .at(fact.item(i).with_label(format!("index {i}")))
                 .related(code.columns.item(i))
-                .help("emit features in the contract's order; build rows by name, never by position"),
+                .help(
+                    "emit features in the contract's order; build rows by name, never by position",
+                ),
             );
         }
     }

@@ -340,11 +340,18 @@ fn ruleset_heads(rl: &crate::ruleset::Loaded, heads: &[Head]) -> Vec<Finding> {
     let width = |h: &Head| h.shape.iter().product::<u64>() as usize;
     let mut check = |key: &str, name: &str, want: Option<&str>, need: usize| {
         let msg = match find(name) {
-            None => Some(format!("the ruleset names head `{name}`, which the code's head map does not have")),
-            Some(h) if want.is_some_and(|k| h.kind != k) => {
-                Some(format!("the ruleset uses head `{name}` as a {} head, but it is {}", want.unwrap_or(""), h.kind))
-            }
-            Some(h) if width(h) < need => Some(format!("the ruleset needs {need} outputs of head `{name}`, which has {}", width(h))),
+            None => Some(format!(
+                "the ruleset names head `{name}`, which the code's head map does not have"
+            )),
+            Some(h) if want.is_some_and(|k| h.kind != k) => Some(format!(
+                "the ruleset uses head `{name}` as a {} head, but it is {}",
+                want.unwrap_or(""),
+                h.kind
+            )),
+            Some(h) if width(h) < need => Some(format!(
+                "the ruleset needs {need} outputs of head `{name}`, which has {}",
+                width(h)
+            )),
             _ => None,
         };
         if let Some(m) = msg {
@@ -355,7 +362,12 @@ fn ruleset_heads(rl: &crate::ruleset::Loaded, heads: &[Head]) -> Vec<Finding> {
             );
         }
     };
-    check("signal.head", &rs.signal.head, Some("softmax"), rs.signal.classes.len());
+    check(
+        "signal.head",
+        &rs.signal.head,
+        Some("softmax"),
+        rs.signal.classes.len(),
+    );
     check("sizing.head", &rs.sizing.head, Some("regression"), 1);
     for (i, g) in rs.risk_gates.iter().enumerate() {
         if let Some(crate::ruleset::Read::Head(h, k)) = g.read() {
@@ -369,7 +381,12 @@ fn ruleset_heads(rl: &crate::ruleset::Loaded, heads: &[Head]) -> Vec<Finding> {
         out.push(
             Finding::new(
                 &RULESET_HEAD,
-                format!("`signal.classes` names {} classes, head `{}` has {}", rs.signal.classes.len(), h.name, width(h)),
+                format!(
+                    "`signal.classes` names {} classes, head `{}` has {}",
+                    rs.signal.classes.len(),
+                    h.name,
+                    width(h)
+                ),
             )
             .at(rl.location("signal.classes")),
         );

@@ -70,24 +70,33 @@ struct Change {
 pub fn run(cx: &Context) -> Result<Report> {
     let loaded = cx.loaded;
     let (Some(data), Some(b)) = (&loaded.config.data, &loaded.config.builders) else {
-        return Ok(Report::skipped("not configured: no `[data]` and `[builders]` in plumbline.toml"));
+        return Ok(Report::skipped(
+            "not configured: no `[data]` and `[builders]` in plumbline.toml",
+        ));
     };
     let subjects: Vec<(&str, &CommandSpec)> = [("training", &b.training), ("labels", &b.labels)]
         .into_iter()
         .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
         .collect();
     if subjects.is_empty() {
-        return Ok(Report::skipped("not configured: needs `builders.training` or `builders.labels`"));
+        return Ok(Report::skipped(
+            "not configured: needs `builders.training` or `builders.labels`",
+        ));
     }
     let settings = &loaded.config.gates.leakage;
-    let keys: Vec<&str> = [data.timestamp.as_str(), data.symbol.as_str()].into_iter().filter(|k| !k.is_empty()).collect();
+    let keys: Vec<&str> = [data.timestamp.as_str(), data.symbol.as_str()]
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .collect();
     let prices = crate::table::read(&loaded.resolve(&data.prices), &keys)?;
     let pkeys = prices.keys(&data.timestamp, &data.symbol)?;
     for c in &data.price_columns {
         if prices.numbers(c).is_none() {
             return Err(crate::error::Error::at(
                 Location::at(&prices.path, 1),
-                format!("`data.price-columns` names `{c}`, which is not a numeric column of the prices"),
+                format!(
+                    "`data.price-columns` names `{c}`, which is not a numeric column of the prices"
+                ),
             ));
         }
     }
@@ -98,7 +107,11 @@ pub fn run(cx: &Context) -> Result<Report> {
     let n = times.len();
     let cuts: Vec<String> = (0..settings.cuts)
         .map(|i| {
-            let f = if settings.cuts == 1 { 0.6 } else { 0.3 + 0.6 * i as f64 / (settings.cuts - 1) as f64 };
+            let f = if settings.cuts == 1 {
+                0.6
+            } else {
+                0.3 + 0.6 * i as f64 / (settings.cuts - 1) as f64
+            };
             times[((n as f64 * f) as usize).min(n.saturating_sub(1))].clone()
         })
         .collect();
@@ -112,7 +125,11 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     let positions: BTreeMap<(&str, &str), usize> = by_symbol
         .iter()
-        .flat_map(|(s, v)| v.iter().enumerate().map(move |(p, t)| ((*s, t.as_str()), p)))
+        .flat_map(|(s, v)| {
+            v.iter()
+                .enumerate()
+                .map(move |(p, t)| ((*s, t.as_str()), p))
+        })
         .collect();
     let position = |k: &Key| positions.get(&(k.1.as_str(), k.0.as_str())).copied();
     let horizon = cx.facts.code.horizon.value.as_u64().unwrap_or(0) as usize;
@@ -127,7 +144,14 @@ pub fn run(cx: &Context) -> Result<Report> {
             key: format!("builders.{name}"),
             timeout_secs: spec.timeout_secs.unwrap_or(b.timeout_secs),
         };
-        let run_on = |path: &Path| cmd.run_table(loaded, work.path(), &[("prices", PathBuf::from(path))], &keys);
+        let run_on = |path: &Path| {
+            cmd.run_table(
+                loaded,
+                work.path(),
+                &[("prices", PathBuf::from(path))],
+                &keys,
+            )
+        };
         let full = match run_on(&loaded.resolve(&data.prices))? {
             Ok(t) => t,
             Err(f) => {
@@ -138,9 +162,17 @@ pub fn run(cx: &Context) -> Result<Report> {
         runs += 1;
         let fkeys = full.keys(&data.timestamp, &data.symbol)?;
         // Rows of the full run in time order, each with its bar position.
-        let mut sorted: Vec<(usize, &Key, Option<usize>)> = fkeys.iter().enumerate().map(|(i, k)| (i, k, position(k))).collect();
+        let mut sorted: Vec<(usize, &Key, Option<usize>)> = fkeys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, k, position(k)))
+            .collect();
         sorted.sort_by(|a, b| order(&a.1.0, &b.1.0).then_with(|| a.1.1.cmp(&b.1.1)));
-        let value_columns: Vec<&str> = full.names().into_iter().filter(|c| !keys.contains(c) && full.numbers(c).is_some()).collect();
+        let value_columns: Vec<&str> = full
+            .names()
+            .into_iter()
+            .filter(|c| !keys.contains(c) && full.numbers(c).is_some())
+            .collect();
         let mut first: BTreeMap<String, Change> = BTreeMap::new();
         // Every (cut, test) run, in parallel (each writes its own files).
         let jobs: Vec<(usize, &str, &'static str)> = cuts
@@ -148,29 +180,50 @@ pub fn run(cx: &Context) -> Result<Report> {
             .enumerate()
             .flat_map(|(i, c)| [(i, c.as_str(), "truncate"), (i, c.as_str(), "perturb")])
             .collect();
-        let results: Vec<Result<std::result::Result<Table, crate::protocol::Failure>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .iter()
-                .map(|&(i, cut, test)| {
-                    let (cmd, prices, pkeys, data, work) = (&cmd, &prices, &pkeys, data, work.path());
-                    let keys = &keys;
-                    scope.spawn(move || {
-                        let tag = format!("-{test}-{i}");
-                        let file = if test == "truncate" {
-                            truncated(prices, pkeys, cut, &work.join(format!("prices{tag}.csv")))?
-                        } else {
-                            perturbed(prices, pkeys, cut, data, settings.perturb, &work.join(format!("prices{tag}.csv")))?
-                        };
-                        cmd.run_table_tagged(loaded, work, &[("prices", file)], keys, &tag)
+        let results: Vec<Result<std::result::Result<Table, crate::protocol::Failure>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .iter()
+                    .map(|&(i, cut, test)| {
+                        let (cmd, prices, pkeys, data, work) =
+                            (&cmd, &prices, &pkeys, data, work.path());
+                        let keys = &keys;
+                        scope.spawn(move || {
+                            let tag = format!("-{test}-{i}");
+                            let file = if test == "truncate" {
+                                truncated(
+                                    prices,
+                                    pkeys,
+                                    cut,
+                                    &work.join(format!("prices{tag}.csv")),
+                                )?
+                            } else {
+                                perturbed(
+                                    prices,
+                                    pkeys,
+                                    cut,
+                                    data,
+                                    settings.perturb,
+                                    &work.join(format!("prices{tag}.csv")),
+                                )?
+                            };
+                            cmd.run_table_tagged(loaded, work, &[("prices", file)], keys, &tag)
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("a leakage run panicked")).collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a leakage run panicked"))
+                    .collect()
+            });
         for ((_, cut, test), result) in jobs.iter().zip(results) {
             let cut_pos: BTreeMap<&str, usize> = by_symbol
                 .iter()
-                .filter_map(|(s, v)| v.iter().rposition(|t| order(t, cut).is_le()).map(|p| (*s, p)))
+                .filter_map(|(s, v)| {
+                    v.iter()
+                        .rposition(|t| order(t, cut).is_le())
+                        .map(|p| (*s, p))
+                })
                 .collect();
             // A row must be unchanged when it is at or before the cut (features), or at least `horizon`
             // bars before it (labels).
@@ -183,7 +236,10 @@ pub fn run(cx: &Context) -> Result<Report> {
             let t = match result? {
                 Ok(t) => t,
                 Err(f) => {
-                    out.push(cmd.failed(&BUILDER_FAILED, loaded, &f).note(format!("on the prices {test}d after {cut}")));
+                    out.push(
+                        cmd.failed(&BUILDER_FAILED, loaded, &f)
+                            .note(format!("on the prices {test}d after {cut}")),
+                    );
                     continue;
                 }
             };
@@ -194,16 +250,29 @@ pub fn run(cx: &Context) -> Result<Report> {
                 if first.contains_key(*col) {
                     continue;
                 }
-                let (Some(fv), Some(tv)) = (full.numbers(col), t.numbers(col)) else { continue };
+                let (Some(fv), Some(tv)) = (full.numbers(col), t.numbers(col)) else {
+                    continue;
+                };
                 for &(i, k) in &rows {
                     let after = tindex.get(k).map_or(f64::NAN, |&j| tv[j]);
                     if !super::feature_parity::close(after, fv[i], 1e-12, 1e-9) {
                         let what = if *test == "truncate" {
                             format!("every bar after {cut} is removed")
                         } else {
-                            format!("the prices after {cut} are multiplied by {}", settings.perturb)
+                            format!(
+                                "the prices after {cut} are multiplied by {}",
+                                settings.perturb
+                            )
                         };
-                        first.insert(col.to_string(), Change { test: what, key: k.clone(), before: fv[i], after });
+                        first.insert(
+                            col.to_string(),
+                            Change {
+                                test: what,
+                                key: k.clone(),
+                                before: fv[i],
+                                after,
+                            },
+                        );
                         break;
                     }
                 }
@@ -224,19 +293,33 @@ pub fn run(cx: &Context) -> Result<Report> {
             } else {
                 let names = cx.facts.feature_names()?;
                 let at = match names.iter().position(|n| *n == col) {
-                    Some(i) => cx.facts.code.columns.item(i).with_label(format!("feature `{col}`")),
+                    Some(i) => cx
+                        .facts
+                        .code
+                        .columns
+                        .item(i)
+                        .with_label(format!("feature `{col}`")),
                     None => cx.facts.code.columns.origin.clone(),
                 };
                 Finding::new(&FEATURE_LEAKAGE, format!("feature {msg}"))
                     .at(at)
                     .help("a feature at t may read bars up to t only: no centred windows, negative shifts, or statistics over the whole history")
             };
-            out.push(f.related(cmd.script(loaded).map(Location::file).unwrap_or_else(|| cmd.location(loaded))));
+            out.push(
+                f.related(
+                    cmd.script(loaded)
+                        .map(Location::file)
+                        .unwrap_or_else(|| cmd.location(loaded)),
+                ),
+            );
         }
     }
     Ok(Report {
         findings: out,
-        summary: format!("{} cuts · truncate + perturb · {runs} builder runs", cuts.len()),
+        summary: format!(
+            "{} cuts · truncate + perturb · {runs} builder runs",
+            cuts.len()
+        ),
         skipped: None,
     })
 }
@@ -250,16 +333,27 @@ fn order(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn show(v: f64) -> String {
-    if v.is_nan() { "NaN".into() } else { format!("{v:?}") }
+    if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v:?}")
+    }
 }
 
-fn write_rows(prices: &Table, keep: &[usize], scale: impl Fn(usize, &str) -> f64, path: &Path) -> Result<()> {
+fn write_rows(
+    prices: &Table,
+    keep: &[usize],
+    scale: impl Fn(usize, &str) -> f64,
+    path: &Path,
+) -> Result<()> {
     let cols: Vec<(String, Values)> = prices
         .columns
         .iter()
         .map(|c| {
             let v = match &c.values {
-                Values::Num(x) => Values::Num(keep.iter().map(|&i| x[i] * scale(i, &c.name)).collect()),
+                Values::Num(x) => {
+                    Values::Num(keep.iter().map(|&i| x[i] * scale(i, &c.name)).collect())
+                }
                 Values::Text(t) => Values::Text(keep.iter().map(|&i| t[i].clone()).collect()),
             };
             (c.name.clone(), v)
@@ -270,19 +364,33 @@ fn write_rows(prices: &Table, keep: &[usize], scale: impl Fn(usize, &str) -> f64
 }
 
 fn truncated(prices: &Table, keys: &[Key], cut: &str, path: &Path) -> Result<PathBuf> {
-    let keep: Vec<usize> = (0..prices.rows).filter(|&i| order(&keys[i].0, cut).is_le()).collect();
+    let keep: Vec<usize> = (0..prices.rows)
+        .filter(|&i| order(&keys[i].0, cut).is_le())
+        .collect();
     write_rows(prices, &keep, |_, _| 1.0, path)?;
     Ok(path.to_path_buf())
 }
 
-fn perturbed(prices: &Table, keys: &[Key], cut: &str, data: &DataSection, factor: f64, path: &Path) -> Result<PathBuf> {
+fn perturbed(
+    prices: &Table,
+    keys: &[Key],
+    cut: &str,
+    data: &DataSection,
+    factor: f64,
+    path: &Path,
+) -> Result<PathBuf> {
     let all: Vec<usize> = (0..prices.rows).collect();
     write_rows(
         prices,
         &all,
-        |i, col| if order(&keys[i].0, cut).is_gt() && data.price_columns.iter().any(|c| c == col) { factor } else { 1.0 },
+        |i, col| {
+            if order(&keys[i].0, cut).is_gt() && data.price_columns.iter().any(|c| c == col) {
+                factor
+            } else {
+                1.0
+            }
+        },
         path,
     )?;
     Ok(path.to_path_buf())
 }
-

@@ -12,12 +12,19 @@ const LIVE: &str = r#"live = { argv = ["python3", "live/features.py", "{prices}"
 /// The example on the tiny price file, with the live builder replaced by `live` (a TOML inline table).
 fn with_live(live: &str) -> (tempfile::TempDir, PathBuf) {
     let (g, ex) = example_copy();
-    std::fs::copy(repo().join("tests/fixtures/tables/prices_tiny.csv"), ex.join("data/tiny.csv")).unwrap();
+    std::fs::copy(
+        repo().join("tests/fixtures/tables/prices_tiny.csv"),
+        ex.join("data/tiny.csv"),
+    )
+    .unwrap();
     let cfg = ex.join("plumbline.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains(LIVE));
     let text = text
-        .replace("prices = \"data/prices_recent.csv\"", "prices = \"data/tiny.csv\"")
+        .replace(
+            "prices = \"data/prices_recent.csv\"",
+            "prices = \"data/tiny.csv\"",
+        )
         .replace(LIVE, live);
     std::fs::write(&cfg, text).unwrap();
     (g, ex)
@@ -38,11 +45,20 @@ fn parity(ex: &Path) -> (Option<i32>, String) {
 
 #[test]
 fn a_crashing_builder_is_a_finding_with_its_stderr() {
-    let (_g, ex) = with_live(&python("import sys; sys.stderr.write('boom: cannot read prices\\n'); sys.exit(3)", None));
+    let (_g, ex) = with_live(&python(
+        "import sys; sys.stderr.write('boom: cannot read prices\\n'); sys.exit(3)",
+        None,
+    ));
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("error[builder-failed]: the live builder `python3 -c"), "{out}");
-    assert!(out.contains("exited with exit status: 3; stderr:\nboom: cannot read prices"), "{out}");
+    assert!(
+        out.contains("error[builder-failed]: the live builder `python3 -c"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exited with exit status: 3; stderr:\nboom: cannot read prices"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -62,12 +78,21 @@ fn a_builder_that_writes_nothing_or_garbage_is_a_finding() {
     assert_eq!(code, Some(1));
     assert!(out.contains("exited 0 but wrote no `{out}` file"), "{out}");
 
-    let (_g, ex) = with_live(&python("import sys; open(sys.argv[2], 'w').write('timestamp,symbol,x\\n1,AAA,1,2\\n')", None));
+    let (_g, ex) = with_live(&python(
+        "import sys; open(sys.argv[2], 'w').write('timestamp,symbol,x\\n1,AAA,1,2\\n')",
+        None,
+    ));
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1));
-    assert!(out.contains("wrote a table plumbline cannot read") && out.contains("malformed CSV"), "{out}");
+    assert!(
+        out.contains("wrote a table plumbline cannot read") && out.contains("malformed CSV"),
+        "{out}"
+    );
 
-    let (_g, ex) = with_live(&python("import sys; open(sys.argv[2], 'wb').write(b'PAR1 not really PAR1')", None));
+    let (_g, ex) = with_live(&python(
+        "import sys; open(sys.argv[2], 'wb').write(b'PAR1 not really PAR1')",
+        None,
+    ));
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1));
     assert!(out.contains("malformed Parquet"), "{out}");
@@ -75,10 +100,14 @@ fn a_builder_that_writes_nothing_or_garbage_is_a_finding() {
 
 #[test]
 fn an_unknown_placeholder_is_a_config_error() {
-    let (_g, ex) = with_live(r#"live = { argv = ["python3", "live/features.py", "{pricez}", "{out}"] }"#);
+    let (_g, ex) =
+        with_live(r#"live = { argv = ["python3", "live/features.py", "{pricez}", "{out}"] }"#);
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("builders.live: unknown placeholder `{pricez}`"), "{out}");
+    assert!(
+        out.contains("builders.live: unknown placeholder `{pricez}`"),
+        "{out}"
+    );
 }
 
 #[cfg(feature = "parquet")]
@@ -93,12 +122,18 @@ fn a_builder_writing_parquet_is_compared_dtypes_included() {
     };
     let (_g, ex) = with_live(&copy("features_tiny.parquet"));
     let (code, out) = parity(&ex);
-    assert_eq!(code, Some(0), "float64 Parquet with the training builder's values: {out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "float64 Parquet with the training builder's values: {out}"
+    );
     let (_g, ex) = with_live(&copy("features_tiny_float32.parquet"));
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("error[feature-value-mismatch]: `ret_5` differs between the live and training builders"),
+        out.contains(
+            "error[feature-value-mismatch]: `ret_5` differs between the live and training builders"
+        ),
         "{out}"
     );
     assert!(out.contains("it computes or stores in float32"), "{out}");
@@ -108,7 +143,9 @@ fn a_builder_writing_parquet_is_compared_dtypes_included() {
 fn imports(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut parser = tree_sitter::Parser::new();
-    parser.set_language(&tree_sitter_python::LANGUAGE.into()).unwrap();
+    parser
+        .set_language(&tree_sitter_python::LANGUAGE.into())
+        .unwrap();
     let tree = parser.parse(&text, None).unwrap();
     let mut out = Vec::new();
     let mut stack = vec![tree.root_node()];
@@ -117,7 +154,11 @@ fn imports(path: &Path) -> Vec<String> {
             "import_statement" => {
                 let mut c = n.walk();
                 for name in n.children_by_field_name("name", &mut c) {
-                    let name = if name.kind() == "aliased_import" { name.child_by_field_name("name").unwrap() } else { name };
+                    let name = if name.kind() == "aliased_import" {
+                        name.child_by_field_name("name").unwrap()
+                    } else {
+                        name
+                    };
                     out.push(text[name.byte_range()].to_owned());
                 }
             }
@@ -137,18 +178,37 @@ fn imports(path: &Path) -> Vec<String> {
 #[test]
 fn the_three_builders_share_no_code() {
     let ex = repo().join("examples/momentum");
-    let training = [imports(&ex.join("pipeline/build_training.py")), imports(&ex.join("pipeline/features.py"))].concat();
+    let training = [
+        imports(&ex.join("pipeline/build_training.py")),
+        imports(&ex.join("pipeline/features.py")),
+    ]
+    .concat();
     let backtest = imports(&ex.join("backtest/features.py"));
     let live = imports(&ex.join("live/features.py"));
-    let local = |m: &str| ["pipeline", "backtest", "live", "features", "labels", "model", "."].iter().any(|p| m == *p || m.starts_with(&format!("{p}.")) || m.starts_with('.'));
+    let local = |m: &str| {
+        [
+            "pipeline", "backtest", "live", "features", "labels", "model", ".",
+        ]
+        .iter()
+        .any(|p| m == *p || m.starts_with(&format!("{p}.")) || m.starts_with('.'))
+    };
     for (name, mods) in [("backtest", &backtest), ("live", &live)] {
         let shared: Vec<&String> = mods.iter().filter(|m| local(m)).collect();
-        assert!(shared.is_empty(), "the {name} builder imports local code: {shared:?}");
+        assert!(
+            shared.is_empty(),
+            "the {name} builder imports local code: {shared:?}"
+        );
     }
     // The training builder imports its own module only.
-    let shared: Vec<&String> = training.iter().filter(|m| local(m) && *m != "pipeline.features").collect();
+    let shared: Vec<&String> = training
+        .iter()
+        .filter(|m| local(m) && *m != "pipeline.features")
+        .collect();
     assert!(shared.is_empty(), "the training builder imports {shared:?}");
-    assert!(training.iter().any(|m| m == "pipeline.features"), "{training:?}");
+    assert!(
+        training.iter().any(|m| m == "pipeline.features"),
+        "{training:?}"
+    );
     // Sanity: the parser sees the imports that are there.
     assert!(backtest.iter().any(|m| m == "csv"), "{backtest:?}");
 }
@@ -168,17 +228,34 @@ fn the_command_engine_runs_the_model_gates() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let anchor = "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n";
     assert!(text.contains(anchor));
-    std::fs::write(&cfg, text.replacen(anchor, &format!("{anchor}{engine}\n"), 1)).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen(anchor, &format!("{anchor}{engine}\n"), 1),
+    )
+    .unwrap();
     for gate in ["forward-contract", "output-distribution"] {
         let o = plumbline(&ex, &["gate", gate]);
-        assert_eq!(o.status.code(), Some(0), "{gate}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{gate}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
     }
     let o = plumbline(&ex, &["gate", "forward-contract"]);
     assert!(stdout(&o).contains("reference 64 rows Δ"), "{}", stdout(&o));
 
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"backtest/infer.py\", \"checkpoints", "\"no/such/infer.py\", \"checkpoints");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"backtest/infer.py\", \"checkpoints",
+        "\"no/such/infer.py\", \"checkpoints",
+    );
     std::fs::write(&cfg, text).unwrap();
     let o = plumbline(&ex, &["gate", "forward-contract"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("error[forward-model-unavailable]: the command engine `python3"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error[forward-model-unavailable]: the command engine `python3"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -299,9 +299,21 @@ fn a_feature_only_in_the_code() {
         "{f:#?}"
     );
     // The builders that declare their columns lack it too, each at its own list.
-    assert_eq!(f[4].message, "the backtest builder declares other features than the code");
-    assert!(f[4].location.as_ref().unwrap().path.ends_with("/backtest/features.py"));
-    assert_eq!(f[5].message, "the live builder declares other features than the code");
+    assert_eq!(
+        f[4].message,
+        "the backtest builder declares other features than the code"
+    );
+    assert!(
+        f[4].location
+            .as_ref()
+            .unwrap()
+            .path
+            .ends_with("/backtest/features.py")
+    );
+    assert_eq!(
+        f[5].message,
+        "the live builder declares other features than the code"
+    );
     // `skew_20` is item 14 of FEATURE_COLS, on line 22.
     assert_eq!(f[0].location.as_ref().unwrap().line, Some(22));
     assert_eq!(

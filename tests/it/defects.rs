@@ -193,7 +193,14 @@ const DEFECTS: &[Defect] = &[
     },
     Defect {
         name: "live-builder-swaps-two-features",
-        make: |ex| patch(ex, "live/features.py", "    \"vol_10\",\n    \"vol_20\",\n", "    \"vol_20\",\n    \"vol_10\",\n"),
+        make: |ex| {
+            patch(
+                ex,
+                "live/features.py",
+                "    \"vol_10\",\n    \"vol_20\",\n",
+                "    \"vol_20\",\n    \"vol_10\",\n",
+            )
+        },
         code: "feature-order-mismatch",
         path: "live/features.py",
         line: Line::Containing("    \"vol_20\","),
@@ -235,7 +242,14 @@ const DEFECTS: &[Defect] = &[
     },
     Defect {
         name: "live-builder-fills-nan-with-zero",
-        make: |ex| patch(ex, "live/features.py", "if len(self.c50) == 50 else NAN", "if len(self.c50) == 50 else 0.0"),
+        make: |ex| {
+            patch(
+                ex,
+                "live/features.py",
+                "if len(self.c50) == 50 else NAN",
+                "if len(self.c50) == 50 else 0.0",
+            )
+        },
         code: "feature-value-mismatch",
         path: "live/features.py",
         line: Line::Containing("    \"ma_gap_50\","),
@@ -256,7 +270,14 @@ const DEFECTS: &[Defect] = &[
     },
     Defect {
         name: "backtest-builder-float32",
-        make: |ex| patch(ex, "backtest/features.py", "dtype=np.float64", "dtype=np.float32"),
+        make: |ex| {
+            patch(
+                ex,
+                "backtest/features.py",
+                "dtype=np.float64",
+                "dtype=np.float32",
+            )
+        },
         code: "feature-value-mismatch",
         path: "backtest/features.py",
         // ret_1 comes out the same: the first feature float32 changes is ret_5.

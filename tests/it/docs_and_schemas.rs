@@ -28,9 +28,16 @@ fn example_ruleset_validates_against_its_schema() {
     )
     .unwrap();
     let text = std::fs::read_to_string(repo().join("examples/momentum/ruleset.toml")).unwrap();
-    let value: serde_json::Value = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
+    let value: serde_json::Value =
+        serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
-    assert!(v.is_valid(&value), "{:?}", v.iter_errors(&value).map(|e| e.to_string()).collect::<Vec<_>>());
+    assert!(
+        v.is_valid(&value),
+        "{:?}",
+        v.iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
     let mut bad = value.clone();
     bad["risk-gates"][0]["reads"] = serde_json::json!("model.vol_20");
     assert!(!v.is_valid(&bad), "`reads` has a pattern");

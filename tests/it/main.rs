@@ -3,8 +3,8 @@
 
 mod bytes_read;
 mod checkpoints;
-mod commands;
 mod cli;
+mod commands;
 mod corpus;
 mod defects;
 mod docs_and_schemas;
