@@ -311,3 +311,31 @@ fn baseline_refuses_a_model_with_non_finite_outputs_and_drift_names_baseline_gap
         ]
     );
 }
+
+/// The example's ruleset takes every action on a meaningful share of the slice (≥ 10% each), by the
+/// reference interpreter (the interpreters agree with it: interpretation-parity).
+#[cfg(feature = "native")]
+#[test]
+fn the_example_takes_every_action_on_at_least_a_tenth_of_the_slice() {
+    let o = run(&[
+        "--config",
+        CFG,
+        "--format",
+        "json",
+        "gate",
+        "interpretation-parity",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let summary = v["gates"][0]["summary"].as_str().unwrap().to_owned();
+    // "2115 rows + 2 synthetic · long 610 short 571 flat 934"
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let count = |side: &str| -> f64 {
+        let i = words.iter().position(|w| *w == side).unwrap();
+        words[i + 1].parse().unwrap()
+    };
+    let rows: f64 = words[0].parse().unwrap();
+    for side in ["long", "short", "flat"] {
+        assert!(count(side) / rows >= 0.10, "{side}: {summary}");
+    }
+}
