@@ -323,10 +323,7 @@ block-above = 0.6
         let d = interpret(&rs, &row([0.0, 3.0, 0.0], 1.0, 0.01), &soft);
         assert_eq!(d.blocked, vec![false, true]);
         // A NaN feature blocks (fail closed); a NaN magnitude is a NaN size, not max-size.
-        assert_eq!(
-            interpret(&rs, &row([0.0, 0.0, 2.0], 1.0, f64::NAN), &soft).blocked[0],
-            true
-        );
+        assert!(interpret(&rs, &row([0.0, 0.0, 2.0], 1.0, f64::NAN), &soft).blocked[0]);
         assert!(
             interpret(&rs, &row([0.0, 0.0, 2.0], f64::NAN, 0.01), &soft)
                 .size

@@ -149,6 +149,9 @@ fn feature_location(
         .unwrap_or_else(|| cmd.location(loaded))
 }
 
+/// A builder that ran: its name, command, declared columns and table.
+type BuilderRun<'a> = (&'static str, Command<'a>, Option<(Vec<String>, Fact)>, Table);
+
 pub fn close(a: f64, b: f64, atol: f64, rtol: f64) -> bool {
     (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs()
 }
@@ -175,7 +178,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         .filter(|k| !k.is_empty())
         .collect();
     let mut out = Vec::new();
-    let mut tables: Vec<(&str, Command, Option<(Vec<String>, Fact)>, Table)> = Vec::new();
+    let mut tables: Vec<BuilderRun> = Vec::new();
     for (name, spec) in &all {
         let cmd = command(loaded, name, spec);
         let declared = declared_columns(loaded, spec)?;

@@ -257,8 +257,8 @@ fn compare(
     let mut first = None;
     let mut n = 0;
     for (r, row) in a.iter().enumerate() {
-        for c in 0..cols {
-            let d = (row[c] - b(r, c)).abs();
+        for (c, v) in row.iter().enumerate().take(cols) {
+            let d = (v - b(r, c)).abs();
             if d.is_nan() || d > tol {
                 n += 1;
                 first.get_or_insert((r, c));
