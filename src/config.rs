@@ -683,6 +683,17 @@ pub fn load(path: &Path) -> Result<Loaded> {
         .gates
         .validate()
         .map_err(|m| Error::at(Location::file(display_path(path)), m))?;
+    if let Some(inf) = &config.inference
+        && !(inf.tolerance.is_finite() && inf.tolerance >= 0.0)
+    {
+        return Err(Error::at(
+            Location::file(display_path(path)),
+            format!(
+                "`inference.tolerance` must be a finite number ≥ 0, not {}",
+                inf.tolerance
+            ),
+        ));
+    }
     for name in &config.gates.disable {
         if !crate::gates::known(name) {
             return Err(Error::at(

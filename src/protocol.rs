@@ -1,5 +1,5 @@
 //! The command protocol (docs/commands.md): how plumbline runs the pipeline's own builders, inference
-//! paths and interpreters. argv placeholders (`{prices}`, `{features}`, `{inputs}`, `{outputs}`,
+//! paths and interpreters. argv placeholders (`{prices}`, `{features}`, `{inputs}`,
 //! `{checkpoint}`, `{ruleset}`, `{out}`) are replaced by paths; the command runs in the config's
 //! directory with a timeout and writes one table to `{out}` (CSV or Parquet). Anything else it does
 //! (crash, hang, no file, a malformed file) is a [`Failure`] that the calling gate turns into a finding
@@ -18,7 +18,6 @@ pub const PLACEHOLDERS: &[&str] = &[
     "prices",
     "features",
     "inputs",
-    "outputs",
     "checkpoint",
     "ruleset",
     "out",

@@ -79,12 +79,13 @@ pub enum Read {
 
 impl RiskGate {
     pub fn read(&self) -> Option<Read> {
+        // The schema's pattern: names of letters, digits and `_`.
+        let name_ok =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         let mut parts = self.reads.split('.');
         match (parts.next()?, parts.next()?, parts.next(), parts.next()) {
-            ("feature", name, None, None) if !name.is_empty() => {
-                Some(Read::Feature(name.to_owned()))
-            }
-            ("head", name, Some(k), None) if !name.is_empty() => {
+            ("feature", name, None, None) if name_ok(name) => Some(Read::Feature(name.to_owned())),
+            ("head", name, Some(k), None) if name_ok(name) => {
                 Some(Read::Head(name.to_owned(), k.parse().ok()?))
             }
             _ => None,
@@ -353,6 +354,7 @@ block-above = 0.6
             "head.direction.x",
             "model.x",
             "feature.a.b",
+            "feature.vol-20",
         ] {
             assert_eq!(g(bad).read(), None, "{bad}");
         }

@@ -11,9 +11,9 @@
 //! for the backtest, incremental for live) drift apart silently: the model is then evaluated on one
 //! feature vector and traded on another.
 //!
-//! **Example.** The live builder writes 0.0 where the training builder has NaN for `rsi_14` during the
-//! warm-up: `feature-value-mismatch` at the live builder's `"rsi_14",` line, first row 1709251200 AAA,
-//! 39 of 7,200 rows differ.
+//! **Example.** The live builder writes 0.0 where the training builder has NaN for `ma_gap_50` during
+//! the warm-up: `feature-value-mismatch` at the live builder's `"ma_gap_50",` line, first at
+//! 1709827200 AAA, 147 of 2,400 rows differ.
 
 use std::path::PathBuf;
 
@@ -150,10 +150,16 @@ fn feature_location(
 }
 
 /// A builder that ran: its name, command, declared columns and table.
-type BuilderRun<'a> = (&'static str, Command<'a>, Option<(Vec<String>, Fact)>, Table);
+type BuilderRun<'a> = (
+    &'static str,
+    Command<'a>,
+    Option<(Vec<String>, Fact)>,
+    Table,
+);
 
+/// |a − b| ≤ atol + rtol·|b|, with NaN equal to NaN and an infinity equal to itself.
 pub fn close(a: f64, b: f64, atol: f64, rtol: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs()
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs()
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
@@ -257,13 +263,31 @@ pub fn run(cx: &Context) -> Result<Report> {
             skipped: None,
         });
     };
-    let (_, _, _, rt) = &tables[reference];
-    let rkeys = rt.keys(&data.timestamp, &data.symbol)?;
-    let rindex = rt.index(&rkeys)?;
+    let (_, rcmd, _, rt) = &tables[reference];
+    let keyed = |t: &Table| {
+        t.keys(&data.timestamp, &data.symbol)
+            .and_then(|k| t.index(&k).map(|i| (k, i)))
+    };
+    let (_rkeys, rindex) = match keyed(rt) {
+        Ok(k) => k,
+        Err(e) => {
+            out.push(rcmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
+            return Ok(Report {
+                findings: out,
+                summary: "training builder's table unusable".into(),
+                skipped: None,
+            });
+        }
+    };
     let mut compared = 0usize;
     for (name, cmd, declared, t) in tables.iter().filter(|t| t.0 != "training") {
-        let tkeys = t.keys(&data.timestamp, &data.symbol)?;
-        let tindex = t.index(&tkeys)?;
+        let (_tkeys, tindex) = match keyed(t) {
+            Ok(k) => k,
+            Err(e) => {
+                out.push(cmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
+                continue;
+            }
+        };
         let only_ref: Vec<&Key> = rindex.keys().filter(|k| !tindex.contains_key(*k)).collect();
         let only_t: Vec<&Key> = tindex.keys().filter(|k| !rindex.contains_key(*k)).collect();
         if !only_ref.is_empty() || !only_t.is_empty() {
@@ -349,6 +373,14 @@ pub fn run(cx: &Context) -> Result<Report> {
         summary: format!("{} builders · {} values compared", tables.len(), compared),
         skipped: None,
     })
+}
+
+/// A table whose key columns are missing or repeat a row: the command's failure.
+pub fn bad_keys(e: crate::error::Error) -> crate::protocol::Failure {
+    crate::protocol::Failure::Malformed {
+        error: e,
+        stderr: String::new(),
+    }
 }
 
 fn show(v: f64) -> String {

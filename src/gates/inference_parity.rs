@@ -10,7 +10,8 @@
 //! loads another file or orders the heads differently, live trades a different model. Nothing crashes.
 //!
 //! **Example.** The live path scales `vol_20` with a median from the previous run:
-//! `inference-mismatch` at `live/infer.py`, first row 1710169200 AAA, `direction.2` 0.41 vs 0.12 (engine).
+//! `inference-mismatch` at `live/infer.py`: first at 1710169200 AAA, `direction.0` -0.5774 vs -0.6100
+//! (plumbline's engine).
 
 use std::path::PathBuf;
 
@@ -108,11 +109,11 @@ pub fn run(cx: &Context) -> Result<Report> {
         .slice
         .as_ref()
         .expect("a slice is loaded only from [slice]");
-    let checkpoint = loaded.resolve(
-        inf.checkpoint
-            .as_deref()
-            .unwrap_or(&loaded.config.checkpoints.production),
-    );
+    let checkpoint_rel = inf
+        .checkpoint
+        .as_deref()
+        .unwrap_or(&loaded.config.checkpoints.production);
+    let checkpoint = loaded.resolve(checkpoint_rel);
     let features = loaded.resolve(&section.features);
     let keys: Vec<&str> = [section.timestamp.as_str(), section.symbol.as_str()]
         .into_iter()
@@ -175,6 +176,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 engine_values(r, &columns[c]),
                 n,
                 tol,
+                checkpoint_rel,
             ));
         }
     }
@@ -199,6 +201,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             a.values[r][c],
             n,
             tol,
+            checkpoint_rel,
         ));
     }
     Ok(Report {
@@ -230,6 +233,7 @@ fn mismatch(
     want: f64,
     n: usize,
     tol: f64,
+    checkpoint: &str,
 ) -> Finding {
     Finding::new(
         &MISMATCH,
@@ -241,7 +245,7 @@ fn mismatch(
     )
     .at(script_or_config(cx, &p.cmd))
     .related(slice.location(r))
-    .related(cx.production_location())
+    .related(Location::file(cx.loaded.display(checkpoint)).with_label("inference.checkpoint"))
     .note(format!("{n} row × output values differ by more than {tol:e}"))
     .help("both paths must load the same checkpoint, scale with its median/MAD and NaN policy, and key heads by name")
 }

@@ -13,7 +13,8 @@
 //! far trains the model on information it will never have.
 //!
 //! **Example.** The training builder's 10-bar moving average is centred on the bar: `feature-leakage`
-//! at `"ma_gap_10",` in FEATURE_COLS, first at 1709838000 AAA when prices after the cut are truncated.
+//! at `"ma_gap_10",` in FEATURE_COLS: at 1710676800 AAA it changes from -0.00064 to NaN when every bar
+//! after 1710691200 is removed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -160,7 +161,16 @@ pub fn run(cx: &Context) -> Result<Report> {
             }
         };
         runs += 1;
-        let fkeys = full.keys(&data.timestamp, &data.symbol)?;
+        let fkeys = match full
+            .keys(&data.timestamp, &data.symbol)
+            .and_then(|k| full.index(&k).map(|_| k))
+        {
+            Ok(k) => k,
+            Err(e) => {
+                out.push(cmd.failed(&BUILDER_FAILED, loaded, &super::feature_parity::bad_keys(e)));
+                continue;
+            }
+        };
         // Rows of the full run in time order, each with its bar position.
         let mut sorted: Vec<(usize, &Key, Option<usize>)> = fkeys
             .iter()
@@ -236,16 +246,32 @@ pub fn run(cx: &Context) -> Result<Report> {
             let t = match result? {
                 Ok(t) => t,
                 Err(f) => {
-                    out.push(
-                        cmd.failed(&BUILDER_FAILED, loaded, &f)
-                            .note(format!("on the prices {test}d after {cut}")),
-                    );
+                    out.push(cmd.failed(&BUILDER_FAILED, loaded, &f).note(format!(
+                        "on the prices {} after {cut}",
+                        if *test == "truncate" {
+                            "truncated"
+                        } else {
+                            "perturbed"
+                        }
+                    )));
                     continue;
                 }
             };
             runs += 1;
-            let tkeys = t.keys(&data.timestamp, &data.symbol)?;
-            let tindex = t.index(&tkeys)?;
+            let tindex = match t
+                .keys(&data.timestamp, &data.symbol)
+                .and_then(|k| t.index(&k))
+            {
+                Ok(i) => i,
+                Err(e) => {
+                    out.push(cmd.failed(
+                        &BUILDER_FAILED,
+                        loaded,
+                        &super::feature_parity::bad_keys(e),
+                    ));
+                    continue;
+                }
+            };
             for col in &value_columns {
                 if first.contains_key(*col) {
                     continue;

@@ -3,7 +3,8 @@
 //! **What it does.** Loads the interpretation ruleset (`[ruleset] path`) and checks it: the signal
 //! classes name `long` and `short` once each, the entry thresholds are probabilities in (0, 1], sizing is
 //! positive and finite, every risk gate reads a feature or head output that exists and has a bound
-//! (`block-below` < `block-above` when both are set), gate names are unique. Then it runs plumbline's
+//! (`block-below` < `block-above` when both are set), gate names are unique (that the heads it names
+//! exist with the right kinds is the heads gate's `ruleset-head-mismatch`). Then it runs plumbline's
 //! reference interpreter on the model's outputs for every slice row: no NaN size, every size within
 //! [0, max-size], every action reachable. Last, each risk gate gets a synthetic extreme input (its value
 //! pushed past its bound, within what the value can be: a probability stays in [0, 1]); the gate must
@@ -318,10 +319,17 @@ pub fn run(cx: &Context) -> Result<Report> {
             .map(|x| x.shape.iter().product::<u64>() as usize)
     };
     let mut summary = format!("{} risk gates", rs.risk_gates.len());
-    let (Model::Ready(engine), Some(slice)) = (cx.model, cx.slice) else {
+    let Some(slice) = cx.slice else {
         return Ok(Report {
             findings: out,
-            summary: summary + " · no slice: not run on outputs",
+            summary: summary + " · no [slice]: not run on the model's outputs",
+            skipped: None,
+        });
+    };
+    let Model::Ready(engine) = cx.model else {
+        return Ok(Report {
+            findings: out,
+            summary: summary + " · the model cannot be built (forward-contract says why)",
             skipped: None,
         });
     };

@@ -144,10 +144,21 @@ mod tests {
                 .line,
             Some(2)
         );
+        // An index points at the item itself.
         let second = toml_key("c.toml", text, "features.cols.1").unwrap();
         assert_eq!(
             (second.value, second.origin.line),
-            (serde_json::json!("b"), Some(5))
+            (serde_json::json!("b"), Some(7))
+        );
+        // An index into an array of tables, then a key of that table.
+        let gates = "[[g]]\nname = \"a\"\n\n[[g]]\nname = \"b\"\nabove = 1\n";
+        assert_eq!(
+            toml_key("r.toml", gates, "g.1.name").unwrap().origin.line,
+            Some(5)
+        );
+        assert_eq!(
+            toml_key("r.toml", gates, "g.1.above").unwrap().origin.line,
+            Some(6)
         );
         let x = toml_key("c.toml", text, "t.inner.x").unwrap();
         assert_eq!(
