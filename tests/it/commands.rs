@@ -98,7 +98,10 @@ fn a_builder_that_writes_nothing_or_garbage_is_a_finding() {
     #[cfg(feature = "parquet")]
     assert!(out.contains("malformed Parquet"), "{out}");
     #[cfg(not(feature = "parquet"))]
-    assert!(out.contains("a Parquet table, and this build has no `parquet` feature"), "{out}");
+    assert!(
+        out.contains("a Parquet table, and this build has no `parquet` feature"),
+        "{out}"
+    );
 }
 
 #[test]
