@@ -85,6 +85,13 @@ impl Command<'_> {
             .map(|a| loaded.display(a))
     }
 
+    /// Where a finding about what the command computes points: its script, else its config line.
+    pub fn origin(&self, loaded: &Loaded) -> Location {
+        self.script(loaded)
+            .map(Location::file)
+            .unwrap_or_else(|| self.location(loaded))
+    }
+
     /// A finding about this command's failure.
     pub fn failed(&self, code: &Code, loaded: &Loaded, failure: &Failure) -> Finding {
         let mut f = Finding::new(

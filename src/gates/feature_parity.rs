@@ -144,9 +144,7 @@ fn feature_location(
             None => fact.origin.clone(),
         };
     }
-    cmd.script(loaded)
-        .map(Location::file)
-        .unwrap_or_else(|| cmd.location(loaded))
+    cmd.origin(loaded)
 }
 
 /// A builder that ran: its name, command, declared columns and table.

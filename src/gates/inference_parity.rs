@@ -144,7 +144,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             Ok(values) => ran.push(PathOut { name, cmd, values }),
             Err(msg) => out.push(
                 Finding::new(&OUTPUT_INVALID, format!("the {name} inference path's table {msg}"))
-                    .at(script_or_config(cx, &cmd))
+                    .at(cmd.origin(cx.loaded))
                     .help("write `timestamp,symbol,<head>.<k>…` with one row per input row (docs/commands.md)"),
             ),
         }
@@ -215,12 +215,6 @@ pub fn run(cx: &Context) -> Result<Report> {
     })
 }
 
-fn script_or_config(cx: &Context, cmd: &Command) -> Location {
-    cmd.script(cx.loaded)
-        .map(Location::file)
-        .unwrap_or_else(|| cmd.location(cx.loaded))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn mismatch(
     cx: &Context,
@@ -243,7 +237,7 @@ fn mismatch(
             slice.key(r),
         ),
     )
-    .at(script_or_config(cx, &p.cmd))
+    .at(p.cmd.origin(cx.loaded))
     .related(slice.location(r))
     .related(Location::file(cx.loaded.display(checkpoint)).with_label("inference.checkpoint"))
     .note(format!("{n} row × output values differ by more than {tol:e}"))

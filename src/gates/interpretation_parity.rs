@@ -248,7 +248,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         match decisions(&table, &inputs, rs) {
             Err(msg) => out.push(
                 Finding::new(&OUTPUT_INVALID, format!("the {name} interpreter's table {msg}"))
-                    .at(script_or_config(cx, &cmd))
+                    .at(cmd.origin(cx.loaded))
                     .help("write `timestamp,symbol,side,size,gate.<name>…` with one row per input row (docs/commands.md)"),
             ),
             Ok(got) => out.extend(compare(cx, &rl, &cmd, name, &inputs, &reference, &got, slice)),
@@ -298,12 +298,6 @@ impl RowInputs for Owned<'_> {
         };
         o.feature(name)
     }
-}
-
-fn script_or_config(cx: &Context, cmd: &Command) -> Location {
-    cmd.script(cx.loaded)
-        .map(Location::file)
-        .unwrap_or_else(|| cmd.location(cx.loaded))
 }
 
 /// The interpreter's decisions in input order.
@@ -388,7 +382,7 @@ fn compare(
                     format!("the {name} interpreter's {what} differs from the reference: first at {}: {name} {g}, reference {r}", show_key(&inputs[i].key)),
                 )
                 .at(rl.location(&key))
-                .related(script_or_config(cx, cmd))
+                .related(cmd.origin(cx.loaded))
                 .related(row_at(i))
                 .note(format!("{} of {} rows differ", diffs.len(), inputs.len()))
                 .help("read every threshold, size limit and risk gate from the ruleset; never hard-code or skip them"),

@@ -331,13 +331,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     .at(at)
                     .help("a feature at t may read bars up to t only: no centred windows, negative shifts, or statistics over the whole history")
             };
-            out.push(
-                f.related(
-                    cmd.script(loaded)
-                        .map(Location::file)
-                        .unwrap_or_else(|| cmd.location(loaded)),
-                ),
-            );
+            out.push(f.related(cmd.origin(loaded)));
         }
     }
     Ok(Report {
