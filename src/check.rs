@@ -215,6 +215,7 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         slice: slice.as_ref(),
         model: &model,
         selected: &selected,
+        cache: gates::Cache::default(),
     };
     let mut results = Vec::new();
     let mut findings = Vec::new();
@@ -277,6 +278,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         slice: Some(&slice),
         model: &model,
         selected: &[],
+        cache: gates::Cache::default(),
     };
     let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;
     Ok(crate::canonical::to_string(&b).expect("plain JSON"))

@@ -59,7 +59,17 @@ impl Failure {
     }
 }
 
-impl Command<'_> {
+impl<'a> Command<'a> {
+    /// The command at config key `key` (`builders.live`); its own `timeout-secs`, else its section's.
+    pub fn new(spec: &'a CommandSpec, key: String, role: String, section_timeout: u64) -> Self {
+        Command {
+            spec,
+            role,
+            key,
+            timeout_secs: spec.timeout_secs.unwrap_or(section_timeout),
+        }
+    }
+
     pub fn shown(&self) -> String {
         runner::shown(&self.spec.argv)
     }

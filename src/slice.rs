@@ -40,6 +40,14 @@ impl Slice {
         }
     }
 
+    /// The join key of row `i`: (timestamp, symbol or "").
+    pub fn key_tuple(&self, i: usize) -> crate::table::Key {
+        (
+            self.timestamps[i].clone(),
+            self.symbols[i].clone().unwrap_or_default(),
+        )
+    }
+
     pub fn location(&self, i: usize) -> Location {
         Location::at(&self.path, self.lines[i])
     }

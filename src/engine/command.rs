@@ -63,12 +63,12 @@ impl Engine for CommandEngine {
             self.inputs.iter().map(String::as_str).zip(&cols).collect();
         let path = self.work.path().join("engine-inputs.csv");
         crate::table::write_csv(&path, &named, x.rows)?;
-        let cmd = Command {
-            spec: &self.spec,
-            role: "command engine".into(),
-            key: "model.engine".into(),
-            timeout_secs: self.spec.timeout_secs.unwrap_or(300),
-        };
+        let cmd = Command::new(
+            &self.spec,
+            "model.engine".into(),
+            "command engine".into(),
+            300,
+        );
         let vars = [("inputs", path), ("checkpoint", self.checkpoint.clone())];
         let table = cmd
             .run_table(&self.loaded, self.work.path(), &vars, &[])?

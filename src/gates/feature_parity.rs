@@ -96,12 +96,12 @@ pub fn command<'a>(loaded: &Loaded, name: &str, spec: &'a CommandSpec) -> Comman
         .builders
         .as_ref()
         .expect("builders configured");
-    Command {
+    Command::new(
         spec,
-        role: format!("{name} builder"),
-        key: format!("builders.{name}"),
-        timeout_secs: spec.timeout_secs.unwrap_or(b.timeout_secs),
-    }
+        format!("builders.{name}"),
+        format!("{name} builder"),
+        b.timeout_secs,
+    )
 }
 
 /// The builder's declared columns (its `columns` source), resolved with their lines.

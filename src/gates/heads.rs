@@ -166,9 +166,8 @@ pub fn run(cx: &Context) -> Result<Report> {
         against_arch(&ck_heads, cx, &mut out);
     }
 
-    if let Some(section) = &cx.loaded.config.ruleset {
-        let rl = crate::ruleset::load(&cx.loaded.resolve(&section.path))?;
-        out.extend(ruleset_heads(&rl, &code_heads));
+    if let Some(rl) = cx.ruleset()? {
+        out.extend(ruleset_heads(rl, &code_heads));
     }
 
     let n = code_heads.len();

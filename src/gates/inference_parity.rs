@@ -98,7 +98,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             "not configured: no `inference.backtest` or `inference.live`",
         ));
     }
-    let Ok(reference) = super::ruleset_smoke::slice_outputs(cx, engine.as_ref(), slice) else {
+    let Ok(reference) = cx.slice_outputs(engine.as_ref(), slice) else {
         return Ok(Report::skipped(
             "the model does not run on the slice (forward-contract says why)",
         ));
@@ -123,12 +123,12 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
     let mut ran: Vec<PathOut> = Vec::new();
     for (name, spec) in paths {
-        let cmd = Command {
+        let cmd = Command::new(
             spec,
-            role: format!("{name} inference path"),
-            key: format!("inference.{name}"),
-            timeout_secs: spec.timeout_secs.unwrap_or(inf.timeout_secs),
-        };
+            format!("inference.{name}"),
+            format!("{name} inference path"),
+            inf.timeout_secs,
+        );
         let vars = [
             ("checkpoint", checkpoint.clone()),
             ("features", PathBuf::from(&features)),
@@ -292,10 +292,7 @@ fn align(
         .collect::<std::result::Result<_, _>>()?;
     (0..slice.len())
         .map(|r| {
-            let key = (
-                slice.timestamps[r].clone(),
-                slice.symbols[r].clone().unwrap_or_default(),
-            );
+            let key = slice.key_tuple(r);
             let &i = index
                 .get(&key)
                 .ok_or_else(|| format!("has no row {}", show_key(&key)))?;

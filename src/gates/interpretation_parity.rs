@@ -17,13 +17,13 @@
 
 use std::path::PathBuf;
 
-use super::ruleset_smoke::{Overridden, SliceRow, slice_outputs, softmax_heads};
+use super::ruleset_smoke::{SliceRow, extremes, softmax_heads};
 use super::{Context, Gate, Model, Report};
 use crate::config::CommandSpec;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
-use crate::ruleset::{self, Decision, Read, RowInputs, Side};
+use crate::ruleset::{self, Decision, RowInputs, Side};
 use crate::table::{Table, Values, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -90,27 +90,30 @@ pub fn run(cx: &Context) -> Result<Report> {
             "the model cannot be built (forward-contract says why)",
         ));
     };
-    let Ok(outputs) = slice_outputs(cx, engine.as_ref(), slice) else {
+    let Ok(outputs) = cx.slice_outputs(engine.as_ref(), slice) else {
         return Ok(Report::skipped(
             "the model does not run on the slice (forward-contract says why)",
         ));
     };
-    let rl = ruleset::load(&loaded.resolve(&section.path))?;
+    let rl = cx.ruleset()?.expect("`[ruleset]` is configured");
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
     let soft_owned = softmax_heads(cx);
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
     let columns = super::inference_parity::output_columns(cx)?;
 
-    // The inputs: every slice row, then one synthetic row per risk gate bound.
+    // The inputs: every slice row, then one synthetic row per risk gate bound (on slice row 0).
+    let base = SliceRow {
+        outputs,
+        slice,
+        names: &features,
+        row: 0,
+    };
     let mut inputs: Vec<Input> = (0..slice.len())
         .map(|r| Input {
-            key: (
-                slice.timestamps[r].clone(),
-                slice.symbols[r].clone().unwrap_or_default(),
-            ),
+            key: slice.key_tuple(r),
             row: Box::new(SliceRow {
-                outputs: &outputs,
+                outputs,
                 slice,
                 names: &features,
                 row: r,
@@ -118,62 +121,16 @@ pub fn run(cx: &Context) -> Result<Report> {
         })
         .collect();
     if !slice.is_empty() {
-        for g in &rs.risk_gates {
-            for (bound, up) in [(g.block_above, true), (g.block_below, false)] {
-                let Some(bound) = bound else { continue };
-                let push = if up {
-                    bound + 10.0 * bound.abs().max(1.0)
-                } else {
-                    bound - 10.0 * bound.abs().max(1.0)
-                };
-                let base = Box::new(SliceRow {
-                    outputs: &outputs,
-                    slice,
-                    names: &features,
-                    row: 0,
-                });
-                let row: Box<dyn RowInputs> = match g.read() {
-                    Some(Read::Feature(f)) => Box::new(Owned {
-                        base,
-                        head: None,
-                        feature: Some((f, push)),
-                    }),
-                    Some(Read::Head(h, k)) if soft.contains(&h.as_str()) => {
-                        let w = outputs.get(&h).map_or(0, |m| m.cols);
-                        let logits = (0..w)
-                            .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
-                            .collect();
-                        Box::new(Owned {
-                            base,
-                            head: Some((h, logits)),
-                            feature: None,
-                        })
-                    }
-                    Some(Read::Head(h, k)) => {
-                        let mut v = outputs
-                            .get(&h)
-                            .map(|m| m.row(0).to_vec())
-                            .unwrap_or_default();
-                        if k < v.len() {
-                            v[k] = push;
-                        }
-                        Box::new(Owned {
-                            base,
-                            head: Some((h, v)),
-                            feature: None,
-                        })
-                    }
-                    None => continue,
-                };
-                let tag = if up { "above" } else { "below" };
-                inputs.push(Input {
-                    key: (
-                        format!("{}", inputs.len()),
-                        format!("synthetic:{}:{tag}", g.name),
-                    ),
-                    row,
-                });
-            }
+        let width = |h: &str| outputs.get(h).map(|m| m.cols);
+        for e in extremes(rs, &base, &soft, width) {
+            let tag = if e.up { "above" } else { "below" };
+            inputs.push(Input {
+                key: (
+                    format!("{}", inputs.len()),
+                    format!("synthetic:{}:{tag}", rs.risk_gates[e.gate].name),
+                ),
+                row: Box::new(e.row),
+            });
         }
     }
     let reference: Vec<Decision> = inputs
@@ -227,12 +184,12 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
     let ruleset_path = loaded.resolve(&section.path);
     for (name, spec) in interpreters {
-        let cmd = Command {
+        let cmd = Command::new(
             spec,
-            role: format!("{name} interpreter"),
-            key: format!("ruleset.{name}"),
-            timeout_secs: spec.timeout_secs.unwrap_or(section.timeout_secs),
-        };
+            format!("ruleset.{name}"),
+            format!("{name} interpreter"),
+            section.timeout_secs,
+        );
         let vars = [
             ("ruleset", ruleset_path.clone()),
             ("inputs", PathBuf::from(&path)),
@@ -251,7 +208,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     .at(cmd.origin(cx.loaded))
                     .help("write `timestamp,symbol,side,size,gate.<name>…` with one row per input row (docs/commands.md)"),
             ),
-            Ok(got) => out.extend(compare(cx, &rl, &cmd, name, &inputs, &reference, &got, slice)),
+            Ok(got) => out.extend(compare(cx, rl, &cmd, name, &inputs, &reference, &got, slice)),
         }
     }
     let sides = |s: Side| {
@@ -272,32 +229,6 @@ pub fn run(cx: &Context) -> Result<Report> {
         ),
         skipped: None,
     })
-}
-
-/// [`Overridden`] owning its base row.
-struct Owned<'a> {
-    base: Box<SliceRow<'a>>,
-    head: Option<(String, Vec<f64>)>,
-    feature: Option<(String, f64)>,
-}
-
-impl RowInputs for Owned<'_> {
-    fn head(&self, name: &str) -> Option<Vec<f64>> {
-        let o = Overridden {
-            base: self.base.as_ref(),
-            head: self.head.clone(),
-            feature: self.feature.clone(),
-        };
-        o.head(name)
-    }
-    fn feature(&self, name: &str) -> Option<f64> {
-        let o = Overridden {
-            base: self.base.as_ref(),
-            head: self.head.clone(),
-            feature: self.feature.clone(),
-        };
-        o.feature(name)
-    }
 }
 
 /// The interpreter's decisions in input order.

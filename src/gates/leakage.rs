@@ -23,7 +23,6 @@ use super::{Context, Gate, Report};
 use crate::config::{CommandSpec, DataSection};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
-use crate::protocol::Command;
 use crate::table::{Key, Table, Values, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -139,12 +138,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
     let mut runs = 0usize;
     for (name, spec) in subjects {
-        let cmd = Command {
-            spec,
-            role: format!("{name} builder"),
-            key: format!("builders.{name}"),
-            timeout_secs: spec.timeout_secs.unwrap_or(b.timeout_secs),
-        };
+        let cmd = super::feature_parity::command(loaded, name, spec);
         let run_on = |path: &Path| {
             cmd.run_table(
                 loaded,

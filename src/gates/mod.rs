@@ -18,7 +18,7 @@ pub mod ruleset_smoke;
 
 use crate::config::Loaded;
 use crate::contract::PipelineContract;
-use crate::engine::Engine;
+use crate::engine::{Engine, Outputs};
 use crate::error::Result;
 use crate::facts::Facts;
 use crate::finding::{Code, Finding, Location};
@@ -46,11 +46,53 @@ pub struct Context<'a> {
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a
     /// broken input to the gate that owns it).
     pub selected: &'a [&'static str],
+    /// What several gates derive from the same inputs, computed once per run.
+    pub cache: Cache,
+}
+
+/// Inputs several gates share, computed on first use.
+#[derive(Default)]
+pub struct Cache {
+    slice_outputs: std::cell::OnceCell<std::result::Result<Outputs, String>>,
+    ruleset: std::cell::OnceCell<std::result::Result<Option<crate::ruleset::Loaded>, String>>,
 }
 
 impl Context<'_> {
     pub fn runs(&self, gate: &str) -> bool {
         self.selected.contains(&gate)
+    }
+
+    /// The model's raw outputs on every slice row (scaled with the checkpoint's scaler and the code's
+    /// NaN policy), computed once for every gate that reads them.
+    pub fn slice_outputs(&self, engine: &dyn Engine, slice: &Slice) -> Result<&Outputs> {
+        self.cache
+            .slice_outputs
+            .get_or_init(|| {
+                let scaler = forward_contract::scaler(self).map_err(|f| f.message)?;
+                let policy = crate::scaler::NanPolicy::parse(
+                    self.facts.code.nan_policy.value.as_str().unwrap_or(""),
+                );
+                engine
+                    .forward(&scaler.scale(&slice.features, &policy))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| crate::error::Error::msg(e.clone()))
+    }
+
+    /// The `[ruleset]` file, parsed once (`None` without a `[ruleset]`).
+    pub fn ruleset(&self) -> Result<Option<&crate::ruleset::Loaded>> {
+        self.cache
+            .ruleset
+            .get_or_init(|| match &self.loaded.config.ruleset {
+                None => Ok(None),
+                Some(section) => crate::ruleset::load(&self.loaded.resolve(&section.path))
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+            })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(|e| crate::error::Error::msg(e.clone()))
     }
 
     /// Where findings about the model point: the production checkpoint.

@@ -27,7 +27,6 @@ use crate::contract::{self, Head};
 use crate::engine::{Engine, Matrix};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
-use crate::scaler::NanPolicy;
 use crate::slice::Slice;
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
@@ -151,10 +150,7 @@ pub struct Evaluation {
 
 /// Run the model on every slice row.
 pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Evaluation> {
-    let scaler = forward_contract::scaler(cx).map_err(|f| Error::msg(f.message))?;
-    let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
-    let x = scaler.scale(&slice.features, &policy);
-    let out = engine.forward(&x)?;
+    let out = cx.slice_outputs(engine, slice)?;
     let mut heads = Vec::new();
     let mut missing = Vec::new();
     for head in contract::heads(&cx.facts.code.heads)? {
@@ -172,15 +168,11 @@ pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Eval
     Ok(Evaluation { heads, missing })
 }
 
+/// Row-wise softmax (the ruleset's, one row at a time).
 pub fn softmax(m: &Matrix) -> Matrix {
-    let mut data = Vec::with_capacity(m.data.len());
-    for r in 0..m.rows {
-        let row = m.row(r);
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let exps: Vec<f64> = row.iter().map(|v| (v - max).exp()).collect();
-        let sum: f64 = exps.iter().sum();
-        data.extend(exps.iter().map(|e| e / sum));
-    }
+    let data = (0..m.rows)
+        .flat_map(|r| crate::ruleset::softmax(m.row(r)))
+        .collect();
     Matrix::new(m.rows, m.cols, data)
 }
 

@@ -18,7 +18,7 @@
 //! `risk-gate-never-fires` at the gate's `name` line of ruleset.toml.
 
 use super::{Context, Gate, Model, Report};
-use crate::engine::{Engine, Outputs};
+use crate::engine::Outputs;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::ruleset::{self, Read, RowInputs, Ruleset, Side};
@@ -126,15 +126,6 @@ pub fn softmax_heads(cx: &Context) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The model's raw outputs on every slice row.
-pub fn slice_outputs(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Outputs> {
-    let scaler =
-        super::forward_contract::scaler(cx).map_err(|f| crate::error::Error::msg(f.message))?;
-    let policy =
-        crate::scaler::NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
-    engine.forward(&scaler.scale(&slice.features, &policy))
-}
-
 /// Static checks of a ruleset against the contract's heads and features.
 pub fn validate(rl: &ruleset::Loaded, features: &[String]) -> Vec<Finding> {
     let rs = &rl.ruleset;
@@ -227,6 +218,73 @@ pub fn validate(rl: &ruleset::Loaded, features: &[String]) -> Vec<Finding> {
     out
 }
 
+/// One synthetic input per risk-gate bound: `base` with the gate's input pushed past the bound, within
+/// what the value can be (a softmax head's probability goes to 1 or 0 through its logits).
+pub struct Extreme<'a> {
+    pub gate: usize,
+    /// `true` for `block-above`, `false` for `block-below`.
+    pub up: bool,
+    /// What was set, for messages (`feature `vol_20` = 10.0095`).
+    pub what: String,
+    pub row: Overridden<'a>,
+}
+
+pub fn extremes<'a>(
+    rs: &Ruleset,
+    base: &'a dyn RowInputs,
+    softmax: &[&str],
+    head_width: impl Fn(&str) -> Option<usize>,
+) -> Vec<Extreme<'a>> {
+    let mut out = Vec::new();
+    for (i, g) in rs.risk_gates.iter().enumerate() {
+        for (bound, up) in [(g.block_above, true), (g.block_below, false)] {
+            let Some(bound) = bound else { continue };
+            let pushed = if up {
+                bound + 10.0 * bound.abs().max(1.0)
+            } else {
+                bound - 10.0 * bound.abs().max(1.0)
+            };
+            let (what, head, feature) = match g.read() {
+                Some(Read::Feature(f)) => {
+                    (format!("feature `{f}` = {pushed}"), None, Some((f, pushed)))
+                }
+                Some(Read::Head(h, k)) if softmax.contains(&h.as_str()) => {
+                    let Some(w) = head_width(&h) else { continue };
+                    // All mass on class k (p → 1) or none on it (p → 0).
+                    let logits: Vec<f64> = (0..w)
+                        .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
+                        .collect();
+                    (
+                        format!("p({h}.{k}) = {}", if up { "1" } else { "0" }),
+                        Some((h, logits)),
+                        None,
+                    )
+                }
+                Some(Read::Head(h, k)) => {
+                    let Some(w) = head_width(&h) else { continue };
+                    let mut v = base.head(&h).unwrap_or_else(|| vec![0.0; w]);
+                    if k < v.len() {
+                        v[k] = pushed;
+                    }
+                    (format!("{h}[{k}] = {pushed}"), Some((h, v)), None)
+                }
+                None => continue,
+            };
+            out.push(Extreme {
+                gate: i,
+                up,
+                what,
+                row: Overridden {
+                    base,
+                    head,
+                    feature,
+                },
+            });
+        }
+    }
+    out
+}
+
 /// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
 /// Returns the gates that do not, with why.
 pub fn extreme_failures(
@@ -236,79 +294,24 @@ pub fn extreme_failures(
     head_width: impl Fn(&str) -> Option<usize>,
 ) -> Vec<(usize, String)> {
     let mut out = Vec::new();
-    for (i, g) in rs.risk_gates.iter().enumerate() {
-        let push = |x: f64, up: bool| {
-            if up {
-                x + 10.0 * x.abs().max(1.0)
-            } else {
-                x - 10.0 * x.abs().max(1.0)
-            }
-        };
-        let mut tries: Vec<(String, Overridden)> = Vec::new();
-        for (bound, up) in [(g.block_above, true), (g.block_below, false)] {
-            let Some(bound) = bound else { continue };
-            match g.read() {
-                Some(Read::Feature(f)) => tries.push((
-                    format!("feature `{f}` = {}", push(bound, up)),
-                    Overridden {
-                        base,
-                        head: None,
-                        feature: Some((f, push(bound, up))),
-                    },
-                )),
-                Some(Read::Head(h, k)) if softmax.contains(&h.as_str()) => {
-                    let Some(w) = head_width(&h) else { continue };
-                    // All mass on class k (p → 1) or none on it (p → 0).
-                    let logits: Vec<f64> = (0..w)
-                        .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
-                        .collect();
-                    tries.push((
-                        format!("p({h}.{k}) = {}", if up { "1" } else { "0" }),
-                        Overridden {
-                            base,
-                            head: Some((h, logits)),
-                            feature: None,
-                        },
-                    ));
-                }
-                Some(Read::Head(h, k)) => {
-                    let Some(w) = head_width(&h) else { continue };
-                    let mut v = base.head(&h).unwrap_or_else(|| vec![0.0; w]);
-                    if k < v.len() {
-                        v[k] = push(bound, up);
-                    }
-                    tries.push((
-                        format!("{h}[{k}] = {}", push(bound, up)),
-                        Overridden {
-                            base,
-                            head: Some((h, v)),
-                            feature: None,
-                        },
-                    ));
-                }
-                None => {}
-            }
-        }
-        for (what, row) in tries {
-            let d = ruleset::interpret(rs, &row, softmax);
-            if !d.blocked[i] || d.side != Side::Flat {
-                out.push((i, format!("risk gate `{}` does not block with {what} (its bound cannot be crossed, or it does not turn the action flat)", g.name)));
-            }
+    for e in extremes(rs, base, softmax, head_width) {
+        let d = ruleset::interpret(rs, &e.row, softmax);
+        if !d.blocked[e.gate] || d.side != Side::Flat {
+            out.push((e.gate, format!("risk gate `{}` does not block with {} (its bound cannot be crossed, or it does not turn the action flat)", rs.risk_gates[e.gate].name, e.what)));
         }
     }
     out
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let Some(section) = &cx.loaded.config.ruleset else {
+    let Some(rl) = cx.ruleset()? else {
         return Ok(Report::skipped(
             "not configured: no `[ruleset]` in plumbline.toml",
         ));
     };
-    let rl = ruleset::load(&cx.loaded.resolve(&section.path))?;
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
-    let mut out = validate(&rl, &features);
+    let mut out = validate(rl, &features);
     let soft_owned = softmax_heads(cx);
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
     let heads = crate::contract::heads(&cx.facts.code.heads)?;
@@ -333,7 +336,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             skipped: None,
         });
     };
-    let outputs = match slice_outputs(cx, engine.as_ref(), slice) {
+    let outputs = match cx.slice_outputs(engine.as_ref(), slice) {
         Ok(o) => o,
         Err(_) => {
             return Ok(Report {
@@ -348,7 +351,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut oob_rows = Vec::new();
     for r in 0..slice.len() {
         let row = SliceRow {
-            outputs: &outputs,
+            outputs,
             slice,
             names: &features,
             row: r,
@@ -414,7 +417,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     if !slice.is_empty() {
         let base = SliceRow {
-            outputs: &outputs,
+            outputs,
             slice,
             names: &features,
             row: 0,
