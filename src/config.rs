@@ -632,6 +632,9 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its directory ("." when the config is in the working directory).
     pub root: PathBuf,
+    /// Why the config's commands must not run here (`plumbline ci` under `pull_request_target`), if so.
+    /// Every command goes through [`crate::runner::run`], which refuses it with this reason.
+    pub refuse_commands: Option<String>,
 }
 
 impl Loaded {
@@ -706,6 +709,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         config,
         path: path.to_path_buf(),
         root,
+        refuse_commands: None,
     })
 }
 

@@ -154,7 +154,7 @@ impl<'a> Command<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain([("PLUMBLINE_ROLE".to_owned(), self.role.clone())])
             .collect();
-        let ran = match runner::run_with_env(&loaded.root, &argv, self.timeout_secs, &env) {
+        let ran = match runner::run(loaded, &argv, self.timeout_secs, &env) {
             Ok(r) => r,
             Err(e) => return Ok(Err(Failure::Run(e))),
         };

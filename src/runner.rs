@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
+use crate::config::Loaded;
+
 /// What a command did, when it exited by itself.
 #[derive(Debug)]
 pub struct Ran {
@@ -24,6 +26,8 @@ pub struct Ran {
 pub enum RunError {
     #[error("empty argv")]
     Empty,
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("could not start: {0}")]
     Spawn(String),
     #[error("timed out after {secs} s (killed){}", stderr_suffix(said))]
@@ -52,11 +56,21 @@ pub fn shown(argv: &[String]) -> String {
     argv.join(" ")
 }
 
-pub fn run(cwd: &Path, argv: &[String], timeout_secs: u64) -> Result<Ran, RunError> {
-    run_with_env(cwd, argv, timeout_secs, &[])
+/// Run one of the config's commands in the config's directory, unless the run refuses commands
+/// ([`Loaded::refuse_commands`]): the one door every user command goes through.
+pub fn run(
+    loaded: &Loaded,
+    argv: &[String],
+    timeout_secs: u64,
+    env: &[(String, String)],
+) -> Result<Ran, RunError> {
+    if let Some(why) = &loaded.refuse_commands {
+        return Err(RunError::Refused(why.clone()));
+    }
+    run_in(&loaded.root, argv, timeout_secs, env)
 }
 
-pub fn run_with_env(
+fn run_in(
     cwd: &Path,
     argv: &[String],
     timeout_secs: u64,

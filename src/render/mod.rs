@@ -1,16 +1,16 @@
 //! Renderers turn a check's outcome into text. They know findings, not gates.
 
+pub mod github;
 pub mod human;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod sarif;
 
-/// One shared set of sample findings every renderer's tests render.
+/// The codes of the sample findings: an error and a warning.
 #[cfg(test)]
-pub(crate) fn sample_outcome() -> crate::check::Outcome {
-    use std::time::Duration;
-
-    use crate::check::{GateResult, Outcome};
-    use crate::finding::{Code, ContractKind, Counts, Finding, Location, Severity};
-
+pub(crate) fn sample_codes() -> [crate::finding::Code; 2] {
+    use crate::finding::{Code, ContractKind, Severity};
     const ORDER: Code = Code {
         id: "feature-order-mismatch",
         gate: "feature-schema",
@@ -25,16 +25,28 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
         severity: Severity::Warning,
         summary: "",
     };
+    [ORDER, DRIFT]
+}
+
+/// One shared set of sample findings every renderer's tests render.
+#[cfg(test)]
+pub(crate) fn sample_outcome() -> crate::check::Outcome {
+    use std::time::Duration;
+
+    use crate::check::{GateResult, Outcome};
+    use crate::finding::{Counts, Finding, Location};
+
+    let [order, drift] = sample_codes();
     let findings = vec![
         Finding::new(
-            &ORDER,
+            &order,
             "the checkpoint has `vol_20` at index 1 where the code has `ret_5`",
         )
         .at(Location::at("no/such/features.py", 9).with_label("index 1"))
         .related(Location::file("checkpoints/m.pt").with_label("checkpoint key `feature_cols`"))
         .note("2 of 14 positions differ")
         .help("build rows by name"),
-        Finding::new(&DRIFT, "docs/C.md is out of date (block `features`)")
+        Finding::new(&drift, "docs/C.md is out of date (block `features`)")
             .at(Location::at("docs/C.md", 33))
             .diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"),
     ];

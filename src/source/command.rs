@@ -1,17 +1,16 @@
 //! A command that prints JSON: the escape hatch for facts no parser can reach. Run by [`crate::runner`]
 //! (the config's directory as working directory, stdin closed, a timeout); stderr goes into the error.
 
-use std::path::Path;
-
 use super::Fact;
+use crate::config::Loaded;
 use crate::error::{Error, Result};
 use crate::finding::Location;
 use crate::runner;
 
-pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
+pub fn run(loaded: &Loaded, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
     let shown = runner::shown(argv);
     let fail = |msg: String| Error::msg(format!("command `{shown}`: {msg}"));
-    let ran = runner::run(cwd, argv, timeout_secs).map_err(|e| fail(e.to_string()))?;
+    let ran = runner::run(loaded, argv, timeout_secs, &[]).map_err(|e| fail(e.to_string()))?;
     let stdout = ran.stdout;
     let stderr = ran.stderr;
     let with_stderr = |msg: String| fail(runner::with_stderr(msg, &stderr));
@@ -36,6 +35,29 @@ pub fn run(cwd: &Path, argv: &[String], key: Option<&str>, timeout_secs: u64) ->
 mod tests {
     use super::*;
 
+    /// The example's config, with commands run in the working directory.
+    fn here() -> Loaded {
+        let mut l = crate::config::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/momentum/plumbline.toml"
+        )))
+        .unwrap();
+        l.root = ".".into();
+        l
+    }
+
+    #[test]
+    fn refused_commands_do_not_run() {
+        let mut l = here();
+        l.refuse_commands = Some("untrusted event".into());
+        let marker = std::env::temp_dir().join(format!("plumbline-refused-{}", std::process::id()));
+        let err = run(&l, &sh(&format!("touch {}", marker.display())), None, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refused: untrusted event"), "{err}");
+        assert!(!marker.exists(), "the command ran");
+    }
+
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
     }
@@ -43,7 +65,7 @@ mod tests {
     #[test]
     fn json_output_and_key() {
         let f = run(
-            Path::new("."),
+            &here(),
             &sh("echo '{\"a\": {\"b\": [1, 2]}}'"),
             Some("a.b"),
             10,
@@ -54,11 +76,11 @@ mod tests {
 
     #[test]
     fn failure_carries_stderr() {
-        let err = run(Path::new("."), &sh("echo boom >&2; exit 3"), None, 10)
+        let err = run(&here(), &sh("echo boom >&2; exit 3"), None, 10)
             .unwrap_err()
             .to_string();
         assert!(err.contains("exited with") && err.contains("boom"), "{err}");
-        let err = run(Path::new("."), &sh("echo not-json; echo why >&2"), None, 10)
+        let err = run(&here(), &sh("echo not-json; echo why >&2"), None, 10)
             .unwrap_err()
             .to_string();
         assert!(
@@ -69,7 +91,7 @@ mod tests {
 
     #[test]
     fn background_child_holding_the_pipe_cannot_hang_it() {
-        let err = run(Path::new("."), &sh("(sleep 5 &) ; echo '{}'"), None, 1)
+        let err = run(&here(), &sh("(sleep 5 &) ; echo '{}'"), None, 1)
             .unwrap_err()
             .to_string();
         assert!(err.contains("kept its output open"), "{err}");
@@ -77,7 +99,7 @@ mod tests {
 
     #[test]
     fn timeout_kills() {
-        let err = run(Path::new("."), &sh("sleep 5"), None, 1)
+        let err = run(&here(), &sh("sleep 5"), None, 1)
             .unwrap_err()
             .to_string();
         assert!(err.contains("timed out after 1 s"), "{err}");

@@ -117,7 +117,7 @@ impl<'a> Resolver<'a> {
                 command,
                 key,
                 timeout_secs,
-            } => command::run(&self.loaded.root, command, key.as_deref(), *timeout_secs),
+            } => command::run(self.loaded, command, key.as_deref(), *timeout_secs),
         }
     }
 }
