@@ -12,7 +12,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates::{self, checkpoint_inventory};
-use crate::render::{human, json};
+use crate::render::{github, human, json, junit, markdown, sarif};
 
 #[derive(Debug, Parser)]
 #[command(name = "plumbline", version, about = "Audits an ML trading pipeline end to end and gates pull requests on it", long_about = None)]
@@ -25,9 +25,13 @@ pub struct Cli {
         value_name = "PATH"
     )]
     pub config: PathBuf,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output format; repeat it to write several, each to the `--output` in the same position
+    /// (docs/cli.md#output-formats). Default: human.
+    #[arg(long, global = true, value_enum, action = clap::ArgAction::Append)]
+    pub format: Vec<Format>,
+    /// Where the `--format` in the same position goes (`-`: standard output), written atomically.
+    #[arg(long, global = true, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub output: Vec<PathBuf>,
     /// Lowest severity that fails the run (exit 1).
     #[arg(long, global = true, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -37,8 +41,18 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// The terminal report (colour on a terminal unless NO_COLOR).
     Human,
+    /// The JSON report (schemas/report.schema.json); byte-identical for the same inputs.
     Json,
+    /// GitHub Actions workflow commands (annotations on the diff).
+    Github,
+    /// GitHub-flavoured Markdown (job summary, PR comment), trimmed under 1 MiB.
+    Markdown,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// JUnit XML, a test case per gate.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +105,9 @@ pub enum Command {
         #[arg(long)]
         hash: bool,
     },
+    /// Run the checks as a GitHub Actions step: annotations, job summary, step outputs, and (with a
+    /// token) a check run and a sticky pull-request comment (docs/ci.md).
+    Ci(CiArgs),
     /// Print a JSON Schema plumbline derives from its types.
     Schema {
         #[arg(value_enum, default_value_t = SchemaName::Contract)]
@@ -107,6 +124,28 @@ pub struct DocsArgs {
     /// Rewrite only the generated parts (atomically).
     #[arg(long)]
     pub write: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The plan's workflows: post-train, pre-backtest, pre-live (docs/gates/README.md).
+    #[arg(long, value_enum)]
+    pub profile: Option<check::Profile>,
+    /// Write the JSON report here (default: `$RUNNER_TEMP/plumbline-report.json`).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Do not create a check run.
+    #[arg(long)]
+    pub no_check_run: bool,
+    /// Do not post or update the pull-request comment.
+    #[arg(long)]
+    pub no_comment: bool,
+    /// The check run's name.
+    #[arg(long, default_value = "plumbline", value_name = "NAME")]
+    pub check_name: String,
+    /// Run the config's commands even under `pull_request_target` (docs/ci.md#pull_request_target).
+    #[arg(long)]
+    pub allow_untrusted_commands: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,13 +189,40 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         emit(out, schema(*name).as_bytes())?;
         return Ok(0);
     }
-    let loaded = config::load(&cli.config)?;
+    let destinations = destinations(cli)?;
+    let mut loaded = config::load(&cli.config)?;
     let fail_on = cli.fail_on.severity();
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
         Command::Check { profile } => {
             let selection = profile.map_or(Selection::All, Selection::Profile);
-            report(cli, &check::run(&loaded, selection)?, fail_on, out)
+            report(&destinations, &check::run(&loaded, selection)?, fail_on, out)
+        }
+        Command::Ci(args) => {
+            let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
+            if actions.untrusted() && !args.allow_untrusted_commands {
+                loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
+            }
+            let selection = args.profile.map_or(Selection::All, Selection::Profile);
+            let outcome = check::run(&loaded, selection)?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Error::msg(format!("the working directory: {e}")))?;
+            let outcome = crate::ci::repo_relative(outcome, &cwd, actions.workspace.as_deref());
+            report(&destinations, &outcome, fail_on, out)?;
+            let posting = crate::ci::Posting {
+                check_run: !args.no_check_run,
+                comment: !args.no_comment,
+                check_name: args.check_name.clone(),
+            };
+            crate::ci::report(
+                &actions,
+                &outcome,
+                fail_on,
+                &posting,
+                args.report.as_deref(),
+                out,
+                err,
+            )
         }
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
@@ -172,7 +238,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 ))
             })?;
             report(
-                cli,
+                &destinations,
                 &check::run(&loaded, Selection::Gate(gate))?,
                 fail_on,
                 out,
@@ -197,7 +263,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Docs(args) if args.check => {
             let gate = gates::find("docs-drift").expect("docs-drift is registered");
             report(
-                cli,
+                &destinations,
                 &check::run(&loaded, Selection::Gate(gate))?,
                 fail_on,
                 out,
@@ -227,7 +293,15 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Inventory { hash } => {
             let (rows, findings) = checkpoint_inventory::inventory(&loaded, *hash, None)?;
             let failed = findings.iter().any(|f| f.severity >= fail_on);
-            match cli.format {
+            let format = match destinations.as_slice() {
+                [(f @ (Format::Human | Format::Json), None)] => *f,
+                _ => {
+                    return Err(Error::msg(
+                        "`inventory` writes one format, human or json, to standard output",
+                    ));
+                }
+            };
+            match format {
                 Format::Json => {
                     let doc = serde_json::json!({ "checkpoints": rows, "findings": findings });
                     emit(
@@ -237,7 +311,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                             .as_bytes(),
                     )?;
                 }
-                Format::Human => {
+                _ => {
                     emit(out, inventory_table(&rows).as_bytes())?;
                     let mut s = String::new();
                     let mut sources = human::Sources::default();
@@ -264,12 +338,82 @@ fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn report(cli: &Cli, outcome: &Outcome, fail_on: Severity, out: &mut dyn Write) -> Result<u8> {
-    let text = match cli.format {
+/// Each `--format` with its `--output` (`None`: standard output), paired by position.
+pub fn destinations(cli: &Cli) -> Result<Vec<(Format, Option<PathBuf>)>> {
+    let formats = if cli.format.is_empty() {
+        vec![Format::Human]
+    } else {
+        cli.format.clone()
+    };
+    let pairs: Vec<(Format, Option<PathBuf>)> = if cli.output.is_empty() {
+        if formats.len() > 1 {
+            return Err(Error::msg(
+                "several --format values need an --output each, in the same order (`-` for standard output)",
+            ));
+        }
+        vec![(formats[0], None)]
+    } else if cli.output.len() == formats.len() {
+        formats
+            .into_iter()
+            .zip(cli.output.iter())
+            .map(|(f, p)| (f, (p.as_os_str() != "-").then(|| p.clone())))
+            .collect()
+    } else {
+        return Err(Error::msg(format!(
+            "{} --format and {} --output: give one --output per --format, in the same order (`-` for standard output)",
+            formats.len(),
+            cli.output.len()
+        )));
+    };
+    if pairs.iter().filter(|(_, p)| p.is_none()).count() > 1 {
+        return Err(Error::msg("only one --format can go to standard output"));
+    }
+    Ok(pairs)
+}
+
+/// An outcome in one format.
+pub fn render(format: Format, outcome: &Outcome, fail_on: Severity) -> String {
+    match format {
         Format::Human => human::render(outcome, &mut human::Sources::default()),
         Format::Json => json::render(outcome, fail_on),
-    };
-    emit(out, text.as_bytes())?;
+        Format::Github => {
+            let a = github::render(&outcome.findings);
+            let mut text = a.text;
+            if a.left_out > 0 {
+                text.push_str(&format!(
+                    "::notice title=plumbline::{} not shown as annotations (the runner shows {} of each kind per step)\n",
+                    markdown::plural(a.left_out, "finding"),
+                    github::PER_KIND
+                ));
+            }
+            text
+        }
+        Format::Markdown => markdown::render(
+            outcome,
+            &markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES)),
+        ),
+        Format::Sarif => {
+            let codes: Vec<crate::finding::Code> = gates::all_codes().copied().collect();
+            sarif::render(outcome, &codes)
+        }
+        Format::Junit => junit::render(outcome, fail_on),
+    }
+}
+
+fn report(
+    destinations: &[(Format, Option<PathBuf>)],
+    outcome: &Outcome,
+    fail_on: Severity,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    for (format, path) in destinations {
+        let text = render(*format, outcome, fail_on);
+        match path {
+            None => emit(out, text.as_bytes())?,
+            // Files get no terminal colour.
+            Some(p) => crate::docs::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?,
+        }
+    }
     Ok(u8::from(outcome.fails(fail_on)))
 }
 

@@ -6,6 +6,7 @@
 
 pub mod canonical;
 pub mod check;
+pub mod ci;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,8 @@ pub mod error;
 pub mod facts;
 pub mod finding;
 pub mod gates;
+#[cfg(feature = "github-api")]
+pub mod github;
 pub mod protocol;
 pub mod render;
 pub mod ruleset;
