@@ -171,11 +171,19 @@ pub fn pull_request(event_path: &Path) -> Result<PullRequest> {
     let head_sha = field("/head/sha")?
         .as_str()
         .filter(|s| s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit()))
-        .ok_or_else(|| Error::msg(format!("{shown}: `pull_request.head.sha` is not a commit id")))?
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "{shown}: `pull_request.head.sha` is not a commit id"
+            ))
+        })?
         .to_owned();
     let base_repo = field("/base/repo/full_name")?
         .as_str()
-        .ok_or_else(|| Error::msg(format!("{shown}: `pull_request.base.repo.full_name` is not text")))?
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "{shown}: `pull_request.base.repo.full_name` is not text"
+            ))
+        })?
         .to_owned();
     let head_repo = pr
         .pointer("/head/repo/full_name")
@@ -263,7 +271,12 @@ pub fn report(
     let report_shown = crate::config::display_path(&report_path);
 
     let mut notices = Vec::new();
-    if actions.untrusted() && outcome.findings.iter().any(|f| f.message.contains(UNTRUSTED)) {
+    if actions.untrusted()
+        && outcome
+            .findings
+            .iter()
+            .any(|f| f.message.contains(UNTRUSTED))
+    {
         notices.push(
             "Commands from plumbline.toml were not run: this is a `pull_request_target` run (docs/ci.md#pull_request_target).".to_owned(),
         );
@@ -281,14 +294,19 @@ pub fn report(
     }
 
     if let Some(path) = &actions.step_summary {
-        let mut opts = markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES));
+        let mut opts =
+            markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES));
         opts.notices = notices;
         opts.report = Some(report_shown.clone());
         append(path, &markdown::render(outcome, &opts))?;
     }
     if let Some(path) = &actions.output {
         let c = outcome.counts();
-        let verdict = if outcome.fails(fail_on) { "failed" } else { "passed" };
+        let verdict = if outcome.fails(fail_on) {
+            "failed"
+        } else {
+            "passed"
+        };
         append(
             path,
             &format!(
@@ -343,8 +361,7 @@ fn post(
         let _ = writeln!(
             err,
             "plumbline: check run {id} posted on {} with {} annotations",
-            plan.head_sha,
-            posted.annotations
+            plan.head_sha, posted.annotations
         );
     }
     match posted.comment {
@@ -452,6 +469,9 @@ mod tests {
             Path::new("/elsewhere"),
             Some(Path::new("/ws")),
         );
-        assert_eq!(o.findings[0].location.as_ref().unwrap().path, "no/such/features.py");
+        assert_eq!(
+            o.findings[0].location.as_ref().unwrap().path,
+            "no/such/features.py"
+        );
     }
 }

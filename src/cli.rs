@@ -196,7 +196,12 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Schema { .. } => unreachable!("handled above"),
         Command::Check { profile } => {
             let selection = profile.map_or(Selection::All, Selection::Profile);
-            report(&destinations, &check::run(&loaded, selection)?, fail_on, out)
+            report(
+                &destinations,
+                &check::run(&loaded, selection)?,
+                fail_on,
+                out,
+            )
         }
         Command::Ci(args) => {
             let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
@@ -411,7 +416,9 @@ fn report(
         match path {
             None => emit(out, text.as_bytes())?,
             // Files get no terminal colour.
-            Some(p) => crate::docs::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?,
+            Some(p) => {
+                crate::docs::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?
+            }
         }
     }
     Ok(u8::from(outcome.fails(fail_on)))

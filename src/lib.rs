@@ -6,8 +6,8 @@
 
 pub mod canonical;
 pub mod check;
-pub mod ci;
 pub mod checkpoint;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod contract;

@@ -48,7 +48,9 @@ pub enum ApiError {
         path: String,
         message: String,
     },
-    #[error("{method} {path}: rate limited for another {wait_secs} s (longer than plumbline waits)")]
+    #[error(
+        "{method} {path}: rate limited for another {wait_secs} s (longer than plumbline waits)"
+    )]
     RateLimited {
         method: &'static str,
         path: String,
@@ -246,7 +248,8 @@ fn rate_limit_wait(
     if let Some(secs) = retry_after {
         return Some(Some(Duration::from_secs(secs)));
     }
-    if exhausted && let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())
+    if exhausted
+        && let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())
     {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         // The reset is a whole second: wait past it.
@@ -292,7 +295,10 @@ mod tests {
         assert_eq!(
             rate_limit_wait(
                 s(403),
-                &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1030")]),
+                &headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1030")
+                ]),
                 now
             ),
             Some(Some(Duration::from_secs(31)))
@@ -308,7 +314,10 @@ mod tests {
         );
         assert_eq!(rate_limit_wait(s(429), &headers(&[]), now), Some(None));
         // A plain 403 (bad credentials, no permission) is not a rate limit.
-        assert_eq!(rate_limit_wait(s(403), &headers(&[("x-ratelimit-remaining", "4999")]), now), None);
+        assert_eq!(
+            rate_limit_wait(s(403), &headers(&[("x-ratelimit-remaining", "4999")]), now),
+            None
+        );
         assert_eq!(rate_limit_wait(s(502), &headers(&[]), now), None);
     }
 
@@ -325,7 +334,13 @@ mod tests {
         )]);
         assert!(!has_next_page(&last));
         assert!(!has_next_page(&HeaderMap::new()));
-        assert_eq!(error_message(r#"{"message":"Bad credentials"}"#), "Bad credentials");
-        assert_eq!(error_message("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            error_message(r#"{"message":"Bad credentials"}"#),
+            "Bad credentials"
+        );
+        assert_eq!(
+            error_message("<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 }

@@ -64,7 +64,9 @@ pub fn publish(
         Ok(r) => r,
         Err(e) => {
             return Posted {
-                notices: vec![format!("Nothing was posted to GitHub: no async runtime ({e}).")],
+                notices: vec![format!(
+                    "Nothing was posted to GitHub: no async runtime ({e})."
+                )],
                 ..Posted::default()
             };
         }

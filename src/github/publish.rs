@@ -137,12 +137,14 @@ pub async fn check_run(
             }),
         )
         .await?;
-    let id = created.body["id"].as_u64().ok_or_else(|| ApiError::Status {
-        method: "POST",
-        path: path.clone(),
-        status: 201,
-        message: "the response has no check-run `id`".into(),
-    })?;
+    let id = created.body["id"]
+        .as_u64()
+        .ok_or_else(|| ApiError::Status {
+            method: "POST",
+            path: path.clone(),
+            status: 201,
+            message: "the response has no check-run `id`".into(),
+        })?;
     for batch in batches {
         client
             .call(
@@ -180,7 +182,11 @@ pub async fn sticky_comment(
     let mut found = None;
     for page in 1..=MAX_COMMENT_PAGES {
         let r = client
-            .call::<()>(Method::Get, &format!("{list}?per_page=100&page={page}"), None)
+            .call::<()>(
+                Method::Get,
+                &format!("{list}?per_page=100&page={page}"),
+                None,
+            )
             .await?;
         found = r.body.as_array().into_iter().flatten().find_map(|c| {
             let ours = c["body"].as_str().is_some_and(|b| b.contains(MARKER));
@@ -205,12 +211,14 @@ pub async fn sticky_comment(
             let created = client
                 .call(Method::Post, &list, Some(&CommentBody { body }))
                 .await?;
-            let id = created.body["id"].as_u64().ok_or_else(|| ApiError::Status {
-                method: "POST",
-                path: list.clone(),
-                status: 201,
-                message: "the response has no comment `id`".into(),
-            })?;
+            let id = created.body["id"]
+                .as_u64()
+                .ok_or_else(|| ApiError::Status {
+                    method: "POST",
+                    path: list.clone(),
+                    status: 201,
+                    message: "the response has no comment `id`".into(),
+                })?;
             Ok(Comment::Created(id))
         }
     }

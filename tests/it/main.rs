@@ -3,6 +3,7 @@
 
 mod bytes_read;
 mod checkpoints;
+mod ci;
 mod cli;
 mod commands;
 mod corpus;
@@ -10,7 +11,9 @@ mod defects;
 mod docs_and_schemas;
 mod engine;
 mod gates;
+mod github_api;
 mod limits;
 mod mutation;
+mod npm;
 mod pickle_safety;
 mod util;
