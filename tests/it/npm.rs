@@ -1,5 +1,5 @@
 //! The third-party references the tests check plumbline against, from npm (installed by `.ci/run`, found
-//! through `PLUMBLINE_NODE_MODULES`): GitHub's REST description (`@octokit/openapi`), real webhook
+//! through `PLUMBLINE_NODE_MODULES`, else in `.ci/npm/node_modules`): GitHub's REST description (`@octokit/openapi`), real webhook
 //! payloads (`@octokit/webhooks-examples`) and the SARIF 2.1.0 schema (`@microsoft/jest-sarif`).
 //! Without the variable a test says so and skips; with `CI=true` a missing package is a failure.
 
@@ -11,7 +11,12 @@ use serde_json::Value;
 /// A file of an installed package, or `None` (skip) outside CI.
 pub fn package_file(rel: &str, what: &str) -> Option<PathBuf> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(root) = std::env::var_os("PLUMBLINE_NODE_MODULES") else {
+    // The variable, or where `.ci/run` installs them (so a local `cargo test` after it finds them too).
+    let installed = crate::util::repo().join(".ci/npm/node_modules");
+    let root = std::env::var_os("PLUMBLINE_NODE_MODULES")
+        .map(PathBuf::from)
+        .or_else(|| installed.is_dir().then_some(installed));
+    let Some(root) = root else {
         assert!(
             !ci,
             "CI=true, but PLUMBLINE_NODE_MODULES is not set: {what} needs npm's {rel} (.ci/run installs it)"
@@ -19,7 +24,7 @@ pub fn package_file(rel: &str, what: &str) -> Option<PathBuf> {
         eprintln!("skipped: {what} needs PLUMBLINE_NODE_MODULES with {rel} (docs/testing.md)");
         return None;
     };
-    let path = PathBuf::from(root).join(rel);
+    let path = root.join(rel);
     // The variable is set: a missing file is a broken install, never a skip.
     assert!(
         path.is_file(),
