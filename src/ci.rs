@@ -321,6 +321,26 @@ pub fn report(
     Ok(u8::from(outcome.fails(fail_on)))
 }
 
+/// When the check itself could not run (exit 2): an error annotation, the reason in the job summary and
+/// `verdict=error` in the outputs, each best-effort.
+pub fn could_not_run(actions: &Actions, error: &str, out: &mut dyn std::io::Write) {
+    let _ = writeln!(
+        out,
+        "::error title=plumbline could not run::{}",
+        github::escape_data(error)
+    );
+    if let Some(path) = &actions.step_summary {
+        let fence = if error.contains("```") { "````" } else { "```" };
+        let _ = append(
+            path,
+            &format!("### plumbline · could not run (exit 2)\n\n{fence}\n{error}\n{fence}\n"),
+        );
+    }
+    if let Some(path) = &actions.output {
+        let _ = append(path, "verdict=error\n");
+    }
+}
+
 #[cfg(feature = "github-api")]
 fn post(
     actions: &Actions,

@@ -190,8 +190,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         return Ok(0);
     }
     let destinations = destinations(cli)?;
-    let mut loaded = config::load(&cli.config)?;
     let fail_on = cli.fail_on.severity();
+    if let Command::Ci(args) = &cli.command {
+        return ci(cli, args, &destinations, fail_on, out, err);
+    }
+    let loaded = config::load(&cli.config)?;
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
         Command::Check { profile } => {
@@ -203,32 +206,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 out,
             )
         }
-        Command::Ci(args) => {
-            let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
-            if actions.untrusted() && !args.allow_untrusted_commands {
-                loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
-            }
-            let selection = args.profile.map_or(Selection::All, Selection::Profile);
-            let outcome = check::run(&loaded, selection)?;
-            let cwd = std::env::current_dir()
-                .map_err(|e| Error::msg(format!("the working directory: {e}")))?;
-            let outcome = crate::ci::repo_relative(outcome, &cwd, actions.workspace.as_deref());
-            report(&destinations, &outcome, fail_on, out)?;
-            let posting = crate::ci::Posting {
-                check_run: !args.no_check_run,
-                comment: !args.no_comment,
-                check_name: args.check_name.clone(),
-            };
-            crate::ci::report(
-                &actions,
-                &outcome,
-                fail_on,
-                &posting,
-                args.report.as_deref(),
-                out,
-                err,
-            )
-        }
+        Command::Ci(_) => unreachable!("handled above"),
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
@@ -341,6 +319,51 @@ fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// `plumbline ci`: the check in an Actions step, then everything a pull request shows (docs/ci.md).
+fn ci(
+    cli: &Cli,
+    args: &CiArgs,
+    destinations: &[(Format, Option<PathBuf>)],
+    fail_on: Severity,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
+    let checked = config::load(&cli.config).and_then(|mut loaded| {
+        if actions.untrusted() && !args.allow_untrusted_commands {
+            loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
+        }
+        let selection = args.profile.map_or(Selection::All, Selection::Profile);
+        check::run(&loaded, selection)
+    });
+    let outcome = match checked {
+        Ok(o) => o,
+        Err(e) => {
+            // Exit 2 all the same; the pull request shows why instead of a bare red step.
+            crate::ci::could_not_run(&actions, &e.to_string(), out);
+            return Err(e);
+        }
+    };
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
+    let outcome = crate::ci::repo_relative(outcome, &cwd, actions.workspace.as_deref());
+    report(destinations, &outcome, fail_on, out)?;
+    let posting = crate::ci::Posting {
+        check_run: !args.no_check_run,
+        comment: !args.no_comment,
+        check_name: args.check_name.clone(),
+    };
+    crate::ci::report(
+        &actions,
+        &outcome,
+        fail_on,
+        &posting,
+        args.report.as_deref(),
+        out,
+        err,
+    )
 }
 
 /// Each `--format` with its `--output` (`None`: standard output), paired by position.

@@ -91,7 +91,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -290,7 +290,7 @@ fn html(s: &str) -> String {
 /// Text for inside HTML (`<summary>`), where Markdown is not rendered: escaped, with `code` spans kept.
 fn inline_html(s: &str) -> String {
     let parts: Vec<&str> = s.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         // An unpaired backtick: leave them all as text.
         return html(s);
     }

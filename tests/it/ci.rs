@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -196,6 +195,30 @@ fn outside_actions_it_is_a_clear_error() {
 }
 
 #[test]
+fn a_run_that_cannot_check_says_why_on_the_pull_request() {
+    let Some(event) = npm::pull_request_event("opened") else {
+        return;
+    };
+    let (_d, ex) = example_copy();
+    crate::util::replace_in(&ex.join("plumbline.toml"), "[pipeline]", "[pipeline\n");
+    let step = ci(&ex, "pull_request", &event, None, None, PRE_BACKTEST);
+    assert_eq!(step.out.status.code(), Some(2), "{}", stderr(&step.out));
+    assert!(
+        stdout(&step.out).starts_with("::error title=plumbline could not run::plumbline.toml"),
+        "{}",
+        stdout(&step.out)
+    );
+    assert!(
+        step.summary
+            .starts_with("### plumbline · could not run (exit 2)"),
+        "{}",
+        step.summary
+    );
+    assert!(step.summary.contains("plumbline.toml:"));
+    assert_eq!(step.outputs, "verdict=error\n");
+}
+
+#[test]
 fn formats_validate_against_their_published_schemas() {
     let (_d, ex) = defect();
     let out = plumbline(
@@ -300,6 +323,7 @@ fn fix_language_pattern(v: &mut Value) -> usize {
 #[cfg(feature = "github-api")]
 mod mock {
     use super::*;
+    use std::sync::{Arc, Mutex};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
     #[derive(Clone)]
@@ -615,5 +639,30 @@ fn pull_request_target_refuses_the_configs_commands() {
         ex.join("untrusted-ran").exists(),
         "{}",
         stderr(&allowed.out)
+    );
+}
+
+#[cfg(not(feature = "github-api"))]
+#[test]
+fn without_the_github_api_feature_a_token_changes_nothing_but_a_notice() {
+    let Some(event) = npm::pull_request_event("opened") else {
+        return;
+    };
+    let (_d, ex) = defect();
+    // An API URL nothing listens on: a build without the feature must not try it.
+    let step = ci(
+        &ex,
+        "pull_request",
+        &event,
+        Some("http://127.0.0.1:9"),
+        Some("ghs_x"),
+        PRE_BACKTEST,
+    );
+    assert_step_basics(&step, Some("ghs_x"));
+    assert!(
+        step.summary
+            .contains("built without the `github-api` feature"),
+        "{}",
+        step.summary
     );
 }

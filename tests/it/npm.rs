@@ -1,7 +1,10 @@
-//! The third-party references the tests check plumbline against, from npm (installed by `.ci/run`, found
-//! through `PLUMBLINE_NODE_MODULES`, else in `.ci/npm/node_modules`): GitHub's REST description (`@octokit/openapi`), real webhook
-//! payloads (`@octokit/webhooks-examples`) and the SARIF 2.1.0 schema (`@microsoft/jest-sarif`).
+//! The third-party references the tests check plumbline against, from npm (installed by `.ci/run`,
+//! found through `PLUMBLINE_NODE_MODULES`, else in `.ci/npm/node_modules`): GitHub's REST description
+//! (`@octokit/openapi`), real webhook payloads (`@octokit/webhooks-examples`) and the SARIF 2.1.0
+//! schema (`@microsoft/jest-sarif`).
 //! Without the variable a test says so and skips; with `CI=true` a missing package is a failure.
+// The OpenAPI helpers serve the GitHub API tests, which need the `github-api` feature.
+#![cfg_attr(not(feature = "github-api"), allow(dead_code))]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
