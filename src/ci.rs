@@ -123,7 +123,10 @@ impl Actions {
             output: path("GITHUB_OUTPUT"),
             runner_temp: path("RUNNER_TEMP"),
             pull_request,
-            token: get("GITHUB_TOKEN").filter(|v| !v.is_empty()).map(Token),
+            token: get("GITHUB_TOKEN")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(Token),
         })
     }
 
@@ -283,12 +286,18 @@ pub fn report(
     }
     if annotations.left_out > 0 {
         notices.push(format!(
-            "{} not shown as annotations on the diff (the runner shows {} of each kind per step); every finding is listed below.",
-            markdown::plural(annotations.left_out, "finding"),
-            github::PER_KIND
+            "{}; every finding is listed below.",
+            github::left_out_notice(annotations.left_out)
         ));
     }
-    notices.extend(post(actions, outcome, fail_on, posting, &report_shown, err));
+    let in_report = format!(
+        "Every finding is in the JSON report `{report_shown}` (the step's `report` output)."
+    );
+    let in_run = match actions.details_url() {
+        Some(url) => format!("Every finding is in [the workflow run]({url})."),
+        None => in_report.clone(),
+    };
+    notices.extend(post(actions, outcome, fail_on, posting, &in_run, err));
     for n in &notices {
         writeln!(err, "plumbline: {n}").map_err(|e| io("writing diagnostics", e))?;
     }
@@ -297,7 +306,7 @@ pub fn report(
         let mut opts =
             markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES));
         opts.notices = notices;
-        opts.report = Some(report_shown.clone());
+        opts.elsewhere = Some(in_report);
         append(path, &markdown::render(outcome, &opts))?;
     }
     if let Some(path) = &actions.output {
@@ -330,7 +339,7 @@ pub fn could_not_run(actions: &Actions, error: &str, out: &mut dyn std::io::Writ
         github::escape_data(error)
     );
     if let Some(path) = &actions.step_summary {
-        let fence = if error.contains("```") { "````" } else { "```" };
+        let fence = crate::render::fence(error);
         let _ = append(
             path,
             &format!("### plumbline · could not run (exit 2)\n\n{fence}\n{error}\n{fence}\n"),
@@ -347,7 +356,7 @@ fn post(
     outcome: &Outcome,
     fail_on: Severity,
     posting: &Posting,
-    report: &str,
+    elsewhere: &str,
     err: &mut dyn std::io::Write,
 ) -> Vec<String> {
     if !posting.check_run && !posting.comment {
@@ -368,7 +377,7 @@ fn post(
         comment: posting.comment,
         check_name: posting.check_name.clone(),
         details_url: actions.details_url(),
-        report: Some(report.to_owned()),
+        elsewhere: Some(elsewhere.to_owned()),
     };
     let posted = crate::github::publish(
         &plan,

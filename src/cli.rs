@@ -330,6 +330,14 @@ fn ci(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
+    if destinations
+        .iter()
+        .any(|(f, p)| *f == Format::Github && p.is_none())
+    {
+        return Err(Error::msg(
+            "`ci` writes the annotations itself; `--format github` only with `--output FILE`",
+        ));
+    }
     let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
     let checked = config::load(&cli.config).and_then(|mut loaded| {
         if actions.untrusted() && !args.allow_untrusted_commands {
@@ -409,9 +417,8 @@ pub fn render(format: Format, outcome: &Outcome, fail_on: Severity) -> String {
             let mut text = a.text;
             if a.left_out > 0 {
                 text.push_str(&format!(
-                    "::notice title=plumbline::{} not shown as annotations (the runner shows {} of each kind per step)\n",
-                    markdown::plural(a.left_out, "finding"),
-                    github::PER_KIND
+                    "::notice title=plumbline::{}\n",
+                    github::left_out_notice(a.left_out)
                 ));
             }
             text

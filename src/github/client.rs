@@ -6,9 +6,11 @@
 //! Policy (GitHub's "Best practices for using the REST API"): a 5xx or a dropped connection is retried
 //! with exponential backoff; a 429, or a 403 that carries `retry-after` or `x-ratelimit-remaining: 0`,
 //! waits as long as those headers say (never longer than [`Retry::max_wait`]: a run does not sleep for
-//! an hour on a rate limit, it says so); a 403 "Resource not accessible by integration" is
+//! an hour on a rate limit, it says so; a secondary limit without headers waits a minute); a 403
+//! "Resource not accessible by integration" is
 //! [`ApiError::Denied`], which the publisher turns into the fork fallback. Everything is bounded by
-//! [`Retry::attempts`].
+//! [`Retry::attempts`]; requests that must not happen twice ([`Client::call_once`]) retry only rate
+//! limits. A connection that stalls times out (10 s to connect, 30 s to read or write).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,6 +114,12 @@ impl Client {
     /// A client for `api_url` (e.g. `https://api.github.com`, or a GHES `https://host/api/v3`). Must be
     /// called inside a Tokio runtime.
     pub fn new(api_url: &str, token: &str, retry: Retry) -> Result<Client, String> {
+        // octocrab would panic on a token that is not a valid header value (a pasted newline); the
+        // message names the variable, never the value.
+        if http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+            return Err("GITHUB_TOKEN holds characters a header cannot carry".into());
+        }
+        // octocrab sends `X-GitHub-Api-Version: 2022-11-28` itself (its request-headers metadata).
         let octo = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| format!("GitHub API URL `{api_url}`: {e}"))?
@@ -120,10 +128,10 @@ impl Client {
                 http::header::ACCEPT,
                 "application/vnd.github+json".to_owned(),
             )
-            .add_header(
-                http::HeaderName::from_static("x-github-api-version"),
-                "2022-11-28".to_owned(),
-            )
+            // A stalled connection is a failed try, not a hung step.
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_write_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| format!("GitHub client: {e}"))?;
         Ok(Client { octo, retry })
@@ -135,6 +143,28 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&B>,
+    ) -> Result<Response, ApiError> {
+        self.request(method, path, body, true).await
+    }
+
+    /// A request that must not be sent twice (creating a comment): a 5xx or a broken connection may
+    /// come after GitHub did it, so only rate limits are retried here; the caller looks before it
+    /// tries again.
+    pub async fn call_once<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Response, ApiError> {
+        self.request(method, path, body, false).await
+    }
+
+    async fn request<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        retry_failures: bool,
     ) -> Result<Response, ApiError> {
         let m = method.as_str();
         let mut attempt = 1;
@@ -148,8 +178,7 @@ impl Client {
             };
             let response = match sent {
                 Ok(r) => r,
-                Err(e) if !last => {
-                    let _ = e;
+                Err(_) if !last && retry_failures => {
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                     continue;
@@ -188,7 +217,7 @@ impl Client {
                     message,
                 });
             }
-            if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
+            if let Some(wait) = rate_limit_wait(status, &headers, &message, SystemTime::now()) {
                 let wait = wait.unwrap_or(backoff);
                 if wait > self.retry.max_wait {
                     return Err(ApiError::RateLimited {
@@ -202,7 +231,7 @@ impl Client {
                     attempt += 1;
                     continue;
                 }
-            } else if status.is_server_error() && !last {
+            } else if status.is_server_error() && !last && retry_failures {
                 tokio::time::sleep(backoff).await;
                 attempt += 1;
                 continue;
@@ -230,6 +259,7 @@ fn error_message(text: &str) -> String {
 fn rate_limit_wait(
     status: StatusCode,
     headers: &HeaderMap,
+    message: &str,
     now: SystemTime,
 ) -> Option<Option<Duration>> {
     let header = |name: &str| {
@@ -240,8 +270,10 @@ fn rate_limit_wait(
     };
     let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
     let exhausted = header("x-ratelimit-remaining") == Some("0");
+    // GitHub: a secondary rate limit without `retry-after` asks for at least a minute.
+    let secondary = message.contains("secondary rate limit");
     let limited = status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
+        || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted || secondary));
     if !limited {
         return None;
     }
@@ -254,6 +286,9 @@ fn rate_limit_wait(
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         // The reset is a whole second: wait past it.
         return Some(Some(Duration::from_secs(reset.saturating_sub(now) + 1)));
+    }
+    if secondary {
+        return Some(Some(Duration::from_secs(60)));
     }
     Some(None)
 }
@@ -289,7 +324,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
         let s = |c: u16| StatusCode::from_u16(c).unwrap();
         assert_eq!(
-            rate_limit_wait(s(429), &headers(&[("retry-after", "7")]), now),
+            rate_limit_wait(s(429), &headers(&[("retry-after", "7")]), "", now),
             Some(Some(Duration::from_secs(7)))
         );
         assert_eq!(
@@ -299,6 +334,7 @@ mod tests {
                     ("x-ratelimit-remaining", "0"),
                     ("x-ratelimit-reset", "1030")
                 ]),
+                "",
                 now
             ),
             Some(Some(Duration::from_secs(31)))
@@ -308,17 +344,32 @@ mod tests {
             rate_limit_wait(
                 s(429),
                 &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "10")]),
+                "",
                 now
             ),
             Some(Some(Duration::from_secs(1)))
         );
-        assert_eq!(rate_limit_wait(s(429), &headers(&[]), now), Some(None));
+        assert_eq!(rate_limit_wait(s(429), &headers(&[]), "", now), Some(None));
+        assert_eq!(
+            rate_limit_wait(
+                s(403),
+                &headers(&[]),
+                "You have exceeded a secondary rate limit. Please wait a few minutes.",
+                now
+            ),
+            Some(Some(Duration::from_secs(60)))
+        );
         // A plain 403 (bad credentials, no permission) is not a rate limit.
         assert_eq!(
-            rate_limit_wait(s(403), &headers(&[("x-ratelimit-remaining", "4999")]), now),
+            rate_limit_wait(
+                s(403),
+                &headers(&[("x-ratelimit-remaining", "4999")]),
+                "Bad credentials",
+                now
+            ),
             None
         );
-        assert_eq!(rate_limit_wait(s(502), &headers(&[]), now), None);
+        assert_eq!(rate_limit_wait(s(502), &headers(&[]), "", now), None);
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub struct Plan {
     pub comment: bool,
     pub check_name: String,
     pub details_url: Option<String>,
-    /// Where the complete report is, for texts that had to be cut.
-    pub report: Option<String>,
+    /// Where every finding can be read, for texts that had to be cut (Markdown).
+    pub elsewhere: Option<String>,
 }
 
 /// What was posted, and what the job summary should say about the rest.
@@ -44,8 +44,8 @@ pub fn title(outcome: &Outcome, fail_on: Severity) -> String {
     let mark = if outcome.fails(fail_on) { "✗" } else { "✓" };
     format!(
         "{mark} {} · {}",
-        markdown::plural(c.errors, "error"),
-        markdown::plural(c.warnings, "warning")
+        crate::render::plural(c.errors, "error"),
+        crate::render::plural(c.warnings, "warning")
     )
 }
 
@@ -93,10 +93,11 @@ async fn publish_async(
             return posted;
         }
     };
-    let text = |limit, marker| {
+    let marker = markdown::marker(&plan.check_name);
+    let text = |limit, marker: Option<String>| {
         let mut o = Options::new(fail_on, limit);
         o.marker = marker;
-        o.report = plan.report.clone();
+        o.elsewhere = plan.elsewhere.clone();
         markdown::render(outcome, &o)
     };
     let mut denied = false;
@@ -107,25 +108,40 @@ async fn publish_async(
             failed: outcome.fails(fail_on),
             details_url: plan.details_url.as_deref(),
             title: title(outcome, fail_on),
-            summary: text(Limit::Chars(CHECK_SUMMARY_CHARS), false),
+            summary: text(Limit::Chars(CHECK_SUMMARY_CHARS), None),
         };
         match publish::check_run(&client, &plan.repo, &run, &outcome.findings).await {
-            Ok(id) => {
+            Ok((id, annotated)) => {
                 posted.check_run = Some(id);
-                posted.annotations = publish::annotatable(&outcome.findings).len();
+                posted.annotations = annotated;
             }
-            Err(ApiError::Denied { .. }) => denied = true,
-            Err(e) => posted
+            Err(publish::CheckRunFailure {
+                error: ApiError::Denied { .. },
+                ..
+            }) => denied = true,
+            Err(publish::CheckRunFailure {
+                id: Some(id),
+                annotated,
+                error,
+            }) => {
+                posted.check_run = Some(id);
+                posted.annotations = annotated;
+                posted.notices.push(format!(
+                    "The check run carries only the first {annotated} of {} annotations: {error}.",
+                    publish::annotatable(&outcome.findings).len()
+                ));
+            }
+            Err(publish::CheckRunFailure { error, .. }) => posted
                 .notices
-                .push(format!("The check run was not posted: {e}.")),
+                .push(format!("The check run was not posted: {error}.")),
         }
     }
     if plan.comment
         && !denied
         && let Some(number) = plan.pull_request
     {
-        let body = text(Limit::Chars(COMMENT_CHARS), true);
-        match publish::sticky_comment(&client, &plan.repo, number, &body).await {
+        let body = text(Limit::Chars(COMMENT_CHARS), Some(marker.clone()));
+        match publish::sticky_comment(&client, &plan.repo, number, &marker, &body).await {
             Ok(c) => posted.comment = Some(c),
             Err(ApiError::Denied { .. }) => denied = true,
             Err(e) => posted

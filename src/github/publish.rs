@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::client::{ApiError, Client, Method, has_next_page};
 use crate::finding::{Finding, Severity};
-use crate::render::markdown::MARKER;
 
 /// Annotations per request (the checks API's limit).
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -92,7 +91,7 @@ fn annotation(f: &Finding) -> CheckRunOutputAnnotation {
             Severity::Warning => CheckRunOutputAnnotationLevel::Warning,
             Severity::Note => CheckRunOutputAnnotationLevel::Notice,
         },
-        message: cut(&crate::render::github::message(f), ANNOTATION_BYTES),
+        message: cut(&crate::render::full_message(f), ANNOTATION_BYTES),
         title: Some(f.code.clone()),
         raw_details: f.diff.as_deref().map(|d| cut(d, ANNOTATION_BYTES)),
     }
@@ -108,17 +107,31 @@ fn output(run: &CheckRun, batch: &[&Finding]) -> CheckRunOutput {
     }
 }
 
-/// Create the check run with the first batch of annotations, then add the rest. Returns its id.
+/// Why a check run is incomplete: it may exist (`id`) with its first `annotated` annotations.
+#[derive(Debug)]
+pub struct CheckRunFailure {
+    pub id: Option<u64>,
+    pub annotated: usize,
+    pub error: ApiError,
+}
+
+/// Create the check run with the first batch of annotations, then add the rest. Returns its id and the
+/// annotations it carries.
 pub async fn check_run(
     client: &Client,
     repo: &Repo,
     run: &CheckRun<'_>,
     findings: &[Finding],
-) -> Result<u64, ApiError> {
+) -> Result<(u64, usize), CheckRunFailure> {
     let lined = annotatable(findings);
     let mut batches = lined.chunks(ANNOTATIONS_PER_REQUEST);
     let first = batches.next().unwrap_or(&[]);
     let path = format!("/repos/{}/{}/check-runs", repo.owner, repo.name);
+    let failed = |id, annotated, error| CheckRunFailure {
+        id,
+        annotated,
+        error,
+    };
     let created = client
         .call(
             Method::Post,
@@ -136,15 +149,21 @@ pub async fn check_run(
                 output: output(run, first),
             }),
         )
-        .await?;
-    let id = created.body["id"]
-        .as_u64()
-        .ok_or_else(|| ApiError::Status {
-            method: "POST",
-            path: path.clone(),
-            status: 201,
-            message: "the response has no check-run `id`".into(),
-        })?;
+        .await
+        .map_err(|e| failed(None, 0, e))?;
+    let id = created.body["id"].as_u64().ok_or_else(|| {
+        failed(
+            None,
+            0,
+            ApiError::Status {
+                method: "POST",
+                path: path.clone(),
+                status: 201,
+                message: "the response has no check-run `id`".into(),
+            },
+        )
+    })?;
+    let mut annotated = first.len();
     for batch in batches {
         client
             .call(
@@ -154,9 +173,11 @@ pub async fn check_run(
                     output: output(run, batch),
                 }),
             )
-            .await?;
+            .await
+            .map_err(|e| failed(Some(id), annotated, e))?;
+        annotated += batch.len();
     }
-    Ok(id)
+    Ok((id, annotated))
 }
 
 /// What the sticky comment call did.
@@ -166,20 +187,60 @@ pub enum Comment {
     Updated(u64),
 }
 
-/// Find plumbline's comment on the pull request by [`MARKER`] (paging through every comment) and
-/// edit it, or create it. `body` must carry the marker, or the next run will not find it.
+/// Find plumbline's comment on the pull request by its `marker` (paging through the comments, 100 a
+/// page, while the `Link` header has a next page, up to 5,000 comments) and edit it, or create it.
+/// `body` must end with the marker, or the next run will not find it. Of several marked comments, one
+/// written by a bot (the Actions token's identity) wins over one a person wrote, so a marker pasted into
+/// a review comment does not capture the results.
 pub async fn sticky_comment(
     client: &Client,
     repo: &Repo,
     number: u64,
+    marker: &str,
     body: &str,
 ) -> Result<Comment, ApiError> {
-    debug_assert!(body.contains(MARKER));
+    debug_assert!(body.contains(marker));
     let list = format!(
         "/repos/{}/{}/issues/{number}/comments",
         repo.owner, repo.name
     );
-    let mut found = None;
+    // A create that failed with a 5xx may have happened: look again before creating again.
+    for round in 0..2 {
+        if let Some(id) = find_marked(client, &list, marker).await? {
+            client
+                .call(
+                    Method::Patch,
+                    &format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name),
+                    Some(&CommentBody { body }),
+                )
+                .await?;
+            return Ok(Comment::Updated(id));
+        }
+        match client
+            .call_once(Method::Post, &list, Some(&CommentBody { body }))
+            .await
+        {
+            Ok(created) => {
+                let id = created.body["id"]
+                    .as_u64()
+                    .ok_or_else(|| ApiError::Status {
+                        method: "POST",
+                        path: list.clone(),
+                        status: 201,
+                        message: "the response has no comment `id`".into(),
+                    })?;
+                return Ok(Comment::Created(id));
+            }
+            Err(ApiError::Status { status, .. }) if round == 0 && status >= 500 => {}
+            Err(ApiError::Transport { .. }) if round == 0 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the second round returns")
+}
+
+async fn find_marked(client: &Client, list: &str, marker: &str) -> Result<Option<u64>, ApiError> {
+    let mut by_person = None;
     for page in 1..=MAX_COMMENT_PAGES {
         let r = client
             .call::<()>(
@@ -188,40 +249,21 @@ pub async fn sticky_comment(
                 None,
             )
             .await?;
-        found = r.body.as_array().into_iter().flatten().find_map(|c| {
-            let ours = c["body"].as_str().is_some_and(|b| b.contains(MARKER));
-            ours.then(|| c["id"].as_u64()).flatten()
-        });
-        if found.is_some() || !has_next_page(&r.headers) {
+        for c in r.body.as_array().into_iter().flatten() {
+            let marked = c["body"].as_str().is_some_and(|b| b.contains(marker));
+            let Some(id) = c["id"].as_u64().filter(|_| marked) else {
+                continue;
+            };
+            if c["user"]["type"] == "Bot" {
+                return Ok(Some(id));
+            }
+            by_person.get_or_insert(id);
+        }
+        if !has_next_page(&r.headers) {
             break;
         }
     }
-    match found {
-        Some(id) => {
-            client
-                .call(
-                    Method::Patch,
-                    &format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name),
-                    Some(&CommentBody { body }),
-                )
-                .await?;
-            Ok(Comment::Updated(id))
-        }
-        None => {
-            let created = client
-                .call(Method::Post, &list, Some(&CommentBody { body }))
-                .await?;
-            let id = created.body["id"]
-                .as_u64()
-                .ok_or_else(|| ApiError::Status {
-                    method: "POST",
-                    path: list.clone(),
-                    status: 201,
-                    message: "the response has no comment `id`".into(),
-                })?;
-            Ok(Comment::Created(id))
-        }
-    }
+    Ok(by_person)
 }
 
 #[cfg(test)]

@@ -44,17 +44,12 @@ pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// The annotation text of a finding: its message, notes and help, one per line.
-pub fn message(f: &Finding) -> String {
-    let mut m = f.message.clone();
-    for n in &f.notes {
-        m.push('\n');
-        m.push_str(n);
-    }
-    if let Some(h) = &f.help {
-        let _ = write!(m, "\nhelp: {h}");
-    }
-    m
+/// The line that says how many findings the runner would not have shown.
+pub fn left_out_notice(left_out: usize) -> String {
+    format!(
+        "{} not shown as annotations on the diff (the runner shows {PER_KIND} of each kind per step)",
+        crate::render::plural(left_out, "finding")
+    )
 }
 
 /// Render findings in order, at most [`PER_KIND`] of each severity.
@@ -86,7 +81,7 @@ pub fn render(findings: &[Finding]) -> Annotations {
             "::{} {}::{}",
             command(f.severity),
             props.join(","),
-            escape_data(&message(f))
+            escape_data(&crate::render::full_message(f))
         );
     }
     out

@@ -11,6 +11,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::check::Outcome;
 use crate::finding::{Finding, Location, Severity};
+use crate::render::{Verdict, identity, plural};
 
 const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
@@ -60,24 +61,12 @@ impl Sources {
 
 /// The header line: tool, pipeline, versions.
 pub fn header(outcome: &Outcome) -> String {
-    let mut s = format!(
-        "{} {} · {}",
+    format!(
+        "{} {}{}\n",
         paint(BOLD, "plumbline"),
         env!("CARGO_PKG_VERSION"),
-        outcome.pipeline
-    );
-    if let Some(c) = &outcome.contract {
-        let _ = write!(
-            s,
-            " · model v{} · heads v{}",
-            c.model_version, c.heads_version
-        );
-    }
-    if let Some(p) = outcome.profile {
-        let _ = write!(s, " · profile {p}");
-    }
-    s.push('\n');
-    s
+        identity(outcome)
+    )
 }
 
 pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
@@ -107,12 +96,12 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
             );
             continue;
         }
-        let (mark, what) = if g.counts.errors > 0 {
-            (paint(RED, "✗"), plural(g.counts.errors, "error"))
-        } else if g.counts.warnings > 0 {
-            (paint(YELLOW, "!"), plural(g.counts.warnings, "warning"))
-        } else {
-            (paint(GREEN, "✓"), g.summary.clone())
+        let verdict = Verdict::of(g);
+        let (mark, what) = verdict.parts();
+        let mark = match verdict {
+            Verdict::Errors(_) => paint(RED, mark),
+            Verdict::Warnings(_) => paint(YELLOW, mark),
+            _ => paint(GREEN, mark),
         };
         let _ = writeln!(
             s,
@@ -149,14 +138,6 @@ fn ran_and_skipped(outcome: &Outcome) -> String {
         ran
     } else {
         format!("{ran} · {skipped} skipped")
-    }
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
     }
 }
 

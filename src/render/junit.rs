@@ -1,6 +1,6 @@
 //! JUnit XML, for CI systems that show test reports (GitLab, Jenkins, Buildkite, GitHub test-report
 //! actions): one test suite, one test case per gate. A gate with findings at or above `--fail-on` is a
-//! failure whose text lists them; a gate that did not run is skipped with the reason; lower findings go to
+//! failure whose text lists them as the terminal does; a gate that did not run is skipped with the reason; lower findings go to
 //! the case's system-out. Written with `quick-junit` (cargo-nextest's serializer).
 //!
 //! Test reports show times, so this format carries each gate's wall time: unlike JSON and SARIF its
@@ -10,29 +10,21 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::check::Outcome;
 use crate::finding::{Finding, Severity};
-use crate::render::markdown::plural;
+use crate::render::human::{self, Sources};
+use crate::render::plural;
 
-fn line(f: &Finding) -> String {
-    let mut s = format!("{}[{}]: {}", f.severity.as_str(), f.code, f.message);
-    if let Some(loc) = &f.location {
-        s.push_str(&format!("\n  --> {loc}"));
+/// A finding as the terminal shows it (with source lines), without colour.
+fn text(findings: &[&Finding], sources: &mut Sources) -> String {
+    let mut s = String::new();
+    for f in findings {
+        human::finding(&mut s, f, sources);
+        s.push('\n');
     }
-    for r in &f.related {
-        s.push_str(&format!("\n  ::: {r}"));
-        if let Some(l) = &r.label {
-            s.push_str(&format!("  ({l})"));
-        }
-    }
-    for n in &f.notes {
-        s.push_str(&format!("\n  = {n}"));
-    }
-    if let Some(h) = &f.help {
-        s.push_str(&format!("\n  = help: {h}"));
-    }
-    s
+    anstream::adapter::strip_str(s.trim_end()).to_string()
 }
 
 pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
+    let mut sources = Sources::default();
     let mut suite = TestSuite::new(format!("plumbline · {}", outcome.pipeline));
     for g in &outcome.gates {
         let findings: Vec<&Finding> = outcome
@@ -60,13 +52,7 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
             .collect();
             s.set_message(what.join(", "));
             s.set_type(failing[0].code.clone());
-            s.set_description(
-                failing
-                    .iter()
-                    .map(|f| line(f))
-                    .collect::<Vec<_>>()
-                    .join("\n\n"),
-            );
+            s.set_description(text(&failing, &mut sources));
             s
         } else {
             TestCaseStatus::success()
@@ -75,13 +61,7 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
         case.set_classname(format!("plumbline.{}", outcome.pipeline));
         case.set_time(g.duration);
         if !other.is_empty() {
-            case.set_system_out(
-                other
-                    .iter()
-                    .map(|f| line(f))
-                    .collect::<Vec<_>>()
-                    .join("\n\n"),
-            );
+            case.set_system_out(text(&other, &mut sources));
         }
         suite.add_test_case(case);
     }
@@ -119,6 +99,7 @@ mod tests {
             r#"<testcase name="docs-drift" classname="plumbline.momentum" time="1.500">"#
         ));
         assert!(xml.contains("<system-out>warning[docs-drift]: docs/C.md is out of date"));
+        assert!(!xml.contains('\u{1b}'), "no terminal colour in XML");
         assert!(
             xml.contains(r#"<skipped message="not configured: no `[slice]` in plumbline.toml"/>"#)
         );

@@ -12,6 +12,7 @@ use std::fmt::Write;
 use crate::check::Outcome;
 use crate::finding::{ContractKind, Finding, Severity};
 use crate::render::human::duration;
+use crate::render::{Verdict, fence, identity, plural, thousands};
 
 /// A step summary's cap (`$GITHUB_STEP_SUMMARY`), bytes.
 pub const SUMMARY_BYTES: usize = 1 << 20;
@@ -19,8 +20,21 @@ pub const SUMMARY_BYTES: usize = 1 << 20;
 pub const COMMENT_CHARS: usize = 65_536;
 /// A check run's `output.summary` cap, characters.
 pub const CHECK_SUMMARY_CHARS: usize = 65_535;
-/// The hidden line that marks plumbline's sticky comment.
+/// The hidden line that marks plumbline's sticky comment (for the default check name).
 pub const MARKER: &str = "<!-- plumbline:sticky -->";
+
+/// The marker of the sticky comment of a check: one comment per check name, so two `plumbline ci` jobs
+/// on one pull request (a matrix, two configs) keep a comment each.
+pub fn marker(check_name: &str) -> String {
+    if check_name == "plumbline" {
+        MARKER.to_owned()
+    } else {
+        format!(
+            "<!-- plumbline:sticky:{} -->",
+            check_name.replace("--", "-")
+        )
+    }
+}
 /// Diff lines shown per finding.
 pub const DIFF_LINES: usize = 200;
 
@@ -59,12 +73,12 @@ impl Limit {
 pub struct Options {
     pub fail_on: Severity,
     pub limit: Limit,
-    /// End with [`MARKER`] (the sticky comment).
-    pub marker: bool,
+    /// End with this marker (the sticky comment, [`marker`]).
+    pub marker: Option<String>,
     /// Lines shown under the verdict, e.g. that annotations were left out or posting was not possible.
     pub notices: Vec<String>,
-    /// Where the complete report is, for the note on what was cut.
-    pub report: Option<String>,
+    /// Where every finding can be read, said after the note on what was cut (Markdown).
+    pub elsewhere: Option<String>,
 }
 
 impl Options {
@@ -72,31 +86,11 @@ impl Options {
         Options {
             fail_on,
             limit,
-            marker: false,
+            marker: None,
             notices: Vec::new(),
-            report: None,
+            elsewhere: None,
         }
     }
-}
-
-pub fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{} {what}s", thousands(n))
-    }
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The one line that answers "can I merge?".
@@ -117,17 +111,7 @@ pub fn verdict_line(outcome: &Outcome, fail_on: Severity) -> String {
     if c.notes > 0 {
         let _ = write!(s, " · {}", plural(c.notes, "note"));
     }
-    let _ = write!(s, " · {}", outcome.pipeline);
-    if let Some(k) = &outcome.contract {
-        let _ = write!(
-            s,
-            " · model v{} · heads v{}",
-            k.model_version, k.heads_version
-        );
-    }
-    if let Some(p) = outcome.profile {
-        let _ = write!(s, " · profile {p}");
-    }
+    s.push_str(&identity(outcome));
     s
 }
 
@@ -138,25 +122,17 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
     }
     head.push_str("| gate | verdict | time |\n|---|---|---|\n");
     for g in &outcome.gates {
-        let (verdict, time) = match &g.skipped {
-            Some(why) => (format!("– skipped: {why}"), String::new()),
-            None if g.counts.errors > 0 => (
-                format!("✗ {}", plural(g.counts.errors, "error")),
-                duration(g.duration),
-            ),
-            None if g.counts.warnings > 0 => (
-                format!("! {}", plural(g.counts.warnings, "warning")),
-                duration(g.duration),
-            ),
-            None => (format!("✓ {}", g.summary), duration(g.duration)),
+        let (mark, what) = Verdict::of(g).parts();
+        let time = match g.skipped {
+            Some(_) => String::new(),
+            None => duration(g.duration),
         };
-        let _ = writeln!(head, "| {} | {} | {} |", g.gate, cell(&verdict), time);
+        let _ = writeln!(head, "| {} | {mark} {} | {time} |", g.gate, cell(&what));
     }
 
-    let tail = if opts.marker {
-        format!("\n{MARKER}\n")
-    } else {
-        String::new()
+    let tail = match &opts.marker {
+        Some(m) => format!("\n{m}\n"),
+        None => String::new(),
     };
     // Room kept for the note on what was cut and the marker.
     let reserve = 600 + opts.limit.size(&tail);
@@ -196,9 +172,9 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
             plural(ordered.len(), "finding"),
             opts.limit.describe()
         );
-        match &opts.report {
+        match &opts.elsewhere {
             Some(r) => {
-                let _ = writeln!(s, " Every finding is in the report `{}`.", cell(r));
+                let _ = writeln!(s, " {r}");
             }
             None => s.push('\n'),
         }
@@ -261,7 +237,7 @@ fn details(f: &Finding) -> String {
     }
     if let Some(d) = &f.diff {
         let lines: Vec<&str> = d.lines().collect();
-        let fence = if d.contains("```") { "````" } else { "```" };
+        let fence = fence(d);
         let shown: Vec<&str> = lines.iter().take(DIFF_LINES).copied().collect();
         sections.push(format!("{fence}diff\n{}\n{fence}", shown.join("\n")));
         if lines.len() > DIFF_LINES {
@@ -316,7 +292,7 @@ mod tests {
     fn verdict_table_and_grouped_findings() {
         let o = crate::render::sample_outcome();
         let mut opts = Options::new(Severity::Error, Limit::Chars(COMMENT_CHARS));
-        opts.marker = true;
+        opts.marker = Some(marker("plumbline"));
         let md = render(&o, &opts);
         let expected = "\
 ### plumbline · ✗ failed · 1 error · 1 warning · momentum · profile pre-backtest
@@ -385,8 +361,8 @@ docs/C.md is out of date (block `features`)
             Limit::Chars(CHECK_SUMMARY_CHARS),
         ] {
             let mut opts = Options::new(Severity::Error, limit);
-            opts.marker = true;
-            opts.report = Some("plumbline-report.json".into());
+            opts.marker = Some(MARKER.into());
+            opts.elsewhere = Some("Every finding is in the report `plumbline-report.json`.".into());
             let md = render(&o, &opts);
             assert!(limit.size(&md) <= limit.cap(), "{limit:?}: {}", md.len());
             let shown = md.matches("<details>").count();
@@ -433,6 +409,9 @@ docs/C.md is out of date (block `features`)
         assert_eq!(inline_html("odd ` one"), "odd ` one");
         assert_eq!(cell("a|b\nc"), "a\\|b c");
         assert_eq!(thousands(1_048_576), "1,048,576");
+        assert_eq!(marker("plumbline"), MARKER);
+        assert_eq!(marker("gpu"), "<!-- plumbline:sticky:gpu -->");
+        assert_eq!(marker("a-->b"), "<!-- plumbline:sticky:a->b -->");
         assert_eq!(plural(1, "error"), "1 error");
     }
 }

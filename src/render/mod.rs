@@ -7,6 +7,97 @@ pub mod junit;
 pub mod markdown;
 pub mod sarif;
 
+use crate::check::{GateResult, Outcome};
+use crate::finding::Finding;
+
+/// `1 error`, `2,115 rows`.
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{} {what}s", thousands(n))
+    }
+}
+
+/// `1048576` → `1,048,576`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the run was about: ` · momentum · model v3 · heads v2 · profile pre-live`.
+pub fn identity(outcome: &Outcome) -> String {
+    let mut s = format!(" · {}", outcome.pipeline);
+    if let Some(c) = &outcome.contract {
+        s.push_str(&format!(
+            " · model v{} · heads v{}",
+            c.model_version, c.heads_version
+        ));
+    }
+    if let Some(p) = outcome.profile {
+        s.push_str(&format!(" · profile {p}"));
+    }
+    s
+}
+
+/// A gate's verdict as every renderer shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Skipped(String),
+    Errors(usize),
+    Warnings(usize),
+    /// Passed, with the gate's summary.
+    Passed(String),
+}
+
+impl Verdict {
+    pub fn of(g: &GateResult) -> Verdict {
+        match &g.skipped {
+            Some(why) => Verdict::Skipped(why.clone()),
+            None if g.counts.errors > 0 => Verdict::Errors(g.counts.errors),
+            None if g.counts.warnings > 0 => Verdict::Warnings(g.counts.warnings),
+            None => Verdict::Passed(g.summary.clone()),
+        }
+    }
+
+    /// The mark and the words: `✗`, `1 error`.
+    pub fn parts(&self) -> (&'static str, String) {
+        match self {
+            Verdict::Skipped(why) => ("–", format!("skipped: {why}")),
+            Verdict::Errors(n) => ("✗", plural(*n, "error")),
+            Verdict::Warnings(n) => ("!", plural(*n, "warning")),
+            Verdict::Passed(summary) => ("✓", summary.clone()),
+        }
+    }
+}
+
+/// A finding's message with its notes and help, one per line (annotations, SARIF).
+pub fn full_message(f: &Finding) -> String {
+    let mut m = f.message.clone();
+    for n in &f.notes {
+        m.push('\n');
+        m.push_str(n);
+    }
+    if let Some(h) = &f.help {
+        m.push_str("\nhelp: ");
+        m.push_str(h);
+    }
+    m
+}
+
+/// A Markdown code fence longer than any run of backticks in `text`.
+pub fn fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
+}
+
 /// The codes of the sample findings: an error and a warning.
 #[cfg(test)]
 pub(crate) fn sample_codes() -> [crate::finding::Code; 2] {

@@ -105,15 +105,7 @@ pub fn sarif(outcome: &Outcome, codes: &[Code]) -> Sarif {
         .iter()
         .map(|f| {
             let index = rule(&f.code, None);
-            let mut message = f.message.clone();
-            for n in &f.notes {
-                message.push('\n');
-                message.push_str(n);
-            }
-            if let Some(h) = &f.help {
-                message.push_str("\nhelp: ");
-                message.push_str(h);
-            }
+            let message = crate::render::full_message(f);
             let mut props = vec![
                 ("gate", f.gate.clone().into()),
                 ("contract", f.contract.as_str().into()),

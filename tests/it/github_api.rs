@@ -51,7 +51,7 @@ fn plan(uri: &str) -> Plan {
         comment: true,
         check_name: "plumbline".into(),
         details_url: Some("https://github.com/Codertocat/Hello-World/actions/runs/7".into()),
-        report: Some("plumbline-report.json".into()),
+        elsewhere: Some("Every finding is in the report `plumbline-report.json`.".into()),
     }
 }
 
@@ -116,6 +116,19 @@ pub fn assert_requests(requests: &[Request], token: &str) {
             h("accept")
         );
         assert_eq!(h("x-github-api-version"), "2022-11-28");
+        // Each header once (octocrab adds some itself; a second copy would be joined with a comma).
+        for name in [
+            "authorization",
+            "accept",
+            "x-github-api-version",
+            "user-agent",
+        ] {
+            assert_eq!(
+                r.headers.get_all(name).iter().count(),
+                1,
+                "{name} sent twice"
+            );
+        }
         assert!(!h("user-agent").is_empty());
         let Some(doc) = npm::openapi() else { continue };
         let (template, m) = endpoint(r);
@@ -528,4 +541,115 @@ fn the_openapi_check_rejects_what_github_would_not_take() {
         npm::assert_valid_body(doc, COMMENTS, "post", &json!({"text": "x"}))
     });
     assert!(caught.is_err());
+}
+
+#[test]
+fn a_failed_comment_create_looks_again_before_creating_again() {
+    let rt = runtime();
+    let server = rt.block_on(MockServer::start());
+    let list = "/repos/Codertocat/Hello-World/issues/2/comments";
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(2)
+            .mount(&server),
+    );
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(502))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server),
+    );
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(201).set_body_json(comment(11, "")))
+            .with_priority(2)
+            .mount(&server),
+    );
+    let mut p = plan(&server.uri());
+    p.check_run = false;
+    let posted = github::publish(&p, TOKEN, &outcome(1), Severity::Error, fast());
+    assert_eq!(posted.comment, Some(Comment::Created(11)));
+    let requests = rt.block_on(server.received_requests()).unwrap();
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    // A create is never simply repeated: GitHub may have made the comment before it answered 502.
+    assert_eq!(methods, ["GET", "POST", "GET", "POST"]);
+    assert_requests(&requests, TOKEN);
+}
+
+#[test]
+fn a_marked_comment_by_the_bot_wins_over_one_a_person_wrote() {
+    let rt = runtime();
+    let server = rt.block_on(MockServer::start());
+    let list = "/repos/Codertocat/Hello-World/issues/2/comments";
+    let mut planted = comment(5, "copied: <!-- plumbline:sticky -->");
+    planted["user"] = json!({"login": "someone", "type": "User"});
+    let mut ours = comment(6, "### plumbline\n<!-- plumbline:sticky -->\n");
+    ours["user"] = json!({"login": "github-actions[bot]", "type": "Bot"});
+    // Another check's comment has another marker.
+    let mut other = comment(7, "<!-- plumbline:sticky:gpu -->");
+    other["user"] = json!({"login": "github-actions[bot]", "type": "Bot"});
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([planted, other, ours])))
+            .mount(&server),
+    );
+    rt.block_on(
+        Mock::given(method("PATCH"))
+            .and(path("/repos/Codertocat/Hello-World/issues/comments/6"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(comment(6, "")))
+            .expect(1)
+            .mount(&server),
+    );
+    let mut p = plan(&server.uri());
+    p.check_run = false;
+    let posted = github::publish(&p, TOKEN, &outcome(1), Severity::Error, fast());
+    assert_eq!(posted.comment, Some(Comment::Updated(6)));
+}
+
+#[test]
+fn a_check_run_whose_later_batch_fails_is_reported_as_incomplete() {
+    let rt = runtime();
+    let server = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 8})))
+            .mount(&server),
+    );
+    rt.block_on(
+        Mock::given(method("PATCH"))
+            .respond_with(
+                ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed"})),
+            )
+            .mount(&server),
+    );
+    let mut p = plan(&server.uri());
+    only_check_run(&mut p);
+    let posted = github::publish(&p, TOKEN, &outcome(120), Severity::Error, fast());
+    assert_eq!((posted.check_run, posted.annotations), (Some(8), 50));
+    assert!(
+        posted.notices[0].starts_with("The check run carries only the first 50 of 120 annotations: PATCH /repos/Codertocat/Hello-World/check-runs/8: 422 Validation Failed"),
+        "{:?}",
+        posted.notices
+    );
+}
+
+#[test]
+fn a_token_that_cannot_be_a_header_is_a_notice_not_a_panic() {
+    let posted = github::publish(
+        &plan("http://127.0.0.1:9"),
+        "ghs_abc\ndef",
+        &outcome(1),
+        Severity::Error,
+        fast(),
+    );
+    assert_eq!(posted.check_run, None);
+    assert_eq!(posted.notices.len(), 1);
+    assert!(posted.notices[0].contains("GITHUB_TOKEN holds characters a header cannot carry"));
+    assert!(!posted.notices[0].contains("ghs_abc"));
 }
