@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::changes::{self, Changes};
 use crate::config::Loaded;
 use crate::contract::{self, PipelineContract};
 use crate::engine::{self, EngineKind};
@@ -106,6 +107,8 @@ pub struct Outcome {
     pub contract: Option<PipelineContract>,
     pub gates: Vec<GateResult>,
     pub findings: Vec<Finding>,
+    /// The contract changes against the base revision, when the run had one.
+    pub changes: Option<Changes>,
     pub duration: Duration,
 }
 
@@ -208,6 +211,20 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         }
         _ => None,
     };
+    let base = match &loaded.base {
+        Some(rev) if selected.contains(&"contract-changes") => Some(crate::git::base(loaded, rev)?),
+        _ => None,
+    };
+    let changes = match (&base, &contract) {
+        (Some(b), Some(head)) => match &b.contract {
+            Some(Ok(at_base)) => Some(Changes {
+                base: b.label(),
+                changes: changes::classify(at_base, head, Some(&facts), &b.docs_changed),
+            }),
+            _ => None,
+        },
+        _ => None,
+    };
     let cx = Context {
         loaded,
         facts: &facts,
@@ -216,6 +233,8 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         model: &model,
         selected: &selected,
         cache: gates::Cache::default(),
+        base: base.as_ref(),
+        changes: changes.as_ref(),
     };
     let mut results = Vec::new();
     let mut findings = Vec::new();
@@ -251,6 +270,19 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         contract,
         gates: results,
         findings,
+        changes: changes.map(|mut c| {
+            // The config's severity for a rule applies to the table as to the findings.
+            c.changes.retain_mut(|ch| {
+                if ch.accepted {
+                    return true;
+                }
+                match loaded.config.severity.get(&ch.rule) {
+                    None => true,
+                    Some(o) => o.severity().map(|s| ch.severity = s).is_some(),
+                }
+            });
+            c
+        }),
         duration: start.elapsed(),
     })
 }
@@ -279,6 +311,8 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         model: &model,
         selected: &[],
         cache: gates::Cache::default(),
+        base: None,
+        changes: None,
     };
     let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;
     Ok(crate::canonical::to_string(&b).expect("plain JSON"))

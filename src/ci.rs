@@ -45,6 +45,8 @@ pub struct PullRequest {
     /// `owner/name` of the head repository (`None` when the fork was deleted).
     pub head_repo: Option<String>,
     pub base_repo: String,
+    /// `pull_request.base.sha`: the base branch's commit the pull request was opened against.
+    pub base_sha: Option<String>,
 }
 
 impl PullRequest {
@@ -192,11 +194,16 @@ pub fn pull_request(event_path: &Path) -> Result<PullRequest> {
         .pointer("/head/repo/full_name")
         .and_then(|v| v.as_str())
         .map(str::to_owned);
+    let base_sha = pr
+        .pointer("/base/sha")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     Ok(PullRequest {
         number,
         head_sha,
         head_repo,
         base_repo,
+        base_sha,
     })
 }
 

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Where the `--format` in the same position goes (`-`: standard output), written atomically.
     #[arg(long, global = true, value_name = "PATH", action = clap::ArgAction::Append)]
     pub output: Vec<PathBuf>,
+    /// Classify contract changes against this revision (a branch, tag or commit; the merge base with
+    /// HEAD is used where the history has it). `ci` defaults to the pull request's base.
+    #[arg(long, global = true, value_name = "REF")]
+    pub base: Option<String>,
     /// Lowest severity that fails the run (exit 1).
     #[arg(long, global = true, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -194,7 +198,8 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     if let Command::Ci(args) = &cli.command {
         return ci(cli, args, &destinations, fail_on, out, err);
     }
-    let loaded = config::load(&cli.config)?;
+    let mut loaded = config::load(&cli.config)?;
+    loaded.base = cli.base.clone();
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
         Command::Check { profile } => {
@@ -340,6 +345,12 @@ fn ci(
     }
     let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
     let checked = config::load(&cli.config).and_then(|mut loaded| {
+        loaded.base = cli.base.clone().or_else(|| {
+            actions
+                .pull_request
+                .as_ref()
+                .and_then(|p| p.base_sha.clone())
+        });
         if actions.untrusted() && !args.allow_untrusted_commands {
             loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
         }

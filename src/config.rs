@@ -635,6 +635,8 @@ pub struct Loaded {
     /// Why the config's commands must not run here (`plumbline ci` under `pull_request_target`), if so.
     /// Every command goes through [`crate::runner::run`], which refuses it with this reason.
     pub refuse_commands: Option<String>,
+    /// The base revision to classify contract changes against (`--base`, or the pull request's base).
+    pub base: Option<String>,
 }
 
 impl Loaded {
@@ -710,6 +712,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         path: path.to_path_buf(),
         root,
         refuse_commands: None,
+        base: None,
     })
 }
 

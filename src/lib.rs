@@ -5,6 +5,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod canonical;
+pub mod changes;
 pub mod check;
 pub mod checkpoint;
 pub mod ci;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod facts;
 pub mod finding;
 pub mod gates;
+pub mod git;
 #[cfg(feature = "github-api")]
 pub mod github;
 pub mod protocol;

@@ -3,6 +3,7 @@
 //! terminals or GitHub. Adding a gate touches its file, one line in [`GATES`], and its docs page.
 
 pub mod checkpoint_inventory;
+pub mod contract_changes;
 pub mod docs_drift;
 pub mod feature_parity;
 pub mod feature_schema;
@@ -43,6 +44,10 @@ pub struct Context<'a> {
     /// The reference slice, when the config has one.
     pub slice: Option<&'a Slice>,
     pub model: &'a Model,
+    /// The base revision (`--base`), when the run compares against one.
+    pub base: Option<&'a crate::git::Base>,
+    /// The contract changes against the base, when both contracts are there.
+    pub changes: Option<&'a crate::changes::Changes>,
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a
     /// broken input to the gate that owns it).
     pub selected: &'a [&'static str],
@@ -153,6 +158,7 @@ pub const GATES: &[Gate] = &[
     inference_parity::GATE,
     interpretation_parity::GATE,
     docs_drift::GATE,
+    contract_changes::GATE,
 ];
 
 /// Gates of the design (DESIGN §4) that this version does not have yet. Profiles name them; `check`

@@ -25,6 +25,9 @@ pub struct JsonReport {
     pub counts: Counts,
     pub gates: Vec<GateResult>,
     pub findings: Vec<Finding>,
+    /// The contract changes against the base revision (`--base`), when the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::changes::Changes>,
 }
 
 pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
@@ -42,6 +45,7 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
         counts: outcome.counts(),
         gates: outcome.gates.clone(),
         findings: outcome.findings.clone(),
+        changes: outcome.changes.clone(),
     }
 }
 

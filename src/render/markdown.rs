@@ -129,6 +129,9 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
         };
         let _ = writeln!(head, "| {} | {mark} {} | {time} |", g.gate, cell(&what));
     }
+    if let Some(c) = &outcome.changes {
+        head.push_str(&changes_table(c));
+    }
 
     let tail = match &opts.marker {
         Some(m) => format!("\n{m}\n"),
@@ -180,6 +183,26 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
         }
     }
     s.push_str(&tail);
+    s
+}
+
+/// The contract changes against the base: what a reviewer must approve, shown even when all passes.
+fn changes_table(c: &crate::changes::Changes) -> String {
+    if c.changes.is_empty() {
+        return format!("\n**No contract changes against {}.**\n", c.base);
+    }
+    let mut s = format!(
+        "\n**Contract changes against {}**\n\n| rule | change | severity |\n|---|---|---|\n",
+        c.base
+    );
+    for ch in &c.changes {
+        let verdict = if ch.accepted {
+            "accepted breaking".to_owned()
+        } else {
+            ch.severity.as_str().to_owned()
+        };
+        let _ = writeln!(s, "| {} | {} | {verdict} |", ch.rule, cell(&ch.change));
+    }
     s
 }
 
@@ -401,6 +424,47 @@ docs/C.md is out of date (block `features`)
         assert!(md.contains("+line 199\n```"));
         assert!(!md.contains("+line 200\n"));
         assert!(md.contains("(diff cut at 200 of 1,000 lines)"));
+    }
+
+    #[test]
+    fn contract_changes_are_a_table_even_when_everything_passes() {
+        use crate::changes::{Change, Changes};
+        let mut o = crate::render::sample_outcome();
+        o.findings.clear();
+        o.changes = Some(Changes {
+            base: "`main` (1a2b3c4d5e6f)".into(),
+            changes: vec![
+                Change {
+                    rule: "feature-added".into(),
+                    change: "`vz_21` added at index 14 (model-version bumped 3 → 4)".into(),
+                    accepted: true,
+                    severity: Severity::Note,
+                    location: None,
+                },
+                Change {
+                    rule: "threshold-changed".into(),
+                    change: "`long` 0.006 → 0.008".into(),
+                    accepted: false,
+                    severity: Severity::Warning,
+                    location: None,
+                },
+            ],
+        });
+        let md = render(
+            &o,
+            &Options::new(Severity::Error, Limit::Chars(COMMENT_CHARS)),
+        );
+        assert!(md.contains(
+            "**Contract changes against `main` (1a2b3c4d5e6f)**\n\n| rule | change | severity |\n|---|---|---|\n\
+             | feature-added | `vz_21` added at index 14 (model-version bumped 3 → 4) | accepted breaking |\n\
+             | threshold-changed | `long` 0.006 → 0.008 | warning |\n"
+        ), "{md}");
+        o.changes.as_mut().unwrap().changes.clear();
+        let md = render(
+            &o,
+            &Options::new(Severity::Error, Limit::Chars(COMMENT_CHARS)),
+        );
+        assert!(md.contains("**No contract changes against `main` (1a2b3c4d5e6f).**"));
     }
 
     #[test]

@@ -178,6 +178,7 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
         contract: None,
         gates,
         findings,
+        changes: None,
         duration: Duration::from_millis(1503),
     }
 }

@@ -593,8 +593,12 @@ fn a_fork_pull_request_with_a_read_only_token_falls_back_and_keeps_the_verdict()
 
 #[test]
 fn pull_request_target_refuses_the_configs_commands() {
-    let event = event("opened");
-    let (_d, ex) = example_copy();
+    let mut event = event("opened");
+    let (d, ex) = example_copy();
+    // A full check compares against the pull request's base: make it a commit of a real repository.
+    let repo = git2::Repository::init(d.path()).unwrap();
+    let base = crate::base::commit_all(&repo, "base");
+    event["pull_request"]["base"]["sha"] = json!(base.to_string());
     // A builder that leaves a trace when it runs.
     crate::util::replace_in(
         &ex.join("plumbline.toml"),

@@ -79,6 +79,7 @@ fn outcome(n: u32) -> Outcome {
             duration: Duration::from_millis(3),
         }],
         findings,
+        changes: None,
         duration: Duration::from_millis(3),
     }
 }

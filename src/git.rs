@@ -1,0 +1,196 @@
+//! The repository, read with git2 (libgit2; no `git` process): the base revision's committed docs
+//! contract for the contract-changes classification, and the files a revision or the index holds.
+//! plumbline only reads; it never writes objects, refs or the index.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository};
+
+use crate::config::Loaded;
+use crate::contract::PipelineContract;
+use crate::error::{Error, Result};
+
+/// An open repository and its work tree.
+pub struct Repo {
+    pub repo: Repository,
+    pub workdir: PathBuf,
+}
+
+fn err(what: impl std::fmt::Display) -> Error {
+    Error::msg(what.to_string())
+}
+
+/// The repository `start` is in.
+pub fn open(start: &Path) -> Result<Repo> {
+    let repo = Repository::discover(start).map_err(|e| {
+        err(format!(
+            "{}: not in a git repository ({})",
+            crate::config::display_path(start),
+            e.message()
+        ))
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| err("a bare repository has no work tree to check"))?;
+    let workdir = workdir.canonicalize().map_err(|e| Error::io(workdir, e))?;
+    Ok(Repo { repo, workdir })
+}
+
+impl Repo {
+    /// `path` (a file in the work tree, existing or not) relative to the repository root, `/`-separated.
+    pub fn relative(&self, path: &Path) -> Result<String> {
+        let abs = absolute(path)?;
+        let rel = abs.strip_prefix(&self.workdir).map_err(|_| {
+            err(format!(
+                "{} is outside the repository at {}",
+                abs.display(),
+                self.workdir.display()
+            ))
+        })?;
+        Ok(crate::config::display_path(rel))
+    }
+
+    /// The commit `rev` names. A commit id this clone does not have (a shallow checkout) gets a message
+    /// that says so and how to fetch it.
+    pub fn commit(&self, rev: &str) -> Result<Oid> {
+        match self
+            .repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+        {
+            Ok(c) => Ok(c.id()),
+            Err(e) => {
+                let looks_like_id = rev.len() >= 7 && rev.chars().all(|c| c.is_ascii_hexdigit());
+                let shallow = self.repo.is_shallow();
+                Err(err(if looks_like_id {
+                    format!(
+                        "the base commit {rev} is not in this clone{}: fetch it (`git fetch --depth=1 origin {rev}`) or check out with `fetch-depth: 0`",
+                        if shallow { " (a shallow checkout)" } else { "" }
+                    )
+                } else {
+                    format!(
+                        "no revision `{rev}` in {} ({}){}",
+                        self.workdir.display(),
+                        e.message(),
+                        if shallow {
+                            "; this is a shallow checkout: fetch the base branch (`git fetch --depth=1 origin <branch>`)"
+                        } else {
+                            ""
+                        }
+                    )
+                }))
+            }
+        }
+    }
+
+    /// The merge base of `base` and `HEAD`, or `base` itself when history does not connect them (a
+    /// shallow clone with only the base commit fetched).
+    pub fn merge_base(&self, base: Oid) -> Result<(Oid, bool)> {
+        let head = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(|e| err(format!("HEAD: {}", e.message())))?;
+        match self.repo.merge_base(base, head.id()) {
+            Ok(mb) => Ok((mb, true)),
+            Err(_) => Ok((base, false)),
+        }
+    }
+
+    /// The bytes of `rel` in `commit`'s tree (`None` when the file is not there).
+    pub fn file_at(&self, commit: Oid, rel: &str) -> Result<Option<Vec<u8>>> {
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| err(format!("commit {commit}: {}", e.message())))?;
+        let entry = match tree.get_path(Path::new(rel)) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(err(format!("{rel} at {commit}: {}", e.message()))),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .map_err(|e| err(format!("{rel} at {commit}: {}", e.message())))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    pub fn short(&self, oid: Oid) -> String {
+        oid.to_string()[..12].to_owned()
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    // The file may not exist (a docs file deleted in the work tree): canonicalize its directory.
+    if let Ok(p) = path.canonicalize() {
+        return Ok(p);
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(format!("{}: not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    Ok(dir.join(name))
+}
+
+/// The base revision of a run: the committed docs contract there, and which docs changed since.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// As the user named it (`main`, `origin/main`, a commit id).
+    pub rev: String,
+    /// The commit compared against (the merge base with HEAD where history has it), short.
+    pub commit: String,
+    /// Whether `commit` is the merge base (else the base commit itself).
+    pub merge_base: bool,
+    /// The docs contract JSON's path, repository-relative.
+    pub json_path: String,
+    /// The contract committed there: `None` when the file did not exist, `Err` when it does not parse.
+    pub contract: Option<std::result::Result<PipelineContract, String>>,
+    /// Markdown docs whose bytes differ between the base and the work tree.
+    pub docs_changed: Vec<String>,
+}
+
+impl Base {
+    pub fn label(&self) -> String {
+        if self.rev.starts_with(&self.commit) || self.commit.starts_with(&self.rev) {
+            format!("`{}`", self.commit)
+        } else {
+            format!("`{}` ({})", self.rev, self.commit)
+        }
+    }
+}
+
+/// Read the base revision `rev` for a run of `loaded`.
+pub fn base(loaded: &Loaded, rev: &str) -> Result<Base> {
+    let repo = open(&loaded.root)?;
+    let wanted = repo.commit(rev)?;
+    let (commit, merge_base) = repo.merge_base(wanted)?;
+    let json_rel = repo.relative(&loaded.resolve(&loaded.config.docs.json))?;
+    let contract = repo
+        .file_at(commit, &json_rel)?
+        .map(|bytes| serde_json::from_slice::<PipelineContract>(&bytes).map_err(|e| e.to_string()));
+    let mut docs_changed = Vec::new();
+    for md in &loaded.config.docs.markdown {
+        let path = loaded.resolve(md);
+        let rel = repo.relative(&path)?;
+        let now = std::fs::read(&path).ok();
+        if repo.file_at(commit, &rel)? != now {
+            docs_changed.push(rel);
+        }
+    }
+    Ok(Base {
+        rev: rev.to_owned(),
+        commit: repo.short(commit),
+        merge_base,
+        json_path: json_rel,
+        contract,
+        docs_changed,
+    })
+}
