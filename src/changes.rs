@@ -133,7 +133,7 @@ pub fn classify(
         out.push(breaking(
             FEATURE_REORDERED,
             format!(
-                "`{moved}` now where `{}` was ({} of {} shared features in another order)",
+                "`{moved}` now where `{}` was; {} of {} shared features in another order",
                 common_b[k],
                 common_b
                     .iter()

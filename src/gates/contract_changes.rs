@@ -199,9 +199,9 @@ pub fn run(cx: &Context) -> Result<Report> {
         .map(|c| {
             let code = code_of(c);
             let message = if c.accepted {
-                format!("accepted breaking change, {}: {}", c.rule, c.change)
+                format!("accepted breaking change ({}): {}", c.rule, c.change)
             } else {
-                format!("{}: {}", c.rule, c.change)
+                c.change.clone()
             };
             Finding::new(code, message)
                 .at_opt(c.location.clone())

@@ -373,9 +373,14 @@ def test_base(work):
     (origin / "a").write_text("head\n")
     git(*ident, "commit", "-q", "-am", "head", cwd=origin)
 
-    for shallow in (True, False):
-        what = "a shallow checkout" if shallow else "a full checkout"
-        tmp = work / ("base-shallow" if shallow else "base-full")
+    # (shallow, the base input, the event's pull_request.base.sha)
+    cases = [
+        (True, "", base_sha, "a shallow checkout"),
+        (False, "", base_sha, "a full checkout"),
+        (True, base_sha, "", "a shallow checkout, the base input (a push)"),
+    ]
+    for n, (shallow, base_input, event_sha, what) in enumerate(cases):
+        tmp = work / f"base-{n}"
         tmp.mkdir()
         env = base_env(tmp)
         ws = tmp / "ws"
@@ -384,8 +389,8 @@ def test_base(work):
         present = subprocess.run(["git", "cat-file", "-e", f"{base_sha}^{{commit}}"], cwd=ws, capture_output=True).returncode == 0
         check(present != shallow, f"the base step, {what}: the base commit is {'missing' if shallow else 'there'} before")
         context = {
-            "inputs": DEFAULTS,
-            "github": {"event": {"pull_request": {"base": {"sha": base_sha}}}},
+            "inputs": dict(DEFAULTS, base=base_input),
+            "github": {"event": {"pull_request": {"base": {"sha": event_sha}}}},
         }
         env.update(step_env(by_id["base"], context))
         r = run_step(by_id["base"], env, ws)
@@ -405,6 +410,15 @@ def test_base(work):
     r = run_step(by_id["base"], env, ws)
     check(r.returncode == 0, "the base step, an unfetchable commit: still succeeds", shown(r))
     check("::warning title=plumbline::could not fetch" in r.stdout, "the base step, an unfetchable commit: a warning", shown(r))
+
+    context = {"inputs": dict(DEFAULTS, base="main; touch pwned"), "github": {"event": {"pull_request": {"base": {"sha": ""}}}}}
+    env.update(step_env(by_id["base"], context))
+    r = run_step(by_id["base"], env, ws)
+    check(
+        r.returncode == 0 and "not a commit id: not fetching it" in r.stdout and not (ws / "pwned").exists(),
+        "the base step, a base that is a name: not fetched, said so",
+        shown(r),
+    )
 
 
 # --- the run step ---------------------------------------------------------------------------------------
@@ -449,6 +463,7 @@ def test_run(work):
             "config": "examples/momentum/plumbline.toml",
             "profile": "pre-live",
             "fail-on": "warning",
+            "base": "origin/main",
             "comment": "false",
             "check-run": "false",
             "check-name": "plumbline (pre-live)",
@@ -459,7 +474,7 @@ def test_run(work):
         }
     )
     want = [
-        "--config", "examples/momentum/plumbline.toml", "--fail-on", "warning",
+        "--config", "examples/momentum/plumbline.toml", "--fail-on", "warning", "--base", "origin/main",
         "--format", "human", "--output", "-",
         "--format", "markdown", "--output", "out/report.md",
         "--format", "sarif", "--output", "out/plumbline.sarif",

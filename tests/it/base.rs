@@ -81,11 +81,9 @@ fn reordering_features_without_a_bump_is_an_error_with_the_rule_id() {
             .ends_with(":momentum/docs/PIPELINE_CONTRACT.json"),
         "{f:#}"
     );
-    assert!(
-        f["message"]
-            .as_str()
-            .unwrap()
-            .contains("`ret_10` now where `ret_5` was")
+    assert_eq!(
+        f["message"],
+        "`ret_10` now where `ret_5` was; 2 of 14 shared features in another order"
     );
     let changes = &report["changes"];
     assert!(changes["base"].as_str().unwrap().starts_with("`main` ("));

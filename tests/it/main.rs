@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link step). Each module is a group of tests; `util` has the
 //! shared helpers (a torch-style zip writer, the example pipeline copied to a temp dir, the binary).
 
+mod action;
 mod base;
 mod bytes_read;
 mod checkpoints;
