@@ -112,6 +112,9 @@ pub enum Command {
     /// Run the checks as a GitHub Actions step: annotations, job summary, step outputs, and (with a
     /// token) a check run and a sticky pull-request comment (docs/ci.md).
     Ci(CiArgs),
+    /// Git hooks: check the staged docs before a commit, or install the plain git hook (docs/hook.md).
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Print a JSON Schema plumbline derives from its types.
     Schema {
         #[arg(value_enum, default_value_t = SchemaName::Contract)]
@@ -128,6 +131,19 @@ pub struct DocsArgs {
     /// Rewrite only the generated parts (atomically).
     #[arg(long)]
     pub write: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// The docs-drift gate on what is about to be committed: staged contents of tracked files, the
+    /// work tree for untracked ones. Exit 1 blocks the commit.
+    PreCommit,
+    /// Write `.git/hooks/pre-commit` (or into `core.hooksPath`) to run `hook pre-commit`.
+    Install {
+        /// Replace a pre-commit hook that plumbline did not write.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +214,9 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     if let Command::Ci(args) = &cli.command {
         return ci(cli, args, &destinations, fail_on, out, err);
     }
+    if let Command::Hook(h) = &cli.command {
+        return hook(cli, h, &destinations, fail_on, err, out);
+    }
     let mut loaded = config::load(&cli.config)?;
     loaded.base = cli.base.clone();
     match &cli.command {
@@ -211,7 +230,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 out,
             )
         }
-        Command::Ci(_) => unreachable!("handled above"),
+        Command::Ci(_) | Command::Hook(_) => unreachable!("handled above"),
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
@@ -323,6 +342,46 @@ fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
             Err(Error::msg(format!("writing output: {e}")))
         }
         _ => Ok(()),
+    }
+}
+
+/// `plumbline hook …` (docs/hook.md).
+fn hook(
+    cli: &Cli,
+    h: &HookCommand,
+    destinations: &[(Format, Option<PathBuf>)],
+    fail_on: Severity,
+    err: &mut dyn Write,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
+    match h {
+        HookCommand::PreCommit => {
+            let staged = crate::snapshot::Staged::open(&cwd)?;
+            let loaded = config::load_in(
+                &cli.config,
+                std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
+            )?;
+            let gate = gates::find("docs-drift").expect("docs-drift is registered");
+            let outcome = check::run(&loaded, Selection::Gate(gate))?;
+            let code = report(destinations, &outcome, fail_on, out)?;
+            if code != 0 {
+                writeln!(
+                    err,
+                    "plumbline: the staged docs drift from the staged code and checkpoints; run `plumbline --config {} docs --write`, then `git add` the docs",
+                    config::display_path(&cli.config)
+                )
+                .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
+            }
+            Ok(code)
+        }
+        HookCommand::Install { force } => {
+            let (path, what) = crate::hook::install(&cwd, &cli.config, *force)?;
+            writeln!(err, "{}: {what}", path.display())
+                .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
+            Ok(0)
+        }
     }
 }
 

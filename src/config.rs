@@ -637,6 +637,8 @@ pub struct Loaded {
     pub refuse_commands: Option<String>,
     /// The base revision to classify contract changes against (`--base`, or the pull request's base).
     pub base: Option<String>,
+    /// Which version of the files this run reads (the work tree, or the index for `hook pre-commit`).
+    pub snapshot: std::sync::Arc<crate::snapshot::Snapshot>,
 }
 
 impl Loaded {
@@ -648,6 +650,20 @@ impl Loaded {
     /// A config-relative path as it is shown in findings (`/` separators, no leading `./`).
     pub fn display(&self, rel: &str) -> String {
         display_path(&self.resolve(rel))
+    }
+
+    /// A text file as this run sees it (the work tree, or the staged version in `hook pre-commit`).
+    pub fn read_to_string(&self, path: &Path) -> Result<String> {
+        self.snapshot.read_to_string(path)
+    }
+
+    /// A checkpoint as this run sees it: its staged bytes when the run reads the index and git tracks
+    /// it, else the file (header reads only).
+    pub fn open_checkpoint(&self, path: &Path) -> Result<crate::checkpoint::CheckpointInfo> {
+        match self.snapshot.staged(path)? {
+            Some(bytes) => crate::checkpoint::open_bytes(path, bytes),
+            None => crate::checkpoint::open(path),
+        }
     }
 }
 
@@ -670,7 +686,15 @@ pub fn display_path(path: &Path) -> String {
 
 /// Load and validate a config file. Unknown keys and wrong types give `path:line:column: message`.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = crate::error::read_to_string(path)?;
+    load_in(
+        path,
+        std::sync::Arc::new(crate::snapshot::Snapshot::WorkTree),
+    )
+}
+
+/// Load a config as `snapshot` has it (the staged version for `hook pre-commit`).
+pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>) -> Result<Loaded> {
+    let text = snapshot.read_to_string(path)?;
     let config = parse(&text, &display_path(path))?;
     let root = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -713,6 +737,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         root,
         refuse_commands: None,
         base: None,
+        snapshot,
     })
 }
 

@@ -159,14 +159,16 @@ impl Facts {
 pub fn collect(loaded: &Loaded) -> Result<Facts> {
     let cfg = &loaded.config;
     let production_path = loaded.resolve(&cfg.checkpoints.production);
-    let production = checkpoint::open(&production_path).map_err(|e| match e {
-        Error::Io { path, source } => Error::msg(format!(
-            "production checkpoint {} (checkpoints.production in {}): {source}",
-            display_path(&path),
-            display_path(&loaded.path)
-        )),
-        other => other,
-    })?;
+    let production = loaded
+        .open_checkpoint(&production_path)
+        .map_err(|e| match e {
+            Error::Io { path, source } => Error::msg(format!(
+                "production checkpoint {} (checkpoints.production in {}): {source}",
+                display_path(&path),
+                display_path(&loaded.path)
+            )),
+            other => other,
+        })?;
     let checkpoint = CheckpointFacts::read(&production, &cfg.checkpoints.keys);
     let mut r = Resolver::new(loaded, Some(&production));
     let code = CodeFacts {

@@ -21,11 +21,13 @@ pub mod gates;
 pub mod git;
 #[cfg(feature = "github-api")]
 pub mod github;
+pub mod hook;
 pub mod protocol;
 pub mod render;
 pub mod ruleset;
 pub mod runner;
 pub mod scaler;
 pub mod slice;
+pub mod snapshot;
 pub mod source;
 pub mod table;

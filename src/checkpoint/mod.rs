@@ -108,7 +108,28 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
     })?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let (counting, counter) = CountingReader::new(file);
+    read_from(path, format, file, size)
+}
+
+/// Read a checkpoint whose bytes are already in memory (a staged blob), shown as `path`.
+pub fn open_bytes(path: &Path, bytes: Vec<u8>) -> Result<CheckpointInfo> {
+    let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        source: CheckpointError::Unsupported(
+            "unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into(),
+        ),
+    })?;
+    let size = bytes.len() as u64;
+    read_from(path, format, std::io::Cursor::new(bytes), size)
+}
+
+fn read_from<R: Read + Seek>(
+    path: &Path,
+    format: Format,
+    source: R,
+    size: u64,
+) -> Result<CheckpointInfo> {
+    let (counting, counter) = CountingReader::new(source);
     let reader = BufReader::with_capacity(16 * 1024, counting);
     let wrap = |source| Error::Checkpoint {
         path: path.to_path_buf(),

@@ -143,7 +143,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
 
     // The JSON contract: parse, validate against the schema, then compare bytes.
     let display = cx.loaded.display(&docs.json);
-    match std::fs::read_to_string(cx.loaded.resolve(&docs.json)) {
+    match cx.loaded.read_to_string(&cx.loaded.resolve(&docs.json)) {
         Err(e) => out.push(
             Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
                 .at(Location::file(&display))
@@ -192,7 +192,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
 
     for md in &docs.markdown {
         let display = cx.loaded.display(md);
-        let text = match std::fs::read_to_string(cx.loaded.resolve(md)) {
+        let text = match cx.loaded.read_to_string(&cx.loaded.resolve(md)) {
             Ok(t) => t,
             Err(e) => {
                 out.push(

@@ -191,7 +191,7 @@ fn same_number(a: &Value, b: &Value) -> bool {
 /// The committed docs contract JSON, when it can be read (docs-drift reports when it cannot).
 fn docs_json(cx: &Context) -> Option<(String, String)> {
     let rel = &cx.loaded.config.docs.json;
-    let text = std::fs::read_to_string(cx.loaded.resolve(rel)).ok()?;
+    let text = cx.loaded.read_to_string(&cx.loaded.resolve(rel)).ok()?;
     serde_json::from_str::<Value>(&text).ok()?;
     Some((cx.loaded.display(rel), text))
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::checkpoint::CheckpointInfo;
 use crate::config::{Loaded, Source, display_path};
-use crate::error::{Error, Result, read_to_string};
+use crate::error::{Error, Result};
 use crate::finding::Location;
 
 /// A value and where it came from.
@@ -67,7 +67,7 @@ impl<'a> Resolver<'a> {
     fn text(&mut self, rel: &str) -> Result<(String, &str)> {
         let display = self.loaded.display(rel);
         if !self.text.contains_key(rel) {
-            let t = read_to_string(&self.loaded.resolve(rel))?;
+            let t = self.loaded.read_to_string(&self.loaded.resolve(rel))?;
             self.text.insert(rel.to_owned(), t);
         }
         Ok((display, self.text[rel].as_str()))
@@ -78,7 +78,7 @@ impl<'a> Resolver<'a> {
             Source::Python { python, name } => {
                 if !self.python.contains_key(python) {
                     let display = self.loaded.display(python);
-                    let text = read_to_string(&self.loaded.resolve(python))?;
+                    let text = self.loaded.read_to_string(&self.loaded.resolve(python))?;
                     self.python
                         .insert(python.clone(), python::PythonModule::parse(&display, text)?);
                 }
@@ -108,7 +108,9 @@ impl<'a> Resolver<'a> {
                     return checkpoint_key(info, key);
                 }
                 if !self.checkpoints.contains_key(checkpoint) {
-                    let info = crate::checkpoint::open(&self.loaded.resolve(checkpoint))?;
+                    let info = self
+                        .loaded
+                        .open_checkpoint(&self.loaded.resolve(checkpoint))?;
                     self.checkpoints.insert(checkpoint.clone(), info);
                 }
                 checkpoint_key(&self.checkpoints[checkpoint], key)

@@ -14,6 +14,7 @@ mod docs_and_schemas;
 mod engine;
 mod gates;
 mod github_api;
+mod hook;
 mod limits;
 mod mutation;
 mod npm;

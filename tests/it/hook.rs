@@ -1,0 +1,298 @@
+//! The pre-commit hook: `plumbline hook pre-commit` reads the staged contents (git2 index), `hook install`
+//! writes the plain git hook, and the real pre-commit framework (PyPI `pre-commit`, driven through a
+//! `repo: local` hook calling the built binary, and `validate-manifest` on the shipped manifest) blocks a
+//! drifting commit and lets the fixed one through.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use git2::Repository;
+
+use crate::base::commit_all;
+use crate::util::{example_copy, plumbline, repo, stderr, stdout};
+
+const CFG: &str = "momentum/plumbline.toml";
+const MD: &str = "momentum/docs/PIPELINE_CONTRACT.md";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The example committed in a fresh repository; (guard, repository root).
+fn committed_example() -> (tempfile::TempDir, std::path::PathBuf, Repository) {
+    let (dir, _ex) = example_copy();
+    let repo = Repository::init(dir.path()).unwrap();
+    commit_all(&repo, "base");
+    let root = dir.path().to_path_buf();
+    (dir, root, repo)
+}
+
+fn drift(text: &str) -> String {
+    assert!(text.contains("| `vol_20` |"));
+    text.replace("| `vol_20` |", "| `vol_21` |")
+}
+
+fn stage(repo: &Repository, rel: &str) {
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new(rel)).unwrap();
+    index.write().unwrap();
+}
+
+#[test]
+fn a_staged_drift_blocks_even_when_the_work_tree_is_fixed() {
+    let (_d, root, repo) = committed_example();
+    let md = root.join(MD);
+    let good = std::fs::read_to_string(&md).unwrap();
+    std::fs::write(&md, drift(&good)).unwrap();
+    stage(&repo, MD);
+    // The work tree is fixed again, but the commit would carry the staged drift.
+    std::fs::write(&md, &good).unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("-| 5 | `vol_21` | float32 |"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("the staged docs drift"),
+        "{}",
+        stderr(&out)
+    );
+    // The other way round: a drifting work tree with clean staged docs commits fine.
+    std::fs::write(&md, drift(&good)).unwrap();
+    stage(&repo, MD);
+    std::fs::write(&md, &good).unwrap();
+    stage(&repo, MD);
+    std::fs::write(&md, drift(&good)).unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn staged_code_counts_and_untracked_files_come_from_the_work_tree() {
+    let (_d, root, repo) = committed_example();
+    // A staged code change the docs do not follow: drift, though the work tree's code is unchanged.
+    let f = root.join("momentum/pipeline/features.py");
+    let good = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, good.replace("\"vol_20\",", "\"vol_21\",")).unwrap();
+    stage(&repo, "momentum/pipeline/features.py");
+    std::fs::write(&f, &good).unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // An untracked checkpoint is read from the work tree: remove it from the index only.
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.reset_default(Some(head.as_object()), ["momentum/pipeline/features.py"])
+        .unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .remove_path(Path::new("momentum/checkpoints/momentum_v3.pt"))
+        .unwrap();
+    index.write().unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn install_writes_the_hook_and_keeps_a_foreign_one() {
+    let (_d, root, _repo) = committed_example();
+    let hook = root.join(".git/hooks/pre-commit");
+    let out = plumbline(&root, &["--config", CFG, "hook", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with("pre-commit: installed\n"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(
+        text.contains("exec plumbline --config 'momentum/plumbline.toml' hook pre-commit"),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111,
+            0o111
+        );
+    }
+    // From a subdirectory, with the config given relative to it: the hook still names it from the root.
+    let out = plumbline(
+        &root.join("momentum"),
+        &["--config", "plumbline.toml", "hook", "install"],
+    );
+    assert!(
+        stderr(&out).ends_with("pre-commit: up to date\n"),
+        "{}",
+        stderr(&out)
+    );
+    // A hook someone else wrote is not replaced without --force.
+    std::fs::write(&hook, "#!/bin/sh\nmake lint\n").unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "install"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a pre-commit hook plumbline did not write is there"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "#!/bin/sh\nmake lint\n"
+    );
+    let out = plumbline(&root, &["--config", CFG, "hook", "install", "--force"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).ends_with("pre-commit: replaced (--force)\n"));
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), text);
+}
+
+/// `python3 -m pre_commit` and `git`, or `None` (skip) outside CI.
+fn pre_commit_and_git(what: &str) -> Option<()> {
+    let ok = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let have = ok("python3", &["-m", "pre_commit", "--version"]) && ok("git", &["--version"]);
+    if !have {
+        assert!(
+            !in_ci(),
+            "CI=true, but {what} needs `python3 -m pre_commit` and `git` (.ci/run installs them)"
+        );
+        eprintln!(
+            "skipped: {what} needs the pre-commit framework (pip install pre-commit) and git"
+        );
+        return None;
+    }
+    Some(())
+}
+
+#[test]
+fn the_shipped_manifest_validates_and_a_broken_one_does_not() {
+    if pre_commit_and_git("validating .pre-commit-hooks.yaml").is_none() {
+        return;
+    }
+    let run = |manifest: &Path| {
+        Command::new("python3")
+            .args(["-m", "pre_commit", "validate-manifest"])
+            .arg(manifest)
+            .output()
+            .unwrap()
+    };
+    let shipped = repo().join(".pre-commit-hooks.yaml");
+    let out = run(&shipped);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    for id in ["plumbline-docs", "plumbline-docs-build", "plumbline-gates"] {
+        assert!(text.contains(&format!("- id: {id}\n")), "{id}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("hooks.yaml");
+    std::fs::write(
+        &broken,
+        text.replace("  language: system\n", "  language: sytsem\n"),
+    )
+    .unwrap();
+    assert!(!run(&broken).status.success());
+}
+
+fn git(root: &Path, args: &[&str], env_home: &Path) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .env("HOME", env_home)
+        .env("PRE_COMMIT_HOME", env_home.join("pre-commit"))
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_pre_commit_framework_blocks_a_drifting_commit_until_the_docs_are_written() {
+    if pre_commit_and_git("the pre-commit framework test").is_none() {
+        return;
+    }
+    let (_d, root, _repo) = committed_example();
+    let home = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_plumbline");
+    let manifest = std::fs::read_to_string(repo().join(".pre-commit-hooks.yaml")).unwrap();
+    let files = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("files: "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        root.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n  - repo: local\n    hooks:\n      - id: plumbline-docs\n        name: plumbline docs drift\n        entry: {bin} --config {CFG} hook pre-commit\n        language: system\n        pass_filenames: false\n        files: {files}\n"
+        ),
+    )
+    .unwrap();
+    let install = Command::new("python3")
+        .args(["-m", "pre_commit", "install"])
+        .current_dir(&root)
+        .env("HOME", home.path())
+        .env("PRE_COMMIT_HOME", home.path().join("pre-commit"))
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{}", stderr(&install));
+    let add = git(&root, &["add", ".pre-commit-config.yaml"], home.path());
+    assert!(add.status.success());
+    assert!(
+        git(&root, &["commit", "-q", "-m", "hooks"], home.path())
+            .status
+            .success()
+    );
+
+    // A docs edit that adds prose and (by mistake) changes a generated row, staged: blocked.
+    let md = root.join(MD);
+    let edited = format!(
+        "{}\nReviewed for the v3 release.\n",
+        drift(&std::fs::read_to_string(&md).unwrap())
+    );
+    std::fs::write(&md, edited).unwrap();
+    assert!(git(&root, &["add", MD], home.path()).status.success());
+    let blocked = git(&root, &["commit", "-m", "drift"], home.path());
+    let said = format!("{}{}", stdout(&blocked), stderr(&blocked));
+    assert!(!blocked.status.success(), "{said}");
+    assert!(
+        said.contains("plumbline docs drift") && said.contains("Failed"),
+        "{said}"
+    );
+    assert!(said.contains("error[docs-drift]"), "{said}");
+
+    // Written and staged: the commit goes through.
+    let write = plumbline(&root, &["--config", CFG, "docs", "--write"]);
+    assert!(write.status.success(), "{}", stderr(&write));
+    assert!(git(&root, &["add", MD], home.path()).status.success());
+    let ok = git(&root, &["commit", "-m", "docs"], home.path());
+    let said = format!("{}{}", stdout(&ok), stderr(&ok));
+    assert!(ok.status.success(), "{said}");
+    assert!(
+        said.contains("plumbline docs drift") && said.contains("Passed"),
+        "{said}"
+    );
+}
