@@ -160,6 +160,15 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
                     "disabled in plumbline.toml (`gates.disable`)".into(),
                 )
             }
+            Some(g)
+                if loaded
+                    .only
+                    .as_ref()
+                    .is_some_and(|(only, _)| !only.contains(name))
+                    && !matches!(selection, Selection::Gate(_)) =>
+            {
+                Plan::Skip(g.name, loaded.only.as_ref().expect("checked").1.clone())
+            }
             Some(g) => match engine::unavailable(EngineKind::of(loaded)) {
                 Some(reason) if g.needs_engine => Plan::Skip(g.name, reason.into()),
                 _ => Plan::Run(g),

@@ -36,6 +36,10 @@ pub struct Cli {
     /// HEAD is used where the history has it). `ci` defaults to the pull request's base.
     #[arg(long, global = true, value_name = "REF")]
     pub base: Option<String>,
+    /// Run only the gates the change since this revision needs (the config's `[[paths]]` rules; a file
+    /// no rule matches needs every gate).
+    #[arg(long, global = true, value_name = "REF")]
+    pub changed_from: Option<String>,
     /// Lowest severity that fails the run (exit 1).
     #[arg(long, global = true, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -218,7 +222,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         return hook(cli, h, &destinations, fail_on, err, out);
     }
     let mut loaded = config::load(&cli.config)?;
-    loaded.base = cli.base.clone();
+    // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
+    loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
+    if let Some(rev) = &cli.changed_from {
+        crate::changed::restrict(&mut loaded, rev)?;
+    }
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
         Command::Check { profile } => {
@@ -412,6 +420,9 @@ fn ci(
         });
         if actions.untrusted() && !args.allow_untrusted_commands {
             loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
+        }
+        if let Some(rev) = &cli.changed_from {
+            crate::changed::restrict(&mut loaded, rev)?;
         }
         let selection = args.profile.map_or(Selection::All, Selection::Profile);
         check::run(&loaded, selection)

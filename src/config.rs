@@ -51,6 +51,18 @@ pub struct Config {
     /// Per-code severity overrides, e.g. `docs-drift = "warning"`; `"off"` drops the finding.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub severity: BTreeMap<String, SeverityOverride>,
+    /// Which gates a change needs, for `--changed-from` (docs/config.md#paths). A changed file that no
+    /// rule matches needs every gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathRule>,
+}
+
+/// Files (config-relative glob patterns, `**` for any depth) and the gates a change to them needs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathRule {
+    pub paths: Vec<String>,
+    pub gates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -635,6 +647,8 @@ pub struct Loaded {
     /// Why the config's commands must not run here (`plumbline ci` under `pull_request_target`), if so.
     /// Every command goes through [`crate::runner::run`], which refuses it with this reason.
     pub refuse_commands: Option<String>,
+    /// Only these gates are needed (`--changed-from`), with the reason shown for the others.
+    pub only: Option<(std::collections::BTreeSet<String>, String)>,
     /// The base revision to classify contract changes against (`--base`, or the pull request's base).
     pub base: Option<String>,
     /// Which version of the files this run reads (the work tree, or the index for `hook pre-commit`).
@@ -723,6 +737,25 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
             ),
         ));
     }
+    for (i, rule) in config.paths.iter().enumerate() {
+        let at = |m: String| {
+            Error::at(
+                Location::file(display_path(path)),
+                format!("paths[{i}]: {m}"),
+            )
+        };
+        for g in &rule.gates {
+            if crate::gates::find(g).is_none() {
+                return Err(at(format!("unknown gate `{g}` (see docs/gates/README.md)")));
+            }
+        }
+        for p in &rule.paths {
+            glob::Pattern::new(p).map_err(|e| at(format!("`{p}` is not a glob pattern ({e})")))?;
+        }
+        if rule.paths.is_empty() {
+            return Err(at("a rule needs at least one path pattern".into()));
+        }
+    }
     for name in &config.gates.disable {
         if !crate::gates::known(name) {
             return Err(Error::at(
@@ -736,6 +769,7 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
         path: path.to_path_buf(),
         root,
         refuse_commands: None,
+        only: None,
         base: None,
         snapshot,
     })

@@ -5,6 +5,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod canonical;
+pub mod changed;
 pub mod changes;
 pub mod check;
 pub mod checkpoint;

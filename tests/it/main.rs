@@ -4,6 +4,7 @@
 mod action;
 mod base;
 mod bytes_read;
+mod changed;
 mod checkpoints;
 mod ci;
 mod cli;
