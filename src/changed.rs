@@ -3,7 +3,7 @@
 //! the index and the work tree, untracked files included). Each is matched against the config's
 //! `[[paths]]` rules; a file under the config's directory that no rule matches needs every gate (an
 //! unknown change is not a safe change). Files outside the config's directory count only when a rule
-//! names them (`../shared/**`): the rest of a monorepo is not this pipeline.
+//! or the config names them (`../shared/features.py`): the rest of a monorepo is not this pipeline.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,6 +36,7 @@ pub fn needed_for(loaded: &Loaded, files: &[String], rev: &str) -> Needed {
     } else {
         loaded.config.paths.clone()
     };
+    let referenced = referenced(loaded);
     let every = || {
         crate::gates::GATES
             .iter()
@@ -59,7 +60,7 @@ pub fn needed_for(loaded: &Loaded, files: &[String], rev: &str) -> Needed {
             })
             .collect();
         if matched.is_empty() {
-            if !f.starts_with("../") {
+            if !f.starts_with("../") || referenced.contains(f) {
                 unmatched.push(f.as_str());
             }
         } else {
@@ -67,6 +68,12 @@ pub fn needed_for(loaded: &Loaded, files: &[String], rev: &str) -> Needed {
         }
     }
     let n = crate::render::plural(files.len(), "changed file");
+    if files.is_empty() {
+        return Needed {
+            gates: BTreeSet::new(),
+            reason: format!("nothing changed since `{rev}`"),
+        };
+    }
     if let Some(first) = unmatched.first() {
         return Needed {
             gates: every(),
@@ -79,6 +86,26 @@ pub fn needed_for(loaded: &Loaded, files: &[String], rev: &str) -> Needed {
         reason: format!("not needed by the {n} since `{rev}` (`[[paths]]` rules)"),
         gates,
     }
+}
+
+/// Every path the config names (sources, checkpoints, docs, data, commands' scripts), normalized like
+/// the changed files: a file outside the config's directory that the config reads is in scope.
+fn referenced(loaded: &Loaded) -> BTreeSet<String> {
+    fn walk(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::String(s) => {
+                out.insert(s.trim_start_matches("./").to_owned());
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    if let Ok(v) = serde_json::to_value(&loaded.config) {
+        walk(&v, &mut out);
+    }
+    out
 }
 
 /// The files changed since `rev` (its merge base with HEAD), relative to the config's directory.

@@ -47,6 +47,22 @@ pub const HORIZON_CHANGED: &str = "horizon-changed";
 pub const NAN_POLICY_CHANGED: &str = "nan-policy-changed";
 pub const VERSION_BUMPED: &str = "version-bumped";
 pub const DOCS_ONLY: &str = "docs-only-change";
+pub const CONTRACT_CHANGED: &str = "contract-changed";
+
+/// Whether `new` is a later version than `old`: numerically, part by part (`3` → `4`, `1.9` → `1.10`),
+/// else any difference. A lower number is not a bump (a downgrade cannot accept a breaking change).
+pub fn is_bump(old: &str, new: &str) -> bool {
+    let parts = |v: &str| -> Option<Vec<u64>> {
+        v.trim_start_matches('v')
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect()
+    };
+    match (parts(old), parts(new)) {
+        (Some(a), Some(b)) => b > a,
+        _ => old != new,
+    }
+}
 
 fn change(rule: &'static str, severity: Severity, change: String, at: Option<Location>) -> Change {
     Change {
@@ -89,13 +105,13 @@ pub fn classify(
 ) -> Vec<Change> {
     let mut out = Vec::new();
     let origin = |pick: fn(&Facts) -> &crate::source::Fact| facts.map(|f| pick(f).origin.clone());
-    let model_bump = (base.model_version != head.model_version).then(|| {
+    let model_bump = is_bump(&base.model_version, &head.model_version).then(|| {
         format!(
             "model-version bumped {} → {}",
             base.model_version, head.model_version
         )
     });
-    let heads_bump = (base.heads_version != head.heads_version).then(|| {
+    let heads_bump = is_bump(&base.heads_version, &head.heads_version).then(|| {
         format!(
             "heads-version bumped {} → {}",
             base.heads_version, head.heads_version
@@ -248,6 +264,30 @@ pub fn classify(
             origin(|f| &f.code.heads_version),
         ));
     }
+    // Anything else that differs (the production checkpoint's path, scaler or schema hash, the format,
+    // the pipeline's name) is listed too: a table that says "no changes" must mean it.
+    let others = other_differences(base, head);
+    if !others.is_empty() {
+        out.push(change(
+            CONTRACT_CHANGED,
+            Severity::Warning,
+            others.join("; "),
+            None,
+        ));
+    }
+    if (base.model_version != head.model_version && model_bump.is_none())
+        || (base.heads_version != head.heads_version && heads_bump.is_none())
+    {
+        out.push(change(
+            CONTRACT_CHANGED,
+            Severity::Warning,
+            format!(
+                "version went back: model {} → {}, heads {} → {}",
+                base.model_version, head.model_version, base.heads_version, head.heads_version
+            ),
+            origin(|f| &f.code.model_version),
+        ));
+    }
     if out.is_empty() && base == head && !docs_changed.is_empty() {
         out.push(change(
             DOCS_ONLY,
@@ -258,6 +298,37 @@ pub fn classify(
             ),
             None,
         ));
+    }
+    out
+}
+
+/// Top-level contract parts outside the rules above that differ, as `key: old → new` where short.
+fn other_differences(base: &PipelineContract, head: &PipelineContract) -> Vec<String> {
+    let mut out = Vec::new();
+    if base.contract_format != head.contract_format {
+        out.push(format!(
+            "contract-format {} → {}",
+            base.contract_format, head.contract_format
+        ));
+    }
+    if base.pipeline != head.pipeline {
+        out.push(format!(
+            "pipeline `{}` → `{}`",
+            base.pipeline, head.pipeline
+        ));
+    }
+    let (b, h) = (&base.production_checkpoint, &head.production_checkpoint);
+    if b != h {
+        let bv = serde_json::to_value(b).unwrap_or_default();
+        let hv = serde_json::to_value(h).unwrap_or_default();
+        let keys: Vec<String> = bv
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| hv.get(k.as_str()) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.push(format!("production-checkpoint {} changed", keys.join(", ")));
     }
     out
 }
@@ -310,4 +381,87 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "a model or heads version was bumped",
     ),
     (DOCS_ONLY, Severity::Note, "only docs prose changed"),
+    (
+        CONTRACT_CHANGED,
+        Severity::Warning,
+        "other contract fields changed",
+    ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> PipelineContract {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/momentum/docs/PIPELINE_CONTRACT.json"
+        ))
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn rules(c: &[Change]) -> Vec<(&str, bool, Severity)> {
+        c.iter()
+            .map(|c| (c.rule.as_str(), c.accepted, c.severity))
+            .collect()
+    }
+
+    #[test]
+    fn bumps_go_up() {
+        assert!(is_bump("3", "4"));
+        assert!(is_bump("1.9", "1.10"));
+        assert!(is_bump("v2", "v3"));
+        assert!(!is_bump("4", "3"));
+        assert!(!is_bump("3", "3"));
+        assert!(is_bump("alpha", "beta"), "not numbers: any change");
+    }
+
+    #[test]
+    fn each_rule_fires_once_with_its_verdict() {
+        let base = contract();
+        let mut head = base.clone();
+        assert!(classify(&base, &head, None, &[]).is_empty());
+        // Removed, added and retyped at once, no bump: three errors, no reorder of what is shared.
+        head.features.columns.remove(0);
+        head.features.columns.push(crate::contract::Feature {
+            name: "new_1".into(),
+            dtype: "float32".into(),
+        });
+        head.features.columns[0].dtype = "float64".into();
+        let c = classify(&base, &head, None, &[]);
+        assert_eq!(
+            rules(&c),
+            [
+                (FEATURE_REMOVED, false, Severity::Error),
+                (FEATURE_ADDED, false, Severity::Error),
+                (FEATURE_DTYPE_CHANGED, false, Severity::Error)
+            ]
+        );
+        // A downgrade accepts nothing and is said.
+        head.model_version = "2".into();
+        let c = classify(&base, &head, None, &[]);
+        assert!(c.iter().all(|c| !c.accepted));
+        assert_eq!(c.last().unwrap().rule, CONTRACT_CHANGED);
+        // Heads, thresholds, horizon, the production checkpoint.
+        let mut head = base.clone();
+        head.heads.swap(0, 1);
+        head.targets.horizon += 1;
+        head.targets.thresholds.insert("long".into(), 0.01);
+        head.production_checkpoint.input_dim += 1;
+        let c = classify(&base, &head, None, &[]);
+        assert_eq!(
+            rules(&c),
+            [
+                (HEAD_MAP_CHANGED, false, Severity::Error),
+                (HORIZON_CHANGED, false, Severity::Warning),
+                (THRESHOLD_CHANGED, false, Severity::Warning),
+                (CONTRACT_CHANGED, false, Severity::Warning)
+            ]
+        );
+        assert_eq!(c[3].change, "production-checkpoint input-dim changed");
+        head.heads_version = format!("{}1", base.heads_version);
+        let c = classify(&base, &head, None, &[]);
+        assert_eq!(rules(&c)[0], (HEAD_MAP_CHANGED, true, Severity::Note));
+    }
+}

@@ -220,9 +220,16 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         }
         _ => None,
     };
-    let base = match &loaded.base {
-        Some(rev) if selected.contains(&"contract-changes") => Some(crate::git::base(loaded, rev)?),
-        _ => None,
+    // A base that cannot be read is the contract-changes gate's finding, not the end of the run: the
+    // other gates still report.
+    let (base, base_error) = match &loaded.base {
+        Some(rev) if selected.contains(&"contract-changes") => {
+            match crate::git::base(loaded, rev) {
+                Ok(b) => (Some(b), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        }
+        _ => (None, None),
     };
     let changes = match (&base, &contract) {
         (Some(b), Some(head)) => match &b.contract {
@@ -243,6 +250,7 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         selected: &selected,
         cache: gates::Cache::default(),
         base: base.as_ref(),
+        base_error: base_error.as_deref(),
         changes: changes.as_ref(),
     };
     let mut results = Vec::new();
@@ -282,10 +290,12 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         changes: changes.map(|mut c| {
             // The config's severity for a rule applies to the table as to the findings.
             c.changes.retain_mut(|ch| {
-                if ch.accepted {
-                    return true;
-                }
-                match loaded.config.severity.get(&ch.rule) {
+                let code = if ch.accepted {
+                    gates::contract_changes::ACCEPTED.id
+                } else {
+                    ch.rule.as_str()
+                };
+                match loaded.config.severity.get(code) {
                     None => true,
                     Some(o) => o.severity().map(|s| ch.severity = s).is_some(),
                 }
@@ -321,6 +331,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         selected: &[],
         cache: gates::Cache::default(),
         base: None,
+        base_error: None,
         changes: None,
     };
     let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;

@@ -93,7 +93,12 @@ impl Repo {
             .map_err(|e| err(format!("HEAD: {}", e.message())))?;
         match self.repo.merge_base(base, head.id()) {
             Ok(mb) => Ok((mb, true)),
-            Err(_) => Ok((base, false)),
+            // History that does not connect (a shallow clone): compare against the base itself.
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok((base, false)),
+            Err(e) => Err(err(format!(
+                "the merge base of {base} and HEAD: {}",
+                e.message()
+            ))),
         }
     }
 
@@ -159,11 +164,15 @@ pub struct Base {
 
 impl Base {
     pub fn label(&self) -> String {
-        if self.rev.starts_with(&self.commit) || self.commit.starts_with(&self.rev) {
+        let mut s = if self.rev.starts_with(&self.commit) || self.commit.starts_with(&self.rev) {
             format!("`{}`", self.commit)
         } else {
             format!("`{}` ({})", self.rev, self.commit)
+        };
+        if !self.merge_base {
+            s.push_str(" (its tip: no merge base with HEAD in this clone)");
         }
+        s
     }
 }
 

@@ -32,7 +32,14 @@ pub fn install(cwd: &Path, config: &Path, force: bool) -> Result<(PathBuf, &'sta
     {
         Ok(p) if p.is_absolute() => p,
         Ok(p) => repo.workdir.join(p),
-        Err(_) => repo.repo.path().join("hooks"),
+        // In a linked worktree git reads hooks from the common directory.
+        Err(e) if e.code() == git2::ErrorCode::NotFound => repo.repo.commondir().join("hooks"),
+        Err(e) => {
+            return Err(Error::msg(format!(
+                "core.hooksPath in the git config: {}",
+                e.message()
+            )));
+        }
     };
     std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     let path = hooks.join("pre-commit");

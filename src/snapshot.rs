@@ -32,10 +32,28 @@ pub struct Staged {
     workdir: PathBuf,
 }
 
+/// The first line of a Git LFS pointer file.
+const LFS_POINTER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
+
 impl Staged {
-    /// The index of the repository `start` is in.
+    /// The index of the repository `start` is in: the one in `GIT_INDEX_FILE` when git sets it (for
+    /// `git commit -a`, `git commit <paths>` and `--only` git hands the hook a temporary index), else the
+    /// repository's own.
     pub fn open(start: &Path) -> Result<Staged> {
         let repo = crate::git::open(start)?;
+        if let Some(file) = std::env::var_os("GIT_INDEX_FILE").filter(|f| !f.is_empty()) {
+            let path = start.join(file);
+            let mut index = git2::Index::open(&path).map_err(|e| {
+                Error::msg(format!(
+                    "the index GIT_INDEX_FILE names ({}): {}",
+                    path.display(),
+                    e.message()
+                ))
+            })?;
+            repo.repo
+                .set_index(&mut index)
+                .map_err(|e| Error::msg(format!("the git index: {}", e.message())))?;
+        }
         repo.repo
             .index()
             .map_err(|e| Error::msg(format!("the git index: {}", e.message())))?;
@@ -45,7 +63,10 @@ impl Staged {
         })
     }
 
-    /// The staged bytes of `path`, or `None` when git does not track it.
+    /// The staged bytes of `path`: `Some` for a tracked file, `None` for one git does not track (read
+    /// from the work tree). A file in HEAD but not in the index is staged for deletion: NotFound, even
+    /// when it is still on disk. A symlink is read as the staged link's target, and a Git LFS pointer
+    /// as the work-tree file it stands for.
     pub fn blob(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         let Some(rel) = self.relative(path) else {
             return Ok(None);
@@ -55,20 +76,48 @@ impl Staged {
             .index()
             .map_err(|e| std::io::Error::other(format!("the git index: {}", e.message())))?;
         let Some(entry) = index.get_path(Path::new(&rel), 0) else {
+            let in_head = repo
+                .head()
+                .and_then(|h| h.peel_to_tree())
+                .is_ok_and(|t| t.get_path(Path::new(&rel)).is_ok());
+            if in_head {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "staged for deletion",
+                ));
+            }
             return Ok(None);
         };
-        let blob = repo
+        let bytes = repo
             .find_blob(entry.id)
-            .map_err(|e| std::io::Error::other(format!("staged {rel}: {}", e.message())))?;
-        Ok(Some(blob.content().to_vec()))
+            .map_err(|e| std::io::Error::other(format!("staged {rel}: {}", e.message())))?
+            .content()
+            .to_vec();
+        drop(index);
+        drop(repo);
+        if entry.mode == 0o120000 {
+            // A symlink: its blob is the target, relative to the link's directory.
+            let target = String::from_utf8_lossy(&bytes).into_owned();
+            let dir = self.workdir.join(&rel);
+            let dir = dir.parent().unwrap_or(&self.workdir);
+            return match self.blob(&dir.join(target))? {
+                Some(b) => Ok(Some(b)),
+                None => std::fs::read(dir.join(String::from_utf8_lossy(&bytes).as_ref())).map(Some),
+            };
+        }
+        if bytes.starts_with(LFS_POINTER) {
+            return Ok(None);
+        }
+        Ok(Some(bytes))
     }
 
     fn relative(&self, path: &Path) -> Option<String> {
-        let abs = match path.canonicalize() {
-            Ok(p) => p,
-            // Deleted from the work tree but maybe still staged: resolve its directory.
-            Err(_) => path.parent()?.canonicalize().ok()?.join(path.file_name()?),
+        // Canonicalize the directory only: a tracked symlink is looked up as itself, not its target.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
         };
+        let abs = dir.canonicalize().ok()?.join(path.file_name()?);
         let rel = abs.strip_prefix(&self.workdir).ok()?;
         Some(crate::config::display_path(rel))
     }

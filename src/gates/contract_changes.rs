@@ -105,6 +105,18 @@ pub const ACCEPTED: Code = code(
     Note,
     "a breaking change that comes with its version bump",
 );
+pub const BASE_UNAVAILABLE: Code = code(
+    "base-unavailable",
+    Docs,
+    Error,
+    "the base revision cannot be read (not in this clone, not a git repository)",
+);
+pub const OTHER_CHANGED: Code = code(
+    changes::CONTRACT_CHANGED,
+    Docs,
+    Warning,
+    "other contract fields changed (production checkpoint, format, pipeline name)",
+);
 pub const BASE_CONTRACT_INVALID: Code = code(
     "base-contract-unreadable",
     Docs,
@@ -123,6 +135,7 @@ const RULE_CODES: &[Code] = &[
     HORIZON_CHANGED,
     VERSION_BUMPED,
     DOCS_ONLY,
+    OTHER_CHANGED,
 ];
 
 pub const GATE: Gate = Gate {
@@ -139,7 +152,9 @@ pub const GATE: Gate = Gate {
         HORIZON_CHANGED,
         VERSION_BUMPED,
         DOCS_ONLY,
+        OTHER_CHANGED,
         ACCEPTED,
+        BASE_UNAVAILABLE,
         BASE_CONTRACT_INVALID,
     ],
     needs_engine: false,
@@ -158,6 +173,13 @@ pub fn code_of(c: &changes::Change) -> &'static Code {
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
+    if let Some(e) = cx.base_error {
+        return Ok(Report::stopped(
+            Finding::new(&BASE_UNAVAILABLE, e.to_owned())
+                .help("fetch the base commit, or pass --base REF with a revision this clone has"),
+            "base unavailable",
+        ));
+    }
     let Some(base) = cx.base else {
         return Ok(Report::skipped(
             "no base revision: pass --base REF (`plumbline ci` uses the pull request's base)",

@@ -46,6 +46,8 @@ pub struct Context<'a> {
     pub model: &'a Model,
     /// The base revision (`--base`), when the run compares against one.
     pub base: Option<&'a crate::git::Base>,
+    /// Why the base revision could not be read, when it could not.
+    pub base_error: Option<&'a str>,
     /// The contract changes against the base, when both contracts are there.
     pub changes: Option<&'a crate::changes::Changes>,
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a

@@ -29,10 +29,18 @@ pub fn marker(check_name: &str) -> String {
     if check_name == "plumbline" {
         MARKER.to_owned()
     } else {
-        format!(
-            "<!-- plumbline:sticky:{} -->",
-            check_name.replace("--", "-")
-        )
+        // Encoded so that no name can close the comment (`-->`) or collide with another.
+        let name: String = check_name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("<!-- plumbline:sticky:{name} -->")
     }
 }
 /// Diff lines shown per finding.
@@ -475,7 +483,8 @@ docs/C.md is out of date (block `features`)
         assert_eq!(thousands(1_048_576), "1,048,576");
         assert_eq!(marker("plumbline"), MARKER);
         assert_eq!(marker("gpu"), "<!-- plumbline:sticky:gpu -->");
-        assert_eq!(marker("a-->b"), "<!-- plumbline:sticky:a->b -->");
+        assert_eq!(marker("a--->b"), "<!-- plumbline:sticky:a%2D%2D%2D%3Eb -->");
+        assert_ne!(marker("a--b"), marker("a-b"));
         assert_eq!(plural(1, "error"), "1 error");
     }
 }

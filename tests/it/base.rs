@@ -153,14 +153,17 @@ fn thresholds_horizon_and_docs_prose() {
 fn a_base_commit_missing_from_the_clone_is_named() {
     let (_d, ex, _repo) = repo_with_example();
     let missing = "0123456789abcdef0123456789abcdef01234567";
-    let out = plumbline(&ex, &["--base", missing, "gate", "contract-changes"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    // A finding of the gate, so the other gates of a run still report; exit 1.
+    let (code, report, err) = contract_changes(&ex, missing);
+    assert_eq!(code, Some(1), "{err}");
+    let f = &report["findings"][0];
+    assert_eq!(f["code"], "base-unavailable");
+    let m = f["message"].as_str().unwrap();
     assert!(
-        err.contains(&format!("the base commit {missing} is not in this clone")),
-        "{err}"
+        m.contains(&format!("the base commit {missing} is not in this clone")),
+        "{m}"
     );
-    assert!(err.contains("git fetch --depth=1 origin"), "{err}");
+    assert!(m.contains("git fetch --depth=1 origin"), "{m}");
     // Without --base the gate says why it did not run; asked for by name that is exit 2.
     let out = plumbline(&ex, &["gate", "contract-changes"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

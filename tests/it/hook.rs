@@ -92,15 +92,31 @@ fn staged_code_counts_and_untracked_files_come_from_the_work_tree() {
     std::fs::write(&f, &good).unwrap();
     let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    // An untracked checkpoint is read from the work tree: remove it from the index only.
+    // Unstage the code change again.
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     repo.reset_default(Some(head.as_object()), ["momentum/pipeline/features.py"])
         .unwrap();
+    // A checkpoint staged for deletion is gone for the commit, though still on disk: the contract
+    // cannot be derived (exit 2, naming it).
     let mut index = repo.index().unwrap();
     index
         .remove_path(Path::new("momentum/checkpoints/momentum_v3.pt"))
         .unwrap();
     index.write().unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("momentum_v3.pt"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("staged for deletion"),
+        "{}",
+        stderr(&out)
+    );
+    // Committed without it, it is untracked: read from the work tree, and all is well.
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "untrack", &tree, &[&head])
+        .unwrap();
     let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
     assert_eq!(
         out.status.code(),
@@ -295,4 +311,51 @@ fn the_pre_commit_framework_blocks_a_drifting_commit_until_the_docs_are_written(
         said.contains("plumbline docs drift") && said.contains("Passed"),
         "{said}"
     );
+}
+
+#[test]
+fn the_installed_git_hook_checks_what_commit_a_commits() {
+    if pre_commit_and_git("the plain git hook test").is_none() {
+        return;
+    }
+    let (_d, root, _repo) = committed_example();
+    let home = tempfile::tempdir().unwrap();
+    let out = plumbline(&root, &["--config", CFG, "hook", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The hook calls `plumbline` from PATH: the built binary's directory first.
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_plumbline")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let commit_a = |msg: &str| {
+        Command::new("git")
+            .args(["commit", "-a", "-m", msg])
+            .current_dir(&root)
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    // Nothing staged: `commit -a` stages the drift into a temporary index (GIT_INDEX_FILE).
+    let md = root.join(MD);
+    let edited = format!(
+        "{}\nReviewed.\n",
+        drift(&std::fs::read_to_string(&md).unwrap())
+    );
+    std::fs::write(&md, edited).unwrap();
+    let blocked = commit_a("drift");
+    let said = format!("{}{}", stdout(&blocked), stderr(&blocked));
+    assert!(!blocked.status.success(), "{said}");
+    assert!(said.contains("error[docs-drift]"), "{said}");
+    let write = plumbline(&root, &["--config", CFG, "docs", "--write"]);
+    assert!(write.status.success());
+    let ok = commit_a("docs");
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
 }
