@@ -124,7 +124,7 @@ pub const BASE_CONTRACT_INVALID: Code = code(
     "the docs contract at the base revision does not parse",
 );
 
-const RULE_CODES: &[Code] = &[
+const CODES: &[Code] = &[
     FEATURE_REMOVED,
     FEATURE_REORDERED,
     FEATURE_ADDED,
@@ -136,27 +136,15 @@ const RULE_CODES: &[Code] = &[
     VERSION_BUMPED,
     DOCS_ONLY,
     OTHER_CHANGED,
+    ACCEPTED,
+    BASE_UNAVAILABLE,
+    BASE_CONTRACT_INVALID,
 ];
 
 pub const GATE: Gate = Gate {
     name: "contract-changes",
     plan_script: None,
-    codes: &[
-        FEATURE_REMOVED,
-        FEATURE_REORDERED,
-        FEATURE_ADDED,
-        FEATURE_DTYPE_CHANGED,
-        NAN_POLICY_CHANGED,
-        HEAD_MAP_CHANGED,
-        THRESHOLD_CHANGED,
-        HORIZON_CHANGED,
-        VERSION_BUMPED,
-        DOCS_ONLY,
-        OTHER_CHANGED,
-        ACCEPTED,
-        BASE_UNAVAILABLE,
-        BASE_CONTRACT_INVALID,
-    ],
+    codes: CODES,
     needs_engine: false,
     run,
 };
@@ -166,7 +154,7 @@ pub fn code_of(c: &changes::Change) -> &'static Code {
     if c.accepted {
         return &ACCEPTED;
     }
-    RULE_CODES
+    CODES
         .iter()
         .find(|k| k.id == c.rule)
         .expect("every rule has a code")

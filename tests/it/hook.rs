@@ -232,9 +232,20 @@ fn the_shipped_manifest_validates_and_a_broken_one_does_not() {
 }
 
 fn git(root: &Path, args: &[&str], env_home: &Path) -> Output {
+    git_on_path(
+        root,
+        args,
+        env_home,
+        &std::env::var("PATH").unwrap_or_default(),
+    )
+}
+
+/// `git` with a throwaway HOME and identity, and `path` as PATH (for hooks that call `plumbline`).
+fn git_on_path(root: &Path, args: &[&str], env_home: &Path, path: &str) -> Output {
     Command::new("git")
         .args(args)
         .current_dir(root)
+        .env("PATH", path)
         .env("HOME", env_home)
         .env("PRE_COMMIT_HOME", env_home.join("pre-commit"))
         .env("GIT_AUTHOR_NAME", "t")
@@ -329,20 +340,7 @@ fn the_installed_git_hook_checks_what_commit_a_commits() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let commit_a = |msg: &str| {
-        Command::new("git")
-            .args(["commit", "-a", "-m", msg])
-            .current_dir(&root)
-            .env("PATH", &path)
-            .env("HOME", home.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let commit_a = |msg: &str| git_on_path(&root, &["commit", "-a", "-m", msg], home.path(), &path);
     // Nothing staged: `commit -a` stages the drift into a temporary index (GIT_INDEX_FILE).
     let md = root.join(MD);
     let edited = format!(
