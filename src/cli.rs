@@ -87,6 +87,14 @@ pub enum Command {
         /// The plan's workflows: post-train, pre-backtest, pre-live (docs/gates/README.md).
         #[arg(long, value_enum)]
         profile: Option<check::Profile>,
+        /// Write the run manifest here (pre-live writes `artifacts/audit/run_manifest.json` under the
+        /// config's directory by default; docs/manifest.md).
+        #[arg(long, value_name = "PATH")]
+        manifest: Option<PathBuf>,
+        /// Append one JSON line (time, verdict, manifest path and hashes) to a live session's log;
+        /// implies a manifest.
+        #[arg(long, value_name = "FILE")]
+        session_log: Option<PathBuf>,
     },
     /// Run one gate.
     Gate {
@@ -182,6 +190,8 @@ pub enum SchemaName {
     Report,
     /// The interpretation ruleset (schemas/ruleset.schema.json)
     Ruleset,
+    /// The run manifest (schemas/run-manifest.schema.json)
+    RunManifest,
 }
 
 /// The JSON Schema of one of plumbline's formats, pretty-printed with a trailing newline.
@@ -191,6 +201,7 @@ pub fn schema(name: SchemaName) -> String {
         SchemaName::Contract => schemars::schema_for!(crate::contract::PipelineContract),
         SchemaName::Report => schemars::schema_for!(json::JsonReport),
         SchemaName::Ruleset => schemars::schema_for!(crate::ruleset::Ruleset),
+        SchemaName::RunManifest => schemars::schema_for!(crate::manifest::RunManifest),
     };
     crate::canonical::to_string(&s).expect("schemas are plain JSON")
 }
@@ -229,14 +240,36 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     }
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),
-        Command::Check { profile } => {
+        Command::Check {
+            profile,
+            manifest,
+            session_log,
+        } => {
             let selection = profile.map_or(Selection::All, Selection::Profile);
-            report(
-                &destinations,
-                &check::run(&loaded, selection)?,
-                fail_on,
-                out,
-            )
+            let outcome = check::run(&loaded, selection)?;
+            let code = report(&destinations, &outcome, fail_on, out)?;
+            let manifest_path = match (manifest, session_log, profile) {
+                (Some(p), _, _) => Some(p.clone()),
+                (None, Some(_), _) | (None, None, Some(check::Profile::PreLive)) => {
+                    Some(crate::manifest::default_path(&loaded))
+                }
+                _ => None,
+            };
+            if let Some(path) = manifest_path {
+                let m = crate::manifest::build(&loaded, &outcome, fail_on)?;
+                let file_sha = crate::manifest::write(&path, &m)?;
+                writeln!(
+                    err,
+                    "{}: run manifest written ({})",
+                    config::display_path(&path),
+                    m.run_sha256
+                )
+                .map_err(io)?;
+                if let Some(log) = session_log {
+                    crate::manifest::log_session(log, &path, &file_sha, &m)?;
+                }
+            }
+            Ok(code)
         }
         Command::Ci(_) | Command::Hook(_) => unreachable!("handled above"),
         Command::Gate { name } => {

@@ -23,6 +23,7 @@ pub mod git;
 #[cfg(feature = "github-api")]
 pub mod github;
 pub mod hook;
+pub mod manifest;
 pub mod protocol;
 pub mod render;
 pub mod ruleset;

@@ -11,6 +11,7 @@ fn committed_schemas_match_the_types() {
         (SchemaName::Contract, "pipeline-contract.schema.json"),
         (SchemaName::Report, "report.schema.json"),
         (SchemaName::Ruleset, "ruleset.schema.json"),
+        (SchemaName::RunManifest, "run-manifest.schema.json"),
     ] {
         let committed = std::fs::read_to_string(repo().join("schemas").join(file)).unwrap();
         assert_eq!(

@@ -17,6 +17,7 @@ mod gates;
 mod github_api;
 mod hook;
 mod limits;
+mod manifest;
 mod mutation;
 mod npm;
 mod pickle_safety;
