@@ -144,7 +144,30 @@ enum Plan {
     Skip(&'static str, String),
 }
 
+/// What a run reports while it works, for a progress display the caller owns (the library draws
+/// nothing: the binary shows a bar on a terminal, docs/cli.md#progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// Gate `index` (0-based) of `total` is starting.
+    Gate {
+        name: &'a str,
+        index: usize,
+        total: usize,
+    },
+    /// Every gate has run.
+    Done,
+}
+
 pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
+    run_with(loaded, selection, &mut |_| {})
+}
+
+/// [`run`], telling `progress` which gate it is at.
+pub fn run_with(
+    loaded: &Loaded,
+    selection: Selection,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome> {
     let start = Instant::now();
     let disabled = &loaded.config.gates.disable;
     let plan: Vec<Plan> = selection
@@ -255,7 +278,13 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
     };
     let mut results = Vec::new();
     let mut findings = Vec::new();
-    for p in plan {
+    let total = plan.len();
+    for (index, p) in plan.into_iter().enumerate() {
+        let name = match &p {
+            Plan::Run(g) => g.name,
+            Plan::Skip(n, _) => n,
+        };
+        progress(Progress::Gate { name, index, total });
         let t = Instant::now();
         let (name, report) = match p {
             Plan::Run(gate) => (gate.name, (gate.run)(&cx)?),
@@ -278,6 +307,7 @@ pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
         });
         findings.append(&mut fs);
     }
+    progress(Progress::Done);
     Ok(Outcome {
         pipeline: loaded.config.pipeline.name.clone(),
         profile: match selection {

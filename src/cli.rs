@@ -232,6 +232,8 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     if let Command::Hook(h) = &cli.command {
         return hook(cli, h, &destinations, fail_on, err, out);
     }
+    // Shown on a terminal once the run has taken a second (docs/cli.md#progress).
+    let bar = crate::progress::Bar::new();
     let mut loaded = config::load(&cli.config)?;
     // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
     loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
@@ -246,7 +248,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             session_log,
         } => {
             let selection = profile.map_or(Selection::All, Selection::Profile);
-            let outcome = check::run(&loaded, selection)?;
+            let outcome = check::run_with(&loaded, selection, &mut |p| bar.update(p))?;
             let code = report(&destinations, &outcome, fail_on, out)?;
             let manifest_path = match (manifest, session_log, profile) {
                 (Some(p), _, _) => Some(p.clone()),
@@ -287,7 +289,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             })?;
             report(
                 &destinations,
-                &check::run(&loaded, Selection::Gate(gate))?,
+                &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
                 fail_on,
                 out,
             )
@@ -312,7 +314,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             let gate = gates::find("docs-drift").expect("docs-drift is registered");
             report(
                 &destinations,
-                &check::run(&loaded, Selection::Gate(gate))?,
+                &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
                 fail_on,
                 out,
             )
@@ -405,7 +407,8 @@ fn hook(
                 std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
             )?;
             let gate = gates::find("docs-drift").expect("docs-drift is registered");
-            let outcome = check::run(&loaded, Selection::Gate(gate))?;
+            let bar = crate::progress::Bar::new();
+            let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
             let code = report(destinations, &outcome, fail_on, out)?;
             if code != 0 {
                 writeln!(
@@ -444,6 +447,7 @@ fn ci(
         ));
     }
     let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
+    let bar = crate::progress::Bar::new();
     let checked = config::load(&cli.config).and_then(|mut loaded| {
         loaded.base = cli.base.clone().or_else(|| {
             actions
@@ -458,7 +462,7 @@ fn ci(
             crate::changed::restrict(&mut loaded, rev)?;
         }
         let selection = args.profile.map_or(Selection::All, Selection::Profile);
-        check::run(&loaded, selection)
+        check::run_with(&loaded, selection, &mut |p| bar.update(p))
     });
     let outcome = match checked {
         Ok(o) => o,

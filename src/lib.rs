@@ -24,6 +24,7 @@ pub mod git;
 pub mod github;
 pub mod hook;
 pub mod manifest;
+pub mod progress;
 pub mod protocol;
 pub mod render;
 pub mod ruleset;

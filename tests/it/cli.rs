@@ -559,3 +559,39 @@ fn production_outside_the_globs() {
             .all(|r| r["production"] == false)
     );
 }
+
+/// The progress bar: drawn on a terminal after a second, never when `CI` is set (or when piped, which
+/// every other test covers). Uses util-linux `script` for a pseudo-terminal; skipped without it.
+#[test]
+fn a_progress_bar_only_on_a_terminal_and_not_in_ci() {
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("skipped: needs util-linux `script` for a pseudo-terminal");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_plumbline");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |ci: bool| {
+        let log = dir.path().join(if ci { "ci.log" } else { "tty.log" });
+        let inner =
+            format!("stty cols 100 rows 30; '{bin}' --config '{CFG}' gate leakage >/dev/null");
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-q", "-e", "-c", &format!("sh -c \"{inner}\"")])
+            .arg(&log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .env_remove("CI");
+        if ci {
+            cmd.env("CI", "true");
+        }
+        assert!(cmd.status().unwrap().success());
+        String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned()
+    };
+    let tty = run(false);
+    assert!(tty.contains("0/1 leakage 1s"), "{tty}");
+    assert!(tty.contains("\x1b[2K"), "the bar is cleared at the end");
+    assert!(!run(true).contains("0/1 leakage"));
+}
