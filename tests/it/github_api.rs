@@ -30,6 +30,11 @@ fn fast() -> Retry {
     }
 }
 
+/// Mount a mock on the server (the runtime serves it from its worker thread).
+fn mount(rt: &tokio::runtime::Runtime, server: &MockServer, mock: Mock) {
+    rt.block_on(mock.mount(server));
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -175,7 +180,9 @@ fn check_run_carries_120_annotations_in_batches_of_50() {
     let server = rt.block_on(MockServer::start());
     let created = example(CHECK_RUNS, "post", "201");
     let id = created["id"].as_u64().unwrap_or(4);
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(
@@ -185,10 +192,11 @@ fn check_run_carries_120_annotations_in_batches_of_50() {
                     json!({ "id": id })
                 }),
             )
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("PATCH"))
             .and(path(format!(
                 "/repos/Codertocat/Hello-World/check-runs/{id}"
@@ -196,8 +204,7 @@ fn check_run_carries_120_annotations_in_batches_of_50() {
             .respond_with(
                 ResponseTemplate::new(200).set_body_json(example(CHECK_RUN, "patch", "200")),
             )
-            .expect(2)
-            .mount(&server),
+            .expect(2),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
@@ -270,19 +277,21 @@ fn a_new_comment_when_none_has_the_marker() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
     let list = "/repos/Codertocat/Hello-World/issues/2/comments";
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("GET"))
             .and(path(list))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(1, "Me too")])))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path(list))
             .respond_with(ResponseTemplate::new(201).set_body_json(comment(9, "")))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
     let mut p = plan(&server.uri());
     p.check_run = false;
@@ -306,7 +315,9 @@ fn the_sticky_comment_is_found_on_page_two_and_edited() {
         "<{0}/repositories/1296269/issues/2/comments?per_page=100&page=2>; rel=\"next\", <{0}/repositories/1296269/issues/2/comments?per_page=100&page=2>; rel=\"last\"",
         server.uri()
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("GET"))
             .and(path(list))
             .and(wiremock::matchers::query_param("page", "1"))
@@ -315,10 +326,11 @@ fn the_sticky_comment_is_found_on_page_two_and_edited() {
                     .insert_header("link", next.as_str())
                     .set_body_json(Value::Array(page1)),
             )
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("GET"))
             .and(path(list))
             .and(wiremock::matchers::query_param("page", "2"))
@@ -329,15 +341,15 @@ fn the_sticky_comment_is_found_on_page_two_and_edited() {
                     "### plumbline · ✓ passed\n\n<!-- plumbline:sticky -->\n"
                 ),
             ])))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("PATCH"))
             .and(path("/repos/Codertocat/Hello-World/issues/comments/102"))
             .respond_with(ResponseTemplate::new(200).set_body_json(comment(102, "")))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
     let mut p = plan(&server.uri());
     p.check_run = false;
@@ -359,7 +371,9 @@ fn the_sticky_comment_is_found_on_page_two_and_edited() {
 fn a_read_only_token_falls_back_and_says_so_once() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(ResponseTemplate::new(403).set_body_json(json!({
@@ -367,8 +381,7 @@ fn a_read_only_token_falls_back_and_says_so_once() {
                 "documentation_url": "https://docs.github.com/rest/checks/runs#create-a-check-run",
                 "status": "403"
             })))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
     let posted = github::publish(
         &plan(&server.uri()),
@@ -392,20 +405,22 @@ fn a_read_only_token_falls_back_and_says_so_once() {
 fn a_502_is_retried_then_succeeds() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
             .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server),
+            .with_priority(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 5})))
-            .with_priority(2)
-            .mount(&server),
+            .with_priority(2),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
@@ -426,10 +441,10 @@ fn a_502_is_retried_then_succeeds() {
 fn persistent_5xx_gives_up_after_the_bounded_tries_with_a_notice() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
-    rt.block_on(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503))
-            .mount(&server),
+    mount(
+        &rt,
+        &server,
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
@@ -455,7 +470,9 @@ fn a_429_waits_for_the_rate_limit_reset() {
         .unwrap()
         .as_secs()
         + 1;
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(
@@ -466,15 +483,15 @@ fn a_429_waits_for_the_rate_limit_reset() {
                     .set_body_json(json!({"message": "API rate limit exceeded"})),
             )
             .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server),
+            .with_priority(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/check-runs"))
             .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 6})))
-            .with_priority(2)
-            .mount(&server),
+            .with_priority(2),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
@@ -496,14 +513,14 @@ fn a_429_waits_for_the_rate_limit_reset() {
 fn a_rate_limit_longer_than_the_bound_is_given_up_not_waited_for() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
-    rt.block_on(
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(403)
-                    .insert_header("retry-after", "3600")
-                    .set_body_json(json!({"message": "You have exceeded a secondary rate limit."})),
-            )
-            .mount(&server),
+    mount(
+        &rt,
+        &server,
+        Mock::given(method("POST")).respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("retry-after", "3600")
+                .set_body_json(json!({"message": "You have exceeded a secondary rate limit."})),
+        ),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
@@ -549,27 +566,30 @@ fn a_failed_comment_create_looks_again_before_creating_again() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
     let list = "/repos/Codertocat/Hello-World/issues/2/comments";
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("GET"))
             .and(path(list))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-            .expect(2)
-            .mount(&server),
+            .expect(2),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path(list))
             .respond_with(ResponseTemplate::new(502))
             .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server),
+            .with_priority(1),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
             .and(path(list))
             .respond_with(ResponseTemplate::new(201).set_body_json(comment(11, "")))
-            .with_priority(2)
-            .mount(&server),
+            .with_priority(2),
     );
     let mut p = plan(&server.uri());
     p.check_run = false;
@@ -594,18 +614,20 @@ fn a_marked_comment_by_the_bot_wins_over_one_a_person_wrote() {
     // Another check's comment has another marker.
     let mut other = comment(7, "<!-- plumbline:sticky:gpu -->");
     other["user"] = json!({"login": "github-actions[bot]", "type": "Bot"});
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("GET"))
             .and(path(list))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!([planted, other, ours])))
-            .mount(&server),
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([planted, other, ours]))),
     );
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("PATCH"))
             .and(path("/repos/Codertocat/Hello-World/issues/comments/6"))
             .respond_with(ResponseTemplate::new(200).set_body_json(comment(6, "")))
-            .expect(1)
-            .mount(&server),
+            .expect(1),
     );
     let mut p = plan(&server.uri());
     p.check_run = false;
@@ -617,17 +639,18 @@ fn a_marked_comment_by_the_bot_wins_over_one_a_person_wrote() {
 fn a_check_run_whose_later_batch_fails_is_reported_as_incomplete() {
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
-    rt.block_on(
+    mount(
+        &rt,
+        &server,
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 8})))
-            .mount(&server),
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 8}))),
     );
-    rt.block_on(
-        Mock::given(method("PATCH"))
-            .respond_with(
-                ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed"})),
-            )
-            .mount(&server),
+    mount(
+        &rt,
+        &server,
+        Mock::given(method("PATCH")).respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed"})),
+        ),
     );
     let mut p = plan(&server.uri());
     only_check_run(&mut p);
