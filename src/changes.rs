@@ -333,61 +333,6 @@ fn other_differences(base: &PipelineContract, head: &PipelineContract) -> Vec<St
     out
 }
 
-/// The rules, for docs and the gate's codes.
-pub const RULES: &[(&str, Severity, &str)] = &[
-    (
-        FEATURE_REMOVED,
-        Severity::Error,
-        "a feature was removed without a model-version bump",
-    ),
-    (
-        FEATURE_REORDERED,
-        Severity::Error,
-        "features were reordered without a model-version bump",
-    ),
-    (
-        FEATURE_ADDED,
-        Severity::Error,
-        "a feature was added without a model-version bump",
-    ),
-    (
-        FEATURE_DTYPE_CHANGED,
-        Severity::Error,
-        "a feature's dtype changed without a model-version bump",
-    ),
-    (
-        NAN_POLICY_CHANGED,
-        Severity::Error,
-        "the NaN policy changed without a model-version bump",
-    ),
-    (
-        HEAD_MAP_CHANGED,
-        Severity::Error,
-        "the head map changed without a heads-version bump",
-    ),
-    (
-        THRESHOLD_CHANGED,
-        Severity::Warning,
-        "a label threshold changed",
-    ),
-    (
-        HORIZON_CHANGED,
-        Severity::Warning,
-        "the label horizon changed",
-    ),
-    (
-        VERSION_BUMPED,
-        Severity::Note,
-        "a model or heads version was bumped",
-    ),
-    (DOCS_ONLY, Severity::Note, "only docs prose changed"),
-    (
-        CONTRACT_CHANGED,
-        Severity::Warning,
-        "other contract fields changed",
-    ),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

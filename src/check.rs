@@ -245,17 +245,14 @@ pub fn run_with(
     };
     // A base that cannot be read is the contract-changes gate's finding, not the end of the run: the
     // other gates still report.
-    let (base, base_error) = match &loaded.base {
+    let base = match &loaded.base {
         Some(rev) if selected.contains(&"contract-changes") => {
-            match crate::git::base(loaded, rev) {
-                Ok(b) => (Some(b), None),
-                Err(e) => (None, Some(e.to_string())),
-            }
+            Some(crate::git::base(loaded, rev).map_err(|e| e.to_string()))
         }
-        _ => (None, None),
+        _ => None,
     };
     let changes = match (&base, &contract) {
-        (Some(b), Some(head)) => match &b.contract {
+        (Some(Ok(b)), Some(head)) => match &b.contract {
             Some(Ok(at_base)) => Some(Changes {
                 base: b.label(),
                 changes: changes::classify(at_base, head, Some(&facts), &b.docs_changed),
@@ -273,7 +270,6 @@ pub fn run_with(
         selected: &selected,
         cache: gates::Cache::default(),
         base: base.as_ref(),
-        base_error: base_error.as_deref(),
         changes: changes.as_ref(),
     };
     let mut results = Vec::new();
@@ -325,10 +321,9 @@ pub fn run_with(
                 } else {
                     ch.rule.as_str()
                 };
-                match loaded.config.severity.get(code) {
-                    None => true,
-                    Some(o) => o.severity().map(|s| ch.severity = s).is_some(),
-                }
+                severity(loaded, code, ch.severity)
+                    .map(|s| ch.severity = s)
+                    .is_some()
             });
             c
         }),
@@ -361,19 +356,21 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         selected: &[],
         cache: gates::Cache::default(),
         base: None,
-        base_error: None,
         changes: None,
     };
     let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;
     Ok(crate::canonical::to_string(&b).expect("plain JSON"))
 }
 
-fn apply_override(loaded: &Loaded, mut f: Finding) -> Option<Finding> {
-    match loaded.config.severity.get(&f.code) {
-        None => Some(f),
-        Some(o) => {
-            f.severity = o.severity()?;
-            Some(f)
-        }
+/// The severity `[severity]` gives a code (`None`: "off", dropped), else its own.
+fn severity(loaded: &Loaded, code: &str, default: Severity) -> Option<Severity> {
+    match loaded.config.severity.get(code) {
+        None => Some(default),
+        Some(o) => o.severity(),
     }
+}
+
+fn apply_override(loaded: &Loaded, mut f: Finding) -> Option<Finding> {
+    f.severity = severity(loaded, &f.code, f.severity)?;
+    Some(f)
 }

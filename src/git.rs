@@ -129,11 +129,9 @@ impl Repo {
     }
 }
 
-fn absolute(path: &Path) -> Result<PathBuf> {
-    // The file may not exist (a docs file deleted in the work tree): canonicalize its directory.
-    if let Ok(p) = path.canonicalize() {
-        return Ok(p);
-    }
+/// `path` made absolute by canonicalizing its directory only: the file may not exist (a docs file
+/// deleted in the work tree), and a symlink is the link itself, not its target (git tracks the link).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| err(format!("{}: not a file path", path.display())))?;

@@ -131,16 +131,11 @@ fn git_state(root: &Path) -> Option<GitState> {
 /// The manifest of a finished run.
 pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<RunManifest> {
     let cfg = &loaded.config;
-    let (rows, _) = crate::gates::checkpoint_inventory::inventory(loaded, true, None)?;
-    let mut checkpoints: Vec<Hashed> = rows
+    // Whole-file hashes only: the gates already read the headers (glob problems are their findings).
+    let mut checkpoints = crate::gates::checkpoint_inventory::expand(loaded, &mut Vec::new())?
         .iter()
-        .filter_map(|r| {
-            Some(Hashed {
-                path: r.path.clone(),
-                sha256: r.sha256.clone()?,
-            })
-        })
-        .collect();
+        .map(|p| hashed(p))
+        .collect::<Result<Vec<Hashed>>>()?;
     checkpoints.sort_by(|a, b| a.path.cmp(&b.path));
     let mut data = Vec::new();
     for rel in [

@@ -112,12 +112,7 @@ impl Staged {
     }
 
     fn relative(&self, path: &Path) -> Option<String> {
-        // Canonicalize the directory only: a tracked symlink is looked up as itself, not its target.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let abs = dir.canonicalize().ok()?.join(path.file_name()?);
+        let abs = crate::git::absolute(path).ok()?;
         let rel = abs.strip_prefix(&self.workdir).ok()?;
         Some(crate::config::display_path(rel))
     }

@@ -161,17 +161,21 @@ pub fn code_of(c: &changes::Change) -> &'static Code {
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
-    if let Some(e) = cx.base_error {
-        return Ok(Report::stopped(
-            Finding::new(&BASE_UNAVAILABLE, e.to_owned())
-                .help("fetch the base commit, or pass --base REF with a revision this clone has"),
-            "base unavailable",
-        ));
-    }
-    let Some(base) = cx.base else {
-        return Ok(Report::skipped(
-            "no base revision: pass --base REF (`plumbline ci` uses the pull request's base)",
-        ));
+    let base = match cx.base {
+        None => {
+            return Ok(Report::skipped(
+                "no base revision: pass --base REF (`plumbline ci` uses the pull request's base)",
+            ));
+        }
+        Some(Err(e)) => {
+            return Ok(Report::stopped(
+                Finding::new(&BASE_UNAVAILABLE, e.clone()).help(
+                    "fetch the base commit, or pass --base REF with a revision this clone has",
+                ),
+                "base unavailable",
+            ));
+        }
+        Some(Ok(base)) => base,
     };
     let at_base = Location::file(format!("{}:{}", base.commit, base.json_path))
         .with_label(format!("the docs contract at the base {}", base.label()));

@@ -44,10 +44,8 @@ pub struct Context<'a> {
     /// The reference slice, when the config has one.
     pub slice: Option<&'a Slice>,
     pub model: &'a Model,
-    /// The base revision (`--base`), when the run compares against one.
-    pub base: Option<&'a crate::git::Base>,
-    /// Why the base revision could not be read, when it could not.
-    pub base_error: Option<&'a str>,
+    /// The base revision (`--base`), when the run compares against one, or why it could not be read.
+    pub base: Option<&'a std::result::Result<crate::git::Base, String>>,
     /// The contract changes against the base, when both contracts are there.
     pub changes: Option<&'a crate::changes::Changes>,
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a

@@ -27,6 +27,19 @@ fn committed_example() -> (tempfile::TempDir, std::path::PathBuf, Repository) {
     (dir, root, repo)
 }
 
+/// `hook pre-commit` at the repository root; its exit code must be `code`.
+fn pre_commit(root: &Path, code: i32) -> Output {
+    let out = plumbline(root, &["--config", CFG, "hook", "pre-commit"]);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 fn drift(text: &str) -> String {
     assert!(text.contains("| `vol_20` |"));
     text.replace("| `vol_20` |", "| `vol_21` |")
@@ -47,14 +60,7 @@ fn a_staged_drift_blocks_even_when_the_work_tree_is_fixed() {
     stage(&repo, MD);
     // The work tree is fixed again, but the commit would carry the staged drift.
     std::fs::write(&md, &good).unwrap();
-    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let out = pre_commit(&root, 1);
     assert!(
         stdout(&out).contains("-| 5 | `vol_21` | float32 |"),
         "{}",
@@ -71,14 +77,7 @@ fn a_staged_drift_blocks_even_when_the_work_tree_is_fixed() {
     std::fs::write(&md, &good).unwrap();
     stage(&repo, MD);
     std::fs::write(&md, drift(&good)).unwrap();
-    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    pre_commit(&root, 0);
 }
 
 #[test]
@@ -117,14 +116,7 @@ fn staged_code_counts_and_untracked_files_come_from_the_work_tree() {
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     repo.commit(Some("HEAD"), &sig, &sig, "untrack", &tree, &[&head])
         .unwrap();
-    let out = plumbline(&root, &["--config", CFG, "hook", "pre-commit"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    pre_commit(&root, 0);
 }
 
 #[test]

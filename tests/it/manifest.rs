@@ -12,11 +12,10 @@ fn manifest_at(ex: &std::path::Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-#[test]
-fn pre_live_writes_a_manifest_that_validates_and_hashes_the_same_inputs_the_same() {
-    let (_d, ex) = example_copy();
+/// `check --profile pre-live --session-log session.log` in `ex`, which must not fail to run.
+fn pre_live_with_session_log(ex: &std::path::Path) -> std::process::Output {
     let out = plumbline(
-        &ex,
+        ex,
         &[
             "check",
             "--profile",
@@ -26,6 +25,13 @@ fn pre_live_writes_a_manifest_that_validates_and_hashes_the_same_inputs_the_same
         ],
     );
     assert!(out.status.code().is_some_and(|c| c < 2), "{}", stderr(&out));
+    out
+}
+
+#[test]
+fn pre_live_writes_a_manifest_that_validates_and_hashes_the_same_inputs_the_same() {
+    let (_d, ex) = example_copy();
+    let out = pre_live_with_session_log(&ex);
     assert!(
         stderr(&out).contains("artifacts/audit/run_manifest.json: run manifest written (sha256:")
     );
@@ -89,17 +95,7 @@ fn pre_live_writes_a_manifest_that_validates_and_hashes_the_same_inputs_the_same
     assert_eq!(m["run-sha256"], expect);
     assert!(m["timings-ms"].as_array().unwrap().len() >= 13);
     // Again: the same run hash.
-    let out = plumbline(
-        &ex,
-        &[
-            "check",
-            "--profile",
-            "pre-live",
-            "--session-log",
-            "session.log",
-        ],
-    );
-    assert!(out.status.code().is_some_and(|c| c < 2), "{}", stderr(&out));
+    pre_live_with_session_log(&ex);
     let again = manifest_at(&ex);
     assert_eq!(again["run-sha256"], m["run-sha256"]);
     let log = std::fs::read_to_string(ex.join("session.log")).unwrap();
