@@ -95,7 +95,14 @@ pub enum Command {
         /// implies a manifest.
         #[arg(long, value_name = "FILE")]
         session_log: Option<PathBuf>,
+        /// Check this checkpoint instead of the config's production one (a new training run's);
+        /// `--profile post-train` then exports its learned conditions (docs/audit.md).
+        #[arg(long, value_name = "PATH")]
+        checkpoint: Option<PathBuf>,
     },
+    /// Audit exports: what the model learned and why it decided (docs/audit.md).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run one gate.
     Gate {
         /// Gate name (see docs/gates/README.md).
@@ -131,6 +138,29 @@ pub enum Command {
     Schema {
         #[arg(value_enum, default_value_t = SchemaName::Contract)]
         name: SchemaName,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Global attribution per head and surrogate decision rules → artifacts/learned_conditions/.
+    Conditions {
+        /// Write the files into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Audit this checkpoint instead of the config's production one.
+        #[arg(long, value_name = "PATH")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// One row per slice decision with its inputs, outputs, risk gates and top factors →
+    /// artifacts/audit/decision_attribution.csv.
+    Decisions {
+        /// Write the CSV here instead.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Audit this checkpoint instead of the config's production one.
+        #[arg(long, value_name = "PATH")]
+        checkpoint: Option<PathBuf>,
     },
 }
 
@@ -192,6 +222,10 @@ pub enum SchemaName {
     Ruleset,
     /// The run manifest (schemas/run-manifest.schema.json)
     RunManifest,
+    /// `audit conditions`' summary.json (schemas/audit-summary.schema.json)
+    AuditSummary,
+    /// `audit conditions`' surrogate_rules.json (schemas/surrogate-rules.schema.json)
+    SurrogateRules,
 }
 
 /// The JSON Schema of one of plumbline's formats, pretty-printed with a trailing newline.
@@ -202,6 +236,10 @@ pub fn schema(name: SchemaName) -> String {
         SchemaName::Report => schemars::schema_for!(json::JsonReport),
         SchemaName::Ruleset => schemars::schema_for!(crate::ruleset::Ruleset),
         SchemaName::RunManifest => schemars::schema_for!(crate::manifest::RunManifest),
+        SchemaName::AuditSummary => schemars::schema_for!(crate::audit::conditions::Summary),
+        SchemaName::SurrogateRules => {
+            schemars::schema_for!(crate::audit::conditions::RulesFile<'static>)
+        }
     };
     crate::canonical::to_string(&s).expect("schemas are plain JSON")
 }
@@ -246,10 +284,26 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             profile,
             manifest,
             session_log,
+            checkpoint,
         } => {
+            if let Some(path) = checkpoint {
+                loaded.use_checkpoint(path)?;
+            }
             let selection = profile.map_or(Selection::All, Selection::Profile);
             let outcome = check::run_with(&loaded, selection, &mut |p| bar.update(p))?;
-            let code = report(&destinations, &outcome, fail_on, out)?;
+            let mut code = report(&destinations, &outcome, fail_on, out)?;
+            if *profile == Some(check::Profile::PostTrain) {
+                // The plan's §4.1: after the checks, export what the new model learned.
+                match crate::audit::command::conditions(&loaded, None, &bar, err) {
+                    Ok(c) => code = code.max(c),
+                    // With findings already failing the run they explain why; a clean run that cannot
+                    // export is plumbline failing its job.
+                    Err(e) => {
+                        writeln!(err, "error: audit conditions: {e}").map_err(io)?;
+                        code = if code == 0 { 2 } else { code };
+                    }
+                }
+            }
             let manifest_path = match (manifest, session_log, profile) {
                 (Some(p), _, _) => Some(p.clone()),
                 (None, Some(_), _) | (None, None, Some(check::Profile::PreLive)) => {
@@ -274,6 +328,24 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(code)
         }
         Command::Ci(_) | Command::Hook(_) => unreachable!("handled above"),
+        Command::Audit(AuditCommand::Conditions {
+            out: dir,
+            checkpoint,
+        }) => {
+            if let Some(path) = checkpoint {
+                loaded.use_checkpoint(path)?;
+            }
+            crate::audit::command::conditions(&loaded, dir.as_deref(), &bar, err)
+        }
+        Command::Audit(AuditCommand::Decisions {
+            out: path,
+            checkpoint,
+        }) => {
+            if let Some(p) = checkpoint {
+                loaded.use_checkpoint(p)?;
+            }
+            crate::audit::command::decisions(&loaded, path.as_deref(), &bar, err)
+        }
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();

@@ -55,6 +55,103 @@ pub struct Config {
     /// rule matches needs every gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathRule>,
+    /// Settings of `plumbline audit conditions` and `audit decisions` (docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// Where integrated gradients start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IgBaseline {
+    /// Zeros in scaled space: every feature at the training median.
+    Median,
+    /// The mean of the slice's scaled inputs.
+    SliceMean,
+}
+
+/// How `audit conditions` attributes the outputs to the inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttributionMethod {
+    /// Integrated gradients for the native engine, permutation importance for a command.
+    Auto,
+    IntegratedGradients,
+    Permutation,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AuditSettings {
+    pub method: AttributionMethod,
+    /// The integrated-gradients baseline.
+    pub baseline: IgBaseline,
+    /// Integrated gradients refine the path until, for every output, both the completeness delta
+    /// |Σ attributions − (f(x) − f(baseline))| and the estimated quadrature error are at most this (in
+    /// the output's units).
+    pub tolerance: f64,
+    /// At most this many gradient evaluations per row (a row that needs more is reported as not
+    /// converged).
+    pub max_steps: usize,
+    /// Permutation importance: shuffles per feature.
+    pub repeats: usize,
+    /// Seed of the permutations.
+    pub seed: u64,
+    /// The deepest surrogate tree that may be exported (the depth table goes to `max-depth + 2`).
+    pub max_depth: usize,
+    /// The surrogate's smallest leaf, in rows.
+    pub min_leaf: usize,
+    /// Share of the slice's latest timestamps held out to measure the surrogate's fidelity.
+    pub holdout: f64,
+    /// Factors per decision in `decision_attribution.csv`.
+    pub top_k: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            method: AttributionMethod::Auto,
+            baseline: IgBaseline::Median,
+            tolerance: 1e-5,
+            max_steps: 4096,
+            repeats: 5,
+            seed: 0,
+            max_depth: 4,
+            min_leaf: 20,
+            holdout: 0.3,
+            top_k: 3,
+        }
+    }
+}
+
+impl AuditSettings {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
+            return Err(format!(
+                "`audit.tolerance` must be a finite number > 0, not {}",
+                self.tolerance
+            ));
+        }
+        if self.max_steps < 65 {
+            return Err(format!(
+                "`audit.max-steps` must be at least 65 (the first pass evaluates 65 points), not {}",
+                self.max_steps
+            ));
+        }
+        if self.repeats == 0 || self.max_depth == 0 || self.min_leaf == 0 || self.top_k == 0 {
+            return Err(
+                "`audit.repeats`, `audit.max-depth`, `audit.min-leaf` and `audit.top-k` must be at least 1"
+                    .into(),
+            );
+        }
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            return Err(format!(
+                "`audit.holdout` must be a share strictly between 0 and 1, not {}",
+                self.holdout
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Files (config-relative glob patterns, `**` for any depth) and the gates a change to them needs.
@@ -656,6 +753,39 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Make `path` (as given on the command line) the production checkpoint, as `--checkpoint` does
+    /// after a training run: the gates read its metadata and the audit builds the model from it. It
+    /// joins the inventory when the config's globs do not find it.
+    pub fn use_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let abs = std::fs::canonicalize(path)
+            .map_err(|e| Error::msg(format!("--checkpoint {}: {e}", display_path(path))))?;
+        if !abs.is_file() {
+            return Err(Error::msg(format!(
+                "--checkpoint {}: not a file",
+                display_path(path)
+            )));
+        }
+        // Config-relative when it lies under the config's directory (the same text on every machine).
+        let rel = std::fs::canonicalize(&self.root)
+            .ok()
+            .and_then(|root| abs.strip_prefix(root).ok().map(display_path))
+            .unwrap_or_else(|| display_path(&abs));
+        let found = self
+            .config
+            .checkpoints
+            .globs
+            .iter()
+            .any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(&rel)));
+        if !found {
+            self.config
+                .checkpoints
+                .globs
+                .push(glob::Pattern::escape(&rel));
+        }
+        self.config.checkpoints.production = rel;
+        Ok(())
+    }
+
     /// A config-relative path as a file-system path.
     pub fn resolve(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
@@ -724,6 +854,10 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
     }
     config
         .gates
+        .validate()
+        .map_err(|m| Error::at(Location::file(display_path(path)), m))?;
+    config
+        .audit
         .validate()
         .map_err(|m| Error::at(Location::file(display_path(path)), m))?;
     if let Some(inf) = &config.inference

@@ -4,6 +4,7 @@
 //! Data flows one way: config → sources → facts → contract → gates → findings → renderers.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod audit;
 pub mod canonical;
 pub mod changed;
 pub mod changes;

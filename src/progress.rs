@@ -57,6 +57,16 @@ impl Bar {
             Progress::Done => bar.finish_and_clear(),
         }
     }
+
+    /// Long work that is not a gate: `done` of `total` items of `what`.
+    pub fn work(&self, what: &str, done: usize, total: usize) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if bar.message() != what {
+            bar.set_message(what.to_owned());
+        }
+    }
 }
 
 impl Default for Bar {

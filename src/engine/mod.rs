@@ -78,6 +78,12 @@ pub trait Engine {
     fn input_dim(&self) -> usize;
     /// Run the model on scaled inputs (`rows × input_dim`).
     fn forward(&self, inputs: &Matrix) -> Result<Outputs>;
+    /// The gradient of output `unit` of head `head` with respect to each input row (`rows ×
+    /// input_dim`), for integrated gradients. `None` when the engine cannot differentiate (a command:
+    /// `audit conditions` uses permutation importance for those).
+    fn gradients(&self, _inputs: &Matrix, _head: &str, _unit: usize) -> Option<Result<Matrix>> {
+        None
+    }
 }
 
 /// Which engine to build: `[model] engine` (a command) or, by default, the native one.

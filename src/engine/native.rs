@@ -150,50 +150,109 @@ impl Engine for NativeEngine {
     }
 
     fn forward(&self, inputs: &Matrix) -> Result<Outputs> {
+        self.check_width(inputs)?;
+        // Compute in the weights' own precision (a float64 checkpoint runs in float64).
+        guarded("the forward pass", || {
+            let mut x = self.input(inputs, &self.device);
+            for layer in &self.net.plumbline_trunk {
+                x = act(self.activation, layer.forward(x));
+            }
+            let mut out = Outputs::new();
+            for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
+                out.insert(name.clone(), to_matrix(head.forward(x.clone()), name)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn gradients(&self, inputs: &Matrix, head: &str, unit: usize) -> Option<Result<Matrix>> {
+        let Some(h) = self.heads.iter().position(|n| n == head) else {
+            return Some(Err(Error::msg(format!(
+                "native engine: the model has no head `{head}`"
+            ))));
+        };
+        if let Err(e) = self.check_width(inputs) {
+            return Some(Err(e));
+        }
+        // burn autodiff: the inputs are a leaf that keeps its gradient; the weights join the graph as
+        // constants. Rows are independent, so the gradient of the sum over rows of one output unit is
+        // each row's own gradient.
+        Some(guarded("the backward pass", || {
+            let device = self.device.clone().autodiff();
+            let x = self.input(inputs, &device).require_grad();
+            let mut z = x.clone();
+            for layer in &self.net.plumbline_trunk {
+                z = act(self.activation, constant_linear(layer, z));
+            }
+            let y = constant_linear(&self.net.plumbline_heads[h], z);
+            let [rows, cols] = y.dims();
+            if unit >= cols {
+                return Err(Error::msg(format!(
+                    "native engine: head `{head}` has {cols} outputs, no output {unit}"
+                )));
+            }
+            let grads = y.slice([0..rows, unit..unit + 1]).sum().backward();
+            let g = x.grad(&grads).ok_or_else(|| {
+                Error::msg("native engine: the backward pass gave no gradient for the inputs")
+            })?;
+            to_matrix(g, head)
+        }))
+    }
+}
+
+impl NativeEngine {
+    fn check_width(&self, inputs: &Matrix) -> Result<()> {
         if inputs.cols != self.input_dim {
             return Err(Error::msg(format!(
                 "native engine: inputs have {} columns, the model takes {}",
                 inputs.cols, self.input_dim
             )));
         }
-        // Compute in the weights' own precision (a float64 checkpoint runs in float64). A panic inside
-        // burn (e.g. layers of mixed dtypes) is an error naming the cause, never a crash.
-        let run = || -> Result<Outputs> {
-            let first = self
-                .net
-                .plumbline_trunk
-                .first()
-                .unwrap_or(&self.net.plumbline_heads[0]);
-            let dtype = first.weight.val().dtype();
-            let data = TensorData::new(inputs.data.clone(), [inputs.rows, inputs.cols]);
-            let mut x = Tensor::<2>::from_data(data, (&self.device, dtype));
-            for layer in &self.net.plumbline_trunk {
-                x = act(self.activation, layer.forward(x));
-            }
-            let mut out = Outputs::new();
-            for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
-                let y = head.forward(x.clone());
-                let [rows, cols] = y.dims();
-                let values = y
-                    .into_data()
-                    .convert::<f64>()
-                    .try_to_vec::<f64>()
-                    .map_err(|e| {
-                        Error::msg(format!("native engine: reading head `{name}`: {e:?}"))
-                    })?;
-                out.insert(name.clone(), Matrix::new(rows, cols, values));
-            }
-            Ok(out)
-        };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
-            let why = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown cause");
-            Err(Error::msg(format!(
-                "native engine: the forward pass failed: {why}"
-            )))
-        })
+        Ok(())
     }
+
+    /// The inputs as a tensor in the weights' dtype on `device`.
+    fn input(&self, inputs: &Matrix, device: &Device) -> Tensor<2> {
+        let first = self
+            .net
+            .plumbline_trunk
+            .first()
+            .unwrap_or(&self.net.plumbline_heads[0]);
+        let dtype = first.weight.val().dtype();
+        let data = TensorData::new(inputs.data.clone(), [inputs.rows, inputs.cols]);
+        Tensor::<2>::from_data(data, (device, dtype))
+    }
+}
+
+/// `x · W + b` with the layer's parameters joining an autodiff graph as constants (burn stores a Linear
+/// weight as `[in, out]`).
+fn constant_linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let y = x.matmul(layer.weight.val().autodiff());
+    match &layer.bias {
+        Some(b) => y + b.val().autodiff().unsqueeze_dim(0),
+        None => y,
+    }
+}
+
+fn to_matrix(t: Tensor<2>, name: &str) -> Result<Matrix> {
+    let [rows, cols] = t.dims();
+    let values = t
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map_err(|e| Error::msg(format!("native engine: reading `{name}`: {e:?}")))?;
+    Ok(Matrix::new(rows, cols, values))
+}
+
+/// Run `f`; a panic inside burn (e.g. layers of mixed dtypes) is an error naming the cause, never a
+/// crash.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown cause");
+        Err(Error::msg(format!("native engine: {what} failed: {why}")))
+    })
 }

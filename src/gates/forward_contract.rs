@@ -91,8 +91,13 @@ pub const GATE: Gate = Gate {
 
 /// The production checkpoint's scaler, or why it cannot be used.
 pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
-    let ck = &cx.facts.checkpoint;
-    let n = cx.facts.model_feature_names().map(|v| v.len()).unwrap_or(0);
+    scaler_of(cx.facts)
+}
+
+/// [`scaler`] from the facts alone (the audit commands have no gate context).
+pub fn scaler_of(facts: &crate::facts::Facts) -> std::result::Result<Scaler, Box<Finding>> {
+    let ck = &facts.checkpoint;
+    let n = facts.model_feature_names().map(|v| v.len()).unwrap_or(0);
     let get = |f: &crate::facts::CheckpointFact| {
         f.value
             .as_ref()
@@ -127,7 +132,7 @@ impl Normal {
         Normal(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

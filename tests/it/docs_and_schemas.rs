@@ -12,6 +12,8 @@ fn committed_schemas_match_the_types() {
         (SchemaName::Report, "report.schema.json"),
         (SchemaName::Ruleset, "ruleset.schema.json"),
         (SchemaName::RunManifest, "run-manifest.schema.json"),
+        (SchemaName::AuditSummary, "audit-summary.schema.json"),
+        (SchemaName::SurrogateRules, "surrogate-rules.schema.json"),
     ] {
         let committed = std::fs::read_to_string(repo().join("schemas").join(file)).unwrap();
         assert_eq!(

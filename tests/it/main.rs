@@ -2,6 +2,8 @@
 //! shared helpers (a torch-style zip writer, the example pipeline copied to a temp dir, the binary).
 
 mod action;
+mod audit;
+mod audit_command;
 mod base;
 mod bytes_read;
 mod changed;

@@ -1,0 +1,135 @@
+//! The audit commands as the command line runs them: compute, write the files, say on `err` what they
+//! hold. The exit code: 0, or 1 when a row's integrated gradients did not converge (the files are
+//! written and say which rows).
+
+use std::io::Write;
+
+use super::conditions::{self, Attribution};
+use super::decisions;
+use crate::check;
+use crate::config;
+use crate::error::{Error, Result};
+
+/// `audit conditions`: compute, write the four files, and say what they hold. Exit 1 when a row's
+/// integrated gradients did not converge within `audit.max-steps` (the files are written and say which).
+pub fn conditions(
+    loaded: &config::Loaded,
+    dir: Option<&std::path::Path>,
+    bar: &crate::progress::Bar,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
+    let inputs = super::prepare(loaded)?;
+    let c = conditions::compute(loaded, &inputs, &mut |done, total| {
+        bar.work("integrated gradients (rows)", done, total)
+    })?;
+    let dir = dir.map_or_else(|| conditions::default_dir(loaded), |d| d.to_path_buf());
+    conditions::write(&dir, loaded, &inputs, &c)?;
+    bar.update(check::Progress::Done);
+    let rows = crate::render::thousands(inputs.slice.len());
+    writeln!(
+        err,
+        "audit conditions: {} on {} ({rows} rows)",
+        inputs.checkpoint, inputs.slice_file
+    )
+    .map_err(io)?;
+    match &c.attribution {
+        Attribution::Integrated { rows: r, .. } => {
+            let mut steps: Vec<usize> = r.iter().map(|a| a.steps).collect();
+            steps.sort_unstable();
+            let delta = r
+                .iter()
+                .flat_map(|a| a.delta.iter().map(|d| d.abs()))
+                .fold(0.0, f64::max);
+            writeln!(
+                err,
+                "  attribution  integrated gradients from the {}: {} of {rows} rows converged, {}–{} steps (median {}), largest |completeness delta| {delta:.2e} (tolerance {:e})",
+                match loaded.config.audit.baseline {
+                    config::IgBaseline::Median => "median",
+                    config::IgBaseline::SliceMean => "slice mean",
+                },
+                crate::render::thousands(r.len() - c.not_converged()),
+                steps[0],
+                steps[steps.len() - 1],
+                steps[steps.len() / 2],
+                loaded.config.audit.tolerance
+            )
+            .map_err(io)?;
+        }
+        Attribution::Permutation(_) => {
+            writeln!(
+                err,
+                "  attribution  permutation importance, {} shuffles per feature (seed {})",
+                loaded.config.audit.repeats, loaded.config.audit.seed
+            )
+            .map_err(io)?;
+        }
+    }
+    let s = &c.surrogate;
+    writeln!(
+        err,
+        "  surrogate    depth {}, {} rules: balanced accuracy {} on the holdout vs {} for always `{}` ({:+.3})",
+        s.depth,
+        s.rules.len(),
+        super::surrogate::fixed(s.holdout_balanced_accuracy),
+        super::surrogate::fixed(s.majority_balanced_accuracy),
+        s.majority_class,
+        s.holdout_balanced_accuracy - s.majority_balanced_accuracy
+    )
+    .map_err(io)?;
+    writeln!(
+        err,
+        "  written      {}/{{{}}}",
+        config::display_path(&dir),
+        conditions::FILES.join(", ")
+    )
+    .map_err(io)?;
+    if c.not_converged() > 0 {
+        writeln!(
+            err,
+            "error: integrated gradients did not converge on {} rows within {} steps (summary.json lists them; raise `audit.max-steps` or `audit.tolerance`)",
+            c.not_converged(),
+            loaded.config.audit.max_steps
+        )
+        .map_err(io)?;
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `audit decisions`: the per-decision CSV.
+pub fn decisions(
+    loaded: &config::Loaded,
+    path: Option<&std::path::Path>,
+    bar: &crate::progress::Bar,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
+    let inputs = super::prepare(loaded)?;
+    let f = decisions::factors(loaded, &inputs, &mut |done, total| {
+        bar.work("integrated gradients (rows)", done, total)
+    })?;
+    let text = decisions::csv(&inputs, &f, loaded.config.audit.top_k)?;
+    let path = path.map_or_else(|| decisions::default_path(loaded), |p| p.to_path_buf());
+    decisions::write(&path, &text)?;
+    bar.update(check::Progress::Done);
+    writeln!(
+        err,
+        "audit decisions: {} decisions with their top {} factors ({}) written to {}",
+        crate::render::thousands(inputs.slice.len()),
+        loaded.config.audit.top_k.min(inputs.features.len()),
+        f.method,
+        config::display_path(&path)
+    )
+    .map_err(io)?;
+    if f.not_converged > 0 {
+        writeln!(
+            err,
+            "error: integrated gradients did not converge on {} rows within {} steps",
+            f.not_converged, loaded.config.audit.max_steps
+        )
+        .map_err(io)?;
+        return Ok(1);
+    }
+    Ok(0)
+}

@@ -1,0 +1,219 @@
+//! `plumbline audit decisions` (plan §3.2 `generate_decision_factor_attribution.py`): one CSV row per
+//! (timestamp, symbol) decision on the slice — raw and scaled inputs, head outputs, the ruleset's action
+//! and size, each risk gate's outcome, and the top-k factors behind the decision (docs/audit.md lists
+//! every column).
+//!
+//! A decision's factors attribute the signal head's output for the class the decision took (its logit):
+//! integrated gradients from the configured baseline for the native engine; for a command engine,
+//! occlusion (the output minus the output with that one feature set to the baseline), which needs no
+//! gradients and runs as one batch.
+
+use std::path::{Path, PathBuf};
+
+use super::integrated_gradients as ig;
+use super::{Inputs, Unit, num};
+use crate::config::{AttributionMethod, Loaded};
+use crate::engine::Matrix;
+use crate::error::{Error, Result};
+use crate::ruleset::Side;
+
+pub const FILE: &str = "artifacts/audit/decision_attribution.csv";
+
+pub fn default_path(loaded: &Loaded) -> PathBuf {
+    loaded.resolve(FILE)
+}
+
+/// Per-row attributions of the decided class's signal output, and which output that was.
+pub struct Factors {
+    /// `units[r]`: the output attributed for row `r`.
+    pub units: Vec<Unit>,
+    /// `values[r][j]`: feature `j`'s attribution for row `r`.
+    pub values: Vec<Vec<f64>>,
+    pub method: &'static str,
+    /// Rows whose integrated gradients did not converge.
+    pub not_converged: usize,
+}
+
+pub fn factors(
+    loaded: &Loaded,
+    inputs: &Inputs,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Factors> {
+    let rl = inputs.ruleset.as_ref().ok_or_else(|| {
+        Error::msg(
+            "`audit decisions` reads the ruleset's actions, and the config has no `[ruleset]` (docs/ruleset.md)",
+        )
+    })?;
+    let signal = &rl.ruleset.signal;
+    let class_of = |side: Side| {
+        signal
+            .classes
+            .iter()
+            .position(|c| c == side.as_str())
+            .ok_or_else(|| {
+                Error::at(
+                    rl.location("signal.classes"),
+                    format!(
+                        "`signal.classes` has no `{}`: the decision cannot be attributed to a class",
+                        side.as_str()
+                    ),
+                )
+            })
+    };
+    let units: Vec<Unit> = inputs
+        .decisions
+        .iter()
+        .map(|d| {
+            Ok(Unit {
+                head: signal.head.clone(),
+                unit: class_of(d.side)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let s = &loaded.config.audit;
+    let baseline = inputs.baseline(s.baseline);
+    let (rows, cols) = (inputs.scaled.rows, inputs.scaled.cols);
+    match super::conditions::method(loaded) {
+        AttributionMethod::Permutation => {
+            // Occlusion: row r with feature j at the baseline, for every (r, j), in one batch.
+            let mut data = Vec::with_capacity(rows * cols * cols);
+            for r in 0..rows {
+                for j in 0..cols {
+                    let mut row = inputs.scaled.row(r).to_vec();
+                    row[j] = baseline[j];
+                    data.extend_from_slice(&row);
+                }
+            }
+            let out = inputs
+                .engine
+                .forward(&Matrix::new(rows * cols, cols, data))?;
+            let m = out
+                .get(&signal.head)
+                .ok_or_else(|| Error::msg(format!("the model gives no head `{}`", signal.head)))?;
+            let base = &inputs.outputs[&signal.head];
+            let values = (0..rows)
+                .map(|r| {
+                    let k = units[r].unit;
+                    (0..cols)
+                        .map(|j| base.row(r)[k] - m.row(r * cols + j)[k])
+                        .collect()
+                })
+                .collect();
+            Ok(Factors {
+                units,
+                values,
+                method: "occlusion",
+                not_converged: 0,
+            })
+        }
+        _ => {
+            // Integrated gradients of every signal class, then each row's decided one.
+            let width = inputs.outputs[&signal.head].cols;
+            let all: Vec<Unit> = (0..width)
+                .map(|k| Unit {
+                    head: signal.head.clone(),
+                    unit: k,
+                })
+                .collect();
+            let attr = ig::attribute(
+                inputs.engine.as_ref(),
+                &inputs.scaled,
+                &baseline,
+                &all,
+                ig::Settings {
+                    tolerance: s.tolerance,
+                    max_steps: s.max_steps,
+                },
+                progress,
+            )?;
+            let not_converged = attr.iter().filter(|a| !a.converged).count();
+            let values = attr
+                .into_iter()
+                .zip(&units)
+                .map(|(mut a, u)| std::mem::take(&mut a.attributions[u.unit]))
+                .collect();
+            Ok(Factors {
+                units,
+                values,
+                method: "integrated-gradients",
+                not_converged,
+            })
+        }
+    }
+}
+
+/// The CSV: a header, then one row per slice row in slice order.
+pub fn csv(inputs: &Inputs, f: &Factors, top_k: usize) -> Result<String> {
+    let rl = inputs
+        .ruleset
+        .as_ref()
+        .expect("factors() checked the ruleset");
+    let fs = &inputs.features;
+    let k = top_k.min(fs.len());
+    let mut header: Vec<String> = vec!["timestamp".into(), "symbol".into()];
+    header.extend(fs.iter().map(|n| format!("raw.{n}")));
+    header.extend(fs.iter().map(|n| format!("scaled.{n}")));
+    for h in &inputs.heads {
+        for u in 0..inputs.outputs[&h.name].cols {
+            header.push(format!("{}.{u}", h.name));
+        }
+    }
+    header.extend(["action".into(), "size".into()]);
+    header.extend(
+        rl.ruleset
+            .risk_gates
+            .iter()
+            .map(|g| format!("gate.{}", g.name)),
+    );
+    header.extend(["attributed".into(), "method".into()]);
+    for i in 1..=k {
+        header.push(format!("factor_{i}"));
+        header.push(format!("factor_{i}_attribution"));
+    }
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    let err = |e: csv::Error| Error::msg(format!("writing the decision CSV: {e}"));
+    w.write_record(&header).map_err(err)?;
+    for r in 0..inputs.slice.len() {
+        let d = &inputs.decisions[r];
+        let mut rec: Vec<String> = vec![
+            inputs.slice.timestamps[r].clone(),
+            inputs.slice.symbols[r].clone().unwrap_or_default(),
+        ];
+        rec.extend(inputs.slice.features.row(r).iter().map(|v| num(*v)));
+        rec.extend(inputs.scaled.row(r).iter().map(|v| num(*v)));
+        for h in &inputs.heads {
+            rec.extend(inputs.outputs[&h.name].row(r).iter().map(|v| num(*v)));
+        }
+        rec.push(d.side.as_str().into());
+        rec.push(num(d.size));
+        rec.extend(
+            d.blocked
+                .iter()
+                .map(|b| if *b { "block" } else { "pass" }.to_owned()),
+        );
+        let u = &f.units[r];
+        rec.push(format!(
+            "{}.{} ({})",
+            u.head,
+            u.unit,
+            inputs.unit_label(&u.head, u.unit)
+        ));
+        rec.push(f.method.into());
+        let v = &f.values[r];
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| v[b].abs().total_cmp(&v[a].abs()).then(a.cmp(&b)));
+        for &j in order.iter().take(k) {
+            rec.push(fs[j].clone());
+            rec.push(num(v[j]));
+        }
+        w.write_record(&rec).map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::msg(format!("writing the decision CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::msg(format!("the decision CSV: {e}")))
+}
+
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    super::write(path, text)
+}
