@@ -234,10 +234,8 @@ pub fn write(path: &Path, contents: &str) -> Result<()> {
     crate::docs::atomic_write(path, contents)
 }
 
-/// Serialize as pretty JSON with a final newline (keys in the struct's order).
+/// Canonical JSON (sorted keys, two-space indent, final newline), like every JSON file plumbline writes.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::msg(format!("serializing the audit: {e}")))?;
-    s.push('\n');
-    Ok(s)
+    crate::canonical::to_string(value)
+        .map_err(|e| Error::msg(format!("serializing the audit: {e}")))
 }

@@ -272,7 +272,8 @@ fn fit_tree(
     let labels: Vec<u32> = y.iter().map(|&c| c as u32).collect();
     let params = DecisionTreeClassifierParameters {
         criterion: SplitCriterion::Gini,
-        max_depth: Some(u16::try_from(depth).map_err(|_| fail("depth too large".into()))?),
+        // smartcore counts the root as level 1: a tree with `depth` levels of splits is `depth + 1`.
+        max_depth: Some(u16::try_from(depth + 1).map_err(|_| fail("depth too large".into()))?),
         min_samples_leaf: min_leaf,
         min_samples_split: 2 * min_leaf,
         seed: Some(0),

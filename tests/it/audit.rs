@@ -232,6 +232,15 @@ fn audit_conditions_on_the_example() {
     let lift = s["lift"].as_f64().unwrap();
     assert!(s["depth"].as_u64().unwrap() <= 4, "{s}");
     assert!(lift >= 0.2, "surrogate lift {lift} < 0.2: {s}");
+    // Depth counts levels of splits: a depth-d tree has at most 2^d leaves, and depth 1 is a stump.
+    for row in s["depth_table"].as_array().unwrap() {
+        let (d, l) = (
+            row["depth"].as_u64().unwrap(),
+            row["leaves"].as_u64().unwrap(),
+        );
+        assert!(l <= 1 << d, "{row}");
+    }
+    assert_eq!(s["depth_table"][0]["leaves"], 2, "{s}");
     let ig = &summary["integrated_gradients"];
     assert_eq!(ig["rows_not_converged"], 0, "{ig:.200}");
     assert_eq!(ig["rows"].as_array().unwrap().len(), 2115);
