@@ -152,6 +152,16 @@ pub enum AuditCommand {
         #[arg(long, value_name = "PATH")]
         checkpoint: Option<PathBuf>,
     },
+    /// The audit packet PDF of a release candidate → artifacts/audit/audit_packet.pdf (needs the run
+    /// manifest of a pre-live check of the same state; `--base REF` adds the contract changes).
+    Packet {
+        /// Write the PDF here instead.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// The run manifest to describe (default: artifacts/audit/run_manifest.json).
+        #[arg(long, value_name = "PATH")]
+        manifest: Option<PathBuf>,
+    },
     /// One row per slice decision with its inputs, outputs, risk gates and top factors →
     /// artifacts/audit/decision_attribution.csv.
     Decisions {
@@ -336,6 +346,12 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 loaded.use_checkpoint(path)?;
             }
             crate::audit::command::conditions(&loaded, dir.as_deref(), &bar, err)
+        }
+        Command::Audit(AuditCommand::Packet {
+            out: path,
+            manifest,
+        }) => {
+            crate::audit::command::packet(&loaded, path.as_deref(), manifest.as_deref(), &bar, err)
         }
         Command::Audit(AuditCommand::Decisions {
             out: path,

@@ -25,6 +25,7 @@ pub mod git;
 pub mod github;
 pub mod hook;
 pub mod manifest;
+pub mod packet;
 pub mod progress;
 pub mod protocol;
 pub mod render;

@@ -128,15 +128,21 @@ fn git_state(root: &Path) -> Option<GitState> {
     Some(GitState { commit, dirty })
 }
 
-/// The manifest of a finished run.
-pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<RunManifest> {
-    let cfg = &loaded.config;
-    // Whole-file hashes only: the gates already read the headers (glob problems are their findings).
+/// Every checkpoint the globs find, with the sha256 of the whole file, sorted by path. Whole-file hashes
+/// only: the gates already read the headers (glob problems are their findings).
+pub fn checkpoint_hashes(loaded: &Loaded) -> Result<Vec<Hashed>> {
     let mut checkpoints = crate::gates::checkpoint_inventory::expand(loaded, &mut Vec::new())?
         .iter()
         .map(|p| hashed(p))
         .collect::<Result<Vec<Hashed>>>()?;
     checkpoints.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(checkpoints)
+}
+
+/// The manifest of a finished run.
+pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<RunManifest> {
+    let cfg = &loaded.config;
+    let checkpoints = checkpoint_hashes(loaded)?;
     let mut data = Vec::new();
     for rel in [
         cfg.slice.as_ref().map(|s| s.features.as_str()),

@@ -133,3 +133,54 @@ pub fn decisions(
     }
     Ok(0)
 }
+
+/// `audit packet`: the PDF of a release candidate.
+pub fn packet(
+    loaded: &config::Loaded,
+    path: Option<&std::path::Path>,
+    manifest: Option<&std::path::Path>,
+    bar: &crate::progress::Bar,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
+    if !cfg!(feature = "pdf") {
+        return Err(Error::msg(
+            "`audit packet` needs the `pdf` feature, and this build has none (rebuild with default features, or `--features pdf`)",
+        ));
+    }
+    let manifest = manifest.map_or_else(
+        || crate::manifest::default_path(loaded),
+        |p| p.to_path_buf(),
+    );
+    let p = crate::packet::gather(loaded, &manifest, &mut |done, total| {
+        bar.work("integrated gradients (rows)", done, total)
+    })?;
+    let bytes = render(&p)?;
+    let path = path.map_or_else(|| crate::packet::default_path(loaded), |p| p.to_path_buf());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    crate::docs::atomic_write_bytes(&path, &bytes)?;
+    bar.update(check::Progress::Done);
+    writeln!(
+        err,
+        "audit packet: {} ({} bytes) for run {} ({}, {})",
+        config::display_path(&path),
+        crate::render::thousands(bytes.len()),
+        p.manifest.run_sha256,
+        p.manifest.run.verdict,
+        p.manifest.created
+    )
+    .map_err(io)?;
+    Ok(0)
+}
+
+#[cfg(feature = "pdf")]
+fn render(p: &crate::packet::Packet) -> Result<Vec<u8>> {
+    crate::packet::render::pdf(p)
+}
+
+#[cfg(not(feature = "pdf"))]
+fn render(_: &crate::packet::Packet) -> Result<Vec<u8>> {
+    unreachable!("checked above")
+}

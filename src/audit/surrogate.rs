@@ -508,7 +508,7 @@ pub fn text(s: &Surrogate, title: &str) -> String {
 
 /// Four significant digits in scientific notation (Rust's float formatting is exact, so the text is the
 /// same on every machine).
-fn short(v: f64) -> String {
+pub fn short(v: f64) -> String {
     let sci = format!("{v:.3e}");
     let Some((mantissa, exp)) = sci.split_once('e') else {
         return sci; // inf, NaN

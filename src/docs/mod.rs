@@ -141,6 +141,11 @@ pub fn first_changed_line(old: &str, new: &str) -> u32 {
 /// Replace a file's contents atomically: write a temporary file beside it, flush it to disk, rename it
 /// over the original. A failure at any step leaves the original intact.
 pub fn atomic_write(path: &Path, contents: &str) -> Result<()> {
+    atomic_write_bytes(path, contents.as_bytes())
+}
+
+/// [`atomic_write`] for bytes.
+pub fn atomic_write_bytes(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -152,7 +157,7 @@ pub fn atomic_write(path: &Path, contents: &str) -> Result<()> {
     let tmp = dir.join(format!(".{name}.plumbline-{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents.as_bytes())?;
+        f.write_all(contents)?;
         f.sync_all()?;
         if let Ok(meta) = std::fs::metadata(path) {
             std::fs::set_permissions(&tmp, meta.permissions())?;

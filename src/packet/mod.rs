@@ -1,0 +1,292 @@
+//! `plumbline audit packet` (plan §3.2 `generate_audit_packet.py`, §7): one PDF for a release candidate
+//! with everything a reviewer signs off on — the run (from its run manifest), the contract, the gate
+//! results, the checkpoint inventory, output distributions against the reference, attribution per head,
+//! the surrogate rules, the contract changes against the base, and the manifest's hashes (docs/packet.md).
+//!
+//! The packet is a view of one pre-live run: it reads that run's manifest (gate verdicts and timings, the
+//! commit, the date) and refuses a manifest whose config, contract or checkpoints no longer match the
+//! files, so the PDF never pairs one run's verdict with another state's model. Everything else it shows
+//! is recomputed from the same inputs, deterministically; the document date is the manifest's, so the
+//! same inputs give the same bytes.
+
+#[cfg(feature = "pdf")]
+pub mod helvetica;
+#[cfg(feature = "pdf")]
+pub mod layout;
+#[cfg(feature = "pdf")]
+pub mod render;
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::audit::conditions::{self, Attribution};
+use crate::audit::surrogate::Surrogate;
+use crate::changes::Changes;
+use crate::config::{Loaded, display_path};
+use crate::contract::PipelineContract;
+use crate::error::{Error, Result};
+use crate::gates::checkpoint_inventory;
+use crate::gates::output_distribution::{self as od, Baseline};
+use crate::manifest::RunManifest;
+
+pub const FILE: &str = "artifacts/audit/audit_packet.pdf";
+
+/// Everything the packet shows.
+pub struct Packet {
+    pub manifest: RunManifest,
+    /// The manifest file as shown, and the sha256 of its bytes.
+    pub manifest_path: String,
+    pub manifest_sha256: String,
+    pub contract: PipelineContract,
+    pub inventory: Vec<checkpoint_inventory::Row>,
+    pub distributions: Vec<HeadDistribution>,
+    /// Why there are no distribution plots, when there are none.
+    pub distribution_note: Option<String>,
+    pub attribution_method: &'static str,
+    pub attribution: Vec<HeadAttribution>,
+    pub surrogate: Surrogate,
+    pub surrogate_target: String,
+    pub surrogate_rules: String,
+    /// Against `--base`, when given.
+    pub changes: Option<Changes>,
+    pub slice: String,
+    pub rows: usize,
+}
+
+pub struct HeadDistribution {
+    pub head: String,
+    pub kind: String,
+    pub units: Vec<UnitDistribution>,
+}
+
+/// One output unit's histogram on the slice against the reference baseline's (same bins).
+pub struct UnitDistribution {
+    pub label: String,
+    /// Inner bin edges.
+    pub edges: Vec<f64>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+    pub psi: f64,
+}
+
+/// Mean importance per feature over a head's outputs, largest first.
+pub struct HeadAttribution {
+    pub head: String,
+    pub outputs: usize,
+    pub bars: Vec<(String, f64)>,
+}
+
+/// Where the packet goes by default.
+pub fn default_path(loaded: &Loaded) -> std::path::PathBuf {
+    loaded.resolve(FILE)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("sha256:{}", crate::checkpoint::hex(&Sha256::digest(bytes)))
+}
+
+/// Read the manifest and check that it describes the files as they are now.
+type Checked = (RunManifest, String, Vec<crate::manifest::Hashed>);
+
+fn manifest(loaded: &Loaded, path: &Path, contract: &PipelineContract) -> Result<Checked> {
+    let shown = display_path(path);
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::msg(format!(
+            "{shown}: {e}: the packet describes a pre-live run; run `plumbline check --profile pre-live` first (or pass --manifest PATH)"
+        ))
+    })?;
+    let m: RunManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::msg(format!("{shown}: not a run manifest: {e}")))?;
+    let stale = |what: &str, then: &str, now: &str| {
+        Error::msg(format!(
+            "{shown}: the manifest is stale: {what} was {then} when it was written and is {now} now; run `plumbline check --profile pre-live` again"
+        ))
+    };
+    let config_now = crate::checkpoint::sha256_file(&loaded.path)?;
+    if m.run.config.sha256 != config_now {
+        return Err(stale(
+            &format!("the config ({})", m.run.config.path),
+            &m.run.config.sha256,
+            &config_now,
+        ));
+    }
+    let contract_now = sha256_hex(crate::docs::expected_json(contract).as_bytes());
+    if m.run.contract_sha256.as_deref() != Some(contract_now.as_str()) {
+        return Err(stale(
+            "the derived contract",
+            m.run.contract_sha256.as_deref().unwrap_or("underivable"),
+            &contract_now,
+        ));
+    }
+    // Paths in a manifest are as shown from where it was written; the hashes decide.
+    let now = crate::manifest::checkpoint_hashes(loaded)?;
+    let mut then: Vec<&str> = m
+        .run
+        .checkpoints
+        .iter()
+        .map(|c| c.sha256.as_str())
+        .collect();
+    let mut current: Vec<&str> = now.iter().map(|c| c.sha256.as_str()).collect();
+    then.sort_unstable();
+    current.sort_unstable();
+    if then != current {
+        let changed = now
+            .iter()
+            .find(|c| !then.contains(&c.sha256.as_str()))
+            .map_or("a checkpoint was removed".to_owned(), |c| {
+                format!("{} changed or was added", c.path)
+            });
+        return Err(Error::msg(format!(
+            "{shown}: the manifest is stale: {changed} since it was written; run `plumbline check --profile pre-live` again"
+        )));
+    }
+    Ok((m, sha256_hex(&bytes), now))
+}
+
+/// Gather the packet's content.
+pub fn gather(
+    loaded: &Loaded,
+    manifest_path: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Packet> {
+    let contract = crate::contract::from_config(loaded)?;
+    let (manifest, manifest_sha256, now) = manifest(loaded, manifest_path, &contract)?;
+    let (mut inventory, _) = checkpoint_inventory::inventory(loaded, false, None)?;
+    let hashes: std::collections::BTreeMap<&str, &str> = now
+        .iter()
+        .map(|h| (h.path.as_str(), h.sha256.as_str()))
+        .collect();
+    for row in &mut inventory {
+        row.sha256 = hashes.get(row.path.as_str()).map(|s| s.to_string());
+    }
+
+    let inputs = crate::audit::prepare(loaded)?;
+    let (distributions, distribution_note) = distributions(loaded, &inputs)?;
+    let c = conditions::compute(loaded, &inputs, progress)?;
+    let (attribution_method, attribution) = attribution(&inputs, &c);
+    let surrogate_rules = crate::audit::surrogate::text(&c.surrogate, "surrogate rules");
+    let changes = match &loaded.base {
+        Some(_) => {
+            let gate = crate::gates::find("contract-changes").expect("registered");
+            crate::check::run(loaded, crate::check::Selection::Gate(gate))?.changes
+        }
+        None => None,
+    };
+    Ok(Packet {
+        manifest_path: display_path(manifest_path),
+        manifest,
+        manifest_sha256,
+        contract,
+        inventory,
+        distributions,
+        distribution_note,
+        attribution_method,
+        attribution,
+        surrogate_target: c.target.clone(),
+        surrogate_rules,
+        surrogate: c.surrogate,
+        changes,
+        slice: inputs.slice_file.clone(),
+        rows: inputs.slice.len(),
+    })
+}
+
+/// Each head's unit histograms on the slice in the committed baseline's bins.
+fn distributions(
+    loaded: &Loaded,
+    inputs: &crate::audit::Inputs,
+) -> Result<(Vec<HeadDistribution>, Option<String>)> {
+    let Some(rel) = &loaded.config.gates.output_distribution.baseline else {
+        return Ok((
+            Vec::new(),
+            Some("no reference: `gates.output-distribution.baseline` is not set".into()),
+        ));
+    };
+    let path = loaded.resolve(rel);
+    let text = loaded.read_to_string(&path)?;
+    let baseline: Baseline = serde_json::from_str(&text)
+        .map_err(|e| Error::msg(format!("{}: {e}", display_path(&path))))?;
+    let mut out = Vec::new();
+    for h in &inputs.heads {
+        let Some(b) = baseline.heads.get(&h.name) else {
+            continue;
+        };
+        let raw = &inputs.outputs[&h.name];
+        let values = if h.kind == "softmax" {
+            od::softmax(raw)
+        } else {
+            raw.clone()
+        };
+        let units = b
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k < values.cols)
+            .map(|(k, hist)| {
+                let current = od::bin_shares(&hist.edges, &values.column(k));
+                let label = match inputs.unit_label(&h.name, k) {
+                    l if l.is_empty() => format!("{}.{k}", h.name),
+                    l => format!("{}.{k} p({l})", h.name),
+                };
+                UnitDistribution {
+                    label,
+                    psi: od::psi(&hist.shares, &current),
+                    edges: hist.edges.clone(),
+                    reference: hist.shares.clone(),
+                    current,
+                }
+            })
+            .collect();
+        out.push(HeadDistribution {
+            head: h.name.clone(),
+            kind: h.kind.clone(),
+            units,
+        });
+    }
+    Ok((out, None))
+}
+
+fn attribution(
+    inputs: &crate::audit::Inputs,
+    c: &conditions::Conditions,
+) -> (&'static str, Vec<HeadAttribution>) {
+    let method = match &c.attribution {
+        Attribution::Integrated { .. } => {
+            "integrated gradients (mean |attribution| over the slice rows)"
+        }
+        Attribution::Permutation(_) => "permutation importance (mean |change| of the output)",
+    };
+    let f = inputs.features.len();
+    let mut out: Vec<HeadAttribution> = Vec::new();
+    for h in &inputs.heads {
+        let idx: Vec<usize> = (0..c.units.len())
+            .filter(|&u| c.units[u].head == h.name)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let mut bars: Vec<(String, f64)> = (0..f)
+            .map(|j| {
+                let sum: f64 = idx
+                    .iter()
+                    .map(|&u| match &c.attribution {
+                        Attribution::Integrated { rows, .. } => {
+                            rows.iter().map(|r| r.attributions[u][j].abs()).sum::<f64>()
+                                / rows.len() as f64
+                        }
+                        Attribution::Permutation(imp) => imp[u][j].mean_abs_change,
+                    })
+                    .sum();
+                (inputs.features[j].clone(), sum / idx.len() as f64)
+            })
+            .collect();
+        bars.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out.push(HeadAttribution {
+            head: h.name.clone(),
+            outputs: idx.len(),
+            bars,
+        });
+    }
+    (method, out)
+}
