@@ -38,3 +38,73 @@ pub const HELVETICA_BOLD_WIDTHS: [u16; 224] = [
     556, 556, 556, 556, 556, 556, 889, 556, 556, 556, 556, 556, 278, 278, 278, 278, // 0xE0
     611, 611, 611, 611, 611, 611, 611, 584, 611, 611, 611, 611, 611, 556, 611, 556, // 0xF0
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(code, width)` for every `C` line of an AFM file, and width by glyph name.
+    fn afm(text: &str) -> (Vec<(u8, u16)>, std::collections::BTreeMap<String, u16>) {
+        let mut by_code = Vec::new();
+        let mut by_name = std::collections::BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("C ")) {
+            let field = |key: &str| {
+                line.split(';')
+                    .map(str::trim)
+                    .find_map(|f| f.strip_prefix(key))
+                    .map(str::trim)
+            };
+            let code: i32 = field("C ").unwrap().parse().unwrap();
+            let wx: u16 = field("WX ").unwrap().parse().unwrap();
+            let name = field("N ").unwrap().to_owned();
+            if (32..=126).contains(&code) {
+                by_code.push((code as u8, wx));
+            }
+            by_name.insert(name, wx);
+        }
+        (by_code, by_name)
+    }
+
+    /// The tables agree with Adobe's AFM metrics: ASCII by code (except 39 and 96, which
+    /// StandardEncoding and WinAnsiEncoding name differently) and the WinAnsi-only glyphs by name.
+    #[test]
+    fn width_tables_match_the_adobe_metrics() {
+        for (table, text) in [
+            (&HELVETICA_WIDTHS, pdf_core_14_font_afms::HELVETICA),
+            (
+                &HELVETICA_BOLD_WIDTHS,
+                pdf_core_14_font_afms::HELVETICA_BOLD,
+            ),
+        ] {
+            let (by_code, by_name) = afm(text);
+            for (code, wx) in by_code {
+                if code == 39 || code == 96 {
+                    continue;
+                }
+                assert_eq!(table[usize::from(code) - 32], wx, "code {code}");
+            }
+            for (code, name) in [
+                (39u8, "quotesingle"),
+                (96, "grave"),
+                (0x80, "Euro"),
+                (0x85, "ellipsis"),
+                (0x91, "quoteleft"),
+                (0x92, "quoteright"),
+                (0x95, "bullet"),
+                (0x96, "endash"),
+                (0x97, "emdash"),
+                (0xB7, "periodcentered"),
+                (0xD7, "multiply"),
+                (0xE9, "eacute"),
+                (0xFC, "udieresis"),
+            ] {
+                let want = by_name
+                    .get(name)
+                    .copied()
+                    // Euro is not in the 1997 AFMs; viewers use the font's own glyph.
+                    .unwrap_or(table[usize::from(code) - 32]);
+                assert_eq!(table[usize::from(code) - 32], want, "{name}");
+            }
+        }
+    }
+}

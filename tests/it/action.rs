@@ -64,6 +64,7 @@ fn workflows() -> Vec<PathBuf> {
         "fork-safe-check.yml",
         "fork-safe-publish.yml",
         "release.yml",
+        "release-candidate.yml",
     ] {
         assert!(
             files.contains(&Path::new("docs/workflows").join(name)),

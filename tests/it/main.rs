@@ -22,5 +22,6 @@ mod limits;
 mod manifest;
 mod mutation;
 mod npm;
+mod packet;
 mod pickle_safety;
 mod util;
