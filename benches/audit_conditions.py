@@ -18,7 +18,7 @@ Each timing is the best of N fresh processes (imports included). Not part of CI.
 Run:
   cargo build --release
   /path/to/venv-with-torch-and-captum/bin/python benches/audit_conditions.py
-Options: PLUMBLINE=path/to/binary  RUNS=3
+Options: PLUMBLINE=path/to/binary  RUNS=3  STEPS=median,4096 (Captum's step counts; `median` = plumbline's)
 """
 
 import json
@@ -120,7 +120,8 @@ def main():
     if captum is not None:
         refs = os.path.join(REPO, "tests", "fixtures", "reference", "integrated_gradients.json")
         ex = os.path.dirname(CONFIG)
-        for steps in (ig["steps_median"], 4096):
+        wanted = os.environ.get("STEPS", "median,4096").split(",")
+        for steps in [ig["steps_median"] if w == "median" else int(w) for w in wanted]:
             t, out = best([sys.executable, "-c", PYTHON_WAY, ex, refs, str(steps)])
             inner = json.loads(out.stdout)
             rows.append((f"python + captum, {steps} steps (max |delta| {inner['max_delta']:.1e}, "

@@ -750,6 +750,8 @@ pub struct Loaded {
     pub base: Option<String>,
     /// Which version of the files this run reads (the work tree, or the index for `hook pre-commit`).
     pub snapshot: std::sync::Arc<crate::snapshot::Snapshot>,
+    /// Checkpoints the globs do not find but this run checks (`--checkpoint`), absolute.
+    pub extra_checkpoints: Vec<PathBuf>,
 }
 
 impl Loaded {
@@ -770,17 +772,12 @@ impl Loaded {
             .ok()
             .and_then(|root| abs.strip_prefix(root).ok().map(display_path))
             .unwrap_or_else(|| display_path(&abs));
-        let found = self
-            .config
-            .checkpoints
-            .globs
+        // In the inventory already when a glob finds the same file; else it joins it as an extra.
+        let found = crate::gates::checkpoint_inventory::expand(self, &mut Vec::new())?
             .iter()
-            .any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(&rel)));
+            .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == abs));
         if !found {
-            self.config
-                .checkpoints
-                .globs
-                .push(glob::Pattern::escape(&rel));
+            self.extra_checkpoints.push(abs.clone());
         }
         self.config.checkpoints.production = rel;
         Ok(())
@@ -906,6 +903,7 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
         only: None,
         base: None,
         snapshot,
+        extra_checkpoints: Vec::new(),
     })
 }
 

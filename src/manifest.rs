@@ -139,28 +139,46 @@ pub fn checkpoint_hashes(loaded: &Loaded) -> Result<Vec<Hashed>> {
     Ok(checkpoints)
 }
 
-/// The manifest of a finished run.
-pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<RunManifest> {
+/// The data files the gates read, with their sha256: the slice, the price table, the ruleset, the
+/// forward-contract reference and the output-distribution baseline (each when configured).
+pub fn data_hashes(loaded: &Loaded) -> Result<Vec<Hashed>> {
     let cfg = &loaded.config;
-    let checkpoints = checkpoint_hashes(loaded)?;
-    let mut data = Vec::new();
-    for rel in [
+    [
         cfg.slice.as_ref().map(|s| s.features.as_str()),
         cfg.data.as_ref().map(|d| d.prices.as_str()),
         cfg.ruleset.as_ref().map(|r| r.path.as_str()),
+        cfg.gates.forward_contract.reference.as_deref(),
+        cfg.gates.output_distribution.baseline.as_deref(),
     ]
     .into_iter()
     .flatten()
-    {
-        data.push(hashed(&loaded.resolve(rel))?);
-    }
-    let contract_sha256 = outcome.contract.as_ref().map(|c| {
-        let text = crate::docs::expected_json(c);
-        format!(
-            "sha256:{}",
-            crate::checkpoint::hex(&Sha256::digest(text.as_bytes()))
-        )
-    });
+    .map(|rel| hashed(&loaded.resolve(rel)))
+    .collect()
+}
+
+/// `sha256:` of the contract's canonical JSON (the bytes `derive` prints).
+pub fn contract_sha256(c: &crate::contract::PipelineContract) -> String {
+    let text = crate::docs::expected_json(c);
+    format!(
+        "sha256:{}",
+        crate::checkpoint::hex(&Sha256::digest(text.as_bytes()))
+    )
+}
+
+/// `sha256:` of the canonical JSON of a manifest's `run`.
+pub fn run_sha256(run: &Run) -> String {
+    let canonical = crate::canonical::to_string(run).expect("plain JSON");
+    format!(
+        "sha256:{}",
+        crate::checkpoint::hex(&Sha256::digest(canonical.as_bytes()))
+    )
+}
+
+/// The manifest of a finished run.
+pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<RunManifest> {
+    let checkpoints = checkpoint_hashes(loaded)?;
+    let data = data_hashes(loaded)?;
+    let contract_sha256 = outcome.contract.as_ref().map(contract_sha256);
     let run = Run {
         tool: "plumbline".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -203,13 +221,9 @@ pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<Ru
             })
             .collect(),
     };
-    let canonical = crate::canonical::to_string(&run).expect("plain JSON");
     Ok(RunManifest {
         manifest_format: MANIFEST_FORMAT,
-        run_sha256: format!(
-            "sha256:{}",
-            crate::checkpoint::hex(&Sha256::digest(canonical.as_bytes()))
-        ),
+        run_sha256: run_sha256(&run),
         run,
         timings_ms: outcome
             .gates

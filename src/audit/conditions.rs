@@ -147,28 +147,11 @@ pub fn attribution_csv(inputs: &Inputs, c: &Conditions) -> String {
     let mut out = String::from("method,head,output,label,feature,importance,mean,spread,rank\n");
     let features = &inputs.features;
     for (u, unit) in c.units.iter().enumerate() {
-        let (method, stats): (&str, Vec<(f64, f64, f64)>) = match &c.attribution {
-            Attribution::Integrated { rows, .. } => (
-                "integrated-gradients",
-                (0..features.len())
-                    .map(|j| {
-                        let v: Vec<f64> = rows.iter().map(|r| r.attributions[u][j]).collect();
-                        let n = v.len() as f64;
-                        let mean = v.iter().sum::<f64>() / n;
-                        let abs = v.iter().map(|a| a.abs()).sum::<f64>() / n;
-                        let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n;
-                        (abs, mean, var.sqrt())
-                    })
-                    .collect(),
-            ),
-            Attribution::Permutation(imp) => (
-                "permutation",
-                imp[u]
-                    .iter()
-                    .map(|i| (i.mean_abs_change, i.mean_change, i.spread))
-                    .collect(),
-            ),
+        let method = match &c.attribution {
+            Attribution::Integrated { .. } => "integrated-gradients",
+            Attribution::Permutation(_) => "permutation",
         };
+        let stats: Vec<(f64, f64, f64)> = (0..features.len()).map(|j| c.stats(u, j)).collect();
         let mut order: Vec<usize> = (0..features.len()).collect();
         order.sort_by(|&a, &b| stats[b].0.total_cmp(&stats[a].0).then(a.cmp(&b)));
         for (rank, &j) in order.iter().enumerate() {
@@ -368,6 +351,33 @@ fn summary(loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Summary {
 }
 
 impl Conditions {
+    /// The global importance of feature `j` for unit `u`: mean |attribution| over the rows (integrated
+    /// gradients) or mean |change| of the output (permutation).
+    pub fn importance(&self, u: usize, j: usize) -> f64 {
+        self.stats(u, j).0
+    }
+
+    /// (importance, signed mean, spread) of feature `j` for unit `u`, as `attribution.csv` writes them.
+    pub fn stats(&self, u: usize, j: usize) -> (f64, f64, f64) {
+        match &self.attribution {
+            Attribution::Integrated { rows, .. } => {
+                let n = rows.len() as f64;
+                let mean = rows.iter().map(|r| r.attributions[u][j]).sum::<f64>() / n;
+                let abs = rows.iter().map(|r| r.attributions[u][j].abs()).sum::<f64>() / n;
+                let var = rows
+                    .iter()
+                    .map(|r| (r.attributions[u][j] - mean) * (r.attributions[u][j] - mean))
+                    .sum::<f64>()
+                    / n;
+                (abs, mean, var.sqrt())
+            }
+            Attribution::Permutation(imp) => {
+                let i = &imp[u][j];
+                (i.mean_abs_change, i.mean_change, i.spread)
+            }
+        }
+    }
+
     /// Rows whose integrated gradients did not converge within `max-steps`.
     pub fn not_converged(&self) -> usize {
         match &self.attribution {

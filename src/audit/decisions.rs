@@ -45,16 +45,23 @@ pub fn factors(
         )
     })?;
     let signal = &rl.ruleset.signal;
-    let class_of = |side: Side| {
-        signal
-            .classes
-            .iter()
-            .position(|c| c == side.as_str())
+    // The class a side stands for: `long` and `short` by name (the ruleset requires them); `flat` by
+    // name, or the one class that is neither (docs/ruleset.md lets it have any name).
+    let class_of = |side: Side| -> Result<usize> {
+        let by_name = signal.classes.iter().position(|c| c == side.as_str());
+        let other = || {
+            let rest: Vec<usize> = (0..signal.classes.len())
+                .filter(|&i| signal.classes[i] != "long" && signal.classes[i] != "short")
+                .collect();
+            (rest.len() == 1).then(|| rest[0])
+        };
+        by_name
+            .or_else(|| (side == Side::Flat).then(other).flatten())
             .ok_or_else(|| {
                 Error::at(
                     rl.location("signal.classes"),
                     format!(
-                        "`signal.classes` has no `{}`: the decision cannot be attributed to a class",
+                        "`signal.classes` has no class for `{}` (by that name, or as the one class besides long and short): the decision cannot be attributed",
                         side.as_str()
                     ),
                 )

@@ -4,12 +4,15 @@
 //! The integral is adaptive. The path starts as 32 equal intervals; each interval's integral is taken
 //! with the trapezoid rule on its ends (coarse) and on its ends and midpoint (fine), and |fine − coarse|
 //! (as attribution, summed over features, the largest over outputs) estimates its error. Intervals whose
-//! error is above `tolerance × width` are halved, round after round, until for every output of the row
-//! both the summed error estimate and the completeness delta |Σ attr − (f(x) − f(b))| are at most
-//! `tolerance`, or the row has used `max-steps` gradient evaluations (then it is reported as not
-//! converged). A ReLU network is linear between the points where a unit switches, so intervals without
-//! a switch are exact at once and the refinement closes in on the switches: the result matches the
-//! exact piecewise-linear integral. All rows of a round go through the engine as one batch.
+//! error is above `tol × width` are halved, round after round, until the summed error estimate and every
+//! output's completeness delta |Σ attr − (f(x) − f(b))| are at most `tol`, or the row has used
+//! `max-steps` gradient evaluations (then it is reported as not converged). `tol` is `tolerance ×
+//! max(1, |f(x)|, |f(b)|)` over the row's outputs: absolute for outputs up to 1, relative beyond. When
+//! every interval looks settled but the delta is still over, all intervals are halved (something
+//! happens between the points). A ReLU network is linear between the points where a unit switches, so
+//! intervals without a switch are exact at once and the refinement closes in on the switches: the
+//! result matches the exact piecewise-linear integral. Rows go in blocks of 256; all rows of a block's
+//! round go through the engine as one batch.
 
 use super::Unit;
 use crate::engine::{Engine, Matrix};
@@ -86,6 +89,37 @@ pub fn attribute(
     settings: Settings,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<RowAttribution>> {
+    // Rows go in blocks: every evaluated point's gradients are kept until the row is done, so memory
+    // grows with the rows refined at once, not with the slice (a row's result does not depend on its
+    // block).
+    let mut out = Vec::with_capacity(inputs.rows);
+    for start in (0..inputs.rows).step_by(BLOCK) {
+        let end = (start + BLOCK).min(inputs.rows);
+        let done = out.len();
+        let block = attribute_block(
+            engine,
+            &inputs.slice_rows(start..end),
+            baseline,
+            units,
+            settings,
+            &mut |n, _| progress(done + n, inputs.rows),
+        )?;
+        out.extend(block);
+    }
+    Ok(out)
+}
+
+/// Rows refined together.
+const BLOCK: usize = 256;
+
+fn attribute_block(
+    engine: &dyn Engine,
+    inputs: &Matrix,
+    baseline: &[f64],
+    units: &[Unit],
+    settings: Settings,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<RowAttribution>> {
     let (rows, cols) = (inputs.rows, inputs.cols);
     if baseline.len() != cols {
         return Err(Error::msg(format!(
@@ -108,12 +142,19 @@ pub fn attribute(
             })
     };
     let mut difference = Vec::with_capacity(rows);
+    // The tolerance per row: absolute for outputs up to 1, relative beyond (a float32 model cannot
+    // resolve f(x) − f(b) better than its outputs' own rounding).
+    let mut tolerance = Vec::with_capacity(rows);
     for r in 0..rows {
-        let d: Result<Vec<f64>> = units
-            .iter()
-            .map(|u| Ok(value(&fx, u, r)? - value(&fb, u, 0)?))
-            .collect();
-        difference.push(d?);
+        let mut d = Vec::with_capacity(units.len());
+        let mut scale: f64 = 1.0;
+        for u in units {
+            let (a, b) = (value(&fx, u, r)?, value(&fb, u, 0)?);
+            d.push(a - b);
+            scale = scale.max(a.abs()).max(b.abs());
+        }
+        difference.push(d);
+        tolerance.push(settings.tolerance * scale);
     }
     let dx: Vec<Vec<f64>> = (0..rows)
         .map(|r| {
@@ -191,27 +232,22 @@ pub fn attribute(
                 continue;
             }
             let row = summarize(st, &dx[r], &difference[r], units.len(), cols);
-            let ok = row.error_bound <= settings.tolerance
-                && row.delta.iter().all(|d| d.abs() <= settings.tolerance);
+            let tol = tolerance[r];
+            let ok = row.error_bound <= tol && row.delta.iter().all(|d| d.abs() <= tol);
             let split: Vec<usize> = if ok {
                 Vec::new()
             } else {
                 let mut over: Vec<usize> = (0..st.intervals.len())
                     .filter(|&i| {
                         let iv = &st.intervals[i];
-                        iv.error > settings.tolerance * (iv.b - iv.a)
+                        iv.error > tol * (iv.b - iv.a)
                     })
                     .collect();
                 if over.is_empty() {
-                    // Only the sum is over: refine the worst interval.
-                    let worst = (0..st.intervals.len()).fold(0, |w, i| {
-                        if st.intervals[i].error > st.intervals[w].error {
-                            i
-                        } else {
-                            w
-                        }
-                    });
-                    over.push(worst);
+                    // Every interval looks settled, yet the sum is off: something happens inside an
+                    // interval that its three points do not see (a unit switching on and off again).
+                    // Halve them all, so the next round samples everywhere.
+                    over = (0..st.intervals.len()).collect();
                 }
                 // Largest errors first, within the row's budget (each split costs two midpoints).
                 over.sort_by(|&x, &y| {

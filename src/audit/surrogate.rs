@@ -117,6 +117,8 @@ pub struct DepthRow {
     pub depth: usize,
     pub leaves: usize,
     pub train_balanced_accuracy: f64,
+    /// The depth is chosen on this: trees fitted to the earlier training rows, scored on the later ones.
+    pub validation_balanced_accuracy: f64,
     pub holdout_balanced_accuracy: f64,
 }
 
@@ -171,26 +173,34 @@ pub fn fit(
     let majority = (0..classes.len()).fold(0, |b, c| if counts[c] > counts[b] { c } else { b });
     let majority_ba = balanced_accuracy(&hold_y, &vec![majority; hold_y.len()], classes.len()).0;
 
+    // The depth is chosen on a validation part cut from the end of the training rows the same way, so
+    // the holdout stays unseen by every choice and its score is an honest fidelity.
+    let (fit_rows, val_rows, _) = time_split(timestamps, &train, settings.holdout)?;
+    let fit_y: Vec<usize> = fit_rows.iter().map(|&r| y[r]).collect();
+    let val_y: Vec<usize> = val_rows.iter().map(|&r| y[r]).collect();
     let mut table = Vec::new();
-    let mut best: Option<(f64, Node)> = None;
+    let mut best: Option<(f64, Node, f64)> = None;
     for depth in 1..=settings.max_depth + 2 {
+        let probe = fit_tree(x, &fit_rows, &fit_y, depth, settings.min_leaf)?;
         let tree = fit_tree(x, &train, &train_y, depth, settings.min_leaf)?;
-        let predict = |rows: &[usize]| -> Vec<usize> {
-            rows.iter().map(|&r| tree.predict(x.row(r))).collect()
+        let predict = |t: &Node, rows: &[usize]| -> Vec<usize> {
+            rows.iter().map(|&r| t.predict(x.row(r))).collect()
         };
-        let (train_ba, _) = balanced_accuracy(&train_y, &predict(&train), classes.len());
-        let (hold_ba, _) = balanced_accuracy(&hold_y, &predict(&hold), classes.len());
+        let (val_ba, _) = balanced_accuracy(&val_y, &predict(&probe, &val_rows), classes.len());
+        let (train_ba, _) = balanced_accuracy(&train_y, &predict(&tree, &train), classes.len());
+        let (hold_ba, _) = balanced_accuracy(&hold_y, &predict(&tree, &hold), classes.len());
         table.push(DepthRow {
             depth,
             leaves: tree.leaves(),
             train_balanced_accuracy: train_ba,
+            validation_balanced_accuracy: val_ba,
             holdout_balanced_accuracy: hold_ba,
         });
-        if depth <= settings.max_depth && best.as_ref().is_none_or(|(b, _)| hold_ba > *b) {
-            best = Some((hold_ba, tree));
+        if depth <= settings.max_depth && best.as_ref().is_none_or(|(b, _, _)| val_ba > *b) {
+            best = Some((val_ba, tree, hold_ba));
         }
     }
-    let (hold_ba, tree) = best.expect("max-depth ≥ 1");
+    let (_, tree, hold_ba) = best.expect("max-depth ≥ 1");
     let predicted: Vec<usize> = hold.iter().map(|&r| tree.predict(x.row(r))).collect();
     let (_, recall) = balanced_accuracy(&hold_y, &predicted, classes.len());
     let rules = rules(
@@ -235,18 +245,26 @@ fn time_split(
         }
         None => order.sort_by(|a, b| timestamps[*a].cmp(&timestamps[*b]).then(a.cmp(b))),
     }
-    let mut distinct: Vec<&str> = order.iter().map(|&r| timestamps[r].as_str()).collect();
-    distinct.dedup();
+    // Distinct times by the key the rows were sorted on (so `1000` and `1e3` are one time).
+    let key = |r: usize| -> String {
+        match timestamps[r].trim().parse::<f64>() {
+            Ok(v) if numeric.is_some() => format!("{v:e}"),
+            _ => timestamps[r].clone(),
+        }
+    };
+    let mut distinct: Vec<(String, usize)> = order.iter().map(|&r| (key(r), r)).collect();
+    distinct.dedup_by(|a, b| a.0 == b.0);
     if distinct.len() < 2 {
         return Err(Error::msg(
-            "the surrogate needs rows from at least two timestamps to hold the latest out",
+            "the surrogate needs rows from at least two timestamps to hold the latest out (the slice has fewer)",
         ));
     }
     let held = ((distinct.len() as f64 * share).round() as usize).clamp(1, distinct.len() - 1);
-    let from = distinct[distinct.len() - held].to_owned();
+    let (cut, first) = distinct[distinct.len() - held].clone();
+    let from = timestamps[first].clone();
     let first_held = order
         .iter()
-        .position(|&r| timestamps[r] == from)
+        .position(|&r| key(r) == cut)
         .expect("the cut is one of the timestamps");
     let mut train = order[..first_held].to_vec();
     let mut hold = order[first_held..].to_vec();

@@ -129,6 +129,7 @@ pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBu
             );
         }
     }
+    out.extend(loaded.extra_checkpoints.iter().cloned());
     out.sort();
     out.dedup();
     Ok(out)

@@ -180,7 +180,8 @@ impl Doc {
 
     /// Make sure `h` points fit below the cursor, else start a new page.
     pub fn need(&mut self, h: f32) {
-        if self.y - h < BOTTOM {
+        // On a fresh page a new page would not give more room.
+        if self.y - h < BOTTOM && self.y < TOP {
             self.new_page();
         }
     }
@@ -331,10 +332,17 @@ impl Doc {
                 self.line(Font::Mono, size, BLACK, "");
                 continue;
             }
-            for (i, chunk) in chars.chunks(cols.max(1)).enumerate() {
+            // The first line takes `cols` characters, continuations two fewer after their indent.
+            let first = cols.max(3).min(chars.len());
+            self.line(
+                Font::Mono,
+                size,
+                BLACK,
+                &chars[..first].iter().collect::<String>(),
+            );
+            for chunk in chars[first..].chunks(cols.max(3) - 2) {
                 let s: String = chunk.iter().collect();
-                let s = if i == 0 { s } else { format!("  {s}") };
-                self.line(Font::Mono, size, BLACK, &s);
+                self.line(Font::Mono, size, BLACK, &format!("  {s}"));
             }
         }
         self.space(4.0);

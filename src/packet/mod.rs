@@ -47,7 +47,6 @@ pub struct Packet {
     pub attribution: Vec<HeadAttribution>,
     pub surrogate: Surrogate,
     pub surrogate_target: String,
-    pub surrogate_rules: String,
     /// Against `--base`, when given.
     pub changes: Option<Changes>,
     pub slice: String,
@@ -98,48 +97,64 @@ fn manifest(loaded: &Loaded, path: &Path, contract: &PipelineContract) -> Result
     })?;
     let m: RunManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::msg(format!("{shown}: not a run manifest: {e}")))?;
-    let stale = |what: &str, then: &str, now: &str| {
-        Error::msg(format!(
-            "{shown}: the manifest is stale: {what} was {then} when it was written and is {now} now; run `plumbline check --profile pre-live` again"
+    let refuse = |why: String| Error::msg(format!("{shown}: {why}"));
+    if m.manifest_format != crate::manifest::MANIFEST_FORMAT {
+        return Err(refuse(format!(
+            "manifest-format {} (this plumbline reads {})",
+            m.manifest_format,
+            crate::manifest::MANIFEST_FORMAT
+        )));
+    }
+    if crate::manifest::run_sha256(&m.run) != m.run_sha256 {
+        return Err(refuse(
+            "`run-sha256` does not match its `run`: the manifest was edited after it was written"
+                .into(),
+        ));
+    }
+    if m.run.profile.as_deref() != Some("pre-live") {
+        return Err(refuse(format!(
+            "the packet describes a pre-live run, and this manifest is of {}; run `plumbline check --profile pre-live`",
+            m.run
+                .profile
+                .as_deref()
+                .map_or("a run without a profile".into(), |p| format!("profile {p}"))
+        )));
+    }
+    let stale = |what: String| {
+        refuse(format!(
+            "the manifest is stale: {what} since it was written; run `plumbline check --profile pre-live` again"
         ))
     };
     let config_now = crate::checkpoint::sha256_file(&loaded.path)?;
     if m.run.config.sha256 != config_now {
-        return Err(stale(
-            &format!("the config ({})", m.run.config.path),
-            &m.run.config.sha256,
-            &config_now,
-        ));
+        return Err(stale(format!("the config ({}) changed", m.run.config.path)));
     }
-    let contract_now = sha256_hex(crate::docs::expected_json(contract).as_bytes());
-    if m.run.contract_sha256.as_deref() != Some(contract_now.as_str()) {
-        return Err(stale(
-            "the derived contract",
-            m.run.contract_sha256.as_deref().unwrap_or("underivable"),
-            &contract_now,
-        ));
+    if m.run.contract_sha256.as_deref() != Some(crate::manifest::contract_sha256(contract).as_str())
+    {
+        return Err(stale("the derived contract changed".into()));
     }
-    // Paths in a manifest are as shown from where it was written; the hashes decide.
+    // Checkpoints and data files by path (as shown from here) and hash: a changed, added, removed or
+    // swapped file is stale.
     let now = crate::manifest::checkpoint_hashes(loaded)?;
-    let mut then: Vec<&str> = m
-        .run
-        .checkpoints
-        .iter()
-        .map(|c| c.sha256.as_str())
-        .collect();
-    let mut current: Vec<&str> = now.iter().map(|c| c.sha256.as_str()).collect();
-    then.sort_unstable();
-    current.sort_unstable();
-    if then != current {
-        let changed = now
-            .iter()
-            .find(|c| !then.contains(&c.sha256.as_str()))
-            .map_or("a checkpoint was removed".to_owned(), |c| {
-                format!("{} changed or was added", c.path)
-            });
-        return Err(Error::msg(format!(
-            "{shown}: the manifest is stale: {changed} since it was written; run `plumbline check --profile pre-live` again"
-        )));
+    for (what, then, current) in [
+        ("checkpoint", &m.run.checkpoints, &now),
+        (
+            "data file",
+            &m.run.data,
+            &crate::manifest::data_hashes(loaded)?,
+        ),
+    ] {
+        let pairs = |v: &[crate::manifest::Hashed]| -> std::collections::BTreeMap<String, String> {
+            v.iter()
+                .map(|h| (h.path.clone(), h.sha256.clone()))
+                .collect()
+        };
+        let (a, b) = (pairs(then), pairs(current));
+        if let Some(path) = a.keys().chain(b.keys()).find(|p| a.get(*p) != b.get(*p)) {
+            return Err(stale(format!(
+                "{what} {path} changed, appeared or went away"
+            )));
+        }
     }
     Ok((m, sha256_hex(&bytes), now))
 }
@@ -164,8 +179,14 @@ pub fn gather(
     let inputs = crate::audit::prepare(loaded)?;
     let (distributions, distribution_note) = distributions(loaded, &inputs)?;
     let c = conditions::compute(loaded, &inputs, progress)?;
+    if c.not_converged() > 0 {
+        return Err(Error::msg(format!(
+            "integrated gradients did not converge on {} rows within `audit.max-steps` ({}): the packet would show attributions that are off; raise `audit.max-steps` or `audit.tolerance` (`plumbline audit conditions` lists the rows)",
+            c.not_converged(),
+            loaded.config.audit.max_steps
+        )));
+    }
     let (attribution_method, attribution) = attribution(&inputs, &c);
-    let surrogate_rules = crate::audit::surrogate::text(&c.surrogate, "surrogate rules");
     let changes = match &loaded.base {
         Some(_) => {
             let gate = crate::gates::find("contract-changes").expect("registered");
@@ -184,7 +205,6 @@ pub fn gather(
         attribution_method,
         attribution,
         surrogate_target: c.target.clone(),
-        surrogate_rules,
         surrogate: c.surrogate,
         changes,
         slice: inputs.slice_file.clone(),
@@ -268,16 +288,7 @@ fn attribution(
         }
         let mut bars: Vec<(String, f64)> = (0..f)
             .map(|j| {
-                let sum: f64 = idx
-                    .iter()
-                    .map(|&u| match &c.attribution {
-                        Attribution::Integrated { rows, .. } => {
-                            rows.iter().map(|r| r.attributions[u][j].abs()).sum::<f64>()
-                                / rows.len() as f64
-                        }
-                        Attribution::Permutation(imp) => imp[u][j].mean_abs_change,
-                    })
-                    .sum();
+                let sum: f64 = idx.iter().map(|&u| c.importance(u, j)).sum();
                 (inputs.features[j].clone(), sum / idx.len() as f64)
             })
             .collect();

@@ -447,7 +447,7 @@ fn attribution(doc: &mut Doc, p: &Packet) {
         Font::Regular,
         9.0,
         &format!(
-            "Method: {}. For each head, the mean over its outputs of each feature's importance on the {} slice rows, largest first (artifacts/learned_conditions/attribution.csv has every output).",
+            "Method: {}. For each head, the mean over its outputs of each feature's importance on the {} slice rows, largest first (`plumbline audit conditions` writes every output's ranking to attribution.csv).",
             p.attribution_method,
             crate::render::thousands(p.rows)
         ),
@@ -457,10 +457,14 @@ fn attribution(doc: &mut Doc, p: &Packet) {
     }
 }
 
+/// The most bars one chart shows (a page holds about 55); the rest are named in a line below.
+const MAX_BARS: usize = 40;
+
 /// Horizontal bars, one per feature, with the value at the end.
 fn bar_chart(doc: &mut Doc, h: &HeadAttribution) {
     let row = 12.0;
-    let height = 26.0 + row * h.bars.len() as f32;
+    let shown = &h.bars[..h.bars.len().min(MAX_BARS)];
+    let height = 26.0 + row * shown.len() as f32;
     doc.subheading(
         &format!(
             "Head `{}` ({})",
@@ -470,17 +474,16 @@ fn bar_chart(doc: &mut Doc, h: &HeadAttribution) {
         height,
     );
     doc.need(height);
-    let label_w = h
-        .bars
+    let label_w = shown
         .iter()
         .map(|(f, _)| width(Font::Regular, 8.0, f))
         .fold(0.0f32, f32::max)
         + 8.0;
     let left = MARGIN + label_w;
     let pw = CONTENT_W - label_w - 60.0;
-    let max = h.bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
+    let max = shown.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
     let top = doc.y - 4.0;
-    for (i, (feature, v)) in h.bars.iter().enumerate() {
+    for (i, (feature, v)) in shown.iter().enumerate() {
         let y = top - row * (i as f32 + 1.0);
         doc.text_at(MARGIN, y + 2.5, Font::Regular, 8.0, BLACK, feature);
         let len = (v / max) as f32 * pw;
@@ -494,10 +497,21 @@ fn bar_chart(doc: &mut Doc, h: &HeadAttribution) {
             &format!("{v:.4}"),
         );
     }
-    let axis_y = top - row * h.bars.len() as f32 - 2.0;
+    let axis_y = top - row * shown.len() as f32 - 2.0;
     doc.stroke_line(left, axis_y, left, top, 0.5, BLACK);
     doc.stroke_line(left, axis_y, left + pw, axis_y, 0.5, BLACK);
     doc.y = axis_y - 10.0;
+    if h.bars.len() > shown.len() {
+        doc.para(
+            Font::Regular,
+            8.0,
+            &format!(
+                "{} more features below {:.4}, not drawn.",
+                h.bars.len() - shown.len(),
+                shown.last().map_or(0.0, |b| b.1)
+            ),
+        );
+    }
 }
 
 fn surrogate(doc: &mut Doc, p: &Packet) {
@@ -507,7 +521,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         Font::Regular,
         9.0,
         &format!(
-            "A decision tree (CART, Gini) fitted to {} on the raw features; fidelity is balanced accuracy on the latest {} rows (timestamps from {}), held out by time. Exported depth {}: {} rules, balanced accuracy {} against {} for always `{}` ({:+.3}).",
+            "A decision tree (CART, Gini) fitted to {} on the raw features; the depth is chosen on a validation part at the end of the training rows, and fidelity is balanced accuracy on the latest {} rows (timestamps from {}), held out by time and used for nothing else. Exported depth {}: {} rules, balanced accuracy {} against {} for always `{}` ({:+.3}).",
             p.surrogate_target,
             crate::render::thousands(s.split.holdout_rows),
             s.split.holdout_from,
@@ -527,6 +541,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
                 d.depth.to_string(),
                 d.leaves.to_string(),
                 fixed(d.train_balanced_accuracy),
+                fixed(d.validation_balanced_accuracy),
                 fixed(d.holdout_balanced_accuracy),
                 if d.depth == s.depth {
                     "exported".into()
@@ -537,9 +552,16 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         })
         .collect();
     doc.table(
-        &["depth", "leaves", "train BA", "holdout BA", ""],
-        &[45.0, 45.0, 65.0, 70.0, 80.0],
-        &[true, true, true, true, false],
+        &[
+            "depth",
+            "leaves",
+            "train BA",
+            "validation BA",
+            "holdout BA",
+            "",
+        ],
+        &[45.0, 45.0, 65.0, 75.0, 70.0, 80.0],
+        &[true, true, true, true, true, false],
         &rows,
         8.5,
     );

@@ -398,28 +398,22 @@ fn audit_decisions_writes_one_row_per_decision() {
 /// the gates' findings and says the audit could not run.
 #[test]
 fn post_train_checks_the_new_checkpoint_and_exports_its_conditions() {
-    let (_tmp, dir) = example_with_rows(150);
+    let (tmp, dir) = example_with_rows(150);
     // The first 150 rows are too few to recompute the scaler on (norm-stats would say so).
     crate::util::replace_in(
         &dir.join("plumbline.toml"),
         "recompute = true",
         "recompute = false",
     );
-    std::fs::create_dir_all(dir.join("runs")).unwrap();
-    std::fs::copy(
-        dir.join("checkpoints/momentum_v3.pt"),
-        dir.join("runs/new.pt"),
-    )
-    .unwrap();
+    // A new run's checkpoint outside the config's directory and its globs.
+    let outside = tmp.path().join("runs");
+    std::fs::create_dir_all(&outside).unwrap();
+    let new = outside.join("new.pt");
+    std::fs::copy(dir.join("checkpoints/momentum_v3.pt"), &new).unwrap();
+    let arg = new.to_str().unwrap();
     let o = plumbline(
         &dir,
-        &[
-            "check",
-            "--profile",
-            "post-train",
-            "--checkpoint",
-            "runs/new.pt",
-        ],
+        &["check", "--profile", "post-train", "--checkpoint", arg],
     );
     assert_eq!(
         o.status.code(),
@@ -429,15 +423,45 @@ fn post_train_checks_the_new_checkpoint_and_exports_its_conditions() {
         stderr(&o)
     );
     assert!(
-        stderr(&o).contains("audit conditions: runs/new.pt on data/slice.csv"),
+        crate::util::stdout(&o).contains("3 checkpoints"),
         "{}",
-        stderr(&o)
+        crate::util::stdout(&o)
     );
     let summary: Value = serde_json::from_slice(&read(
         &dir.join("artifacts/learned_conditions/summary.json"),
     ))
     .unwrap();
-    assert_eq!(summary["checkpoint"], "runs/new.pt");
+    assert!(
+        summary["checkpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("runs/new.pt"),
+        "{}",
+        summary["checkpoint"]
+    );
+
+    // Other weights under the same model version: the inventory says so (exit 1), and the conditions
+    // of the new weights are still exported for the reviewer.
+    std::fs::copy(fixture("checkpoints/direction_collapsed.pt"), &new).unwrap();
+    let o = plumbline(
+        &dir,
+        &["check", "--profile", "post-train", "--checkpoint", arg],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}{}",
+        crate::util::stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        crate::util::stdout(&o).contains("error[checkpoint-version-conflict]"),
+        "{}",
+        crate::util::stdout(&o)
+    );
+    assert!(stderr(&o).contains("audit conditions: "), "{}", stderr(&o));
+
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
 
     std::fs::copy(fixture("checkpoints/no_mad.pt"), dir.join("runs/broken.pt")).unwrap();
     let o = plumbline(

@@ -75,7 +75,7 @@ fn the_packet_holds_the_run_and_is_byte_identical_across_runs() {
         commit.as_str(),
         "Verdict: passed",
         manifest["run-sha256"].as_str().unwrap(),
-        "2026-",
+        manifest["created"].as_str().unwrap(),
         "ret_10",
         "THEN long",
         "PSI",
@@ -146,34 +146,56 @@ fn which(program: &str) -> bool {
     found
 }
 
-/// No manifest: a clear error naming the command that writes one. A manifest of another state (the
-/// config edited since): refused as stale, nothing written.
+/// No manifest: a clear error naming the command that writes one. A manifest of another profile, one
+/// edited by hand, or one older than an edit of the config or the slice: refused, nothing written.
 #[test]
-fn the_packet_refuses_a_missing_or_stale_manifest() {
+fn the_packet_refuses_a_missing_stale_or_edited_manifest() {
     let (_tmp, ex) = example_copy();
-    let o = plumbline(&ex, &["audit", "packet"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("run `plumbline check --profile pre-live` first"),
-        "{}",
-        stderr(&o)
+    let refused = |args: &[&str], why: &str| {
+        let o = plumbline(&ex, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
+        assert!(!ex.join("artifacts/audit/audit_packet.pdf").exists());
+    };
+    refused(
+        &["audit", "packet"],
+        "run `plumbline check --profile pre-live` first",
     );
+
     let o = plumbline(
         &ex,
         &["check", "--profile", "pre-backtest", "--manifest", "m.json"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    refused(
+        &["audit", "packet", "--manifest", "m.json"],
+        "this manifest is of profile pre-backtest",
+    );
+
+    pre_live(&ex);
+    let path = ex.join("artifacts/audit/run_manifest.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        good.replacen("\"verdict\": \"passed\"", "\"verdict\": \"failed\"", 1),
+    )
+    .unwrap();
+    refused(
+        &["audit", "packet"],
+        "the manifest was edited after it was written",
+    );
+    std::fs::write(&path, &good).unwrap();
+
+    let slice = ex.join("data/slice.csv");
+    let original = std::fs::read(&slice).unwrap();
+    std::fs::write(&slice, [original.as_slice(), b"\n"].concat()).unwrap();
+    refused(&["audit", "packet"], "the manifest is stale: data file");
+    std::fs::write(&slice, &original).unwrap();
+
     replace_in(
         &ex.join("plumbline.toml"),
         "[pipeline]",
         "# edited after the run\n[pipeline]",
     );
-    let o = plumbline(&ex, &["audit", "packet", "--manifest", "m.json"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("the manifest is stale: the config"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!ex.join("artifacts/audit/audit_packet.pdf").exists());
+    refused(&["audit", "packet"], "the manifest is stale: the config");
 }
