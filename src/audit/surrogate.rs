@@ -111,6 +111,20 @@ pub struct Rule {
     pub holdout_precision: Option<f64>,
 }
 
+impl Rule {
+    /// `f <= v AND g > w` with thresholds to 4 significant digits; `TRUE` for a tree with no split.
+    pub fn condition_text(&self) -> String {
+        if self.conditions.is_empty() {
+            return "TRUE".to_owned();
+        }
+        self.conditions
+            .iter()
+            .map(|c| format!("{} {} {}", c.feature, c.op, short(c.value)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}
+
 /// Fidelity of one depth.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct DepthRow {
@@ -496,15 +510,7 @@ pub fn text(s: &Surrogate, title: &str) -> String {
     ));
     out.push_str("# support and precision on the training rows, the holdout's in brackets; thresholds in raw units, rounded to 4 significant digits (surrogate_rules.json has them exactly)\n");
     for r in &s.rules {
-        let cond = if r.conditions.is_empty() {
-            "TRUE".to_owned()
-        } else {
-            r.conditions
-                .iter()
-                .map(|c| format!("{} {} {}", c.feature, c.op, short(c.value)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
+        let cond = r.condition_text();
         let hold = match r.holdout_precision {
             Some(p) => format!(
                 "[holdout {}, precision {}]",

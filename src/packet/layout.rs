@@ -286,28 +286,17 @@ impl Doc {
             }
         };
         let header_cells: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+        let header_row = |doc: &mut Doc| {
+            draw_row(doc, &header_cells, Font::Bold, BLACK);
+            let end = MARGIN + widths.iter().sum::<f32>();
+            doc.stroke_line(MARGIN, doc.y, end, doc.y, 0.5, GREY);
+        };
         self.need(lead * 3.0);
-        draw_row(self, &header_cells, Font::Bold, BLACK);
-        self.stroke_line(
-            MARGIN,
-            self.y,
-            MARGIN + widths.iter().sum::<f32>(),
-            self.y,
-            0.5,
-            GREY,
-        );
+        header_row(self);
         for row in rows {
             if self.y - lead < BOTTOM {
                 self.new_page();
-                draw_row(self, &header_cells, Font::Bold, BLACK);
-                self.stroke_line(
-                    MARGIN,
-                    self.y,
-                    MARGIN + widths.iter().sum::<f32>(),
-                    self.y,
-                    0.5,
-                    GREY,
-                );
+                header_row(self);
             }
             let color = if row.first().is_some_and(|c| c.starts_with('!')) {
                 RED

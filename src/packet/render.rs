@@ -570,22 +570,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         40.0,
     );
     for r in &s.rules {
-        let cond = if r.conditions.is_empty() {
-            "always".to_owned()
-        } else {
-            r.conditions
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} {}",
-                        c.feature,
-                        c.op,
-                        crate::audit::surrogate::short(c.value)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
+        let cond = r.condition_text();
         let lines = layout::wrap(Font::Regular, 8.0, &format!("IF {cond}"), CONTENT_W - 12.0);
         doc.need(12.0 * (lines.len() as f32 + 1.0) + 4.0);
         let hold = match r.holdout_precision {

@@ -208,10 +208,7 @@ fn write_linear(
 /// the surrogate's acceptance runs on the whole slice in `audit_conditions_on_the_example`).
 fn example_with_rows(rows: usize) -> (tempfile::TempDir, PathBuf) {
     let (tmp, dir) = example_copy();
-    let slice = dir.join("data/slice.csv");
-    let text = std::fs::read_to_string(&slice).unwrap();
-    let cut: Vec<&str> = text.lines().take(rows + 1).collect();
-    std::fs::write(&slice, cut.join("\n") + "\n").unwrap();
+    crate::util::cut_slice(&dir, rows);
     (tmp, dir)
 }
 

@@ -1,7 +1,7 @@
 //! `audit conditions` on a command engine: permutation importance through the pipeline's own inference
 //! code (no burn needed), seeded and repeatable.
 
-use crate::util::{example_copy, plumbline, repo, stderr};
+use crate::util::{example_copy, plumbline, stderr};
 
 #[test]
 fn permutation_importance_runs_through_the_command_engine() {
@@ -9,23 +9,8 @@ fn permutation_importance_runs_through_the_command_engine() {
         return;
     }
     let (_g, ex) = example_copy();
-    let slice = ex.join("data/slice.csv");
-    let text = std::fs::read_to_string(&slice).unwrap();
-    let cut: Vec<&str> = text.lines().take(121).collect();
-    std::fs::write(&slice, cut.join("\n") + "\n").unwrap();
-    let script = repo().join("tests/fixtures/commands/scaled_engine.py");
-    let engine = format!(
-        "engine = {{ argv = [\"python3\", {:?}, \"backtest/infer.py\", \"checkpoints/momentum_v3.safetensors\", \"{{inputs}}\", \"{{out}}\"] }}",
-        script.to_string_lossy()
-    );
-    let cfg = ex.join("plumbline.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let anchor = "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n";
-    std::fs::write(
-        &cfg,
-        text.replacen(anchor, &format!("{anchor}{engine}\n"), 1),
-    )
-    .unwrap();
+    crate::util::cut_slice(&ex, 120);
+    crate::util::use_command_engine(&ex);
 
     let o = plumbline(&ex, &["audit", "conditions"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -225,20 +225,8 @@ fn the_three_builders_share_no_code() {
 #[test]
 fn the_command_engine_runs_the_model_gates() {
     let (_g, ex) = example_copy();
-    let script = repo().join("tests/fixtures/commands/scaled_engine.py");
-    let engine = format!(
-        "engine = {{ argv = [\"python3\", {:?}, \"backtest/infer.py\", \"checkpoints/momentum_v3.safetensors\", \"{{inputs}}\", \"{{out}}\"] }}",
-        script.to_string_lossy()
-    );
+    crate::util::use_command_engine(&ex);
     let cfg = ex.join("plumbline.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let anchor = "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n";
-    assert!(text.contains(anchor));
-    std::fs::write(
-        &cfg,
-        text.replacen(anchor, &format!("{anchor}{engine}\n"), 1),
-    )
-    .unwrap();
     for gate in ["forward-contract", "output-distribution"] {
         let o = plumbline(&ex, &["gate", gate]);
         assert_eq!(

@@ -78,7 +78,13 @@ fn pre_live_writes_a_manifest_that_validates_and_hashes_the_same_inputs_the_same
         .collect();
     assert_eq!(
         data,
-        ["data/slice.csv", "data/prices_recent.csv", "ruleset.toml"]
+        [
+            "data/slice.csv",
+            "data/prices_recent.csv",
+            "ruleset.toml",
+            "reference/outputs.json",
+            "reference/output_baseline.json"
+        ]
     );
     assert!(
         run["contract-sha256"]

@@ -270,3 +270,27 @@ pub fn replace_in(path: &Path, from: &str, to: &str) {
     assert!(text.contains(from), "{from:?} not in {}", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
+
+/// Point the copied example's `[model] engine` at the pipeline's own inference code (the command engine,
+/// docs/commands.md) through `tests/fixtures/commands/scaled_engine.py`.
+pub fn use_command_engine(ex: &Path) {
+    let script = repo().join("tests/fixtures/commands/scaled_engine.py");
+    let engine = format!(
+        "engine = {{ argv = [\"python3\", {:?}, \"backtest/infer.py\", \"checkpoints/momentum_v3.safetensors\", \"{{inputs}}\", \"{{out}}\"] }}",
+        script.to_string_lossy()
+    );
+    let anchor = "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n";
+    replace_in(
+        &ex.join("plumbline.toml"),
+        anchor,
+        &format!("{anchor}{engine}\n"),
+    );
+}
+
+/// Keep the first `rows` data rows of the copied example's slice.
+pub fn cut_slice(ex: &Path, rows: usize) {
+    let slice = ex.join("data/slice.csv");
+    let text = std::fs::read_to_string(&slice).unwrap();
+    let cut: Vec<&str> = text.lines().take(rows + 1).collect();
+    std::fs::write(&slice, cut.join("\n") + "\n").unwrap();
+}
