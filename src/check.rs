@@ -252,13 +252,7 @@ pub fn run_with(
         _ => None,
     };
     let changes = match (&base, &contract) {
-        (Some(Ok(b)), Some(head)) => match &b.contract {
-            Some(Ok(at_base)) => Some(Changes {
-                base: b.label(),
-                changes: changes::classify(at_base, head, Some(&facts), &b.docs_changed),
-            }),
-            _ => None,
-        },
+        (Some(Ok(b)), Some(head)) => classify(b, head, &facts),
         _ => None,
     };
     let cx = Context {
@@ -313,22 +307,47 @@ pub fn run_with(
         contract,
         gates: results,
         findings,
-        changes: changes.map(|mut c| {
-            // The config's severity for a rule applies to the table as to the findings.
-            c.changes.retain_mut(|ch| {
-                let code = if ch.accepted {
-                    gates::contract_changes::ACCEPTED.id
-                } else {
-                    ch.rule.as_str()
-                };
-                severity(loaded, code, ch.severity)
-                    .map(|s| ch.severity = s)
-                    .is_some()
-            });
-            c
-        }),
+        changes: changes.map(|c| with_severities(loaded, c)),
         duration: start.elapsed(),
     })
+}
+
+/// The contract changes of `head` against the base's committed contract, when the base has one.
+fn classify(b: &crate::git::Base, head: &PipelineContract, facts: &Facts) -> Option<Changes> {
+    match &b.contract {
+        Some(Ok(at_base)) => Some(Changes {
+            base: b.label(),
+            changes: changes::classify(at_base, head, Some(facts), &b.docs_changed),
+        }),
+        _ => None,
+    }
+}
+
+/// The config's severity for a rule applies to the table as to the findings.
+fn with_severities(loaded: &Loaded, mut c: Changes) -> Changes {
+    c.changes.retain_mut(|ch| {
+        let code = if ch.accepted {
+            gates::contract_changes::ACCEPTED.id
+        } else {
+            ch.rule.as_str()
+        };
+        severity(loaded, code, ch.severity)
+            .map(|s| ch.severity = s)
+            .is_some()
+    });
+    c
+}
+
+/// The contract changes table against `rev` as `check --base` shows it (the audit packet's section).
+/// `None` when the base has no readable docs contract.
+pub fn changes_against(
+    loaded: &Loaded,
+    rev: &str,
+    head: &PipelineContract,
+    facts: &facts::Facts,
+) -> Result<Option<Changes>> {
+    let b = crate::git::base(loaded, rev)?;
+    Ok(classify(&b, head, facts).map(|c| with_severities(loaded, c)))
 }
 
 /// The output-distribution baseline of the current model on the configured slice, as canonical JSON.

@@ -303,27 +303,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             let outcome = check::run_with(&loaded, selection, &mut |p| bar.update(p))?;
             let mut code = report(&destinations, &outcome, fail_on, out)?;
             if *profile == Some(check::Profile::PostTrain) {
-                // The plan's §4.1: after the checks, export what the new model learned — when the
-                // config has what the export needs (a slice, a model this build can run).
-                let kind = crate::engine::EngineKind::of(&loaded);
-                let missing = match (&loaded.config.slice, crate::engine::unavailable(kind)) {
-                    (None, _) => Some("no `[slice]` in the config".to_owned()),
-                    (_, Some(why)) => Some(why.to_owned()),
-                    _ => None,
-                };
-                if let Some(why) = missing {
-                    writeln!(err, "audit conditions: skipped: {why}").map_err(io)?;
-                } else {
-                    match crate::audit::command::conditions(&loaded, None, &bar, err) {
-                        Ok(c) => code = code.max(c),
-                        // With findings already failing the run they explain why; a clean run that cannot
-                        // export is plumbline failing its job.
-                        Err(e) => {
-                            writeln!(err, "error: audit conditions: {e}").map_err(io)?;
-                            code = if code == 0 { 2 } else { code };
-                        }
-                    }
-                }
+                code = crate::audit::command::post_train(&loaded, code, &bar, err)?;
             }
             let manifest_path = match (manifest, session_log, profile) {
                 (Some(p), _, _) => Some(p.clone()),

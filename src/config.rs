@@ -70,6 +70,16 @@ pub enum IgBaseline {
     SliceMean,
 }
 
+impl IgBaseline {
+    /// The name the config and `summary.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            IgBaseline::Median => "median",
+            IgBaseline::SliceMean => "slice-mean",
+        }
+    }
+}
+
 /// How `audit conditions` attributes the outputs to the inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

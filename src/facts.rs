@@ -126,6 +126,11 @@ impl Facts {
     /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
     /// trained on), or the code's list when the checkpoint has no usable one. The slice is read in this
     /// order, so the model gates run the model as trained while feature-schema reports any mismatch.
+    /// The code's NaN policy, as the scaler applies it.
+    pub fn nan_policy(&self) -> crate::scaler::NanPolicy {
+        crate::scaler::NanPolicy::parse(self.code.nan_policy.value.as_str().unwrap_or(""))
+    }
+
     pub fn model_feature_names(&self) -> Result<Vec<String>> {
         let from_checkpoint = self.checkpoint.feature_cols.value.as_ref().and_then(|v| {
             v.as_array()?

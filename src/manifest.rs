@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::check::Outcome;
 use crate::config::Loaded;
@@ -158,19 +157,15 @@ pub fn data_hashes(loaded: &Loaded) -> Result<Vec<Hashed>> {
 
 /// `sha256:` of the contract's canonical JSON (the bytes `derive` prints).
 pub fn contract_sha256(c: &crate::contract::PipelineContract) -> String {
-    let text = crate::docs::expected_json(c);
-    format!(
-        "sha256:{}",
-        crate::checkpoint::hex(&Sha256::digest(text.as_bytes()))
-    )
+    crate::checkpoint::sha256_bytes(crate::docs::expected_json(c).as_bytes())
 }
 
 /// `sha256:` of the canonical JSON of a manifest's `run`.
 pub fn run_sha256(run: &Run) -> String {
-    let canonical = crate::canonical::to_string(run).expect("plain JSON");
-    format!(
-        "sha256:{}",
-        crate::checkpoint::hex(&Sha256::digest(canonical.as_bytes()))
+    crate::checkpoint::sha256_bytes(
+        crate::canonical::to_string(run)
+            .expect("plain JSON")
+            .as_bytes(),
     )
 }
 
@@ -244,15 +239,9 @@ pub fn default_path(loaded: &Loaded) -> PathBuf {
 
 /// Write the manifest (atomically, creating its directory); returns the sha256 of the written file.
 pub fn write(path: &Path, manifest: &RunManifest) -> Result<String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
     let text = crate::canonical::to_string(manifest).expect("plain JSON");
-    crate::docs::atomic_write(path, &text)?;
-    Ok(format!(
-        "sha256:{}",
-        crate::checkpoint::hex(&Sha256::digest(text.as_bytes()))
-    ))
+    crate::docs::atomic_write_creating(path, text.as_bytes())?;
+    Ok(crate::checkpoint::sha256_bytes(text.as_bytes()))
 }
 
 /// Append one line to the live session's log (plan §4.3): time, verdict, manifest path and hashes.

@@ -35,23 +35,16 @@ pub fn conditions(
     .map_err(io)?;
     match &c.attribution {
         Attribution::Integrated { rows: r, .. } => {
-            let mut steps: Vec<usize> = r.iter().map(|a| a.steps).collect();
-            steps.sort_unstable();
-            let delta = r
-                .iter()
-                .flat_map(|a| a.delta.iter().map(|d| d.abs()))
-                .fold(0.0, f64::max);
+            let st = conditions::StepStats::of(r);
             writeln!(
                 err,
-                "  attribution  integrated gradients from the {}: {} of {rows} rows converged, {}–{} steps (median {}), largest |completeness delta| {delta:.2e} (tolerance {:e})",
-                match loaded.config.audit.baseline {
-                    config::IgBaseline::Median => "median",
-                    config::IgBaseline::SliceMean => "slice mean",
-                },
-                crate::render::thousands(r.len() - c.not_converged()),
-                steps[0],
-                steps[steps.len() - 1],
-                steps[steps.len() / 2],
+                "  attribution  integrated gradients from the {}: {} of {rows} rows converged, {}–{} steps (median {}), largest |completeness delta| {:.2e} (tolerance {:e})",
+                loaded.config.audit.baseline.name().replace('-', " "),
+                crate::render::thousands(st.converged),
+                st.min,
+                st.max,
+                st.median,
+                st.max_abs_delta,
                 loaded.config.audit.tolerance
             )
             .map_err(io)?;
@@ -97,6 +90,36 @@ pub fn conditions(
     Ok(0)
 }
 
+/// The plan's §4.1: after the post-train gates (exit code `code`), export what the new model learned —
+/// when the config has what the export needs (a slice, a model this build can run). Returns the exit
+/// code: with findings already failing the run they explain a failed export; a clean run that cannot
+/// export is plumbline failing its job (2).
+pub fn post_train(
+    loaded: &config::Loaded,
+    code: u8,
+    bar: &crate::progress::Bar,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
+    let kind = crate::engine::EngineKind::of(loaded);
+    let missing = match (&loaded.config.slice, crate::engine::unavailable(kind)) {
+        (None, _) => Some("no `[slice]` in the config".to_owned()),
+        (_, Some(why)) => Some(why.to_owned()),
+        _ => None,
+    };
+    if let Some(why) = missing {
+        writeln!(err, "audit conditions: skipped: {why}").map_err(io)?;
+        return Ok(code);
+    }
+    match conditions(loaded, None, bar, err) {
+        Ok(c) => Ok(code.max(c)),
+        Err(e) => {
+            writeln!(err, "error: audit conditions: {e}").map_err(io)?;
+            Ok(if code == 0 { 2 } else { code })
+        }
+    }
+}
+
 /// `audit decisions`: the per-decision CSV.
 pub fn decisions(
     loaded: &config::Loaded,
@@ -111,7 +134,7 @@ pub fn decisions(
     })?;
     let text = decisions::csv(&inputs, &f, loaded.config.audit.top_k)?;
     let path = path.map_or_else(|| decisions::default_path(loaded), |p| p.to_path_buf());
-    decisions::write(&path, &text)?;
+    super::write(&path, &text)?;
     bar.update(check::Progress::Done);
     writeln!(
         err,
@@ -157,10 +180,7 @@ pub fn packet(
     })?;
     let bytes = render(&p)?;
     let path = path.map_or_else(|| crate::packet::default_path(loaded), |p| p.to_path_buf());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    crate::docs::atomic_write_bytes(&path, &bytes)?;
+    crate::docs::atomic_write_creating(&path, &bytes)?;
     bar.update(check::Progress::Done);
     writeln!(
         err,

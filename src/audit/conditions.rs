@@ -18,7 +18,7 @@ use super::integrated_gradients::{self as ig, RowAttribution};
 use super::permutation::{self, Importance};
 use super::surrogate::{self, Surrogate};
 use super::{Inputs, Unit, num};
-use crate::config::{AttributionMethod, IgBaseline, Loaded};
+use crate::config::{AttributionMethod, Loaded};
 use crate::engine::EngineKind;
 use crate::error::Result;
 
@@ -119,7 +119,7 @@ pub fn default_dir(loaded: &Loaded) -> PathBuf {
 /// Write the four files into `dir`; returns their paths.
 pub fn write(dir: &Path, loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Result<Vec<PathBuf>> {
     let files = [
-        (FILES[0], attribution_csv(inputs, c)),
+        (FILES[0], attribution_csv(inputs, c)?),
         (
             FILES[1],
             surrogate::text(
@@ -142,34 +142,50 @@ pub fn write(dir: &Path, loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Re
     Ok(written)
 }
 
-/// One row per (head, output, feature), ranked within each output by importance.
-pub fn attribution_csv(inputs: &Inputs, c: &Conditions) -> String {
-    let mut out = String::from("method,head,output,label,feature,importance,mean,spread,rank\n");
+/// One row per (head, output, feature), ranked within each output by importance (the csv crate quotes
+/// a name that needs it).
+pub fn attribution_csv(inputs: &Inputs, c: &Conditions) -> Result<String> {
     let features = &inputs.features;
+    let method = match &c.attribution {
+        Attribution::Integrated { .. } => "integrated-gradients",
+        Attribution::Permutation(_) => "permutation",
+    };
+    let fail = |e: String| crate::error::Error::msg(format!("writing attribution.csv: {e}"));
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record([
+        "method",
+        "head",
+        "output",
+        "label",
+        "feature",
+        "importance",
+        "mean",
+        "spread",
+        "rank",
+    ])
+    .map_err(|e| fail(e.to_string()))?;
     for (u, unit) in c.units.iter().enumerate() {
-        let method = match &c.attribution {
-            Attribution::Integrated { .. } => "integrated-gradients",
-            Attribution::Permutation(_) => "permutation",
-        };
         let stats: Vec<(f64, f64, f64)> = (0..features.len()).map(|j| c.stats(u, j)).collect();
         let mut order: Vec<usize> = (0..features.len()).collect();
         order.sort_by(|&a, &b| stats[b].0.total_cmp(&stats[a].0).then(a.cmp(&b)));
         for (rank, &j) in order.iter().enumerate() {
             let (imp, mean, spread) = stats[j];
-            out.push_str(&format!(
-                "{method},{},{},{},{},{},{},{},{}\n",
-                unit.head,
-                unit.unit,
+            w.write_record([
+                method.to_owned(),
+                unit.head.clone(),
+                unit.unit.to_string(),
                 inputs.unit_label(&unit.head, unit.unit),
-                features[j],
+                features[j].clone(),
                 num(imp),
                 num(mean),
                 num(spread),
-                rank + 1
-            ));
+                (rank + 1).to_string(),
+            ])
+            .map_err(|e| fail(e.to_string()))?;
         }
     }
-    out
+    let bytes = w.into_inner().map_err(|e| fail(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| fail(e.to_string()))
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -277,28 +293,20 @@ fn summary(loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Summary {
     let s = &loaded.config.audit;
     let (method, ig_summary, perm) = match &c.attribution {
         Attribution::Integrated { baseline, rows } => {
-            let mut steps: Vec<usize> = rows.iter().map(|r| r.steps).collect();
-            steps.sort_unstable();
-            let converged = rows.iter().filter(|r| r.converged).count();
+            let st = StepStats::of(rows);
             (
                 "integrated-gradients",
                 Some(IgSummary {
-                    baseline: match s.baseline {
-                        IgBaseline::Median => "median",
-                        IgBaseline::SliceMean => "slice-mean",
-                    },
+                    baseline: s.baseline.name(),
                     baseline_scaled: baseline.clone(),
                     tolerance: s.tolerance,
                     max_steps: s.max_steps,
-                    rows_converged: converged,
-                    rows_not_converged: rows.len() - converged,
-                    steps_min: steps.first().copied().unwrap_or(0),
-                    steps_median: steps.get(steps.len() / 2).copied().unwrap_or(0),
-                    steps_max: steps.last().copied().unwrap_or(0),
-                    max_abs_completeness_delta: rows
-                        .iter()
-                        .flat_map(|r| r.delta.iter().map(|d| d.abs()))
-                        .fold(0.0, f64::max),
+                    rows_converged: st.converged,
+                    rows_not_converged: rows.len() - st.converged,
+                    steps_min: st.min,
+                    steps_median: st.median,
+                    steps_max: st.max,
+                    max_abs_completeness_delta: st.max_abs_delta,
                     outputs: c.units.iter().map(unit_name).collect(),
                     rows: rows
                         .iter()
@@ -347,6 +355,33 @@ fn summary(loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Summary {
             depth_table: sg.depth_table.clone(),
         },
         files: FILES.to_vec(),
+    }
+}
+
+/// Steps and completeness over the rows of an integrated-gradients run.
+pub struct StepStats {
+    pub converged: usize,
+    pub min: usize,
+    pub median: usize,
+    pub max: usize,
+    /// The largest |completeness delta| over rows and outputs.
+    pub max_abs_delta: f64,
+}
+
+impl StepStats {
+    pub fn of(rows: &[RowAttribution]) -> StepStats {
+        let mut steps: Vec<usize> = rows.iter().map(|r| r.steps).collect();
+        steps.sort_unstable();
+        StepStats {
+            converged: rows.iter().filter(|r| r.converged).count(),
+            min: steps.first().copied().unwrap_or(0),
+            median: steps.get(steps.len() / 2).copied().unwrap_or(0),
+            max: steps.last().copied().unwrap_or(0),
+            max_abs_delta: rows
+                .iter()
+                .flat_map(|r| r.delta.iter().map(|d| d.abs()))
+                .fold(0.0, f64::max),
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! occlusion (the output minus the output with that one feature set to the baseline), which needs no
 //! gradients and runs as one batch.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::integrated_gradients as ig;
 use super::{Inputs, Unit, num};
@@ -219,8 +219,4 @@ pub fn csv(inputs: &Inputs, f: &Factors, top_k: usize) -> Result<String> {
         .into_inner()
         .map_err(|e| Error::msg(format!("writing the decision CSV: {e}")))?;
     String::from_utf8(bytes).map_err(|e| Error::msg(format!("the decision CSV: {e}")))
-}
-
-pub fn write(path: &Path, text: &str) -> Result<()> {
-    super::write(path, text)
 }

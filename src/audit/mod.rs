@@ -21,7 +21,6 @@ use crate::engine::{self, Engine, Matrix, Outputs};
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::ruleset::{self, Decision, RowInputs, Side};
-use crate::scaler::NanPolicy;
 use crate::slice::Slice;
 
 /// Everything an audit reads: the model, the slice in raw and scaled units, its outputs, and the
@@ -64,7 +63,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     }
     let scaler = crate::gates::forward_contract::scaler_of(&facts)
         .map_err(|f| Error::msg(format!("{}: {}", display_path(&loaded.path), f.message)))?;
-    let policy = NanPolicy::parse(facts.code.nan_policy.value.as_str().unwrap_or(""));
+    let policy = facts.nan_policy();
     let scaled = scaler.scale(&slice.features, &policy);
     if let Some(&r) = scaled.non_finite_rows().first() {
         return Err(Error::at(
@@ -227,11 +226,7 @@ pub fn num(v: f64) -> String {
 
 /// Write a file atomically, creating its directory.
 pub fn write(path: &Path, contents: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::msg(format!("cannot create {}: {e}", display_path(dir))))?;
-    }
-    crate::docs::atomic_write(path, contents)
+    crate::docs::atomic_write_creating(path, contents.as_bytes())
 }
 
 /// Canonical JSON (sorted keys, two-space indent, final newline), like every JSON file plumbline writes.

@@ -205,6 +205,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("sha256:{}", hex(&hasher.finalize())))
 }
 
+/// `sha256:` and the hex digest of `bytes`.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

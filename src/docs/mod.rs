@@ -144,6 +144,14 @@ pub fn atomic_write(path: &Path, contents: &str) -> Result<()> {
     atomic_write_bytes(path, contents.as_bytes())
 }
 
+/// [`atomic_write_bytes`], creating the file's directory first (artifacts under `artifacts/`).
+pub fn atomic_write_creating(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    atomic_write_bytes(path, contents)
+}
+
 /// [`atomic_write`] for bytes.
 pub fn atomic_write_bytes(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path
@@ -212,10 +220,7 @@ pub fn write(
             None => WriteOutcome::Created,
         };
         if outcome != WriteOutcome::Unchanged {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-            atomic_write(&path, &new)?;
+            atomic_write_creating(&path, new.as_bytes())?;
         }
         out.push((display, outcome));
     }

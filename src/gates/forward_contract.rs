@@ -234,7 +234,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         Err(f) => return Ok(Report::stopped(*f, "inputs not scaled")),
     };
     let heads = contract::heads(&cx.facts.code.heads)?;
-    let policy = NanPolicy::parse(cx.facts.code.nan_policy.value.as_str().unwrap_or(""));
+    let policy = cx.facts.nan_policy();
     let (raw, names, mut out) = probes(cx, &scaler, &policy);
     let x = scaler.scale(&raw, &policy);
     let first = match engine.forward(&x) {

@@ -74,9 +74,7 @@ impl Context<'_> {
             .slice_outputs
             .get_or_init(|| {
                 let scaler = forward_contract::scaler(self).map_err(|f| f.message)?;
-                let policy = crate::scaler::NanPolicy::parse(
-                    self.facts.code.nan_policy.value.as_str().unwrap_or(""),
-                );
+                let policy = self.facts.nan_policy();
                 engine
                     .forward(&scaler.scale(&slice.features, &policy))
                     .map_err(|e| e.to_string())

@@ -158,14 +158,44 @@ pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Eval
             missing.push(head);
             continue;
         };
-        let values = if head.kind == "softmax" {
-            softmax(m)
-        } else {
-            m.clone()
-        };
+        let values = head_values(&head, m);
         heads.push(HeadValues { head, values });
     }
     Ok(Evaluation { heads, missing })
+}
+
+/// The committed baseline at `rel` (config-relative) and its text; an unreadable, invalid or
+/// other-format file is an error naming the file (and line).
+pub fn read_baseline(loaded: &crate::config::Loaded, rel: &str) -> Result<(Baseline, String)> {
+    let display = loaded.display(rel);
+    let text = crate::error::read_to_string(&loaded.resolve(rel))
+        .map_err(|e| Error::msg(format!("{e} (write it with `plumbline baseline`)")))?;
+    let base: Baseline = serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            Location::at(&display, e.line() as u32),
+            format!("invalid baseline: {e}"),
+        )
+    })?;
+    if base.baseline_format != BASELINE_FORMAT {
+        return Err(Error::at(
+            Location::file(&display),
+            format!(
+                "baseline-format {} is not {BASELINE_FORMAT}, the format this plumbline reads: rewrite it with `plumbline baseline`",
+                base.baseline_format
+            ),
+        ));
+    }
+    Ok((base, text))
+}
+
+/// A head's outputs as the distributions are taken: probabilities for a softmax head (the softmax of
+/// its logits), raw outputs otherwise.
+pub fn head_values(head: &Head, raw: &Matrix) -> Matrix {
+    if head.kind == "softmax" {
+        softmax(raw)
+    } else {
+        raw.clone()
+    }
 }
 
 /// Row-wise softmax (the ruleset's, one row at a time).
@@ -452,23 +482,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut summary = format!("{} heads on {} rows", values.len(), slice.len());
     if let Some(rel) = &s.baseline {
         let display = cx.loaded.display(rel);
-        let text = crate::error::read_to_string(&cx.loaded.resolve(rel))
-            .map_err(|e| Error::msg(format!("{e} (write it with `plumbline baseline`)")))?;
-        let base: Baseline = serde_json::from_str(&text).map_err(|e| {
-            Error::at(
-                Location::at(&display, e.line() as u32),
-                format!("invalid baseline: {e}"),
-            )
-        })?;
-        if base.baseline_format != BASELINE_FORMAT {
-            return Err(Error::at(
-                Location::file(&display),
-                format!(
-                    "baseline-format {} is not {BASELINE_FORMAT}, the format this plumbline reads: rewrite it with `plumbline baseline`",
-                    base.baseline_format
-                ),
-            ));
-        }
+        let (base, text) = read_baseline(cx.loaded, rel)?;
         let (worst_psi, fs) = drift(cx, &base, &finite, &display, &text, slice);
         out.extend(fs);
         summary.push_str(&format!(" · PSI ≤ {worst_psi:.3}"));

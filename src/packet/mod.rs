@@ -18,8 +18,6 @@ pub mod render;
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::audit::conditions::{self, Attribution};
 use crate::audit::surrogate::Surrogate;
 use crate::changes::Changes;
@@ -27,7 +25,7 @@ use crate::config::{Loaded, display_path};
 use crate::contract::PipelineContract;
 use crate::error::{Error, Result};
 use crate::gates::checkpoint_inventory;
-use crate::gates::output_distribution::{self as od, Baseline};
+use crate::gates::output_distribution as od;
 use crate::manifest::RunManifest;
 
 pub const FILE: &str = "artifacts/audit/audit_packet.pdf";
@@ -79,10 +77,6 @@ pub struct HeadAttribution {
 /// Where the packet goes by default.
 pub fn default_path(loaded: &Loaded) -> std::path::PathBuf {
     loaded.resolve(FILE)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::checkpoint::hex(&Sha256::digest(bytes)))
 }
 
 /// Read the manifest and check that it describes the files as they are now.
@@ -156,7 +150,7 @@ fn manifest(loaded: &Loaded, path: &Path, contract: &PipelineContract) -> Result
             )));
         }
     }
-    Ok((m, sha256_hex(&bytes), now))
+    Ok((m, crate::checkpoint::sha256_bytes(&bytes), now))
 }
 
 /// Gather the packet's content.
@@ -165,9 +159,17 @@ pub fn gather(
     manifest_path: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Packet> {
-    let contract = crate::contract::from_config(loaded)?;
+    // One read of the facts and the production checkpoint serves the contract, the inventory and the
+    // audit.
+    let inputs = crate::audit::prepare(loaded)?;
+    let contract = crate::contract::derive(
+        &loaded.config.pipeline.name,
+        &loaded.config.checkpoints.production,
+        &inputs.facts,
+    )?;
     let (manifest, manifest_sha256, now) = manifest(loaded, manifest_path, &contract)?;
-    let (mut inventory, _) = checkpoint_inventory::inventory(loaded, false, None)?;
+    let (mut inventory, _) =
+        checkpoint_inventory::inventory(loaded, false, Some(&inputs.facts.production))?;
     let hashes: std::collections::BTreeMap<&str, &str> = now
         .iter()
         .map(|h| (h.path.as_str(), h.sha256.as_str()))
@@ -176,7 +178,6 @@ pub fn gather(
         row.sha256 = hashes.get(row.path.as_str()).map(|s| s.to_string());
     }
 
-    let inputs = crate::audit::prepare(loaded)?;
     let (distributions, distribution_note) = distributions(loaded, &inputs)?;
     let c = conditions::compute(loaded, &inputs, progress)?;
     if c.not_converged() > 0 {
@@ -188,10 +189,7 @@ pub fn gather(
     }
     let (attribution_method, attribution) = attribution(&inputs, &c);
     let changes = match &loaded.base {
-        Some(_) => {
-            let gate = crate::gates::find("contract-changes").expect("registered");
-            crate::check::run(loaded, crate::check::Selection::Gate(gate))?.changes
-        }
+        Some(rev) => crate::check::changes_against(loaded, rev, &contract, &inputs.facts)?,
         None => None,
     };
     Ok(Packet {
@@ -223,21 +221,13 @@ fn distributions(
             Some("no reference: `gates.output-distribution.baseline` is not set".into()),
         ));
     };
-    let path = loaded.resolve(rel);
-    let text = loaded.read_to_string(&path)?;
-    let baseline: Baseline = serde_json::from_str(&text)
-        .map_err(|e| Error::msg(format!("{}: {e}", display_path(&path))))?;
+    let (baseline, _) = od::read_baseline(loaded, rel)?;
     let mut out = Vec::new();
     for h in &inputs.heads {
         let Some(b) = baseline.heads.get(&h.name) else {
             continue;
         };
-        let raw = &inputs.outputs[&h.name];
-        let values = if h.kind == "softmax" {
-            od::softmax(raw)
-        } else {
-            raw.clone()
-        };
+        let values = od::head_values(h, &inputs.outputs[&h.name]);
         let units = b
             .units
             .iter()
