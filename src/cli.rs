@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates::{self, checkpoint_inventory};
 use crate::render::{github, human, json, junit, markdown, sarif};
+use crate::sink::Sink;
 
 #[derive(Debug, Parser)]
 #[command(name = "plumbline", version, about = "Audits an ML trading pipeline end to end and gates pull requests on it", long_about = None)]
@@ -254,16 +255,26 @@ pub fn schema(name: SchemaName) -> String {
     crate::canonical::to_string(&s).expect("schemas are plain JSON")
 }
 
-/// Run a parsed command line; `out` receives results, `err` diagnostics. Returns the exit code.
-pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
-    match execute(cli, out, err) {
-        Ok(code) => Ok(code),
+/// Run a parsed command line; `out` receives results, `err` diagnostics. Returns the exit code. Write
+/// errors on `out` and `err` never decide it: a closed pipe keeps the verdict, any other failure to write
+/// the results raises a passing run to 2 (see [`crate::sink`]).
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut out = Sink::new(out);
+    let mut err = Sink::new(err);
+    let verdict = match execute(cli, &mut out, &mut err) {
+        Ok(code) => code,
         Err(e) => {
             // Each error's message already carries its cause (`path: No such file or directory`).
-            writeln!(err, "error: {e}")?;
-            Ok(2)
+            let _ = writeln!(err, "error: {e}");
+            2
         }
+    };
+    if let Some(e) = out.failure()
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(err, "error: writing output: {e}");
     }
+    crate::sink::exit_code(verdict, out.failure())
 }
 
 fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
@@ -456,15 +467,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     }
 }
 
-/// Write results to `out`. A reader that went away (`plumbline check | head`) is not an error: what
-/// was asked is done, and the exit code still carries the verdict.
+/// Write results to `out`, which is a [`Sink`] (see [`run`]): a reader that went away loses the text,
+/// never the verdict, and the sink remembers the failure for the exit code.
 fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::msg(format!("writing output: {e}")))
-        }
-        _ => Ok(()),
-    }
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
+    Ok(())
 }
 
 /// `plumbline hook …` (docs/hook.md).
@@ -742,7 +749,7 @@ mod tests {
     fn run_with_closed_stdout(args: &[&str]) -> (u8, String) {
         let cli = Cli::parse_from(std::iter::once("plumbline").chain(args.iter().copied()));
         let mut err = Vec::new();
-        let code = run(&cli, &mut ClosedPipe, &mut err).unwrap();
+        let code = run(&cli, &mut ClosedPipe, &mut err);
         (code, String::from_utf8(err).unwrap())
     }
 
@@ -777,7 +784,7 @@ mod tests {
         }
         let cli = Cli::parse_from(["plumbline", "schema"]);
         let mut err = Vec::new();
-        assert_eq!(run(&cli, &mut Full, &mut err).unwrap(), 2);
+        assert_eq!(run(&cli, &mut Full, &mut err), 2);
         assert!(
             String::from_utf8(err)
                 .unwrap()

@@ -32,6 +32,7 @@ pub mod render;
 pub mod ruleset;
 pub mod runner;
 pub mod scaler;
+pub mod sink;
 pub mod slice;
 pub mod snapshot;
 pub mod source;

@@ -4,6 +4,7 @@
 //! `data.pkl`, a safetensors file its header. A whole-file hash is computed only when asked
 //! ([`sha256_file`]).
 
+pub mod archive;
 pub mod pickle;
 pub mod safetensors;
 pub mod torch;

@@ -278,6 +278,11 @@ struct Machine<'a> {
     /// Every mutable container created, so reference cycles (a list appended to itself) can be broken
     /// when the values are no longer needed: see [`Pickle`].
     containers: Vec<Value>,
+    /// The end of the current FRAME (protocol 4+), while the parse is inside one: see [`Machine::take`].
+    frame_end: Option<usize>,
+    /// Values copied so far by opcodes whose cost grows with their operands (`set(list)`): with the
+    /// input size it bounds the work a hostile pickle can ask for.
+    work: u64,
 }
 
 /// The value a pickle describes. Dropping it clears every list, dict and set the pickle created,
@@ -326,6 +331,13 @@ fn clear_all(containers: &mut Vec<Value>) {
 /// Largest number of elements one opcode may announce (strings, bytes); the input bounds it anyway.
 const MAX_STACK: usize = 1 << 20;
 
+/// Values that opcodes with a cost proportional to their operands may copy in one pickle, in all.
+const MAX_WORK: u64 = 1 << 24;
+
+/// Python prints an int in decimal only up to 4300 digits (`sys.int_info.default_max_str_digits`);
+/// beyond that plumbline keeps `<int of N bytes>`, so a hostile LONG4 costs linear time, not quadratic.
+const MAX_DECIMAL_BYTES: usize = 1785;
+
 /// Read a whole pickle stream. Returns the value at STOP. `entry` names the stream in errors
 /// (`archive/data.pkl`).
 pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
@@ -336,6 +348,8 @@ pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
         stack: Vec::new(),
         memo: HashMap::new(),
         containers: Vec::new(),
+        frame_end: None,
+        work: 0,
     };
     let root = m.run()?;
     Ok(Pickle {
@@ -372,8 +386,35 @@ impl<'a> Machine<'a> {
         )
     }
 
+    /// Framing as CPython's `pickle._Unframer` reads it: inside a FRAME, a read that would run past the
+    /// frame's end is an error ("pickle exhausted before end of frame"). The C unpickler ignores frames,
+    /// so an opcode straddling a frame boundary is exactly where the two could read different opcodes:
+    /// refused (torch never writes one).
+    fn check_frame(&self, end: usize) -> Result<(), CheckpointError> {
+        match self.frame_end {
+            Some(frame_end) if self.pos < frame_end && end > frame_end => Err(self.bad(format!(
+                "an opcode's argument runs past the end of its FRAME (byte {frame_end})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn charge_work(&mut self, items: usize) -> Result<(), CheckpointError> {
+        self.work += items as u64;
+        if self.work > MAX_WORK {
+            return Err(CheckpointError::Unsupported(format!(
+                "the pickle copies more than {MAX_WORK} values (at byte {} of {})",
+                self.pos, self.entry
+            )));
+        }
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
+        if let Some(end) = end {
+            self.check_frame(end)?;
+        }
         match end {
             Some(end) => {
                 let s = &self.data[self.pos..end];
@@ -416,6 +457,7 @@ impl<'a> Machine<'a> {
             .iter()
             .position(|&b| b == b'\n')
             .ok_or_else(|| self.bad("unterminated text argument"))?;
+        self.check_frame(self.pos + nl + 1)?;
         self.pos += nl + 1;
         Ok(&rest[..nl])
     }
@@ -560,6 +602,9 @@ impl<'a> Machine<'a> {
     fn run(&mut self) -> Result<Value, CheckpointError> {
         loop {
             let at = self.pos;
+            if self.frame_end.is_some_and(|end| at >= end) {
+                self.frame_end = None;
+            }
             let op = self.u8()?;
             match op {
                 0x80 => {
@@ -569,7 +614,17 @@ impl<'a> Machine<'a> {
                     }
                 }
                 0x95 => {
-                    self.u64()?;
+                    // pickle._Unframer.load_frame: a new frame only once the current one is used up.
+                    if self.frame_end.is_some() {
+                        return Err(self.bad("a FRAME begins before the end of the current frame"));
+                    }
+                    let n = self.u64()?;
+                    let n = self.len(n).map_err(|_| {
+                        self.bad(format!(
+                            "a FRAME of {n} bytes runs past the end of the stream"
+                        ))
+                    })?;
+                    self.frame_end = Some(self.pos + n);
                 }
                 b'.' => return self.pop(),
                 b'(' => self.push(Value::Mark)?,
@@ -831,7 +886,7 @@ impl<'a> Machine<'a> {
                     let name = self.line()?;
                     let g = self.global(&module, name, "INST", at)?;
                     let args = self.pop_mark()?;
-                    let v = self.call(&g, args)?;
+                    let v = self.call(&g, &args)?;
                     self.push(v)?;
                 }
                 0x82..=0x84 => {
@@ -850,7 +905,7 @@ impl<'a> Machine<'a> {
                         return Err(self.bad("OBJ without a class"));
                     }
                     let class = items.remove(0);
-                    let v = self.call(&class, items)?;
+                    let v = self.call(&class, &items)?;
                     self.push(v)?;
                 }
                 0x81 => {
@@ -909,7 +964,7 @@ impl<'a> Machine<'a> {
     /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel).
     fn persistent(&self, pid: &Value) -> Result<Value, CheckpointError> {
         let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
-        match items.as_slice() {
+        match items {
             [
                 Value::Str(kind),
                 Value::Global(class),
@@ -939,7 +994,7 @@ impl<'a> Machine<'a> {
     }
 
     /// What "calling" an allowlisted global yields. Nothing is executed; unknown callables give opaque values.
-    fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, CheckpointError> {
+    fn call(&mut self, f: &Value, args: &[Value]) -> Result<Value, CheckpointError> {
         let Value::Global(g) = f else {
             return Err(self.bad("call of something that is not a global"));
         };
@@ -983,8 +1038,8 @@ impl<'a> Machine<'a> {
             }
             ("torch._utils", "_rebuild_parameter")
             | ("torch._utils", "_rebuild_parameter_with_state")
-            | ("torch.nn.parameter", "Parameter") => match args.into_iter().next() {
-                Some(t @ Value::Tensor(_)) => Ok(t),
+            | ("torch.nn.parameter", "Parameter") => match args.first() {
+                Some(t @ Value::Tensor(_)) => Ok(t.clone()),
                 _ => Err(self.bad("parameter rebuild without a tensor")),
             },
             ("_codecs", "encode") => match args.first() {
@@ -997,11 +1052,13 @@ impl<'a> Machine<'a> {
                 _ => Err(self.bad("_codecs.encode without a string")),
             },
             ("builtins", "set") => {
-                let items = args.first().map(|a| match a {
-                    Value::List(l) => l.borrow().clone(),
-                    other => tuple_items(other).unwrap_or_default(),
-                });
-                Ok(self.new_set(items.unwrap_or_default()))
+                let items = match args.first() {
+                    Some(Value::List(l)) => l.borrow().clone(),
+                    Some(other) => tuple_items(other).unwrap_or_default().to_vec(),
+                    None => Vec::new(),
+                };
+                self.charge_work(items.len())?;
+                Ok(self.new_set(items))
             }
             // Allowlisted tensor rebuilders plumbline does not describe: an opaque value would hide a
             // tensor from the table (and from the first-layer check), so refuse to guess.
@@ -1016,9 +1073,9 @@ impl<'a> Machine<'a> {
     }
 }
 
-fn tuple_items(v: &Value) -> Option<Vec<Value>> {
+fn tuple_items(v: &Value) -> Option<&[Value]> {
     match v {
-        Value::Tuple(t) => Some(t.as_ref().clone()),
+        Value::Tuple(t) => Some(t.as_slice()),
         _ => None,
     }
 }
@@ -1040,6 +1097,9 @@ fn decode_long(bytes: &[u8]) -> Value {
         let mut buf = if neg { [0xffu8; 8] } else { [0u8; 8] };
         buf[..bytes.len()].copy_from_slice(bytes);
         return Value::Int(i64::from_le_bytes(buf));
+    }
+    if bytes.len() > MAX_DECIMAL_BYTES {
+        return Value::BigInt(Rc::from(format!("<int of {} bytes>", bytes.len())));
     }
     Value::BigInt(Rc::from(decimal(bytes)))
 }
@@ -1235,6 +1295,61 @@ mod tests {
     fn long1_negative() {
         assert!(matches!(decode_long(&[0xff]), Value::Int(-1)));
         assert!(matches!(decode_long(&[0x00, 0x01]), Value::Int(256)));
+    }
+
+    fn framed(frame_len: u64, body: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x04\x95".to_vec();
+        p.extend(frame_len.to_le_bytes());
+        p.extend(body);
+        p
+    }
+
+    #[test]
+    fn frames_are_read_as_pickle_s_unframer_reads_them() {
+        // A frame holding exactly its opcodes, another after it: fine.
+        let mut p = framed(2, b"K\x07");
+        p.extend(b"\x95\x01\x00\x00\x00\x00\x00\x00\x00.");
+        assert!(matches!(read(&p, "t").unwrap().root, Value::Int(7)));
+        // An argument that begins exactly where the frame ends is read from the stream, as
+        // `_Unframer.read` does once the frame is used up.
+        assert!(matches!(
+            read(&framed(1, b"K\x07."), "t").unwrap().root,
+            Value::Int(7)
+        ));
+        // BINUNICODE's length straddles the end of a 2-byte frame.
+        let err = read(&framed(2, b"X\x01\x00\x00\x00a."), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("runs past the end of its FRAME (byte 13)") && err.contains("at byte 12"),
+            "{err}"
+        );
+        // A FRAME inside a frame that is not used up.
+        let mut p = framed(20, b"\x95\x01\x00\x00\x00\x00\x00\x00\x00N.");
+        p.extend([b'N'; 10]);
+        let err = read(&p, "t").unwrap_err().to_string();
+        assert!(err.contains("FRAME begins before the end"), "{err}");
+        // A frame longer than the stream.
+        let err = read(&framed(1000, b"N."), "t").unwrap_err().to_string();
+        assert!(
+            err.contains("FRAME of 1000 bytes runs past the end"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn huge_ints_are_linear() {
+        // A 1 MB LONG4: decoded to its size, not to 2.4 million decimal digits.
+        let mut p = b"\x80\x02\x8b".to_vec();
+        p.extend(1_000_000u32.to_le_bytes());
+        p.extend(std::iter::repeat_n(0x5a, 1_000_000));
+        p.push(b'.');
+        let v = read(&p, "t").unwrap();
+        assert!(matches!(&v.root, Value::BigInt(s) if &**s == "<int of 1000000 bytes>"));
+        // At the edge of Python's 4300-digit limit: still decimal.
+        let mut largest = vec![0xffu8; MAX_DECIMAL_BYTES];
+        largest[MAX_DECIMAL_BYTES - 1] = 0x7f;
+        assert!(matches!(&decode_long(&largest), Value::BigInt(s) if s.len() == 4299));
     }
 
     #[test]

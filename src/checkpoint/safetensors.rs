@@ -52,32 +52,108 @@ pub fn decode_metadata(s: String) -> Tree {
     }
 }
 
+#[cfg(test)]
 fn dtype_name(st: &str) -> Option<&'static str> {
+    dtype_info(st).map(|(name, _)| name)
+}
+
+/// Every dtype of the format: its torch name and its width in bits (sub-byte types pack).
+fn dtype_info(st: &str) -> Option<(&'static str, u64)> {
     Some(match st {
-        "F64" => "float64",
-        "F32" => "float32",
-        "F16" => "float16",
-        "BF16" => "bfloat16",
-        "I64" => "int64",
-        "I32" => "int32",
-        "I16" => "int16",
-        "I8" => "int8",
-        "U64" => "uint64",
-        "U32" => "uint32",
-        "U16" => "uint16",
-        "U8" => "uint8",
-        "BOOL" => "bool",
-        "F8_E4M3" => "float8_e4m3fn",
-        "F8_E5M2" => "float8_e5m2",
+        "F64" => ("float64", 64),
+        "F32" => ("float32", 32),
+        "F16" => ("float16", 16),
+        "BF16" => ("bfloat16", 16),
+        "I64" => ("int64", 64),
+        "I32" => ("int32", 32),
+        "I16" => ("int16", 16),
+        "I8" => ("int8", 8),
+        "U64" => ("uint64", 64),
+        "U32" => ("uint32", 32),
+        "U16" => ("uint16", 16),
+        "U8" => ("uint8", 8),
+        "BOOL" => ("bool", 8),
+        "F8_E4M3" => ("float8_e4m3fn", 8),
+        "F8_E5M2" => ("float8_e5m2", 8),
+        "F8_E8M0" => ("float8_e8m0fnu", 8),
+        "F6_E2M3" => ("float6_e2m3fn", 6),
+        "F6_E3M2" => ("float6_e3m2fn", 6),
+        "F4" => ("float4_e2m1fn", 4),
+        "C64" => ("complex64", 64),
         _ => return None,
     })
 }
 
+/// A JSON value parsed as serde_json parses it, except that an object with a key twice is refused:
+/// serde_json (and the safetensors crate's tensor map) would silently keep the last, so the file could
+/// say two things and each reader believe a different one.
+struct Strict(Tree);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(Tree::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(Tree::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(Tree::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(Tree::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(Tree::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+                Ok(Strict(Tree::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Tree::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Strict(v)) = a.next_element()? {
+                    out.push(v);
+                }
+                Ok(Strict(Tree::Array(out)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Strict, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    let Strict(v) = m.next_value()?;
+                    if out.insert(k.clone(), v).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key `{k}` appears twice (ambiguous: readers keep one or the other)"
+                        )));
+                    }
+                }
+                Ok(Strict(Tree::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The header, checked as the safetensors crate's `Metadata::validate` checks it (data offsets
+/// contiguous from 0, each range exactly dtype × shape, the last ending at the end of the file) plus
+/// plumbline's own refusals (a key twice, at either level; an element count or byte size that
+/// overflows whatever the order of the dimensions). See docs/checkpoint-metadata.md.
 fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, CheckpointError> {
     let bad = |d: String| CheckpointError::malformed("safetensors header", d);
     let text = std::str::from_utf8(header).map_err(|_| bad("header is not UTF-8".into()))?;
-    let json: serde_json::Map<String, Tree> =
-        serde_json::from_str(text).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
+    let json = match serde_json::from_str(text) {
+        Ok(Strict(Tree::Object(m))) => m,
+        Ok(_) => return Err(bad("header is not a JSON object".into())),
+        Err(e) => return Err(bad(format!("header is not a JSON object: {e}"))),
+    };
     let mut tree = serde_json::Map::new();
     let mut tensors = Vec::new();
     for (name, v) in json {
@@ -97,11 +173,17 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
         let obj = v
             .as_object()
             .ok_or_else(|| bad(format!("tensor `{name}` is not an object")))?;
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets"))
+        {
+            return Err(bad(format!("tensor `{name}` has an unknown field `{k}`")));
+        }
         let st_dtype = obj
             .get("dtype")
             .and_then(Tree::as_str)
             .ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
-        let dtype = dtype_name(st_dtype)
+        let (dtype, bits) = dtype_info(st_dtype)
             .ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {st_dtype}")))?;
         let shape: Vec<u64> = obj
             .get("shape")
@@ -114,19 +196,38 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             .and_then(|a| a.iter().map(Tree::as_u64).collect())
             .filter(|o: &Vec<u64>| o.len() == 2)
             .ok_or_else(|| bad(format!("tensor `{name}` has no data_offsets [begin, end]")))?;
-        let numel = shape
+        // Overflow is judged on the non-zero dimensions: `[0, 2^63]` holds no element, but a reader
+        // that multiplies in another order, or takes a stride, overflows on it.
+        let bits_total = shape
             .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| bad(format!("tensor `{name}`: shape overflows")))?;
-        let item = super::pickle::dtype_size(st_dtype).unwrap_or(1);
-        let (b, e) = (offsets[0], offsets[1]);
-        if b > e || e > data_len || numel.checked_mul(item) != Some(e - b) {
+            .filter(|&&d| d != 0)
+            .try_fold(bits, |a, &d| a.checked_mul(d))
+            .filter(|&b| b <= i64::MAX as u64)
+            .ok_or_else(|| bad(format!("tensor `{name}`: shape {shape:?} overflows")))?;
+        let numel = if shape.contains(&0) {
+            0
+        } else {
+            bits_total / bits
+        };
+        if (numel * bits) % 8 != 0 {
             return Err(bad(format!(
-                "tensor `{name}`: data_offsets [{b}, {e}] do not hold {numel} × {item} bytes inside the {data_len}-byte data section"
+                "tensor `{name}`: {numel} elements of {bits} bits do not fill whole bytes"
+            )));
+        }
+        let bytes = numel * bits / 8;
+        let (b, e) = (offsets[0], offsets[1]);
+        if e > data_len {
+            return Err(bad(format!(
+                "tensor `{name}`: data_offsets [{b}, {e}] lie outside the {data_len}-byte data section"
+            )));
+        }
+        if b > e || e - b != bytes {
+            return Err(bad(format!(
+                "tensor `{name}`: data_offsets [{b}, {e}] do not hold {numel} elements of {st_dtype} ({bytes} bytes)"
             )));
         }
         tensors.push((
-            b,
+            (b, e),
             TensorInfo {
                 name,
                 dtype: dtype.to_owned(),
@@ -134,8 +235,30 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             },
         ));
     }
-    // Report tensors in file order (the header's key order is not meaningful).
+    // The crate's rule: sorted by offsets, each tensor begins where the previous ended, the first at
+    // 0, the last at the end of the file; no gap, no overlap, no trailing bytes.
     tensors.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let mut at = 0u64;
+    for ((b, e), t) in &tensors {
+        if *b != at {
+            return Err(bad(format!(
+                "tensor `{}`: data_offsets [{b}, {e}] {} the previous tensor's end {at}",
+                t.name,
+                if *b < at {
+                    "overlap"
+                } else {
+                    "leave a gap after"
+                }
+            )));
+        }
+        at = *e;
+    }
+    if at != data_len {
+        return Err(bad(format!(
+            "the tensors end at byte {at} of a {data_len}-byte data section ({} bytes follow them)",
+            data_len.saturating_sub(at)
+        )));
+    }
     Ok(SafetensorsFile {
         tree: Tree::Object(tree),
         tensors: tensors.into_iter().map(|(_, t)| t).collect(),

@@ -10,6 +10,7 @@
 use std::io::{Read, Seek};
 use std::rc::Rc;
 
+use super::archive::{self, Directory};
 use super::pickle::{self, TensorRef, Value};
 use super::{TensorInfo, Tree};
 use crate::error::CheckpointError;
@@ -24,57 +25,22 @@ pub struct TorchArchive {
     pub tensors: Vec<TensorInfo>,
 }
 
-pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> {
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| match e {
-        zip::result::ZipError::Io(io) => CheckpointError::Io(io),
-        other => CheckpointError::malformed(
+pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointError> {
+    // torch.serialization._is_zipfile: the first four bytes decide, nothing else.
+    if !archive::starts_as_zip(&mut reader)? {
+        return Err(CheckpointError::Unsupported(
+            "not a zip archive at offset 0, so torch.load would read it as a legacy (pre-1.6, non-zip) torch.save file, which plumbline does not read".into(),
+        ));
+    }
+    let dir = archive::read_directory(&mut reader)?;
+    let pkl = dir.record("data.pkl").ok_or_else(|| {
+        CheckpointError::malformed(
             "torch archive",
-            format!("not a zip archive ({other}); legacy (pre-1.6, non-zip) torch.save files are not supported"),
-        ),
+            format!("no {}/data.pkl entry", dir.archive_name),
+        )
     })?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .collect();
-    let pkl: Vec<&String> = names
-        .iter()
-        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .collect();
-    let pkl_name = match pkl.as_slice() {
-        [one] => (*one).clone(),
-        [] => {
-            return Err(CheckpointError::malformed(
-                "torch archive",
-                "no data.pkl entry",
-            ));
-        }
-        _ => {
-            return Err(CheckpointError::malformed(
-                "torch archive",
-                "more than one data.pkl entry",
-            ));
-        }
-    };
-    let prefix = pkl_name
-        .strip_suffix("data.pkl")
-        .unwrap_or_default()
-        .to_owned();
-    let data = {
-        let mut entry = zip
-            .by_name(&pkl_name)
-            .map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
-        if entry.size() > MAX_PICKLE_BYTES {
-            return Err(CheckpointError::Unsupported(format!(
-                "{pkl_name} is {} bytes (limit {MAX_PICKLE_BYTES})",
-                entry.size()
-            )));
-        }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| CheckpointError::malformed("torch archive", format!("{pkl_name}: {e}")))?;
-        data
-    };
+    let pkl_name = pkl.name.clone();
+    let data = dir.read_entry(&mut reader, pkl, MAX_PICKLE_BYTES)?;
     let root = pickle::read(&data, &pkl_name)?;
     let mut tensors = Vec::new();
     let tree = to_tree(
@@ -84,7 +50,7 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
         &mut Budget::new(),
     )?;
     for t in &tensors {
-        check_storage(&zip, &prefix, t)?;
+        check_storage(&dir, t)?;
     }
     Ok(TorchArchive {
         tree,
@@ -101,30 +67,29 @@ pub fn read<R: Read + Seek>(reader: R) -> Result<TorchArchive, CheckpointError> 
 
 /// The storage a tensor points at must exist and have exactly the size its header promises: a truncated or hand-edited archive
 /// is caught here without reading tensor bytes (the central directory has the sizes).
-fn check_storage<R: Read + Seek>(
-    zip: &zip::ZipArchive<R>,
-    prefix: &str,
+fn check_storage(
+    dir: &Directory,
     (name, t): &(String, Rc<TensorRef>),
 ) -> Result<(), CheckpointError> {
-    let entry_name = format!("{prefix}data/{}", t.storage_key);
-    let idx = zip.index_for_name(&entry_name).ok_or_else(|| {
+    let record = format!("data/{}", t.storage_key);
+    let entry = dir.record(&record).ok_or_else(|| {
         CheckpointError::malformed(
             "torch archive",
-            format!("tensor `{name}`: storage entry {entry_name} is missing"),
+            format!(
+                "tensor `{name}`: storage entry {}/{record} is missing",
+                dir.archive_name
+            ),
         )
     })?;
-    let entry = zip
-        .by_index_data(idx)
-        .map_err(|e| CheckpointError::malformed("torch archive", format!("{entry_name}: {e}")))?;
     let item = pickle::dtype_size(&t.dtype).unwrap_or(1);
     let need = t.storage_numel.saturating_mul(item);
     // torch.load refuses a record whose size differs from numel × element size, so plumbline does too.
-    if entry.size() != need {
+    if entry.size != need {
         return Err(CheckpointError::malformed(
             "torch archive",
             format!(
-                "tensor `{name}`: storage {entry_name} holds {} bytes, its header promises {need}",
-                entry.size()
+                "tensor `{name}`: storage {} holds {} bytes, its header promises {need}",
+                entry.name, entry.size
             ),
         ));
     }

@@ -9,13 +9,27 @@ use std::path::Path;
 
 const MIB: u64 = 1 << 20;
 
+/// The example's safetensors file with one more tensor, `pad`, of `data_bytes` bytes at the end of the
+/// data section (sparse), its header padded with spaces to the same length at every size.
 fn safetensors_of_size(path: &Path, data_bytes: u64) {
     let real =
         std::fs::read(crate::util::example().join("checkpoints/momentum_v3.safetensors")).unwrap();
     let n = u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&real[8..8 + n]).unwrap().trim_end();
+    let data = (real.len() - 8 - n) as u64;
+    let mut header = format!(
+        r#"{},"pad":{{"dtype":"U8","shape":[{data_bytes}],"data_offsets":[{data},{}]}}}}"#,
+        header.strip_suffix('}').unwrap(),
+        data + data_bytes
+    );
+    let width = n + 128;
+    assert!(header.len() <= width);
+    header.extend(std::iter::repeat_n(' ', width - header.len()));
     let mut f = File::create(path).unwrap();
-    f.write_all(&real[..8 + n]).unwrap();
-    f.set_len((8 + n) as u64 + data_bytes).unwrap();
+    f.write_all(&(width as u64).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    f.write_all(&real[8 + n..]).unwrap();
+    f.set_len((8 + width) as u64 + data + data_bytes).unwrap();
 }
 
 fn count_torch(path: &Path, numel: u64) -> u64 {
@@ -35,7 +49,7 @@ fn count_torch(path: &Path, numel: u64) -> u64 {
 fn count_safetensors(path: &Path) -> u64 {
     let (r, read) = CountingReader::new(File::open(path).unwrap());
     let s = plumbline::checkpoint::safetensors::read(r).unwrap();
-    assert_eq!(s.tensors.len(), 8);
+    assert_eq!(s.tensors.len(), 9);
     read.get()
 }
 

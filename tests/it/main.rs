@@ -24,4 +24,6 @@ mod mutation;
 mod npm;
 mod packet;
 mod pickle_safety;
+mod pipes;
+mod safetensors_strict;
 mod util;
