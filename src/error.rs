@@ -64,6 +64,13 @@ pub enum CheckpointError {
         opcode: &'static str,
         offset: u64,
     },
+    /// torch (or another reader) could read these bytes differently from plumbline: a duplicated or
+    /// case-colliding entry, bytes before the archive, an opcode across a pickle frame. Refused, since
+    /// what plumbline checked might not be what runs.
+    #[error(
+        "refused as ambiguous: {0}; torch could read this file differently from plumbline, so none of it is trusted"
+    )]
+    Ambiguous(String),
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
     #[error("unsupported: {0}")]

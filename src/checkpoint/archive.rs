@@ -71,6 +71,10 @@ fn bad(detail: impl Into<String>) -> CheckpointError {
     CheckpointError::malformed("torch archive", detail)
 }
 
+fn ambiguous(detail: impl Into<String>) -> CheckpointError {
+    CheckpointError::Ambiguous(detail.into())
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -112,6 +116,19 @@ pub fn starts_as_zip<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError>
     Ok(got == 4 && &magic == ZIP_MAGIC)
 }
 
+/// Whether a zip end record sits in the last 64 KiB of the file: for a file that does not start as a
+/// zip, a sign that an archive was appended to something else (a polyglot).
+pub fn has_end_record<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
+    let file_len = r.seek(SeekFrom::End(0))?;
+    if file_len < EOCD_LEN {
+        return Ok(false);
+    }
+    let tail_len = file_len.min(EOCD_LEN + 0xffff);
+    let tail = read_at(r, file_len - tail_len, tail_len)?;
+    let sig = EOCD_SIG.to_le_bytes();
+    Ok(tail.windows(4).any(|w| w == sig))
+}
+
 /// Where the end of central directory record is, and what it says (zip64 where it applies).
 struct End {
     entries: u64,
@@ -141,7 +158,7 @@ fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointE
     let eocd_pos = tail_start + at as u64;
     let comment_len = u64::from(le16(eocd, 20));
     if eocd_pos + EOCD_LEN + comment_len != file_len {
-        return Err(bad(format!(
+        return Err(ambiguous(format!(
             "{} bytes follow the end of central directory record (a zip with something appended)",
             file_len - eocd_pos - EOCD_LEN
         )));
@@ -203,7 +220,7 @@ fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointE
         }
     }
     if end.cd_offset.checked_add(end.cd_size) != Some(end.cd_must_end_at) {
-        return Err(bad(format!(
+        return Err(ambiguous(format!(
             "the central directory ({} bytes at offset {}) does not end where the end records begin (offset {}): bytes were prepended, inserted or the offset is corrupt",
             end.cd_size, end.cd_offset, end.cd_must_end_at
         )));
@@ -356,7 +373,7 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
     for (i, e) in entries.iter().enumerate() {
         if let Some(j) = by_folded_name.insert(e.name.to_ascii_lowercase(), i) {
             let other = &entries[j].name;
-            return Err(bad(if *other == e.name {
+            return Err(ambiguous(if *other == e.name {
                 format!(
                     "two entries are named {:?} (ambiguous: torch reads the first, other zip readers the last)",
                     e.name
@@ -374,7 +391,7 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| entries[i].local_offset);
     if entries[order[0]].local_offset != 0 {
-        return Err(bad(format!(
+        return Err(ambiguous(format!(
             "the first entry starts at offset {}, not 0",
             entries[order[0]].local_offset
         )));
@@ -394,7 +411,7 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
             .and_then(|n| n.checked_add(e.compressed_size))
             .and_then(|n| n.checked_add(descriptor));
         if need.is_none_or(|n| e.local_offset + n > limit) {
-            return Err(bad(format!(
+            return Err(ambiguous(format!(
                 "entry {} ({} bytes at offset {}) overlaps the next entry or the central directory (at offset {limit})",
                 e.name, e.compressed_size, e.local_offset
             )));
@@ -443,7 +460,7 @@ impl Directory {
         }
         let head = read_at(r, e.local_offset, LOCAL_LEN + e.name.len() as u64)?;
         let mismatch = |what: &str| {
-            bad(format!(
+            ambiguous(format!(
                 "the local header of {} (offset {}) disagrees with the central directory on its {what}",
                 e.name, e.local_offset
             ))
@@ -482,7 +499,7 @@ impl Directory {
             0
         };
         if data_start + e.size + descriptor > e.range_end {
-            return Err(bad(format!(
+            return Err(ambiguous(format!(
                 "the data of {} (from offset {data_start}, {} bytes) runs into the next entry at offset {}",
                 e.name, e.size, e.range_end
             )));

@@ -392,9 +392,12 @@ impl<'a> Machine<'a> {
     /// refused (torch never writes one).
     fn check_frame(&self, end: usize) -> Result<(), CheckpointError> {
         match self.frame_end {
-            Some(frame_end) if self.pos < frame_end && end > frame_end => Err(self.bad(format!(
-                "an opcode's argument runs past the end of its FRAME (byte {frame_end})"
-            ))),
+            Some(frame_end) if self.pos < frame_end && end > frame_end => {
+                Err(CheckpointError::Ambiguous(format!(
+                    "an opcode's argument runs past the end of its FRAME (byte {frame_end}) at byte {} of {}: CPython's C unpickler reads through it, pickle._Unframer refuses it",
+                    self.pos, self.entry
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -615,8 +618,11 @@ impl<'a> Machine<'a> {
                 }
                 0x95 => {
                     // pickle._Unframer.load_frame: a new frame only once the current one is used up.
-                    if self.frame_end.is_some() {
-                        return Err(self.bad("a FRAME begins before the end of the current frame"));
+                    if let Some(end) = self.frame_end {
+                        return Err(CheckpointError::Ambiguous(format!(
+                            "a FRAME begins at byte {at} of {}, before the end of the current frame (byte {end})",
+                            self.entry
+                        )));
                     }
                     let n = self.u64()?;
                     let n = self.len(n).map_err(|_| {
@@ -1328,7 +1334,12 @@ mod tests {
         let mut p = framed(20, b"\x95\x01\x00\x00\x00\x00\x00\x00\x00N.");
         p.extend([b'N'; 10]);
         let err = read(&p, "t").unwrap_err().to_string();
-        assert!(err.contains("FRAME begins before the end"), "{err}");
+        assert!(
+            err.contains(
+                "FRAME begins at byte 11 of t, before the end of the current frame (byte 31)"
+            ),
+            "{err}"
+        );
         // A frame longer than the stream.
         let err = read(&framed(1000, b"N."), "t").unwrap_err().to_string();
         assert!(

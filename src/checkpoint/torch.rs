@@ -28,6 +28,11 @@ pub struct TorchArchive {
 pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointError> {
     // torch.serialization._is_zipfile: the first four bytes decide, nothing else.
     if !archive::starts_as_zip(&mut reader)? {
+        if archive::has_end_record(&mut reader)? {
+            return Err(CheckpointError::Ambiguous(
+                "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
+            ));
+        }
         return Err(CheckpointError::Unsupported(
             "not a zip archive at offset 0, so torch.load would read it as a legacy (pre-1.6, non-zip) torch.save file, which plumbline does not read".into(),
         ));

@@ -45,6 +45,10 @@ pub const CHECKPOINT_UNSAFE: Code = code(
     "checkpoint-unsafe-pickle",
     "a checkpoint's pickle references a global outside the weights-only allowlist; the file is refused",
 );
+pub const CHECKPOINT_AMBIGUOUS: Code = code(
+    "checkpoint-ambiguous",
+    "torch could read a checkpoint differently from plumbline (entries named twice, bytes around the archive, a pickle opcode across a frame); the file is refused",
+);
 pub const GLOB_EMPTY: Code = code("checkpoint-glob-empty", "a checkpoint glob matches no file");
 pub const PRODUCTION_UNLISTED: Code = code(
     "checkpoint-production-unlisted",
@@ -66,6 +70,7 @@ pub const GATE: Gate = Gate {
     codes: &[
         CHECKPOINT_UNREADABLE,
         CHECKPOINT_UNSAFE,
+        CHECKPOINT_AMBIGUOUS,
         GLOB_EMPTY,
         PRODUCTION_UNLISTED,
         MISSING_FACT,
@@ -222,10 +227,10 @@ pub fn inventory(
                 read_ok.push((info, version));
             }
             Err(Error::Checkpoint { source, .. }) => {
-                let code = if matches!(source, CheckpointError::UnsafeGlobal { .. }) {
-                    &CHECKPOINT_UNSAFE
-                } else {
-                    &CHECKPOINT_UNREADABLE
+                let code = match source {
+                    CheckpointError::UnsafeGlobal { .. } => &CHECKPOINT_UNSAFE,
+                    CheckpointError::Ambiguous(_) => &CHECKPOINT_AMBIGUOUS,
+                    _ => &CHECKPOINT_UNREADABLE,
                 };
                 findings.push(
                     Finding::new(code, source.to_string())
