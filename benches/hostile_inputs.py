@@ -15,7 +15,8 @@ Timings are printed here, never asserted in tests (the tests only prove each inp
 Run:
   cargo build --release
   python3 benches/hostile_inputs.py             # python column needs `safetensors` for the first row
-Options: PLUMBLINE=path/to/binary  RUNS=5
+Options: PLUMBLINE=path/to/binary  RUNS=5  TIMEOUT=120 (seconds per run; slower shows as "> 120 s",
+and the remaining runs of that row are skipped: an older binary took minutes per LONG4)
 """
 
 import os
@@ -31,6 +32,7 @@ import zipfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("PLUMBLINE", os.path.join(REPO, "target", "release", "plumbline"))
 RUNS = int(os.environ.get("RUNS", "5"))
+TIMEOUT = float(os.environ.get("TIMEOUT", "120"))
 CORPUS = os.path.join(REPO, "tests", "fixtures", "malicious")
 
 CONFIG = """
@@ -78,7 +80,10 @@ def best_of(fn):
     best = float("inf")
     for _ in range(RUNS):
         t = time.perf_counter()
-        fn()
+        try:
+            fn()
+        except subprocess.TimeoutExpired:
+            return float("inf")
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -88,7 +93,8 @@ def time_plumbline(work, name):
     with open(cfg, "w") as f:
         f.write(CONFIG.format(name=name))
     # Exit 2 (refused) is expected for the corpus; only the time matters here.
-    return best_of(lambda: subprocess.run([BINARY, "--config", cfg, "inventory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return best_of(lambda: subprocess.run([BINARY, "--config", cfg, "inventory"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, timeout=TIMEOUT))
 
 
 def time_python(code, *args):
@@ -108,7 +114,11 @@ def time_python(code, *args):
 
 
 def fmt(t):
-    return "n/a" if t is None else f"{t * 1000:9.1f} ms"
+    if t is None:
+        return "n/a"
+    if t == float("inf"):
+        return f"> {TIMEOUT:.0f} s"
+    return f"{t * 1000:9.1f} ms"
 
 
 def main():

@@ -120,13 +120,35 @@ pub fn starts_as_zip<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError>
 /// zip, a sign that an archive was appended to something else (a polyglot).
 pub fn has_end_record<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
     let file_len = r.seek(SeekFrom::End(0))?;
-    if file_len < EOCD_LEN {
-        return Ok(false);
-    }
-    let tail_len = file_len.min(EOCD_LEN + 0xffff);
-    let tail = read_at(r, file_len - tail_len, tail_len)?;
+    Ok(last_end_signature(r, file_len)?.is_some())
+}
+
+/// The position of the end-record signature nearest the end of the file, within the 22 bytes of the
+/// record and the 65535 of its comment (as miniz searches). torch writes no comment, so the last KiB
+/// is read first and the whole window only when that finds nothing: two small reads at most.
+fn last_end_signature<R: Read + Seek>(
+    r: &mut R,
+    file_len: u64,
+) -> Result<Option<u64>, CheckpointError> {
     let sig = EOCD_SIG.to_le_bytes();
-    Ok(tail.windows(4).any(|w| w == sig))
+    for window in [1024, EOCD_LEN + 0xffff] {
+        let tail_len = file_len.min(window);
+        if tail_len < EOCD_LEN {
+            return Ok(None);
+        }
+        let tail_start = file_len - tail_len;
+        let tail = read_at(r, tail_start, tail_len)?;
+        if let Some(at) = (0..=tail.len() - EOCD_LEN as usize)
+            .rev()
+            .find(|&i| tail[i..i + 4] == sig)
+        {
+            return Ok(Some(tail_start + at as u64));
+        }
+        if tail_len == file_len {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// Where the end of central directory record is, and what it says (zip64 where it applies).
@@ -146,16 +168,10 @@ fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointE
     }
     // The end record is the last 22 bytes plus a comment of at most 65535 bytes; like miniz, take the
     // signature nearest the end.
-    let tail_len = file_len.min(EOCD_LEN + 0xffff);
-    let tail_start = file_len - tail_len;
-    let tail = read_at(r, tail_start, tail_len)?;
-    let sig = EOCD_SIG.to_le_bytes();
-    let at = (0..=tail.len() - EOCD_LEN as usize)
-        .rev()
-        .find(|&i| tail[i..i + 4] == sig)
+    let eocd_pos = last_end_signature(r, file_len)?
         .ok_or_else(|| bad("no end of central directory record"))?;
-    let eocd = &tail[at..];
-    let eocd_pos = tail_start + at as u64;
+    let eocd = read_at(r, eocd_pos, EOCD_LEN)?;
+    let eocd = &eocd[..];
     let comment_len = u64::from(le16(eocd, 20));
     if eocd_pos + EOCD_LEN + comment_len != file_len {
         return Err(ambiguous(format!(

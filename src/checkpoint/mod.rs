@@ -11,7 +11,7 @@ pub mod torch;
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -130,8 +130,9 @@ fn read_from<R: Read + Seek>(
     source: R,
     size: u64,
 ) -> Result<CheckpointInfo> {
-    let (counting, counter) = CountingReader::new(source);
-    let reader = BufReader::with_capacity(16 * 1024, counting);
+    // No buffer: both readers ask for exact ranges (end records, central directory, `data.pkl`; the
+    // safetensors length and header), so a buffer would only read around them.
+    let (reader, counter) = CountingReader::new(source);
     let wrap = |source| Error::Checkpoint {
         path: path.to_path_buf(),
         source,

@@ -82,7 +82,7 @@ fn safetensors_reads_under_1_mib_from_2_mb_and_500_mb() {
     assert_eq!(a, b);
 }
 
-/// The path plumbline really takes (`checkpoint::open`: file, counter, 16 KiB buffer, reader).
+/// The path plumbline really takes (`checkpoint::open`: file, counter, reader).
 #[test]
 fn open_reads_the_same_small_number_of_bytes_at_any_size() {
     let dir = tempfile::tempdir().unwrap();
