@@ -81,6 +81,9 @@ fn pipeline(drifted: bool) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, root)
 }
 
+/// (args, extra environment, exit code on the clean pipeline, on the drifted one)
+type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], i32, i32);
+
 #[test]
 fn exit_codes_survive_closed_pipes_for_every_command() {
     let (_clean_guard, clean) = pipeline(false);
@@ -96,8 +99,7 @@ fn exit_codes_survive_closed_pipes_for_every_command() {
         ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
     ];
     let broken = ["--config", "momentum/no-such.toml"];
-    // (args, extra environment, exit code on the clean pipeline, on the drifted one)
-    let cases: Vec<(Vec<&str>, &[(&str, &str)], i32, i32)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["check"], &[], 0, 1),
         (vec!["check", "--profile", "pre-backtest"], &[], 0, 1),
         (vec!["check", "--profile", "post-train"], &[], 0, 1),
