@@ -352,6 +352,15 @@ pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
         work: 0,
     };
     let root = m.run()?;
+    // torch.save writes one pickle per record; bytes after STOP are a second stream that torch never
+    // reads and another reader might.
+    if m.pos != data.len() {
+        return Err(CheckpointError::Ambiguous(format!(
+            "{} bytes follow the pickle's STOP at byte {} of {entry}",
+            data.len() - m.pos,
+            m.pos - 1
+        )));
+    }
     Ok(Pickle {
         root,
         containers: std::mem::take(&mut m.containers),
@@ -1344,6 +1353,15 @@ mod tests {
         let err = read(&framed(1000, b"N."), "t").unwrap_err().to_string();
         assert!(
             err.contains("FRAME of 1000 bytes runs past the end"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bytes_after_stop_are_refused() {
+        let err = read(b"N.cos\nsystem\n.", "t").unwrap_err().to_string();
+        assert!(
+            err.contains("12 bytes follow the pickle's STOP at byte 1 of t"),
             "{err}"
         );
     }
