@@ -232,10 +232,15 @@ pub fn inventory(
                     CheckpointError::Ambiguous(_) => &CHECKPOINT_AMBIGUOUS,
                     _ => &CHECKPOINT_UNREADABLE,
                 };
+                let help = if matches!(source, CheckpointError::Ambiguous(_)) {
+                    "re-save it with torch.save from the training code; a file edited, re-zipped or concatenated by other tools can be read two ways (docs/checkpoint-metadata.md#the-torch-archive-pt-pth-ckpt)"
+                } else {
+                    "re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"
+                };
                 findings.push(
                     Finding::new(code, source.to_string())
                         .at(Location::file(&display))
-                        .help("re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"),
+                        .help(help),
                 );
                 rows.push(Row {
                     path: display,

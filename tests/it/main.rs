@@ -19,6 +19,7 @@ mod gates;
 mod github_api;
 mod hook;
 mod limits;
+mod malicious;
 mod manifest;
 mod mutation;
 mod npm;
