@@ -173,6 +173,11 @@ fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointE
     let eocd = read_at(r, eocd_pos, EOCD_LEN)?;
     let eocd = &eocd[..];
     let comment_len = u64::from(le16(eocd, 20));
+    if eocd_pos + EOCD_LEN + comment_len > file_len {
+        return Err(bad(format!(
+            "the end record's {comment_len}-byte comment runs past the end of the file (truncated)"
+        )));
+    }
     if eocd_pos + EOCD_LEN + comment_len != file_len {
         return Err(ambiguous(format!(
             "{} bytes follow the end of central directory record (a zip with something appended)",
@@ -385,6 +390,14 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
             )));
         }
     };
+    // torch refuses an archive with a record outside its folder (every load lists all records).
+    let folder = format!("{archive_name}/");
+    if let Some(e) = entries.iter().find(|e| !e.name.starts_with(&folder)) {
+        return Err(bad(format!(
+            "entry {:?} lies outside the archive's folder {folder} (torch refuses such an archive)",
+            e.name
+        )));
+    }
     let mut by_folded_name = HashMap::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         if let Some(j) = by_folded_name.insert(e.name.to_ascii_lowercase(), i) {
@@ -426,7 +439,10 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
             .checked_add(e.name.len() as u64)
             .and_then(|n| n.checked_add(e.compressed_size))
             .and_then(|n| n.checked_add(descriptor));
-        if need.is_none_or(|n| e.local_offset + n > limit) {
+        if need
+            .and_then(|n| e.local_offset.checked_add(n))
+            .is_none_or(|end| end > limit)
+        {
             return Err(ambiguous(format!(
                 "entry {} ({} bytes at offset {}) overlaps the next entry or the central directory (at offset {limit})",
                 e.name, e.compressed_size, e.local_offset
@@ -508,13 +524,18 @@ impl Directory {
             }
         }
         let extra_len = u64::from(le16(&head, 28));
+        // In range: `validate` bounded local_offset + header + name + size by the next entry.
         let data_start = e.local_offset + LOCAL_LEN + e.name.len() as u64 + extra_len;
         let descriptor = if flags & 0x0008 != 0 {
             MIN_DESCRIPTOR_LEN
         } else {
             0
         };
-        if data_start + e.size + descriptor > e.range_end {
+        if data_start
+            .checked_add(e.size)
+            .and_then(|n| n.checked_add(descriptor))
+            .is_none_or(|end| end > e.range_end)
+        {
             return Err(ambiguous(format!(
                 "the data of {} (from offset {data_start}, {} bytes) runs into the next entry at offset {}",
                 e.name, e.size, e.range_end

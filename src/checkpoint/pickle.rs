@@ -283,6 +283,8 @@ struct Machine<'a> {
     /// Values copied so far by opcodes whose cost grows with their operands (`set(list)`): with the
     /// input size it bounds the work a hostile pickle can ask for.
     work: u64,
+    /// Steps left for turning LONG1/LONG4 integers into decimal text.
+    decimal_left: u64,
 }
 
 /// The value a pickle describes. Dropping it clears every list, dict and set the pickle created,
@@ -331,8 +333,13 @@ fn clear_all(containers: &mut Vec<Value>) {
 /// Largest number of elements one opcode may announce (strings, bytes); the input bounds it anyway.
 const MAX_STACK: usize = 1 << 20;
 
-/// Values that opcodes with a cost proportional to their operands may copy in one pickle, in all.
-const MAX_WORK: u64 = 1 << 24;
+/// Values and bytes that opcodes with a cost proportional to their operands (`set(list)`,
+/// `_codecs.encode`, storage keys, tensor shapes) may copy in one pickle, in all.
+const MAX_WORK: u64 = 1 << 26;
+
+/// Steps of decimal conversion for big integers in one pickle (about a second); beyond it they are
+/// kept as `<int of N bytes>`.
+const MAX_DECIMAL_WORK: u64 = 1 << 30;
 
 /// Python prints an int in decimal only up to 4300 digits (`sys.int_info.default_max_str_digits`);
 /// beyond that plumbline keeps `<int of N bytes>`, so a hostile LONG4 costs linear time, not quadratic.
@@ -350,6 +357,7 @@ pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
         containers: Vec::new(),
         frame_end: None,
         work: 0,
+        decimal_left: MAX_DECIMAL_WORK,
     };
     let root = m.run()?;
     // torch.save writes one pickle per record; bytes after STOP are a second stream that torch never
@@ -415,7 +423,7 @@ impl<'a> Machine<'a> {
         self.work += items as u64;
         if self.work > MAX_WORK {
             return Err(CheckpointError::Unsupported(format!(
-                "the pickle copies more than {MAX_WORK} values (at byte {} of {})",
+                "the pickle copies more than {MAX_WORK} values or bytes (at byte {} of {})",
                 self.pos, self.entry
             )));
         }
@@ -496,19 +504,27 @@ impl<'a> Machine<'a> {
         let mut out = String::with_capacity(bytes.len());
         let mut i = 0;
         while i < bytes.len() {
-            let width = match (bytes[i], bytes.get(i + 1)) {
-                (b'\\', Some(b'u')) => 4,
-                (b'\\', Some(b'U')) => 8,
-                _ => 0,
-            };
-            if width == 0 {
+            if bytes[i] != b'\\' {
                 out.push(char::from(bytes[i]));
                 i += 1;
                 continue;
             }
+            // As CPython's raw-unicode-escape decoder: a run of backslashes is literal, and only
+            // when the run is odd does its last backslash start a \u or \U escape.
+            let run = bytes[i..].iter().take_while(|&&b| b == b'\\').count();
+            out.extend(std::iter::repeat_n('\\', run));
+            i += run;
+            let width = match bytes.get(i) {
+                Some(b'u') if run % 2 == 1 => 4,
+                Some(b'U') if run % 2 == 1 => 8,
+                _ => continue,
+            };
+            out.pop();
+            i -= 1;
             let hex = bytes
                 .get(i + 2..i + 2 + width)
-                .and_then(|h| std::str::from_utf8(h).ok());
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
             let c = hex
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .and_then(char::from_u32);
@@ -516,6 +532,24 @@ impl<'a> Machine<'a> {
             i += 2 + width;
         }
         Ok(out)
+    }
+
+    /// INT and LONG text as CPython reads it only where that is plain decimal: the C unpickler parses
+    /// INT with `strtol(…, 0)` (so `010` is 8) and pickle.py with `int(…, 0)` (an error), so a leading
+    /// zero, a sign other than `-`, a base prefix, spaces or underscores are refused as ambiguous.
+    fn plain_decimal(&self, s: &str, op: &str, at: usize) -> Result<(), CheckpointError> {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        let plain = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if plain {
+            Ok(())
+        } else {
+            Err(CheckpointError::Ambiguous(format!(
+                "{op} {s:?} at byte {at} of {} is not plain decimal (CPython's readers disagree on it)",
+                self.entry
+            )))
+        }
     }
 
     fn utf8(&self, b: &[u8]) -> Result<String, CheckpointError> {
@@ -661,11 +695,10 @@ impl<'a> Machine<'a> {
                     let v = match s {
                         "01" => Value::Bool(true),
                         "00" => Value::Bool(false),
-                        _ => Value::Int(
-                            s.trim()
-                                .parse()
-                                .map_err(|_| self.bad(format!("bad INT {s:?}")))?,
-                        ),
+                        _ => {
+                            self.plain_decimal(s, "INT", at)?;
+                            Value::Int(s.parse().map_err(|_| self.bad(format!("bad INT {s:?}")))?)
+                        }
                     };
                     self.push(v)?;
                 }
@@ -682,7 +715,9 @@ impl<'a> Machine<'a> {
                     self.push(Value::Int(v.into()))?;
                 }
                 b'L' => {
-                    let s = self.line()?.trim_end_matches('L');
+                    let s = self.line()?;
+                    let s = s.strip_suffix('L').unwrap_or(s);
+                    self.plain_decimal(s, "LONG", at)?;
                     let v = match s.parse::<i64>() {
                         Ok(i) => Value::Int(i),
                         Err(_)
@@ -705,7 +740,18 @@ impl<'a> Machine<'a> {
                     };
                     let n = self.len(n)?;
                     let bytes = self.take(n)?;
-                    self.push(decode_long(bytes))?;
+                    // Decimal text costs ~2.4 n² steps for n bytes: past a total budget, bigger
+                    // integers keep their size only, so many of them cannot add up to minutes.
+                    let cost = (bytes.len() as u64).pow(2) * 5 / 2;
+                    let v = if bytes.len() > 8 && cost > self.decimal_left {
+                        Value::BigInt(Rc::from(format!("<int of {} bytes>", bytes.len())))
+                    } else {
+                        if bytes.len() > 8 {
+                            self.decimal_left -= cost;
+                        }
+                        decode_long(bytes)
+                    };
+                    self.push(v)?;
                 }
                 b'F' => {
                     let s = self.line()?;
@@ -743,6 +789,14 @@ impl<'a> Machine<'a> {
                         .and_then(|s| s.strip_suffix('\''))
                         .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
                         .ok_or_else(|| self.bad("STRING argument is not quoted"))?;
+                    // CPython decodes backslash escapes here (`codecs.escape_decode`); plumbline
+                    // does not, so text with one could read differently: refused.
+                    if unq.contains('\\') {
+                        return Err(CheckpointError::Ambiguous(format!(
+                            "a STRING with backslash escapes at byte {at} of {}",
+                            self.entry
+                        )));
+                    }
                     self.push(Value::Str(unq.into()))?;
                 }
                 b'T' | b'U' => {
@@ -753,10 +807,9 @@ impl<'a> Machine<'a> {
                     };
                     let n = self.len(n)?;
                     let b = self.take(n)?;
-                    // Python 2 str: bytes; torch never writes these, keep them as latin-1 text.
-                    self.push(Value::Str(
-                        b.iter().map(|&c| c as char).collect::<String>().into(),
-                    ))?;
+                    // Python 2 str: bytes, which torch.load decodes with encoding="utf-8".
+                    let s = self.utf8(b)?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'B' | b'C' | 0x8e | 0x96 => {
                     let n = match op {
@@ -977,7 +1030,7 @@ impl<'a> Machine<'a> {
     }
 
     /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel).
-    fn persistent(&self, pid: &Value) -> Result<Value, CheckpointError> {
+    fn persistent(&mut self, pid: &Value) -> Result<Value, CheckpointError> {
         let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
         match items {
             [
@@ -995,6 +1048,7 @@ impl<'a> Machine<'a> {
                 };
                 let numel = as_u64(numel)
                     .ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
+                self.charge_work(key.len())?;
                 Ok(Value::Storage(Rc::new((
                     dtype.to_owned(),
                     key.to_string(),
@@ -1030,6 +1084,7 @@ impl<'a> Machine<'a> {
                     .and_then(tuple_items)
                     .and_then(|s| s.iter().map(as_u64).collect::<Option<Vec<_>>>())
                     .ok_or_else(|| self.bad("tensor size is not a tuple of ints"))?;
+                self.charge_work(shape.len())?;
                 let numel: u64 = shape
                     .iter()
                     .try_fold(1u64, |a, &d| a.checked_mul(d))
@@ -1057,14 +1112,18 @@ impl<'a> Machine<'a> {
                 Some(t @ Value::Tensor(_)) => Ok(t.clone()),
                 _ => Err(self.bad("parameter rebuild without a tensor")),
             },
-            ("_codecs", "encode") => match args.first() {
-                Some(Value::Str(s)) => Ok(Value::Bytes(
-                    s.chars()
-                        .map(|c| c as u32 as u8)
-                        .collect::<Vec<u8>>()
-                        .into(),
-                )),
-                _ => Err(self.bad("_codecs.encode without a string")),
+            // Protocols 0-2 write bytes as `_codecs.encode(text, "latin1")`; any other encoding would
+            // give other bytes than the latin-1 mapping below.
+            ("_codecs", "encode") => match args {
+                [Value::Str(s), Value::Str(enc)] if matches!(&**enc, "latin1" | "latin-1") => {
+                    self.charge_work(s.len())?;
+                    let bytes: Option<Vec<u8>> =
+                        s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                    bytes
+                        .map(|b| Value::Bytes(b.into()))
+                        .ok_or_else(|| self.bad("_codecs.encode of text outside latin-1"))
+                }
+                _ => Err(self.bad("_codecs.encode other than (text, \"latin1\")")),
             },
             ("builtins", "set") => {
                 let items = match args.first() {
@@ -1083,8 +1142,37 @@ impl<'a> Machine<'a> {
                     self.entry
                 )))
             }
-            _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}")))),
+            // Anything else allowlisted (torch.Size, torch.device, complex, bytearray, Counter, …)
+            // becomes an opaque value; its arguments must be plain values, so a tensor or a
+            // container cannot disappear inside one (and with it from the tensor table).
+            _ if args.iter().all(plain) => Ok(Value::Opaque(Rc::new(format!("{module}.{name}")))),
+            _ => Err(CheckpointError::Unsupported(format!(
+                "a call of {module}.{name} with arguments plumbline does not describe (containers or tensors) at byte {} of {}",
+                self.pos, self.entry
+            ))),
         }
+    }
+}
+
+/// A scalar, or a tuple or list of scalars: what an opaque call may take.
+fn plain(v: &Value) -> bool {
+    let scalar = |v: &Value| {
+        matches!(
+            v,
+            Value::None
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+                | Value::Bytes(_)
+                | Value::Global(_)
+        )
+    };
+    match v {
+        Value::Tuple(t) => t.iter().all(scalar),
+        Value::List(l) => l.borrow().iter().all(scalar),
+        other => scalar(other),
     }
 }
 
@@ -1355,6 +1443,46 @@ mod tests {
             err.contains("FRAME of 1000 bytes runs past the end"),
             "{err}"
         );
+    }
+
+    /// Review of issue 14: values CPython's readers would read differently are refused, not guessed.
+    #[test]
+    fn text_numbers_and_strings_read_as_cpython_reads_them() {
+        let e = |p: &[u8]| read(p, "t").unwrap_err().to_string();
+        // C's strtol(…, 0) reads I010 as 8, pickle.py refuses it.
+        assert!(e(b"I010\n.").contains("INT \"010\" at byte 0 of t is not plain decimal"));
+        assert!(e(b"I 7\n.").contains("not plain decimal"));
+        assert!(e(b"L0x10L\n.").contains("LONG \"0x10\""));
+        assert!(matches!(read(b"I-7\n.", "t").unwrap().root, Value::Int(-7)));
+        assert!(matches!(read(b"I0\n.", "t").unwrap().root, Value::Int(0)));
+        // STRING with an escape CPython would decode.
+        assert!(e(b"S'a\\x41'\n.").contains("STRING with backslash escapes"));
+        // raw-unicode-escape: an even run of backslashes is literal, an odd one escapes.
+        let v = read(b"V\\\\u0041 \\\\\\u0041\n.", "t").unwrap();
+        assert!(
+            matches!(&v.root, Value::Str(s) if &**s == "\\\\u0041 \\\\A"),
+            "{:?}",
+            v.root
+        );
+        // BINSTRING is UTF-8, as torch.load's encoding says.
+        assert!(e(b"U\x01\xe9.").contains("not UTF-8"));
+    }
+
+    #[test]
+    fn allowlisted_calls_do_not_hide_tensors_or_change_bytes() {
+        let e = |p: &[u8]| read(p, "t").unwrap_err().to_string();
+        // _codecs.encode with another encoding than latin1.
+        let mut p = b"\x80\x02c_codecs\nencode\n".to_vec();
+        p.extend(b"X\x01\x00\x00\x00aX\x05\x00\x00\x00utf-8\x86R.");
+        assert!(e(&p).contains("_codecs.encode other than"), "{}", e(&p));
+        let mut p = b"\x80\x02c_codecs\nencode\n".to_vec();
+        p.extend(b"X\x02\x00\x00\x00\xc3\xa9X\x06\x00\x00\x00latin1\x86R.");
+        assert!(matches!(&read(&p, "t").unwrap().root, Value::Bytes(b) if &b[..] == [0xe9]));
+        // OrderedDict([...]) and Counter({...}) with containers: not an opaque value.
+        let err = e(b"\x80\x02ccollections\nOrderedDict\n]K\x01K\x02\x86a\x85R.");
+        assert!(err.contains("collections.OrderedDict with arguments"), "{err}");
+        // torch.Size((3, 4)) stays an opaque value.
+        assert!(read(b"\x80\x02ctorch\nSize\nK\x03K\x04\x86\x85R.", "t").is_ok());
     }
 
     #[test]

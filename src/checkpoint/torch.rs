@@ -7,6 +7,7 @@
 //! anything interprets values, and must keep reading metadata when no tensor framework is compiled in.
 //! See docs/checkpoint-metadata.md, "How plumbline reads a checkpoint".
 
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek};
 use std::rc::Rc;
 
@@ -38,6 +39,23 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointErr
         ));
     }
     let dir = archive::read_directory(&mut reader)?;
+    // torch.load hands an archive with `constants.pkl` to torch.jit.load, which compiles and runs the
+    // TorchScript code in it: nothing plumbline reads from `data.pkl` describes what would run.
+    if let Some(e) = dir.record("constants.pkl") {
+        return Err(CheckpointError::Unsupported(format!(
+            "{} makes this a TorchScript archive, which torch.load passes to torch.jit.load (code runs at load time); plumbline reads torch.save archives only",
+            e.name
+        )));
+    }
+    if dir.record("version").is_none() && dir.record(".data/version").is_none() {
+        return Err(CheckpointError::malformed(
+            "torch archive",
+            format!(
+                "no {0}/version or {0}/.data/version record (torch refuses such an archive)",
+                dir.archive_name
+            ),
+        ));
+    }
     let pkl = dir.record("data.pkl").ok_or_else(|| {
         CheckpointError::malformed(
             "torch archive",
@@ -54,8 +72,26 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointErr
         &mut tensors,
         &mut Budget::new(),
     )?;
+    // torch loads a storage key once, with the dtype of its first reference; a later reference with
+    // another dtype would be described differently here than it loads there.
+    let mut storages: HashMap<&str, &str> = HashMap::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for t in &tensors {
         check_storage(&dir, t)?;
+        let (name, r) = t;
+        if !names.insert(name) {
+            return Err(CheckpointError::Ambiguous(format!(
+                "two tensors are named `{name}` (dotted paths of different keys meet)"
+            )));
+        }
+        if let Some(first) = storages.insert(&r.storage_key, &r.dtype)
+            && first != r.dtype
+        {
+            return Err(CheckpointError::Ambiguous(format!(
+                "storage {} is referenced as {first} and as {} (torch loads it once, as the first)",
+                r.storage_key, r.dtype
+            )));
+        }
     }
     Ok(TorchArchive {
         tree,
@@ -169,7 +205,22 @@ fn to_tree(
         Value::Set(s) => seq(&s.borrow(), path, tensors, budget)?,
         Value::Dict(d) => {
             let mut map = serde_json::Map::new();
+            // Python's identity of a key: True is 1 and False is 0 to a dict.
+            let mut python_keys = HashSet::new();
             for (k, v) in d.borrow().iter() {
+                let python_key = match k {
+                    Value::Bool(b) => Some(i64::from(*b)),
+                    Value::Int(i) => Some(*i),
+                    _ => None,
+                };
+                if let Some(i) = python_key
+                    && !python_keys.insert(i)
+                {
+                    return Err(CheckpointError::Ambiguous(format!(
+                        "the key `{i}` is set twice in the dict at `{}` (True is 1 and False is 0 to Python)",
+                        path.join(".")
+                    )));
+                }
                 let key = match k {
                     Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
@@ -185,13 +236,22 @@ fn to_tree(
                 path.push(key.clone());
                 let child = to_tree(v, path, tensors, budget)?;
                 path.pop();
-                map.insert(key, child);
+                // Python keeps the last of a key set twice (and 1 and True are one key to it); a
+                // tensor table built from both would not be what loads. torch.save never writes it.
+                if map.insert(key.clone(), child).is_some() {
+                    return Err(CheckpointError::Ambiguous(format!(
+                        "the key `{key}` is set twice in the dict at `{}`",
+                        path.join(".")
+                    )));
+                }
             }
             Tree::Object(map)
         }
         Value::Tensor(t) => {
             let name = path.join(".");
-            budget.charge(0, name.len() as u64)?;
+            // Each reference writes the shape again: charge it, or a memoized tensor with a huge
+            // shape referenced many times would expand without bound.
+            budget.charge(t.shape.len() as u64, name.len() as u64)?;
             tensors.push((name, t.clone()));
             serde_json::json!({"$tensor": {"dtype": t.dtype, "shape": t.shape}})
         }

@@ -113,7 +113,14 @@ fn missing_storage_entry_is_malformed() {
     let dir = tempfile::tempdir().unwrap();
     let (name, pkl) = crate::util::data_pkl(&production_pt());
     let p = dir.path().join("no_storage.pt");
-    crate::util::write_zip(&p, &[crate::util::Entry::Bytes(&name, &pkl)]);
+    let version = name.replace("data.pkl", "version");
+    crate::util::write_zip(
+        &p,
+        &[
+            crate::util::Entry::Bytes(&name, &pkl),
+            crate::util::Entry::Bytes(&version, b"3\n"),
+        ],
+    );
     let err = checkpoint::open(&p).unwrap_err().to_string();
     assert!(
         err.contains("storage entry") && err.contains("is missing"),

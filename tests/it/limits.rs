@@ -48,14 +48,14 @@ fn node_limit_is_one_million() {
 
 #[test]
 fn int_and_bool_dict_keys_become_strings() {
-    // {1: None, True: None, "s": 2}
-    let mut p = b"\x80\x02}(K\x01N\x88N".to_vec();
+    // {1: None, False: None, "s": 2}
+    let mut p = b"\x80\x02}(K\x01N\x89N".to_vec();
     p.extend(crate::util::pstr("s"));
     p.extend(b"K\x02u.");
     let info = open_pickle(&p).unwrap();
     assert_eq!(
         info.tree,
-        serde_json::json!({"1": null, "true": null, "s": 2})
+        serde_json::json!({"1": null, "false": null, "s": 2})
     );
     // A float key is not a name.
     let err = open_pickle(b"\x80\x02}G?\xf0\x00\x00\x00\x00\x00\x00Ns.").unwrap_err();
@@ -80,9 +80,11 @@ fn archives_without_or_with_two_pickles() {
             Entry::Bytes("b/data.pkl", b"N."),
         ],
     );
-    // torch reads `<first entry's folder>/data.pkl` only; so does plumbline (the other is never loaded).
-    assert_eq!(checkpoint::open(&p).unwrap().tree, serde_json::Value::Null);
+    // torch takes the first entry's folder as the archive and refuses an entry outside it.
+    let err = checkpoint::open(&p).unwrap_err().to_string();
+    assert!(err.contains("\"b/data.pkl\" lies outside the archive's folder a/"), "{err}");
     // The same name twice, or twice ignoring case, is ambiguous: refused.
+    // (`A/data.pkl` is outside the folder `a/`, which torch checks case-sensitively.)
     for second in ["a/data.pkl", "a/DATA.pkl", "A/data.pkl"] {
         let p = dir.path().join("dup.pt");
         write_zip(
@@ -90,10 +92,14 @@ fn archives_without_or_with_two_pickles() {
             &[
                 Entry::Bytes("a/data.pkl", b"N."),
                 Entry::Bytes(second, b"N."),
+                Entry::Bytes("a/version", b"3\n"),
             ],
         );
         let err = checkpoint::open(&p).unwrap_err().to_string();
-        assert!(err.contains("ambiguous"), "{second}: {err}");
+        assert!(
+            err.contains("ambiguous") || err.contains("outside the archive's folder a/"),
+            "{second}: {err}"
+        );
     }
 }
 
@@ -101,12 +107,24 @@ fn archives_without_or_with_two_pickles() {
 fn metadata_pickle_limit_is_64_mib() {
     let dir = tempfile::tempdir().unwrap();
     let over = dir.path().join("over.pt");
-    write_zip(&over, &[Entry::Hole("archive/data.pkl", (64 << 20) + 1)]);
+    write_zip(
+        &over,
+        &[
+            Entry::Hole("archive/data.pkl", (64 << 20) + 1),
+            Entry::Bytes("archive/version", b"3\n"),
+        ],
+    );
     let err = checkpoint::open(&over).unwrap_err().to_string();
     assert!(err.contains("is 67108865 bytes (limit 67108864)"), "{err}");
     // At the limit it is read (and then fails as the zeros it is, not on its size).
     let at = dir.path().join("at.pt");
-    write_zip(&at, &[Entry::Hole("archive/data.pkl", 64 << 20)]);
+    write_zip(
+        &at,
+        &[
+            Entry::Hole("archive/data.pkl", 64 << 20),
+            Entry::Bytes("archive/version", b"3\n"),
+        ],
+    );
     let err = checkpoint::open(&at).unwrap_err().to_string();
     assert!(!err.contains("limit"), "{err}");
 }
@@ -155,4 +173,33 @@ fn hostile_sizes_finish_with_an_answer() {
         open_pickle(&pickle).unwrap().tree,
         serde_json::json!("<int of 1000000 bytes>")
     );
+}
+
+/// Review of issue 14: archives torch would read another way than plumbline are refused.
+#[test]
+fn torchscript_archives_and_keys_set_twice_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // `constants.pkl` makes torch.load hand the file to torch.jit.load, which runs TorchScript code.
+    let p = dir.path().join("scripted.pt");
+    write_zip(
+        &p,
+        &[
+            Entry::Bytes("archive/data.pkl", b"\x80\x02}."),
+            Entry::Bytes("archive/constants.pkl", b"\x80\x02)."),
+            Entry::Bytes("archive/version", b"3\n"),
+        ],
+    );
+    let err = checkpoint::open(&p).unwrap_err().to_string();
+    assert!(err.contains("TorchScript archive"), "{err}");
+    // {"input_dim": 14, "input_dim": 15}: Python keeps the last, a reader might keep the first.
+    let mut pickle = b"\x80\x02}(".to_vec();
+    pickle.extend(crate::util::pstr("input_dim"));
+    pickle.extend(b"K\x0e");
+    pickle.extend(crate::util::pstr("input_dim"));
+    pickle.extend(b"K\x0fu.");
+    let err = open_pickle(&pickle).unwrap_err();
+    assert!(err.contains("the key `input_dim` is set twice"), "{err}");
+    // 1 and True are one key to Python, and one name here.
+    let err = open_pickle(b"\x80\x02}(K\x01N\x88Nu.").unwrap_err();
+    assert!(err.contains("the key `1` is set twice"), "{err}");
 }

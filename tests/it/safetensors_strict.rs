@@ -153,6 +153,8 @@ fn every_dtype_of_the_format_is_a_readable_fact() {
         ("F8_E5M2", "float8_e5m2", 8),
         ("F8_E4M3", "float8_e4m3fn", 8),
         ("F8_E8M0", "float8_e8m0fnu", 8),
+        ("F8_E4M3FNUZ", "float8_e4m3fnuz", 8),
+        ("F8_E5M2FNUZ", "float8_e5m2fnuz", 8),
         ("I16", "int16", 16),
         ("U16", "uint16", 16),
         ("F16", "float16", 16),
