@@ -49,6 +49,26 @@ fn code(root: &Path, args: &[&str], env: &[(&str, &str)], closed: Option<Closed>
         .unwrap_or_else(|| panic!("{args:?} {closed:?}: killed by a signal ({status})"))
 }
 
+/// Run `args` unpiped and with stdout, stderr and both closed: each must exit `want`. Returns the
+/// number of runs.
+fn every_way(root: &Path, args: &[&str], env: &[(&str, &str)], want: i32) -> usize {
+    let ways = [
+        None,
+        Some(Closed::Stdout),
+        Some(Closed::Stderr),
+        Some(Closed::Both),
+    ];
+    for closed in ways {
+        assert_eq!(
+            code(root, args, env, closed),
+            want,
+            "{args:?} {closed:?} in {}",
+            root.display()
+        );
+    }
+    ways.len()
+}
+
 /// The example committed in a fresh repository, its slow gates disabled (the matrix is about exit
 /// codes, not gates), and a `ci` event. `drifted`: the docs say `vol_21` for `vol_20` and the
 /// production checkpoint has a MAD of 0, both committed.
@@ -118,38 +138,17 @@ fn exit_codes_survive_closed_pipes_for_every_command() {
     for (args, env, clean_code, drift_code) in &cases {
         for (root, want) in [(&clean, *clean_code), (&drifted, *drift_code)] {
             let full: Vec<&str> = ["--config", CFG].iter().chain(args).copied().collect();
-            let unpiped = code(root, &full, env, None);
-            assert_eq!(unpiped, want, "{full:?} in {}", root.display());
-            for closed in [Closed::Stdout, Closed::Stderr, Closed::Both] {
-                assert_eq!(
-                    code(root, &full, env, Some(closed)),
-                    want,
-                    "{full:?} {closed:?}"
-                );
-                runs += 1;
-            }
+            runs += every_way(root, &full, env, want);
         }
         // The same command when plumbline cannot do its job: exit 2, however its output goes.
-        let failing: Vec<&str> = broken.iter().chain(args).copied().collect();
         // `schema` and `hook install` read no config: they pass here (install fails below instead).
-        let want = if matches!(args[0], "schema") || args[..] == ["hook", "install"] {
+        let failing: Vec<&str> = broken.iter().chain(args).copied().collect();
+        let want = if args[0] == "schema" || args[..] == ["hook", "install"] {
             0
         } else {
             2
         };
-        for closed in [
-            None,
-            Some(Closed::Stdout),
-            Some(Closed::Stderr),
-            Some(Closed::Both),
-        ] {
-            assert_eq!(
-                code(&clean, &failing, env, closed),
-                want,
-                "{failing:?} {closed:?}"
-            );
-            runs += 1;
-        }
+        runs += every_way(&clean, &failing, env, want);
     }
     // The commands that write heavier artefacts, and clap's own usage error, on a broken config only
     // (their passing runs are covered by their own tests; what matters here is the code).
@@ -162,34 +161,10 @@ fn exit_codes_survive_closed_pipes_for_every_command() {
         vec!["no-such-command"],
     ] {
         let failing: Vec<&str> = broken.iter().chain(&args).copied().collect();
-        for closed in [
-            None,
-            Some(Closed::Stdout),
-            Some(Closed::Stderr),
-            Some(Closed::Both),
-        ] {
-            assert_eq!(
-                code(&clean, &failing, &[], closed),
-                2,
-                "{failing:?} {closed:?}"
-            );
-            runs += 1;
-        }
+        runs += every_way(&clean, &failing, &[], 2);
     }
     // `hook install` outside a git repository.
     let nowhere = tempfile::tempdir().unwrap();
-    for closed in [
-        None,
-        Some(Closed::Stdout),
-        Some(Closed::Stderr),
-        Some(Closed::Both),
-    ] {
-        assert_eq!(
-            code(nowhere.path(), &["hook", "install"], &[], closed),
-            2,
-            "{closed:?}"
-        );
-        runs += 1;
-    }
-    assert!(runs > 150, "{runs} runs");
+    runs += every_way(nowhere.path(), &["hook", "install"], &[], 2);
+    assert_eq!(runs, 184, "every command, every way");
 }
