@@ -1480,7 +1480,10 @@ mod tests {
         assert!(matches!(&read(&p, "t").unwrap().root, Value::Bytes(b) if &b[..] == [0xe9]));
         // OrderedDict([...]) and Counter({...}) with containers: not an opaque value.
         let err = e(b"\x80\x02ccollections\nOrderedDict\n]K\x01K\x02\x86a\x85R.");
-        assert!(err.contains("collections.OrderedDict with arguments"), "{err}");
+        assert!(
+            err.contains("collections.OrderedDict with arguments"),
+            "{err}"
+        );
         // torch.Size((3, 4)) stays an opaque value.
         assert!(read(b"\x80\x02ctorch\nSize\nK\x03K\x04\x86\x85R.", "t").is_ok());
     }

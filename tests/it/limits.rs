@@ -82,7 +82,10 @@ fn archives_without_or_with_two_pickles() {
     );
     // torch takes the first entry's folder as the archive and refuses an entry outside it.
     let err = checkpoint::open(&p).unwrap_err().to_string();
-    assert!(err.contains("\"b/data.pkl\" lies outside the archive's folder a/"), "{err}");
+    assert!(
+        err.contains("\"b/data.pkl\" lies outside the archive's folder a/"),
+        "{err}"
+    );
     // The same name twice, or twice ignoring case, is ambiguous: refused.
     // (`A/data.pkl` is outside the folder `a/`, which torch checks case-sensitively.)
     for second in ["a/data.pkl", "a/DATA.pkl", "A/data.pkl"] {
