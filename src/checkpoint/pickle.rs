@@ -1477,7 +1477,7 @@ mod tests {
         assert!(e(&p).contains("_codecs.encode other than"), "{}", e(&p));
         let mut p = b"\x80\x02c_codecs\nencode\n".to_vec();
         p.extend(b"X\x02\x00\x00\x00\xc3\xa9X\x06\x00\x00\x00latin1\x86R.");
-        assert!(matches!(&read(&p, "t").unwrap().root, Value::Bytes(b) if &b[..] == [0xe9]));
+        assert!(matches!(&read(&p, "t").unwrap().root, Value::Bytes(b) if b[..] == [0xe9]));
         // OrderedDict([...]) and Counter({...}) with containers: not an opaque value.
         let err = e(b"\x80\x02ccollections\nOrderedDict\n]K\x01K\x02\x86a\x85R.");
         assert!(
