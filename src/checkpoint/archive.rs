@@ -57,6 +57,17 @@ pub struct Entry {
     range_end: u64,
 }
 
+impl Entry {
+    /// The least the data descriptor after the data takes (bit 3 of the flags says there is one).
+    fn descriptor_len(&self) -> u64 {
+        if self.flags & 0x0008 != 0 {
+            MIN_DESCRIPTOR_LEN
+        } else {
+            0
+        }
+    }
+}
+
 /// The central directory of a torch archive, validated.
 #[derive(Debug)]
 pub struct Directory {
@@ -327,8 +338,7 @@ pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<Directory, Checkpoint
             cd.len() - pos
         )));
     }
-    let dir = validate(entries, end.cd_offset)?;
-    Ok(dir)
+    validate(entries, end.cd_offset)
 }
 
 /// Fields of 0xffffffff take their value from the zip64 extra field (id 1), in the order the format
@@ -430,11 +440,7 @@ fn validate(mut entries: Vec<Entry>, cd_offset: u64) -> Result<Directory, Checkp
             .get(k + 1)
             .map_or(cd_offset, |&j| entries[j].local_offset);
         let e = &entries[i];
-        let descriptor = if e.flags & 0x0008 != 0 {
-            MIN_DESCRIPTOR_LEN
-        } else {
-            0
-        };
+        let descriptor = e.descriptor_len();
         let need = LOCAL_LEN
             .checked_add(e.name.len() as u64)
             .and_then(|n| n.checked_add(e.compressed_size))
@@ -526,11 +532,8 @@ impl Directory {
         let extra_len = u64::from(le16(&head, 28));
         // In range: `validate` bounded local_offset + header + name + size by the next entry.
         let data_start = e.local_offset + LOCAL_LEN + e.name.len() as u64 + extra_len;
-        let descriptor = if flags & 0x0008 != 0 {
-            MIN_DESCRIPTOR_LEN
-        } else {
-            0
-        };
+        // The local flags agree with the central directory's on bit 3 (checked above).
+        let descriptor = e.descriptor_len();
         if data_start
             .checked_add(e.size)
             .and_then(|n| n.checked_add(descriptor))

@@ -257,13 +257,14 @@ pub fn storage_dtype(class: &str) -> Option<&'static str> {
     })
 }
 
-/// Bytes per element of a dtype name, as torch and safetensors use them.
+/// Bytes per element of a torch dtype name (safetensors' own names have their widths in
+/// `safetensors::dtype_info`).
 pub fn dtype_size(dtype: &str) -> Option<u64> {
     Some(match dtype {
-        "float64" | "int64" | "complex64" | "F64" | "I64" | "U64" => 8,
-        "float32" | "int32" | "F32" | "I32" | "U32" => 4,
-        "float16" | "bfloat16" | "int16" | "F16" | "BF16" | "I16" | "U16" => 2,
-        "int8" | "uint8" | "bool" | "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        "float64" | "int64" | "complex64" => 8,
+        "float32" | "int32" => 4,
+        "float16" | "bfloat16" | "int16" => 2,
+        "int8" | "uint8" | "bool" => 1,
         "complex128" => 16,
         _ => return None,
     })

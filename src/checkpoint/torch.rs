@@ -216,8 +216,13 @@ fn to_tree(
                 if let Some(i) = python_key
                     && !python_keys.insert(i)
                 {
+                    let why = if matches!(k, Value::Bool(_)) {
+                        " (True is 1 and False is 0 to Python)"
+                    } else {
+                        ""
+                    };
                     return Err(CheckpointError::Ambiguous(format!(
-                        "the key `{i}` is set twice in the dict at `{}` (True is 1 and False is 0 to Python)",
+                        "the key `{i}` is set twice in the dict at `{}`{why}",
                         path.join(".")
                     )));
                 }
