@@ -8,6 +8,7 @@ pub mod archive;
 pub mod pickle;
 pub mod safetensors;
 pub mod torch;
+pub mod tree;
 
 use std::cell::Cell;
 use std::fs::File;

@@ -173,13 +173,17 @@ pub fn is_allowed(module: &str, name: &str) -> bool {
 }
 
 /// A tensor as a pickle describes it: no data, only where the data lives and its layout.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TensorRef {
     pub dtype: String,
     pub shape: Vec<u64>,
     pub storage_key: String,
-    pub storage_offset: u64,
+    /// The storage's own dtype and element count, as its persistent id gives them (`uint8` and
+    /// bytes for an `UntypedStorage`): what the archive's record size is checked against.
+    pub storage_dtype: String,
     pub storage_numel: u64,
+    /// Attributes set on the tensor object (`_rebuild_from_type_v2`), as plain values.
+    pub attributes: Vec<(String, Value)>,
 }
 
 /// A value on the symbolic stack. Lists and dicts are shared (pickle mutates them after memoizing).
@@ -238,7 +242,7 @@ fn new_dict_untracked(v: Vec<(Value, Value)>) -> Value {
     Value::Dict(Rc::new(RefCell::new(v)))
 }
 
-/// Storage class name (`torch.FloatStorage`) to dtype name (`float32`).
+/// Storage class name (`torch.FloatStorage`) to dtype name (`float32`). `UntypedStorage` holds bytes.
 pub fn storage_dtype(class: &str) -> Option<&'static str> {
     Some(match class {
         "FloatStorage" => "float32",
@@ -249,7 +253,7 @@ pub fn storage_dtype(class: &str) -> Option<&'static str> {
         "IntStorage" => "int32",
         "ShortStorage" => "int16",
         "CharStorage" => "int8",
-        "ByteStorage" => "uint8",
+        "ByteStorage" | "UntypedStorage" => "uint8",
         "BoolStorage" => "bool",
         "ComplexFloatStorage" => "complex64",
         "ComplexDoubleStorage" => "complex128",
@@ -257,17 +261,30 @@ pub fn storage_dtype(class: &str) -> Option<&'static str> {
     })
 }
 
-/// Bytes per element of a torch dtype name (safetensors' own names have their widths in
-/// `safetensors::dtype_info`).
+/// Bytes per element of a torch dtype name: every dtype on torch's weights-only allowlist
+/// (`torch.<dtype>.itemsize` of torch 2.15; sub-byte and bit dtypes take a byte per element as
+/// torch stores them). Quantized dtypes are absent: plumbline does not read quantized tensors.
+/// safetensors' own names have their widths in `safetensors::dtype_info`.
 pub fn dtype_size(dtype: &str) -> Option<u64> {
     Some(match dtype {
-        "float64" | "int64" | "complex64" => 8,
-        "float32" | "int32" => 4,
-        "float16" | "bfloat16" | "int16" => 2,
-        "int8" | "uint8" | "bool" => 1,
         "complex128" => 16,
+        "float64" | "int64" | "uint64" | "complex64" => 8,
+        "float32" | "int32" | "uint32" | "complex32" | "bcomplex32" => 4,
+        "float16" | "bfloat16" | "int16" | "uint16" | "bits16" => 2,
+        "int8" | "uint8" | "bool" | "float8_e4m3fn" | "float8_e4m3fnuz" | "float8_e5m2"
+        | "float8_e5m2fnuz" | "float8_e8m0fnu" | "float4_e2m1fn_x2" | "bits8" | "bits1x8"
+        | "bits2x4" | "bits4x2" | "int1" | "int2" | "int3" | "int4" | "int5" | "int6" | "int7"
+        | "uint1" | "uint2" | "uint3" | "uint4" | "uint5" | "uint6" | "uint7" => 1,
         _ => return None,
     })
+}
+
+/// Quantized dtypes and their storage classes: allowlisted by torch, not read by plumbline.
+fn quantized(name: &str) -> bool {
+    matches!(
+        name,
+        "qint8" | "quint8" | "qint32" | "quint4x2" | "quint2x4"
+    ) || (name.starts_with('Q') && name.ends_with("Storage"))
 }
 
 struct Machine<'a> {
@@ -1041,12 +1058,14 @@ impl<'a> Machine<'a> {
                 _location,
                 numel,
             ] if &**kind == "storage" => {
-                let dtype = if class.1 == "UntypedStorage" {
-                    "uint8"
-                } else {
-                    storage_dtype(&class.1)
-                        .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?
-                };
+                if quantized(&class.1) {
+                    return Err(CheckpointError::Unsupported(format!(
+                        "a quantized tensor (storage {}.{}) in {}: torch reads it, plumbline does not describe it",
+                        class.0, class.1, self.entry
+                    )));
+                }
+                let dtype = storage_dtype(&class.1)
+                    .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?;
                 let numel = as_u64(numel)
                     .ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
                 self.charge_work(key.len())?;
@@ -1063,6 +1082,106 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// A tensor from (storage, offset, size, stride, ...), as `Tensor.set_` builds it: the storage
+    /// must hold the furthest element the strides reach (a stride-0 view of one row reaches
+    /// little), measured in bytes when the tensor's dtype is not its storage's.
+    fn rebuild_tensor(
+        &mut self,
+        args: &[Value],
+        dtype: Option<String>,
+    ) -> Result<Value, CheckpointError> {
+        let storage = match args.first() {
+            Some(Value::Storage(s)) => s.clone(),
+            _ => return Err(self.bad("tensor rebuild without a storage")),
+        };
+        let offset = args
+            .get(1)
+            .and_then(as_u64)
+            .ok_or_else(|| self.bad("tensor storage offset"))?;
+        let ints = |v: Option<&Value>| {
+            v.and_then(tuple_items)
+                .and_then(|s| s.iter().map(as_u64).collect::<Option<Vec<_>>>())
+        };
+        let shape =
+            ints(args.get(2)).ok_or_else(|| self.bad("tensor size is not a tuple of ints"))?;
+        let stride = ints(args.get(3))
+            .ok_or_else(|| self.bad("tensor stride is not a tuple of non-negative ints"))?;
+        self.charge_work(shape.len() + stride.len())?;
+        if stride.len() != shape.len() {
+            return Err(self.bad(format!(
+                "tensor of {} dimensions with {} strides",
+                shape.len(),
+                stride.len()
+            )));
+        }
+        let (storage_dtype, key, storage_numel) = (&storage.0, &storage.1, storage.2);
+        let dtype = dtype.unwrap_or_else(|| storage_dtype.clone());
+        if quantized(&dtype) {
+            return Err(CheckpointError::Unsupported(format!(
+                "a quantized tensor ({dtype}) in {}: torch reads it, plumbline does not describe it",
+                self.entry
+            )));
+        }
+        let item = dtype_size(&dtype)
+            .ok_or_else(|| self.bad(format!("tensor of unknown dtype {dtype}")))?;
+        let storage_item = dtype_size(storage_dtype).unwrap_or(1);
+        let overflow = || self.bad("tensor size overflows");
+        shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(overflow)?;
+        // c10's checkInBoundsForStorage: nothing to check for an empty tensor; otherwise the last
+        // element reached is offset + Σ (size_i - 1) * stride_i.
+        if !shape.contains(&0) {
+            let last = shape
+                .iter()
+                .zip(&stride)
+                .try_fold(offset, |a, (&d, &s)| (d - 1).checked_mul(s)?.checked_add(a))
+                .ok_or_else(overflow)?;
+            let need = last
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(item))
+                .ok_or_else(overflow)?;
+            let have = storage_numel.saturating_mul(storage_item);
+            if need > have {
+                return Err(self.bad(format!(
+                    "tensor of shape {shape:?} and strides {stride:?} at offset {offset} reaches byte {need} of a storage of {have} bytes"
+                )));
+            }
+        }
+        Ok(Value::Tensor(Rc::new(TensorRef {
+            dtype,
+            shape,
+            storage_key: key.clone(),
+            storage_dtype: storage_dtype.clone(),
+            storage_numel,
+            attributes: Vec::new(),
+        })))
+    }
+
+    /// The state `_rebuild_from_type_v2` sets on a tensor: none, or a dict of plain attribute
+    /// values (`(dict, slots)` is refused: a slot could hold anything).
+    fn attributes(&self, state: &Value) -> Result<Vec<(String, Value)>, CheckpointError> {
+        let unsupported = || {
+            CheckpointError::Unsupported(format!(
+                "a tensor whose attributes are not a dict of plain values (_rebuild_from_type_v2) in {}",
+                self.entry
+            ))
+        };
+        match state {
+            Value::None => Ok(Vec::new()),
+            Value::Dict(d) => d
+                .borrow()
+                .iter()
+                .map(|(k, v)| match k {
+                    Value::Str(k) if plain(v) => Ok((k.to_string(), v.clone())),
+                    _ => Err(unsupported()),
+                })
+                .collect(),
+            _ => Err(unsupported()),
+        }
+    }
+
     /// What "calling" an allowlisted global yields. Nothing is executed; unknown callables give opaque values.
     fn call(&mut self, f: &Value, args: &[Value]) -> Result<Value, CheckpointError> {
         let Value::Global(g) = f else {
@@ -1071,46 +1190,77 @@ impl<'a> Machine<'a> {
         let (module, name) = (&g.0, &g.1);
         match (module.as_str(), name.as_str()) {
             ("collections", "OrderedDict") if args.is_empty() => Ok(self.new_dict(Vec::new())),
+            // _rebuild_tensor(storage, offset, size, stride) and
+            // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata=None):
+            // the tensor has its storage's dtype.
             ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-                let storage = match args.first() {
-                    Some(Value::Storage(s)) => s.clone(),
-                    _ => return Err(self.bad("tensor rebuild without a storage")),
+                self.rebuild_tensor(args, None)
+            }
+            // _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype,
+            // metadata=None): the dtype is its own argument (an UntypedStorage holds bytes); how
+            // torch writes uint16/32/64, float8 and the other dtypes without a typed storage class.
+            ("torch._utils", "_rebuild_tensor_v3") => match args.get(6) {
+                Some(Value::Global(g)) if g.0 == "torch" => {
+                    let dtype = g.1.clone();
+                    self.rebuild_tensor(args, Some(dtype))
+                }
+                _ => Err(self.bad("_rebuild_tensor_v3 without a torch dtype")),
+            },
+            // _rebuild_from_type_v2(func, new_type, args, state): a tensor (or Parameter) with
+            // Python attributes. Described when `func` is a tensor rebuild, the type a plain tensor
+            // or Parameter, and the state a dict of plain values.
+            ("torch._tensor", "_rebuild_from_type_v2") => {
+                let [func, Value::Global(new_type), inner, state] = args else {
+                    return Err(self
+                        .bad("_rebuild_from_type_v2 arguments are not (func, type, args, state)"));
                 };
-                let offset = args
-                    .get(1)
-                    .and_then(as_u64)
-                    .ok_or_else(|| self.bad("tensor storage offset"))?;
-                let shape = args
-                    .get(2)
-                    .and_then(tuple_items)
-                    .and_then(|s| s.iter().map(as_u64).collect::<Option<Vec<_>>>())
-                    .ok_or_else(|| self.bad("tensor size is not a tuple of ints"))?;
-                self.charge_work(shape.len())?;
-                let numel: u64 = shape
-                    .iter()
-                    .try_fold(1u64, |a, &d| a.checked_mul(d))
-                    .ok_or_else(|| self.bad("tensor size overflows"))?;
-                if offset
-                    .checked_add(numel)
-                    .is_none_or(|end| end > storage.2 && numel > 0)
-                {
-                    return Err(self.bad(format!(
-                        "tensor of {numel} elements at offset {offset} overruns its storage of {} elements",
-                        storage.2
+                let inner = tuple_items(inner)
+                    .ok_or_else(|| self.bad("_rebuild_from_type_v2 args are not a tuple"))?;
+                let tensor_type = matches!(
+                    (new_type.0.as_str(), new_type.1.as_str()),
+                    ("torch", "Tensor") | ("torch.nn.parameter", "Parameter")
+                );
+                if !tensor_type {
+                    return Err(CheckpointError::Unsupported(format!(
+                        "a tensor subclass {}.{} (_rebuild_from_type_v2) in {}",
+                        new_type.0, new_type.1, self.entry
                     )));
                 }
-                Ok(Value::Tensor(Rc::new(TensorRef {
-                    dtype: storage.0.clone(),
-                    shape,
-                    storage_key: storage.1.clone(),
-                    storage_offset: offset,
-                    storage_numel: storage.2,
-                })))
+                let t = match &self.call(func, inner)? {
+                    Value::Tensor(t) => t.clone(),
+                    _ => {
+                        return Err(
+                            self.bad("_rebuild_from_type_v2 of something that is not a tensor")
+                        );
+                    }
+                };
+                let attributes = self.attributes(state)?;
+                if attributes.is_empty() {
+                    return Ok(Value::Tensor(t));
+                }
+                let mut t = (*t).clone();
+                t.attributes = attributes;
+                Ok(Value::Tensor(Rc::new(t)))
             }
+            // _rebuild_parameter(data, requires_grad, hooks) and Parameter(data, requires_grad);
+            // _rebuild_parameter_with_state(data, requires_grad, hooks, state) also sets attributes.
             ("torch._utils", "_rebuild_parameter")
             | ("torch._utils", "_rebuild_parameter_with_state")
             | ("torch.nn.parameter", "Parameter") => match args.first() {
-                Some(t @ Value::Tensor(_)) => Ok(t.clone()),
+                Some(Value::Tensor(t)) => {
+                    let attributes = match args.get(3) {
+                        Some(state) if name == "_rebuild_parameter_with_state" => {
+                            self.attributes(state)?
+                        }
+                        _ => Vec::new(),
+                    };
+                    if attributes.is_empty() {
+                        return Ok(Value::Tensor(t.clone()));
+                    }
+                    let mut t = (**t).clone();
+                    t.attributes.extend(attributes);
+                    Ok(Value::Tensor(Rc::new(t)))
+                }
                 _ => Err(self.bad("parameter rebuild without a tensor")),
             },
             // Protocols 0-2 write bytes as `_codecs.encode(text, "latin1")`; any other encoding would
@@ -1138,8 +1288,16 @@ impl<'a> Machine<'a> {
             // Allowlisted tensor rebuilders plumbline does not describe: an opaque value would hide a
             // tensor from the table (and from the first-layer check), so refuse to guess.
             ("torch._utils", _) | ("torch._tensor", _) => {
+                let kind = match name.as_str() {
+                    "_rebuild_qtensor" => "a quantized tensor",
+                    "_rebuild_sparse_tensor" => "a sparse tensor",
+                    "_rebuild_meta_tensor_no_storage" => "a meta tensor (no storage)",
+                    "_rebuild_wrapper_subclass" => "a tensor subclass",
+                    "_rebuild_device_tensor_from_numpy" => "a tensor stored as a numpy array",
+                    _ => "a tensor",
+                };
                 Err(CheckpointError::Unsupported(format!(
-                    "tensors rebuilt with {module}.{name} (quantized, sparse or subclass tensors) in {}",
+                    "{kind} ({module}.{name}) in {}: torch reads it, plumbline does not describe it",
                     self.entry
                 )))
             }

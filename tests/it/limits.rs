@@ -47,7 +47,7 @@ fn node_limit_is_one_million() {
 }
 
 #[test]
-fn int_and_bool_dict_keys_become_strings() {
+fn dict_keys_keep_python_text() {
     // {1: None, False: None, "s": 2}
     let mut p = b"\x80\x02}(K\x01N\x89N".to_vec();
     p.extend(crate::util::pstr("s"));
@@ -57,12 +57,21 @@ fn int_and_bool_dict_keys_become_strings() {
         info.tree,
         serde_json::json!({"1": null, "false": null, "s": 2})
     );
-    // A float key is not a name.
-    let err = open_pickle(b"\x80\x02}G?\xf0\x00\x00\x00\x00\x00\x00Ns.").unwrap_err();
-    assert!(
-        err.contains("dict key that is not a string or int"),
-        "{err}"
+    // Keys that are not names keep Python's text: {1.0: None, None: 1, (1, 'a'): 2, 0.5: 3}.
+    let mut p = b"\x80\x02}(G?\xf0\x00\x00\x00\x00\x00\x00NNK\x01K\x01".to_vec();
+    p.extend(crate::util::pstr("a"));
+    p.extend(b"\x86K\x02G?\xe0\x00\x00\x00\x00\x00\x00K\x03u.");
+    let info = open_pickle(&p).unwrap();
+    assert_eq!(
+        info.tree,
+        serde_json::json!({"1.0": null, "None": 1, "(1, 'a')": 2, "0.5": 3})
     );
+    // 1 and "1" are two keys to Python that read the same here.
+    let mut p = b"\x80\x02}(K\x01N".to_vec();
+    p.extend(crate::util::pstr("1"));
+    p.extend(b"Nu.");
+    let err = open_pickle(&p).unwrap_err();
+    assert!(err.contains("two keys that read `1`: 1 and '1'"), "{err}");
 }
 
 #[test]
