@@ -443,7 +443,11 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             };
             match format {
                 Format::Json => {
-                    let doc = serde_json::json!({ "checkpoints": rows, "findings": findings });
+                    let doc = serde_json::json!({
+                        "checkpoints": rows,
+                        "findings": findings,
+                        "safe-globals": loaded.config.checkpoints.safe_globals,
+                    });
                     emit(
                         out,
                         crate::canonical::to_string(&doc)
@@ -453,6 +457,10 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 }
                 _ => {
                     emit(out, inventory_table(&rows).as_bytes())?;
+                    emit(
+                        out,
+                        declared_globals(&loaded.config.checkpoints.safe_globals, &rows).as_bytes(),
+                    )?;
                     let mut s = String::new();
                     let mut sources = human::Sources::default();
                     for f in &findings {
@@ -658,6 +666,34 @@ fn report(
     Ok(u8::from(outcome.fails(fail_on)))
 }
 
+/// The globals `checkpoints.safe-globals` allows, each with the files that reference it: what the
+/// built-in allowlist was widened by, in plain sight.
+fn declared_globals(declared: &[String], rows: &[checkpoint_inventory::Row]) -> String {
+    if declared.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\ndeclared safe globals (checkpoints.safe-globals):\n");
+    let width = declared
+        .iter()
+        .map(|g| g.chars().count())
+        .max()
+        .unwrap_or(0);
+    for g in declared {
+        let users: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.declared_globals.contains(g))
+            .map(|r| r.path.as_str())
+            .collect();
+        let used = if users.is_empty() {
+            "referenced by no checkpoint".to_owned()
+        } else {
+            format!("referenced by {}", users.join(", "))
+        };
+        s.push_str(&format!("  {g:<width$}  {used}\n"));
+    }
+    s
+}
+
 fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
     let header = [
         "path",
@@ -682,7 +718,9 @@ fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
                 .map(|f| f.as_str().to_owned())
                 .unwrap_or_else(|| "?".into()),
             human_size(r.size),
-            human_size(r.bytes_read),
+            r.bytes_read
+                .map(human_size)
+                .unwrap_or_else(|| "refused".into()),
             r.model_version.clone().unwrap_or_else(|| "—".into()),
             r.input_dim
                 .map(|d| d.to_string())

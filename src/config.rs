@@ -224,6 +224,12 @@ pub struct CheckpointsSection {
     /// Where each required fact lives inside a checkpoint (dotted key paths).
     #[serde(default)]
     pub keys: CheckpointKeys,
+    /// Globals the team allows in its pickles beyond torch's weights-only allowlist, as
+    /// `module.Name` (what `torch.serialization.add_safe_globals` takes). plumbline never calls
+    /// them; their objects are described by their arguments and state. A known code-execution
+    /// route is refused at load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub safe_globals: Vec<String>,
 }
 
 /// Dotted key paths of the required facts inside a checkpoint. The defaults are the layout documented in
@@ -811,9 +817,17 @@ impl Loaded {
     /// A checkpoint as this run sees it: its staged bytes when the run reads the index and git tracks
     /// it, else the file (header reads only).
     pub fn open_checkpoint(&self, path: &Path) -> Result<crate::checkpoint::CheckpointInfo> {
+        let reading = self.reading();
         match self.snapshot.staged(path)? {
-            Some(bytes) => crate::checkpoint::open_bytes(path, bytes),
-            None => crate::checkpoint::open(path),
+            Some(bytes) => crate::checkpoint::open_bytes(path, bytes, &reading),
+            None => crate::checkpoint::open_with(path, &reading),
+        }
+    }
+
+    /// What checkpoint reads accept beyond the built-in rules (`[checkpoints] safe-globals`).
+    pub fn reading(&self) -> crate::checkpoint::Reading {
+        crate::checkpoint::Reading {
+            safe_globals: self.config.checkpoints.safe_globals.clone(),
         }
     }
 }
@@ -858,6 +872,14 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
                 format!("[severity] names unknown finding code `{code}` (see docs/codes.md)"),
             ));
         }
+    }
+    for g in &config.checkpoints.safe_globals {
+        crate::checkpoint::declared::check(g).map_err(|why| {
+            Error::at(
+                Location::file(display_path(path)),
+                format!("`checkpoints.safe-globals` entry `{g}`: {why}"),
+            )
+        })?;
     }
     config
         .gates

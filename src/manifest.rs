@@ -52,6 +52,9 @@ pub struct Run {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_sha256: Option<String>,
     pub checkpoints: Vec<Hashed>,
+    /// `checkpoints.safe-globals`: the globals the config allowed beyond torch's allowlist, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub safe_globals: Vec<String>,
     /// The data files the gates read: the slice, the price table, the ruleset.
     pub data: Vec<Hashed>,
     pub environment: Environment,
@@ -183,6 +186,12 @@ pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<Ru
         config: hashed(&loaded.path)?,
         contract_sha256,
         checkpoints,
+        safe_globals: {
+            let mut g = loaded.config.checkpoints.safe_globals.clone();
+            g.sort();
+            g.dedup();
+            g
+        },
         data,
         environment: Environment {
             os: std::env::consts::OS.into(),

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = plumbline::checkpoint::torch::read(std::io::Cursor::new(data));
+    let _ = plumbline::checkpoint::torch::read(std::io::Cursor::new(data), plumbline::checkpoint::pickle::Rules::ZIP);
 });

@@ -98,7 +98,11 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn read_at<R: Read + Seek>(r: &mut R, at: u64, len: u64) -> Result<Vec<u8>, CheckpointError> {
+pub(super) fn read_at<R: Read + Seek>(
+    r: &mut R,
+    at: u64,
+    len: u64,
+) -> Result<Vec<u8>, CheckpointError> {
     r.seek(SeekFrom::Start(at))?;
     let mut buf = vec![0u8; usize::try_from(len).map_err(|_| bad("length overflows"))?];
     r.read_exact(&mut buf).map_err(|e| {
@@ -127,11 +131,41 @@ pub fn starts_as_zip<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError>
     Ok(got == 4 && &magic == ZIP_MAGIC)
 }
 
-/// Whether a zip end record sits in the last 64 KiB of the file: for a file that does not start as a
-/// zip, a sign that an archive was appended to something else (a polyglot).
-pub fn has_end_record<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
+/// Whether a zip reader would find an archive at the end of the file, as Python's `zipfile` looks
+/// for one: the end record nearest the end (within its 64 KiB comment window), whose central
+/// directory, `size` bytes right before it, starts with a central directory header (or is empty).
+/// For a file that does not start as a zip, a sign that an archive was appended to something
+/// else (a polyglot). A stray end-record signature inside tensor data does not count.
+pub fn ends_as_zip<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
     let file_len = r.seek(SeekFrom::End(0))?;
-    Ok(last_end_signature(r, file_len)?.is_some())
+    let Some(at) = last_end_signature(r, file_len)? else {
+        return Ok(false);
+    };
+    let rec = read_at(r, at, EOCD_LEN)?;
+    let (mut entries, mut cd_size) = (u64::from(le16(&rec, 10)), u64::from(le32(&rec, 12)));
+    // zipfile's _EndRecData64: a zip64 locator right before the end record puts the zip64 end
+    // record (56 bytes) before it, and the central directory before that, with the zip64 sizes.
+    let mut cd_end = at;
+    if at >= 20 + 56 {
+        let locator = read_at(r, at - 20, 20)?;
+        if le32(&locator, 0) == ZIP64_LOCATOR_SIG {
+            let rec64 = read_at(r, at - 20 - 56, 56)?;
+            if le32(&rec64, 0) != ZIP64_EOCD_SIG {
+                return Ok(false);
+            }
+            entries = le64(&rec64, 32);
+            cd_size = le64(&rec64, 40);
+            cd_end = at - 20 - 56;
+        }
+    }
+    if cd_size == 0 {
+        return Ok(entries == 0);
+    }
+    if cd_size > cd_end {
+        return Ok(false);
+    }
+    let head = read_at(r, cd_end - cd_size, 4)?;
+    Ok(le32(&head, 0) == CENTRAL_SIG)
 }
 
 /// The position of the end-record signature nearest the end of the file, within the 22 bytes of the

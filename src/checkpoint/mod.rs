@@ -5,12 +5,14 @@
 //! ([`sha256_file`]).
 
 pub mod archive;
+pub mod declared;
+pub mod legacy;
 pub mod pickle;
 pub mod safetensors;
 pub mod torch;
 pub mod tree;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -29,9 +31,11 @@ pub type Tree = serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// torch.save zip archive (`.pt`, `.pth`)
+    /// torch.save file (`.pt`, `.pth`, `.ckpt`): a zip archive, or the legacy (pre-1.6) stream
     Torch,
     Safetensors,
+    /// A plain pickle (`.pkl`, `.pickle`), as some frameworks write their run parameters
+    Pickle,
 }
 
 impl Format {
@@ -39,6 +43,7 @@ impl Format {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "pt" | "pth" | "ckpt" => Some(Format::Torch),
             "safetensors" => Some(Format::Safetensors),
+            "pkl" | "pickle" => Some(Format::Pickle),
             _ => None,
         }
     }
@@ -47,6 +52,7 @@ impl Format {
         match self {
             Format::Torch => "torch",
             Format::Safetensors => "safetensors",
+            Format::Pickle => "pickle",
         }
     }
 }
@@ -67,9 +73,22 @@ pub struct CheckpointInfo {
     pub size: u64,
     pub tree: Tree,
     pub tensors: Vec<TensorInfo>,
-    /// Bytes taken from the file to read it (header only: independent of tensor sizes).
+    /// Distinct bytes taken from the file to read it (header only: independent of tensor sizes,
+    /// never more than `size`).
     pub bytes_read: u64,
+    /// Globals declared safe in the config (`[checkpoints] safe-globals`) that this file's pickles
+    /// reference, as `module.Name`, sorted.
+    pub declared_globals: Vec<String>,
 }
+
+/// What a read may accept beyond the built-in rules.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// `[checkpoints] safe-globals`, as `module.Name` (checked by [`declared::check`]).
+    pub safe_globals: Vec<String>,
+}
+
+const UNKNOWN_EXTENSION: &str = "unknown checkpoint extension (plumbline reads .pt, .pth, .ckpt, .safetensors, .pkl and .pickle)";
 
 impl CheckpointInfo {
     /// A value by dotted key path (`scaler.median`, `heads.0.name`).
@@ -100,29 +119,30 @@ pub fn lookup<'a>(tree: &'a Tree, key_path: &str) -> Option<&'a Tree> {
     })
 }
 
-/// Read a checkpoint's metadata and tensor table from a file.
+/// Read a checkpoint's metadata and tensor table from a file, with the built-in rules only.
 pub fn open(path: &Path) -> Result<CheckpointInfo> {
+    open_with(path, &Reading::default())
+}
+
+/// Read a checkpoint's metadata and tensor table from a file.
+pub fn open_with(path: &Path, reading: &Reading) -> Result<CheckpointInfo> {
     let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
-        source: CheckpointError::Unsupported(
-            "unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into(),
-        ),
+        source: CheckpointError::Unsupported(UNKNOWN_EXTENSION.into()),
     })?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    read_from(path, format, file, size)
+    read_from(path, format, file, size, reading)
 }
 
 /// Read a checkpoint whose bytes are already in memory (a staged blob), shown as `path`.
-pub fn open_bytes(path: &Path, bytes: Vec<u8>) -> Result<CheckpointInfo> {
+pub fn open_bytes(path: &Path, bytes: Vec<u8>, reading: &Reading) -> Result<CheckpointInfo> {
     let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
-        source: CheckpointError::Unsupported(
-            "unknown checkpoint extension (expected .pt, .pth, .ckpt or .safetensors)".into(),
-        ),
+        source: CheckpointError::Unsupported(UNKNOWN_EXTENSION.into()),
     })?;
     let size = bytes.len() as u64;
-    read_from(path, format, std::io::Cursor::new(bytes), size)
+    read_from(path, format, std::io::Cursor::new(bytes), size, reading)
 }
 
 fn read_from<R: Read + Seek>(
@@ -130,22 +150,32 @@ fn read_from<R: Read + Seek>(
     format: Format,
     source: R,
     size: u64,
+    reading: &Reading,
 ) -> Result<CheckpointInfo> {
-    // No buffer: both readers ask for exact ranges (end records, central directory, `data.pkl`; the
-    // safetensors length and header), so a buffer would only read around them.
+    // No buffer: the readers ask for exact ranges (end records, central directory, `data.pkl`; the
+    // safetensors length and header; a legacy file's pickles and storage counts), so a buffer would
+    // only read around them.
     let (reader, counter) = CountingReader::new(source);
     let wrap = |source| Error::Checkpoint {
         path: path.to_path_buf(),
         source,
     };
-    let (tree, tensors) = match format {
+    let rules = pickle::Rules {
+        ids: pickle::Ids::Zip,
+        declared: &reading.safe_globals,
+    };
+    let (tree, tensors, declared_globals) = match format {
         Format::Torch => {
-            let a = torch::read(reader).map_err(wrap)?;
-            (a.tree, a.tensors)
+            let a = torch::read(reader, rules).map_err(wrap)?;
+            (a.tree, a.tensors, a.declared)
+        }
+        Format::Pickle => {
+            let a = legacy::read_plain(reader, rules).map_err(wrap)?;
+            (a.tree, a.tensors, a.declared)
         }
         Format::Safetensors => {
             let s = safetensors::read(reader).map_err(wrap)?;
-            (s.tree, s.tensors)
+            (s.tree, s.tensors, Vec::new())
         }
     };
     Ok(CheckpointInfo {
@@ -155,25 +185,49 @@ fn read_from<R: Read + Seek>(
         tree,
         tensors,
         bytes_read: counter.get(),
+        declared_globals,
     })
 }
 
-/// A reader that counts the bytes it hands out (under the buffer, so it counts what the file gives).
+/// A reader that counts the distinct bytes it hands out: a range read twice counts once, so the
+/// count never exceeds the file.
 pub struct CountingReader<R> {
     inner: R,
-    read: Rc<Cell<u64>>,
+    pos: u64,
+    ranges: Rc<RefCell<Vec<(u64, u64)>>>,
+}
+
+/// The distinct bytes a [`CountingReader`] handed out; readable after the reader is consumed.
+#[derive(Clone)]
+pub struct Counter(Rc<RefCell<Vec<(u64, u64)>>>);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        let mut ranges = self.0.borrow().clone();
+        ranges.sort_unstable();
+        let (mut total, mut end) = (0u64, 0u64);
+        for (a, b) in ranges {
+            let a = a.max(end);
+            if b > a {
+                total += b - a;
+                end = b;
+            }
+        }
+        total
+    }
 }
 
 impl<R> CountingReader<R> {
-    /// Wrap `inner`; the returned counter stays readable after the reader is consumed.
-    pub fn new(inner: R) -> (Self, Rc<Cell<u64>>) {
-        let read = Rc::new(Cell::new(0));
+    /// Wrap `inner` (positioned at its start).
+    pub fn new(inner: R) -> (Self, Counter) {
+        let ranges = Rc::new(RefCell::new(Vec::new()));
         (
             CountingReader {
                 inner,
-                read: read.clone(),
+                pos: 0,
+                ranges: ranges.clone(),
             },
-            read,
+            Counter(ranges),
         )
     }
 }
@@ -181,14 +235,20 @@ impl<R> CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
+        if n > 0 {
+            self.ranges
+                .borrow_mut()
+                .push((self.pos, self.pos + n as u64));
+        }
+        self.pos += n as u64;
         Ok(n)
     }
 }
 
 impl<R: Seek> Seek for CountingReader<R> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
     }
 }
 

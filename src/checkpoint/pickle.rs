@@ -186,6 +186,50 @@ pub struct TensorRef {
     pub attributes: Vec<(String, Value)>,
 }
 
+/// An object of a declared global, described by what the pickle passes to it.
+#[derive(Debug)]
+pub struct Object {
+    pub class: (String, String),
+    pub args: Vec<Value>,
+    pub state: RefCell<Option<Value>>,
+}
+
+/// A storage as a persistent id names it: its dtype, key and element count; a legacy file may
+/// give a view of it (elements `offset..offset + len`), which is what a tensor on it indexes.
+#[derive(Debug, Clone)]
+pub struct StorageRef {
+    pub dtype: String,
+    pub key: String,
+    pub numel: u64,
+    pub view: Option<(u64, u64)>,
+}
+
+/// How a stream's persistent ids are read: torch's zip archives write
+/// `('storage', class, key, location, numel)`, legacy torch.save files add a sixth item (a view or
+/// None), and a plain pickle has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    Zip,
+    Legacy,
+    None,
+}
+
+/// What a stream may reference beyond the built-in allowlist, and how its persistent ids read.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub ids: Ids,
+    /// Globals the project declared safe (`[checkpoints] safe-globals`), as `module.Name`: matched
+    /// on the joined text, as torch matches `add_safe_globals` entries.
+    pub declared: &'a [String],
+}
+
+impl Rules<'_> {
+    pub const ZIP: Rules<'static> = Rules {
+        ids: Ids::Zip,
+        declared: &[],
+    };
+}
+
 /// A value on the symbolic stack. Lists and dicts are shared (pickle mutates them after memoizing).
 #[derive(Debug, Clone)]
 pub enum Value {
@@ -204,11 +248,14 @@ pub enum Value {
     Set(Rc<RefCell<Vec<Value>>>),
     /// A reference to an allowlisted global (a class or function), never resolved to code.
     Global(Rc<(String, String)>),
-    /// The result of BINPERSID on torch's ('storage', type, key, location, numel) tuple.
-    Storage(Rc<(String, String, u64)>),
+    /// The result of BINPERSID on torch's ('storage', type, key, location, numel[, view]) tuple.
+    Storage(Rc<StorageRef>),
     Tensor(Rc<TensorRef>),
     /// The result of "calling" an allowlisted global plumbline does not describe.
     Opaque(Rc<String>),
+    /// An instance of a global the project declared safe: its class, the arguments it was
+    /// created with and the state BUILD gave it, kept as values (never constructed).
+    Object(Rc<Object>),
     Mark,
 }
 
@@ -303,6 +350,13 @@ struct Machine<'a> {
     work: u64,
     /// Steps left for turning LONG1/LONG4 integers into decimal text.
     decimal_left: u64,
+    rules: Rules<'a>,
+    /// Set when a read ran past the end of `data`: the stream may go on in bytes not yet read.
+    starved: bool,
+    /// Every storage a persistent id named, in order.
+    storages: Vec<Rc<StorageRef>>,
+    /// Declared globals referenced so far.
+    declared: std::collections::BTreeSet<String>,
 }
 
 /// The value a pickle describes. Dropping it clears every list, dict and set the pickle created,
@@ -310,6 +364,11 @@ struct Machine<'a> {
 /// container), so nothing leaks however many files a process reads.
 pub struct Pickle {
     pub root: Value,
+    /// Every storage the stream's persistent ids named, in order (a legacy file's data section
+    /// lists them by key).
+    pub storages: Vec<Rc<StorageRef>>,
+    /// The declared globals the stream referenced, as `module.Name`, sorted.
+    pub declared: Vec<String>,
     containers: Vec<Value>,
 }
 
@@ -343,6 +402,10 @@ fn clear_all(containers: &mut Vec<Value>) {
                 let items = std::mem::take(&mut *d.borrow_mut());
                 drop(items);
             }
+            Value::Object(o) => {
+                let state = o.state.borrow_mut().take();
+                drop(state);
+            }
             _ => {}
         }
     }
@@ -363,9 +426,42 @@ const MAX_DECIMAL_WORK: u64 = 1 << 30;
 /// beyond that plumbline keeps `<int of N bytes>`, so a hostile LONG4 costs linear time, not quadratic.
 const MAX_DECIMAL_BYTES: usize = 1785;
 
-/// Read a whole pickle stream. Returns the value at STOP. `entry` names the stream in errors
-/// (`archive/data.pkl`).
+/// Read a whole pickle stream of a torch archive. Returns the value at STOP. `entry` names the
+/// stream in errors (`archive/data.pkl`).
 pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
+    read_with(data, entry, Rules::ZIP)
+}
+
+/// Read a whole pickle stream under `rules`: bytes after its STOP are refused.
+pub fn read_with(data: &[u8], entry: &str, rules: Rules) -> Result<Pickle, CheckpointError> {
+    let (pickle, end) = read_prefix(data, entry, rules).map_err(|e| match e {
+        Prefix::Bad(e) => e,
+        Prefix::Starved(e) => e,
+    })?;
+    // torch.save writes one pickle per record; bytes after STOP are a second stream that torch never
+    // reads and another reader might.
+    if end != data.len() {
+        return Err(CheckpointError::Ambiguous(format!(
+            "{} bytes follow the pickle's STOP at byte {} of {entry}",
+            data.len() - end,
+            end - 1
+        )));
+    }
+    Ok(pickle)
+}
+
+/// Why a pickle at the start of a buffer could not be read.
+#[derive(Debug)]
+pub enum Prefix {
+    /// The stream ran past the end of the buffer: with more bytes it might read (the error says
+    /// what was missing, for when there are no more).
+    Starved(CheckpointError),
+    Bad(CheckpointError),
+}
+
+/// Read the pickle at the start of `data` (a legacy torch.save file is several in a row). Returns
+/// the value at STOP and the offset just after it.
+pub fn read_prefix(data: &[u8], entry: &str, rules: Rules) -> Result<(Pickle, usize), Prefix> {
     let mut m = Machine {
         data,
         pos: 0,
@@ -376,21 +472,24 @@ pub fn read(data: &[u8], entry: &str) -> Result<Pickle, CheckpointError> {
         frame_end: None,
         work: 0,
         decimal_left: MAX_DECIMAL_WORK,
+        rules,
+        starved: false,
+        storages: Vec::new(),
+        declared: Default::default(),
     };
-    let root = m.run()?;
-    // torch.save writes one pickle per record; bytes after STOP are a second stream that torch never
-    // reads and another reader might.
-    if m.pos != data.len() {
-        return Err(CheckpointError::Ambiguous(format!(
-            "{} bytes follow the pickle's STOP at byte {} of {entry}",
-            data.len() - m.pos,
-            m.pos - 1
-        )));
+    match m.run() {
+        Ok(root) => Ok((
+            Pickle {
+                root,
+                storages: std::mem::take(&mut m.storages),
+                declared: std::mem::take(&mut m.declared).into_iter().collect(),
+                containers: std::mem::take(&mut m.containers),
+            },
+            m.pos,
+        )),
+        Err(e) if m.starved => Err(Prefix::Starved(e)),
+        Err(e) => Err(Prefix::Bad(e)),
     }
-    Ok(Pickle {
-        root,
-        containers: std::mem::take(&mut m.containers),
-    })
 }
 
 impl<'a> Machine<'a> {
@@ -459,10 +558,13 @@ impl<'a> Machine<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(self.bad(format!(
-                "truncated: {n} bytes announced, {} left",
-                self.data.len() - self.pos
-            ))),
+            None => {
+                self.starved = true;
+                Err(self.bad(format!(
+                    "truncated: {n} bytes announced, {} left",
+                    self.data.len() - self.pos
+                )))
+            }
         }
     }
 
@@ -483,18 +585,21 @@ impl<'a> Machine<'a> {
     }
 
     fn len(&mut self, n: u64) -> Result<usize, CheckpointError> {
-        usize::try_from(n)
+        let fits = usize::try_from(n)
             .ok()
-            .filter(|&n| n <= self.data.len() - self.pos)
-            .ok_or_else(|| self.bad(format!("length {n} runs past the end of the stream")))
+            .filter(|&n| n <= self.data.len() - self.pos);
+        if fits.is_none() {
+            self.starved = true;
+        }
+        fits.ok_or_else(|| self.bad(format!("length {n} runs past the end of the stream")))
     }
 
     fn line_bytes(&mut self) -> Result<&'a [u8], CheckpointError> {
         let rest = &self.data[self.pos..];
-        let nl = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| self.bad("unterminated text argument"))?;
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            self.starved = true;
+            return Err(self.bad("unterminated text argument"));
+        };
         self.check_frame(self.pos + nl + 1)?;
         self.pos += nl + 1;
         Ok(&rest[..nl])
@@ -636,7 +741,14 @@ impl<'a> Machine<'a> {
         opcode: &'static str,
         at: usize,
     ) -> Result<Value, CheckpointError> {
-        if !is_allowed(module, name) {
+        let declared = !self.rules.declared.is_empty() && {
+            let full = format!("{module}.{name}");
+            self.rules.declared.contains(&full)
+        };
+        if declared {
+            self.declared.insert(format!("{module}.{name}"));
+        }
+        if !is_allowed(module, name) && !declared {
             return Err(CheckpointError::UnsafeGlobal {
                 entry: self.entry.to_owned(),
                 module: module.to_owned(),
@@ -1020,10 +1132,20 @@ impl<'a> Machine<'a> {
                     self.push(v)?;
                 }
                 b'b' => {
-                    // BUILD sets state on the object below; plumbline keeps the object as it is
-                    // (an OrderedDict's `_metadata`, a Parameter's hooks).
-                    self.pop()?;
-                    self.top()?;
+                    // BUILD sets state on the object below. A declared global's object keeps it
+                    // (it is described with it); anything else stays as it is (an OrderedDict's
+                    // `_metadata`, a Parameter's hooks).
+                    let state = self.pop()?;
+                    if let Value::Object(o) = self.top()? {
+                        let o = o.clone();
+                        if o.state.borrow().is_some() {
+                            return Err(CheckpointError::Ambiguous(format!(
+                                "BUILD sets the state of a {}.{} twice at byte {at} of {}",
+                                o.class.0, o.class.1, self.entry
+                            )));
+                        }
+                        *o.state.borrow_mut() = Some(state);
+                    }
                 }
                 b'Q' => {
                     let pid = self.pop()?;
@@ -1047,39 +1169,86 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel).
+    /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel), and
+    /// in a legacy file a sixth item, None or the view (view key, offset, numel).
     fn persistent(&mut self, pid: &Value) -> Result<Value, CheckpointError> {
-        let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
-        match items {
-            [
-                Value::Str(kind),
-                Value::Global(class),
-                Value::Str(key),
-                _location,
-                numel,
-            ] if &**kind == "storage" => {
-                if quantized(&class.1) {
-                    return Err(CheckpointError::Unsupported(format!(
-                        "a quantized tensor (storage {}.{}) in {}: torch reads it, plumbline does not describe it",
-                        class.0, class.1, self.entry
-                    )));
-                }
-                let dtype = storage_dtype(&class.1)
-                    .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?;
-                let numel = as_u64(numel)
-                    .ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
-                self.charge_work(key.len())?;
-                Ok(Value::Storage(Rc::new((
-                    dtype.to_owned(),
-                    key.to_string(),
-                    numel,
-                ))))
-            }
-            _ => {
-                Err(self
-                    .bad("persistent id is not torch's ('storage', class, key, location, numel)"))
-            }
+        if self.rules.ids == Ids::None {
+            return Err(CheckpointError::Unsupported(format!(
+                "a persistent id (BINPERSID) in {}: only torch.save writes them, and a plain pickle has nothing to resolve them with",
+                self.entry
+            )));
         }
+        let items = tuple_items(pid).ok_or_else(|| self.bad("persistent id is not a tuple"))?;
+        let (kind, class, key, numel, view) = match (self.rules.ids, items) {
+            (
+                Ids::Zip,
+                [
+                    Value::Str(kind),
+                    Value::Global(class),
+                    Value::Str(key),
+                    _location,
+                    numel,
+                ],
+            ) => (kind, class, key, numel, None),
+            (
+                Ids::Legacy,
+                [
+                    Value::Str(kind),
+                    Value::Global(class),
+                    Value::Str(key),
+                    _location,
+                    numel,
+                    view,
+                ],
+            ) => (kind, class, key, numel, Some(view)),
+            _ => {
+                let shape = if self.rules.ids == Ids::Legacy {
+                    "('storage', class, key, location, numel, view)"
+                } else {
+                    "('storage', class, key, location, numel)"
+                };
+                return Err(self.bad(format!("persistent id is not torch's {shape}")));
+            }
+        };
+        if &**kind != "storage" {
+            return Err(self.bad(format!("persistent id of kind {kind:?}, not 'storage'")));
+        }
+        if quantized(&class.1) {
+            return Err(CheckpointError::Unsupported(format!(
+                "a quantized tensor (storage {}.{}) in {}: torch reads it, plumbline does not describe it",
+                class.0, class.1, self.entry
+            )));
+        }
+        let dtype = storage_dtype(&class.1)
+            .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?;
+        let numel =
+            as_u64(numel).ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
+        let view = match view {
+            None | Some(Value::None) => None,
+            Some(v) => match tuple_items(v) {
+                Some([Value::Str(_), offset, len]) => {
+                    let (offset, len) = as_u64(offset)
+                        .zip(as_u64(len))
+                        .ok_or_else(|| self.bad("storage view offset or size"))?;
+                    if offset.checked_add(len).is_none_or(|end| end > numel) {
+                        return Err(self.bad(format!(
+                            "storage view of {len} elements at offset {offset} overruns its storage of {numel}"
+                        )));
+                    }
+                    Some((offset, len))
+                }
+                _ => return Err(self.bad("storage view is not (key, offset, numel)")),
+            },
+        };
+        self.charge_work(key.len())?;
+        let storage = Rc::new(StorageRef {
+            dtype: dtype.to_owned(),
+            key: key.to_string(),
+            numel,
+            view,
+        });
+        self.storages.push(storage.clone());
+        Ok(Value::Storage(storage))
     }
 
     /// A tensor from (storage, offset, size, stride, ...), as `Tensor.set_` builds it: the storage
@@ -1114,7 +1283,9 @@ impl<'a> Machine<'a> {
                 stride.len()
             )));
         }
-        let (storage_dtype, key, storage_numel) = (&storage.0, &storage.1, storage.2);
+        let (storage_dtype, key, storage_numel) = (&storage.dtype, &storage.key, storage.numel);
+        // A legacy storage view: the tensor indexes the view's elements only.
+        let visible = storage.view.map_or(storage_numel, |(_, len)| len);
         let dtype = dtype.unwrap_or_else(|| storage_dtype.clone());
         if quantized(&dtype) {
             return Err(CheckpointError::Unsupported(format!(
@@ -1142,7 +1313,7 @@ impl<'a> Machine<'a> {
                 .checked_add(1)
                 .and_then(|n| n.checked_mul(item))
                 .ok_or_else(overflow)?;
-            let have = storage_numel.saturating_mul(storage_item);
+            let have = visible.saturating_mul(storage_item);
             if need > have {
                 return Err(self.bad(format!(
                     "tensor of shape {shape:?} and strides {stride:?} at offset {offset} reaches byte {need} of a storage of {have} bytes"
@@ -1188,6 +1359,17 @@ impl<'a> Machine<'a> {
             return Err(self.bad("call of something that is not a global"));
         };
         let (module, name) = (&g.0, &g.1);
+        // Only a declared global gets here without being on the built-in allowlist: its object is
+        // described by its arguments (and later its state), never built.
+        if !is_allowed(module, name) {
+            self.charge_work(args.len())?;
+            let o = Value::Object(Rc::new(Object {
+                class: (module.clone(), name.clone()),
+                args: args.to_vec(),
+                state: RefCell::new(None),
+            }));
+            return Ok(self.track(o));
+        }
         match (module.as_str(), name.as_str()) {
             ("collections", "OrderedDict") if args.is_empty() => Ok(self.new_dict(Vec::new())),
             // _rebuild_tensor(storage, offset, size, stride) and

@@ -12,7 +12,9 @@ use std::io::{Read, Seek};
 use std::rc::Rc;
 
 use super::archive::{self, Directory};
-use super::pickle::{self, TensorRef};
+use super::legacy;
+use super::pickle::{self, Ids, Pickle, Rules, TensorRef};
+use super::tree::Tensors;
 use super::{TensorInfo, Tree, tree};
 use crate::error::CheckpointError;
 
@@ -24,19 +26,24 @@ pub struct TorchArchive {
     pub tree: Tree,
     /// Tensors in the order the pickle lists them (not trusted to mean anything: see `arch`).
     pub tensors: Vec<TensorInfo>,
+    /// Declared safe globals the pickles referenced (`module.Name`, sorted).
+    pub declared: Vec<String>,
 }
 
-pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointError> {
+pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive, CheckpointError> {
     // torch.serialization._is_zipfile: the first four bytes decide, nothing else.
     if !archive::starts_as_zip(&mut reader)? {
-        if archive::has_end_record(&mut reader)? {
+        if archive::ends_as_zip(&mut reader)? {
             return Err(CheckpointError::Ambiguous(
                 "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
             ));
         }
-        return Err(CheckpointError::Unsupported(
-            "not a zip archive at offset 0, so torch.load would read it as a legacy (pre-1.6, non-zip) torch.save file, which plumbline does not read".into(),
-        ));
+        if legacy::starts_as_tar(&mut reader)? {
+            return Err(CheckpointError::Unsupported(
+                "torch's legacy .tar layout (torch < 0.4), which torch.load refuses with weights_only=True: re-save it with a current torch".into(),
+            ));
+        }
+        return legacy::read(reader, rules);
     }
     let dir = archive::read_directory(&mut reader)?;
     // torch.load hands an archive with `constants.pkl` to torch.jit.load, which compiles and runs the
@@ -64,30 +71,27 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointErr
     })?;
     let pkl_name = pkl.name.clone();
     let data = dir.read_entry(&mut reader, pkl, MAX_PICKLE_BYTES)?;
-    let root = pickle::read(&data, &pkl_name)?;
+    let root = pickle::read_with(
+        &data,
+        &pkl_name,
+        Rules {
+            ids: Ids::Zip,
+            ..rules
+        },
+    )?;
     let (tree, tensors) = tree::build(&root.root)?;
-    // torch loads a storage key once, with the dtype of its first reference; a later reference with
-    // another dtype would be described differently here than it loads there.
-    let mut storages: HashMap<&str, &str> = HashMap::new();
-    let mut names: HashSet<&str> = HashSet::new();
+    storages(&root, &tensors)?;
     for t in &tensors {
         check_storage(&dir, t)?;
-        let (name, r) = t;
-        if !names.insert(name) {
-            return Err(CheckpointError::Ambiguous(format!(
-                "two tensors are named `{name}` (dotted paths of different keys meet)"
-            )));
-        }
-        if let Some(first) = storages.insert(&r.storage_key, &r.storage_dtype)
-            && first != r.storage_dtype
-        {
-            return Err(CheckpointError::Ambiguous(format!(
-                "storage {} is referenced as {first} and as {} (torch loads it once, as the first)",
-                r.storage_key, r.storage_dtype
-            )));
-        }
     }
-    Ok(TorchArchive {
+    let mut a = archive_of(tree, tensors);
+    a.declared = root.declared.clone();
+    Ok(a)
+}
+
+/// The tree and tensor table as a [`TorchArchive`].
+pub fn archive_of(tree: Tree, tensors: Tensors) -> TorchArchive {
+    TorchArchive {
         tree,
         tensors: tensors
             .into_iter()
@@ -97,7 +101,47 @@ pub fn read<R: Read + Seek>(mut reader: R) -> Result<TorchArchive, CheckpointErr
                 shape: t.shape.clone(),
             })
             .collect(),
-    })
+        declared: Vec::new(),
+    }
+}
+
+/// Each storage key the pickle names, with the dtype and element count torch loads it as (the
+/// first reference's). A later reference that disagrees, or two tensors with one name, would be
+/// described differently here than they load there.
+pub fn storages<'p>(
+    pickle: &'p Pickle,
+    tensors: &Tensors,
+) -> Result<HashMap<&'p str, (&'p str, u64)>, CheckpointError> {
+    let mut names: HashSet<&str> = HashSet::new();
+    for (name, _) in tensors {
+        if !names.insert(name) {
+            return Err(CheckpointError::Ambiguous(format!(
+                "two tensors are named `{name}` (dotted paths of different keys meet)"
+            )));
+        }
+    }
+    let mut out: HashMap<&str, (&str, u64)> = HashMap::new();
+    for s in &pickle.storages {
+        match out.get(s.key.as_str()) {
+            None => {
+                out.insert(&s.key, (&s.dtype, s.numel));
+            }
+            Some(&(dtype, _)) if dtype != s.dtype => {
+                return Err(CheckpointError::Ambiguous(format!(
+                    "storage {} is referenced as {dtype} and as {} (torch loads it once, as the first)",
+                    s.key, s.dtype
+                )));
+            }
+            Some(&(_, numel)) if numel != s.numel => {
+                return Err(CheckpointError::Ambiguous(format!(
+                    "storage {} is referenced with {numel} and with {} elements (torch loads it once, as the first)",
+                    s.key, s.numel
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The storage a tensor points at must exist and have exactly the size its header promises: a truncated or hand-edited archive

@@ -148,6 +148,23 @@ fn to_tree(
             serde_json::json!({ "$tensor": node })
         }
         Value::Global(g) => Tree::String(format!("<{}.{}>", g.0, g.1)),
+        Value::Object(o) => {
+            let mut node = serde_json::Map::new();
+            let class = format!("{}.{}", o.class.0, o.class.1);
+            budget.charge(0, class.len() as u64)?;
+            node.insert("$object".into(), Tree::String(class));
+            if !o.args.is_empty() {
+                path.push("args".into());
+                node.insert("args".into(), seq(&o.args, path, tensors, budget)?);
+                path.pop();
+            }
+            if let Some(state) = &*o.state.borrow() {
+                path.push("state".into());
+                node.insert("state".into(), to_tree(state, path, tensors, budget)?);
+                path.pop();
+            }
+            Tree::Object(node)
+        }
         Value::Storage(_) => Tree::String("<storage>".into()),
         Value::Opaque(name) => Tree::String(format!("<{name}(...)>")),
         Value::Mark => {
@@ -206,6 +223,7 @@ impl Key {
             Value::Opaque(o) => Key::Unknown(Rc::as_ptr(o) as usize),
             Value::Tensor(t) => Key::Unknown(Rc::as_ptr(t) as usize),
             Value::Storage(s) => Key::Unknown(Rc::as_ptr(s) as usize),
+            Value::Object(o) => Key::Unknown(Rc::as_ptr(o) as usize),
             Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Mark => return None,
         })
     }
@@ -253,6 +271,7 @@ fn key_repr(v: &Value) -> String {
         ),
         Value::Global(g) => format!("<{}.{}>", g.0, g.1),
         Value::Opaque(name) => format!("<{name}(...)>"),
+        Value::Object(o) => format!("<{}.{}(...)>", o.class.0, o.class.1),
         Value::Tensor(_) => "<tensor>".into(),
         Value::Storage(_) => "<storage>".into(),
         Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Mark => "<unhashable>".into(),

@@ -110,6 +110,11 @@ impl NativeEngine {
                 }
                 net.load_from(&mut store).map_err(|e| fail(e.to_string()))?
             }
+            Format::Pickle => {
+                return Err(fail(
+                    "a plain pickle holds no tensor data; point the production checkpoint at the .pt or .safetensors file with the weights".into(),
+                ));
+            }
         };
         if !result.errors.is_empty() || !result.missing.is_empty() {
             return Err(fail(format!("loading the weights failed:\n{result}")));

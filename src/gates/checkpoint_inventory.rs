@@ -95,8 +95,12 @@ pub struct Row {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heads: Vec<String>,
     pub tensors: usize,
-    /// Bytes read to describe the file (header only).
-    pub bytes_read: u64,
+    /// Distinct bytes read to describe the file (header only); absent when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_read: Option<u64>,
+    /// Globals declared safe in the config (`checkpoints.safe-globals`) that the file references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared_globals: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_len: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,7 +124,9 @@ pub fn expand(loaded: &Loaded, findings: &mut Vec<Finding>) -> Result<Vec<PathBu
         let before = out.len();
         for p in paths {
             let p = p.map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?;
-            if p.is_file() && Format::from_path(&p).is_some() {
+            // Every file the glob matches is read: one plumbline cannot read (an unknown
+            // extension) is an unreadable-checkpoint finding, not skipped in silence.
+            if p.is_file() {
                 out.push(p);
             }
         }
@@ -175,7 +181,7 @@ pub fn inventory(
         };
         let read = match already_read.filter(|info| same_file(&info.path, &path)) {
             Some(info) => Ok(info.clone()),
-            None => checkpoint::open(&path),
+            None => checkpoint::open_with(&path, &loaded.reading()),
         };
         match read {
             Ok(info) => {
@@ -219,7 +225,8 @@ pub fn inventory(
                         })
                         .unwrap_or_default(),
                     tensors: info.tensors.len(),
-                    bytes_read: info.bytes_read,
+                    bytes_read: Some(info.bytes_read),
+                    declared_globals: info.declared_globals.clone(),
                     median_len: f.median.value.as_ref().and_then(vector_len),
                     sha256,
                     production: is_production,
@@ -250,7 +257,8 @@ pub fn inventory(
                     input_dim: None,
                     heads: vec![],
                     tensors: 0,
-                    bytes_read: 0,
+                    bytes_read: None,
+                    declared_globals: Vec::new(),
                     median_len: None,
                     sha256,
                     production: is_production,

@@ -140,7 +140,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         let info: &CheckpointInfo = if checkpoint_inventory::same_file(path, &production.path) {
             production
         } else {
-            match checkpoint::open(path) {
+            match checkpoint::open_with(path, &cx.loaded.reading()) {
                 Ok(i) => {
                     other = i;
                     &other

@@ -34,7 +34,8 @@ fn safetensors_of_size(path: &Path, data_bytes: u64) {
 
 fn count_torch(path: &Path, numel: u64) -> u64 {
     let (r, read) = CountingReader::new(File::open(path).unwrap());
-    let a = plumbline::checkpoint::torch::read(r).unwrap();
+    let a =
+        plumbline::checkpoint::torch::read(r, plumbline::checkpoint::pickle::Rules::ZIP).unwrap();
     assert_eq!(a.tensors.len(), 1);
     assert_eq!(a.tree["input_dim"], 14);
     assert_eq!(

@@ -5,6 +5,7 @@ mod action;
 mod audit;
 mod audit_command;
 mod base;
+mod benign;
 mod bytes_read;
 mod changed;
 mod checkpoints;

@@ -33,7 +33,7 @@ proptest! {
     #[test]
     fn torch_reader_never_panics(truncate in proptest::option::of(any::<usize>()), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {
         let bytes = mutate(production_bytes(), truncate, &flips);
-        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes));
+        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes), plumbline::checkpoint::pickle::Rules::ZIP);
     }
 
     #[test]
@@ -48,7 +48,7 @@ proptest! {
     fn mutated_pickle_in_a_valid_archive_never_panics(truncate in proptest::option::of(any::<usize>()), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {
         let pkl = mutate(pickle_bytes(), truncate, &flips);
         let bytes = crate::util::zip_bytes(&[crate::util::Entry::Bytes("archive/data.pkl", &pkl), crate::util::Entry::Hole("archive/data/0", 0)]);
-        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes));
+        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes), plumbline::checkpoint::pickle::Rules::ZIP);
     }
 
     #[test]
@@ -61,6 +61,6 @@ proptest! {
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = plumbline::checkpoint::pickle::read(&bytes, "data.pkl");
         let _ = plumbline::checkpoint::safetensors::read(Cursor::new(bytes.clone()));
-        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes));
+        let _ = plumbline::checkpoint::torch::read(Cursor::new(bytes), plumbline::checkpoint::pickle::Rules::ZIP);
     }
 }

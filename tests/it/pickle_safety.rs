@@ -213,11 +213,12 @@ fn allowlisted_callables_are_not_called() {
     let v = read(b"\x80\x02(ccollections\nOrderedDict\no.", "t").unwrap();
     assert!(matches!(&v.root, Value::Dict(d) if d.borrow().is_empty()));
     // A quantized/subclass rebuilder is allowlisted by torch but not described here: refused.
-    let err = read(b"\x80\x02ctorch._utils\n_rebuild_tensor_v3\n)R.", "t")
+    let err = read(b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\n)R.", "t")
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("unsupported") && err.contains("_rebuild_tensor_v3"),
+        err.contains("unsupported")
+            && err.contains("a sparse tensor (torch._utils._rebuild_sparse_tensor)"),
         "{err}"
     );
     // A dotted name split differently from the allowlist entry is not on it.

@@ -1,0 +1,263 @@
+//! Legacy torch.save files (torch < 1.6, or `_use_new_zipfile_serialization=False`): five pickles in
+//! a row, then the raw storages. torch's `_legacy_load` reads
+//!
+//! 1. the magic number `0x1950a86a20f9469cfc6c`, 2. the protocol version 1001, 3. `sys_info` (a dict),
+//! 4. the object pickle, whose persistent ids are `('storage', class, key, location, numel, view)`,
+//! 5. the list of storage keys, and then, for each key in that order, an 8-byte little-endian element
+//!    count followed by the storage's bytes.
+//!
+//! Every pickle goes through the same allowlist as a zip archive's `data.pkl` (torch reads all five
+//! with its weights-only unpickler). The storages are not read: each count is checked against the
+//! pickle's and the data skipped, so the bytes read do not grow with the tensors.
+//!
+//! Also here: telling a plain pickle from a legacy file (the first pickle is not the magic number),
+//! and reading plain pickle files (`.pkl`, `.pickle`).
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+
+use super::archive;
+use super::pickle::{self, Ids, Pickle, Prefix, Rules, Value};
+use super::torch::{self, TorchArchive};
+use crate::error::CheckpointError;
+
+/// `torch.serialization.MAGIC_NUMBER`, as the decimal text the pickle reader gives big integers.
+const MAGIC_NUMBER: &str = "119547037146038801333356";
+const PROTOCOL_VERSION: i64 = 1001;
+
+/// The pickles of a legacy file are kilobytes; refuse absurd ones (as for a zip's `data.pkl`).
+const MAX_PICKLES_BYTES: u64 = 64 << 20;
+/// The first read; each further one reads four times as much, while a pickle runs past the buffer.
+const FIRST_READ: u64 = 64 << 10;
+
+const NAMES: [&str; 5] = [
+    "legacy pickle 1 (magic number)",
+    "legacy pickle 2 (protocol version)",
+    "legacy pickle 3 (sys_info)",
+    "legacy pickle 4 (objects)",
+    "legacy pickle 5 (storage keys)",
+];
+
+fn malformed(detail: impl Into<String>) -> CheckpointError {
+    CheckpointError::malformed("legacy torch.save file", detail)
+}
+
+/// Read a file that does not start as a zip archive the way `torch.load` would: as a legacy
+/// torch.save stream, naming a plain pickle as one.
+pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive, CheckpointError> {
+    let size = reader.seek(SeekFrom::End(0))?;
+    let rules = Rules {
+        ids: Ids::Legacy,
+        ..rules
+    };
+    let mut buf = Vec::new();
+    let mut want = FIRST_READ.min(size);
+    let (pickles, data_start) = loop {
+        fill(&mut reader, &mut buf, want)?;
+        match pickles(&buf, rules) {
+            Ok(done) => break done,
+            Err(Prefix::Bad(e)) => return Err(e),
+            Err(Prefix::Starved(e)) => {
+                let have = buf.len() as u64;
+                if have >= size {
+                    return Err(e);
+                }
+                if have >= MAX_PICKLES_BYTES {
+                    return Err(CheckpointError::Unsupported(format!(
+                        "the pickles of this legacy torch.save file run past {} MiB",
+                        MAX_PICKLES_BYTES >> 20
+                    )));
+                }
+                want = (have * 4).min(size).min(MAX_PICKLES_BYTES);
+            }
+        }
+    };
+    if !is_magic(&pickles[0]) {
+        return Err(CheckpointError::Unsupported(
+            "a plain pickle, not a torch.save file: torch.load reads the first pickle of a non-zip file as the legacy magic number and stops at \"Invalid magic number\". Name it .pkl or .pickle to read it as a plain pickle".into(),
+        ));
+    }
+    let declared: std::collections::BTreeSet<String> = pickles
+        .iter()
+        .flat_map(|p| p.declared.iter().cloned())
+        .collect();
+    let [_magic, protocol, _sys_info, objects, keys] = <[Pickle; 5]>::try_from(pickles)
+        .unwrap_or_else(|_| unreachable!("five pickles follow the magic number"));
+    if !matches!(protocol.root, Value::Int(PROTOCOL_VERSION)) {
+        return Err(malformed(format!(
+            "{} is not {PROTOCOL_VERSION} (torch stops at \"Invalid protocol version\")",
+            NAMES[1]
+        )));
+    }
+    let keys = storage_keys(&keys)?;
+    let (tree, tensors) = super::tree::build(&objects.root)?;
+    let storages = torch::storages(&objects, &tensors)?;
+    // The data section: per listed key, an element count and the bytes.
+    let mut at = data_start;
+    let mut listed = HashMap::new();
+    for key in &keys {
+        let Some(&(dtype, numel)) = storages.get(key.as_str()) else {
+            return Err(malformed(format!(
+                "{} lists storage {key:?}, which no persistent id names (torch stops at an AssertionError)",
+                NAMES[4]
+            )));
+        };
+        if listed.insert(key.as_str(), ()).is_some() {
+            return Err(malformed(format!(
+                "{} lists storage {key:?} twice",
+                NAMES[4]
+            )));
+        }
+        let header = if at + 8 <= buf.len() as u64 {
+            buf[at as usize..at as usize + 8].to_vec()
+        } else if at + 8 <= size {
+            archive::read_at(&mut reader, at, 8)?
+        } else {
+            return Err(malformed(format!(
+                "storage {key:?}: the file ends at byte {size}, before its element count at byte {at}"
+            )));
+        };
+        let count = i64::from_le_bytes(header.try_into().expect("8 bytes"));
+        if u64::try_from(count) != Ok(numel) {
+            return Err(malformed(format!(
+                "storage {key:?}: the data section holds {count} elements at byte {at}, the pickle says {numel} (torch stops at \"storage has wrong byte size\")"
+            )));
+        }
+        let item = pickle::dtype_size(dtype).unwrap_or(1);
+        at = numel
+            .checked_mul(item)
+            .and_then(|n| n.checked_add(at + 8))
+            .filter(|&end| end <= size)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "storage {key:?}: {numel} elements of {dtype} at byte {} run past the end of the file ({size} bytes)",
+                    at + 8
+                ))
+            })?;
+    }
+    if let Some(key) = storages.keys().find(|k| !listed.contains_key(*k)) {
+        return Err(malformed(format!(
+            "storage {key:?} is named by a tensor but not listed in {} (torch would leave it uninitialised)",
+            NAMES[4]
+        )));
+    }
+    if at != size {
+        return Err(CheckpointError::Ambiguous(format!(
+            "{} bytes follow the last storage at byte {at}: torch.load never reads them, another reader might",
+            size - at
+        )));
+    }
+    let mut a = torch::archive_of(tree, tensors);
+    a.declared = declared.into_iter().collect();
+    Ok(a)
+}
+
+/// Read the file's first `want` bytes into `buf` (which holds a prefix of them already).
+fn fill<R: Read + Seek>(r: &mut R, buf: &mut Vec<u8>, want: u64) -> Result<(), CheckpointError> {
+    let have = buf.len() as u64;
+    if want <= have {
+        return Ok(());
+    }
+    buf.extend(archive::read_at(r, have, want - have)?);
+    Ok(())
+}
+
+/// The pickles at the start of `buf`, and where the data section begins: five, or only the first
+/// when it is not the magic number (a plain pickle).
+fn pickles(buf: &[u8], rules: Rules) -> Result<(Vec<Pickle>, u64), Prefix> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(5);
+    for name in NAMES {
+        let (p, len) = pickle::read_prefix(&buf[at..], name, rules)?;
+        let plain = out.is_empty() && !is_magic(&p);
+        out.push(p);
+        at += len;
+        if plain {
+            break;
+        }
+    }
+    Ok((out, at as u64))
+}
+
+fn is_magic(p: &Pickle) -> bool {
+    matches!(&p.root, Value::BigInt(m) if &**m == MAGIC_NUMBER)
+}
+
+fn storage_keys(p: &Pickle) -> Result<Vec<String>, CheckpointError> {
+    let Value::List(l) = &p.root else {
+        return Err(malformed(format!("{} is not a list", NAMES[4])));
+    };
+    l.borrow()
+        .iter()
+        .map(|k| match k {
+            Value::Str(s) => Ok(s.to_string()),
+            _ => Err(malformed(format!(
+                "{} holds a key that is not a string",
+                NAMES[4]
+            ))),
+        })
+        .collect()
+}
+
+/// Whether the file starts with a tar header (torch's oldest layout): torch tries it first for
+/// any non-zip file and refuses it under `weights_only=True`.
+pub fn starts_as_tar<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
+    let size = r.seek(SeekFrom::End(0))?;
+    if size < 512 {
+        return Ok(false);
+    }
+    let block = archive::read_at(r, 0, 512)?;
+    if block.iter().all(|&b| b == 0) {
+        return Ok(false);
+    }
+    // tarfile's nti: octal digits, NUL- or space-terminated.
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as char)
+        .collect();
+    let Ok(chksum) = u64::from_str_radix(text.trim(), 8) else {
+        return Ok(false);
+    };
+    // tarfile's calc_chksums: the header summed with the checksum field as spaces, unsigned or signed.
+    let spaces = 8 * u64::from(b' ');
+    let unsigned: u64 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| u64::from(b))
+        .sum::<u64>()
+        + spaces;
+    let signed: i64 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| i64::from(b as i8))
+        .sum::<i64>()
+        + spaces as i64;
+    Ok(chksum == unsigned || i64::try_from(chksum) == Ok(signed))
+}
+
+/// A plain pickle file (`.pkl`, `.pickle`): one stream, the whole file, no persistent ids, the same
+/// allowlist (and declared globals) as a checkpoint.
+pub fn read_plain<R: Read + Seek>(
+    mut reader: R,
+    rules: Rules,
+) -> Result<TorchArchive, CheckpointError> {
+    let size = reader.seek(SeekFrom::End(0))?;
+    if size > MAX_PICKLES_BYTES {
+        return Err(CheckpointError::Unsupported(format!(
+            "a plain pickle of {size} bytes; plumbline reads pickles up to {} MiB",
+            MAX_PICKLES_BYTES >> 20
+        )));
+    }
+    let data = archive::read_at(&mut reader, 0, size)?;
+    let rules = Rules {
+        ids: Ids::None,
+        ..rules
+    };
+    let p = pickle::read_with(&data, "the pickle", rules)?;
+    let (tree, tensors) = super::tree::build(&p.root)?;
+    let mut a = torch::archive_of(tree, tensors);
+    a.declared = p.declared.clone();
+    Ok(a)
+}
