@@ -27,8 +27,9 @@ const PROTOCOL_VERSION: i64 = 1001;
 
 /// The pickles of a legacy file are kilobytes; refuse absurd ones (as for a zip's `data.pkl`).
 const MAX_PICKLES_BYTES: u64 = 64 << 20;
-/// The first read; each further one reads four times as much, while a pickle runs past the buffer.
-const FIRST_READ: u64 = 64 << 10;
+/// The first read (the pickles of a state dict of a few dozen tensors); each further one reads four
+/// times as much, while a pickle runs past the buffer.
+const FIRST_READ: u64 = 4 << 10;
 
 const NAMES: [&str; 5] = [
     "legacy pickle 1 (magic number)",

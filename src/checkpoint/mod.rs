@@ -5,6 +5,7 @@
 //! ([`sha256_file`]).
 
 pub mod archive;
+mod compat;
 pub mod declared;
 pub mod legacy;
 pub mod pickle;

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::compat;
 use crate::error::CheckpointError;
 
 /// The globals a checkpoint may reference: exactly torch's weights-only allowlist
@@ -357,6 +358,10 @@ struct Machine<'a> {
     storages: Vec<Rc<StorageRef>>,
     /// Declared globals referenced so far.
     declared: std::collections::BTreeSet<String>,
+    /// Recording mode ([`referenced_globals`]): every global referenced, none refused.
+    record: Option<Vec<String>>,
+    /// The protocol of the last PROTO opcode (0 before one), as CPython's unpickler keeps it.
+    proto: u8,
 }
 
 /// The value a pickle describes. Dropping it clears every list, dict and set the pickle created,
@@ -462,21 +467,7 @@ pub enum Prefix {
 /// Read the pickle at the start of `data` (a legacy torch.save file is several in a row). Returns
 /// the value at STOP and the offset just after it.
 pub fn read_prefix(data: &[u8], entry: &str, rules: Rules) -> Result<(Pickle, usize), Prefix> {
-    let mut m = Machine {
-        data,
-        pos: 0,
-        entry,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-        containers: Vec::new(),
-        frame_end: None,
-        work: 0,
-        decimal_left: MAX_DECIMAL_WORK,
-        rules,
-        starved: false,
-        storages: Vec::new(),
-        declared: Default::default(),
-    };
+    let mut m = Machine::new(data, entry, rules);
     match m.run() {
         Ok(root) => Ok((
             Pickle {
@@ -492,7 +483,47 @@ pub fn read_prefix(data: &[u8], entry: &str, rules: Rules) -> Result<(Pickle, us
     }
 }
 
+/// Every global the stream references (`module.name`, in stream order), reading on past globals
+/// outside the allowlist as if each were declared, and how the walk ended: for differential tests
+/// against CPython's unpickler (fuzz/differential), which records `find_class` calls the same way.
+pub fn referenced_globals(data: &[u8], ids: Ids) -> (Vec<String>, Result<(), CheckpointError>) {
+    let mut m = Machine::new(data, "the stream", Rules { ids, declared: &[] });
+    m.record = Some(Vec::new());
+    let end = m.run().map(|_| ());
+    let end = end.and_then(|()| {
+        if m.pos == data.len() {
+            Ok(())
+        } else {
+            Err(CheckpointError::Ambiguous(format!(
+                "{} bytes follow the pickle's STOP",
+                data.len() - m.pos
+            )))
+        }
+    });
+    (m.record.take().unwrap_or_default(), end)
+}
+
 impl<'a> Machine<'a> {
+    fn new(data: &'a [u8], entry: &'a str, rules: Rules<'a>) -> Self {
+        Machine {
+            data,
+            pos: 0,
+            entry,
+            stack: Vec::new(),
+            memo: HashMap::new(),
+            containers: Vec::new(),
+            frame_end: None,
+            work: 0,
+            decimal_left: MAX_DECIMAL_WORK,
+            rules,
+            starved: false,
+            storages: Vec::new(),
+            declared: Default::default(),
+            record: None,
+            proto: 0,
+        }
+    }
+
     fn track(&mut self, v: Value) -> Value {
         self.containers.push(v.clone());
         v
@@ -610,16 +641,14 @@ impl<'a> Machine<'a> {
         std::str::from_utf8(bytes).map_err(|_| self.bad("text argument is not UTF-8"))
     }
 
-    /// GLOBAL/INST module names from Python 2 (protocols 0-2 written by Python 3 with `fix_imports`),
-    /// mapped as torch's weights-only unpickler maps them before its allowlist check.
-    fn global_line(&mut self) -> Result<String, CheckpointError> {
+    /// A GLOBAL/INST reference: two text lines, with Python 2 names mapped to Python 3 ones as
+    /// torch's weights-only unpickler maps every GLOBAL before its allowlist check (CPython's
+    /// `find_class` does the same for protocols 0-2).
+    fn global_lines(&mut self) -> Result<(String, String), CheckpointError> {
         let module = self.line()?;
-        Ok(match module {
-            "__builtin__" => "builtins",
-            "copy_reg" => "copyreg",
-            other => other,
-        }
-        .to_owned())
+        let name = self.line()?;
+        let (m, n) = compat::python3_name(module, name);
+        Ok((m.to_owned(), n.to_owned()))
     }
 
     /// UNICODE's argument: latin-1 bytes with `\uXXXX` / `\UXXXXXXXX` escapes (raw-unicode-escape).
@@ -741,6 +770,10 @@ impl<'a> Machine<'a> {
         opcode: &'static str,
         at: usize,
     ) -> Result<Value, CheckpointError> {
+        if let Some(seen) = &mut self.record {
+            seen.push(format!("{module}.{name}"));
+            return Ok(Value::Global(Rc::new((module.to_owned(), name.to_owned()))));
+        }
         let declared = !self.rules.declared.is_empty() && {
             let full = format!("{module}.{name}");
             self.rules.declared.contains(&full)
@@ -788,6 +821,7 @@ impl<'a> Machine<'a> {
                     if proto > 5 {
                         return Err(self.bad(format!("unknown pickle protocol {proto}")));
                     }
+                    self.proto = proto;
                 }
                 0x95 => {
                     // pickle._Unframer.load_frame: a new frame only once the current one is used up.
@@ -1065,9 +1099,8 @@ impl<'a> Machine<'a> {
                     self.memo_put(k)?;
                 }
                 b'c' => {
-                    let module = self.global_line()?;
-                    let name = self.line()?;
-                    let g = self.global(&module, name, "GLOBAL", at)?;
+                    let (module, name) = self.global_lines()?;
+                    let g = self.global(&module, &name, "GLOBAL", at)?;
                     self.push(g)?;
                 }
                 0x93 => {
@@ -1076,13 +1109,20 @@ impl<'a> Machine<'a> {
                     let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
                         return Err(self.bad("STACK_GLOBAL operands are not strings"));
                     };
-                    let g = self.global(module, name, "STACK_GLOBAL", at)?;
+                    // CPython's find_class maps Python 2 names whenever the stream's protocol
+                    // (its PROTO opcode, 0 without one) is below 3, whatever opcode names them.
+                    let (module, name) = if self.proto < 3 {
+                        compat::python3_name(module, name)
+                    } else {
+                        (&**module, &**name)
+                    };
+                    let (module, name) = (module.to_owned(), name.to_owned());
+                    let g = self.global(&module, &name, "STACK_GLOBAL", at)?;
                     self.push(g)?;
                 }
                 b'i' => {
-                    let module = self.global_line()?;
-                    let name = self.line()?;
-                    let g = self.global(&module, name, "INST", at)?;
+                    let (module, name) = self.global_lines()?;
+                    let g = self.global(&module, &name, "INST", at)?;
                     let args = self.pop_mark()?;
                     let v = self.call(&g, &args)?;
                     self.push(v)?;

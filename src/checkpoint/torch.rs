@@ -33,17 +33,26 @@ pub struct TorchArchive {
 pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive, CheckpointError> {
     // torch.serialization._is_zipfile: the first four bytes decide, nothing else.
     if !archive::starts_as_zip(&mut reader)? {
-        if archive::ends_as_zip(&mut reader)? {
-            return Err(CheckpointError::Ambiguous(
-                "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
-            ));
-        }
         if legacy::starts_as_tar(&mut reader)? {
             return Err(CheckpointError::Unsupported(
                 "torch's legacy .tar layout (torch < 0.4), which torch.load refuses with weights_only=True: re-save it with a current torch".into(),
             ));
         }
-        return legacy::read(reader, rules);
+        return match legacy::read(&mut reader, rules) {
+            Ok(a) => Ok(a),
+            Err(e @ CheckpointError::UnsafeGlobal { .. }) => Err(e),
+            // A legacy stream read to its end needs no look at the tail; one that fails or leaves
+            // bytes behind may be a polyglot: name it so when a zip reader would see an archive.
+            Err(e) => {
+                if archive::ends_as_zip(&mut reader)? {
+                    Err(CheckpointError::Ambiguous(
+                        "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
+                    ))
+                } else {
+                    Err(e)
+                }
+            }
+        };
     }
     let dir = archive::read_directory(&mut reader)?;
     // torch.load hands an archive with `constants.pkl` to torch.jit.load, which compiles and runs the

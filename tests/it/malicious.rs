@@ -144,10 +144,9 @@ fn the_four_bypasses_fail_check_naming_the_rule() {
             "bypass-case-collision-upper-file-first.pt",
             "differ only in case",
         ),
-        (
-            "bypass-polyglot-legacy.pt",
-            "does not start as a zip archive but ends as one",
-        ),
+        // Its legacy part is read now (as torch reads it) and refused for what it calls; a benign
+        // legacy stream with an archive behind it is tests/it/legacy.rs.
+        ("bypass-polyglot-legacy.pt", "posix.system"),
         (
             "bypass-frame-straddle-unicode-global.pt",
             "runs past the end of its FRAME",
