@@ -4,8 +4,11 @@
 //! module by `python3 -c "import _compat_pickle"` (see docs/checkpoint-metadata.md); Python has not
 //! changed these tables since 3.4.
 
+/// A global as (module, name).
+type Name = (&'static str, &'static str);
+
 /// (module, name) pairs renamed as a whole.
-const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+const NAME_MAPPING: &[(Name, Name)] = &[
     (
         ("UserDict", "IterableUserDict"),
         ("collections", "UserDict"),
