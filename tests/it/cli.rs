@@ -515,7 +515,18 @@ fn check_reads_every_globbed_checkpoint() {
         "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
         "globs = [\"checkpoints/*\"]",
     );
+    // A file the glob matches and plumbline cannot read is reported, not skipped (issue 15).
     std::fs::write(ex.join("checkpoints/NOTES.txt"), "trained on the 2024 data").unwrap();
+    let o = plumbline(&ex, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("--> checkpoints/NOTES.txt")
+            && stdout(&o).contains("unknown checkpoint extension"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::remove_file(ex.join("checkpoints/NOTES.txt")).unwrap();
+    // A directory is not a file to read.
     std::fs::create_dir(ex.join("checkpoints/old.pt")).unwrap();
     let o = plumbline(&ex, &["check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
