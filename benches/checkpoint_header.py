@@ -2,11 +2,14 @@
 """Benchmark: reading a checkpoint's metadata, plumbline vs the Python way, as files grow.
 
 Builds torch.save-layout archives of 2 MB, 50 MB and 500 MB (one float32 weight of that size plus
-metadata, written with the stdlib; no torch needed to build them), then times, in one run:
+metadata, written with the stdlib; no torch needed to build them), and the same as legacy (non-zip,
+pre-1.6) torch.save streams, then times, in one run:
   plumbline   `plumbline --config <tmp>/plumbline.toml inventory` (reads every checkpoint's header)
   python      `torch.load(path, map_location="cpu", weights_only=True)` and reading the metadata keys,
               what the plan's 01_checkpoint_inventory.py would do (only when torch is importable),
-              and `... mmap=True`, torch's lazy variant
+              and `... mmap=True`, torch's lazy variant (zip archives only: torch cannot mmap a
+              legacy file)
+and prints the bytes plumbline read (`inventory --format json`, `bytes-read`).
 Each is the best of N runs (a fresh process each time, so process start-up is included for both);
 "load only" is torch.load alone inside a process that already imported torch.
 Prints a table with the ratio. Not part of CI: timings are measured here, never asserted in tests.
@@ -15,9 +18,10 @@ Run:
   cargo build --release
   python3 benches/checkpoint_header.py                    # plumbline only
   /path/to/venv-with-torch/bin/python benches/checkpoint_header.py   # plus the torch comparison
-Options: PLUMBLINE=path/to/binary  RUNS=7
+Options: PLUMBLINE=path/to/binary  RUNS=7  LAYOUTS=zip,legacy
 """
 
+import json
 import os
 import struct
 import shutil
@@ -32,6 +36,7 @@ EXAMPLE = os.path.join(REPO, "examples", "momentum")
 PRODUCTION = os.path.join(EXAMPLE, "checkpoints", "momentum_v3.pt")
 BINARY = os.environ.get("PLUMBLINE", os.path.join(REPO, "target", "release", "plumbline"))
 RUNS = int(os.environ.get("RUNS", "7"))
+LAYOUTS = os.environ.get("LAYOUTS", "zip,legacy").split(",")
 SIZES = [("2 MB", 2_000_000), ("50 MB", 50_000_000), ("500 MB", 500_000_000)]
 
 
@@ -63,6 +68,33 @@ def synthetic_torch(dst, numel):
                 f.write(chunk[:n])
                 left -= n
         z.writestr("archive/version", "3\n")
+
+
+def synthetic_legacy(dst, numel):
+    """The same object as `synthetic_torch`, as torch.save(..., _use_new_zipfile_serialization=False)
+    lays it out: the magic number, protocol 1001 and sys_info pickles, the object pickle (persistent id
+    with a sixth item, the view, None), the storage-key list, then the storage's element count and
+    bytes. The same layout as tests/it/legacy.rs; torch.load reads it."""
+    rows = numel // 14
+    numel = rows * 14
+    J = lambda n: b"J" + struct.pack("<i", n)  # noqa: E731
+    out = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
+    out += b"\x80\x02M\xe9\x03."
+    out += b"\x80\x02}(" + pstr("protocol_version") + b"M\xe9\x03" + pstr("little_endian") + b"\x88u."
+    p = b"\x80\x02}(" + pstr("state_dict") + b"}(" + pstr("trunk.0.weight")
+    p += b"ctorch._utils\n_rebuild_tensor_v2\n((" + pstr("storage") + b"ctorch\nFloatStorage\n"
+    p += pstr("0") + pstr("cpu") + J(numel) + b"NtQK\x00" + J(rows) + b"K\x0e\x86" + b"K\x0eK\x01\x86"
+    p += b"\x89ccollections\nOrderedDict\n)RtRu"
+    p += pstr("input_dim") + b"K\x0e" + pstr("model_version") + b"K\x03" + b"u."
+    out += p + b"\x80\x02]" + pstr("0") + b"a." + struct.pack("<q", numel)
+    with open(dst, "wb") as f:
+        f.write(out)
+        chunk = bytes(1 << 20)
+        left = numel * 4
+        while left:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
 
 
 # `inventory` only reads the [checkpoints] table; the sources are never resolved by it.
@@ -107,41 +139,46 @@ def main():
     tmp = tempfile.mkdtemp(prefix="plumbline-bench-")
     try:
         print(f"best of {RUNS} runs; plumbline = {BINARY}")
-        print(f"{'file':>8}  {'plumbline':>10}  {'torch.load':>11}  {'ratio':>6}  {'torch mmap':>11}  {'ratio':>6}  {'load only':>11}")
-        for label, size in SIZES:
-            work = os.path.join(tmp, label.replace(" ", ""))
-            os.makedirs(work)
-            ck = os.path.join(work, "model.pt")
-            synthetic_torch(ck, size // 4)
-            cfg = os.path.join(work, "plumbline.toml")
-            with open(cfg, "w") as f:
-                f.write(CONFIG)
+        print(f"{'file':>15}  {'plumbline':>10}  {'read':>8}  {'torch.load':>11}  {'ratio':>6}  {'torch mmap':>11}  {'ratio':>6}  {'load only':>11}")
+        for layout in LAYOUTS:
+            for label, size in SIZES:
+                work = os.path.join(tmp, layout + label.replace(" ", ""))
+                os.makedirs(work)
+                ck = os.path.join(work, "model.pt")
+                (synthetic_torch if layout == "zip" else synthetic_legacy)(ck, size // 4)
+                cfg = os.path.join(work, "plumbline.toml")
+                with open(cfg, "w") as f:
+                    f.write(CONFIG)
 
-            def run_plumbline():
-                subprocess.run([BINARY, "--config", cfg, "inventory"], check=True, stdout=subprocess.DEVNULL)
+                def run_plumbline():
+                    subprocess.run([BINARY, "--config", cfg, "inventory"], check=True, stdout=subprocess.DEVNULL)
 
-            t_pl = best_of(run_plumbline)
-            if not have_torch:
-                print(f"{label:>8}  {t_pl * 1000:7.1f} ms  {'(no torch)':>11}")
-                continue
-            row = f"{label:>8}  {t_pl * 1000:7.1f} ms"
-            for mmap in (False, True):
-                code = (
-                    f"import sys, torch; d = torch.load(sys.argv[1], map_location='cpu', weights_only=True, mmap={mmap}); "
-                    "[d[k] for k in ('input_dim', 'model_version')]; d['state_dict']['trunk.0.weight'].shape"
+                t_pl = best_of(run_plumbline)
+                inv = subprocess.run([BINARY, "--config", cfg, "--format", "json", "inventory"], check=True, capture_output=True, text=True)
+                read = json.loads(inv.stdout)["checkpoints"][0]["bytes-read"]
+                row = f"{layout + ' ' + label:>15}  {t_pl * 1000:7.1f} ms  {read:>6} B"
+                if not have_torch:
+                    print(row + f"  {'(no torch)':>11}")
+                    continue
+                for mmap in (False, True) if layout == "zip" else (False,):
+                    code = (
+                        f"import sys, torch; d = torch.load(sys.argv[1], map_location='cpu', weights_only=True, mmap={mmap}); "
+                        "[d[k] for k in ('input_dim', 'model_version')]; d['state_dict']['trunk.0.weight'].shape"
+                    )
+                    t_py = best_of(lambda: subprocess.run([sys.executable, "-c", code, ck], check=True))
+                    row += f"  {t_py * 1000:8.1f} ms  {t_py / t_pl:5.0f}x"
+                if layout != "zip":
+                    row += f"  {'—':>11}  {'':>6}"
+                # torch.load alone, in a process that has already imported torch (import cost excluded).
+                inproc = (
+                    "import sys, time, torch\nbest = 1e9\n"
+                    f"for _ in range({RUNS}):\n"
+                    "    t = time.perf_counter(); d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
+                    "    best = min(best, time.perf_counter() - t)\nprint(best)"
                 )
-                t_py = best_of(lambda: subprocess.run([sys.executable, "-c", code, ck], check=True))
-                row += f"  {t_py * 1000:8.1f} ms  {t_py / t_pl:5.0f}x"
-            # torch.load alone, in a process that has already imported torch (import cost excluded).
-            inproc = (
-                "import sys, time, torch\nbest = 1e9\n"
-                f"for _ in range({RUNS}):\n"
-                "    t = time.perf_counter(); d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
-                "    best = min(best, time.perf_counter() - t)\nprint(best)"
-            )
-            t_load = float(subprocess.run([sys.executable, "-c", inproc, ck], check=True, capture_output=True, text=True).stdout)
-            row += f"  {t_load * 1000:8.1f} ms"
-            print(row)
+                t_load = float(subprocess.run([sys.executable, "-c", inproc, ck], check=True, capture_output=True, text=True).stdout)
+                row += f"  {t_load * 1000:8.1f} ms"
+                print(row)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
