@@ -39,7 +39,7 @@ const fn code(id: &'static str, summary: &'static str) -> Code {
 
 pub const CHECKPOINT_UNREADABLE: Code = code(
     "checkpoint-unreadable",
-    "a checkpoint cannot be read (not a torch archive or safetensors file, truncated, corrupt)",
+    "a checkpoint cannot be read (an extension plumbline does not read, truncated, corrupt, or a tensor kind it does not describe)",
 );
 pub const CHECKPOINT_UNSAFE: Code = code(
     "checkpoint-unsafe-pickle",
