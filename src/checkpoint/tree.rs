@@ -89,38 +89,10 @@ fn to_tree(
         Value::Tuple(t) => seq(t, path, tensors, budget)?,
         Value::Set(s) => seq(&s.borrow(), path, tensors, budget)?,
         Value::Dict(d) => {
+            let d = d.borrow();
+            let texts = key_texts(&d, path, budget)?;
             let mut map = serde_json::Map::new();
-            // Each key's text and Python identity, with how Python would print it.
-            let mut texts: HashMap<String, String> = HashMap::new();
-            let mut identities: HashMap<Key, (String, String)> = HashMap::new();
-            for (k, v) in d.borrow().iter() {
-                let key = Key::of(k).ok_or_else(|| {
-                    CheckpointError::Unsupported(format!(
-                        "a dict key of a kind Python cannot hash (a list, dict or set) at `{}`",
-                        path.join(".")
-                    ))
-                })?;
-                let text = key_text(k);
-                budget.charge(0, text.len() as u64)?;
-                let repr = key_repr(k);
-                let at = path.join(".");
-                if let Some((seen_text, seen)) = identities.get(&key) {
-                    let same = if *seen == repr {
-                        String::new()
-                    } else {
-                        format!(" ({seen} and {repr} are one key to Python)")
-                    };
-                    return Err(CheckpointError::Ambiguous(format!(
-                        "the key `{seen_text}` is set twice in the dict at `{at}`{same}"
-                    )));
-                }
-                if let Some(seen) = texts.get(&text) {
-                    return Err(CheckpointError::Ambiguous(format!(
-                        "the dict at `{at}` has two keys that read `{text}`: {seen} and {repr}"
-                    )));
-                }
-                identities.insert(key, (text.clone(), repr.clone()));
-                texts.insert(text.clone(), repr);
+            for ((_, v), text) in d.iter().zip(texts) {
                 path.push(text.clone());
                 let child = to_tree(v, path, tensors, budget)?;
                 path.pop();
@@ -174,6 +146,87 @@ fn to_tree(
             ));
         }
     })
+}
+
+/// The text each key of a dict is stored under. A key set twice (as Python compares keys) is
+/// ambiguous. When a string key and another key read the same (`'1'` and `1`), the string keeps the
+/// text, so a key path reaches it, and the other is stored as `<int 1>` (its Python type and repr).
+fn key_texts(
+    entries: &[(Value, Value)],
+    path: &[String],
+    budget: &mut Budget,
+) -> Result<Vec<String>, CheckpointError> {
+    let mut identities: HashMap<Key, usize> = HashMap::with_capacity(entries.len());
+    let mut texts = Vec::with_capacity(entries.len());
+    let mut strings: HashMap<String, usize> = HashMap::new();
+    for (i, (k, _)) in entries.iter().enumerate() {
+        let key = Key::of(k).ok_or_else(|| {
+            CheckpointError::Unsupported(format!(
+                "a dict key of a kind Python cannot hash (a list, dict or set) at `{}`",
+                path.join(".")
+            ))
+        })?;
+        if let Some(&first) = identities.get(&key) {
+            let (seen, repr) = (key_repr(&entries[first].0), key_repr(k));
+            let same = if seen == repr {
+                String::new()
+            } else {
+                format!(" ({seen} and {repr} are one key to Python)")
+            };
+            return Err(CheckpointError::Ambiguous(format!(
+                "the key `{}` is set twice in the dict at `{}`{same}",
+                key_text(&entries[first].0),
+                path.join(".")
+            )));
+        }
+        identities.insert(key, i);
+        let text = key_text(k);
+        budget.charge(0, text.len() as u64)?;
+        if matches!(k, Value::Str(_)) {
+            strings.insert(text.clone(), i);
+        }
+        texts.push(text);
+    }
+    let mut used: HashMap<&str, usize> = HashMap::with_capacity(texts.len());
+    let mut renamed = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let k = &entries[i].0;
+        if !matches!(k, Value::Str(_)) && strings.contains_key(text) {
+            renamed.push((i, format!("<{} {}>", python_type(k), key_repr(k))));
+        } else {
+            used.insert(text, i);
+        }
+    }
+    for (i, text) in &renamed {
+        if used.contains_key(text.as_str()) {
+            return Err(CheckpointError::Ambiguous(format!(
+                "the dict at `{}` has keys that read `{text}` however they are written",
+                path.join(".")
+            )));
+        }
+        used.insert(text, *i);
+    }
+    drop(used);
+    for (i, text) in renamed {
+        budget.charge(0, text.len() as u64)?;
+        texts[i] = text;
+    }
+    Ok(texts)
+}
+
+/// Python's `type(key).__name__` for the keys plumbline describes.
+fn python_type(v: &Value) -> &'static str {
+    match v {
+        Value::Int(_) | Value::BigInt(_) => "int",
+        Value::Bool(_) => "bool",
+        Value::Float(_) => "float",
+        Value::None => "NoneType",
+        Value::Str(_) => "str",
+        Value::Bytes(_) => "bytes",
+        Value::Tuple(_) => "tuple",
+        Value::Global(_) => "type",
+        _ => "object",
+    }
 }
 
 fn seq(

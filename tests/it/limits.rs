@@ -66,12 +66,13 @@ fn dict_keys_keep_python_text() {
         info.tree,
         serde_json::json!({"1.0": null, "None": 1, "(1, 'a')": 2, "0.5": 3})
     );
-    // 1 and "1" are two keys to Python that read the same here.
-    let mut p = b"\x80\x02}(K\x01N".to_vec();
+    // 1 and "1" are two keys to Python: the string keeps the text a key path reaches, the int is
+    // stored under its type and repr.
+    let mut p = b"\x80\x02}(K\x01K\x02".to_vec();
     p.extend(crate::util::pstr("1"));
-    p.extend(b"Nu.");
-    let err = open_pickle(&p).unwrap_err();
-    assert!(err.contains("two keys that read `1`: 1 and '1'"), "{err}");
+    p.extend(b"K\x03u.");
+    let info = open_pickle(&p).unwrap();
+    assert_eq!(info.tree, serde_json::json!({"1": 3, "<int 1>": 2}));
 }
 
 #[test]
