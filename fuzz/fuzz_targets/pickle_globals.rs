@@ -11,7 +11,7 @@ use plumbline::error::CheckpointError;
 fuzz_target!(|data: &[u8]| {
     for ids in [Ids::Zip, Ids::None] {
         let (seen, _) = pickle::referenced_globals(data, ids);
-        let read = pickle::read_with(data, "fuzz", Rules { ids, declared: &[] });
+        let read = pickle::read_with(data, "fuzz", Rules { ids, declared: &[], decimal: None });
         match read {
             Ok(_) => {
                 for g in &seen {

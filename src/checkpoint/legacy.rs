@@ -13,6 +13,7 @@
 //! Also here: telling a plain pickle from a legacy file (the first pickle is not the magic number),
 //! and reading plain pickle files (`.pkl`, `.pickle`).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -47,17 +48,30 @@ fn malformed(detail: impl Into<String>) -> CheckpointError {
 /// torch.save stream, naming a plain pickle as one.
 pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive, CheckpointError> {
     let size = reader.seek(SeekFrom::End(0))?;
-    let rules = Rules {
-        ids: Ids::Legacy,
-        ..rules
-    };
+    // One decimal-conversion budget for the five pickles and every re-read of them.
+    let decimal = Cell::new(pickle::MAX_DECIMAL_WORK);
     let mut buf = Vec::new();
-    let mut want = FIRST_READ.min(size);
-    let (pickles, data_start) = loop {
-        fill(&mut reader, &mut buf, want)?;
-        match pickles(&buf, rules) {
-            Ok(done) => break done,
+    fill(&mut reader, &mut buf, FIRST_READ.min(size))?;
+    let mut pickles: Vec<Pickle> = Vec::with_capacity(5);
+    let mut at = 0usize;
+    while pickles.len() < 5 && !(pickles.len() == 1 && !is_magic(&pickles[0])) {
+        let i = pickles.len();
+        // Only the object pickle may name storages: torch resolves persistent ids there alone.
+        let ids = if i == 3 { Ids::Legacy } else { Ids::None };
+        let name = format!("{} (from byte {at})", NAMES[i]);
+        let step = Rules {
+            ids,
+            decimal: Some(&decimal),
+            ..rules
+        };
+        match pickle::read_prefix(&buf[at..], &name, step) {
+            Ok((p, len)) => {
+                pickles.push(p);
+                at += len;
+            }
             Err(Prefix::Bad(e)) => return Err(e),
+            // The pickle runs past what was read: read four times as much and parse it again
+            // (the pickles before it stay parsed).
             Err(Prefix::Starved(e)) => {
                 let have = buf.len() as u64;
                 if have >= size {
@@ -69,10 +83,15 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
                         MAX_PICKLES_BYTES >> 20
                     )));
                 }
-                want = (have * 4).min(size).min(MAX_PICKLES_BYTES);
+                fill(
+                    &mut reader,
+                    &mut buf,
+                    (have * 4).min(size).min(MAX_PICKLES_BYTES),
+                )?;
             }
         }
-    };
+    }
+    let data_start = at as u64;
     if !is_magic(&pickles[0]) {
         return Err(CheckpointError::Unsupported(
             "a plain pickle, not a torch.save file: torch.load reads the first pickle of a non-zip file as the legacy magic number and stops at \"Invalid magic number\". Name it .pkl or .pickle to read it as a plain pickle".into(),
@@ -163,23 +182,6 @@ fn fill<R: Read + Seek>(r: &mut R, buf: &mut Vec<u8>, want: u64) -> Result<(), C
     Ok(())
 }
 
-/// The pickles at the start of `buf`, and where the data section begins: five, or only the first
-/// when it is not the magic number (a plain pickle).
-fn pickles(buf: &[u8], rules: Rules) -> Result<(Vec<Pickle>, u64), Prefix> {
-    let mut at = 0;
-    let mut out = Vec::with_capacity(5);
-    for name in NAMES {
-        let (p, len) = pickle::read_prefix(&buf[at..], name, rules)?;
-        let plain = out.is_empty() && !is_magic(&p);
-        out.push(p);
-        at += len;
-        if plain {
-            break;
-        }
-    }
-    Ok((out, at as u64))
-}
-
 fn is_magic(p: &Pickle) -> bool {
     matches!(&p.root, Value::BigInt(m) if &**m == MAGIC_NUMBER)
 }
@@ -200,8 +202,11 @@ fn storage_keys(p: &Pickle) -> Result<Vec<String>, CheckpointError> {
         .collect()
 }
 
-/// Whether the file starts with a tar header (torch's oldest layout): torch tries it first for
-/// any non-zip file and refuses it under `weights_only=True`.
+/// Whether the file starts with a tar header (torch's oldest layout) as Python's `tarfile` decides
+/// it (`TarInfo.frombuf`): a 512-byte block, not all zero, whose checksum field (`nti`: base-256,
+/// or octal text as `int(text.strip() or "0", 8)` reads it) equals the unsigned or signed sum of the
+/// block with that field as spaces. torch tries tar first for any non-zip file, and refuses it under
+/// `weights_only=True`; `weights_only=False` would run the tar's `pickle` member.
 pub fn starts_as_tar<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError> {
     let size = r.seek(SeekFrom::End(0))?;
     if size < 512 {
@@ -211,31 +216,66 @@ pub fn starts_as_tar<R: Read + Seek>(r: &mut R) -> Result<bool, CheckpointError>
     if block.iter().all(|&b| b == 0) {
         return Ok(false);
     }
-    // tarfile's nti: octal digits, NUL- or space-terminated.
-    let field = &block[148..156];
-    let text: String = field
-        .iter()
-        .take_while(|&&b| b != 0)
-        .map(|&b| b as char)
-        .collect();
-    let Ok(chksum) = u64::from_str_radix(text.trim(), 8) else {
+    let Some(chksum) = nti(&block[148..156]) else {
         return Ok(false);
     };
-    // tarfile's calc_chksums: the header summed with the checksum field as spaces, unsigned or signed.
-    let spaces = 8 * u64::from(b' ');
-    let unsigned: u64 = block[..148]
-        .iter()
-        .chain(&block[156..])
-        .map(|&b| u64::from(b))
-        .sum::<u64>()
-        + spaces;
-    let signed: i64 = block[..148]
-        .iter()
-        .chain(&block[156..])
-        .map(|&b| i64::from(b as i8))
-        .sum::<i64>()
-        + spaces as i64;
-    Ok(chksum == unsigned || i64::try_from(chksum) == Ok(signed))
+    let spaces = 8 * i128::from(b' ');
+    let rest = || block[..148].iter().chain(&block[156..]);
+    let unsigned: i128 = rest().map(|&b| i128::from(b)).sum::<i128>() + spaces;
+    let signed: i128 = rest().map(|&b| i128::from(b as i8)).sum::<i128>() + spaces;
+    Ok(chksum == unsigned || chksum == signed)
+}
+
+/// tarfile's `nti`: a numeric header field, or None where Python raises InvalidHeaderError.
+fn nti(field: &[u8]) -> Option<i128> {
+    if field[0] == 0o200 || field[0] == 0o377 {
+        let mut n: i128 = 0;
+        for &b in &field[1..] {
+            n = (n << 8) + i128::from(b);
+        }
+        if field[0] == 0o377 {
+            n -= 1i128 << (8 * (field.len() - 1));
+        }
+        return Some(n);
+    }
+    // nts: up to the first NUL, decoded as ASCII (strict).
+    let text = field.split(|&b| b == 0).next().unwrap_or_default();
+    if !text.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    // str.strip() of ASCII text: whitespace and the four information separators.
+    let text = text.trim_matches(|c: char| {
+        c.is_ascii_whitespace() || ('\x1c'..='\x1f').contains(&c) || c == '\x0b'
+    });
+    if text.is_empty() {
+        return Some(0);
+    }
+    python_octal(text)
+}
+
+/// `int(text, 8)` for stripped ASCII text: a sign, an optional `0o`, octal digits with single
+/// underscores between them (and after the prefix).
+fn python_octal(text: &str) -> Option<i128> {
+    let (negative, body) = match text.as_bytes()[0] {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let body = body
+        .strip_prefix("0o")
+        .or_else(|| body.strip_prefix("0O"))
+        .map(|b| b.strip_prefix('_').unwrap_or(b))
+        .unwrap_or(body);
+    if body.is_empty() || body.starts_with('_') || body.ends_with('_') || body.contains("__") {
+        return None;
+    }
+    let mut n: i128 = 0;
+    for c in body.chars().filter(|&c| c != '_') {
+        let d = c.to_digit(8)?;
+        n = n.checked_mul(8)?.checked_add(i128::from(d))?;
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// A plain pickle file (`.pkl`, `.pickle`): one stream, the whole file, no persistent ids, the same
@@ -261,4 +301,39 @@ pub fn read_plain<R: Read + Seek>(
     let mut a = torch::archive_of(tree, tensors);
     a.declared = p.declared.clone();
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{nti, python_octal};
+
+    #[test]
+    fn octal_text_reads_as_python_int_reads_it() {
+        // Expected values from CPython 3.11's int(text, 8); None where it raises ValueError.
+        for (text, want) in [
+            ("0o17", Some(15)),
+            ("+0o17", Some(15)),
+            ("-17", Some(-15)),
+            ("1_7", Some(15)),
+            ("0o", None),
+            ("_17", None),
+            ("17_", None),
+            ("1__7", None),
+            ("0o_17", Some(15)),
+            ("0O7", Some(7)),
+            ("0_17", Some(15)),
+            ("8", None),
+            ("0x1", None),
+            ("00", Some(0)),
+            ("-0o_7", Some(-7)),
+            ("o7", None),
+        ] {
+            assert_eq!(python_octal(text), want, "{text}");
+        }
+        assert_eq!(nti(b"0012064\0"), Some(0o12064));
+        assert_eq!(nti(b"0o12064 "), Some(0o12064));
+        assert_eq!(nti(b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(nti(b"\x80\0\0\0\0\0\x01\x00"), Some(256));
+        assert_eq!(nti(b"12 64\0\0\0"), None);
+    }
 }

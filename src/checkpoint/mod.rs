@@ -164,6 +164,7 @@ fn read_from<R: Read + Seek>(
     let rules = pickle::Rules {
         ids: pickle::Ids::Zip,
         declared: &reading.safe_globals,
+        decimal: None,
     };
     let (tree, tensors, declared_globals) = match format {
         Format::Torch => {

@@ -191,18 +191,18 @@ pub struct TensorRef {
 #[derive(Debug)]
 pub struct Object {
     pub class: (String, String),
-    pub args: Vec<Value>,
+    /// In a cell so that dropping a [`Pickle`] can empty it (a chain of objects nested in each
+    /// other's arguments is then released one level at a time).
+    pub args: RefCell<Vec<Value>>,
     pub state: RefCell<Option<Value>>,
 }
 
-/// A storage as a persistent id names it: its dtype, key and element count; a legacy file may
-/// give a view of it (elements `offset..offset + len`), which is what a tensor on it indexes.
+/// A storage as a persistent id names it: its dtype, key and element count.
 #[derive(Debug, Clone)]
 pub struct StorageRef {
     pub dtype: String,
     pub key: String,
     pub numel: u64,
-    pub view: Option<(u64, u64)>,
 }
 
 /// How a stream's persistent ids are read: torch's zip archives write
@@ -222,12 +222,16 @@ pub struct Rules<'a> {
     /// Globals the project declared safe (`[checkpoints] safe-globals`), as `module.Name`: matched
     /// on the joined text, as torch matches `add_safe_globals` entries.
     pub declared: &'a [String],
+    /// A decimal-conversion budget shared with other streams of one file (a legacy file's five
+    /// pickles); without one, each stream has its own [`MAX_DECIMAL_WORK`].
+    pub decimal: Option<&'a std::cell::Cell<u64>>,
 }
 
 impl Rules<'_> {
     pub const ZIP: Rules<'static> = Rules {
         ids: Ids::Zip,
         declared: &[],
+        decimal: None,
     };
 }
 
@@ -272,13 +276,23 @@ impl Drop for Value {
     }
 }
 
-/// Tuples are the only containers that can nest deeply while uniquely owned: lists, dicts and sets
-/// are tracked by the machine and emptied one at a time when the [`Pickle`] is dropped.
+/// Tuples and declared objects can nest deeply while uniquely owned: lists, dicts and sets are
+/// tracked by the machine and emptied one at a time when the [`Pickle`] is dropped (objects are
+/// tracked too, and emptied there).
 fn take_children(v: &mut Value, out: &mut Vec<Value>) {
-    if let Value::Tuple(rc) = v
-        && let Some(items) = Rc::get_mut(rc)
-    {
-        out.append(items);
+    match v {
+        Value::Tuple(rc) => {
+            if let Some(items) = Rc::get_mut(rc) {
+                out.append(items);
+            }
+        }
+        Value::Object(rc) => {
+            if let Some(o) = Rc::get_mut(rc) {
+                out.append(o.args.get_mut());
+                out.extend(o.state.get_mut().take());
+            }
+        }
+        _ => {}
     }
 }
 
@@ -410,6 +424,8 @@ fn clear_all(containers: &mut Vec<Value>) {
             Value::Object(o) => {
                 let state = o.state.borrow_mut().take();
                 drop(state);
+                let args = std::mem::take(&mut *o.args.borrow_mut());
+                drop(args);
             }
             _ => {}
         }
@@ -425,7 +441,7 @@ const MAX_WORK: u64 = 1 << 26;
 
 /// Steps of decimal conversion for big integers in one pickle (about a second); beyond it they are
 /// kept as `<int of N bytes>`.
-const MAX_DECIMAL_WORK: u64 = 1 << 30;
+pub const MAX_DECIMAL_WORK: u64 = 1 << 30;
 
 /// Python prints an int in decimal only up to 4300 digits (`sys.int_info.default_max_str_digits`);
 /// beyond that plumbline keeps `<int of N bytes>`, so a hostile LONG4 costs linear time, not quadratic.
@@ -468,7 +484,11 @@ pub enum Prefix {
 /// the value at STOP and the offset just after it.
 pub fn read_prefix(data: &[u8], entry: &str, rules: Rules) -> Result<(Pickle, usize), Prefix> {
     let mut m = Machine::new(data, entry, rules);
-    match m.run() {
+    let result = m.run();
+    if let Some(shared) = rules.decimal {
+        shared.set(m.decimal_left);
+    }
+    match result {
         Ok(root) => Ok((
             Pickle {
                 root,
@@ -487,7 +507,15 @@ pub fn read_prefix(data: &[u8], entry: &str, rules: Rules) -> Result<(Pickle, us
 /// outside the allowlist as if each were declared, and how the walk ended: for differential tests
 /// against CPython's unpickler (fuzz/differential), which records `find_class` calls the same way.
 pub fn referenced_globals(data: &[u8], ids: Ids) -> (Vec<String>, Result<(), CheckpointError>) {
-    let mut m = Machine::new(data, "the stream", Rules { ids, declared: &[] });
+    let mut m = Machine::new(
+        data,
+        "the stream",
+        Rules {
+            ids,
+            declared: &[],
+            decimal: None,
+        },
+    );
     m.record = Some(Vec::new());
     let end = m.run().map(|_| ());
     let end = end.and_then(|()| {
@@ -514,7 +542,7 @@ impl<'a> Machine<'a> {
             containers: Vec::new(),
             frame_end: None,
             work: 0,
-            decimal_left: MAX_DECIMAL_WORK,
+            decimal_left: rules.decimal.map_or(MAX_DECIMAL_WORK, std::cell::Cell::get),
             rules,
             starved: false,
             storages: Vec::new(),
@@ -1173,18 +1201,34 @@ impl<'a> Machine<'a> {
                 }
                 b'b' => {
                     // BUILD sets state on the object below. A declared global's object keeps it
-                    // (it is described with it); anything else stays as it is (an OrderedDict's
-                    // `_metadata`, a Parameter's hooks).
+                    // (it is described with it); a dict (an OrderedDict's `_metadata`, which torch
+                    // sets with `__dict__.update`) takes a dict. Anything else would change at load
+                    // in a way plumbline does not describe (BUILD on a tensor is `Tensor.set_`,
+                    // which can give it another shape): refused.
                     let state = self.pop()?;
-                    if let Value::Object(o) = self.top()? {
-                        let o = o.clone();
-                        if o.state.borrow().is_some() {
-                            return Err(CheckpointError::Ambiguous(format!(
-                                "BUILD sets the state of a {}.{} twice at byte {at} of {}",
-                                o.class.0, o.class.1, self.entry
+                    match self.top()? {
+                        Value::Object(o) => {
+                            let o = o.clone();
+                            if o.state.borrow().is_some() {
+                                return Err(CheckpointError::Ambiguous(format!(
+                                    "BUILD sets the state of a {}.{} twice at byte {at} of {}",
+                                    o.class.0, o.class.1, self.entry
+                                )));
+                            }
+                            *o.state.borrow_mut() = Some(state);
+                        }
+                        Value::Dict(_) if matches!(state, Value::Dict(_)) => {}
+                        other => {
+                            let what = match other {
+                                Value::Tensor(_) => "a tensor (torch runs Tensor.set_ with it)",
+                                Value::Dict(_) => "a dict, with a state that is not a dict",
+                                _ => "a value plumbline describes without state",
+                            };
+                            return Err(CheckpointError::Unsupported(format!(
+                                "BUILD on {what} at byte {at} of {}",
+                                self.entry
                             )));
                         }
-                        *o.state.borrow_mut() = Some(state);
                     }
                 }
                 b'Q' => {
@@ -1214,7 +1258,7 @@ impl<'a> Machine<'a> {
     fn persistent(&mut self, pid: &Value) -> Result<Value, CheckpointError> {
         if self.rules.ids == Ids::None {
             return Err(CheckpointError::Unsupported(format!(
-                "a persistent id (BINPERSID) in {}: only torch.save writes them, and a plain pickle has nothing to resolve them with",
+                "a persistent id (BINPERSID) in {}: nothing resolves one there (only torch.save's object pickle has them)",
                 self.entry
             )));
         }
@@ -1259,33 +1303,35 @@ impl<'a> Machine<'a> {
                 class.0, class.1, self.entry
             )));
         }
+        // Only torch's own storage classes (a declared global that happens to be called
+        // `FloatStorage` is not one).
+        let torch_class = matches!(class.0.as_str(), "torch" | "torch.cuda" | "torch.storage")
+            && is_allowed(&class.0, &class.1);
         let dtype = storage_dtype(&class.1)
-            .ok_or_else(|| self.bad(format!("unknown storage class {}", class.1)))?;
-        let numel =
-            as_u64(numel).ok_or_else(|| self.bad("storage numel is not a non-negative int"))?;
-        let view = match view {
-            None | Some(Value::None) => None,
-            Some(v) => match tuple_items(v) {
-                Some([Value::Str(_), offset, len]) => {
-                    let (offset, len) = as_u64(offset)
-                        .zip(as_u64(len))
-                        .ok_or_else(|| self.bad("storage view offset or size"))?;
-                    if offset.checked_add(len).is_none_or(|end| end > numel) {
-                        return Err(self.bad(format!(
-                            "storage view of {len} elements at offset {offset} overruns its storage of {numel}"
-                        )));
-                    }
-                    Some((offset, len))
-                }
-                _ => return Err(self.bad("storage view is not (key, offset, numel)")),
-            },
-        };
+            .filter(|_| torch_class)
+            .ok_or_else(|| self.bad(format!("unknown storage class {}.{}", class.0, class.1)))?;
+        if self.rules.ids == Ids::Legacy && class.1 == "UntypedStorage" {
+            return Err(CheckpointError::Unsupported(format!(
+                "an UntypedStorage in the legacy {}: torch 2.15 cannot load it either (\"has no attribute 'dtype'\")",
+                self.entry
+            )));
+        }
+        let numel = as_u64(numel)
+            .filter(|&n| n <= i64::MAX as u64)
+            .ok_or_else(|| self.bad("storage numel is not an int from 0 to 2^63 - 1"))?;
+        // A storage view (the sixth item) is what torch < 0.4 wrote; torch keeps views and roots in
+        // one table by key, so a view key could stand for another storage: not described.
+        if !matches!(view, None | Some(Value::None)) {
+            return Err(CheckpointError::Unsupported(format!(
+                "a storage view in {} (written by torch < 0.4): re-save the file with a current torch",
+                self.entry
+            )));
+        }
         self.charge_work(key.len())?;
         let storage = Rc::new(StorageRef {
             dtype: dtype.to_owned(),
             key: key.to_string(),
             numel,
-            view,
         });
         self.storages.push(storage.clone());
         Ok(Value::Storage(storage))
@@ -1324,8 +1370,6 @@ impl<'a> Machine<'a> {
             )));
         }
         let (storage_dtype, key, storage_numel) = (&storage.dtype, &storage.key, storage.numel);
-        // A legacy storage view: the tensor indexes the view's elements only.
-        let visible = storage.view.map_or(storage_numel, |(_, len)| len);
         let dtype = dtype.unwrap_or_else(|| storage_dtype.clone());
         if quantized(&dtype) {
             return Err(CheckpointError::Unsupported(format!(
@@ -1337,9 +1381,11 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| self.bad(format!("tensor of unknown dtype {dtype}")))?;
         let storage_item = dtype_size(storage_dtype).unwrap_or(1);
         let overflow = || self.bad("tensor size overflows");
+        // torch counts elements in an int64 ("numel: integer multiplication overflow").
         shape
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= i64::MAX as u64)
             .ok_or_else(overflow)?;
         // c10's checkInBoundsForStorage: nothing to check for an empty tensor; otherwise the last
         // element reached is offset + Σ (size_i - 1) * stride_i.
@@ -1353,7 +1399,7 @@ impl<'a> Machine<'a> {
                 .checked_add(1)
                 .and_then(|n| n.checked_mul(item))
                 .ok_or_else(overflow)?;
-            let have = visible.saturating_mul(storage_item);
+            let have = storage_numel.saturating_mul(storage_item);
             if need > have {
                 return Err(self.bad(format!(
                     "tensor of shape {shape:?} and strides {stride:?} at offset {offset} reaches byte {need} of a storage of {have} bytes"
@@ -1405,7 +1451,7 @@ impl<'a> Machine<'a> {
             self.charge_work(args.len())?;
             let o = Value::Object(Rc::new(Object {
                 class: (module.clone(), name.clone()),
-                args: args.to_vec(),
+                args: RefCell::new(args.to_vec()),
                 state: RefCell::new(None),
             }));
             return Ok(self.track(o));
@@ -1448,6 +1494,19 @@ impl<'a> Machine<'a> {
                         new_type.0, new_type.1, self.entry
                     )));
                 }
+                // Only a tensor rebuild as `func`: anything else (this function again, nested)
+                // is not what torch.save writes.
+                let rebuild = matches!(func, Value::Global(g) if g.0 == "torch._utils" && matches!(
+                    g.1.as_str(),
+                    "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3"
+                        | "_rebuild_parameter" | "_rebuild_parameter_with_state"
+                ));
+                if !rebuild {
+                    return Err(CheckpointError::Unsupported(format!(
+                        "_rebuild_from_type_v2 of something other than a tensor rebuild in {}",
+                        self.entry
+                    )));
+                }
                 let t = match &self.call(func, inner)? {
                     Value::Tensor(t) => t.clone(),
                     _ => {
@@ -1461,7 +1520,7 @@ impl<'a> Machine<'a> {
                     return Ok(Value::Tensor(t));
                 }
                 let mut t = (*t).clone();
-                t.attributes = attributes;
+                t.attributes.extend(attributes);
                 Ok(Value::Tensor(Rc::new(t)))
             }
             // _rebuild_parameter(data, requires_grad, hooks) and Parameter(data, requires_grad);

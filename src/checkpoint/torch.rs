@@ -38,21 +38,18 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
                 "torch's legacy .tar layout (torch < 0.4), which torch.load refuses with weights_only=True: re-save it with a current torch".into(),
             ));
         }
-        return match legacy::read(&mut reader, rules) {
-            Ok(a) => Ok(a),
-            Err(e @ CheckpointError::UnsafeGlobal { .. }) => Err(e),
-            // A legacy stream read to its end needs no look at the tail; one that fails or leaves
-            // bytes behind may be a polyglot: name it so when a zip reader would see an archive.
-            Err(e) => {
-                if archive::ends_as_zip(&mut reader)? {
-                    Err(CheckpointError::Ambiguous(
-                        "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
-                    ))
-                } else {
-                    Err(e)
-                }
-            }
-        };
+        let read = legacy::read(&mut reader, rules);
+        if let Err(e @ CheckpointError::UnsafeGlobal { .. }) = read {
+            return Err(e);
+        }
+        // Legacy to torch, and an archive to a zip reader (burn-store's among them): whatever
+        // the legacy stream says, the file is ambiguous. The look costs the last 64 KiB at most.
+        if archive::ends_as_zip(&mut reader)? {
+            return Err(CheckpointError::Ambiguous(
+                "the file does not start as a zip archive but ends as one: torch.load reads what is in front (a legacy pickle or tar) and a zip reader the archive behind it".into(),
+            ));
+        }
+        return read;
     }
     let dir = archive::read_directory(&mut reader)?;
     // torch.load hands an archive with `constants.pkl` to torch.jit.load, which compiles and runs the

@@ -87,7 +87,25 @@ fn to_tree(
         Value::Bytes(b) => Tree::String(format!("<{} bytes>", b.len())),
         Value::List(l) => seq(&l.borrow(), path, tensors, budget)?,
         Value::Tuple(t) => seq(t, path, tensors, budget)?,
-        Value::Set(s) => seq(&s.borrow(), path, tensors, budget)?,
+        Value::Set(s) => {
+            // Python keeps the first of equal elements (`{1, True}` is `{1}`).
+            let items = s.borrow();
+            let mut seen = std::collections::HashSet::with_capacity(items.len());
+            let mut distinct = Vec::with_capacity(items.len());
+            for v in items.iter() {
+                let key = Key::of(v).map_err(|why| {
+                    CheckpointError::Unsupported(format!(
+                        "{} in the set at `{}`",
+                        why.replacen("a key", "an element", 1),
+                        path.join(".")
+                    ))
+                })?;
+                if seen.insert(key) {
+                    distinct.push(v.clone());
+                }
+            }
+            seq(&distinct, path, tensors, budget)?
+        }
         Value::Dict(d) => {
             let d = d.borrow();
             let texts = key_texts(&d, path, budget)?;
@@ -125,9 +143,10 @@ fn to_tree(
             let class = format!("{}.{}", o.class.0, o.class.1);
             budget.charge(0, class.len() as u64)?;
             node.insert("$object".into(), Tree::String(class));
-            if !o.args.is_empty() {
+            let args = o.args.borrow();
+            if !args.is_empty() {
                 path.push("args".into());
-                node.insert("args".into(), seq(&o.args, path, tensors, budget)?);
+                node.insert("args".into(), seq(&args, path, tensors, budget)?);
                 path.pop();
             }
             if let Some(state) = &*o.state.borrow() {
@@ -160,11 +179,8 @@ fn key_texts(
     let mut texts = Vec::with_capacity(entries.len());
     let mut strings: HashMap<String, usize> = HashMap::new();
     for (i, (k, _)) in entries.iter().enumerate() {
-        let key = Key::of(k).ok_or_else(|| {
-            CheckpointError::Unsupported(format!(
-                "a dict key of a kind Python cannot hash (a list, dict or set) at `{}`",
-                path.join(".")
-            ))
+        let key = Key::of(k).map_err(|why| {
+            CheckpointError::Unsupported(format!("{why} in the dict at `{}`", path.join(".")))
         })?;
         if let Some(&first) = identities.get(&key) {
             let (seen, repr) = (key_repr(&entries[first].0), key_repr(k));
@@ -258,26 +274,49 @@ enum Key {
     Unknown(usize),
 }
 
+/// Tuples nested in a key deeper than this are refused (Python has no such limit; nothing real
+/// comes near it, and the key's comparison and text would otherwise recurse without bound).
+const MAX_KEY_DEPTH: usize = 16;
+
 impl Key {
-    fn of(v: &Value) -> Option<Key> {
-        Some(match v {
+    /// The key's identity, or why plumbline cannot compare it as Python does.
+    fn of(v: &Value) -> Result<Key, &'static str> {
+        Key::at_depth(v, 0)
+    }
+
+    fn at_depth(v: &Value, depth: usize) -> Result<Key, &'static str> {
+        Ok(match v {
             Value::Bool(b) => Key::Int(i64::from(*b).to_string()),
             Value::Int(i) => Key::Int(i.to_string()),
             Value::BigInt(s) => Key::Int(s.to_string()),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                Key::Int((*f as i64).to_string())
+            // An integral float is equal to the int of its exact value (1e16 == 10**16).
+            Value::Float(f) if f.is_finite() && f.fract() == 0.0 => {
+                Key::Int(format!("{:.0}", f).replace("-0", "0"))
             }
             Value::Float(f) => Key::Float(f.to_bits()),
             Value::Str(s) => Key::Str(s.clone()),
             Value::Bytes(b) => Key::Bytes(b.clone()),
             Value::None => Key::None,
             Value::Global(g) => Key::Global(g.0.clone(), g.1.clone()),
-            Value::Tuple(t) => Key::Tuple(t.iter().map(Key::of).collect::<Option<_>>()?),
-            Value::Opaque(o) => Key::Unknown(Rc::as_ptr(o) as usize),
+            Value::Tuple(_) if depth >= MAX_KEY_DEPTH => {
+                return Err("a tuple key nested deeper than 16 levels");
+            }
+            Value::Tuple(t) => Key::Tuple(
+                t.iter()
+                    .map(|x| Key::at_depth(x, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // Tensors and storages hash by identity, as torch's do.
             Value::Tensor(t) => Key::Unknown(Rc::as_ptr(t) as usize),
             Value::Storage(s) => Key::Unknown(Rc::as_ptr(s) as usize),
-            Value::Object(o) => Key::Unknown(Rc::as_ptr(o) as usize),
-            Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Mark => return None,
+            // complex(1, 0) == 1, torch.Size([1]) == (1,), a declared class may define __eq__:
+            // equality plumbline cannot decide.
+            Value::Opaque(_) | Value::Object(_) => {
+                return Err("a key that is an object plumbline cannot compare as Python does");
+            }
+            Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Mark => {
+                return Err("a key of a kind Python cannot hash (a list, dict or set)");
+            }
         })
     }
 }
@@ -441,5 +480,15 @@ mod tests {
         assert_eq!(key_repr(&s("it's")), "\"it's\"");
         assert_eq!(Key::of(&Value::Float(1.0)), Key::of(&Value::Bool(true)));
         assert_ne!(Key::of(&Value::Float(1.5)), Key::of(&Value::Int(1)));
+        assert_eq!(
+            Key::of(&Value::Float(1e16)),
+            Key::of(&Value::BigInt("10000000000000000".into()))
+        );
+        assert_eq!(Key::of(&Value::Float(-0.0)), Key::of(&Value::Int(0)));
+        let mut deep = Value::Int(1);
+        for _ in 0..1000 {
+            deep = tuple(vec![deep]);
+        }
+        assert!(Key::of(&deep).is_err());
     }
 }
