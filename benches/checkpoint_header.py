@@ -46,55 +46,50 @@ def pstr(text):
     return b"X" + struct.pack("<I", len(b)) + b
 
 
-def synthetic_torch(dst, numel):
-    """A torch.save-layout archive of `{"state_dict": {"trunk.0.weight": <float32 [numel // 14, 14]>,
-    ...}, "input_dim": 14, ...}` written by hand (protocol 2), with the tensor's storage of numel * 4 zero
-    bytes. The same layout as tests/it/util.rs::synthetic_torch; torch.load reads it."""
+def object_pickle(numel, legacy):
+    """`{"state_dict": {"trunk.0.weight": <float32 [numel // 14, 14]>}, "input_dim": 14,
+    "model_version": 3}` as torch.save pickles it (protocol 2); a legacy file's persistent id has a
+    sixth item, the view (None)."""
     rows = numel // 14
-    numel = rows * 14
     J = lambda n: b"J" + struct.pack("<i", n)  # noqa: E731
     p = b"\x80\x02}(" + pstr("state_dict") + b"}(" + pstr("trunk.0.weight")
     p += b"ctorch._utils\n_rebuild_tensor_v2\n((" + pstr("storage") + b"ctorch\nFloatStorage\n"
-    p += pstr("0") + pstr("cpu") + J(numel) + b"tQK\x00" + J(rows) + b"K\x0e\x86" + b"K\x0eK\x01\x86"
-    p += b"\x89ccollections\nOrderedDict\n)RtRu"
-    p += pstr("input_dim") + b"K\x0e" + pstr("model_version") + b"K\x03" + b"u."
+    p += pstr("0") + pstr("cpu") + J(rows * 14) + (b"N" if legacy else b"") + b"tQK\x00" + J(rows)
+    p += b"K\x0e\x86" + b"K\x0eK\x01\x86" + b"\x89ccollections\nOrderedDict\n)RtRu"
+    return p + pstr("input_dim") + b"K\x0e" + pstr("model_version") + b"K\x03" + b"u."
+
+
+def write_zeros(f, n):
+    chunk = bytes(1 << 20)
+    while n:
+        k = min(n, len(chunk))
+        f.write(chunk[:k])
+        n -= k
+
+
+def synthetic_torch(dst, numel):
+    """A torch.save-layout archive of `object_pickle` with the tensor's storage of zero bytes, written
+    by hand. The same layout as tests/it/util.rs::synthetic_torch; torch.load reads it."""
+    numel = numel // 14 * 14
     with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", p)
+        z.writestr("archive/data.pkl", object_pickle(numel, False))
         with z.open("archive/data/0", "w", force_zip64=True) as f:
-            chunk = bytes(1 << 20)
-            left = numel * 4
-            while left:
-                n = min(left, len(chunk))
-                f.write(chunk[:n])
-                left -= n
+            write_zeros(f, numel * 4)
         z.writestr("archive/version", "3\n")
 
 
 def synthetic_legacy(dst, numel):
-    """The same object as `synthetic_torch`, as torch.save(..., _use_new_zipfile_serialization=False)
-    lays it out: the magic number, protocol 1001 and sys_info pickles, the object pickle (persistent id
-    with a sixth item, the view, None), the storage-key list, then the storage's element count and
-    bytes. The same layout as tests/it/legacy.rs; torch.load reads it."""
-    rows = numel // 14
-    numel = rows * 14
-    J = lambda n: b"J" + struct.pack("<i", n)  # noqa: E731
+    """The same object as torch.save(..., _use_new_zipfile_serialization=False) lays it out: the magic
+    number, protocol 1001 and sys_info pickles, `object_pickle`, the storage-key list, then the
+    storage's element count and bytes. The same layout as tests/it/legacy.rs; torch.load reads it."""
+    numel = numel // 14 * 14
     out = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
     out += b"\x80\x02M\xe9\x03."
     out += b"\x80\x02}(" + pstr("protocol_version") + b"M\xe9\x03" + pstr("little_endian") + b"\x88u."
-    p = b"\x80\x02}(" + pstr("state_dict") + b"}(" + pstr("trunk.0.weight")
-    p += b"ctorch._utils\n_rebuild_tensor_v2\n((" + pstr("storage") + b"ctorch\nFloatStorage\n"
-    p += pstr("0") + pstr("cpu") + J(numel) + b"NtQK\x00" + J(rows) + b"K\x0e\x86" + b"K\x0eK\x01\x86"
-    p += b"\x89ccollections\nOrderedDict\n)RtRu"
-    p += pstr("input_dim") + b"K\x0e" + pstr("model_version") + b"K\x03" + b"u."
-    out += p + b"\x80\x02]" + pstr("0") + b"a." + struct.pack("<q", numel)
+    out += object_pickle(numel, True) + b"\x80\x02]" + pstr("0") + b"a." + struct.pack("<q", numel)
     with open(dst, "wb") as f:
         f.write(out)
-        chunk = bytes(1 << 20)
-        left = numel * 4
-        while left:
-            n = min(left, len(chunk))
-            f.write(chunk[:n])
-            left -= n
+        write_zeros(f, numel * 4)
 
 
 # `inventory` only reads the [checkpoints] table; the sources are never resolved by it.

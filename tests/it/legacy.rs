@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::util::{example_copy, fixture, plumbline, replace_in, stderr, stdout, xstr};
+use crate::util::{
+    example_copy, fixture, float_tensor, plumbline, replace_in, stderr, stdout, xstr,
+};
 use plumbline::checkpoint;
 
 /// `torch.serialization.MAGIC_NUMBER` as a LONG1 pickle.
@@ -24,16 +26,8 @@ fn legacy_head(numel: u32, count: u64, keys: &[&str]) -> Vec<u8> {
     out.extend(b"\x80\x02}."); // sys_info
     let mut p = b"\x80\x02}".to_vec();
     p.extend(xstr("w"));
-    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
-    p.extend(xstr("storage"));
-    p.extend(b"ctorch\nFloatStorage\n");
-    p.extend(xstr("0"));
-    p.extend(xstr("cpu"));
-    p.push(b'J');
-    p.extend(numel.to_le_bytes());
-    p.extend(b"NtQK\x00J");
-    p.extend(numel.to_le_bytes());
-    p.extend(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.");
+    p.extend(float_tensor(numel, true));
+    p.extend(b"s.");
     out.extend(p);
     let mut k = b"\x80\x02](".to_vec();
     for key in keys {

@@ -192,16 +192,8 @@ pub fn synthetic_torch(path: &Path, numel: u32) {
     p.extend(xstr("state_dict"));
     p.extend(b"}(");
     p.extend(xstr("w"));
-    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
-    p.extend(xstr("storage"));
-    p.extend(b"ctorch\nFloatStorage\n");
-    p.extend(xstr("0"));
-    p.extend(xstr("cpu"));
-    p.push(b'J');
-    p.extend_from_slice(&numel.to_le_bytes());
-    p.extend(b"tQK\x00J");
-    p.extend_from_slice(&numel.to_le_bytes());
-    p.extend(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu");
+    p.extend(float_tensor(numel, false));
+    p.extend(b"u");
     p.extend(xstr("input_dim"));
     p.extend(b"K\x0eu.");
     write_zip(
@@ -212,6 +204,26 @@ pub fn synthetic_torch(path: &Path, numel: u32) {
             Entry::Bytes("archive/version", b"3\n"),
         ],
     );
+}
+
+/// The pickle of a float32 tensor of `numel` elements on storage `'0'`, as torch.save writes it:
+/// `_rebuild_tensor_v2(<persistent id>, 0, (numel,), (1,), False, OrderedDict())`. A legacy file's
+/// persistent id has a sixth item, the view (None).
+pub fn float_tensor(numel: u32, legacy: bool) -> Vec<u8> {
+    let mut p = b"ctorch._utils\n_rebuild_tensor_v2\n((".to_vec();
+    p.extend(xstr("storage"));
+    p.extend(b"ctorch\nFloatStorage\n");
+    p.extend(xstr("0"));
+    p.extend(xstr("cpu"));
+    p.push(b'J');
+    p.extend_from_slice(&numel.to_le_bytes());
+    if legacy {
+        p.push(b'N');
+    }
+    p.extend(b"tQK\x00J");
+    p.extend_from_slice(&numel.to_le_bytes());
+    p.extend(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR");
+    p
 }
 
 /// Write the example's safetensors twin to `dst` with its `__metadata__` changed by `edit` (values
