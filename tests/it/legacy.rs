@@ -416,6 +416,7 @@ fn python_key_identity_and_torch_limits() {
 
 /// A legacy production checkpoint gives the contract's facts and runs the model gates: burn-store
 /// loads legacy files too, and its outputs match PyTorch's reference rows.
+#[cfg(feature = "native")]
 #[test]
 fn a_legacy_production_checkpoint_runs_the_model_gates() {
     let (_g, ex) = example_copy();
