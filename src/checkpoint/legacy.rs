@@ -54,7 +54,9 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
     fill(&mut reader, &mut buf, FIRST_READ.min(size))?;
     let mut pickles: Vec<Pickle> = Vec::with_capacity(5);
     let mut at = 0usize;
-    while pickles.len() < 5 && !(pickles.len() == 1 && !is_magic(&pickles[0])) {
+    // Five pickles, or one when it is not the magic number (a plain pickle: said below).
+    let plain = |pickles: &[Pickle]| pickles.len() == 1 && !is_magic(&pickles[0]);
+    while pickles.len() < 5 && !plain(&pickles) {
         let i = pickles.len();
         // Only the object pickle may name storages: torch resolves persistent ids there alone.
         let ids = if i == 3 { Ids::Legacy } else { Ids::None };
