@@ -33,12 +33,17 @@ const MAX_PICKLES_BYTES: u64 = 64 << 20;
 const FIRST_READ: u64 = 4 << 10;
 
 const NAMES: [&str; 5] = [
-    "legacy pickle 1 (magic number)",
-    "legacy pickle 2 (protocol version)",
-    "legacy pickle 3 (sys_info)",
-    "legacy pickle 4 (objects)",
-    "legacy pickle 5 (storage keys)",
+    "magic number",
+    "protocol version",
+    "sys_info",
+    "objects",
+    "storage keys",
 ];
+
+/// `legacy pickle 4 (objects)`, as errors name the pickles.
+fn name(i: usize) -> String {
+    format!("legacy pickle {} ({})", i + 1, NAMES[i])
+}
 
 fn malformed(detail: impl Into<String>) -> CheckpointError {
     CheckpointError::malformed("legacy torch.save file", detail)
@@ -60,13 +65,13 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
         let i = pickles.len();
         // Only the object pickle may name storages: torch resolves persistent ids there alone.
         let ids = if i == 3 { Ids::Legacy } else { Ids::None };
-        let name = format!("{} (from byte {at})", NAMES[i]);
+        let entry = format!("legacy pickle {} ({}, from byte {at})", i + 1, NAMES[i]);
         let step = Rules {
             ids,
             decimal: Some(&decimal),
             ..rules
         };
-        match pickle::read_prefix(&buf[at..], &name, step) {
+        match pickle::read_prefix(&buf[at..], &entry, step) {
             Ok((p, len)) => {
                 pickles.push(p);
                 at += len;
@@ -108,7 +113,7 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
     if !matches!(protocol.root, Value::Int(PROTOCOL_VERSION)) {
         return Err(malformed(format!(
             "{} is not {PROTOCOL_VERSION} (torch stops at \"Invalid protocol version\")",
-            NAMES[1]
+            name(1)
         )));
     }
     let keys = storage_keys(&keys)?;
@@ -121,13 +126,13 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
         let Some(&(dtype, numel)) = storages.get(key.as_str()) else {
             return Err(malformed(format!(
                 "{} lists storage {key:?}, which no persistent id names (torch stops at an AssertionError)",
-                NAMES[4]
+                name(4)
             )));
         };
         if listed.insert(key.as_str(), ()).is_some() {
             return Err(malformed(format!(
                 "{} lists storage {key:?} twice",
-                NAMES[4]
+                name(4)
             )));
         }
         let header = if at + 8 <= buf.len() as u64 {
@@ -160,7 +165,7 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
     if let Some(key) = storages.keys().find(|k| !listed.contains_key(*k)) {
         return Err(malformed(format!(
             "storage {key:?} is named by a tensor but not listed in {} (torch would leave it uninitialised)",
-            NAMES[4]
+            name(4)
         )));
     }
     if at != size {
@@ -190,7 +195,7 @@ fn is_magic(p: &Pickle) -> bool {
 
 fn storage_keys(p: &Pickle) -> Result<Vec<String>, CheckpointError> {
     let Value::List(l) = &p.root else {
-        return Err(malformed(format!("{} is not a list", NAMES[4])));
+        return Err(malformed(format!("{} is not a list", name(4))));
     };
     l.borrow()
         .iter()
@@ -198,7 +203,7 @@ fn storage_keys(p: &Pickle) -> Result<Vec<String>, CheckpointError> {
             Value::Str(s) => Ok(s.to_string()),
             _ => Err(malformed(format!(
                 "{} holds a key that is not a string",
-                NAMES[4]
+                name(4)
             ))),
         })
         .collect()

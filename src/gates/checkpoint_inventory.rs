@@ -186,7 +186,14 @@ pub fn inventory(
         match read {
             Ok(info) => {
                 let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
-                for m in f.missing() {
+                // A plain pickle (run parameters beside the weights) is read and checked for what it
+                // references; the required facts are asked of checkpoints that hold weights.
+                let missing = if info.format == Format::Pickle {
+                    Vec::new()
+                } else {
+                    f.missing()
+                };
+                for m in missing {
                     findings.push(
                         Finding::new(
                             &MISSING_FACT,

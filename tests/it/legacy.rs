@@ -206,20 +206,29 @@ fn globs_report_what_they_cannot_read() {
         ex.join("checkpoints/old.pt"),
     )
     .unwrap();
+    std::fs::copy(
+        fixture("benign/run-params.pkl"),
+        ex.join("checkpoints/run-params.pkl"),
+    )
+    .unwrap();
     let out = plumbline(&ex, &["inventory"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
-    assert!(
-        text.contains("error[checkpoint-unreadable]")
-            && text.contains("unknown checkpoint extension"),
-        "{text}"
-    );
     let row = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(&format!("checkpoints/{name}")))
             .unwrap_or_else(|| panic!("no row for {name}: {text}"))
             .to_owned()
     };
+    // A plain pickle is read (and would be refused for what it references); the required
+    // checkpoint facts are not asked of it.
+    assert!(row("run-params.pkl").contains("pickle"), "{text}");
+    assert!(!text.contains("run-params.pkl has no"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("error[checkpoint-unreadable]")
+            && text.contains("unknown checkpoint extension"),
+        "{text}"
+    );
     assert!(row("notes.txt").contains("refused"), "{text}");
     assert!(row("old.pt").contains("refused"), "{text}");
     assert!(!row("old.pt").contains(" 0 B"), "{text}");
