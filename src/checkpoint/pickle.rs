@@ -744,19 +744,25 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// The value on top of the stack. A MARK is a fence, as CPython's unpickler keeps it: nothing
+    /// but POP and the opcodes that take everything above it reach below one ("unexpected MARK
+    /// found").
     fn pop(&mut self) -> Result<Value, CheckpointError> {
-        self.stack.pop().ok_or_else(|| self.bad("stack underflow"))
+        self.top()?;
+        Ok(self.stack.pop().expect("top checked"))
     }
 
     fn top(&mut self) -> Result<&mut Value, CheckpointError> {
         let pos = self.pos;
         let entry = self.entry;
-        self.stack.last_mut().ok_or_else(|| {
-            CheckpointError::malformed(
-                "pickle",
-                format!("stack underflow at byte {pos} of {entry}"),
-            )
-        })
+        let bad = |what: &str| {
+            CheckpointError::malformed("pickle", format!("{what} at byte {pos} of {entry}"))
+        };
+        match self.stack.last_mut() {
+            None => Err(bad("stack underflow")),
+            Some(Value::Mark) => Err(bad("unexpected MARK found")),
+            Some(v) => Ok(v),
+        }
     }
 
     /// Everything above the topmost MARK, which is removed.
@@ -772,11 +778,7 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_put(&mut self, key: u32) -> Result<(), CheckpointError> {
-        let v = self
-            .stack
-            .last()
-            .cloned()
-            .ok_or_else(|| self.bad("PUT on an empty stack"))?;
+        let v = self.top()?.clone();
         self.memo.insert(key, v);
         Ok(())
     }
@@ -870,7 +872,10 @@ impl<'a> Machine<'a> {
                 b'.' => return self.pop(),
                 b'(' => self.push(Value::Mark)?,
                 b'0' => {
-                    self.pop()?;
+                    // POP takes the MARK itself when one is on top, as CPython's load_pop does.
+                    self.stack
+                        .pop()
+                        .ok_or_else(|| self.bad("stack underflow"))?;
                 }
                 b'1' => {
                     self.pop_mark()?;
@@ -1950,6 +1955,21 @@ mod tests {
         let mut largest = vec![0xffu8; MAX_DECIMAL_BYTES];
         largest[MAX_DECIMAL_BYTES - 1] = 0x7f;
         assert!(matches!(&decode_long(&largest), Value::BigInt(s) if s.len() == 4299));
+    }
+
+    /// Found by the CPython differential (fuzz/differential): a MARK is a fence, as in CPython.
+    #[test]
+    fn a_mark_is_a_fence() {
+        for p in [
+            &b"\x80\x02}(2."[..],
+            b"\x80\x02}(q\x00.",
+            b"\x80\x02}(K\x01s.",
+        ] {
+            let err = read(p, "t").unwrap_err().to_string();
+            assert!(err.contains("unexpected MARK found"), "{p:?}: {err}");
+        }
+        // POP removes a MARK on top, as load_pop does.
+        assert!(read(b"\x80\x02}(0.", "t").is_ok());
     }
 
     #[test]
