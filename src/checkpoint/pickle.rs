@@ -675,6 +675,13 @@ impl<'a> Machine<'a> {
     fn global_lines(&mut self) -> Result<(String, String), CheckpointError> {
         let module = self.line()?;
         let name = self.line()?;
+        // CPython's C unpickler reads an empty line here as truncated data (found by the CPython
+        // differential: plumbline had taken `c\n\n` for the global `.`).
+        if module.is_empty() || name.is_empty() {
+            return Err(
+                self.bad("an empty GLOBAL/INST line (CPython: \"pickle data was truncated\")")
+            );
+        }
         let (m, n) = compat::python3_name(module, name);
         Ok((m.to_owned(), n.to_owned()))
     }
@@ -1970,6 +1977,11 @@ mod tests {
         }
         // POP removes a MARK on top, as load_pop does.
         assert!(read(b"\x80\x02}(0.", "t").is_ok());
+        // An empty GLOBAL line is truncated data to CPython, not the global `.`.
+        for p in [&b"c\n\n(L0\n."[..], b"(cx\n\n."] {
+            let err = read(p, "t").unwrap_err().to_string();
+            assert!(err.contains("an empty GLOBAL/INST line"), "{err}");
+        }
     }
 
     #[test]
