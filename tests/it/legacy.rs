@@ -442,8 +442,4 @@ fn a_legacy_production_checkpoint_runs_the_model_gates() {
             assert!(text.contains("reference 64 rows"), "{text}");
         }
     }
-}{}",
-        stdout(&out),
-        stderr(&out)
-    );
 }
