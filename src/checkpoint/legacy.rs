@@ -174,9 +174,11 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
             size - at
         )));
     }
-    let mut a = torch::archive_of(tree, tensors);
-    a.declared = declared.into_iter().collect();
-    Ok(a)
+    Ok(torch::archive_of(
+        tree,
+        tensors,
+        declared.into_iter().collect(),
+    ))
 }
 
 /// Read the file's first `want` bytes into `buf` (which holds a prefix of them already).
@@ -305,9 +307,7 @@ pub fn read_plain<R: Read + Seek>(
     };
     let p = pickle::read_with(&data, "the pickle", rules)?;
     let (tree, tensors) = super::tree::build(&p.root)?;
-    let mut a = torch::archive_of(tree, tensors);
-    a.declared = p.declared.clone();
-    Ok(a)
+    Ok(torch::archive_of(tree, tensors, p.declared.clone()))
 }
 
 #[cfg(test)]

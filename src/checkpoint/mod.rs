@@ -127,10 +127,7 @@ pub fn open(path: &Path) -> Result<CheckpointInfo> {
 
 /// Read a checkpoint's metadata and tensor table from a file.
 pub fn open_with(path: &Path, reading: &Reading) -> Result<CheckpointInfo> {
-    let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
-        path: path.to_path_buf(),
-        source: CheckpointError::Unsupported(UNKNOWN_EXTENSION.into()),
-    })?;
+    let format = format_of(path)?;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     read_from(path, format, file, size, reading)
@@ -138,12 +135,17 @@ pub fn open_with(path: &Path, reading: &Reading) -> Result<CheckpointInfo> {
 
 /// Read a checkpoint whose bytes are already in memory (a staged blob), shown as `path`.
 pub fn open_bytes(path: &Path, bytes: Vec<u8>, reading: &Reading) -> Result<CheckpointInfo> {
-    let format = Format::from_path(path).ok_or_else(|| Error::Checkpoint {
-        path: path.to_path_buf(),
-        source: CheckpointError::Unsupported(UNKNOWN_EXTENSION.into()),
-    })?;
+    let format = format_of(path)?;
     let size = bytes.len() as u64;
     read_from(path, format, std::io::Cursor::new(bytes), size, reading)
+}
+
+/// The format a path's extension names, or the error naming the extensions plumbline reads.
+fn format_of(path: &Path) -> Result<Format> {
+    Format::from_path(path).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        source: CheckpointError::Unsupported(UNKNOWN_EXTENSION.into()),
+    })
 }
 
 fn read_from<R: Read + Seek>(

@@ -572,6 +572,14 @@ impl<'a> Machine<'a> {
         self.track(s)
     }
 
+    /// Something torch reads and plumbline does not describe (quantized, sparse, … tensors).
+    fn not_described(&self, what: &str) -> CheckpointError {
+        CheckpointError::Unsupported(format!(
+            "{what} in {}: torch reads it, plumbline does not describe it",
+            self.entry
+        ))
+    }
+
     fn bad(&self, detail: impl Into<String>) -> CheckpointError {
         CheckpointError::malformed(
             "pickle",
@@ -1310,9 +1318,9 @@ impl<'a> Machine<'a> {
             return Err(self.bad(format!("persistent id of kind {kind:?}, not 'storage'")));
         }
         if quantized(&class.1) {
-            return Err(CheckpointError::Unsupported(format!(
-                "a quantized tensor (storage {}.{}) in {}: torch reads it, plumbline does not describe it",
-                class.0, class.1, self.entry
+            return Err(self.not_described(&format!(
+                "a quantized tensor (storage {}.{})",
+                class.0, class.1
             )));
         }
         // Only torch's own storage classes (a declared global that happens to be called
@@ -1384,10 +1392,7 @@ impl<'a> Machine<'a> {
         let (storage_dtype, key, storage_numel) = (&storage.dtype, &storage.key, storage.numel);
         let dtype = dtype.unwrap_or_else(|| storage_dtype.clone());
         if quantized(&dtype) {
-            return Err(CheckpointError::Unsupported(format!(
-                "a quantized tensor ({dtype}) in {}: torch reads it, plumbline does not describe it",
-                self.entry
-            )));
+            return Err(self.not_described(&format!("a quantized tensor ({dtype})")));
         }
         let item = dtype_size(&dtype)
             .ok_or_else(|| self.bad(format!("tensor of unknown dtype {dtype}")))?;
@@ -1589,10 +1594,7 @@ impl<'a> Machine<'a> {
                     "_rebuild_device_tensor_from_numpy" => "a tensor stored as a numpy array",
                     _ => "a tensor",
                 };
-                Err(CheckpointError::Unsupported(format!(
-                    "{kind} ({module}.{name}) in {}: torch reads it, plumbline does not describe it",
-                    self.entry
-                )))
+                Err(self.not_described(&format!("{kind} ({module}.{name})")))
             }
             // Anything else allowlisted (torch.Size, torch.device, complex, bytearray, Counter, …)
             // becomes an opaque value; its arguments must be plain values, so a tensor or a

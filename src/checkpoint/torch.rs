@@ -90,13 +90,11 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
     for t in &tensors {
         check_storage(&dir, t)?;
     }
-    let mut a = archive_of(tree, tensors);
-    a.declared = root.declared.clone();
-    Ok(a)
+    Ok(archive_of(tree, tensors, root.declared.clone()))
 }
 
-/// The tree and tensor table as a [`TorchArchive`].
-pub fn archive_of(tree: Tree, tensors: Tensors) -> TorchArchive {
+/// The tree, tensor table and declared globals referenced, as a [`TorchArchive`].
+pub fn archive_of(tree: Tree, tensors: Tensors, declared: Vec<String>) -> TorchArchive {
     TorchArchive {
         tree,
         tensors: tensors
@@ -107,7 +105,7 @@ pub fn archive_of(tree: Tree, tensors: Tensors) -> TorchArchive {
                 shape: t.shape.clone(),
             })
             .collect(),
-        declared: Vec::new(),
+        declared,
     }
 }
 
