@@ -67,7 +67,7 @@ pub fn needed_for(loaded: &Loaded, files: &[String], rev: &str) -> Needed {
             gates.extend(matched.iter().flat_map(|r| r.gates.iter().cloned()));
         }
     }
-    let n = crate::render::plural(files.len(), "changed file");
+    let n = crate::text::plural(files.len(), "changed file");
     if files.is_empty() {
         return Needed {
             gates: BTreeSet::new(),

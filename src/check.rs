@@ -355,7 +355,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
     let section = loaded.config.slice.as_ref().ok_or_else(|| {
         Error::msg(format!(
             "{}: a baseline needs a `[slice]` to run the model on",
-            crate::config::display_path(&loaded.path)
+            crate::paths::display_path(&loaded.path)
         ))
     })?;
     if let Some(why) = engine::unavailable(EngineKind::of(loaded)) {

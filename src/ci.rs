@@ -217,7 +217,7 @@ pub fn repo_relative(mut outcome: Outcome, cwd: &Path, workspace: Option<&Path>)
         let abs = cwd.join(&loc.path);
         let abs = normalize(&abs);
         if let Ok(rel) = abs.strip_prefix(normalize(ws)) {
-            loc.path = crate::config::display_path(rel);
+            loc.path = crate::paths::display_path(rel);
         }
     };
     for f in &mut outcome.findings {
@@ -277,8 +277,8 @@ pub fn report(
             .unwrap_or(Path::new("."))
             .join("plumbline-report.json")
     });
-    crate::docs::atomic_write(&report_path, &json::render(outcome, fail_on))?;
-    let report_shown = crate::config::display_path(&report_path);
+    crate::paths::atomic_write(&report_path, &json::render(outcome, fail_on))?;
+    let report_shown = crate::paths::display_path(&report_path);
 
     let mut notices = Vec::new();
     if actions.untrusted()

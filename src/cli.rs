@@ -329,7 +329,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 writeln!(
                     err,
                     "{}: run manifest written ({})",
-                    config::display_path(&path),
+                    crate::paths::display_path(&path),
                     m.run_sha256
                 )
                 .map_err(io)?;
@@ -391,13 +391,13 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 (None, None) => {
                     return Err(Error::msg(format!(
                         "{}: no `gates.output-distribution.baseline` to write to (set it, or pass --out PATH)",
-                        config::display_path(&cli.config)
+                        crate::paths::display_path(&cli.config)
                     )));
                 }
             };
             let text = check::baseline(&loaded)?;
-            crate::docs::atomic_write(&path, &text)?;
-            writeln!(err, "{}: written", config::display_path(&path)).map_err(io)?;
+            crate::paths::atomic_write(&path, &text)?;
+            writeln!(err, "{}: written", crate::paths::display_path(&path)).map_err(io)?;
             Ok(0)
         }
         Command::Docs(args) if args.check => {
@@ -425,7 +425,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             let contract = crate::contract::from_config(&loaded)?;
             let text = crate::docs::expected_json(&contract);
             match path {
-                Some(p) => crate::docs::atomic_write(p, &text)?,
+                Some(p) => crate::paths::atomic_write(p, &text)?,
                 None => emit(out, text.as_bytes())?,
             }
             Ok(0)
@@ -508,7 +508,7 @@ fn hook(
                 writeln!(
                     err,
                     "plumbline: the staged docs drift from the staged code and checkpoints; run `plumbline --config {} docs --write`, then `git add` the docs",
-                    config::display_path(&cli.config)
+                    crate::paths::display_path(&cli.config)
                 )
                 .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
             }
@@ -659,7 +659,7 @@ fn report(
             None => emit(out, text.as_bytes())?,
             // Files get no terminal colour.
             Some(p) => {
-                crate::docs::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?
+                crate::paths::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?
             }
         }
     }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::finding::{Location, Severity};
+use crate::paths::display_path;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -829,23 +830,6 @@ impl Loaded {
         crate::checkpoint::Reading {
             safe_globals: self.config.checkpoints.safe_globals.clone(),
         }
-    }
-}
-
-/// A path as findings show it: `/` separators, no `./` segments.
-pub fn display_path(path: &Path) -> String {
-    let mut parts = Vec::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
-        }
-    }
-    let joined = parts.join("/");
-    if path.is_absolute() && !joined.starts_with('/') {
-        format!("/{joined}")
-    } else {
-        joined.replace("//", "/")
     }
 }
 

@@ -376,7 +376,7 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
             .collect();
         return Err(Error::msg(format!(
             "{}: the production checkpoint lacks required metadata: {} (see docs/checkpoint-metadata.md)",
-            crate::config::display_path(&facts.production.path),
+            crate::paths::display_path(&facts.production.path),
             keys.join(", ")
         )));
     }

@@ -2,9 +2,10 @@
 //! production checkpoint's own facts. Each keeps its provenance so findings can point at lines.
 
 use crate::checkpoint::{self, CheckpointInfo, Tree};
-use crate::config::{CheckpointKeys, Loaded, display_path};
+use crate::config::{CheckpointKeys, Loaded};
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::paths::display_path;
 use crate::source::{Fact, Resolver};
 
 /// Facts from the pipeline's code (and whatever else the config points at).

@@ -25,7 +25,7 @@ pub fn open(start: &Path) -> Result<Repo> {
     let repo = Repository::discover(start).map_err(|e| {
         err(format!(
             "{}: not in a git repository ({})",
-            crate::config::display_path(start),
+            crate::paths::display_path(start),
             e.message()
         ))
     })?;
@@ -47,7 +47,7 @@ impl Repo {
                 self.workdir.display()
             ))
         })?;
-        Ok(crate::config::display_path(rel))
+        Ok(crate::paths::display_path(rel))
     }
 
     /// The commit `rev` names. A commit id this clone does not have (a shallow checkout) gets a message

@@ -59,7 +59,7 @@ pub fn install(cwd: &Path, config: &Path, force: bool) -> Result<(PathBuf, &'sta
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "installed",
         Err(e) => return Err(Error::io(&path, e)),
     };
-    crate::docs::atomic_write(&path, &text)?;
+    crate::paths::atomic_write(&path, &text)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

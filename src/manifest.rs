@@ -105,7 +105,7 @@ pub struct Timing {
 
 fn hashed(path: &Path) -> Result<Hashed> {
     Ok(Hashed {
-        path: crate::config::display_path(path),
+        path: crate::paths::display_path(path),
         sha256: crate::checkpoint::sha256_file(path)?,
     })
 }
@@ -249,7 +249,7 @@ pub fn default_path(loaded: &Loaded) -> PathBuf {
 /// Write the manifest (atomically, creating its directory); returns the sha256 of the written file.
 pub fn write(path: &Path, manifest: &RunManifest) -> Result<String> {
     let text = crate::canonical::to_string(manifest).expect("plain JSON");
-    crate::docs::atomic_write_creating(path, text.as_bytes())?;
+    crate::paths::atomic_write_creating(path, text.as_bytes())?;
     Ok(crate::checkpoint::sha256_bytes(text.as_bytes()))
 }
 
@@ -263,7 +263,7 @@ pub fn log_session(
     let line = serde_json::json!({
         "time": m.created,
         "verdict": m.run.verdict,
-        "manifest": crate::config::display_path(manifest_path),
+        "manifest": crate::paths::display_path(manifest_path),
         "manifest-sha256": file_sha256,
         "run-sha256": m.run_sha256,
     });

@@ -7,9 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{CommandSpec, Loaded, display_path};
+use crate::config::{CommandSpec, Loaded};
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding, Location};
+use crate::paths::display_path;
 use crate::runner::{self, RunError};
 use crate::table::{self, Table};
 

@@ -7,9 +7,9 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::display_path;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::paths::display_path;
 
 pub const RULESET_FORMAT: u32 = 1;
 

@@ -2,7 +2,7 @@
 //! The gates that run the model scale with the checkpoint's own statistics, as the pipeline does.
 
 use crate::checkpoint::Tree;
-use crate::engine::Matrix;
+use crate::matrix::Matrix;
 
 /// What happens to a NaN input. `zero-fill` (and its synonym `median-fill`) replaces a NaN scaled value
 /// with 0, the training median; the other policies cannot be applied to one row in isolation.

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use crate::config::{Loaded, SliceSection};
-use crate::engine::Matrix;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::matrix::Matrix;
 use crate::table::Table;
 
 #[derive(Debug, Clone)]

@@ -114,7 +114,7 @@ impl Staged {
     fn relative(&self, path: &Path) -> Option<String> {
         let abs = crate::git::absolute(path).ok()?;
         let rel = abs.strip_prefix(&self.workdir).ok()?;
-        Some(crate::config::display_path(rel))
+        Some(crate::paths::display_path(rel))
     }
 }
 

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::display_path;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::paths::display_path;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {

@@ -26,7 +26,7 @@ pub fn conditions(
     let dir = dir.map_or_else(|| conditions::default_dir(loaded), |d| d.to_path_buf());
     conditions::write(&dir, loaded, &inputs, &c)?;
     bar.update(check::Progress::Done);
-    let rows = crate::render::thousands(inputs.slice.len());
+    let rows = crate::text::thousands(inputs.slice.len());
     writeln!(
         err,
         "audit conditions: {} on {} ({rows} rows)",
@@ -40,7 +40,7 @@ pub fn conditions(
                 err,
                 "  attribution  integrated gradients from the {}: {} of {rows} rows converged, {}–{} steps (median {}), largest |completeness delta| {:.2e} (tolerance {:e})",
                 loaded.config.audit.baseline.name().replace('-', " "),
-                crate::render::thousands(st.converged),
+                crate::text::thousands(st.converged),
                 st.min,
                 st.max,
                 st.median,
@@ -73,7 +73,7 @@ pub fn conditions(
     writeln!(
         err,
         "  written      {}/{{{}}}",
-        config::display_path(&dir),
+        crate::paths::display_path(&dir),
         conditions::FILES.join(", ")
     )
     .map_err(io)?;
@@ -139,10 +139,10 @@ pub fn decisions(
     writeln!(
         err,
         "audit decisions: {} decisions with their top {} factors ({}) written to {}",
-        crate::render::thousands(inputs.slice.len()),
+        crate::text::thousands(inputs.slice.len()),
         loaded.config.audit.top_k.min(inputs.features.len()),
         f.method,
-        config::display_path(&path)
+        crate::paths::display_path(&path)
     )
     .map_err(io)?;
     if f.not_converged > 0 {
@@ -180,13 +180,13 @@ pub fn packet(
     })?;
     let bytes = render(&p)?;
     let path = path.map_or_else(|| crate::packet::default_path(loaded), |p| p.to_path_buf());
-    crate::docs::atomic_write_creating(&path, &bytes)?;
+    crate::paths::atomic_write_creating(&path, &bytes)?;
     bar.update(check::Progress::Done);
     writeln!(
         err,
         "audit packet: {} ({} bytes) for run {} ({}, {})",
-        config::display_path(&path),
-        crate::render::thousands(bytes.len()),
+        crate::paths::display_path(&path),
+        crate::text::thousands(bytes.len()),
         p.manifest.run_sha256,
         p.manifest.run.verdict,
         p.manifest.created

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use super::integrated_gradients as ig;
 use super::{Inputs, Unit, num};
 use crate::config::{AttributionMethod, Loaded};
-use crate::engine::Matrix;
 use crate::error::{Error, Result};
+use crate::matrix::Matrix;
 use crate::ruleset::Side;
 
 pub const FILE: &str = "artifacts/audit/decision_attribution.csv";

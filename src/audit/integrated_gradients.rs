@@ -15,8 +15,9 @@
 //! round go through the engine as one batch.
 
 use super::Unit;
-use crate::engine::{Engine, Matrix};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::matrix::Matrix;
 
 /// The first pass splits the path into this many intervals.
 pub const INITIAL_INTERVALS: usize = 32;

@@ -15,11 +15,13 @@ pub mod surrogate;
 
 use std::path::Path;
 
-use crate::config::{IgBaseline, Loaded, display_path};
+use crate::config::{IgBaseline, Loaded};
 use crate::contract::Head;
-use crate::engine::{self, Engine, Matrix, Outputs};
+use crate::engine::{self, Engine, Outputs};
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
+use crate::matrix::Matrix;
+use crate::paths::display_path;
 use crate::ruleset::{self, Decision, RowInputs, Side};
 use crate::slice::Slice;
 
@@ -226,7 +228,7 @@ pub fn num(v: f64) -> String {
 
 /// Write a file atomically, creating its directory.
 pub fn write(path: &Path, contents: &str) -> Result<()> {
-    crate::docs::atomic_write_creating(path, contents.as_bytes())
+    crate::paths::atomic_write_creating(path, contents.as_bytes())
 }
 
 /// Canonical JSON (sorted keys, two-space indent, final newline), like every JSON file plumbline writes.

@@ -6,9 +6,10 @@
 //! engine in one batch (one process for a command).
 
 use super::Unit;
-use crate::engine::{Engine, Matrix};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::gates::forward_contract::Normal;
+use crate::matrix::Matrix;
+use crate::normal::Normal;
 
 /// Importance of one feature for one unit.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@
 //! are read from it. Rows are routed with `value <= split` exactly as smartcore predicts, so a rule's
 //! support and precision are what the printed condition selects.
 
+use crate::text::plural;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -18,8 +19,8 @@ use smartcore::tree::decision_tree_classifier::{
     DecisionTreeClassifier, DecisionTreeClassifierParameters, SplitCriterion,
 };
 
-use crate::engine::Matrix;
 use crate::error::{Error, Result};
+use crate::matrix::Matrix;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -564,10 +565,6 @@ pub fn short(v: f64) -> String {
         text
     };
     format!("{sign}{text}")
-}
-
-fn plural(n: usize, what: &str) -> String {
-    crate::render::plural(n, what)
 }
 
 /// Three decimals, for reading.

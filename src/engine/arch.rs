@@ -2,9 +2,10 @@
 //! without burn, so the static gates can check it in every build; the native engine builds from it.
 
 use crate::checkpoint::{CheckpointInfo, TensorInfo, Tree};
-use crate::config::{CheckpointKeys, display_path};
+use crate::config::CheckpointKeys;
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::paths::display_path;
 
 /// The activation between trunk layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,10 @@
 
 use std::path::PathBuf;
 
-use super::{Engine, Matrix, Outputs};
+use super::{Engine, Outputs};
 use crate::config::{CommandSpec, Loaded};
 use crate::error::{Error, Result};
+use crate::matrix::Matrix;
 use crate::protocol::Command;
 use crate::table::Values;
 

@@ -1,6 +1,6 @@
 //! Engines run the model. Two engines sit behind [`Engine`]: *native* (burn, ndarray backend) for the
 //! architectures a checkpoint's `arch` describes, and *command* (the user's own inference entry point,
-//! next issue) for everything else. Gates see only the trait: scaled inputs in, outputs keyed by head
+//! the user's command) for everything else. Gates see only the trait: scaled inputs in, outputs keyed by head
 //! name out.
 
 pub mod arch;
@@ -15,57 +15,7 @@ use crate::config::CheckpointKeys;
 #[cfg(not(feature = "native"))]
 use crate::error::Error;
 use crate::error::Result;
-
-/// A dense row-major matrix of `f64` (engines compute in their own precision and widen).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Matrix {
-    pub rows: usize,
-    pub cols: usize,
-    pub data: Vec<f64>,
-}
-
-impl Matrix {
-    pub fn new(rows: usize, cols: usize, data: Vec<f64>) -> Self {
-        assert_eq!(
-            rows * cols,
-            data.len(),
-            "matrix data does not match its shape"
-        );
-        Matrix { rows, cols, data }
-    }
-
-    pub fn from_rows(cols: usize, rows: &[Vec<f64>]) -> Self {
-        let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        Matrix::new(rows.len(), cols, data)
-    }
-
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.data[i * self.cols..(i + 1) * self.cols]
-    }
-
-    /// Rows `range` as a new matrix.
-    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> Matrix {
-        Matrix::new(
-            range.len(),
-            self.cols,
-            self.data[range.start * self.cols..range.end * self.cols].to_vec(),
-        )
-    }
-
-    /// Rows holding a NaN or an infinity.
-    pub fn non_finite_rows(&self) -> Vec<usize> {
-        (0..self.rows)
-            .filter(|&r| self.row(r).iter().any(|v| !v.is_finite()))
-            .collect()
-    }
-
-    /// Column `j`.
-    pub fn column(&self, j: usize) -> Vec<f64> {
-        (0..self.rows)
-            .map(|i| self.data[i * self.cols + j])
-            .collect()
-    }
-}
+use crate::matrix::Matrix;
 
 /// Outputs of one forward pass, keyed by head name (never by position).
 pub type Outputs = BTreeMap<String, Matrix>;

@@ -14,10 +14,12 @@ use burn::store::{
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use super::arch::{self, Activation, Arch};
-use super::{Engine, Matrix, Outputs};
+use super::{Engine, Outputs};
 use crate::checkpoint::{CheckpointInfo, Format};
-use crate::config::{CheckpointKeys, display_path};
+use crate::config::CheckpointKeys;
 use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+use crate::paths::display_path;
 
 /// Field names are unusual on purpose: remapped names cannot collide with a checkpoint's own names.
 #[derive(Module, Debug)]

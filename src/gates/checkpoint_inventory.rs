@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Gate, Report};
 use crate::checkpoint::{self, Format};
-use crate::config::{Loaded, display_path};
+use crate::config::Loaded;
 use crate::error::{CheckpointError, Error, Result};
 use crate::facts::{CheckpointFacts, vector_len};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::paths::display_path;
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {

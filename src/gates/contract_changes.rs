@@ -226,7 +226,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         summary: format!(
             "{} against {}{}",
-            crate::render::plural(list.len(), "change"),
+            crate::text::plural(list.len(), "change"),
             base.label(),
             if breaking > 0 {
                 format!(" · {breaking} accepted breaking")

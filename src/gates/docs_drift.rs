@@ -68,7 +68,7 @@ pub const GATE: Gate = Gate {
 const FIX: &str = "run `plumbline docs --write` and commit the result";
 
 fn fix_help(cx: &Context) -> String {
-    let cfg = crate::config::display_path(&cx.loaded.path);
+    let cfg = crate::paths::display_path(&cx.loaded.path);
     if cfg == "plumbline.toml" {
         FIX.to_owned()
     } else {
@@ -80,8 +80,8 @@ fn fix_help(cx: &Context) -> String {
 /// contract path of a JSON line (`features.columns`, `production-checkpoint.schema-hash`).
 fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
     let code = &cx.facts.code;
-    let checkpoint = || Location::file(crate::config::display_path(&cx.facts.production.path));
-    let config = || Location::file(crate::config::display_path(&cx.loaded.path));
+    let checkpoint = || Location::file(crate::paths::display_path(&cx.facts.production.path));
+    let config = || Location::file(crate::paths::display_path(&cx.loaded.path));
     // Table rows start with `| <index> |`: point at that item's own line.
     let item = |fact: &Fact| {
         let idx = docs_line
@@ -129,7 +129,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
                 &DOCS_NOT_CHECKED,
                 "docs were not compared: the contract could not be derived",
             )
-            .at(Location::file(crate::config::display_path(&cx.loaded.path)))
+            .at(Location::file(crate::paths::display_path(&cx.loaded.path)))
             .help("fix the checkpoint-missing-fact findings first"),
         );
         return Ok(Report {

@@ -21,12 +21,12 @@ use serde_json::Value;
 use super::checkpoint_inventory;
 use super::{Context, Gate, Report};
 use crate::checkpoint::{self, CheckpointInfo};
-use crate::config::display_path;
 use crate::contract::{self, Head};
 use crate::engine::arch;
 use crate::error::Result;
 use crate::facts::CheckpointFact;
 use crate::finding::{Code, ContractKind, Finding, Severity};
+use crate::paths::display_path;
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {

@@ -100,7 +100,7 @@ impl Context<'_> {
 
     /// Where findings about the model point: the production checkpoint.
     pub fn production_location(&self) -> Location {
-        Location::file(crate::config::display_path(&self.facts.production.path))
+        Location::file(crate::paths::display_path(&self.facts.production.path))
             .with_label("production checkpoint")
     }
 }

@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Gate, Model, Report, forward_contract};
 use crate::contract::{self, Head};
-use crate::engine::{Engine, Matrix};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::matrix::Matrix;
 use crate::slice::Slice;
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {

@@ -44,8 +44,8 @@ pub fn title(outcome: &Outcome, fail_on: Severity) -> String {
     let mark = if outcome.fails(fail_on) { "✗" } else { "✓" };
     format!(
         "{mark} {} · {}",
-        crate::render::plural(c.errors, "error"),
-        crate::render::plural(c.warnings, "warning")
+        crate::text::plural(c.errors, "error"),
+        crate::text::plural(c.warnings, "warning")
     )
 }
 

@@ -21,12 +21,13 @@ use std::path::Path;
 use crate::audit::conditions::{self, Attribution};
 use crate::audit::surrogate::Surrogate;
 use crate::changes::Changes;
-use crate::config::{Loaded, display_path};
+use crate::config::Loaded;
 use crate::contract::PipelineContract;
 use crate::error::{Error, Result};
 use crate::gates::checkpoint_inventory;
 use crate::gates::output_distribution as od;
 use crate::manifest::RunManifest;
+use crate::paths::display_path;
 
 pub const FILE: &str = "artifacts/audit/audit_packet.pdf";
 

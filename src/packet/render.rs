@@ -86,9 +86,9 @@ fn cover(doc: &mut Doc, p: &Packet) {
         BLACK,
         &format!(
             "{}, {}, {} · fails at --fail-on {} · {} gates",
-            crate::render::plural(run.counts.errors, "error"),
-            crate::render::plural(run.counts.warnings, "warning"),
-            crate::render::plural(run.counts.notes, "note"),
+            crate::text::plural(run.counts.errors, "error"),
+            crate::text::plural(run.counts.warnings, "warning"),
+            crate::text::plural(run.counts.notes, "note"),
             run.fail_on.as_str(),
             run.gates.len()
         ),
@@ -273,9 +273,9 @@ fn gates(doc: &mut Doc, p: &Packet) {
         &format!(
             "{} gates · {} · {} · {}. Findings are in the run's report; timings are wall time of that run.",
             p.manifest.run.gates.len(),
-            crate::render::plural(c.errors, "error"),
-            crate::render::plural(c.warnings, "warning"),
-            crate::render::plural(c.notes, "note")
+            crate::text::plural(c.errors, "error"),
+            crate::text::plural(c.warnings, "warning"),
+            crate::text::plural(c.notes, "note")
         ),
     );
 }
@@ -293,7 +293,7 @@ fn inventory(doc: &mut Doc, p: &Packet) {
                     r.path.clone()
                 },
                 r.format.map_or("?".into(), |f| f.as_str().to_owned()),
-                crate::render::thousands(r.size as usize) + " B",
+                crate::text::thousands(r.size as usize) + " B",
                 r.model_version.clone().unwrap_or_else(|| "—".into()),
                 r.input_dim.map_or("—".into(), |d| d.to_string()),
                 if r.heads.is_empty() {
@@ -333,7 +333,7 @@ fn distributions(doc: &mut Doc, p: &Packet) {
         9.0,
         &format!(
             "Share of the {} slice rows ({}) in each of the reference baseline's bins (probabilities for softmax heads, raw values otherwise), against the reference. PSI per output unit.",
-            crate::render::thousands(p.rows),
+            crate::text::thousands(p.rows),
             p.slice
         ),
     );
@@ -449,7 +449,7 @@ fn attribution(doc: &mut Doc, p: &Packet) {
         &format!(
             "Method: {}. For each head, the mean over its outputs of each feature's importance on the {} slice rows, largest first (`plumbline audit conditions` writes every output's ranking to attribution.csv).",
             p.attribution_method,
-            crate::render::thousands(p.rows)
+            crate::text::thousands(p.rows)
         ),
     );
     for h in &p.attribution {
@@ -469,7 +469,7 @@ fn bar_chart(doc: &mut Doc, h: &HeadAttribution) {
         &format!(
             "Head `{}` ({})",
             h.head,
-            crate::render::plural(h.outputs, "output")
+            crate::text::plural(h.outputs, "output")
         ),
         height,
     );
@@ -523,7 +523,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         &format!(
             "A decision tree (CART, Gini) fitted to {} on the raw features; the depth is chosen on a validation part at the end of the training rows, and fidelity is balanced accuracy on the latest {} rows (timestamps from {}), held out by time and used for nothing else. Exported depth {}: {} rules, balanced accuracy {} against {} for always `{}` ({:+.3}).",
             p.surrogate_target,
-            crate::render::thousands(s.split.holdout_rows),
+            crate::text::thousands(s.split.holdout_rows),
             s.split.holdout_from,
             s.depth,
             s.rules.len(),
@@ -576,7 +576,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         let hold = match r.holdout_precision {
             Some(p) => format!(
                 "holdout {}, precision {}",
-                crate::render::plural(r.holdout_support, "row"),
+                crate::text::plural(r.holdout_support, "row"),
                 fixed(p)
             ),
             None => "holdout: no rows".into(),
@@ -588,7 +588,7 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
             &format!(
                 "THEN {} · support {} ({:.1}%) · precision {} · {hold}",
                 r.action,
-                crate::render::plural(r.support, "row"),
+                crate::text::plural(r.support, "row"),
                 100.0 * r.support_share,
                 fixed(r.precision)
             ),

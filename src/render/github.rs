@@ -48,7 +48,7 @@ pub fn escape_property(s: &str) -> String {
 pub fn left_out_notice(left_out: usize) -> String {
     format!(
         "{} not shown as annotations on the diff (the runner shows {PER_KIND} of each kind per step)",
-        crate::render::plural(left_out, "finding")
+        crate::text::plural(left_out, "finding")
     )
 }
 

@@ -11,7 +11,8 @@ use anstyle::{AnsiColor, Style};
 
 use crate::check::Outcome;
 use crate::finding::{Finding, Location, Severity};
-use crate::render::{Verdict, identity, plural};
+use crate::render::{Verdict, identity};
+use crate::text::plural;
 
 const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default().bold();

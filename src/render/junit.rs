@@ -11,7 +11,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use crate::check::Outcome;
 use crate::finding::{Finding, Severity};
 use crate::render::human::{self, Sources};
-use crate::render::plural;
+use crate::text::plural;
 
 /// A finding as the terminal shows it (with source lines), without colour.
 fn text(findings: &[&Finding], sources: &mut Sources) -> String {

@@ -12,7 +12,9 @@ use std::fmt::Write;
 use crate::check::Outcome;
 use crate::finding::{ContractKind, Finding, Severity};
 use crate::render::human::duration;
-use crate::render::{Verdict, fence, identity, plural, thousands};
+use crate::render::{Verdict, fence, identity};
+use crate::text::plural;
+use crate::text::thousands;
 
 /// A step summary's cap (`$GITHUB_STEP_SUMMARY`), bytes.
 pub const SUMMARY_BYTES: usize = 1 << 20;

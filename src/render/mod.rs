@@ -9,28 +9,7 @@ pub mod sarif;
 
 use crate::check::{GateResult, Outcome};
 use crate::finding::Finding;
-
-/// `1 error`, `2,115 rows`.
-pub fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{} {what}s", thousands(n))
-    }
-}
-
-/// `1048576` → `1,048,576`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::text::plural;
 
 /// What the run was about: ` · momentum · model v3 · heads v2 · profile pre-live`.
 pub fn identity(outcome: &Outcome) -> String {

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::checkpoint::CheckpointInfo;
-use crate::config::{Loaded, Source, display_path};
+use crate::config::{Loaded, Source};
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::paths::display_path;
 
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,8 @@ use plumbline::audit::Unit;
 use plumbline::audit::integrated_gradients::{self as ig, Settings};
 use plumbline::checkpoint;
 use plumbline::config::CheckpointKeys;
-use plumbline::engine::{self, Engine, EngineKind, Matrix};
+use plumbline::engine::{self, Engine, EngineKind};
+use plumbline::matrix::Matrix;
 use serde_json::Value;
 
 use crate::util::{example, example_copy, fixture, plumbline, stderr};

@@ -200,7 +200,7 @@ fn docs_drift_points_at_the_source_of_each_fact() {
         f[1].message,
         format!(
             "{}/docs/PIPELINE_CONTRACT.md is out of date (block `hashes`)",
-            plumbline::config::display_path(&ex)
+            plumbline::paths::display_path(&ex)
         )
     );
 }

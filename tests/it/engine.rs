@@ -6,7 +6,8 @@ use std::path::Path;
 
 use plumbline::checkpoint;
 use plumbline::config::CheckpointKeys;
-use plumbline::engine::{self, EngineKind, Matrix};
+use plumbline::engine::{self, EngineKind};
+use plumbline::matrix::Matrix;
 use serde_json::Value;
 
 fn reference() -> Value {
