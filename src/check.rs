@@ -247,7 +247,7 @@ pub fn run_with(
     // other gates still report.
     let base = match &loaded.base {
         Some(rev) if selected.contains(&"contract-changes") => {
-            Some(crate::git::base(loaded, rev).map_err(|e| e.to_string()))
+            Some(crate::base::read(loaded, rev).map_err(|e| e.to_string()))
         }
         _ => None,
     };
@@ -313,7 +313,7 @@ pub fn run_with(
 }
 
 /// The contract changes of `head` against the base's committed contract, when the base has one.
-fn classify(b: &crate::git::Base, head: &PipelineContract, facts: &Facts) -> Option<Changes> {
+fn classify(b: &crate::base::Base, head: &PipelineContract, facts: &Facts) -> Option<Changes> {
     match &b.contract {
         Some(Ok(at_base)) => Some(Changes {
             base: b.label(),
@@ -346,7 +346,7 @@ pub fn changes_against(
     head: &PipelineContract,
     facts: &facts::Facts,
 ) -> Result<Option<Changes>> {
-    let b = crate::git::base(loaded, rev)?;
+    let b = crate::base::read(loaded, rev)?;
     Ok(classify(&b, head, facts).map(|c| with_severities(loaded, c)))
 }
 
@@ -377,7 +377,22 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         base: None,
         changes: None,
     };
-    let b = gates::output_distribution::baseline(&cx, engine.as_ref(), &slice, &section.features)?;
+    let eval = crate::distribution::evaluate(
+        cx.slice_outputs(engine.as_ref(), &slice)?,
+        contract::heads(&facts.code.heads)?,
+    );
+    let model_version = contract
+        .as_ref()
+        .map(|c| c.model_version.clone())
+        .or_else(|| contract::version(&facts.code.model_version.value))
+        .unwrap_or_default();
+    let b = crate::distribution::baseline(
+        eval,
+        &slice,
+        &loaded.resolve(&section.features),
+        &section.features,
+        model_version,
+    )?;
     Ok(crate::canonical::to_string(&b).expect("plain JSON"))
 }
 

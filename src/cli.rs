@@ -11,7 +11,8 @@ use crate::check::{self, Outcome, Selection};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
-use crate::gates::{self, checkpoint_inventory};
+use crate::gates;
+use crate::inventory;
 use crate::render::{github, human, json, junit, markdown, sarif};
 use crate::sink::Sink;
 
@@ -293,7 +294,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     }
     // Shown on a terminal once the run has taken a second (docs/cli.md#progress).
     let bar = crate::progress::Bar::new();
-    let mut loaded = config::load(&cli.config)?;
+    let mut loaded = load(&cli.config)?;
     // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
     loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
     if let Some(rev) = &cli.changed_from {
@@ -353,7 +354,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             out: path,
             manifest,
         }) => {
-            crate::audit::command::packet(&loaded, path.as_deref(), manifest.as_deref(), &bar, err)
+            crate::packet::command::write(&loaded, path.as_deref(), manifest.as_deref(), &bar, err)
         }
         Command::Audit(AuditCommand::Decisions {
             out: path,
@@ -431,7 +432,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::Inventory { hash } => {
-            let (rows, findings) = checkpoint_inventory::inventory(&loaded, *hash, None)?;
+            let (rows, findings) = inventory::inventory(&loaded, *hash, None)?;
             let failed = findings.iter().any(|f| f.severity >= fail_on);
             let format = match destinations.as_slice() {
                 [(f @ (Format::Human | Format::Json), None)] => *f,
@@ -500,6 +501,7 @@ fn hook(
                 &cli.config,
                 std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
             )?;
+            gates::validate(&loaded)?;
             let gate = gates::find("docs-drift").expect("docs-drift is registered");
             let bar = crate::progress::Bar::new();
             let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
@@ -542,7 +544,7 @@ fn ci(
     }
     let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
     let bar = crate::progress::Bar::new();
-    let checked = config::load(&cli.config).and_then(|mut loaded| {
+    let checked = load(&cli.config).and_then(|mut loaded| {
         loaded.base = cli.base.clone().or_else(|| {
             actions
                 .pull_request
@@ -668,7 +670,7 @@ fn report(
 
 /// The globals `checkpoints.safe-globals` allows, each with the files that reference it: what the
 /// built-in allowlist was widened by, in plain sight.
-fn declared_globals(declared: &[String], rows: &[checkpoint_inventory::Row]) -> String {
+fn declared_globals(declared: &[String], rows: &[inventory::Row]) -> String {
     if declared.is_empty() {
         return String::new();
     }
@@ -694,7 +696,7 @@ fn declared_globals(declared: &[String], rows: &[checkpoint_inventory::Row]) -> 
     s
 }
 
-fn inventory_table(rows: &[checkpoint_inventory::Row]) -> String {
+fn inventory_table(rows: &[inventory::Row]) -> String {
     let header = [
         "path",
         "format",
@@ -829,4 +831,11 @@ mod tests {
                 .contains("writing output: disk full")
         );
     }
+}
+
+/// Load the config and check the gate names and finding codes it names against the registry.
+fn load(path: &std::path::Path) -> Result<config::Loaded> {
+    let loaded = config::load(path)?;
+    gates::validate(&loaded)?;
+    Ok(loaded)
 }

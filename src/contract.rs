@@ -439,6 +439,29 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
     })
 }
 
+/// Names of the contract's softmax heads (their outputs are logits).
+pub fn softmax_heads(heads_fact: &Fact) -> Vec<String> {
+    heads(heads_fact)
+        .map(|hs| {
+            hs.into_iter()
+                .filter(|h| h.kind == "softmax")
+                .map(|h| h.name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `<head>.<k>` columns of a contract's heads, in order.
+pub fn output_columns(heads_fact: &Fact) -> Result<Vec<(String, String, usize)>> {
+    Ok(heads(heads_fact)?
+        .into_iter()
+        .flat_map(|h| {
+            let w: u64 = h.shape.iter().product();
+            (0..w as usize).map(move |k| (format!("{}.{k}", h.name), h.name.clone(), k))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

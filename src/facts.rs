@@ -115,6 +115,13 @@ pub fn vector_len(v: &Tree) -> Option<u64> {
     }
 }
 
+/// Why a fact cannot be used, and where it is.
+#[derive(Debug, Clone)]
+pub struct Unusable {
+    pub message: String,
+    pub location: Location,
+}
+
 /// Everything `derive` and the gates read, resolved once.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -124,14 +131,38 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
-    /// trained on), or the code's list when the checkpoint has no usable one. The slice is read in this
-    /// order, so the model gates run the model as trained while feature-schema reports any mismatch.
     /// The code's NaN policy, as the scaler applies it.
     pub fn nan_policy(&self) -> crate::scaler::NanPolicy {
         crate::scaler::NanPolicy::parse(self.code.nan_policy.value.as_str().unwrap_or(""))
     }
 
+    /// The production checkpoint's scaler (`median` and `mad`, one number per model input), or why it
+    /// cannot be used. Gates turn the reason into their own finding; the audit into an error.
+    pub fn scaler(&self) -> std::result::Result<crate::scaler::Scaler, Unusable> {
+        let ck = &self.checkpoint;
+        let n = self.model_feature_names().map(|v| v.len()).unwrap_or(0);
+        let get = |f: &CheckpointFact| {
+            f.value
+                .as_ref()
+                .and_then(crate::scaler::numbers)
+                .filter(|v| v.len() == n)
+                .ok_or_else(|| Unusable {
+                    message: format!(
+                        "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
+                        f.key
+                    ),
+                    location: f.location.clone(),
+                })
+        };
+        Ok(crate::scaler::Scaler {
+            median: get(&ck.median)?,
+            mad: get(&ck.mad)?,
+        })
+    }
+
+    /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
+    /// trained on), or the code's list when the checkpoint has no usable one. The slice is read in this
+    /// order, so the model gates run the model as trained while feature-schema reports any mismatch.
     pub fn model_feature_names(&self) -> Result<Vec<String>> {
         let from_checkpoint = self.checkpoint.feature_cols.value.as_ref().and_then(|v| {
             v.as_array()?

@@ -1,13 +1,11 @@
-//! The repository, read with git2 (libgit2; no `git` process): the base revision's committed docs
-//! contract for the contract-changes classification, and the files a revision or the index holds.
+//! The repository, read with git2 (libgit2; no `git` process): commits, merge bases and the files a
+//! revision holds (`base` parses the docs contract committed at a run's base revision from them).
 //! plumbline only reads; it never writes objects, refs or the index.
 
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
 
-use crate::config::Loaded;
-use crate::contract::PipelineContract;
 use crate::error::{Error, Result};
 
 /// An open repository and its work tree.
@@ -141,63 +139,4 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     };
     let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
     Ok(dir.join(name))
-}
-
-/// The base revision of a run: the committed docs contract there, and which docs changed since.
-#[derive(Debug, Clone)]
-pub struct Base {
-    /// As the user named it (`main`, `origin/main`, a commit id).
-    pub rev: String,
-    /// The commit compared against (the merge base with HEAD where history has it), short.
-    pub commit: String,
-    /// Whether `commit` is the merge base (else the base commit itself).
-    pub merge_base: bool,
-    /// The docs contract JSON's path, repository-relative.
-    pub json_path: String,
-    /// The contract committed there: `None` when the file did not exist, `Err` when it does not parse.
-    pub contract: Option<std::result::Result<PipelineContract, String>>,
-    /// Markdown docs whose bytes differ between the base and the work tree.
-    pub docs_changed: Vec<String>,
-}
-
-impl Base {
-    pub fn label(&self) -> String {
-        let mut s = if self.rev.starts_with(&self.commit) || self.commit.starts_with(&self.rev) {
-            format!("`{}`", self.commit)
-        } else {
-            format!("`{}` ({})", self.rev, self.commit)
-        };
-        if !self.merge_base {
-            s.push_str(" (its tip: no merge base with HEAD in this clone)");
-        }
-        s
-    }
-}
-
-/// Read the base revision `rev` for a run of `loaded`.
-pub fn base(loaded: &Loaded, rev: &str) -> Result<Base> {
-    let repo = open(&loaded.root)?;
-    let wanted = repo.commit(rev)?;
-    let (commit, merge_base) = repo.merge_base(wanted)?;
-    let json_rel = repo.relative(&loaded.resolve(&loaded.config.docs.json))?;
-    let contract = repo
-        .file_at(commit, &json_rel)?
-        .map(|bytes| serde_json::from_slice::<PipelineContract>(&bytes).map_err(|e| e.to_string()));
-    let mut docs_changed = Vec::new();
-    for md in &loaded.config.docs.markdown {
-        let path = loaded.resolve(md);
-        let rel = repo.relative(&path)?;
-        let now = std::fs::read(&path).ok();
-        if repo.file_at(commit, &rel)? != now {
-            docs_changed.push(rel);
-        }
-    }
-    Ok(Base {
-        rev: rev.to_owned(),
-        commit: repo.short(commit),
-        merge_base,
-        json_path: json_rel,
-        contract,
-        docs_changed,
-    })
 }

@@ -5,6 +5,8 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod audit;
+pub mod base;
+pub mod builders;
 pub mod canonical;
 pub mod changed;
 pub mod changes;
@@ -14,6 +16,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod distribution;
 pub mod docs;
 pub mod engine;
 pub mod error;
@@ -24,6 +27,7 @@ pub mod git;
 #[cfg(feature = "github-api")]
 pub mod github;
 pub mod hook;
+pub mod inventory;
 pub mod manifest;
 pub mod matrix;
 pub mod normal;
@@ -39,5 +43,6 @@ pub mod sink;
 pub mod slice;
 pub mod snapshot;
 pub mod source;
+pub mod stats;
 pub mod table;
 pub mod text;

@@ -133,7 +133,9 @@ fn git_state(root: &Path) -> Option<GitState> {
 /// Every checkpoint the globs find, with the sha256 of the whole file, sorted by path. Whole-file hashes
 /// only: the gates already read the headers (glob problems are their findings).
 pub fn checkpoint_hashes(loaded: &Loaded) -> Result<Vec<Hashed>> {
-    let mut checkpoints = crate::gates::checkpoint_inventory::expand(loaded, &mut Vec::new())?
+    let mut checkpoints = loaded
+        .checkpoint_files()?
+        .files
         .iter()
         .map(|p| hashed(p))
         .collect::<Result<Vec<Hashed>>>()?;

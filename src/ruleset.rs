@@ -7,9 +7,13 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::matrix::Matrix;
 use crate::paths::display_path;
+use crate::slice::Slice;
 
 pub const RULESET_FORMAT: u32 = 1;
 
@@ -242,6 +246,131 @@ pub fn interpret(rs: &Ruleset, row: &dyn RowInputs, softmax_heads: &[&str]) -> D
         size,
         blocked,
     }
+}
+
+/// One slice row (or a synthetic one) as interpreter input: raw head outputs and raw features.
+pub struct SliceRow<'a> {
+    pub outputs: &'a BTreeMap<String, Matrix>,
+    pub slice: &'a Slice,
+    pub names: &'a [String],
+    pub row: usize,
+}
+
+impl RowInputs for SliceRow<'_> {
+    fn head(&self, name: &str) -> Option<Vec<f64>> {
+        self.outputs.get(name).map(|m| m.row(self.row).to_vec())
+    }
+    fn feature(&self, name: &str) -> Option<f64> {
+        let j = self.names.iter().position(|n| n == name)?;
+        Some(self.slice.features.row(self.row)[j])
+    }
+}
+
+/// A row with one value overridden.
+pub struct Overridden<'a> {
+    pub base: &'a dyn RowInputs,
+    pub head: Option<(String, Vec<f64>)>,
+    pub feature: Option<(String, f64)>,
+}
+
+impl RowInputs for Overridden<'_> {
+    fn head(&self, name: &str) -> Option<Vec<f64>> {
+        match &self.head {
+            Some((h, v)) if h == name => Some(v.clone()),
+            _ => self.base.head(name),
+        }
+    }
+    fn feature(&self, name: &str) -> Option<f64> {
+        match &self.feature {
+            Some((f, v)) if f == name => Some(*v),
+            _ => self.base.feature(name),
+        }
+    }
+}
+
+/// One synthetic input per risk-gate bound: `base` with the gate's input pushed past the bound, within
+/// what the value can be (a softmax head's probability goes to 1 or 0 through its logits).
+pub struct Extreme<'a> {
+    pub gate: usize,
+    /// `true` for `block-above`, `false` for `block-below`.
+    pub up: bool,
+    /// What was set, for messages (`feature `vol_20` = 10.0095`).
+    pub what: String,
+    pub row: Overridden<'a>,
+}
+
+pub fn extremes<'a>(
+    rs: &Ruleset,
+    base: &'a dyn RowInputs,
+    softmax: &[&str],
+    head_width: impl Fn(&str) -> Option<usize>,
+) -> Vec<Extreme<'a>> {
+    let mut out = Vec::new();
+    for (i, g) in rs.risk_gates.iter().enumerate() {
+        for (bound, up) in [(g.block_above, true), (g.block_below, false)] {
+            let Some(bound) = bound else { continue };
+            let pushed = if up {
+                bound + 10.0 * bound.abs().max(1.0)
+            } else {
+                bound - 10.0 * bound.abs().max(1.0)
+            };
+            let (what, head, feature) = match g.read() {
+                Some(Read::Feature(f)) => {
+                    (format!("feature `{f}` = {pushed}"), None, Some((f, pushed)))
+                }
+                Some(Read::Head(h, k)) if softmax.contains(&h.as_str()) => {
+                    let Some(w) = head_width(&h) else { continue };
+                    // All mass on class k (p → 1) or none on it (p → 0).
+                    let logits: Vec<f64> = (0..w)
+                        .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
+                        .collect();
+                    (
+                        format!("p({h}.{k}) = {}", if up { "1" } else { "0" }),
+                        Some((h, logits)),
+                        None,
+                    )
+                }
+                Some(Read::Head(h, k)) => {
+                    let Some(w) = head_width(&h) else { continue };
+                    let mut v = base.head(&h).unwrap_or_else(|| vec![0.0; w]);
+                    if k < v.len() {
+                        v[k] = pushed;
+                    }
+                    (format!("{h}[{k}] = {pushed}"), Some((h, v)), None)
+                }
+                None => continue,
+            };
+            out.push(Extreme {
+                gate: i,
+                up,
+                what,
+                row: Overridden {
+                    base,
+                    head,
+                    feature,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
+/// Returns the gates that do not, with why.
+pub fn extreme_failures(
+    rs: &Ruleset,
+    base: &dyn RowInputs,
+    softmax: &[&str],
+    head_width: impl Fn(&str) -> Option<usize>,
+) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for e in extremes(rs, base, softmax, head_width) {
+        let d = interpret(rs, &e.row, softmax);
+        if !d.blocked[e.gate] || d.side != Side::Flat {
+            out.push((e.gate, format!("risk gate `{}` does not block with {} (its bound cannot be crossed, or it does not turn the action flat)", rs.risk_gates[e.gate].name, e.what)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -63,7 +63,8 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     if slice.is_empty() {
         return Err(Error::msg(format!("{}: the slice has no rows", slice.path)));
     }
-    let scaler = crate::gates::forward_contract::scaler_of(&facts)
+    let scaler = facts
+        .scaler()
         .map_err(|f| Error::msg(format!("{}: {}", display_path(&loaded.path), f.message)))?;
     let policy = facts.nan_policy();
     let scaled = scaler.scale(&slice.features, &policy);
@@ -100,7 +101,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     let decisions = match &ruleset {
         Some(rl) => (0..slice.len())
             .map(|r| {
-                let row = crate::gates::ruleset_smoke::SliceRow {
+                let row = crate::ruleset::SliceRow {
                     outputs: &outputs,
                     slice: &slice,
                     names: &features,

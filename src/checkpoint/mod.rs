@@ -7,6 +7,7 @@
 pub mod archive;
 mod compat;
 pub mod declared;
+pub mod globs;
 pub mod legacy;
 pub mod pickle;
 pub mod safetensors;

@@ -18,11 +18,13 @@
 use std::path::PathBuf;
 
 use super::{Context, Gate, Report};
-use crate::config::{CommandSpec, Loaded};
+use crate::builders::{bad_keys, builders, command, declared_columns};
+use crate::config::Loaded;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
-use crate::source::{Fact, Resolver};
+use crate::source::Fact;
+use crate::stats::close;
 use crate::table::{Key, Table, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -75,61 +77,6 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// A configured builder, by name.
-pub fn builders(loaded: &Loaded) -> Vec<(&'static str, &CommandSpec)> {
-    let Some(b) = &loaded.config.builders else {
-        return vec![];
-    };
-    [
-        ("training", &b.training),
-        ("backtest", &b.backtest),
-        ("live", &b.live),
-    ]
-    .into_iter()
-    .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
-    .collect()
-}
-
-pub fn command<'a>(loaded: &Loaded, name: &str, spec: &'a CommandSpec) -> Command<'a> {
-    let b = loaded
-        .config
-        .builders
-        .as_ref()
-        .expect("builders configured");
-    Command::new(
-        spec,
-        format!("builders.{name}"),
-        format!("{name} builder"),
-        b.timeout_secs,
-    )
-}
-
-/// The builder's declared columns (its `columns` source), resolved with their lines.
-pub fn declared_columns(
-    loaded: &Loaded,
-    spec: &CommandSpec,
-) -> Result<Option<(Vec<String>, Fact)>> {
-    let Some(source) = &spec.columns else {
-        return Ok(None);
-    };
-    let fact = Resolver::new(loaded, None).resolve(source)?;
-    let names = fact
-        .value
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-        })
-        .ok_or_else(|| {
-            crate::error::Error::at(
-                fact.origin.clone(),
-                "a builder's `columns` must be a list of strings",
-            )
-        })?;
-    Ok(Some((names, fact)))
-}
-
 /// Where a finding about `feature` in a builder points: its line in the builder's declared columns, or
 /// the builder's script.
 fn feature_location(
@@ -154,11 +101,6 @@ type BuilderRun<'a> = (
     Option<(Vec<String>, Fact)>,
     Table,
 );
-
-/// |a − b| ≤ atol + rtol·|b|, with NaN equal to NaN and an infinity equal to itself.
-pub fn close(a: f64, b: f64, atol: f64, rtol: f64) -> bool {
-    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs()
-}
 
 pub fn run(cx: &Context) -> Result<Report> {
     let loaded = cx.loaded;
@@ -371,14 +313,6 @@ pub fn run(cx: &Context) -> Result<Report> {
         summary: format!("{} builders · {} values compared", tables.len(), compared),
         skipped: None,
     })
-}
-
-/// A table whose key columns are missing or repeat a row: the command's failure.
-pub fn bad_keys(e: crate::error::Error) -> crate::protocol::Failure {
-    crate::protocol::Failure::Malformed {
-        error: e,
-        stderr: String::new(),
-    }
 }
 
 fn show(v: f64) -> String {

@@ -329,9 +329,8 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
 
     // Each builder's declared column list (`columns` in `[builders]`) against the contract.
-    for (name, spec) in super::feature_parity::builders(cx.loaded) {
-        let Some((declared, fact)) = super::feature_parity::declared_columns(cx.loaded, spec)?
-        else {
+    for (name, spec) in crate::builders::builders(cx.loaded) {
+        let Some((declared, fact)) = crate::builders::declared_columns(cx.loaded, spec)? else {
             continue;
         };
         let missing: Vec<&String> = names.iter().filter(|n| !declared.contains(n)).collect();

@@ -91,37 +91,14 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// The production checkpoint's scaler, or why it cannot be used.
+/// The production checkpoint's scaler, or why it cannot be used (an inputs-unavailable finding).
 pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
-    scaler_of(cx.facts)
-}
-
-/// [`scaler`] from the facts alone (the audit commands have no gate context).
-pub fn scaler_of(facts: &crate::facts::Facts) -> std::result::Result<Scaler, Box<Finding>> {
-    let ck = &facts.checkpoint;
-    let n = facts.model_feature_names().map(|v| v.len()).unwrap_or(0);
-    let get = |f: &crate::facts::CheckpointFact| {
-        f.value
-            .as_ref()
-            .and_then(numbers)
-            .filter(|v| v.len() == n)
-            .ok_or_else(|| {
-                Box::new(
-                    Finding::new(
-                        &INPUTS_UNAVAILABLE,
-                        format!(
-                            "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
-                            f.key
-                        ),
-                    )
-                    .at(f.location.clone())
-                    .help("norm-stats names what is wrong with the scaler"),
-                )
-            })
-    };
-    Ok(Scaler {
-        median: get(&ck.median)?,
-        mad: get(&ck.mad)?,
+    cx.facts.scaler().map_err(|u| {
+        Box::new(
+            Finding::new(&INPUTS_UNAVAILABLE, u.message)
+                .at(u.location)
+                .help("norm-stats names what is wrong with the scaler"),
+        )
     })
 }
 

@@ -18,7 +18,6 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::checkpoint_inventory;
 use super::{Context, Gate, Report};
 use crate::checkpoint::{self, CheckpointInfo};
 use crate::contract::{self, Head};
@@ -131,13 +130,12 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
 
     // Every checkpoint: a head map keyed by name. Unreadable files are the inventory's findings.
-    let mut ignored = Vec::new();
-    let paths = checkpoint_inventory::expand(cx.loaded, &mut ignored)?;
+    let paths = cx.loaded.checkpoint_files()?.files;
     let production = &cx.facts.production;
     let mut checked = 0;
     for path in &paths {
         let other;
-        let info: &CheckpointInfo = if checkpoint_inventory::same_file(path, &production.path) {
+        let info: &CheckpointInfo = if crate::checkpoint::globs::same_file(path, &production.path) {
             production
         } else {
             match checkpoint::open_with(path, &cx.loaded.reading()) {

@@ -53,17 +53,6 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// The `<head>.<k>` columns of a contract's heads, in order.
-pub fn output_columns(cx: &Context) -> Result<Vec<(String, String, usize)>> {
-    Ok(crate::contract::heads(&cx.facts.code.heads)?
-        .into_iter()
-        .flat_map(|h| {
-            let w: u64 = h.shape.iter().product();
-            (0..w as usize).map(move |k| (format!("{}.{k}", h.name), h.name.clone(), k))
-        })
-        .collect())
-}
-
 struct PathOut<'a> {
     name: &'static str,
     cmd: Command<'a>,
@@ -103,7 +92,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             "the model does not run on the slice (forward-contract says why)",
         ));
     };
-    let columns = output_columns(cx)?;
+    let columns = crate::contract::output_columns(&cx.facts.code.heads)?;
     let section = loaded
         .config
         .slice

@@ -17,13 +17,12 @@
 
 use std::path::PathBuf;
 
-use super::ruleset_smoke::{SliceRow, extremes, softmax_heads};
 use super::{Context, Gate, Model, Report};
 use crate::config::CommandSpec;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
-use crate::ruleset::{self, Decision, RowInputs, Side};
+use crate::ruleset::{self, Decision, RowInputs, Side, SliceRow, extremes};
 use crate::table::{Table, Values, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -98,9 +97,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     let rl = cx.ruleset()?.expect("`[ruleset]` is configured");
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
-    let soft_owned = softmax_heads(cx);
+    let soft_owned = crate::contract::softmax_heads(&cx.facts.code.heads);
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
-    let columns = super::inference_parity::output_columns(cx)?;
+    let columns = crate::contract::output_columns(&cx.facts.code.heads)?;
 
     // The inputs: every slice row, then one synthetic row per risk gate bound (on slice row 0).
     let base = SliceRow {
@@ -339,7 +338,7 @@ fn compare(
     let size_diff: Vec<usize> = (0..inputs.len())
         .filter(|&i| {
             got[i].side == reference[i].side
-                && !crate::gates::feature_parity::close(got[i].size, reference[i].size, 1e-9, 0.0)
+                && !crate::stats::close(got[i].size, reference[i].size, 1e-9, 0.0)
         })
         .collect();
     let key = size_diff.first().map_or("sizing".into(), |&i| {

@@ -138,7 +138,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
     let mut runs = 0usize;
     for (name, spec) in subjects {
-        let cmd = super::feature_parity::command(loaded, name, spec);
+        let cmd = crate::builders::command(loaded, name, spec);
         let run_on = |path: &Path| {
             cmd.run_table(
                 loaded,
@@ -161,7 +161,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         {
             Ok(k) => k,
             Err(e) => {
-                out.push(cmd.failed(&BUILDER_FAILED, loaded, &super::feature_parity::bad_keys(e)));
+                out.push(cmd.failed(&BUILDER_FAILED, loaded, &crate::builders::bad_keys(e)));
                 continue;
             }
         };
@@ -258,11 +258,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             {
                 Ok(i) => i,
                 Err(e) => {
-                    out.push(cmd.failed(
-                        &BUILDER_FAILED,
-                        loaded,
-                        &super::feature_parity::bad_keys(e),
-                    ));
+                    out.push(cmd.failed(&BUILDER_FAILED, loaded, &crate::builders::bad_keys(e)));
                     continue;
                 }
             };
@@ -275,7 +271,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 };
                 for &(i, k) in &rows {
                     let after = tindex.get(k).map_or(f64::NAN, |&j| tv[j]);
-                    if !super::feature_parity::close(after, fv[i], 1e-12, 1e-9) {
+                    if !crate::stats::close(after, fv[i], 1e-12, 1e-9) {
                         let what = if *test == "truncate" {
                             format!("every bar after {cut} is removed")
                         } else {

@@ -20,7 +20,7 @@ pub mod ruleset_smoke;
 use crate::config::Loaded;
 use crate::contract::PipelineContract;
 use crate::engine::{Engine, Outputs};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::facts::Facts;
 use crate::finding::{Code, Finding, Location};
 use crate::slice::Slice;
@@ -45,7 +45,7 @@ pub struct Context<'a> {
     pub slice: Option<&'a Slice>,
     pub model: &'a Model,
     /// The base revision (`--base`), when the run compares against one, or why it could not be read.
-    pub base: Option<&'a std::result::Result<crate::git::Base, String>>,
+    pub base: Option<&'a std::result::Result<crate::base::Base, String>>,
     /// The contract changes against the base, when both contracts are there.
     pub changes: Option<&'a crate::changes::Changes>,
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a
@@ -73,7 +73,7 @@ impl Context<'_> {
         self.cache
             .slice_outputs
             .get_or_init(|| {
-                let scaler = forward_contract::scaler(self).map_err(|f| f.message)?;
+                let scaler = self.facts.scaler().map_err(|u| u.message)?;
                 let policy = self.facts.nan_policy();
                 engine
                     .forward(&scaler.scale(&slice.features, &policy))
@@ -164,6 +164,40 @@ pub const GATES: &[Gate] = &[
 pub const PLANNED: &[(&str, Option<&str>, &str)] = &[];
 
 /// Every finding code of every gate.
+/// The gate names and finding codes a loaded config names (`[severity]`, `paths[i].gates`,
+/// `gates.disable`) exist: the registry is the one place that knows them, so config loading does not.
+pub fn validate(loaded: &Loaded) -> Result<()> {
+    let at = || Location::file(crate::paths::display_path(&loaded.path));
+    let config = &loaded.config;
+    for code in config.severity.keys() {
+        if !all_codes().any(|c| c.id == code) {
+            return Err(Error::at(
+                at(),
+                format!("[severity] names unknown finding code `{code}` (see docs/codes.md)"),
+            ));
+        }
+    }
+    for (i, rule) in config.paths.iter().enumerate() {
+        for g in &rule.gates {
+            if find(g).is_none() {
+                return Err(Error::at(
+                    at(),
+                    format!("paths[{i}]: unknown gate `{g}` (see docs/gates/README.md)"),
+                ));
+            }
+        }
+    }
+    for name in &config.gates.disable {
+        if !known(name) {
+            return Err(Error::at(
+                at(),
+                format!("`gates.disable` names unknown gate `{name}` (see docs/gates/README.md)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {
     GATES.iter().flat_map(|g| g.codes.iter())
 }

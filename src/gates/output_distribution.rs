@@ -17,17 +17,14 @@
 //! slice: `output-collapsed` for each class, `output-class-share` (outside [5%, 90%]) and `output-drift`
 //! with PSI 5.3 for the class shares.
 
-use std::collections::BTreeMap;
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::{Context, Gate, Model, Report, forward_contract};
+use super::{Context, Gate, Model, Report};
 use crate::contract::{self, Head};
+use crate::distribution::{
+    Baseline, Evaluation, HeadValues, bin_shares, class_shares, evaluate, js, psi, read_baseline,
+};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
-use crate::matrix::Matrix;
 use crate::slice::Slice;
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
@@ -92,258 +89,6 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// Version of the baseline file format.
-pub const BASELINE_FORMAT: u32 = 1;
-/// Bins per output (deciles of the baseline).
-pub const BINS: usize = 10;
-/// Shares are floored at this before PSI and JS (an empty bin would make PSI infinite).
-pub const SHARE_FLOOR: f64 = 1e-4;
-
-/// The stored reference distribution (`plumbline baseline`), written canonically.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Baseline {
-    pub baseline_format: u32,
-    pub model_version: String,
-    pub slice: SliceId,
-    pub heads: BTreeMap<String, HeadBaseline>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SliceId {
-    pub path: String,
-    pub rows: usize,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct HeadBaseline {
-    pub kind: String,
-    /// Share of rows whose argmax is each class (softmax heads).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub class_shares: Vec<f64>,
-    /// One histogram per output unit (probabilities for softmax heads, values otherwise).
-    pub units: Vec<Histogram>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Histogram {
-    /// Inner bin edges (bins are (-inf, e0], (e0, e1], …, (e_last, inf)).
-    pub edges: Vec<f64>,
-    pub shares: Vec<f64>,
-}
-
-/// Per-head values on the slice: probabilities for softmax heads, raw outputs otherwise.
-pub struct HeadValues {
-    pub head: Head,
-    pub values: Matrix,
-}
-
-/// The model's outputs on the slice, per contract head: probabilities for softmax heads (the softmax of
-/// the logits), raw outputs otherwise; and the contract heads the model does not output.
-pub struct Evaluation {
-    pub heads: Vec<HeadValues>,
-    pub missing: Vec<Head>,
-}
-
-/// Run the model on every slice row.
-pub fn evaluate(cx: &Context, engine: &dyn Engine, slice: &Slice) -> Result<Evaluation> {
-    let out = cx.slice_outputs(engine, slice)?;
-    let mut heads = Vec::new();
-    let mut missing = Vec::new();
-    for head in contract::heads(&cx.facts.code.heads)? {
-        let Some(m) = out.get(&head.name) else {
-            missing.push(head);
-            continue;
-        };
-        let values = head_values(&head, m);
-        heads.push(HeadValues { head, values });
-    }
-    Ok(Evaluation { heads, missing })
-}
-
-/// The committed baseline at `rel` (config-relative) and its text; an unreadable, invalid or
-/// other-format file is an error naming the file (and line).
-pub fn read_baseline(loaded: &crate::config::Loaded, rel: &str) -> Result<(Baseline, String)> {
-    let display = loaded.display(rel);
-    let text = crate::error::read_to_string(&loaded.resolve(rel))
-        .map_err(|e| Error::msg(format!("{e} (write it with `plumbline baseline`)")))?;
-    let base: Baseline = serde_json::from_str(&text).map_err(|e| {
-        Error::at(
-            Location::at(&display, e.line() as u32),
-            format!("invalid baseline: {e}"),
-        )
-    })?;
-    if base.baseline_format != BASELINE_FORMAT {
-        return Err(Error::at(
-            Location::file(&display),
-            format!(
-                "baseline-format {} is not {BASELINE_FORMAT}, the format this plumbline reads: rewrite it with `plumbline baseline`",
-                base.baseline_format
-            ),
-        ));
-    }
-    Ok((base, text))
-}
-
-/// A head's outputs as the distributions are taken: probabilities for a softmax head (the softmax of
-/// its logits), raw outputs otherwise.
-pub fn head_values(head: &Head, raw: &Matrix) -> Matrix {
-    if head.kind == "softmax" {
-        softmax(raw)
-    } else {
-        raw.clone()
-    }
-}
-
-/// Row-wise softmax (the ruleset's, one row at a time).
-pub fn softmax(m: &Matrix) -> Matrix {
-    let data = (0..m.rows)
-        .flat_map(|r| crate::ruleset::softmax(m.row(r)))
-        .collect();
-    Matrix::new(m.rows, m.cols, data)
-}
-
-fn argmax(row: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-pub fn class_shares(p: &Matrix) -> Vec<f64> {
-    if p.cols == 0 {
-        return Vec::new();
-    }
-    let mut counts = vec![0usize; p.cols];
-    for r in 0..p.rows {
-        counts[argmax(p.row(r))] += 1;
-    }
-    counts
-        .iter()
-        .map(|&c| c as f64 / p.rows.max(1) as f64)
-        .collect()
-}
-
-/// Decile edges of `values` (deduplicated), and the share of values in each bin.
-pub fn histogram(values: &[f64]) -> Histogram {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = Vec::new();
-    if !sorted.is_empty() {
-        for k in 1..BINS {
-            let e = sorted[(k * sorted.len() / BINS).min(sorted.len() - 1)];
-            if edges.last() != Some(&e) {
-                edges.push(e);
-            }
-        }
-    }
-    let shares = bin_shares(&edges, values);
-    Histogram { edges, shares }
-}
-
-pub fn bin_shares(edges: &[f64], values: &[f64]) -> Vec<f64> {
-    let mut counts = vec![0usize; edges.len() + 1];
-    for v in values {
-        counts[edges.partition_point(|e| e < v)] += 1;
-    }
-    counts
-        .iter()
-        .map(|&c| c as f64 / values.len().max(1) as f64)
-        .collect()
-}
-
-/// Population stability index: Σ (a − e) · ln(a / e), shares floored at [`SHARE_FLOOR`].
-pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
-    expected
-        .iter()
-        .zip(actual)
-        .map(|(&e, &a)| {
-            let (e, a) = (e.max(SHARE_FLOOR), a.max(SHARE_FLOOR));
-            (a - e) * (a / e).ln()
-        })
-        .sum()
-}
-
-/// Jensen–Shannon divergence in bits (0 = same, 1 = disjoint).
-pub fn js(p: &[f64], q: &[f64]) -> f64 {
-    let kl = |a: &[f64], m: &[f64]| -> f64 {
-        a.iter()
-            .zip(m)
-            .filter(|(x, _)| **x > 0.0)
-            .map(|(x, y)| x * (x / y).log2())
-            .sum()
-    };
-    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (a + b)).collect();
-    0.5 * kl(p, &m) + 0.5 * kl(q, &m)
-}
-
-/// The baseline of the current model on the slice.
-pub fn baseline(
-    cx: &Context,
-    engine: &dyn Engine,
-    slice: &Slice,
-    slice_rel: &str,
-) -> Result<Baseline> {
-    let eval = evaluate(cx, engine, slice)?;
-    if let Some(h) = eval.missing.first() {
-        return Err(Error::msg(format!(
-            "the model does not output head `{}` of the contract; no baseline written",
-            h.name
-        )));
-    }
-    for hv in &eval.heads {
-        let bad = hv.values.non_finite_rows();
-        if let Some(&r) = bad.first() {
-            return Err(Error::msg(format!(
-                "`{}` is NaN or infinite on {} of {} slice rows (first: {}); no baseline written (`plumbline gate output-distribution` says more)",
-                hv.head.name,
-                bad.len(),
-                slice.len(),
-                slice.key(r)
-            )));
-        }
-    }
-    let sha = crate::checkpoint::sha256_file(&cx.loaded.resolve(slice_rel))?;
-    let mut heads = BTreeMap::new();
-    for hv in eval.heads {
-        heads.insert(
-            hv.head.name.clone(),
-            HeadBaseline {
-                class_shares: if hv.head.kind == "softmax" {
-                    class_shares(&hv.values)
-                } else {
-                    vec![]
-                },
-                units: (0..hv.values.cols)
-                    .map(|j| histogram(&hv.values.column(j)))
-                    .collect(),
-                kind: hv.head.kind,
-            },
-        );
-    }
-    Ok(Baseline {
-        baseline_format: BASELINE_FORMAT,
-        model_version: cx
-            .contract
-            .map(|c| c.model_version.clone())
-            .or_else(|| contract::version(&cx.facts.code.model_version.value))
-            .unwrap_or_default(),
-        slice: SliceId {
-            path: slice_rel.replace('\\', "/"),
-            rows: slice.len(),
-            sha256: sha,
-        },
-        heads,
-    })
-}
-
 fn std_dev(v: &[f64]) -> f64 {
     let n = v.len().max(1) as f64;
     let mean = v.iter().sum::<f64>() / n;
@@ -381,7 +126,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     };
-    if forward_contract::scaler(cx).is_err() && cx.runs("forward-contract") {
+    if cx.facts.scaler().is_err() && cx.runs("forward-contract") {
         return Ok(Report::skipped(
             "the slice cannot be scaled (forward-contract says why)",
         ));
@@ -390,7 +135,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     let Evaluation {
         heads: values,
         missing,
-    } = match evaluate(cx, engine, slice) {
+    } = match cx
+        .slice_outputs(engine, slice)
+        .and_then(|out| Ok(evaluate(out, contract::heads(&cx.facts.code.heads)?)))
+    {
         Ok(v) => v,
         Err(e) => {
             return Ok(Report::stopped(
@@ -649,43 +397,4 @@ fn head_location(cx: &Context, head: &Head) -> Location {
         .heads
         .item(head.index as usize)
         .with_label(format!("head `{}`", head.name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn psi_and_js_agree_with_hand_computed_values() {
-        // PSI of (0.5, 0.5) → (0.25, 0.75): (0.25-0.5)ln(0.5) + (0.75-0.5)ln(1.5) = 0.1733 + 0.1014
-        let p = psi(&[0.5, 0.5], &[0.25, 0.75]);
-        assert!((p - 0.274653).abs() < 1e-6, "{p}");
-        assert_eq!(psi(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
-        assert!((js(&[1.0, 0.0], &[0.0, 1.0]) - 1.0).abs() < 1e-12);
-        assert_eq!(js(&[0.2, 0.8], &[0.2, 0.8]), 0.0);
-    }
-
-    #[test]
-    fn deciles_split_evenly_and_rebin_the_same_data_identically() {
-        let v: Vec<f64> = (0..1000).map(|i| (i as f64).sin()).collect();
-        let h = histogram(&v);
-        assert_eq!(h.edges.len(), 9);
-        for s in &h.shares {
-            assert!((s - 0.1).abs() < 0.002, "{:?}", h.shares);
-        }
-        assert_eq!(bin_shares(&h.edges, &v), h.shares);
-    }
-
-    #[test]
-    fn softmax_rows_sum_to_one() {
-        let p = softmax(&Matrix::new(
-            2,
-            3,
-            vec![1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0],
-        ));
-        for r in 0..2 {
-            assert!((p.row(r).iter().sum::<f64>() - 1.0).abs() < 1e-12);
-        }
-        assert_eq!(class_shares(&p), vec![0.5, 0.0, 0.5]);
-    }
 }

@@ -18,11 +18,9 @@
 //! `risk-gate-never-fires` at the gate's `name` line of ruleset.toml.
 
 use super::{Context, Gate, Model, Report};
-use crate::engine::Outputs;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
-use crate::ruleset::{self, Read, RowInputs, Ruleset, Side};
-use crate::slice::Slice;
+use crate::ruleset::{self, Read, Side, SliceRow, extreme_failures};
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
     Code {
@@ -73,58 +71,6 @@ pub const GATE: Gate = Gate {
     needs_engine: true,
     run,
 };
-
-/// One slice row (or a synthetic one) as interpreter input: raw head outputs and raw features.
-pub struct SliceRow<'a> {
-    pub outputs: &'a Outputs,
-    pub slice: &'a Slice,
-    pub names: &'a [String],
-    pub row: usize,
-}
-
-impl RowInputs for SliceRow<'_> {
-    fn head(&self, name: &str) -> Option<Vec<f64>> {
-        self.outputs.get(name).map(|m| m.row(self.row).to_vec())
-    }
-    fn feature(&self, name: &str) -> Option<f64> {
-        let j = self.names.iter().position(|n| n == name)?;
-        Some(self.slice.features.row(self.row)[j])
-    }
-}
-
-/// A row with one value overridden.
-pub struct Overridden<'a> {
-    pub base: &'a dyn RowInputs,
-    pub head: Option<(String, Vec<f64>)>,
-    pub feature: Option<(String, f64)>,
-}
-
-impl RowInputs for Overridden<'_> {
-    fn head(&self, name: &str) -> Option<Vec<f64>> {
-        match &self.head {
-            Some((h, v)) if h == name => Some(v.clone()),
-            _ => self.base.head(name),
-        }
-    }
-    fn feature(&self, name: &str) -> Option<f64> {
-        match &self.feature {
-            Some((f, v)) if f == name => Some(*v),
-            _ => self.base.feature(name),
-        }
-    }
-}
-
-/// Names of the contract's softmax heads (their outputs are logits).
-pub fn softmax_heads(cx: &Context) -> Vec<String> {
-    crate::contract::heads(&cx.facts.code.heads)
-        .map(|hs| {
-            hs.into_iter()
-                .filter(|h| h.kind == "softmax")
-                .map(|h| h.name)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Static checks of a ruleset against the contract's heads and features.
 pub fn validate(rl: &ruleset::Loaded, features: &[String]) -> Vec<Finding> {
@@ -218,91 +164,6 @@ pub fn validate(rl: &ruleset::Loaded, features: &[String]) -> Vec<Finding> {
     out
 }
 
-/// One synthetic input per risk-gate bound: `base` with the gate's input pushed past the bound, within
-/// what the value can be (a softmax head's probability goes to 1 or 0 through its logits).
-pub struct Extreme<'a> {
-    pub gate: usize,
-    /// `true` for `block-above`, `false` for `block-below`.
-    pub up: bool,
-    /// What was set, for messages (`feature `vol_20` = 10.0095`).
-    pub what: String,
-    pub row: Overridden<'a>,
-}
-
-pub fn extremes<'a>(
-    rs: &Ruleset,
-    base: &'a dyn RowInputs,
-    softmax: &[&str],
-    head_width: impl Fn(&str) -> Option<usize>,
-) -> Vec<Extreme<'a>> {
-    let mut out = Vec::new();
-    for (i, g) in rs.risk_gates.iter().enumerate() {
-        for (bound, up) in [(g.block_above, true), (g.block_below, false)] {
-            let Some(bound) = bound else { continue };
-            let pushed = if up {
-                bound + 10.0 * bound.abs().max(1.0)
-            } else {
-                bound - 10.0 * bound.abs().max(1.0)
-            };
-            let (what, head, feature) = match g.read() {
-                Some(Read::Feature(f)) => {
-                    (format!("feature `{f}` = {pushed}"), None, Some((f, pushed)))
-                }
-                Some(Read::Head(h, k)) if softmax.contains(&h.as_str()) => {
-                    let Some(w) = head_width(&h) else { continue };
-                    // All mass on class k (p → 1) or none on it (p → 0).
-                    let logits: Vec<f64> = (0..w)
-                        .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
-                        .collect();
-                    (
-                        format!("p({h}.{k}) = {}", if up { "1" } else { "0" }),
-                        Some((h, logits)),
-                        None,
-                    )
-                }
-                Some(Read::Head(h, k)) => {
-                    let Some(w) = head_width(&h) else { continue };
-                    let mut v = base.head(&h).unwrap_or_else(|| vec![0.0; w]);
-                    if k < v.len() {
-                        v[k] = pushed;
-                    }
-                    (format!("{h}[{k}] = {pushed}"), Some((h, v)), None)
-                }
-                None => continue,
-            };
-            out.push(Extreme {
-                gate: i,
-                up,
-                what,
-                row: Overridden {
-                    base,
-                    head,
-                    feature,
-                },
-            });
-        }
-    }
-    out
-}
-
-/// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
-/// Returns the gates that do not, with why.
-pub fn extreme_failures(
-    rs: &Ruleset,
-    base: &dyn RowInputs,
-    softmax: &[&str],
-    head_width: impl Fn(&str) -> Option<usize>,
-) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    for e in extremes(rs, base, softmax, head_width) {
-        let d = ruleset::interpret(rs, &e.row, softmax);
-        if !d.blocked[e.gate] || d.side != Side::Flat {
-            out.push((e.gate, format!("risk gate `{}` does not block with {} (its bound cannot be crossed, or it does not turn the action flat)", rs.risk_gates[e.gate].name, e.what)));
-        }
-    }
-    out
-}
-
 pub fn run(cx: &Context) -> Result<Report> {
     let Some(rl) = cx.ruleset()? else {
         return Ok(Report::skipped(
@@ -312,7 +173,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
     let mut out = validate(rl, &features);
-    let soft_owned = softmax_heads(cx);
+    let soft_owned = crate::contract::softmax_heads(&cx.facts.code.heads);
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
     let heads = crate::contract::heads(&cx.facts.code.heads)?;
     let width = |h: &str| {

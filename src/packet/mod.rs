@@ -9,6 +9,7 @@
 //! is recomputed from the same inputs, deterministically; the document date is the manifest's, so the
 //! same inputs give the same bytes.
 
+pub mod command;
 #[cfg(feature = "pdf")]
 pub mod helvetica;
 #[cfg(feature = "pdf")]
@@ -23,9 +24,9 @@ use crate::audit::surrogate::Surrogate;
 use crate::changes::Changes;
 use crate::config::Loaded;
 use crate::contract::PipelineContract;
+use crate::distribution as od;
 use crate::error::{Error, Result};
-use crate::gates::checkpoint_inventory;
-use crate::gates::output_distribution as od;
+use crate::inventory;
 use crate::manifest::RunManifest;
 use crate::paths::display_path;
 
@@ -38,7 +39,7 @@ pub struct Packet {
     pub manifest_path: String,
     pub manifest_sha256: String,
     pub contract: PipelineContract,
-    pub inventory: Vec<checkpoint_inventory::Row>,
+    pub inventory: Vec<inventory::Row>,
     pub distributions: Vec<HeadDistribution>,
     /// Why there are no distribution plots, when there are none.
     pub distribution_note: Option<String>,
@@ -169,8 +170,7 @@ pub fn gather(
         &inputs.facts,
     )?;
     let (manifest, manifest_sha256, now) = manifest(loaded, manifest_path, &contract)?;
-    let (mut inventory, _) =
-        checkpoint_inventory::inventory(loaded, false, Some(&inputs.facts.production))?;
+    let (mut inventory, _) = inventory::inventory(loaded, false, Some(&inputs.facts.production))?;
     let hashes: std::collections::BTreeMap<&str, &str> = now
         .iter()
         .map(|h| (h.path.as_str(), h.sha256.as_str()))

@@ -19,6 +19,7 @@ mod engine;
 mod gates;
 mod github_api;
 mod hook;
+mod layers;
 mod legacy;
 mod limits;
 mod malicious;

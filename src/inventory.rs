@@ -1,0 +1,308 @@
+//! The checkpoint inventory: every checkpoint the config's globs find, read header-only, as rows and
+//! findings. The checkpoint-inventory gate reports it; `plumbline inventory` prints it as a table and the
+//! audit packet lists it. Its finding codes are the gate's (gates/checkpoint_inventory.rs).
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::globs::same_file;
+use crate::checkpoint::{self, Format};
+use crate::config::Loaded;
+use crate::error::{CheckpointError, Error, Result};
+use crate::facts::{CheckpointFacts, vector_len};
+use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::paths::display_path;
+
+const fn code(id: &'static str, summary: &'static str) -> Code {
+    Code {
+        id,
+        gate: "checkpoint-inventory",
+        contract: ContractKind::Checkpoint,
+        severity: Severity::Error,
+        summary,
+    }
+}
+
+pub const CHECKPOINT_UNREADABLE: Code = code(
+    "checkpoint-unreadable",
+    "a checkpoint cannot be read (an extension plumbline does not read, truncated, corrupt, or a tensor kind it does not describe)",
+);
+pub const CHECKPOINT_UNSAFE: Code = code(
+    "checkpoint-unsafe-pickle",
+    "a checkpoint's pickle references a global outside the weights-only allowlist; the file is refused",
+);
+pub const CHECKPOINT_AMBIGUOUS: Code = code(
+    "checkpoint-ambiguous",
+    "torch could read a checkpoint differently from plumbline (entries named twice, bytes around the archive, a pickle opcode across a frame); the file is refused",
+);
+pub const GLOB_EMPTY: Code = code("checkpoint-glob-empty", "a checkpoint glob matches no file");
+pub const PRODUCTION_UNLISTED: Code = code(
+    "checkpoint-production-unlisted",
+    "the production checkpoint is not matched by any glob",
+);
+
+pub const MISSING_FACT: Code = code(
+    "inventory-missing-fact",
+    "a checkpoint lacks a required metadata key",
+);
+pub const VERSION_CONFLICT: Code = code(
+    "checkpoint-version-conflict",
+    "two checkpoints claim the same model version but hold different models",
+);
+
+/// One row of `plumbline inventory`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Row {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dim: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heads: Vec<String>,
+    pub tensors: usize,
+    /// Distinct bytes read to describe the file (header only); absent when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_read: Option<u64>,
+    /// Globals declared safe in the config (`checkpoints.safe-globals`) that the file references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared_globals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub production: bool,
+}
+
+/// Read every checkpoint the globs find. Unreadable and unsafe files become findings. A checkpoint
+/// already read (the production one, during `check`) is passed in and not read again.
+pub fn inventory(
+    loaded: &Loaded,
+    hash: bool,
+    already_read: Option<&checkpoint::CheckpointInfo>,
+) -> Result<(Vec<Row>, Vec<Finding>)> {
+    let mut findings = Vec::new();
+    let found = loaded.checkpoint_files()?;
+    for pattern in &found.empty {
+        findings.push(
+            Finding::new(
+                &GLOB_EMPTY,
+                format!("checkpoint glob `{pattern}` matches no checkpoint file"),
+            )
+            .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.globs")),
+        );
+    }
+    let paths = found.files;
+    let production = loaded.resolve(&loaded.config.checkpoints.production);
+    if !paths.iter().any(|p| same_file(p, &production)) {
+        findings.push(
+            Finding::new(
+                &PRODUCTION_UNLISTED,
+                format!(
+                    "the production checkpoint {} is not matched by `checkpoints.globs`",
+                    display_path(&production)
+                ),
+            )
+            .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production")),
+        );
+    }
+    let mut rows = Vec::new();
+    let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
+    for path in paths {
+        let display = display_path(&path);
+        let is_production = same_file(&path, &production);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let sha256 = if hash {
+            Some(checkpoint::sha256_file(&path)?)
+        } else {
+            None
+        };
+        let read = match already_read.filter(|info| same_file(&info.path, &path)) {
+            Some(info) => Ok(info.clone()),
+            None => checkpoint::open_with(&path, &loaded.reading()),
+        };
+        match read {
+            Ok(info) => {
+                let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
+                // A plain pickle (run parameters beside the weights) is read and checked for what it
+                // references; the required facts are asked of checkpoints that hold weights.
+                let missing = if info.format == Format::Pickle {
+                    Vec::new()
+                } else {
+                    f.missing()
+                };
+                for m in missing {
+                    findings.push(
+                        Finding::new(
+                            &MISSING_FACT,
+                            format!("{display} has no `{}` ({})", m.key, m.field),
+                        )
+                        .at(m.location.clone())
+                        .help("write every required key from the training script (docs/checkpoint-metadata.md), or point `[checkpoints.keys]` at where it lives"),
+                    );
+                }
+                let version = f
+                    .model_version
+                    .value
+                    .as_ref()
+                    .and_then(crate::contract::version);
+                rows.push(Row {
+                    path: display,
+                    format: Some(info.format),
+                    size,
+                    model_version: f
+                        .model_version
+                        .value
+                        .as_ref()
+                        .and_then(crate::contract::version),
+                    input_dim: f.input_dim.value.as_ref().and_then(|v| v.as_u64()),
+                    heads: f
+                        .heads
+                        .value
+                        .as_ref()
+                        .and_then(|h| h.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|h| {
+                                    h.get("name").and_then(|n| n.as_str()).map(str::to_owned)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    tensors: info.tensors.len(),
+                    bytes_read: Some(info.bytes_read),
+                    declared_globals: info.declared_globals.clone(),
+                    median_len: f.median.value.as_ref().and_then(vector_len),
+                    sha256,
+                    production: is_production,
+                });
+                read_ok.push((info, version));
+            }
+            Err(Error::Checkpoint { source, .. }) => {
+                let code = match source {
+                    CheckpointError::UnsafeGlobal { .. } => &CHECKPOINT_UNSAFE,
+                    CheckpointError::Ambiguous(_) => &CHECKPOINT_AMBIGUOUS,
+                    _ => &CHECKPOINT_UNREADABLE,
+                };
+                let help = if matches!(source, CheckpointError::Ambiguous(_)) {
+                    "re-save it with torch.save from the training code; a file edited, re-zipped or concatenated by other tools can be read two ways (docs/checkpoint-metadata.md#the-torch-archive-pt-pth-ckpt)"
+                } else {
+                    "re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"
+                };
+                findings.push(
+                    Finding::new(code, source.to_string())
+                        .at(Location::file(&display))
+                        .help(help),
+                );
+                rows.push(Row {
+                    path: display,
+                    format: Format::from_path(&path),
+                    size,
+                    model_version: None,
+                    input_dim: None,
+                    heads: vec![],
+                    tensors: 0,
+                    bytes_read: None,
+                    declared_globals: Vec::new(),
+                    median_len: None,
+                    sha256,
+                    production: is_production,
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    findings.extend(version_conflicts(
+        &read_ok,
+        &loaded.config.checkpoints.keys,
+    )?);
+    Ok((rows, findings))
+}
+
+/// Checkpoints claiming one model version must hold one model.
+fn version_conflicts(
+    read: &[(checkpoint::CheckpointInfo, Option<String>)],
+    keys: &crate::config::CheckpointKeys,
+) -> Result<Vec<Finding>> {
+    let state_dict = &keys.state_dict;
+    let mut out = Vec::new();
+    let mut hashes: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    for (i, (a, va)) in read.iter().enumerate() {
+        let Some(va) = va else { continue };
+        // Compare each file with the first earlier file of the same version only (one finding per file).
+        let Some((b, _)) = read[..i].iter().find(|(_, vb)| vb.as_ref() == Some(va)) else {
+            continue;
+        };
+        let differs = if a.format == b.format {
+            let mut hash = |p: &std::path::Path| -> Result<String> {
+                if let Some(h) = hashes.get(p) {
+                    return Ok(h.clone());
+                }
+                let h = checkpoint::sha256_file(p)?;
+                hashes.insert(p.to_path_buf(), h.clone());
+                Ok(h)
+            };
+            let (ha, hb) = (hash(&a.path)?, hash(&b.path)?);
+            (ha != hb).then(|| format!("sha256 {} vs {}", short(&ha), short(&hb)))
+        } else {
+            let (ta, tb) = (tensor_table(a, state_dict), tensor_table(b, state_dict));
+            if ta != tb {
+                Some("their tensor tables (names, dtypes, shapes) differ".to_owned())
+            } else {
+                [&keys.feature_cols, &keys.schema_hash, &keys.input_dim]
+                    .into_iter()
+                    .find(|k| a.get(k) != b.get(k))
+                    .map(|k| format!("their `{k}` differ"))
+            }
+        };
+        if let Some(why) = differs {
+            out.push(
+                Finding::new(
+                    &VERSION_CONFLICT,
+                    format!(
+                        "{} and {} both claim model version {va}, but {why}",
+                        display_path(&b.path),
+                        display_path(&a.path)
+                    ),
+                )
+                .at(Location::file(display_path(&a.path)).with_label("model_version"))
+                .related(Location::file(display_path(&b.path)).with_label("model_version"))
+                .help("a retrain writes a new model version; bump MODEL_VERSION, or remove the stale file"),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn short(h: &str) -> String {
+    let h = h.strip_prefix("sha256:").unwrap_or(h);
+    format!("{}…", &h[..h.len().min(12)])
+}
+
+/// Tensor names (without the state-dict prefix), dtypes and shapes, sorted.
+fn tensor_table(
+    info: &checkpoint::CheckpointInfo,
+    state_dict: &str,
+) -> Vec<(String, String, Vec<u64>)> {
+    let prefix = format!("{state_dict}.");
+    let mut t: Vec<_> = info
+        .tensors
+        .iter()
+        .filter(|t| info.format == Format::Safetensors || t.name.starts_with(&prefix))
+        .map(|t| {
+            (
+                t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_owned(),
+                t.dtype.clone(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    t.sort();
+    t
+}
