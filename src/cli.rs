@@ -770,6 +770,13 @@ fn human_size(n: u64) -> String {
     }
 }
 
+/// Load the config and check the gate names and finding codes it names against the registry.
+fn load(path: &std::path::Path) -> Result<config::Loaded> {
+    let loaded = config::load(path)?;
+    gates::validate(&loaded)?;
+    Ok(loaded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,11 +838,4 @@ mod tests {
                 .contains("writing output: disk full")
         );
     }
-}
-
-/// Load the config and check the gate names and finding codes it names against the registry.
-fn load(path: &std::path::Path) -> Result<config::Loaded> {
-    let loaded = config::load(path)?;
-    gates::validate(&loaded)?;
-    Ok(loaded)
 }

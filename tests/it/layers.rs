@@ -179,7 +179,6 @@ fn inline_paths(ts: TokenStream, out: &mut Vec<(Vec<String>, usize)>) {
 fn walk_items(
     items: &[syn::Item],
     module: &[String],
-    file: &str,
     reexports: &mut BTreeMap<(Vec<String>, String), Vec<String>>,
     raw: &mut Vec<(Vec<String>, String, usize, Vec<String>)>,
 ) {
@@ -222,7 +221,7 @@ fn walk_items(
             syn::Item::Mod(m) if m.content.is_some() => {
                 let mut inner = module.to_vec();
                 inner.push(m.ident.to_string());
-                walk_items(&m.content.as_ref().unwrap().1, &inner, file, reexports, raw);
+                walk_items(&m.content.as_ref().unwrap().1, &inner, reexports, raw);
             }
             other => {
                 let mut found = Vec::new();
@@ -258,7 +257,7 @@ fn read_tree(src: &Path) -> Tree {
         let text = std::fs::read_to_string(path).unwrap();
         let parsed = syn::parse_file(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
         let before = raw.len();
-        walk_items(&parsed.items, &module, &shown, &mut reexports, &mut raw);
+        walk_items(&parsed.items, &module, &mut reexports, &mut raw);
         raw_files.extend(std::iter::repeat_n(shown, raw.len() - before));
     }
     let resolve = |path: &[String]| -> Vec<String> {
@@ -267,7 +266,7 @@ fn read_tree(src: &Path) -> Tree {
             let mut changed = false;
             for i in (0..p.len()).rev() {
                 if let Some(target) = reexports.get(&(p[..i].to_vec(), p[i].clone()))
-                    && modules.contains_key(&p[..i].to_vec())
+                    && modules.contains_key(&p[..i])
                 {
                     let mut next = target.clone();
                     next.extend(p[i + 1..].iter().cloned());
