@@ -379,12 +379,12 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
     };
     let eval = crate::distribution::evaluate(
         cx.slice_outputs(engine.as_ref(), &slice)?,
-        contract::heads(&facts.code.heads)?,
+        facts.heads()?.to_vec(),
     );
     let model_version = contract
         .as_ref()
         .map(|c| c.model_version.clone())
-        .or_else(|| contract::version(&facts.code.model_version.value))
+        .or_else(|| facts.model_version.clone().ok())
         .unwrap_or_default();
     let b = crate::distribution::baseline(
         eval,

@@ -1,6 +1,12 @@
 //! Facts: every value the contract is made of, resolved from the config's source pointers, plus the
 //! production checkpoint's own facts. Each keeps its provenance so findings can point at lines.
 
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use crate::checkpoint::{self, CheckpointInfo, Tree};
 use crate::config::{CheckpointKeys, Loaded};
 use crate::error::{Error, Result};
@@ -115,6 +121,286 @@ pub fn vector_len(v: &Tree) -> Option<u64> {
     }
 }
 
+/// A named item of a code fact and where it is written (its list item's line where the source has one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub location: Location,
+}
+
+/// The code's feature list and dtypes, decoded once when the facts are collected.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub names: Vec<Named>,
+    /// One dtype per feature, or why the dtypes fact cannot give them.
+    pub dtypes: std::result::Result<Vec<String>, Unusable>,
+}
+
+impl Unusable {
+    /// As an error that stops the run (exit 2), at the fact's file and line.
+    pub fn error(&self) -> Error {
+        Error::at(self.location.clone(), self.message.clone())
+    }
+
+    fn from_error(e: Error, fallback: &Location) -> Unusable {
+        match e {
+            Error::At { location, message } => Unusable { message, location },
+            other => Unusable {
+                message: other.to_string(),
+                location: fallback.clone(),
+            },
+        }
+    }
+}
+
+/// Decode the code's features (names by [`decode_features`], then their dtypes).
+fn features(columns: &Fact, dtypes: &Fact) -> std::result::Result<Features, Unusable> {
+    let names = decode_features(columns).map_err(|e| Unusable::from_error(e, &columns.origin))?;
+    let plain: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
+    let dtypes = decode_dtypes(dtypes, &plain).map_err(|e| Unusable::from_error(e, &dtypes.origin));
+    Ok(Features { names, dtypes })
+}
+
+/// A list of strings stored in a checkpoint (`feature_cols`, `feature_dtypes`); `None` for anything
+/// else. The checkpoint's own list is checked against the code's by feature-schema.
+pub fn strings(v: &Tree) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Feature dtypes plumbline knows (torch's names).
+pub const DTYPES: &[&str] = &[
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
+];
+
+/// A code fact of the wrong shape: the message, and the value as found (shortened).
+pub fn invalid(fact: &Fact, what: &str) -> Error {
+    Error::at(
+        fact.origin.clone(),
+        format!("{what} (got {})", short(&fact.value)),
+    )
+}
+
+/// A value as messages quote it: its JSON, cut at 80 characters.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The code's feature list by the one rule every consumer reads it with: a non-empty list of non-empty,
+/// distinct strings, each with the location of its item. The first violation is an error at its item.
+fn decode_features(fact: &Fact) -> Result<Vec<Named>> {
+    let arr = fact
+        .value
+        .as_array()
+        .ok_or_else(|| invalid(fact, "the feature list must be a list of strings"))?;
+    let mut names = Vec::with_capacity(arr.len());
+    for (i, v) in arr.iter().enumerate() {
+        let name = v.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+            Error::at(
+                fact.item(i),
+                format!("feature {i} must be a non-empty string (got {})", short(v)),
+            )
+        })?;
+        if let Some(j) = names.iter().position(|n: &Named| n.name == name) {
+            return Err(Error::at(
+                fact.item(i),
+                format!("feature `{name}` is listed twice (indices {j} and {i})"),
+            ));
+        }
+        names.push(Named {
+            name: name.to_owned(),
+            location: fact.item(i),
+        });
+    }
+    if names.is_empty() {
+        return Err(invalid(fact, "the feature list is empty"));
+    }
+    Ok(names)
+}
+
+/// Dtypes aligned with `names`, from one dtype string, a list, or a dict name → dtype.
+fn decode_dtypes(fact: &Fact, names: &[String]) -> Result<Vec<String>> {
+    let check = |d: &str| -> Result<String> {
+        if DTYPES.contains(&d) {
+            Ok(d.to_owned())
+        } else {
+            Err(invalid(
+                fact,
+                &format!("unknown dtype `{d}` (known: {})", DTYPES.join(", ")),
+            ))
+        }
+    };
+    match &fact.value {
+        Value::String(d) => {
+            let d = check(d)?;
+            Ok(names.iter().map(|_| d.clone()).collect())
+        }
+        Value::Array(a) if a.len() == names.len() => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| invalid(fact, "dtypes must be strings"))
+                    .and_then(check)
+            })
+            .collect(),
+        Value::Object(m) => {
+            if let Some(extra) = m.keys().find(|k| !names.contains(k)) {
+                return Err(invalid(
+                    fact,
+                    &format!("dtype given for `{extra}`, which is not a feature"),
+                ));
+            }
+            names
+                .iter()
+                .map(|n| {
+                    m.get(n)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            Error::at(fact.origin.clone(), format!("no dtype for feature `{n}`"))
+                        })
+                        .and_then(check)
+                })
+                .collect()
+        }
+        _ => Err(invalid(
+            fact,
+            &format!(
+                "dtypes must be one dtype, a list of {} dtypes, or a dict feature → dtype",
+                names.len()
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Head {
+    pub name: String,
+    /// Position in the model's output (never used to find a head: names are).
+    pub index: u32,
+    /// What the head's output means, e.g. `softmax` (class logits), `sigmoid`, `regression`.
+    pub kind: String,
+    /// Output shape per row.
+    pub shape: Vec<u64>,
+}
+
+/// The head map of a code fact: a list of `{name, kind, size | shape}` in output order.
+fn decode_heads(fact: &Fact) -> Result<Vec<Head>> {
+    let arr = fact.value.as_array().ok_or_else(|| {
+        invalid(
+            fact,
+            "the head map must be a list of {name, kind, size} dicts",
+        )
+    })?;
+    let mut out: Vec<Head> = Vec::new();
+    for (i, h) in arr.iter().enumerate() {
+        let at = fact.item(i);
+        let obj = h.as_object().ok_or_else(|| {
+            Error::at(
+                at.clone(),
+                format!("head {i} must be a dict with name, kind and size"),
+            )
+        })?;
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        let name = name
+            .ok_or_else(|| Error::at(at.clone(), format!("head {i} has no `name`")))?
+            .to_owned();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::at(at.clone(), format!("head `{name}` has no `kind`")))?
+            .to_owned();
+        let shape = match (obj.get("shape"), obj.get("size")) {
+            (Some(s), None) => s
+                .as_array()
+                .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()),
+            (None, Some(s)) => s.as_u64().map(|n| vec![n]),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::at(
+                at.clone(),
+                format!("head `{name}` needs `size` (an int) or `shape` (a list of ints)"),
+            )
+        })?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(Error::at(at, format!("head `{name}` is listed twice")));
+        }
+        out.push(Head {
+            name,
+            index: i as u32,
+            kind,
+            shape,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Targets {
+    /// Label horizon in bars.
+    pub horizon: u64,
+    /// Label thresholds by name.
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+/// A version is an int or a non-empty string; ints are written as their decimal digits.
+pub fn version(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The label horizon and thresholds the code states.
+fn decode_targets(c: &CodeFacts) -> Result<Targets> {
+    let horizon = c.horizon.value.as_u64().ok_or_else(|| {
+        invalid(
+            &c.horizon,
+            "the label horizon must be a non-negative int (bars)",
+        )
+    })?;
+    let thresholds = c
+        .thresholds
+        .value
+        .as_object()
+        .ok_or_else(|| invalid(&c.thresholds, "thresholds must be a dict name → number"))?
+        .iter()
+        .map(|(k, v)| {
+            v.as_f64()
+                .map(|f| (k.clone(), f))
+                .ok_or_else(|| invalid(&c.thresholds, &format!("threshold `{k}` is not a number")))
+        })
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    Ok(Targets {
+        horizon,
+        thresholds,
+    })
+}
+
+/// A version fact (`model.version`, `model.heads-version`): an int or a non-empty string.
+fn decode_version(fact: &Fact, what: &str) -> std::result::Result<String, Unusable> {
+    version(&fact.value).ok_or_else(|| Unusable {
+        message: format!(
+            "the {what} must be an int or a non-empty string (got {})",
+            short(&fact.value)
+        ),
+        location: fact.origin.clone(),
+    })
+}
+
 /// Why a fact cannot be used, and where it is.
 #[derive(Debug, Clone)]
 pub struct Unusable {
@@ -128,6 +414,15 @@ pub struct Facts {
     pub code: CodeFacts,
     pub production: CheckpointInfo,
     pub checkpoint: CheckpointFacts,
+    /// The code's features, decoded once: every consumer reads this, never `code.columns` again.
+    pub features: std::result::Result<Features, Unusable>,
+    /// The code's head map, decoded once (never `code.heads` again).
+    pub heads: std::result::Result<Vec<Head>, Unusable>,
+    /// The label horizon and thresholds, decoded once.
+    pub targets: std::result::Result<Targets, Unusable>,
+    /// The model and heads versions, decoded once.
+    pub model_version: std::result::Result<String, Unusable>,
+    pub heads_version: std::result::Result<String, Unusable>,
 }
 
 impl Facts {
@@ -161,33 +456,62 @@ impl Facts {
     }
 
     /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
-    /// trained on), or the code's list when the checkpoint has no usable one. The slice is read in this
-    /// order, so the model gates run the model as trained while feature-schema reports any mismatch.
+    /// trained on) when it follows the rule of every feature list ([`decode_features`]), else the code's
+    /// list. The slice is read in this order, so the model gates run the model as trained while
+    /// feature-schema reports any mismatch (and a checkpoint list that breaks the rule).
     pub fn model_feature_names(&self) -> Result<Vec<String>> {
-        let from_checkpoint = self.checkpoint.feature_cols.value.as_ref().and_then(|v| {
-            v.as_array()?
-                .iter()
-                .map(|s| s.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-        });
+        let ck = &self.checkpoint.feature_cols;
+        let from_checkpoint = ck
+            .value
+            .as_ref()
+            .and_then(|v| decode_features(&Fact::new(v.clone(), ck.location.clone())).ok());
         match from_checkpoint {
-            Some(names) if !names.is_empty() => Ok(names),
-            _ => self.feature_names(),
+            Some(names) => Ok(names.into_iter().map(|n| n.name).collect()),
+            None => self.feature_names(),
         }
     }
 
-    /// The code's feature list (the contract's order). Not a list of strings: an error at its source.
+    /// The code's features (the contract's order), or the error at the list's file and line.
+    pub fn features(&self) -> Result<&Features> {
+        self.features.as_ref().map_err(Unusable::error)
+    }
+
+    /// The code's heads in output order, or the error at the head map's file and line.
+    pub fn heads(&self) -> Result<&[Head]> {
+        self.heads
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Unusable::error)
+    }
+
+    /// The label horizon and thresholds, or the error at their file and line.
+    pub fn targets(&self) -> Result<&Targets> {
+        self.targets.as_ref().map_err(Unusable::error)
+    }
+
+    /// The model version the code states.
+    pub fn model_version(&self) -> Result<String> {
+        self.model_version.clone().map_err(|u| u.error())
+    }
+
+    /// The heads version the code states.
+    pub fn heads_version(&self) -> Result<String> {
+        self.heads_version.clone().map_err(|u| u.error())
+    }
+
+    /// The code's feature names (the contract's order).
     pub fn feature_names(&self) -> Result<Vec<String>> {
-        let f = &self.code.columns;
-        f.value
-            .as_array()
-            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
-            .ok_or_else(|| {
-                Error::at(
-                    f.origin.clone(),
-                    "the feature list must be a list of strings",
-                )
-            })
+        Ok(self
+            .features()?
+            .names
+            .iter()
+            .map(|n| n.name.clone())
+            .collect())
+    }
+
+    /// One dtype per code feature.
+    pub fn feature_dtypes(&self) -> Result<Vec<String>> {
+        self.features()?.dtypes.clone().map_err(|u| u.error())
     }
 }
 
@@ -220,8 +544,122 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
     };
     drop(r);
     Ok(Facts {
+        features: features(&code.columns, &code.dtypes),
+        heads: decode_heads(&code.heads).map_err(|e| Unusable::from_error(e, &code.heads.origin)),
+        targets: decode_targets(&code).map_err(|e| Unusable::from_error(e, &code.horizon.origin)),
+        model_version: decode_version(&code.model_version, "model version"),
+        heads_version: decode_version(&code.heads_version, "heads version"),
         code,
         production,
         checkpoint,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fact(v: serde_json::Value) -> Fact {
+        Fact::new(v, Location::at("m.py", 7))
+    }
+
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_quote_long_values_shortened() {
+        let long = "x".repeat(200);
+        let e = err(decode_features(&fact(json!(long))));
+        assert!(e.contains(&format!("(got \"{}…)", "x".repeat(79))), "{e}");
+        let e = err(decode_features(&fact(json!("short"))));
+        assert!(e.ends_with("(got \"short\")"), "{e}");
+    }
+
+    #[test]
+    fn dtypes_as_one_string_a_list_or_a_dict() {
+        let names: Vec<String> = vec!["a".into(), "b".into()];
+        assert_eq!(
+            decode_dtypes(&fact(json!("float32")), &names).unwrap(),
+            ["float32", "float32"]
+        );
+        assert_eq!(
+            decode_dtypes(&fact(json!(["float32", "int64"])), &names).unwrap(),
+            ["float32", "int64"]
+        );
+        assert_eq!(
+            decode_dtypes(&fact(json!({"b": "int64", "a": "float64"})), &names).unwrap(),
+            ["float64", "int64"]
+        );
+        assert!(
+            err(decode_dtypes(&fact(json!(["float32"])), &names)).contains("a list of 2 dtypes")
+        );
+        assert!(
+            err(decode_dtypes(&fact(json!({"a": "float32"})), &names))
+                .contains("no dtype for feature `b`")
+        );
+        assert!(
+            err(decode_dtypes(
+                &fact(json!({"a": "float32", "b": "float32", "c": "float32"})),
+                &names
+            ))
+            .contains("`c`, which is not a feature")
+        );
+        assert!(
+            err(decode_dtypes(&fact(json!("float128")), &names))
+                .starts_with("m.py:7: unknown dtype `float128`")
+        );
+    }
+
+    #[test]
+    fn heads_take_size_or_shape() {
+        let h = decode_heads(&fact(json!([{"name": "d", "kind": "softmax", "size": 3}, {"name": "m", "kind": "regression", "shape": [1, 2]}]))).unwrap();
+        assert_eq!(
+            h[0],
+            Head {
+                name: "d".into(),
+                index: 0,
+                kind: "softmax".into(),
+                shape: vec![3]
+            }
+        );
+        assert_eq!(
+            h[1],
+            Head {
+                name: "m".into(),
+                index: 1,
+                kind: "regression".into(),
+                shape: vec![1, 2]
+            }
+        );
+        for bad in [
+            json!([{"name": "d", "kind": "k", "size": 3, "shape": [3]}]),
+            json!([{"name": "d", "kind": "k"}]),
+            json!([{"name": "d", "kind": "k", "shape": ["3"]}]),
+        ] {
+            assert!(err(decode_heads(&fact(bad))).contains("head `d` needs `size`"));
+        }
+        assert!(
+            err(decode_heads(&fact(json!([{"kind": "k", "size": 1}]))))
+                .contains("head 0 has no `name`")
+        );
+        assert!(
+            err(decode_heads(&fact(json!([{"name": "d", "size": 1}]))))
+                .contains("head `d` has no `kind`")
+        );
+        assert!(err(decode_heads(&fact(json!([{"name": "d", "kind": "k", "size": 1}, {"name": "d", "kind": "k", "size": 1}])))).contains("listed twice"));
+    }
+
+    #[test]
+    fn versions_are_ints_or_non_empty_strings() {
+        assert_eq!(version(&json!(3)), Some("3".into()));
+        assert_eq!(version(&json!(-1)), Some("-1".into()));
+        assert_eq!(version(&json!(u64::MAX)), Some(u64::MAX.to_string()));
+        assert_eq!(version(&json!("v3.1")), Some("v3.1".into()));
+        assert_eq!(version(&json!("  ")), None);
+        assert_eq!(version(&json!(3.5)), None);
+        assert_eq!(version(&json!(null)), None);
+    }
 }

@@ -151,7 +151,7 @@ pub fn inventory(
                     .model_version
                     .value
                     .as_ref()
-                    .and_then(crate::contract::version);
+                    .and_then(crate::facts::version);
                 rows.push(Row {
                     path: display,
                     format: Some(info.format),
@@ -160,7 +160,7 @@ pub fn inventory(
                         .model_version
                         .value
                         .as_ref()
-                        .and_then(crate::contract::version),
+                        .and_then(crate::facts::version),
                     input_dim: f.input_dim.value.as_ref().and_then(|v| v.as_u64()),
                     heads: f
                         .heads

@@ -80,7 +80,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     }
     let engine = engine::for_check(loaded, &facts)?;
     let outputs = engine.forward(&scaled)?;
-    let heads = crate::contract::heads(&facts.code.heads)?;
+    let heads = facts.heads()?.to_vec();
     for h in &heads {
         if !outputs.contains_key(&h.name) {
             return Err(Error::msg(format!(

@@ -88,7 +88,9 @@ pub fn for_check(
 ) -> Result<Box<dyn Engine>> {
     match &loaded.config.model.engine {
         Some(spec) => {
-            let heads = crate::contract::heads(&facts.code.heads)?
+            let heads = facts
+                .heads()?
+                .to_vec()
                 .into_iter()
                 .map(|h| (h.name, h.shape.iter().product::<u64>() as usize))
                 .collect();

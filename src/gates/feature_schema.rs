@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use super::{Context, Gate, Report};
-use crate::contract::{self, feature_dtypes, feature_names};
+use crate::contract;
 use crate::error::Result;
 use crate::facts::CheckpointFact;
 use crate::finding::{Code, ContractKind, Finding, Severity};
@@ -104,13 +104,6 @@ fn invalid(f: &CheckpointFact, what: &str) -> Finding {
     .at(f.location.clone())
 }
 
-fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?
-        .iter()
-        .map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
 pub fn run(cx: &Context) -> Result<Report> {
     let facts = cx.facts;
     let code = &facts.code;
@@ -132,8 +125,8 @@ pub fn run(cx: &Context) -> Result<Report> {
         out.push(invalid(f, what));
     }
 
-    let names = feature_names(&code.columns)?;
-    let dtypes = feature_dtypes(&code.dtypes, &names)?;
+    let names = facts.feature_names()?;
+    let dtypes = facts.feature_dtypes()?;
     let derived_hash = contract::schema_hash(
         names
             .iter()
@@ -141,7 +134,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             .zip(dtypes.iter().map(String::as_str)),
     );
     let ck_names = match &ck.feature_cols.value {
-        Some(v) => match strings(v) {
+        Some(v) => match crate::facts::strings(v) {
             Some(n) => Some(n),
             None => {
                 out.push(invalid(&ck.feature_cols, "must be a list of strings"));
@@ -217,7 +210,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     if let (Some(ck_names), Some(v)) = (&ck_names, &ck.feature_dtypes.value) {
         let ck_dtypes: Option<Vec<String>> = match v {
             Value::String(s) => Some(ck_names.iter().map(|_| s.clone()).collect()),
-            other => strings(other).filter(|d| d.len() == ck_names.len()),
+            other => crate::facts::strings(other).filter(|d| d.len() == ck_names.len()),
         };
         match ck_dtypes {
             None => out.push(invalid(

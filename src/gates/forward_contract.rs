@@ -15,7 +15,6 @@
 //! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
 use super::{Context, Gate, Model, Report};
-use crate::contract;
 use crate::engine::{Engine, Outputs};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -184,7 +183,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         Ok(s) => s,
         Err(f) => return Ok(Report::stopped(*f, "inputs not scaled")),
     };
-    let heads = contract::heads(&cx.facts.code.heads)?;
+    let heads = cx.facts.heads()?.to_vec();
     let policy = cx.facts.nan_policy();
     let (raw, names, mut out) = probes(cx, &scaler, &policy);
     let x = scaler.scale(&raw, &policy);

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::{Context, Gate, Report};
 use crate::checkpoint::{self, CheckpointInfo};
-use crate::contract::{self, Head};
+use crate::contract::Head;
 use crate::engine::arch;
 use crate::error::Result;
 use crate::facts::CheckpointFact;
@@ -126,7 +126,7 @@ fn head_map(f: &CheckpointFact) -> std::result::Result<Vec<Head>, String> {
 pub fn run(cx: &Context) -> Result<Report> {
     let keys = &cx.loaded.config.checkpoints.keys;
     let code_fact = &cx.facts.code.heads;
-    let code_heads = contract::heads(code_fact)?;
+    let code_heads = cx.facts.heads()?.to_vec();
     let mut out = Vec::new();
 
     // Every checkpoint: a head map keyed by name. Unreadable files are the inventory's findings.

@@ -92,7 +92,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             "the model does not run on the slice (forward-contract says why)",
         ));
     };
-    let columns = crate::contract::output_columns(&cx.facts.code.heads)?;
+    let columns = crate::contract::output_columns(cx.facts.heads()?);
     let section = loaded
         .config
         .slice

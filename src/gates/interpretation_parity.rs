@@ -97,9 +97,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     let rl = cx.ruleset()?.expect("`[ruleset]` is configured");
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
-    let soft_owned = crate::contract::softmax_heads(&cx.facts.code.heads);
+    let soft_owned = crate::contract::softmax_heads(cx.facts.heads().unwrap_or_default());
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
-    let columns = crate::contract::output_columns(&cx.facts.code.heads)?;
+    let columns = crate::contract::output_columns(cx.facts.heads()?);
 
     // The inputs: every slice row, then one synthetic row per risk gate bound (on slice row 0).
     let base = SliceRow {

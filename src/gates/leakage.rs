@@ -132,7 +132,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         })
         .collect();
     let position = |k: &Key| positions.get(&(k.1.as_str(), k.0.as_str())).copied();
-    let horizon = cx.facts.code.horizon.value.as_u64().unwrap_or(0) as usize;
+    let horizon = cx.facts.targets()?.horizon as usize;
 
     let work = crate::protocol::workdir()?;
     let mut out = Vec::new();

@@ -163,7 +163,6 @@ pub const GATES: &[Gate] = &[
 /// lists them as not configured, so a profile's table always shows the whole plan.
 pub const PLANNED: &[(&str, Option<&str>, &str)] = &[];
 
-/// Every finding code of every gate.
 /// The gate names and finding codes a loaded config names (`[severity]`, `paths[i].gates`,
 /// `gates.disable`) exist: the registry is the one place that knows them, so config loading does not.
 pub fn validate(loaded: &Loaded) -> Result<()> {
@@ -198,6 +197,7 @@ pub fn validate(loaded: &Loaded) -> Result<()> {
     Ok(())
 }
 
+/// Every finding code of every gate.
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {
     GATES.iter().flat_map(|g| g.codes.iter())
 }

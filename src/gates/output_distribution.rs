@@ -18,7 +18,7 @@
 //! with PSI 5.3 for the class shares.
 
 use super::{Context, Gate, Model, Report};
-use crate::contract::{self, Head};
+use crate::contract::Head;
 use crate::distribution::{
     Baseline, Evaluation, HeadValues, bin_shares, class_shares, evaluate, js, psi, read_baseline,
 };
@@ -137,7 +137,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         missing,
     } = match cx
         .slice_outputs(engine, slice)
-        .and_then(|out| Ok(evaluate(out, contract::heads(&cx.facts.code.heads)?)))
+        .and_then(|out| Ok(evaluate(out, cx.facts.heads()?.to_vec())))
     {
         Ok(v) => v,
         Err(e) => {
@@ -289,7 +289,7 @@ fn drift(
             .at(at_key(key))
             .help("run `plumbline baseline` and commit the result")
     };
-    let contract_heads = contract::heads(&cx.facts.code.heads).unwrap_or_default();
+    let contract_heads = cx.facts.heads().map(<[Head]>::to_vec).unwrap_or_default();
     for name in base.heads.keys() {
         if !contract_heads.iter().any(|h| &h.name == name) {
             out.push(stale(

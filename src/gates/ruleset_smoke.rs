@@ -173,9 +173,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
     let mut out = validate(rl, &features);
-    let soft_owned = crate::contract::softmax_heads(&cx.facts.code.heads);
+    let soft_owned = crate::contract::softmax_heads(cx.facts.heads().unwrap_or_default());
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
-    let heads = crate::contract::heads(&cx.facts.code.heads)?;
+    let heads = cx.facts.heads()?.to_vec();
     let width = |h: &str| {
         heads
             .iter()
