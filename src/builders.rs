@@ -45,20 +45,12 @@ pub fn declared_columns(
         return Ok(None);
     };
     let fact = Resolver::new(loaded, None).resolve(source)?;
-    let names = fact
-        .value
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-        })
-        .ok_or_else(|| {
-            crate::error::Error::at(
-                fact.origin.clone(),
-                "a builder's `columns` must be a list of strings",
-            )
-        })?;
+    let names = crate::facts::strings(&fact.value).ok_or_else(|| {
+        crate::error::Error::at(
+            fact.origin.clone(),
+            "a builder's `columns` must be a list of strings",
+        )
+    })?;
     Ok(Some((names, fact)))
 }
 

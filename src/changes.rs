@@ -47,6 +47,8 @@ pub const HORIZON_CHANGED: &str = "horizon-changed";
 pub const NAN_POLICY_CHANGED: &str = "nan-policy-changed";
 pub const VERSION_BUMPED: &str = "version-bumped";
 pub const DOCS_ONLY: &str = "docs-only-change";
+/// The code a breaking change reports under when its version was bumped.
+pub const BREAKING_ACCEPTED: &str = "breaking-change-accepted";
 pub const CONTRACT_CHANGED: &str = "contract-changed";
 
 /// Whether `new` is a later version than `old`: numerically, part by part (`3` → `4`, `1.9` → `1.10`),

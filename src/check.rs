@@ -327,7 +327,7 @@ fn classify(b: &crate::base::Base, head: &PipelineContract, facts: &Facts) -> Op
 fn with_severities(loaded: &Loaded, mut c: Changes) -> Changes {
     c.changes.retain_mut(|ch| {
         let code = if ch.accepted {
-            gates::contract_changes::ACCEPTED.id
+            changes::BREAKING_ACCEPTED
         } else {
             ch.rule.as_str()
         };

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::Format;
 use crate::error::{Error, Result};
 use crate::facts::{CheckpointFact, CheckpointFacts, Facts, invalid, vector_len};
-pub use crate::facts::{DTYPES, Head, Targets};
+pub use crate::facts::{Head, Targets};
 
 /// Version of the contract format itself (bumped when these types change shape).
 pub const CONTRACT_FORMAT: u32 = 1;
@@ -74,7 +74,7 @@ pub struct Scaler {
     pub mad_len: u64,
 }
 
-/// The schema hash of DESIGN §5: sha256 over UTF-8 `name:dtype\n` per feature, in order.
+/// The schema hash (docs/checkpoint-metadata.md#the-schema-hash): sha256 over UTF-8 `name:dtype\n` per feature, in order.
 pub fn schema_hash<'a>(features: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut h = Sha256::new();
     for (name, dtype) in features {

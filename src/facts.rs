@@ -136,23 +136,6 @@ pub struct Features {
     pub dtypes: std::result::Result<Vec<String>, Unusable>,
 }
 
-impl Unusable {
-    /// As an error that stops the run (exit 2), at the fact's file and line.
-    pub fn error(&self) -> Error {
-        Error::at(self.location.clone(), self.message.clone())
-    }
-
-    fn from_error(e: Error, fallback: &Location) -> Unusable {
-        match e {
-            Error::At { location, message } => Unusable { message, location },
-            other => Unusable {
-                message: other.to_string(),
-                location: fallback.clone(),
-            },
-        }
-    }
-}
-
 /// Decode the code's features (names by [`decode_features`], then their dtypes).
 fn features(columns: &Fact, dtypes: &Fact) -> std::result::Result<Features, Unusable> {
     let names = decode_features(columns).map_err(|e| Unusable::from_error(e, &columns.origin))?;
@@ -184,7 +167,7 @@ pub fn invalid(fact: &Fact, what: &str) -> Error {
 }
 
 /// A value as messages quote it: its JSON, cut at 80 characters.
-pub fn short(v: &Value) -> String {
+fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.chars().count() > 80 {
         format!("{}…", s.chars().take(80).collect::<String>())
@@ -408,6 +391,23 @@ pub struct Unusable {
     pub location: Location,
 }
 
+impl Unusable {
+    /// As an error that stops the run (exit 2), at the fact's file and line.
+    pub fn error(&self) -> Error {
+        Error::at(self.location.clone(), self.message.clone())
+    }
+
+    fn from_error(e: Error, fallback: &Location) -> Unusable {
+        match e {
+            Error::At { location, message } => Unusable { message, location },
+            other => Unusable {
+                message: other.to_string(),
+                location: fallback.clone(),
+            },
+        }
+    }
+}
+
 /// Everything `derive` and the gates read, resolved once.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -420,6 +420,8 @@ pub struct Facts {
     pub heads: std::result::Result<Vec<Head>, Unusable>,
     /// The label horizon and thresholds, decoded once.
     pub targets: std::result::Result<Targets, Unusable>,
+    /// The checkpoint's `feature_cols` when it follows the rule of every feature list, decoded once.
+    pub checkpoint_features: Option<Vec<String>>,
     /// The model and heads versions, decoded once.
     pub model_version: std::result::Result<String, Unusable>,
     pub heads_version: std::result::Result<String, Unusable>,
@@ -435,7 +437,10 @@ impl Facts {
     /// cannot be used. Gates turn the reason into their own finding; the audit into an error.
     pub fn scaler(&self) -> std::result::Result<crate::scaler::Scaler, Unusable> {
         let ck = &self.checkpoint;
-        let n = self.model_feature_names().map(|v| v.len()).unwrap_or(0);
+        let n = self
+            .model_feature_names()
+            .map_err(|e| Unusable::from_error(e, &ck.median.location))?
+            .len();
         let get = |f: &CheckpointFact| {
             f.value
                 .as_ref()
@@ -456,17 +461,12 @@ impl Facts {
     }
 
     /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
-    /// trained on) when it follows the rule of every feature list ([`decode_features`]), else the code's
+    /// trained on) when it follows the rule of every feature list (`decode_features`), else the code's
     /// list. The slice is read in this order, so the model gates run the model as trained while
     /// feature-schema reports any mismatch (and a checkpoint list that breaks the rule).
     pub fn model_feature_names(&self) -> Result<Vec<String>> {
-        let ck = &self.checkpoint.feature_cols;
-        let from_checkpoint = ck
-            .value
-            .as_ref()
-            .and_then(|v| decode_features(&Fact::new(v.clone(), ck.location.clone())).ok());
-        match from_checkpoint {
-            Some(names) => Ok(names.into_iter().map(|n| n.name).collect()),
+        match &self.checkpoint_features {
+            Some(names) => Ok(names.clone()),
             None => self.feature_names(),
         }
     }
@@ -547,6 +547,14 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         features: features(&code.columns, &code.dtypes),
         heads: decode_heads(&code.heads).map_err(|e| Unusable::from_error(e, &code.heads.origin)),
         targets: decode_targets(&code).map_err(|e| Unusable::from_error(e, &code.horizon.origin)),
+        checkpoint_features: checkpoint.feature_cols.value.as_ref().and_then(|v| {
+            decode_features(&Fact::new(
+                v.clone(),
+                checkpoint.feature_cols.location.clone(),
+            ))
+            .ok()
+            .map(|names| names.into_iter().map(|n| n.name).collect())
+        }),
         model_version: decode_version(&code.model_version, "model version"),
         heads_version: decode_version(&code.heads_version, "heads version"),
         code,

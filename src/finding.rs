@@ -25,7 +25,7 @@ impl Severity {
     }
 }
 
-/// The six contracts of the pipeline (DESIGN §2); every finding belongs to one.
+/// The six contracts of the pipeline (docs/codes.md names the contract of each code); every finding belongs to one.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]

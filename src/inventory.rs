@@ -1,6 +1,7 @@
 //! The checkpoint inventory: every checkpoint the config's globs find, read header-only, as rows and
 //! findings. The checkpoint-inventory gate reports it; `plumbline inventory` prints it as a table and the
-//! audit packet lists it. Its finding codes are the gate's (gates/checkpoint_inventory.rs).
+//! audit packet lists it. Its finding codes are defined here and registered by the checkpoint-inventory
+//! gate (gates/checkpoint_inventory.rs), which reports them.
 
 use std::path::PathBuf;
 

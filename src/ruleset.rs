@@ -1,13 +1,14 @@
 //! The interpretation ruleset: thresholds, sizing and risk gates as data (a TOML file the backtest and
-//! live interpreters both read), and plumbline's reference interpreter of it. Schema:
-//! `schemas/ruleset.schema.json`; semantics: docs/ruleset.md.
+//! live interpreters both read), and plumbline's reference interpreter of it, with the inputs gates feed
+//! it: slice rows (`SliceRow`), a row with one value overridden, and the synthetic rows that push each
+//! risk gate past its bound (`extremes`). Schema: `schemas/ruleset.schema.json`; semantics:
+//! docs/ruleset.md.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::finding::Location;

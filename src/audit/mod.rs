@@ -93,11 +93,8 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         Some(r) => Some(ruleset::load(&loaded.resolve(&r.path))?),
         None => None,
     };
-    let softmax: Vec<&str> = heads
-        .iter()
-        .filter(|h| h.kind == "softmax")
-        .map(|h| h.name.as_str())
-        .collect();
+    let soft_owned = crate::contract::softmax_heads(&heads);
+    let softmax: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
     let decisions = match &ruleset {
         Some(rl) => (0..slice.len())
             .map(|r| {

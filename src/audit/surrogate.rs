@@ -10,7 +10,6 @@
 //! are read from it. Rows are routed with `value <= split` exactly as smartcore predicts, so a rule's
 //! support and precision are what the printed condition selects.
 
-use crate::text::plural;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +20,7 @@ use smartcore::tree::decision_tree_classifier::{
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
+use crate::text::plural;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {

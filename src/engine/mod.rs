@@ -1,6 +1,6 @@
 //! Engines run the model. Two engines sit behind [`Engine`]: *native* (burn, ndarray backend) for the
-//! architectures a checkpoint's `arch` describes, and *command* (the user's own inference entry point,
-//! the user's command) for everything else. Gates see only the trait: scaled inputs in, outputs keyed by head
+//! architectures a checkpoint's `arch` describes, and *command* (the user's own inference entry point)
+//! for everything else. Gates see only the trait: scaled inputs in, outputs keyed by head
 //! name out.
 
 pub mod arch;

@@ -100,7 +100,7 @@ pub const DOCS_ONLY: Code = code(
     "only docs prose changed against the base",
 );
 pub const ACCEPTED: Code = code(
-    "breaking-change-accepted",
+    changes::BREAKING_ACCEPTED,
     Docs,
     Note,
     "a breaking change that comes with its version bump",

@@ -126,6 +126,8 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
 
     let names = facts.feature_names()?;
+    // Where each of the code's features is written (its list item's line).
+    let at = |i: usize| facts.features().map(|f| f.names[i].location.clone());
     let dtypes = facts.feature_dtypes()?;
     let derived_hash = contract::schema_hash(
         names
@@ -176,7 +178,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     .join(", ")
             };
             let mut f = Finding::new(&FEATURE_SET_MISMATCH, "the code and the production checkpoint list different features")
-                .at(code.columns.item(first))
+                .at(at(first)?)
                 .related(ck.feature_cols.location.clone())
                 .help("retrain on the code's feature list, or restore the list the checkpoint was trained on");
             if !missing.is_empty() {
@@ -199,7 +201,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     &FEATURE_ORDER_MISMATCH,
                     format!("the checkpoint has `{}` at index {i} where the code has `{}`", ck_names[i], names[i]),
                 )
-                .at(code.columns.item(i).with_label(format!("index {i}")))
+                .at(at(i)?.with_label(format!("index {i}")))
                 .related(ck.feature_cols.location.clone())
                 .help("emit features in the order the model was trained on; build rows by name, never by position")
                 .note(format!("{moved} of {} positions differ", names.len())),
@@ -232,7 +234,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                                 ),
                             )
                             .at(code.dtypes.origin.clone())
-                            .related(code.columns.item(i))
+                            .related(at(i)?)
                             .related(ck.feature_dtypes.location.clone())
                             .help(
                                 "cast features to the dtype the model was trained with, or retrain",
@@ -359,7 +361,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                     ),
                 )
                 .at(fact.item(i).with_label(format!("index {i}")))
-                .related(code.columns.item(i))
+                .related(at(i)?)
                 .help(
                     "emit features in the contract's order; build rows by name, never by position",
                 ),

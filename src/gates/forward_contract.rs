@@ -91,7 +91,7 @@ pub const GATE: Gate = Gate {
 };
 
 /// The production checkpoint's scaler, or why it cannot be used (an inputs-unavailable finding).
-pub fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
+fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
     cx.facts.scaler().map_err(|u| {
         Box::new(
             Finding::new(&INPUTS_UNAVAILABLE, u.message)

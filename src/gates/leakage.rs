@@ -132,7 +132,8 @@ pub fn run(cx: &Context) -> Result<Report> {
         })
         .collect();
     let position = |k: &Key| positions.get(&(k.1.as_str(), k.0.as_str())).copied();
-    let horizon = cx.facts.targets()?.horizon as usize;
+    // The label horizon matters to the labels builder only: an invalid one stops the gate there (exit 2).
+    let horizon = || cx.facts.targets().map(|t| t.horizon as usize);
 
     let work = crate::protocol::workdir()?;
     let mut out = Vec::new();
@@ -231,7 +232,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 .collect();
             // A row must be unchanged when it is at or before the cut (features), or at least `horizon`
             // bars before it (labels).
-            let lookahead = if name == "labels" { horizon } else { 0 };
+            let lookahead = if name == "labels" { horizon()? } else { 0 };
             let rows: Vec<(usize, &Key)> = sorted
                 .iter()
                 .filter(|(_, k, p)| matches!((p, cut_pos.get(k.1.as_str())), (Some(p), Some(&c)) if p + lookahead <= c))
@@ -303,6 +304,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 show(ch.after)
             );
             let f = if name == "labels" {
+                let horizon = horizon()?;
                 Finding::new(&LABEL_LEAKAGE, format!("label {msg}; a label with horizon {horizon} may only read {horizon} bars ahead"))
                     .at(cx.facts.code.horizon.origin.clone())
                     .help("compute the label from bars t+1 … t+horizon only")

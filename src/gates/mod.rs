@@ -159,7 +159,7 @@ pub const GATES: &[Gate] = &[
     contract_changes::GATE,
 ];
 
-/// Gates of the design (DESIGN §4) that this version does not have yet. Profiles name them; `check`
+/// Gates of the plan (docs/gates.md) that this version does not have yet. Profiles name them; `check`
 /// lists them as not configured, so a profile's table always shows the whole plan.
 pub const PLANNED: &[(&str, Option<&str>, &str)] = &[];
 
@@ -206,7 +206,7 @@ pub fn find(name: &str) -> Option<&'static Gate> {
     GATES.iter().find(|g| g.name == name)
 }
 
-/// Whether `name` is a gate of the design, built or planned.
+/// Whether `name` is a gate of the plan, built or planned.
 pub fn known(name: &str) -> bool {
     find(name).is_some() || PLANNED.iter().any(|p| p.0 == name)
 }

@@ -13,8 +13,7 @@ use crate::check::Outcome;
 use crate::finding::{ContractKind, Finding, Severity};
 use crate::render::human::duration;
 use crate::render::{Verdict, fence, identity};
-use crate::text::plural;
-use crate::text::thousands;
+use crate::text::{plural, thousands};
 
 /// A step summary's cap (`$GITHUB_STEP_SUMMARY`), bytes.
 pub const SUMMARY_BYTES: usize = 1 << 20;
