@@ -13,54 +13,13 @@ use crate::engine::{self, EngineKind};
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::finding::{Counts, Finding, Severity};
+pub use crate::gates::Profile;
 use crate::gates::{self, Context, Gate, Model};
-
-/// The plan's workflows (§4): which gates run before what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
-    /// After a training run: the new checkpoint's metadata against the contract.
-    PostTrain,
-    /// Before a backtest: inventory, feature schema, norm stats, forward contract, ruleset smoke.
-    PreBacktest,
-    /// Before demo/live: every gate.
-    PreLive,
-}
-
-impl Profile {
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::PostTrain => "post-train",
-            Profile::PreBacktest => "pre-backtest",
-            Profile::PreLive => "pre-live",
-        }
-    }
-
-    /// The gates of this profile, in run order (`None`: every gate, built or planned).
-    pub fn gates(self) -> Option<&'static [&'static str]> {
-        match self {
-            Profile::PostTrain => Some(&[
-                "checkpoint-inventory",
-                "feature-schema",
-                "norm-stats",
-                "labels",
-                "heads",
-            ]),
-            Profile::PreBacktest => Some(&[
-                "checkpoint-inventory",
-                "feature-schema",
-                "norm-stats",
-                "forward-contract",
-                "ruleset-smoke",
-            ]),
-            Profile::PreLive => None,
-        }
-    }
-}
 
 /// What to run.
 #[derive(Clone, Copy)]
 pub enum Selection {
-    /// Every gate (built gates, then the planned ones shown as not configured).
+    /// Every gate.
     All,
     Profile(Profile),
     /// One gate, asked for by name: a gate that cannot run here is an error, not a skip.
@@ -68,18 +27,11 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn names(self) -> Vec<&'static str> {
-        let every = || {
-            gates::GATES
-                .iter()
-                .map(|g| g.name)
-                .chain(gates::PLANNED.iter().map(|p| p.0))
-                .collect()
-        };
+    fn gates(self) -> Vec<&'static Gate> {
         match self {
-            Selection::All => every(),
-            Selection::Profile(p) => p.gates().map_or_else(every, <[_]>::to_vec),
-            Selection::Gate(g) => vec![g.name],
+            Selection::All => gates::GATES.iter().collect(),
+            Selection::Profile(p) => p.gates(),
+            Selection::Gate(g) => vec![g],
         }
     }
 }
@@ -109,6 +61,8 @@ pub struct Outcome {
     pub findings: Vec<Finding>,
     /// The contract changes against the base revision, when the run had one.
     pub changes: Option<Changes>,
+    /// Whether a command from the config was refused (`plumbline ci` under `pull_request_target`).
+    pub commands_refused: bool,
     pub duration: Duration,
 }
 
@@ -171,38 +125,29 @@ pub fn run_with(
     let start = Instant::now();
     let disabled = &loaded.config.gates.disable;
     let plan: Vec<Plan> = selection
-        .names()
+        .gates()
         .into_iter()
-        .map(|name| match gates::find(name) {
-            Some(g)
-                if disabled.iter().any(|d| d == name)
-                    && !matches!(selection, Selection::Gate(_)) =>
+        .map(|g| match g {
+            g if disabled.iter().any(|d| d == g.name)
+                && !matches!(selection, Selection::Gate(_)) =>
             {
                 Plan::Skip(
                     g.name,
                     "disabled in plumbline.toml (`gates.disable`)".into(),
                 )
             }
-            Some(g)
-                if loaded
-                    .only
-                    .as_ref()
-                    .is_some_and(|(only, _)| !only.contains(name))
-                    && !matches!(selection, Selection::Gate(_)) =>
+            g if loaded
+                .only
+                .as_ref()
+                .is_some_and(|(only, _)| !only.contains(g.name))
+                && !matches!(selection, Selection::Gate(_)) =>
             {
                 Plan::Skip(g.name, loaded.only.as_ref().expect("checked").1.clone())
             }
-            Some(g) => match engine::unavailable(EngineKind::of(loaded)) {
-                Some(reason) if g.needs_engine => Plan::Skip(g.name, reason.into()),
+            g => match engine::unavailable(EngineKind::of(loaded)) {
+                Some(reason) if g.needs.engine => Plan::Skip(g.name, reason.into()),
                 _ => Plan::Run(g),
             },
-            None => {
-                let (name, _, why) = gates::PLANNED
-                    .iter()
-                    .find(|p| p.0 == name)
-                    .expect("profiles name only known gates");
-                Plan::Skip(name, (*why).into())
-            }
         })
         .collect();
     if let Selection::Gate(g) = selection
@@ -221,7 +166,7 @@ pub fn run_with(
 
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
-    let model = if running.iter().any(|g| g.needs_engine) {
+    let model = if running.iter().any(|g| g.needs.engine) {
         match engine::for_check(loaded, &facts) {
             Ok(e) => Model::Ready(e),
             Err(e) => Model::Failed(e.to_string()),
@@ -230,23 +175,17 @@ pub fn run_with(
         Model::NotNeeded
     };
     let slice = match &loaded.config.slice {
-        Some(section)
-            if running
-                .iter()
-                .any(|g| g.needs_engine || g.name == "norm-stats") =>
-        {
-            Some(crate::slice::load(
-                loaded,
-                section,
-                &facts.model_feature_names()?,
-            )?)
-        }
+        Some(section) if running.iter().any(|g| g.needs.slice) => Some(crate::slice::load(
+            loaded,
+            section,
+            &facts.model_feature_names()?,
+        )?),
         _ => None,
     };
     // A base that cannot be read is the contract-changes gate's finding, not the end of the run: the
     // other gates still report.
     let base = match &loaded.base {
-        Some(rev) if selected.contains(&"contract-changes") => {
+        Some(rev) if running.iter().any(|g| g.needs.base) => {
             Some(crate::base::read(loaded, rev).map_err(|e| e.to_string()))
         }
         _ => None,
@@ -308,6 +247,9 @@ pub fn run_with(
         gates: results,
         findings,
         changes: changes.map(|c| with_severities(loaded, c)),
+        commands_refused: loaded
+            .commands_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
         duration: start.elapsed(),
     })
 }

@@ -281,12 +281,7 @@ pub fn report(
     let report_shown = crate::paths::display_path(&report_path);
 
     let mut notices = Vec::new();
-    if actions.untrusted()
-        && outcome
-            .findings
-            .iter()
-            .any(|f| f.message.contains(UNTRUSTED))
-    {
+    if actions.untrusted() && outcome.commands_refused {
         notices.push(
             "Commands from plumbline.toml were not run: this is a `pull_request_target` run (docs/ci.md#pull_request_target).".to_owned(),
         );

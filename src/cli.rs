@@ -368,15 +368,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Gate { name } => {
             let gate = gates::find(name).ok_or_else(|| {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
-                let planned = if gates::known(name) {
-                    " (planned, not in this version)"
-                } else {
-                    ""
-                };
-                Error::msg(format!(
-                    "no gate `{name}`{planned} (gates: {})",
-                    names.join(", ")
-                ))
+                Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
             })?;
             report(
                 &destinations,
@@ -402,7 +394,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::Docs(args) if args.check => {
-            let gate = gates::find("docs-drift").expect("docs-drift is registered");
+            let gate = gates::DOCS_DRIFT;
             report(
                 &destinations,
                 &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
@@ -502,7 +494,7 @@ fn hook(
                 std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
             )?;
             gates::validate(&loaded)?;
-            let gate = gates::find("docs-drift").expect("docs-drift is registered");
+            let gate = gates::DOCS_DRIFT;
             let bar = crate::progress::Bar::new();
             let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
             let code = report(destinations, &outcome, fail_on, out)?;

@@ -769,6 +769,9 @@ pub struct Loaded {
     pub snapshot: std::sync::Arc<crate::snapshot::Snapshot>,
     /// Checkpoints the globs do not find but this run checks (`--checkpoint`), absolute.
     pub extra_checkpoints: Vec<PathBuf>,
+    /// Set when a command was refused (`refuse_commands`): the run's outcome says so as a flag, so no
+    /// one has to search messages for the reason.
+    pub commands_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Loaded {
@@ -913,6 +916,7 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
         base: None,
         snapshot,
         extra_checkpoints: Vec::new(),
+        commands_refused: Default::default(),
     })
 }
 

@@ -65,6 +65,9 @@ pub fn run(
     env: &[(String, String)],
 ) -> Result<Ran, RunError> {
     if let Some(why) = &loaded.refuse_commands {
+        loaded
+            .commands_refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         return Err(RunError::Refused(why.clone()));
     }
     run_in(&loaded.root, argv, timeout_secs, env)

@@ -15,7 +15,7 @@
 //! **Example.** `checkpoints/momentum_v2.pt` was saved with a custom class in its metadata
 //! (`train.RunInfo`): `checkpoint-unsafe-pickle` naming `train.RunInfo`, the opcode and its byte offset.
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::error::Result;
 use crate::inventory::{
     CHECKPOINT_AMBIGUOUS, CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, MISSING_FACT,
@@ -35,7 +35,12 @@ pub const GATE: Gate = Gate {
         MISSING_FACT,
         VERSION_CONFLICT,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };
 

@@ -16,7 +16,7 @@
 //! `feature-reordered` at the line of `ret_10` in `pipeline/features.py`, exit 1. With `MODEL_VERSION`
 //! bumped: an accepted breaking change (note), exit 0.
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::changes;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -145,7 +145,12 @@ pub const GATE: Gate = Gate {
     name: "contract-changes",
     plan_script: None,
     codes: CODES,
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: true,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

@@ -13,7 +13,7 @@
 //! its `features` block: `docs-drift` at that docs line, with the code line of the feature beside it and a
 //! unified diff; `plumbline docs --write` fixes it.
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::docs;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::source::Fact;
@@ -61,7 +61,12 @@ pub const GATE: Gate = Gate {
         DOCS_MARKERS,
         DOCS_NOT_CHECKED,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::builders::{bad_keys, builders, command, declared_columns};
 use crate::config::Loaded;
 use crate::error::Result;
@@ -73,7 +73,12 @@ pub const GATE: Gate = Gate {
         DTYPE_MISMATCH,
         VALUE_MISMATCH,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

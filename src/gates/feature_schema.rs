@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::contract;
 use crate::error::Result;
 use crate::facts::CheckpointFact;
@@ -92,7 +92,12 @@ pub const GATE: Gate = Gate {
         FIRST_LAYER_MISSING,
         SCHEMA_HASH_MISMATCH,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };
 

@@ -14,7 +14,7 @@
 //! **Example.** The reference file says row 12's `direction`[1] logit is -0.18448, the checkpoint's model
 //! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
-use super::{Context, Gate, Model, Report};
+use super::{Context, Gate, Model, Needs, Profile, Report};
 use crate::engine::{Engine, Outputs};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -86,7 +86,12 @@ pub const GATE: Gate = Gate {
         REFERENCE_MISMATCH,
         NAN_PROBE_SKIPPED,
     ],
-    needs_engine: true,
+    needs: Needs {
+        engine: true,
+        slice: true,
+        base: false,
+    },
+    profiles: &[Profile::PreBacktest, Profile::PreLive],
     run,
 };
 

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::checkpoint::{self, CheckpointInfo};
 use crate::contract::Head;
 use crate::engine::arch;
@@ -74,7 +74,12 @@ pub const GATE: Gate = Gate {
         HEAD_ARCH_MISMATCH,
         RULESET_HEAD,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PostTrain, Profile::PreLive],
     run,
 };
 

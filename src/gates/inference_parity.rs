@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use super::{Context, Gate, Model, Report};
+use super::{Context, Gate, Model, Needs, Profile, Report};
 use crate::config::CommandSpec;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -49,7 +49,12 @@ pub const GATE: Gate = Gate {
     name: "inference-parity",
     plan_script: None,
     codes: &[FAILED, OUTPUT_INVALID, MISMATCH],
-    needs_engine: true,
+    needs: Needs {
+        engine: true,
+        slice: true,
+        base: false,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

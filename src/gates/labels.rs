@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::error::Result;
 use crate::facts::CheckpointFact;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -46,7 +46,12 @@ pub const GATE: Gate = Gate {
     name: "labels",
     plan_script: None,
     codes: &[HORIZON_MISMATCH, THRESHOLD_MISMATCH, TARGETS_MISSING],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PostTrain, Profile::PreLive],
     run,
 };
 

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::config::{CommandSpec, DataSection};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -55,7 +55,12 @@ pub const GATE: Gate = Gate {
     name: "leakage",
     plan_script: None,
     codes: &[BUILDER_FAILED, FEATURE_LEAKAGE, LABEL_LEAKAGE],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: false,
+        base: false,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

@@ -131,14 +131,56 @@ impl Report {
     }
 }
 
+/// What a gate needs before it runs; `check` prepares exactly that for the gates it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Runs the model (skipped, saying why, in a build without an engine).
+    pub engine: bool,
+    /// Reads the reference slice (`[slice]`).
+    pub slice: bool,
+    /// Compares against the base revision (`--base`, or the pull request's base).
+    pub base: bool,
+}
+
 pub struct Gate {
     pub name: &'static str,
     /// The plan's script this gate implements, if any (docs/gates/README.md maps them).
     pub plan_script: Option<&'static str>,
     pub codes: &'static [Code],
-    /// Runs the model (skipped, saying why, in a build without an engine).
-    pub needs_engine: bool,
+    pub needs: Needs,
+    /// The profiles that run it (`pre-live` runs every gate).
+    pub profiles: &'static [Profile],
     pub run: fn(&Context) -> Result<Report>,
+}
+
+/// The plan's workflows (docs/gates.md): which gates run before what. Each gate names the profiles it
+/// belongs to (`Gate::profiles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// After a training run: the new checkpoint's metadata against the contract.
+    PostTrain,
+    /// Before a backtest: inventory, feature schema, norm stats, forward contract, ruleset smoke.
+    PreBacktest,
+    /// Before demo/live: every gate.
+    PreLive,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::PostTrain => "post-train",
+            Profile::PreBacktest => "pre-backtest",
+            Profile::PreLive => "pre-live",
+        }
+    }
+
+    /// The gates of this profile, in run order.
+    pub fn gates(self) -> Vec<&'static Gate> {
+        GATES
+            .iter()
+            .filter(|g| g.profiles.contains(&self))
+            .collect()
+    }
 }
 
 /// Every gate, in the order `check` runs them.
@@ -158,10 +200,6 @@ pub const GATES: &[Gate] = &[
     docs_drift::GATE,
     contract_changes::GATE,
 ];
-
-/// Gates of the plan (docs/gates.md) that this version does not have yet. Profiles name them; `check`
-/// lists them as not configured, so a profile's table always shows the whole plan.
-pub const PLANNED: &[(&str, Option<&str>, &str)] = &[];
 
 /// The gate names and finding codes a loaded config names (`[severity]`, `paths[i].gates`,
 /// `gates.disable`) exist: the registry is the one place that knows them, so config loading does not.
@@ -187,7 +225,7 @@ pub fn validate(loaded: &Loaded) -> Result<()> {
         }
     }
     for name in &config.gates.disable {
-        if !known(name) {
+        if find(name).is_none() {
             return Err(Error::at(
                 at(),
                 format!("`gates.disable` names unknown gate `{name}` (see docs/gates/README.md)"),
@@ -197,6 +235,9 @@ pub fn validate(loaded: &Loaded) -> Result<()> {
     Ok(())
 }
 
+/// The docs-drift gate, which `docs --check` and the pre-commit hook run on their own.
+pub const DOCS_DRIFT: &Gate = &docs_drift::GATE;
+
 /// Every finding code of every gate.
 pub fn all_codes() -> impl Iterator<Item = &'static Code> {
     GATES.iter().flat_map(|g| g.codes.iter())
@@ -204,11 +245,6 @@ pub fn all_codes() -> impl Iterator<Item = &'static Code> {
 
 pub fn find(name: &str) -> Option<&'static Gate> {
     GATES.iter().find(|g| g.name == name)
-}
-
-/// Whether `name` is a gate of the plan, built or planned.
-pub fn known(name: &str) -> bool {
-    find(name).is_some() || PLANNED.iter().any(|p| p.0 == name)
 }
 
 #[cfg(test)]
@@ -229,16 +265,6 @@ mod tests {
                     c.id
                 );
             }
-        }
-    }
-
-    #[test]
-    fn planned_gates_are_not_built_gates() {
-        for (name, _, _) in PLANNED {
-            assert!(
-                find(name).is_none(),
-                "{name} is built: remove it from PLANNED"
-            );
         }
     }
 }

@@ -13,7 +13,7 @@
 //! **Example.** `scaler.mad[6]` (`vol_ratio`) is 0.0: `norm-stats-mad-too-small` naming the feature,
 //! its index and the code line that lists it.
 
-use super::{Context, Gate, Report};
+use super::{Context, Gate, Needs, Profile, Report};
 use crate::error::Result;
 use crate::facts::{CheckpointFact, Facts};
 use crate::finding::{Code, ContractKind, Finding, Severity};
@@ -83,7 +83,12 @@ pub const GATE: Gate = Gate {
         RECOMPUTE_EMPTY,
         DRIFT,
     ],
-    needs_engine: false,
+    needs: Needs {
+        engine: false,
+        slice: true,
+        base: false,
+    },
+    profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };
 

@@ -17,7 +17,7 @@
 //! slice: `output-collapsed` for each class, `output-class-share` (outside [5%, 90%]) and `output-drift`
 //! with PSI 5.3 for the class shares.
 
-use super::{Context, Gate, Model, Report};
+use super::{Context, Gate, Model, Needs, Profile, Report};
 use crate::contract::Head;
 use crate::distribution::{
     Baseline, Evaluation, HeadValues, bin_shares, class_shares, evaluate, js, psi, read_baseline,
@@ -85,7 +85,12 @@ pub const GATE: Gate = Gate {
         DRIFT,
         BASELINE_STALE,
     ],
-    needs_engine: true,
+    needs: Needs {
+        engine: true,
+        slice: true,
+        base: false,
+    },
+    profiles: &[Profile::PreLive],
     run,
 };
 

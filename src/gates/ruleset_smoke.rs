@@ -17,7 +17,7 @@
 //! **Example.** `flat-confidence` reads `head.direction.1` (a probability) with `block-above = 1.2`:
 //! `risk-gate-never-fires` at the gate's `name` line of ruleset.toml.
 
-use super::{Context, Gate, Model, Report};
+use super::{Context, Gate, Model, Needs, Profile, Report};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::ruleset::{self, Read, Side, SliceRow, extreme_failures};
@@ -68,7 +68,12 @@ pub const GATE: Gate = Gate {
         ACTION_UNUSED,
         GATE_NEVER_FIRES,
     ],
-    needs_engine: true,
+    needs: Needs {
+        engine: true,
+        slice: true,
+        base: false,
+    },
+    profiles: &[Profile::PreBacktest, Profile::PreLive],
     run,
 };
 

@@ -158,6 +158,7 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
         gates,
         findings,
         changes: None,
+        commands_refused: false,
         duration: Duration::from_millis(1503),
     }
 }

@@ -83,7 +83,7 @@ fn a_model_code_change_runs_the_smoke_gates_and_an_unmatched_file_runs_everythin
     let runnable: Vec<&str> = smoke
         .into_iter()
         .filter(|g| {
-            !plumbline::gates::find(g).unwrap().needs_engine || plumbline::engine::NATIVE_AVAILABLE
+            !plumbline::gates::find(g).unwrap().needs.engine || plumbline::engine::NATIVE_AVAILABLE
         })
         .collect();
     assert_eq!(ran, runnable, "{report:#}");
@@ -98,11 +98,10 @@ fn a_model_code_change_runs_the_smoke_gates_and_an_unmatched_file_runs_everythin
     assert!(not_needed.is_empty(), "{report:#}");
     let profile: Vec<&str> = plumbline::check::Profile::PreBacktest
         .gates()
-        .unwrap()
-        .iter()
-        .copied()
+        .into_iter()
+        .map(|g| g.name)
         .filter(|g| {
-            !plumbline::gates::find(g).unwrap().needs_engine || plumbline::engine::NATIVE_AVAILABLE
+            !plumbline::gates::find(g).unwrap().needs.engine || plumbline::engine::NATIVE_AVAILABLE
         })
         .collect();
     assert_eq!(ran, profile);

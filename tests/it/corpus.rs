@@ -42,7 +42,7 @@ fn clean_example_has_nothing_at_warning_or_above() {
         .collect();
     let built: Vec<&str> = plumbline::gates::GATES
         .iter()
-        .filter(|g| !g.needs_engine || plumbline::engine::NATIVE_AVAILABLE)
+        .filter(|g| !g.needs.engine || plumbline::engine::NATIVE_AVAILABLE)
         .map(|g| g.name)
         .collect();
     assert_eq!(ran, built, "every built gate runs on the example");

@@ -72,10 +72,7 @@ fn profiles_run_the_plans_workflows() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["profile"], "pre-live");
     let gates = v["gates"].as_array().unwrap();
-    assert_eq!(
-        gates.len(),
-        plumbline::gates::GATES.len() + plumbline::gates::PLANNED.len()
-    );
+    assert_eq!(gates.len(), plumbline::gates::GATES.len());
 }
 
 #[cfg(feature = "native")]

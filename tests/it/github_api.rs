@@ -85,6 +85,7 @@ fn outcome(n: u32) -> Outcome {
         }],
         findings,
         changes: None,
+        commands_refused: false,
         duration: Duration::from_millis(3),
     }
 }
