@@ -162,7 +162,7 @@ pub fn run_with(
             Plan::Skip(..) => None,
         })
         .collect();
-    let selected: Vec<&'static str> = running.iter().map(|g| g.name).collect();
+    let selected: Vec<gates::Id> = running.iter().map(|g| g.id).collect();
 
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;

@@ -15,7 +15,7 @@
 //! **Example.** `checkpoints/momentum_v2.pt` was saved with a custom class in its metadata
 //! (`train.RunInfo`): `checkpoint-unsafe-pickle` naming `train.RunInfo`, the opcode and its byte offset.
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::error::Result;
 use crate::inventory::{
     CHECKPOINT_AMBIGUOUS, CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, MISSING_FACT,
@@ -24,6 +24,7 @@ use crate::inventory::{
 use crate::paths::display_path;
 
 pub const GATE: Gate = Gate {
+    id: Id::CheckpointInventory,
     name: "checkpoint-inventory",
     plan_script: Some("01_checkpoint_inventory"),
     codes: &[
@@ -46,7 +47,7 @@ pub const GATE: Gate = Gate {
 
 pub fn run(cx: &Context) -> Result<Report> {
     let (rows, mut findings) = inventory(cx.loaded, false, Some(&cx.facts.production))?;
-    if cx.runs("feature-schema") {
+    if cx.runs(Id::FeatureSchema) {
         // feature-schema reports the production checkpoint's missing facts (with more context).
         let production = display_path(&cx.facts.production.path);
         findings.retain(|f| {

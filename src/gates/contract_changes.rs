@@ -16,7 +16,7 @@
 //! `feature-reordered` at the line of `ret_10` in `pipeline/features.py`, exit 1. With `MODEL_VERSION`
 //! bumped: an accepted breaking change (note), exit 0.
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::changes;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -142,6 +142,7 @@ const CODES: &[Code] = &[
 ];
 
 pub const GATE: Gate = Gate {
+    id: Id::ContractChanges,
     name: "contract-changes",
     plan_script: None,
     codes: CODES,

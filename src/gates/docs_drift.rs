@@ -13,7 +13,7 @@
 //! its `features` block: `docs-drift` at that docs line, with the code line of the feature beside it and a
 //! unified diff; `plumbline docs --write` fixes it.
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::docs;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::source::Fact;
@@ -51,6 +51,7 @@ pub const DOCS_NOT_CHECKED: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::DocsDrift,
     name: "docs-drift",
     plan_script: None,
     codes: &[

@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::builders::{bad_keys, builders, command, declared_columns};
 use crate::config::Loaded;
 use crate::error::Result;
@@ -63,6 +63,7 @@ pub const VALUE_MISMATCH: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::FeatureParity,
     name: "feature-parity",
     plan_script: Some("07_feature_pipeline_parity"),
     codes: &[

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::contract;
 use crate::error::Result;
 use crate::facts::CheckpointFact;
@@ -79,6 +79,7 @@ pub const SCHEMA_HASH_MISMATCH: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::FeatureSchema,
     name: "feature-schema",
     plan_script: Some("02_feature_schema_alignment"),
     codes: &[

@@ -14,7 +14,7 @@
 //! **Example.** The reference file says row 12's `direction`[1] logit is -0.18448, the checkpoint's model
 //! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
-use super::{Context, Gate, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Profile, Report};
 use crate::engine::{Engine, Outputs};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -73,6 +73,7 @@ pub const NAN_PROBE_SKIPPED: Code = Code {
 };
 
 pub const GATE: Gate = Gate {
+    id: Id::ForwardContract,
     name: "forward-contract",
     plan_script: Some("04_model_forward_contract"),
     codes: &[

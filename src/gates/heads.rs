@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::checkpoint::{self, CheckpointInfo};
 use crate::contract::Head;
 use crate::engine::arch;
@@ -64,6 +64,7 @@ pub const RULESET_HEAD: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::Heads,
     name: "heads",
     plan_script: None,
     codes: &[

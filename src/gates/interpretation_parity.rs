@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use super::{Context, Gate, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Profile, Report};
 use crate::config::CommandSpec;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -49,6 +49,7 @@ pub const MISMATCH: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::InterpretationParity,
     name: "interpretation-parity",
     plan_script: None,
     codes: &[FAILED, OUTPUT_INVALID, MISMATCH],

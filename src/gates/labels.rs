@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::error::Result;
 use crate::facts::CheckpointFact;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -43,6 +43,7 @@ pub const TARGETS_MISSING: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::Labels,
     name: "labels",
     plan_script: None,
     codes: &[HORIZON_MISMATCH, THRESHOLD_MISMATCH, TARGETS_MISSING],

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::config::{CommandSpec, DataSection};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -52,6 +52,7 @@ pub const LABEL_LEAKAGE: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::Leakage,
     name: "leakage",
     plan_script: None,
     codes: &[BUILDER_FAILED, FEATURE_LEAKAGE, LABEL_LEAKAGE],

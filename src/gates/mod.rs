@@ -50,7 +50,7 @@ pub struct Context<'a> {
     pub changes: Option<&'a crate::changes::Changes>,
     /// Names of the gates in this run (a gate that shares an input with another can leave reporting a
     /// broken input to the gate that owns it).
-    pub selected: &'a [&'static str],
+    pub selected: &'a [Id],
     /// What several gates derive from the same inputs, computed once per run.
     pub cache: Cache,
 }
@@ -63,7 +63,7 @@ pub struct Cache {
 }
 
 impl Context<'_> {
-    pub fn runs(&self, gate: &str) -> bool {
+    pub fn runs(&self, gate: Id) -> bool {
         self.selected.contains(&gate)
     }
 
@@ -142,7 +142,28 @@ pub struct Needs {
     pub base: bool,
 }
 
+/// Which gate: what code compares and matches on. Names (`forward-contract`) are for people, configs
+/// and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Id {
+    CheckpointInventory,
+    FeatureSchema,
+    NormStats,
+    Labels,
+    Heads,
+    ForwardContract,
+    OutputDistribution,
+    FeatureParity,
+    Leakage,
+    RulesetSmoke,
+    InferenceParity,
+    InterpretationParity,
+    DocsDrift,
+    ContractChanges,
+}
+
 pub struct Gate {
+    pub id: Id,
     pub name: &'static str,
     /// The plan's script this gate implements, if any (docs/gates/README.md maps them).
     pub plan_script: Option<&'static str>,
@@ -250,6 +271,12 @@ pub fn find(name: &str) -> Option<&'static Gate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_gate_has_its_own_id() {
+        let ids: std::collections::HashSet<Id> = GATES.iter().map(|g| g.id).collect();
+        assert_eq!(ids.len(), GATES.len());
+    }
 
     #[test]
     fn codes_are_unique_kebab_case_and_belong_to_their_gate() {

@@ -13,7 +13,7 @@
 //! **Example.** `scaler.mad[6]` (`vol_ratio`) is 0.0: `norm-stats-mad-too-small` naming the feature,
 //! its index and the code line that lists it.
 
-use super::{Context, Gate, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::error::Result;
 use crate::facts::{CheckpointFact, Facts};
 use crate::finding::{Code, ContractKind, Finding, Severity};
@@ -71,6 +71,7 @@ pub const DRIFT: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::NormStats,
     name: "norm-stats",
     plan_script: Some("03_norm_stats_sanity"),
     codes: &[

@@ -17,7 +17,7 @@
 //! slice: `output-collapsed` for each class, `output-class-share` (outside [5%, 90%]) and `output-drift`
 //! with PSI 5.3 for the class shares.
 
-use super::{Context, Gate, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Profile, Report};
 use crate::contract::Head;
 use crate::distribution::{
     Baseline, Evaluation, HeadValues, bin_shares, class_shares, evaluate, js, psi, read_baseline,
@@ -74,6 +74,7 @@ pub const BASELINE_STALE: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::OutputDistribution,
     name: "output-distribution",
     plan_script: Some("05_output_distribution"),
     codes: &[
@@ -118,7 +119,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     };
     let engine: &dyn Engine = match cx.model {
         Model::Ready(e) => e.as_ref(),
-        Model::Failed(_) if cx.runs("forward-contract") => {
+        Model::Failed(_) if cx.runs(Id::ForwardContract) => {
             return Ok(Report::skipped(
                 "the model cannot be built (forward-contract says why)",
             ));
@@ -131,7 +132,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         }
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     };
-    if cx.facts.scaler().is_err() && cx.runs("forward-contract") {
+    if cx.facts.scaler().is_err() && cx.runs(Id::ForwardContract) {
         return Ok(Report::skipped(
             "the slice cannot be scaled (forward-contract says why)",
         ));

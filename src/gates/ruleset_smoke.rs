@@ -17,7 +17,7 @@
 //! **Example.** `flat-confidence` reads `head.direction.1` (a probability) with `block-above = 1.2`:
 //! `risk-gate-never-fires` at the gate's `name` line of ruleset.toml.
 
-use super::{Context, Gate, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Profile, Report};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::ruleset::{self, Read, Side, SliceRow, extreme_failures};
@@ -59,6 +59,7 @@ pub const GATE_NEVER_FIRES: Code = code(
 );
 
 pub const GATE: Gate = Gate {
+    id: Id::RulesetSmoke,
     name: "ruleset-smoke",
     plan_script: Some("06_ruleset_execution_smoke"),
     codes: &[
