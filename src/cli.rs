@@ -434,35 +434,12 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                     ));
                 }
             };
-            match format {
-                Format::Json => {
-                    let doc = serde_json::json!({
-                        "checkpoints": rows,
-                        "findings": findings,
-                        "safe-globals": loaded.config.checkpoints.safe_globals,
-                    });
-                    emit(
-                        out,
-                        crate::canonical::to_string(&doc)
-                            .expect("plain JSON")
-                            .as_bytes(),
-                    )?;
-                }
-                _ => {
-                    emit(out, inventory_table(&rows).as_bytes())?;
-                    emit(
-                        out,
-                        declared_globals(&loaded.config.checkpoints.safe_globals, &rows).as_bytes(),
-                    )?;
-                    let mut s = String::new();
-                    let mut sources = human::Sources::default();
-                    for f in &findings {
-                        s.push('\n');
-                        human::finding(&mut s, f, &mut sources);
-                    }
-                    emit(out, s.as_bytes())?;
-                }
-            }
+            let safe_globals = &loaded.config.checkpoints.safe_globals;
+            let text = match format {
+                Format::Json => crate::render::inventory::json(&rows, &findings, safe_globals),
+                _ => crate::render::inventory::human(&rows, &findings, safe_globals),
+            };
+            emit(out, text.as_bytes())?;
             Ok(u8::from(failed))
         }
     }
@@ -658,108 +635,6 @@ fn report(
         }
     }
     Ok(u8::from(outcome.fails(fail_on)))
-}
-
-/// The globals `checkpoints.safe-globals` allows, each with the files that reference it: what the
-/// built-in allowlist was widened by, in plain sight.
-fn declared_globals(declared: &[String], rows: &[inventory::Row]) -> String {
-    if declared.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from("\ndeclared safe globals (checkpoints.safe-globals):\n");
-    let width = declared
-        .iter()
-        .map(|g| g.chars().count())
-        .max()
-        .unwrap_or(0);
-    for g in declared {
-        let users: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.declared_globals.contains(g))
-            .map(|r| r.path.as_str())
-            .collect();
-        let used = if users.is_empty() {
-            "referenced by no checkpoint".to_owned()
-        } else {
-            format!("referenced by {}", users.join(", "))
-        };
-        s.push_str(&format!("  {g:<width$}  {used}\n"));
-    }
-    s
-}
-
-fn inventory_table(rows: &[inventory::Row]) -> String {
-    let header = [
-        "path",
-        "format",
-        "size",
-        "read",
-        "model",
-        "input_dim",
-        "heads",
-        "tensors",
-        "sha256",
-    ];
-    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for r in rows {
-        table.push(vec![
-            if r.production {
-                format!("{} (production)", r.path)
-            } else {
-                r.path.clone()
-            },
-            r.format
-                .map(|f| f.as_str().to_owned())
-                .unwrap_or_else(|| "?".into()),
-            human_size(r.size),
-            r.bytes_read
-                .map(human_size)
-                .unwrap_or_else(|| "refused".into()),
-            r.model_version.clone().unwrap_or_else(|| "—".into()),
-            r.input_dim
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "—".into()),
-            if r.heads.is_empty() {
-                "—".into()
-            } else {
-                r.heads.join(",")
-            },
-            r.tensors.to_string(),
-            r.sha256
-                .as_deref()
-                .map(|h| h.chars().take(19).collect::<String>() + "…")
-                .unwrap_or_else(|| "—".into()),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            table
-                .iter()
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut s = String::new();
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        s.push_str(cells.join("  ").trim_end());
-        s.push('\n');
-    }
-    s
-}
-
-fn human_size(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 /// Load the config and check the gate names and finding codes it names against the registry.

@@ -2,6 +2,7 @@
 
 pub mod github;
 pub mod human;
+pub mod inventory;
 pub mod json;
 pub mod junit;
 pub mod markdown;
