@@ -317,13 +317,12 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             if *profile == Some(check::Profile::PostTrain) {
                 code = crate::audit::command::post_train(&loaded, code, &bar, err)?;
             }
-            let manifest_path = match (manifest, session_log, profile) {
-                (Some(p), _, _) => Some(p.clone()),
-                (None, Some(_), _) | (None, None, Some(check::Profile::PreLive)) => {
-                    Some(crate::manifest::default_path(&loaded))
-                }
-                _ => None,
-            };
+            let manifest_path = crate::manifest::path_for(
+                &loaded,
+                manifest.as_deref(),
+                session_log.is_some(),
+                *profile,
+            );
             if let Some(path) = manifest_path {
                 let m = crate::manifest::build(&loaded, &outcome, fail_on)?;
                 let file_sha = crate::manifest::write(&path, &m)?;

@@ -243,6 +243,23 @@ pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<Ru
     })
 }
 
+/// Where a check writes its run manifest: the path given (`--manifest`), else the default path when
+/// the run keeps a session log or runs the pre-live profile, else nowhere.
+pub fn path_for(
+    loaded: &Loaded,
+    given: Option<&Path>,
+    session_log: bool,
+    profile: Option<crate::gates::Profile>,
+) -> Option<PathBuf> {
+    match (given, session_log, profile) {
+        (Some(p), _, _) => Some(p.to_path_buf()),
+        (None, true, _) | (None, false, Some(crate::gates::Profile::PreLive)) => {
+            Some(default_path(loaded))
+        }
+        _ => None,
+    }
+}
+
 /// Where the manifest goes by default: `artifacts/audit/run_manifest.json` under the config's directory.
 pub fn default_path(loaded: &Loaded) -> PathBuf {
     loaded.resolve("artifacts/audit/run_manifest.json")
