@@ -7,13 +7,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::check::{self, Outcome, Selection};
+use crate::check::{self, Selection};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates;
 use crate::inventory;
-use crate::render::{github, human, json, junit, markdown, sarif};
+use crate::render::Format;
 use crate::sink::Sink;
 
 #[derive(Debug, Parser)]
@@ -47,22 +47,6 @@ pub struct Cli {
     pub fail_on: FailOn,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// The terminal report (colour on a terminal unless NO_COLOR).
-    Human,
-    /// The JSON report (schemas/report.schema.json); byte-identical for the same inputs.
-    Json,
-    /// GitHub Actions workflow commands (annotations on the diff).
-    Github,
-    /// GitHub-flavoured Markdown (job summary, PR comment), trimmed under 1 MiB.
-    Markdown,
-    /// SARIF 2.1.0 (code scanning).
-    Sarif,
-    /// JUnit XML, a test case per gate.
-    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -245,7 +229,7 @@ pub fn schema(name: SchemaName) -> String {
     let s = match name {
         SchemaName::Config => schemars::schema_for!(crate::config::Config),
         SchemaName::Contract => schemars::schema_for!(crate::contract::PipelineContract),
-        SchemaName::Report => schemars::schema_for!(json::JsonReport),
+        SchemaName::Report => schemars::schema_for!(crate::render::json::JsonReport),
         SchemaName::Ruleset => schemars::schema_for!(crate::ruleset::Ruleset),
         SchemaName::RunManifest => schemars::schema_for!(crate::manifest::RunManifest),
         SchemaName::AuditSummary => schemars::schema_for!(crate::audit::conditions::Summary),
@@ -313,7 +297,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             }
             let selection = profile.map_or(Selection::All, Selection::Profile);
             let outcome = check::run_with(&loaded, selection, &mut |p| bar.update(p))?;
-            let mut code = report(&destinations, &outcome, fail_on, out)?;
+            let mut code = crate::render::write(&destinations, &outcome, fail_on, out)?;
             if *profile == Some(check::Profile::PostTrain) {
                 code = crate::audit::command::post_train(&loaded, code, &bar, err)?;
             }
@@ -369,7 +353,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
                 let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
                 Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
             })?;
-            report(
+            crate::render::write(
                 &destinations,
                 &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
                 fail_on,
@@ -394,7 +378,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         }
         Command::Docs(args) if args.check => {
             let gate = gates::DOCS_DRIFT;
-            report(
+            crate::render::write(
                 &destinations,
                 &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
                 fail_on,
@@ -473,7 +457,7 @@ fn hook(
             let gate = gates::DOCS_DRIFT;
             let bar = crate::progress::Bar::new();
             let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
-            let code = report(destinations, &outcome, fail_on, out)?;
+            let code = crate::render::write(destinations, &outcome, fail_on, out)?;
             if code != 0 {
                 writeln!(
                     err,
@@ -539,7 +523,7 @@ fn ci(
     let cwd =
         std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
     let outcome = crate::ci::repo_relative(outcome, &cwd, actions.workspace.as_deref());
-    report(destinations, &outcome, fail_on, out)?;
+    crate::render::write(destinations, &outcome, fail_on, out)?;
     let posting = crate::ci::Posting {
         check_run: !args.no_check_run,
         comment: !args.no_comment,
@@ -587,53 +571,6 @@ pub fn destinations(cli: &Cli) -> Result<Vec<(Format, Option<PathBuf>)>> {
         return Err(Error::msg("only one --format can go to standard output"));
     }
     Ok(pairs)
-}
-
-/// An outcome in one format.
-pub fn render(format: Format, outcome: &Outcome, fail_on: Severity) -> String {
-    match format {
-        Format::Human => human::render(outcome, &mut human::Sources::default()),
-        Format::Json => json::render(outcome, fail_on),
-        Format::Github => {
-            let a = github::render(&outcome.findings);
-            let mut text = a.text;
-            if a.left_out > 0 {
-                text.push_str(&format!(
-                    "::notice title=plumbline::{}\n",
-                    github::left_out_notice(a.left_out)
-                ));
-            }
-            text
-        }
-        Format::Markdown => markdown::render(
-            outcome,
-            &markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES)),
-        ),
-        Format::Sarif => {
-            let codes: Vec<crate::finding::Code> = gates::all_codes().copied().collect();
-            sarif::render(outcome, &codes)
-        }
-        Format::Junit => junit::render(outcome, fail_on),
-    }
-}
-
-fn report(
-    destinations: &[(Format, Option<PathBuf>)],
-    outcome: &Outcome,
-    fail_on: Severity,
-    out: &mut dyn Write,
-) -> Result<u8> {
-    for (format, path) in destinations {
-        let text = render(*format, outcome, fail_on);
-        match path {
-            None => emit(out, text.as_bytes())?,
-            // Files get no terminal colour.
-            Some(p) => {
-                crate::paths::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?
-            }
-        }
-    }
-    Ok(u8::from(outcome.fails(fail_on)))
 }
 
 /// Load the config and check the gate names and finding codes it names against the registry.

@@ -8,8 +8,14 @@ pub mod junit;
 pub mod markdown;
 pub mod sarif;
 
+use std::io::Write;
+use std::path::PathBuf;
+
 use crate::check::{GateResult, Outcome};
+use crate::error::Result;
 use crate::finding::Finding;
+use crate::finding::Severity;
+use crate::gates;
 use crate::text::plural;
 
 /// What the run was about: ` · momentum · model v3 · heads v2 · profile pre-live`.
@@ -76,6 +82,74 @@ pub fn full_message(f: &Finding) -> String {
 pub fn fence(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat((longest + 1).max(3))
+}
+
+/// The `--format` values: one renderer each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The terminal report (colour on a terminal unless NO_COLOR).
+    Human,
+    /// The JSON report (schemas/report.schema.json); byte-identical for the same inputs.
+    Json,
+    /// GitHub Actions workflow commands (annotations on the diff).
+    Github,
+    /// GitHub-flavoured Markdown (job summary, PR comment), trimmed under 1 MiB.
+    Markdown,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// JUnit XML, a test case per gate.
+    Junit,
+}
+
+/// The text of `outcome` in `format`.
+pub fn render(format: Format, outcome: &Outcome, fail_on: Severity) -> String {
+    match format {
+        Format::Human => human::render(outcome, &mut human::Sources::default()),
+        Format::Json => json::render(outcome, fail_on),
+        Format::Github => {
+            let a = github::render(&outcome.findings);
+            let mut text = a.text;
+            if a.left_out > 0 {
+                text.push_str(&format!(
+                    "::notice title=plumbline::{}\n",
+                    github::left_out_notice(a.left_out)
+                ));
+            }
+            text
+        }
+        Format::Markdown => markdown::render(
+            outcome,
+            &markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES)),
+        ),
+        Format::Sarif => {
+            let codes: Vec<crate::finding::Code> = gates::all_codes().copied().collect();
+            sarif::render(outcome, &codes)
+        }
+        Format::Junit => junit::render(outcome, fail_on),
+    }
+}
+
+/// Write `outcome` to each destination (`None`: `out`, a sink whose failures never change the
+/// verdict; a file: replaced atomically, without terminal colour). Returns the exit code of the verdict.
+pub fn write(
+    destinations: &[(Format, Option<PathBuf>)],
+    outcome: &Outcome,
+    fail_on: Severity,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    for (format, path) in destinations {
+        let text = render(*format, outcome, fail_on);
+        match path {
+            None => {
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            }
+            // Files get no terminal colour.
+            Some(p) => {
+                crate::paths::atomic_write(p, &anstream::adapter::strip_str(&text).to_string())?
+            }
+        }
+    }
+    Ok(u8::from(outcome.fails(fail_on)))
 }
 
 /// The codes of the sample findings: an error and a warning.
