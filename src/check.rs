@@ -112,6 +112,13 @@ pub enum Progress<'a> {
     Done,
 }
 
+/// Load the config and check the gate names and finding codes it names against the registry.
+pub fn load(path: &std::path::Path) -> Result<Loaded> {
+    let loaded = crate::config::load(path)?;
+    gates::validate(&loaded)?;
+    Ok(loaded)
+}
+
 pub fn run(loaded: &Loaded, selection: Selection) -> Result<Outcome> {
     run_with(loaded, selection, &mut |_| {})
 }

@@ -12,10 +12,10 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::check::Outcome;
+use crate::check::{self, Outcome, Selection};
 use crate::error::{Error, Result};
 use crate::finding::{Location, Severity};
-use crate::render::{github, json, markdown};
+use crate::render::{Format, github, json, markdown};
 
 /// Why commands are refused under `pull_request_target` (shown in each refused command's finding).
 pub const UNTRUSTED: &str = "this is a `pull_request_target` run, where a pull request's code would run with the base repository's token and secrets; plumbline runs no command from plumbline.toml here unless given --allow-untrusted-commands (docs/ci.md#pull_request_target)";
@@ -252,6 +252,76 @@ pub struct Posting {
     pub check_run: bool,
     pub comment: bool,
     pub check_name: String,
+}
+
+/// What `plumbline ci` was asked to do (its command line).
+pub struct Run<'a> {
+    pub config: &'a Path,
+    /// `--base`; else the pull request's base.
+    pub base: Option<String>,
+    pub changed_from: Option<String>,
+    pub profile: Option<crate::gates::Profile>,
+    pub allow_untrusted_commands: bool,
+    pub posting: Posting,
+    /// Where the JSON report goes (default: `$RUNNER_TEMP/plumbline-report.json`).
+    pub report: Option<&'a Path>,
+}
+
+/// `plumbline ci`: the check in an Actions step, then everything a pull request shows (docs/ci.md).
+pub fn run(
+    run: &Run,
+    destinations: &[(Format, Option<PathBuf>)],
+    fail_on: Severity,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<u8> {
+    if destinations
+        .iter()
+        .any(|(f, p)| *f == Format::Github && p.is_none())
+    {
+        return Err(Error::msg(
+            "`ci` writes the annotations itself; `--format github` only with `--output FILE`",
+        ));
+    }
+    let actions = Actions::from_env(&|k| std::env::var(k).ok())?;
+    let bar = crate::progress::Bar::new();
+    let checked = check::load(run.config).and_then(|mut loaded| {
+        loaded.base = run.base.clone().or_else(|| {
+            actions
+                .pull_request
+                .as_ref()
+                .and_then(|p| p.base_sha.clone())
+        });
+        if actions.untrusted() && !run.allow_untrusted_commands {
+            loaded.refuse_commands = Some(UNTRUSTED.to_owned());
+        }
+        if let Some(rev) = &run.changed_from {
+            crate::changed::restrict(&mut loaded, rev)?;
+        }
+        let selection = run.profile.map_or(Selection::All, Selection::Profile);
+        check::run_with(&loaded, selection, &mut |p| bar.update(p))
+    });
+    let outcome = match checked {
+        Ok(o) => o,
+        Err(e) => {
+            // Exit 2 all the same; the pull request shows why instead of a bare red step.
+            could_not_run(&actions, &e.to_string(), out);
+            return Err(e);
+        }
+    };
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
+    let outcome = repo_relative(outcome, &cwd, actions.workspace.as_deref());
+    crate::render::write(destinations, &outcome, fail_on, out)?;
+    report(
+        &actions,
+        &outcome,
+        fail_on,
+        &run.posting,
+        run.report,
+        out,
+        err,
+    )
 }
 
 /// Everything after the check: annotations on `out`, the report, the job summary, the step outputs and

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::check::{self, Selection};
-use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates;
@@ -278,7 +277,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     }
     // Shown on a terminal once the run has taken a second (docs/cli.md#progress).
     let bar = crate::progress::Bar::new();
-    let mut loaded = load(&cli.config)?;
+    let mut loaded = check::load(&cli.config)?;
     // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
     loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
     if let Some(rev) = &cli.changed_from {
@@ -448,25 +447,7 @@ fn hook(
         std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
     match h {
         HookCommand::PreCommit => {
-            let staged = crate::snapshot::Staged::open(&cwd)?;
-            let loaded = config::load_in(
-                &cli.config,
-                std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
-            )?;
-            gates::validate(&loaded)?;
-            let gate = gates::DOCS_DRIFT;
-            let bar = crate::progress::Bar::new();
-            let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
-            let code = crate::render::write(destinations, &outcome, fail_on, out)?;
-            if code != 0 {
-                writeln!(
-                    err,
-                    "plumbline: the staged docs drift from the staged code and checkpoints; run `plumbline --config {} docs --write`, then `git add` the docs",
-                    crate::paths::display_path(&cli.config)
-                )
-                .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
-            }
-            Ok(code)
+            crate::hook::pre_commit(&cwd, &cli.config, destinations, fail_on, out, err)
         }
         HookCommand::Install { force } => {
             let (path, what) = crate::hook::install(&cwd, &cli.config, *force)?;
@@ -486,58 +467,20 @@ fn ci(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
-    if destinations
-        .iter()
-        .any(|(f, p)| *f == Format::Github && p.is_none())
-    {
-        return Err(Error::msg(
-            "`ci` writes the annotations itself; `--format github` only with `--output FILE`",
-        ));
-    }
-    let actions = crate::ci::Actions::from_env(&|k| std::env::var(k).ok())?;
-    let bar = crate::progress::Bar::new();
-    let checked = load(&cli.config).and_then(|mut loaded| {
-        loaded.base = cli.base.clone().or_else(|| {
-            actions
-                .pull_request
-                .as_ref()
-                .and_then(|p| p.base_sha.clone())
-        });
-        if actions.untrusted() && !args.allow_untrusted_commands {
-            loaded.refuse_commands = Some(crate::ci::UNTRUSTED.to_owned());
-        }
-        if let Some(rev) = &cli.changed_from {
-            crate::changed::restrict(&mut loaded, rev)?;
-        }
-        let selection = args.profile.map_or(Selection::All, Selection::Profile);
-        check::run_with(&loaded, selection, &mut |p| bar.update(p))
-    });
-    let outcome = match checked {
-        Ok(o) => o,
-        Err(e) => {
-            // Exit 2 all the same; the pull request shows why instead of a bare red step.
-            crate::ci::could_not_run(&actions, &e.to_string(), out);
-            return Err(e);
-        }
+    let run = crate::ci::Run {
+        config: &cli.config,
+        base: cli.base.clone(),
+        changed_from: cli.changed_from.clone(),
+        profile: args.profile,
+        allow_untrusted_commands: args.allow_untrusted_commands,
+        posting: crate::ci::Posting {
+            check_run: !args.no_check_run,
+            comment: !args.no_comment,
+            check_name: args.check_name.clone(),
+        },
+        report: args.report.as_deref(),
     };
-    let cwd =
-        std::env::current_dir().map_err(|e| Error::msg(format!("the working directory: {e}")))?;
-    let outcome = crate::ci::repo_relative(outcome, &cwd, actions.workspace.as_deref());
-    crate::render::write(destinations, &outcome, fail_on, out)?;
-    let posting = crate::ci::Posting {
-        check_run: !args.no_check_run,
-        comment: !args.no_comment,
-        check_name: args.check_name.clone(),
-    };
-    crate::ci::report(
-        &actions,
-        &outcome,
-        fail_on,
-        &posting,
-        args.report.as_deref(),
-        out,
-        err,
-    )
+    crate::ci::run(&run, destinations, fail_on, out, err)
 }
 
 /// Each `--format` with its `--output` (`None`: standard output), paired by position.
@@ -571,13 +514,6 @@ pub fn destinations(cli: &Cli) -> Result<Vec<(Format, Option<PathBuf>)>> {
         return Err(Error::msg("only one --format can go to standard output"));
     }
     Ok(pairs)
-}
-
-/// Load the config and check the gate names and finding codes it names against the registry.
-fn load(path: &std::path::Path) -> Result<config::Loaded> {
-    let loaded = config::load(path)?;
-    gates::validate(&loaded)?;
-    Ok(loaded)
 }
 
 #[cfg(test)]

@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::check::{self, Selection};
+use crate::config;
 use crate::error::{Error, Result};
+use crate::finding::Severity;
+use crate::gates;
+use crate::render::Format;
 
 /// The hook script; `@CONFIG@` becomes the config path.
 pub const SCRIPT: &str = include_str!("../hooks/pre-commit");
@@ -67,6 +72,37 @@ pub fn install(cwd: &Path, config: &Path, force: bool) -> Result<(PathBuf, &'sta
             .map_err(|e| Error::io(&path, e))?;
     }
     Ok((path, what))
+}
+
+/// `hook pre-commit`: docs-drift on what is about to be committed (the staged files, read from the index
+/// of the repository `cwd` is in). Exit 1 when the staged docs drift, saying how to fix it on `err`.
+pub fn pre_commit(
+    cwd: &Path,
+    config: &Path,
+    destinations: &[(Format, Option<PathBuf>)],
+    fail_on: Severity,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<u8> {
+    let staged = crate::snapshot::Staged::open(cwd)?;
+    let loaded = config::load_in(
+        config,
+        std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
+    )?;
+    gates::validate(&loaded)?;
+    let gate = gates::DOCS_DRIFT;
+    let bar = crate::progress::Bar::new();
+    let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
+    let code = crate::render::write(destinations, &outcome, fail_on, out)?;
+    if code != 0 {
+        writeln!(
+            err,
+            "plumbline: the staged docs drift from the staged code and checkpoints; run `plumbline --config {} docs --write`, then `git add` the docs",
+            crate::paths::display_path(config)
+        )
+        .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
+    }
+    Ok(code)
 }
 
 #[cfg(test)]
