@@ -296,7 +296,7 @@ pub fn run(
             loaded.refuse_commands = Some(UNTRUSTED.to_owned());
         }
         if let Some(rev) = &run.changed_from {
-            crate::changed::restrict(&mut loaded, rev)?;
+            crate::affected::restrict(&mut loaded, rev)?;
         }
         let selection = run.profile.map_or(Selection::All, Selection::Profile);
         check::run_with(&loaded, selection, &mut |p| bar.update(p))

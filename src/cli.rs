@@ -281,7 +281,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
     loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
     if let Some(rev) = &cli.changed_from {
-        crate::changed::restrict(&mut loaded, rev)?;
+        crate::affected::restrict(&mut loaded, rev)?;
     }
     match &cli.command {
         Command::Schema { .. } => unreachable!("handled above"),

@@ -759,7 +759,7 @@ pub struct Loaded {
     /// Its directory ("." when the config is in the working directory).
     pub root: PathBuf,
     /// Why the config's commands must not run here (`plumbline ci` under `pull_request_target`), if so.
-    /// Every command goes through [`crate::runner::run`], which refuses it with this reason.
+    /// Every command goes through [`crate::exec::run`], which refuses it with this reason.
     pub refuse_commands: Option<String>,
     /// Only these gates are needed (`--changed-from`), with the reason shown for the others.
     pub only: Option<(std::collections::BTreeSet<String>, String)>,

@@ -4,11 +4,11 @@
 //! Data flows one way: config → sources → facts → contract → gates → findings → renderers.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod affected;
 pub mod audit;
 pub mod base;
 pub mod builders;
 pub mod canonical;
-pub mod changed;
 pub mod changes;
 pub mod check;
 pub mod checkpoint;
@@ -20,6 +20,7 @@ pub mod distribution;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod facts;
 pub mod finding;
 pub mod gates;
@@ -37,7 +38,6 @@ pub mod progress;
 pub mod protocol;
 pub mod render;
 pub mod ruleset;
-pub mod runner;
 pub mod scaler;
 pub mod sink;
 pub mod slice;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{CommandSpec, Loaded};
 use crate::error::{Error, Result};
+use crate::exec::{self, RunError};
 use crate::finding::{Code, Finding, Location};
 use crate::paths::display_path;
-use crate::runner::{self, RunError};
 use crate::table::{self, Table};
 
 /// Placeholders plumbline knows; any other `{name}` in an argv is a config error.
@@ -47,12 +47,12 @@ impl Failure {
         match self {
             Failure::Run(e) => e.to_string(),
             Failure::Exit { status, stderr } => {
-                runner::with_stderr(format!("exited with {status}"), stderr)
+                exec::with_stderr(format!("exited with {status}"), stderr)
             }
             Failure::NoOutput { stderr } => {
-                runner::with_stderr("exited 0 but wrote no `{out}` file".into(), stderr)
+                exec::with_stderr("exited 0 but wrote no `{out}` file".into(), stderr)
             }
-            Failure::Malformed { error, stderr } => runner::with_stderr(
+            Failure::Malformed { error, stderr } => exec::with_stderr(
                 format!("wrote a table plumbline cannot read: {error}"),
                 stderr,
             ),
@@ -72,7 +72,7 @@ impl<'a> Command<'a> {
     }
 
     pub fn shown(&self) -> String {
-        runner::shown(&self.spec.argv)
+        exec::shown(&self.spec.argv)
     }
 
     /// The config line that defines the command, for findings.
@@ -155,7 +155,7 @@ impl<'a> Command<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain([("PLUMBLINE_ROLE".to_owned(), self.role.clone())])
             .collect();
-        let ran = match runner::run(loaded, &argv, self.timeout_secs, &env) {
+        let ran = match exec::run(loaded, &argv, self.timeout_secs, &env) {
             Ok(r) => r,
             Err(e) => return Ok(Err(Failure::Run(e))),
         };

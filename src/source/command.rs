@@ -1,19 +1,19 @@
-//! A command that prints JSON: the escape hatch for facts no parser can reach. Run by [`crate::runner`]
+//! A command that prints JSON: the escape hatch for facts no parser can reach. Run by [`crate::exec`]
 //! (the config's directory as working directory, stdin closed, a timeout); stderr goes into the error.
 
 use super::Fact;
 use crate::config::Loaded;
 use crate::error::{Error, Result};
+use crate::exec;
 use crate::finding::Location;
-use crate::runner;
 
 pub fn run(loaded: &Loaded, argv: &[String], key: Option<&str>, timeout_secs: u64) -> Result<Fact> {
-    let shown = runner::shown(argv);
+    let shown = exec::shown(argv);
     let fail = |msg: String| Error::msg(format!("command `{shown}`: {msg}"));
-    let ran = runner::run(loaded, argv, timeout_secs, &[]).map_err(|e| fail(e.to_string()))?;
+    let ran = exec::run(loaded, argv, timeout_secs, &[]).map_err(|e| fail(e.to_string()))?;
     let stdout = ran.stdout;
     let stderr = ran.stderr;
-    let with_stderr = |msg: String| fail(runner::with_stderr(msg, &stderr));
+    let with_stderr = |msg: String| fail(exec::with_stderr(msg, &stderr));
     if !ran.status.success() {
         return Err(with_stderr(format!("exited with {}", ran.status)));
     }
