@@ -114,7 +114,18 @@ pub enum Progress<'a> {
 
 /// Load the config and check the gate names and finding codes it names against the registry.
 pub fn load(path: &std::path::Path) -> Result<Loaded> {
-    let loaded = crate::config::load(path)?;
+    load_in(
+        path,
+        std::sync::Arc::new(crate::snapshot::Snapshot::WorkTree),
+    )
+}
+
+/// [`load`] as `snapshot` has the files (the staged version for `hook pre-commit`).
+pub fn load_in(
+    path: &std::path::Path,
+    snapshot: std::sync::Arc<crate::snapshot::Snapshot>,
+) -> Result<Loaded> {
+    let loaded = crate::config::load_in(path, snapshot)?;
     gates::validate(&loaded)?;
     Ok(loaded)
 }

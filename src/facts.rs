@@ -375,12 +375,14 @@ fn decode_targets(c: &CodeFacts) -> Result<Targets> {
 
 /// A version fact (`model.version`, `model.heads-version`): an int or a non-empty string.
 fn decode_version(fact: &Fact, what: &str) -> std::result::Result<String, Unusable> {
-    version(&fact.value).ok_or_else(|| Unusable {
-        message: format!(
-            "the {what} must be an int or a non-empty string (got {})",
-            short(&fact.value)
-        ),
-        location: fact.origin.clone(),
+    version(&fact.value).ok_or_else(|| {
+        Unusable::from_error(
+            invalid(
+                fact,
+                &format!("the {what} must be an int or a non-empty string"),
+            ),
+            &fact.origin,
+        )
     })
 }
 

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::check::{self, Selection};
-use crate::config;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates;
@@ -85,11 +84,10 @@ pub fn pre_commit(
     err: &mut dyn std::io::Write,
 ) -> Result<u8> {
     let staged = crate::snapshot::Staged::open(cwd)?;
-    let loaded = config::load_in(
+    let loaded = check::load_in(
         config,
         std::sync::Arc::new(crate::snapshot::Snapshot::Staged(staged)),
     )?;
-    gates::validate(&loaded)?;
     let gate = gates::DOCS_DRIFT;
     let bar = crate::progress::Bar::new();
     let outcome = check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?;
