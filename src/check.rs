@@ -365,6 +365,6 @@ fn severity(loaded: &Loaded, code: &str, default: Severity) -> Option<Severity> 
 }
 
 fn apply_override(loaded: &Loaded, mut f: Finding) -> Option<Finding> {
-    f.severity = severity(loaded, &f.code, f.severity)?;
+    f.severity = severity(loaded, f.code.id, f.severity)?;
     Some(f)
 }

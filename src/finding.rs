@@ -117,10 +117,26 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// One thing a gate found. It holds the declared [`Code`] itself, so its gate and contract cannot disagree
+/// with the code; the severity starts at the code's default and may be overridden by the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub code: &'static Code,
+    pub severity: Severity,
+    pub message: String,
+    pub location: Option<Location>,
+    pub related: Vec<Location>,
+    pub help: Option<String>,
+    pub notes: Vec<String>,
+    pub diff: Option<String>,
+}
+
+// A finding as JSON carries it: the code by its id, with its gate and contract spelled out for readers.
+// [`Finding::from_wire`] reads it back by id. (The doc line below is the schema's description.)
 /// One thing a gate found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Finding {
+#[serde(deny_unknown_fields, rename = "Finding")]
+pub struct Wire {
     pub code: String,
     pub gate: String,
     pub contract: ContractKind,
@@ -143,12 +159,58 @@ pub struct Finding {
     pub diff: Option<String>,
 }
 
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            code: self.code.id.to_owned(),
+            gate: self.code.gate.to_owned(),
+            contract: self.code.contract,
+            severity: self.severity,
+            message: self.message.clone(),
+            location: self.location.clone(),
+            related: self.related.clone(),
+            help: self.help.clone(),
+            notes: self.notes.clone(),
+            diff: self.diff.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl JsonSchema for Finding {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Wire::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Wire::json_schema(generator)
+    }
+}
+
+impl Code {
+    /// The stable id, as findings carry it in every output format.
+    pub fn as_str(&self) -> &'static str {
+        self.id
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+/// `f.code == "docs-drift"`: a code compares equal to its id.
+impl PartialEq<&str> for &Code {
+    fn eq(&self, id: &&str) -> bool {
+        self.id == *id
+    }
+}
+
 impl Finding {
-    pub fn new(code: &Code, message: impl Into<String>) -> Self {
+    pub fn new(code: &'static Code, message: impl Into<String>) -> Self {
         Finding {
-            code: code.id.to_owned(),
-            gate: code.gate.to_owned(),
-            contract: code.contract,
+            code,
             severity: code.severity,
             message: message.into(),
             location: None,
@@ -157,6 +219,43 @@ impl Finding {
             notes: Vec::new(),
             diff: None,
         }
+    }
+
+    /// Reads a finding back from its JSON form, looking its code up by id (`lookup` is the registry's,
+    /// [`crate::gates::code`]); an unknown id, or a gate or contract that is not the code's, is an error.
+    pub fn from_wire(
+        w: Wire,
+        lookup: impl Fn(&str) -> Option<&'static Code>,
+    ) -> Result<Self, String> {
+        let code = lookup(&w.code).ok_or_else(|| format!("unknown finding code `{}`", w.code))?;
+        if code.gate != w.gate || code.contract != w.contract {
+            return Err(format!(
+                "finding code `{}` belongs to gate `{}` ({} contract), not `{}` ({})",
+                code.id,
+                code.gate,
+                code.contract.as_str(),
+                w.gate,
+                w.contract.as_str()
+            ));
+        }
+        Ok(Finding {
+            code,
+            severity: w.severity,
+            message: w.message,
+            location: w.location,
+            related: w.related,
+            help: w.help,
+            notes: w.notes,
+            diff: w.diff,
+        })
+    }
+
+    pub fn gate(&self) -> &'static str {
+        self.code.gate
+    }
+
+    pub fn contract(&self) -> ContractKind {
+        self.code.contract
     }
 
     pub fn at(mut self, location: Location) -> Self {

@@ -217,7 +217,7 @@ pub fn build(loaded: &Loaded, outcome: &Outcome, fail_on: Severity) -> Result<Ru
                     None if outcome
                         .findings
                         .iter()
-                        .any(|f| f.gate == g.gate && f.severity >= fail_on) =>
+                        .any(|f| f.gate() == g.gate && f.severity >= fail_on) =>
                     {
                         "failed".into()
                     }

@@ -104,7 +104,7 @@ impl<'a> Command<'a> {
     }
 
     /// A finding about this command's failure.
-    pub fn failed(&self, code: &Code, loaded: &Loaded, failure: &Failure) -> Finding {
+    pub fn failed(&self, code: &'static Code, loaded: &Loaded, failure: &Failure) -> Finding {
         let mut f = Finding::new(
             code,
             format!(

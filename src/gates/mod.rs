@@ -264,6 +264,11 @@ pub fn all_codes() -> impl Iterator<Item = &'static Code> {
     GATES.iter().flat_map(|g| g.codes.iter())
 }
 
+/// The declared code with this id: how a finding read back from JSON gets its code.
+pub fn code(id: &str) -> Option<&'static Code> {
+    all_codes().find(|c| c.id == id)
+}
+
 pub fn find(name: &str) -> Option<&'static Gate> {
     GATES.iter().find(|g| g.name == name)
 }

@@ -92,7 +92,7 @@ fn annotation(f: &Finding) -> CheckRunOutputAnnotation {
             Severity::Note => CheckRunOutputAnnotationLevel::Notice,
         },
         message: cut(&crate::render::full_message(f), ANNOTATION_BYTES),
-        title: Some(f.code.clone()),
+        title: Some(f.code.id.to_owned()),
         raw_details: f.diff.as_deref().map(|d| cut(d, ANNOTATION_BYTES)),
     }
 }

@@ -75,7 +75,7 @@ pub fn render(findings: &[Finding]) -> Annotations {
                 }
             }
         }
-        props.push(format!("title={}", escape_property(&f.code)));
+        props.push(format!("title={}", escape_property(f.code.id)));
         let _ = writeln!(
             out.text,
             "::{} {}::{}",
@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(escape_property("a,b:c%0A\r\n"), "a%2Cb%3Ac%250A%0D%0A");
         assert_eq!(escape_data("50% of a:b,\nnext"), "50%25 of a:b,%0Anext");
         let f = Finding::new(
-            &crate::render::sample_codes()[0],
+            crate::render::sample_codes()[0],
             "line one\nline two :: not a command",
         )
         .at(Location::at("dir,with:odd/f.py", 3));
@@ -128,10 +128,12 @@ mod tests {
         let codes = crate::render::sample_codes();
         let mut findings = Vec::new();
         for i in 0..13 {
-            findings.push(Finding::new(&codes[0], format!("e{i}")).at(Location::at("a.py", i + 1)));
+            findings.push(Finding::new(codes[0], format!("e{i}")).at(Location::at("a.py", i + 1)));
         }
         for i in 0..4 {
-            findings.push(Finding::new(&codes[1], format!("w{i}")));
+            let mut f = Finding::new(codes[1], format!("w{i}"));
+            f.severity = Severity::Warning;
+            findings.push(f);
         }
         let a = render(&findings);
         assert_eq!((a.written, a.left_out), (14, 3));

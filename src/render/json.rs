@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{GateResult, Outcome};
-use crate::finding::{Counts, Finding, Severity};
+use crate::finding::{Counts, Finding, Severity, Wire};
 
 /// Version of the report format.
 pub const REPORT_FORMAT: u32 = 1;
@@ -13,7 +13,8 @@ pub const REPORT_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(title = "plumbline report")]
-pub struct JsonReport {
+#[schemars(rename = "JsonReport")]
+pub struct JsonReport<F = Finding> {
     pub report_format: u32,
     pub pipeline: String,
     /// The workflow profile of the run (`--profile`), if any.
@@ -24,7 +25,7 @@ pub struct JsonReport {
     pub fail_on: Severity,
     pub counts: Counts,
     pub gates: Vec<GateResult>,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<F>,
     /// The contract changes against the base revision (`--base`), when the run had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::changes::Changes>,
@@ -47,6 +48,27 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
         findings: outcome.findings.clone(),
         changes: outcome.changes.clone(),
     }
+}
+
+/// Reads a JSON report back: each finding's code is looked up by its id in the gate registry.
+pub fn read(text: &str) -> Result<JsonReport, String> {
+    let wire: JsonReport<Wire> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let findings = wire
+        .findings
+        .into_iter()
+        .map(|w| Finding::from_wire(w, crate::gates::code))
+        .collect::<Result<_, _>>()?;
+    Ok(JsonReport {
+        report_format: wire.report_format,
+        pipeline: wire.pipeline,
+        profile: wire.profile,
+        verdict: wire.verdict,
+        fail_on: wire.fail_on,
+        counts: wire.counts,
+        gates: wire.gates,
+        findings,
+        changes: wire.changes,
+    })
 }
 
 pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
@@ -79,6 +101,13 @@ mod tests {
             "timings would make the JSON differ between runs"
         );
         assert_eq!(text, render(&o, Severity::Error));
+        // Read back by id, the findings are the ones rendered; an unknown code is refused.
+        assert_eq!(read(&text).unwrap().findings, o.findings);
+        let unknown = text.replace("feature-order-mismatch", "no-such-code");
+        assert_eq!(
+            read(&unknown).unwrap_err(),
+            "unknown finding code `no-such-code`"
+        );
         let schema: serde_json::Value =
             serde_json::from_str(&crate::cli::schema(crate::cli::SchemaName::Report)).unwrap();
         assert!(jsonschema::is_valid(&schema, &v));

@@ -30,7 +30,7 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
         let findings: Vec<&Finding> = outcome
             .findings
             .iter()
-            .filter(|f| f.gate == g.gate)
+            .filter(|f| f.gate() == g.gate)
             .collect();
         let (failing, other): (Vec<&Finding>, Vec<&Finding>) =
             findings.iter().partition(|f| f.severity >= fail_on);
@@ -51,7 +51,7 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
             .map(|(sev, word)| plural(count(sev), word))
             .collect();
             s.set_message(what.join(", "));
-            s.set_type(failing[0].code.clone());
+            s.set_type(failing[0].code.id);
             s.set_description(text(&failing, &mut sources));
             s
         } else {

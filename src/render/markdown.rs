@@ -156,12 +156,15 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
     let ordered = grouped(&outcome.findings);
     for f in &ordered {
         let mut block = String::new();
-        if heading != Some(f.contract) {
-            let n = ordered.iter().filter(|g| g.contract == f.contract).count();
+        if heading != Some(f.contract()) {
+            let n = ordered
+                .iter()
+                .filter(|g| g.contract() == f.contract())
+                .count();
             let _ = write!(
                 block,
                 "\n#### {} contract · {}\n\n",
-                f.contract.as_str(),
+                f.contract().as_str(),
                 plural(n, "finding")
             );
         }
@@ -169,7 +172,7 @@ pub fn render(outcome: &Outcome, opts: &Options) -> String {
         if opts.limit.size(&head) + opts.limit.size(&body) + opts.limit.size(&block) > budget {
             break;
         }
-        heading = Some(f.contract);
+        heading = Some(f.contract());
         body.push_str(&block);
         shown += 1;
     }
@@ -219,8 +222,8 @@ fn changes_table(c: &crate::changes::Changes) -> String {
 fn grouped(findings: &[Finding]) -> Vec<&Finding> {
     let mut v: Vec<&Finding> = findings.iter().collect();
     v.sort_by(|a, b| {
-        a.contract
-            .cmp(&b.contract)
+        a.contract()
+            .cmp(&b.contract())
             .then(b.severity.cmp(&a.severity))
     });
     v
@@ -240,7 +243,7 @@ fn details(f: &Finding) -> String {
         "<details><summary>{} {} <code>{}</code>",
         mark(f.severity),
         f.severity.as_str(),
-        html(&f.code)
+        html(f.code.id)
     );
     if let Some(loc) = &f.location {
         let _ = write!(s, " · <code>{}</code>", html(&loc.to_string()));
@@ -372,7 +375,7 @@ docs/C.md is out of date (block `features`)
 
     fn many(n: usize, diff_lines: usize) -> Outcome {
         let mut o = crate::render::sample_outcome();
-        let code = &crate::render::sample_codes()[0];
+        let code = crate::render::sample_codes()[0];
         let diff: String = (0..diff_lines).map(|i| format!("+line {i}\n")).collect();
         o.findings = (0..n)
             .map(|i| {

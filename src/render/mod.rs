@@ -152,25 +152,10 @@ pub fn write(
     Ok(u8::from(outcome.fails(fail_on)))
 }
 
-/// The codes of the sample findings: an error and a warning.
+/// The codes of the sample findings: an error and a warning, as the registry declares them.
 #[cfg(test)]
-pub(crate) fn sample_codes() -> [crate::finding::Code; 2] {
-    use crate::finding::{Code, ContractKind, Severity};
-    const ORDER: Code = Code {
-        id: "feature-order-mismatch",
-        gate: "feature-schema",
-        contract: ContractKind::FeatureVector,
-        severity: Severity::Error,
-        summary: "",
-    };
-    const DRIFT: Code = Code {
-        id: "docs-drift",
-        gate: "docs-drift",
-        contract: ContractKind::Docs,
-        severity: Severity::Warning,
-        summary: "",
-    };
-    [ORDER, DRIFT]
+pub(crate) fn sample_codes() -> [&'static crate::finding::Code; 2] {
+    ["feature-order-mismatch", "docs-drift"].map(|id| gates::code(id).expect("a declared code"))
 }
 
 /// One shared set of sample findings every renderer's tests render.
@@ -182,18 +167,21 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
     use crate::finding::{Counts, Finding, Location};
 
     let [order, drift] = sample_codes();
+    // The docs-drift finding is a warning here, as `[severity] docs-drift = "warning"` makes it.
+    let mut warning = Finding::new(drift, "docs/C.md is out of date (block `features`)")
+        .at(Location::at("docs/C.md", 33))
+        .diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n");
+    warning.severity = crate::finding::Severity::Warning;
     let findings = vec![
         Finding::new(
-            &order,
+            order,
             "the checkpoint has `vol_20` at index 1 where the code has `ret_5`",
         )
         .at(Location::at("no/such/features.py", 9).with_label("index 1"))
         .related(Location::file("checkpoints/m.pt").with_label("checkpoint key `feature_cols`"))
         .note("2 of 14 positions differ")
         .help("build rows by name"),
-        Finding::new(&drift, "docs/C.md is out of date (block `features`)")
-            .at(Location::at("docs/C.md", 33))
-            .diff("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"),
+        warning,
     ];
     let gates = vec![
         GateResult {

@@ -104,11 +104,11 @@ pub fn sarif(outcome: &Outcome, codes: &[Code]) -> Sarif {
         .findings
         .iter()
         .map(|f| {
-            let index = rule(&f.code, None);
+            let index = rule(f.code.id, None);
             let message = crate::render::full_message(f);
             let mut props = vec![
-                ("gate", f.gate.clone().into()),
-                ("contract", f.contract.as_str().into()),
+                ("gate", f.gate().into()),
+                ("contract", f.contract().as_str().into()),
             ];
             if let Some(d) = &f.diff {
                 props.push(("diff", d.clone().into()));
@@ -120,7 +120,7 @@ pub fn sarif(outcome: &Outcome, codes: &[Code]) -> Sarif {
                 .map(|(i, l)| location(l, Some(i as i64 + 1)))
                 .collect();
             let mut result = SarifResult::builder()
-                .rule_id(f.code.clone())
+                .rule_id(f.code.id)
                 .rule_index(index)
                 .level(level(f.severity))
                 .message(Message::builder().text(message).build())
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn results_rules_and_locations() {
         let o = crate::render::sample_outcome();
-        let codes = crate::render::sample_codes();
+        let codes = crate::render::sample_codes().map(|c| *c);
         let text = render(&o, &codes[..1]);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["version"], "2.1.0");
