@@ -14,7 +14,10 @@
 //! **Example.** The reference file says row 12's `direction`[1] logit is -0.18448, the checkpoint's model
 //! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
+use serde_json::Value;
+
 use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use crate::contract::Head;
 use crate::engine::{Engine, Outputs};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -96,6 +99,127 @@ pub const GATE: Gate = Gate {
     run,
 };
 
+/// The model was not built from the production checkpoint: `message` says why.
+fn model_not_built(cx: &Context, message: &str) -> Finding {
+    Finding::new(&MODEL_UNAVAILABLE, message)
+        .at(cx.production_location())
+        .help("the checkpoint's `arch` must describe the model and name every layer's weights (docs/checkpoint-metadata.md)")
+}
+
+/// The model failed to run on its inputs.
+fn model_failed(cx: &Context, e: &Error) -> Finding {
+    Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location())
+}
+
+/// The model's output heads (`got`, sorted) are not the contract's (`want`).
+fn heads_mismatch(cx: &Context, got: &[&str], want: &[&str], here: &Location) -> Finding {
+    Finding::new(
+        &HEADS_MISMATCH,
+        format!(
+            "the model outputs heads [{}], the contract has [{}]",
+            got.join(", "),
+            want.join(", ")
+        ),
+    )
+    .at(here.clone())
+    .related(cx.facts.code.heads.origin.clone())
+    .help("name the model's heads as the code's head map does (arch.heads in the checkpoint)")
+}
+
+/// Head `h` (the code's head `i`) gives `m` for `rows` probe rows, not its contracted shape.
+fn shape_mismatch(
+    cx: &Context,
+    (i, h): (usize, &Head),
+    m: &Matrix,
+    rows: usize,
+    here: &Location,
+) -> Finding {
+    Finding::new(
+        &SHAPE_MISMATCH,
+        format!(
+            "head `{}` gives {} × {} for {rows} rows; the contract says shape {:?}",
+            h.name, m.rows, m.cols, h.shape
+        ),
+    )
+    .at(here.clone())
+    .related(
+        cx.facts
+            .code
+            .heads
+            .item(i)
+            .with_label(format!("head `{}`", h.name)),
+    )
+}
+
+/// Head output `m` is not finite on probe row `r` (`probe`), the first of `count` such rows.
+fn not_finite(
+    head: &str,
+    m: &Matrix,
+    (r, probe): (usize, &str),
+    count: usize,
+    here: &Location,
+) -> Finding {
+    Finding::new(
+        &NOT_FINITE,
+        format!("head `{head}` is not finite for {probe}: {:?}", m.row(r)),
+    )
+    .at(here.clone())
+    .note(format!(
+        "{count} of {} probe rows give NaN or infinity",
+        m.rows
+    ))
+}
+
+/// A head's output on `probe` differs between two runs (`runs`: the first's row, the second's).
+fn nondeterministic(head: &str, probe: &str, runs: (&[f64], &[f64]), here: &Location) -> Finding {
+    Finding::new(
+        &NONDETERMINISTIC,
+        format!("head `{head}` differs between two runs on {probe}"),
+    )
+    .at(here.clone())
+    .note(format!("run 1: {:?}", runs.0))
+    .note(format!("run 2: {:?}", runs.1))
+}
+
+/// A row's output (`probe`) depends on the other rows of its batch: `v` by more than `tol`.
+fn batch_varies(v: &Variance, probe: &str, tol: f64, here: &Location) -> Finding {
+    Finding::new(
+        &BATCH_VARIANCE,
+        format!(
+            "head `{}` on {probe} differs by {:e} between the batch and the row alone (tolerance {tol:e})",
+            v.head, v.diff
+        ),
+    )
+    .at(here.clone())
+    .note(format!("in the batch: {:?}", v.batch))
+    .note(format!("alone:        {:?}", v.alone))
+    .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()")
+}
+
+/// The model's output differs from the reference output `v` (at `at`), the first of `diff`'s.
+fn reference_mismatch(
+    cx: &Context,
+    at: Location,
+    v: &ReferenceValue,
+    diff: &ReferenceDiff,
+    tol: f64,
+) -> Finding {
+    Finding::new(
+        &REFERENCE_MISMATCH,
+        format!(
+            "row {}, head `{}`[{}]: the model gives {}, the reference {} (tolerance {tol:e})",
+            v.row, v.head, v.k, v.got, v.want
+        ),
+    )
+    .at(at)
+    .related(cx.production_location())
+    .note(format!(
+        "{} row×head outputs differ; largest difference {:e}",
+        diff.count, diff.worst
+    ))
+    .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint")
+}
+
 /// The production checkpoint's scaler, or why it cannot be used (an inputs-unavailable finding).
 fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
     cx.facts.scaler().map_err(|u| {
@@ -173,23 +297,15 @@ fn probes(
 }
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let engine: &dyn Engine = match cx.model {
-        Model::Ready(e) => e.as_ref(),
-        Model::Failed(msg) => {
-            return Ok(Report::stopped(
-                Finding::new(&MODEL_UNAVAILABLE, msg.clone())
-                    .at(cx.production_location())
-                    .help("the checkpoint's `arch` must describe the model and name every layer's weights (docs/checkpoint-metadata.md)"),
-                "model not built",
-            ));
-        }
-        Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
+    let engine = match model(cx) {
+        Ok(e) => e,
+        Err(report) => return Ok(report),
     };
     let scaler = match scaler(cx) {
         Ok(s) => s,
         Err(f) => return Ok(Report::stopped(*f, "inputs not scaled")),
     };
-    let heads = cx.facts.heads()?.to_vec();
+    let heads = cx.facts.heads()?;
     let policy = cx.facts.nan_policy();
     let (raw, names, mut out) = probes(cx, &scaler, &policy);
     let x = scaler.scale(&raw, &policy);
@@ -198,91 +314,16 @@ pub fn run(cx: &Context) -> Result<Report> {
         Err(e) => return Ok(stopped(cx, e)),
     };
     let here = cx.production_location();
-
-    // Keyed by the contract's heads, with their widths.
-    let want: Vec<&str> = heads.iter().map(|h| h.name.as_str()).collect();
-    let got: Vec<&str> = first.keys().map(String::as_str).collect();
-    let mut sorted_want = want.clone();
-    sorted_want.sort_unstable();
-    if got != sorted_want {
-        out.push(
-            Finding::new(
-                &HEADS_MISMATCH,
-                format!(
-                    "the model outputs heads [{}], the contract has [{}]",
-                    got.join(", "),
-                    want.join(", ")
-                ),
-            )
-            .at(here.clone())
-            .related(cx.facts.code.heads.origin.clone())
-            .help(
-                "name the model's heads as the code's head map does (arch.heads in the checkpoint)",
-            ),
-        );
-    }
-    for (i, h) in heads.iter().enumerate() {
-        let Some(m) = first.get(&h.name) else {
-            continue;
-        };
-        let width: u64 = h.shape.iter().product();
-        if m.cols as u64 != width || m.rows != x.rows {
-            out.push(
-                Finding::new(
-                    &SHAPE_MISMATCH,
-                    format!(
-                        "head `{}` gives {} × {} for {} rows; the contract says shape {:?}",
-                        h.name, m.rows, m.cols, x.rows, h.shape
-                    ),
-                )
-                .at(here.clone())
-                .related(
-                    cx.facts
-                        .code
-                        .heads
-                        .item(i)
-                        .with_label(format!("head `{}`", h.name)),
-                ),
-            );
-        }
-    }
-    // Finite.
-    for (head, m) in &first {
-        let bad = m.non_finite_rows();
-        if let Some(&r) = bad.first() {
-            out.push(
-                Finding::new(
-                    &NOT_FINITE,
-                    format!(
-                        "head `{head}` is not finite for {}: {:?}",
-                        names[r],
-                        m.row(r)
-                    ),
-                )
-                .at(here.clone())
-                .note(format!(
-                    "{} of {} probe rows give NaN or infinity",
-                    bad.len(),
-                    m.rows
-                )),
-            );
-        }
-    }
+    out.extend(head_findings(cx, heads, &first, x.rows, &here));
+    out.extend(not_finite_findings(&first, &names, &here));
     // Deterministic.
     let second = match engine.forward(&x) {
         Ok(o) => o,
         Err(e) => return Ok(stopped(cx, e)),
     };
     if let Some((head, r)) = first_difference(&first, &second, 0.0) {
-        out.push(
-            Finding::new(
-                &NONDETERMINISTIC,
-                format!("head `{head}` differs between two runs on {}", names[r]),
-            )
-            .at(here.clone())
-            .note(format!("run 1: {:?}", first[&head].row(r)))
-            .note(format!("run 2: {:?}", second[&head].row(r))),
-        );
+        let runs = (first[&head].row(r), second[&head].row(r));
+        out.push(nondeterministic(&head, &names[r], runs, &here));
     }
     // Batch-invariant.
     let tol = cx.loaded.config.gates.forward_contract.batch_tolerance;
@@ -291,19 +332,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         Err(e) => return Ok(stopped(cx, e)),
     };
     if let Some(v) = first_bad {
-        out.push(
-            Finding::new(
-                &BATCH_VARIANCE,
-                format!(
-                    "head `{}` on {} differs by {:e} between the batch and the row alone (tolerance {tol:e})",
-                    v.head, names[v.row], v.diff
-                ),
-            )
-            .at(here.clone())
-            .note(format!("in the batch: {:?}", v.batch))
-            .note(format!("alone:        {:?}", v.alone))
-            .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()"),
-        );
+        out.push(batch_varies(&v, &names[v.row], tol, &here));
     }
     let mut summary = format!("{} probes · batch Δ {}", x.rows, short_float(worst));
     if let Some(rel) = &cx.loaded.config.gates.forward_contract.reference {
@@ -321,12 +350,58 @@ pub fn run(cx: &Context) -> Result<Report> {
     })
 }
 
+/// The production model, or the report that stops the gate because it was not built.
+fn model<'a>(cx: &Context<'a>) -> std::result::Result<&'a dyn Engine, Report> {
+    match cx.model {
+        Model::Ready(e) => Ok(e.as_ref()),
+        Model::Failed(msg) => Err(Report::stopped(model_not_built(cx, msg), "model not built")),
+        Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
+    }
+}
+
+/// Findings on the outputs' keys and widths: the contract's head names, each head's contracted shape.
+fn head_findings(
+    cx: &Context,
+    heads: &[Head],
+    first: &Outputs,
+    rows: usize,
+    here: &Location,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let want: Vec<&str> = heads.iter().map(|h| h.name.as_str()).collect();
+    let got: Vec<&str> = first.keys().map(String::as_str).collect();
+    let mut sorted_want = want.clone();
+    sorted_want.sort_unstable();
+    if got != sorted_want {
+        out.push(heads_mismatch(cx, &got, &want, here));
+    }
+    for (i, h) in heads.iter().enumerate() {
+        let Some(m) = first.get(&h.name) else {
+            continue;
+        };
+        let width: u64 = h.shape.iter().product();
+        if m.cols as u64 != width || m.rows != rows {
+            out.push(shape_mismatch(cx, (i, h), m, rows, here));
+        }
+    }
+    out
+}
+
+/// One finding per head that is NaN or infinite on a probe row, at its first such row.
+fn not_finite_findings(first: &Outputs, names: &[String], here: &Location) -> Vec<Finding> {
+    first
+        .iter()
+        .filter_map(|(head, m)| {
+            let bad = m.non_finite_rows();
+            bad.first()
+                .map(|&r| not_finite(head, m, (r, &names[r]), bad.len(), here))
+        })
+        .collect()
+}
+
 /// The model failed to run: one finding, nothing else to check.
 fn stopped(cx: &Context, e: Error) -> Report {
-    Report::stopped(
-        Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location()),
-        "model does not run",
-    )
+    Report::stopped(model_failed(cx, &e), "model does not run")
 }
 
 /// The first row whose output alone differs from its output in the batch by more than `tol`.
@@ -412,104 +487,170 @@ fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64
     let path = cx.loaded.resolve(rel);
     let display = cx.loaded.display(rel);
     let text = crate::error::read_to_string(&path)?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+    let doc: Value = serde_json::from_str(&text).map_err(|e| {
         Error::at(
             Location::at(&display, e.line() as u32),
             format!("invalid JSON: {e}"),
         )
     })?;
-    let bad = |what: &str| {
-        Error::at(
-            Location::file(&display),
-            format!("reference outputs: {what}"),
-        )
-    };
     let rows = doc
         .get("rows")
         .and_then(|r| r.as_array())
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| bad("no `rows` list, or an empty one"))?;
+        .ok_or_else(|| invalid_reference(&display, "no `rows` list, or an empty one"))?;
     let n = engine.input_dim();
-    let mut inputs = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let v = r
-            .get("scaled")
-            .and_then(numbers)
-            .filter(|v| v.len() == n)
-            .ok_or_else(|| bad(&format!("row {i} has no `scaled` list of {n} numbers")))?;
-        inputs.push(v);
-    }
+    let inputs = scaled_inputs(rows, n, &display)?;
     let got = match engine.forward(&Matrix::from_rows(n, &inputs)) {
         Ok(o) => o,
-        Err(e) => {
-            let f = Finding::new(&MODEL_UNAVAILABLE, e.to_string()).at(cx.production_location());
-            return Ok((rows.len(), f64::INFINITY, vec![f]));
-        }
+        Err(e) => return Ok((rows.len(), f64::INFINITY, vec![model_failed(cx, &e)])),
     };
     let tol = cx.loaded.config.gates.forward_contract.reference_tolerance;
-    let mut worst = 0.0f64;
-    let mut first: Option<(usize, String, usize, f64, f64)> = None;
-    let mut count = 0usize;
+    let diff = compare_reference(rows, &got, tol, &display)?;
+    let findings = diff
+        .first
+        .iter()
+        .map(|v| reference_mismatch(cx, value_line(&display, &text, v), v, &diff, tol))
+        .collect();
+    Ok((rows.len(), diff.worst, findings))
+}
+
+/// What is wrong with the reference outputs file `display`: an error that stops the run.
+fn invalid_reference(display: &str, what: &str) -> Error {
+    Error::at(
+        Location::file(display),
+        format!("reference outputs: {what}"),
+    )
+}
+
+/// Each reference row's `scaled` inputs, `n` numbers per row.
+fn scaled_inputs(rows: &[Value], n: usize, display: &str) -> Result<Vec<Vec<f64>>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.get("scaled")
+                .and_then(numbers)
+                .filter(|v| v.len() == n)
+                .ok_or_else(|| {
+                    invalid_reference(
+                        display,
+                        &format!("row {i} has no `scaled` list of {n} numbers"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// One output value the model and the reference disagree on: row, head, index, both values.
+struct ReferenceValue {
+    row: usize,
+    head: String,
+    k: usize,
+    got: f64,
+    want: f64,
+}
+
+/// The model's outputs against the reference's: the largest difference, the first value over the
+/// tolerance, and how many row × head outputs differ.
+#[derive(Default)]
+struct ReferenceDiff {
+    worst: f64,
+    first: Option<ReferenceValue>,
+    count: usize,
+}
+
+impl ReferenceDiff {
+    /// Adds row `i`'s outputs of `head`: the model's (`got`) against the reference's (`want`).
+    fn add(&mut self, i: usize, head: &str, got: &[f64], want: &[f64], tol: f64) {
+        let mut row_bad = false;
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            let d = (g - w).abs();
+            self.worst = self.worst.max(if d.is_nan() { f64::INFINITY } else { d });
+            if d.is_nan() || d > tol {
+                row_bad = true;
+                if self.first.is_none() {
+                    self.first = Some(ReferenceValue {
+                        row: i,
+                        head: head.to_owned(),
+                        k,
+                        got: *g,
+                        want: *w,
+                    });
+                }
+            }
+        }
+        self.count += usize::from(row_bad);
+    }
+}
+
+/// The model's outputs `got` against every reference row's `outputs`; an error says what is wrong
+/// with the file.
+fn compare_reference(
+    rows: &[Value],
+    got: &Outputs,
+    tol: f64,
+    display: &str,
+) -> Result<ReferenceDiff> {
+    let mut diff = ReferenceDiff::default();
     for (i, r) in rows.iter().enumerate() {
         let outs = r
             .get("outputs")
             .and_then(|o| o.as_object())
-            .ok_or_else(|| bad(&format!("row {i} has no `outputs` dict")))?;
+            .ok_or_else(|| invalid_reference(display, &format!("row {i} has no `outputs` dict")))?;
         if let Some(h) = got.keys().find(|h| !outs.contains_key(*h)) {
-            return Err(bad(&format!(
-                "row {i} has no outputs for head `{h}`: every row must hold every head"
-            )));
+            return Err(invalid_reference(
+                display,
+                &format!("row {i} has no outputs for head `{h}`: every row must hold every head"),
+            ));
         }
         for (head, want) in outs {
-            let want = numbers(want)
-                .ok_or_else(|| bad(&format!("row {i} head `{head}` is not a list of numbers")))?;
-            let Some(m) = got.get(head) else {
-                return Err(bad(&format!(
-                    "row {i} names head `{head}`, which the model does not output"
-                )));
-            };
-            if m.cols != want.len() {
-                return Err(bad(&format!(
-                    "row {i} head `{head}` has {} values, the model gives {}",
-                    want.len(),
-                    m.cols
-                )));
-            }
-            let mut row_bad = false;
-            for (k, (g, w)) in m.row(i).iter().zip(&want).enumerate() {
-                let d = (g - w).abs();
-                worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
-                if d.is_nan() || d > tol {
-                    row_bad = true;
-                    if first.is_none() {
-                        first = Some((i, head.clone(), k, *g, *w));
-                    }
-                }
-            }
-            count += usize::from(row_bad);
+            let (m, want) = head_values((i, head), want, got, display)?;
+            diff.add(i, head, m.row(i), &want, tol);
         }
     }
-    let mut findings = Vec::new();
-    if let Some((i, head, k, g, w)) = first {
-        let line = crate::source::keypath::json_key(
-            &display,
-            &text,
-            &format!("rows.{i}.outputs.{head}.{k}"),
+    Ok(diff)
+}
+
+/// The model's output of `head` and row `i`'s reference values for it, as many as the model gives.
+fn head_values<'a>(
+    (i, head): (usize, &str),
+    want: &Value,
+    got: &'a Outputs,
+    display: &str,
+) -> Result<(&'a Matrix, Vec<f64>)> {
+    let want = numbers(want).ok_or_else(|| {
+        invalid_reference(
+            display,
+            &format!("row {i} head `{head}` is not a list of numbers"),
         )
-        .map(|f| f.origin)
-        .unwrap_or_else(|_| Location::file(&display));
-        findings.push(
-            Finding::new(
-                &REFERENCE_MISMATCH,
-                format!("row {i}, head `{head}`[{k}]: the model gives {g}, the reference {w} (tolerance {tol:e})"),
-            )
-            .at(line)
-            .related(cx.production_location())
-            .note(format!("{count} row×head outputs differ; largest difference {worst:e}"))
-            .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint"),
-        );
+    })?;
+    let Some(m) = got.get(head) else {
+        return Err(invalid_reference(
+            display,
+            &format!("row {i} names head `{head}`, which the model does not output"),
+        ));
+    };
+    if m.cols != want.len() {
+        return Err(invalid_reference(
+            display,
+            &format!(
+                "row {i} head `{head}` has {} values, the model gives {}",
+                want.len(),
+                m.cols
+            ),
+        ));
     }
-    Ok((rows.len(), worst, findings))
+    Ok((m, want))
+}
+
+/// The reference file's line of the value `v`, else the file.
+fn value_line(display: &str, text: &str, v: &ReferenceValue) -> Location {
+    crate::source::keypath::json_key(
+        display,
+        text,
+        &format!("rows.{}.outputs.{}.{}", v.row, v.head, v.k),
+    )
+    .map(|f| f.origin)
+    .unwrap_or_else(|_| Location::file(display))
 }
 
 #[cfg(test)]

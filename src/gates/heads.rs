@@ -252,6 +252,8 @@ fn compare(code: &[Head], ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
     }
 }
 
+/// Findings on the head map against the model the checkpoint describes (`arch`): order, layer
+/// widths, softmax classes.
 fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
     let keys = &cx.loaded.config.checkpoints.keys;
     let info = &cx.facts.production;
@@ -263,37 +265,19 @@ fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
     let arch = match arch::Arch::read(info, keys) {
         Ok(a) => a,
         Err(e) => {
-            let (location, message) = match e {
-                crate::error::Error::At { location, message } => (location, message),
-                other => (ck_fact.location.clone(), other.to_string()),
-            };
-            out.push(
-                Finding::new(
-                    &HEAD_ARCH_MISMATCH,
-                    format!("the heads cannot be checked against the model: {message}"),
-                )
-                .at(location)
-                .help("describe the model in `arch` (docs/checkpoint-metadata.md#the-arch-format)"),
-            );
+            out.push(arch_unreadable(e, ck_fact));
             return;
         }
     };
     let arch_names: Vec<&str> = arch.heads.iter().map(|h| h.name.as_str()).collect();
     let map_names: Vec<&str> = ck.iter().map(|h| h.name.as_str()).collect();
     if arch_names != map_names {
-        out.push(
-            Finding::new(
-                &HEAD_ARCH_MISMATCH,
-                format!(
-                    "the head map orders the outputs [{}], the model (`{}.heads`) produces [{}]",
-                    map_names.join(", "),
-                    keys.arch,
-                    arch_names.join(", ")
-                ),
-            )
-            .at(ck_fact.location.clone())
-            .help("write the head map from the model's own head order when saving the checkpoint"),
-        );
+        out.push(arch_order_mismatch(
+            &map_names,
+            &keys.arch,
+            &arch_names,
+            ck_fact,
+        ));
     }
     for h in ck {
         let Some(a) = arch.heads.iter().find(|a| a.name == h.name) else {
@@ -301,38 +285,90 @@ fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
         };
         let size: u64 = h.shape.iter().product();
         match arch::weight(info, keys, &a.layer) {
-            None => out.push(
-                Finding::new(
-                    &HEAD_ARCH_MISMATCH,
-                    format!(
-                        "head `{}`: the checkpoint has no tensor `{}.weight`",
-                        h.name, a.layer
-                    ),
-                )
-                .at(ck_fact.location.clone()),
-            ),
-            Some(w) if w.shape.first() != Some(&size) => out.push(
-                Finding::new(
-                    &HEAD_ARCH_MISMATCH,
-                    format!(
-                        "head `{}` has shape {:?} ({size} outputs), but `{}` has shape {:?}",
-                        h.name, h.shape, w.name, w.shape
-                    ),
-                )
-                .at(ck_fact.location.clone()),
-            ),
+            None => out.push(head_weight_missing(h, a, ck_fact)),
+            Some(w) if w.shape.first() != Some(&size) => {
+                out.push(head_weight_mismatch(h, size, w, ck_fact));
+            }
             Some(_) => {}
         }
         if h.kind == "softmax" && size < 2 {
-            out.push(
-                Finding::new(
-                    &HEAD_ARCH_MISMATCH,
-                    format!("head `{}` is a softmax over {size} output: a softmax needs at least two classes", h.name),
-                )
-                .at(ck_fact.location.clone()),
-            );
+            out.push(softmax_too_narrow(h, size, ck_fact));
         }
     }
+}
+
+/// The checkpoint's `arch` cannot be read: the heads cannot be checked against the model.
+fn arch_unreadable(e: crate::error::Error, ck_fact: &CheckpointFact) -> Finding {
+    let (location, message) = match e {
+        crate::error::Error::At { location, message } => (location, message),
+        other => (ck_fact.location.clone(), other.to_string()),
+    };
+    Finding::new(
+        &HEAD_ARCH_MISMATCH,
+        format!("the heads cannot be checked against the model: {message}"),
+    )
+    .at(location)
+    .help("describe the model in `arch` (docs/checkpoint-metadata.md#the-arch-format)")
+}
+
+/// The head map orders the outputs otherwise than the model produces them.
+fn arch_order_mismatch(
+    map_names: &[&str],
+    arch_key: &str,
+    arch_names: &[&str],
+    ck_fact: &CheckpointFact,
+) -> Finding {
+    Finding::new(
+        &HEAD_ARCH_MISMATCH,
+        format!(
+            "the head map orders the outputs [{}], the model (`{arch_key}.heads`) produces [{}]",
+            map_names.join(", "),
+            arch_names.join(", ")
+        ),
+    )
+    .at(ck_fact.location.clone())
+    .help("write the head map from the model's own head order when saving the checkpoint")
+}
+
+/// The checkpoint has no weight tensor for a head's layer.
+fn head_weight_missing(h: &Head, a: &arch::ArchHead, ck_fact: &CheckpointFact) -> Finding {
+    Finding::new(
+        &HEAD_ARCH_MISMATCH,
+        format!(
+            "head `{}`: the checkpoint has no tensor `{}.weight`",
+            h.name, a.layer
+        ),
+    )
+    .at(ck_fact.location.clone())
+}
+
+/// A head layer's weight has another number of rows than the head's shape holds.
+fn head_weight_mismatch(
+    h: &Head,
+    size: u64,
+    w: &checkpoint::TensorInfo,
+    ck_fact: &CheckpointFact,
+) -> Finding {
+    Finding::new(
+        &HEAD_ARCH_MISMATCH,
+        format!(
+            "head `{}` has shape {:?} ({size} outputs), but `{}` has shape {:?}",
+            h.name, h.shape, w.name, w.shape
+        ),
+    )
+    .at(ck_fact.location.clone())
+}
+
+/// A softmax head with fewer than two classes.
+fn softmax_too_narrow(h: &Head, size: u64, ck_fact: &CheckpointFact) -> Finding {
+    Finding::new(
+        &HEAD_ARCH_MISMATCH,
+        format!(
+            "head `{}` is a softmax over {size} output: a softmax needs at least two classes",
+            h.name
+        ),
+    )
+    .at(ck_fact.location.clone())
 }
 
 /// Every head the ruleset names exists with the kind its use needs.

@@ -13,13 +13,15 @@
 //! `inference-mismatch` at `live/infer.py`: first at 1710169200 AAA, `direction.0` -0.5774 vs -0.6100
 //! (plumbline's engine).
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::{Context, Gate, Id, Model, Needs, Profile, Report};
-use crate::config::CommandSpec;
+use crate::config::{CommandSpec, InferenceSection, SliceSection};
+use crate::engine::Outputs;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
+use crate::slice::Slice;
 use crate::table::{Table, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -59,6 +61,41 @@ pub const GATE: Gate = Gate {
     run,
 };
 
+/// An inference path's table lacks a column or a slice row (`msg` says which).
+fn output_invalid(cx: &Context, name: &str, cmd: &Command, msg: &str) -> Finding {
+    Finding::new(
+        &OUTPUT_INVALID,
+        format!("the {name} inference path's table {msg}"),
+    )
+    .at(cmd.origin(cx.loaded))
+    .help("write `timestamp,symbol,<head>.<k>…` with one row per input row (docs/commands.md)")
+}
+
+/// An inference path's outputs differ from `m.other`'s.
+fn mismatch(run: &Run, m: &Mismatch) -> Finding {
+    let (cx, slice, r) = (run.cx, run.slice, m.row);
+    Finding::new(
+        &MISMATCH,
+        format!(
+            "the {} inference path's `{}` differs from {}: first at {}: {:?} vs {:?}",
+            m.path.name,
+            run.columns[m.column].0,
+            m.other,
+            slice.key(r),
+            m.got,
+            m.want,
+        ),
+    )
+    .at(m.path.cmd.origin(cx.loaded))
+    .related(slice.location(r))
+    .related(Location::file(cx.loaded.display(run.checkpoint)).with_label("inference.checkpoint"))
+    .note(format!(
+        "{} row × output values differ by more than {:e}",
+        m.count, run.tol
+    ))
+    .help("both paths must load the same checkpoint, scale with its median/MAD and NaN policy, and key heads by name")
+}
+
 struct PathOut<'a> {
     name: &'static str,
     cmd: Command<'a>,
@@ -66,20 +103,96 @@ struct PathOut<'a> {
     values: Vec<Vec<f64>>,
 }
 
+/// What the gate runs on, once every input it needs is configured.
+struct Setup<'a> {
+    inf: &'a InferenceSection,
+    slice: &'a Slice,
+    paths: Vec<(&'static str, &'a CommandSpec)>,
+    /// plumbline's engine's outputs on the slice.
+    reference: &'a Outputs,
+}
+
+/// What the paths run on and are compared with: the slice, the output columns, the checkpoint both
+/// load (as configured) and the tolerance.
+struct Run<'a> {
+    cx: &'a Context<'a>,
+    slice: &'a Slice,
+    section: &'a SliceSection,
+    columns: &'a [(String, String, usize)],
+    checkpoint: &'a str,
+    tol: f64,
+}
+
+/// The first value over tolerance between a path and what it is compared with, and how many are.
+struct Mismatch<'a> {
+    path: &'a PathOut<'a>,
+    /// What the path is compared with, for the message.
+    other: &'static str,
+    row: usize,
+    column: usize,
+    count: usize,
+    got: f64,
+    want: f64,
+}
+
 pub fn run(cx: &Context) -> Result<Report> {
+    let setup = match setup(cx) {
+        Ok(s) => s,
+        Err(report) => return Ok(report),
+    };
     let loaded = cx.loaded;
-    let Some(inf) = &loaded.config.inference else {
-        return Ok(Report::skipped(
+    let columns = crate::contract::output_columns(cx.facts.heads()?);
+    let section = loaded
+        .config
+        .slice
+        .as_ref()
+        .expect("a slice is loaded only from [slice]");
+    let run = Run {
+        cx,
+        slice: setup.slice,
+        section,
+        columns: &columns,
+        checkpoint: setup
+            .inf
+            .checkpoint
+            .as_deref()
+            .unwrap_or(&loaded.config.checkpoints.production),
+        tol: setup.inf.tolerance,
+    };
+    let work = crate::protocol::workdir()?;
+    let (ran, mut out) = run_paths(&run, &setup, work.path())?;
+    let mut worst = 0.0f64;
+    let against_engine = against_engine(&run, setup.reference, &ran, &mut worst);
+    let agree = against_engine.is_empty();
+    out.extend(against_engine);
+    if agree {
+        out.extend(between_paths(&run, &ran, &mut worst));
+    }
+    Ok(Report {
+        findings: out,
+        summary: format!(
+            "{} paths · {} rows · max Δ {worst:.1e}",
+            ran.len(),
+            setup.slice.len()
+        ),
+        skipped: None,
+    })
+}
+
+/// The inference section, slice, paths and engine outputs the gate runs on, or why it skips.
+fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
+    let Some(inf) = &cx.loaded.config.inference else {
+        return Err(Report::skipped(
             "not configured: no `[inference]` in plumbline.toml",
         ));
     };
     let Some(slice) = cx.slice else {
-        return Ok(Report::skipped(
+        return Err(Report::skipped(
             "not configured: no `[slice]` in plumbline.toml",
         ));
     };
     let Model::Ready(engine) = cx.model else {
-        return Ok(Report::skipped(
+        return Err(Report::skipped(
             "the model cannot be built (forward-contract says why)",
         ));
     };
@@ -89,154 +202,123 @@ pub fn run(cx: &Context) -> Result<Report> {
             .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
             .collect();
     if paths.is_empty() {
-        return Ok(Report::skipped(
+        return Err(Report::skipped(
             "not configured: no `inference.backtest` or `inference.live`",
         ));
     }
     let Ok(reference) = cx.slice_outputs(engine.as_ref(), slice) else {
-        return Ok(Report::skipped(
+        return Err(Report::skipped(
             "the model does not run on the slice (forward-contract says why)",
         ));
     };
-    let columns = crate::contract::output_columns(cx.facts.heads()?);
-    let section = loaded
-        .config
-        .slice
-        .as_ref()
-        .expect("a slice is loaded only from [slice]");
-    let checkpoint_rel = inf
-        .checkpoint
-        .as_deref()
-        .unwrap_or(&loaded.config.checkpoints.production);
-    let checkpoint = loaded.resolve(checkpoint_rel);
-    let features = loaded.resolve(&section.features);
-    let keys: Vec<&str> = [section.timestamp.as_str(), section.symbol.as_str()]
+    Ok(Setup {
+        inf,
+        slice,
+        paths,
+        reference,
+    })
+}
+
+/// Runs each configured path: the paths that gave a usable table, and findings on those that did not.
+fn run_paths<'a>(
+    run: &Run,
+    setup: &Setup<'a>,
+    work: &Path,
+) -> Result<(Vec<PathOut<'a>>, Vec<Finding>)> {
+    let loaded = run.cx.loaded;
+    let vars = [
+        ("checkpoint", loaded.resolve(run.checkpoint)),
+        ("features", loaded.resolve(&run.section.features)),
+    ];
+    let keys: Vec<&str> = [run.section.timestamp.as_str(), run.section.symbol.as_str()]
         .into_iter()
         .filter(|k| !k.is_empty())
         .collect();
-    let work = crate::protocol::workdir()?;
     let mut out = Vec::new();
-    let mut ran: Vec<PathOut> = Vec::new();
-    for (name, spec) in paths {
+    let mut ran = Vec::new();
+    for &(name, spec) in &setup.paths {
         let cmd = Command::new(
             spec,
             format!("inference.{name}"),
             format!("{name} inference path"),
-            inf.timeout_secs,
+            setup.inf.timeout_secs,
         );
-        let vars = [
-            ("checkpoint", checkpoint.clone()),
-            ("features", PathBuf::from(&features)),
-        ];
-        let table = match cmd.run_table(loaded, work.path(), &vars, &keys)? {
+        let table = match cmd.run_table(loaded, work, &vars, &keys)? {
             Ok(t) => t,
             Err(failure) => {
                 out.push(cmd.failed(&FAILED, loaded, &failure));
                 continue;
             }
         };
-        match align(&table, slice, section, &columns) {
+        match align(&table, run.slice, run.section, run.columns) {
             Ok(values) => ran.push(PathOut { name, cmd, values }),
-            Err(msg) => out.push(
-                Finding::new(&OUTPUT_INVALID, format!("the {name} inference path's table {msg}"))
-                    .at(cmd.origin(cx.loaded))
-                    .help("write `timestamp,symbol,<head>.<k>…` with one row per input row (docs/commands.md)"),
-            ),
+            Err(msg) => out.push(output_invalid(run.cx, name, &cmd, &msg)),
         }
     }
+    Ok((ran, out))
+}
+
+/// Each path's outputs against plumbline's engine: a finding per path that differs.
+fn against_engine(
+    run: &Run,
+    reference: &Outputs,
+    ran: &[PathOut],
+    worst: &mut f64,
+) -> Vec<Finding> {
     let engine_values = |r: usize, (_, head, k): &(String, String, usize)| {
         reference.get(head).map_or(f64::NAN, |m| m.row(r)[*k])
     };
-    let tol = inf.tolerance;
-    let mut worst = 0.0f64;
-    let mut against_engine = Vec::new();
-    for p in &ran {
+    let mut out = Vec::new();
+    for p in ran {
         let diff = compare(
             &p.values,
-            |r, c| engine_values(r, &columns[c]),
-            columns.len(),
-            tol,
-            &mut worst,
+            |r, c| engine_values(r, &run.columns[c]),
+            run.columns.len(),
+            run.tol,
+            worst,
         );
-        if let Some((r, c, n)) = diff {
-            against_engine.push(p.name);
+        if let Some((row, column, count)) = diff {
             out.push(mismatch(
-                cx,
-                slice,
-                p,
-                "plumbline's engine",
-                &columns[c].0,
-                r,
-                p.values[r][c],
-                engine_values(r, &columns[c]),
-                n,
-                tol,
-                checkpoint_rel,
+                run,
+                &Mismatch {
+                    path: p,
+                    other: "plumbline's engine",
+                    row,
+                    column,
+                    count,
+                    got: p.values[row][column],
+                    want: engine_values(row, &run.columns[column]),
+                },
             ));
         }
     }
-    if let [a, b] = ran.as_slice()
-        && against_engine.is_empty()
-        && let Some((r, c, n)) = compare(
-            &b.values,
-            |r, c| a.values[r][c],
-            columns.len(),
-            tol,
-            &mut worst,
-        )
-    {
-        out.push(mismatch(
-            cx,
-            slice,
-            b,
-            "the backtest path",
-            &columns[c].0,
-            r,
-            b.values[r][c],
-            a.values[r][c],
-            n,
-            tol,
-            checkpoint_rel,
-        ));
-    }
-    Ok(Report {
-        findings: out,
-        summary: format!(
-            "{} paths · {} rows · max Δ {worst:.1e}",
-            ran.len(),
-            slice.len()
-        ),
-        skipped: None,
-    })
+    out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn mismatch(
-    cx: &Context,
-    slice: &crate::slice::Slice,
-    p: &PathOut,
-    other: &str,
-    column: &str,
-    r: usize,
-    got: f64,
-    want: f64,
-    n: usize,
-    tol: f64,
-    checkpoint: &str,
-) -> Finding {
-    Finding::new(
-        &MISMATCH,
-        format!(
-            "the {} inference path's `{column}` differs from {other}: first at {}: {got:?} vs {want:?}",
-            p.name,
-            slice.key(r),
-        ),
-    )
-    .at(p.cmd.origin(cx.loaded))
-    .related(slice.location(r))
-    .related(Location::file(cx.loaded.display(checkpoint)).with_label("inference.checkpoint"))
-    .note(format!("{n} row × output values differ by more than {tol:e}"))
-    .help("both paths must load the same checkpoint, scale with its median/MAD and NaN policy, and key heads by name")
+/// The live path's outputs against the backtest path's, when both ran.
+fn between_paths(run: &Run, ran: &[PathOut], worst: &mut f64) -> Option<Finding> {
+    let [a, b] = ran else {
+        return None;
+    };
+    let (row, column, count) = compare(
+        &b.values,
+        |r, c| a.values[r][c],
+        run.columns.len(),
+        run.tol,
+        worst,
+    )?;
+    Some(mismatch(
+        run,
+        &Mismatch {
+            path: b,
+            other: "the backtest path",
+            row,
+            column,
+            count,
+            got: b.values[row][column],
+            want: a.values[row][column],
+        },
+    ))
 }
 
 /// First (row, column) over tolerance and how many values are.
@@ -266,8 +348,8 @@ fn compare(
 /// The path's values in slice row order, or what is wrong with its table.
 fn align(
     t: &Table,
-    slice: &crate::slice::Slice,
-    section: &crate::config::SliceSection,
+    slice: &Slice,
+    section: &SliceSection,
     columns: &[(String, String, usize)],
 ) -> std::result::Result<Vec<Vec<f64>>, String> {
     let keys = t

@@ -15,14 +15,16 @@
 //! **Example.** The live interpreter skips `volatility-cap`: `interpretation-mismatch` at
 //! `name = "volatility-cap"` in ruleset.toml: first at 1710259200 BBB, live `pass`, reference `block`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Context, Gate, Id, Model, Needs, Profile, Report};
-use crate::config::CommandSpec;
+use crate::config::{CommandSpec, RulesetSection};
+use crate::engine::Outputs;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
 use crate::ruleset::{self, Decision, RowInputs, Side, SliceRow, extremes};
+use crate::slice::Slice;
 use crate::table::{Table, Values, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -62,44 +64,97 @@ pub const GATE: Gate = Gate {
     run,
 };
 
+/// An interpreter's table lacks a column or a row, or holds an unknown value (`msg` says which).
+fn output_invalid(cx: &Context, it: &Interpreter, msg: &str) -> Finding {
+    Finding::new(
+        &OUTPUT_INVALID,
+        format!("the {} interpreter's table {msg}", it.name),
+    )
+    .at(it.cmd.origin(cx.loaded))
+    .help("write `timestamp,symbol,side,size,gate.<name>…` with one row per input row (docs/commands.md)")
+}
+
+/// An interpreter's decisions differ from the reference interpreter's on `m.what`.
+fn mismatch(cx: &Context, rows: &Rows, it: &Interpreter, m: &Mismatch) -> Finding {
+    let name = it.name;
+    Finding::new(
+        &MISMATCH,
+        format!(
+            "the {name} interpreter's {} differs from the reference: first at {}: {name} {}, reference {}",
+            m.what,
+            show_key(&rows.inputs[m.first].key),
+            m.got,
+            m.reference
+        ),
+    )
+    .at(rows.rl.location(&m.key))
+    .related(it.cmd.origin(cx.loaded))
+    .related(rows.location(m.first))
+    .note(format!("{} of {} rows differ", m.count, rows.inputs.len()))
+    .help("read every threshold, size limit and risk gate from the ruleset; never hard-code or skip them")
+}
+
 /// An input row that is a slice row with one input replaced.
 struct Input<'a> {
     key: (String, String),
     row: Box<dyn RowInputs + 'a>,
 }
 
-pub fn run(cx: &Context) -> Result<Report> {
-    let loaded = cx.loaded;
-    let Some(section) = &loaded.config.ruleset else {
-        return Ok(Report::skipped(
-            "not configured: no `[ruleset]` in plumbline.toml",
-        ));
-    };
-    let interpreters: Vec<(&'static str, &CommandSpec)> =
-        [("backtest", &section.backtest), ("live", &section.live)]
-            .into_iter()
-            .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
-            .collect();
-    if interpreters.is_empty() {
-        return Ok(Report::skipped(
-            "not configured: no `ruleset.backtest` or `ruleset.live`",
-        ));
+/// What the gate runs on, once every input it needs is configured.
+struct Setup<'a> {
+    section: &'a RulesetSection,
+    interpreters: Vec<(&'static str, &'a CommandSpec)>,
+    slice: &'a Slice,
+    outputs: &'a Outputs,
+}
+
+/// The interpreters' input rows with the ruleset and the reference interpreter's decisions on them.
+struct Rows<'a> {
+    rl: &'a ruleset::Loaded,
+    slice: &'a Slice,
+    /// The slice rows, then the synthetic ones.
+    inputs: &'a [Input<'a>],
+    reference: &'a [Decision],
+}
+
+impl Rows<'_> {
+    /// Where input row `i` comes from: its slice line, or the slice file for a synthetic row.
+    fn location(&self, i: usize) -> Location {
+        if i < self.slice.len() {
+            self.slice.location(i)
+        } else {
+            Location::file(&self.slice.path).with_label("synthetic row")
+        }
     }
-    let Some(slice) = cx.slice else {
-        return Ok(Report::skipped(
-            "not configured: no `[slice]` in plumbline.toml",
-        ));
+}
+
+/// One configured interpreter (`backtest`, `live`) and its command.
+struct Interpreter<'a> {
+    name: &'static str,
+    cmd: Command<'a>,
+}
+
+/// Where an interpreter first differs from the reference on one thing (side, size, a risk gate's
+/// decision), and on how many rows.
+struct Mismatch {
+    /// What differs, for the message.
+    what: String,
+    /// The ruleset key of the rule the decisions disagree on.
+    key: String,
+    /// The first differing input row, and how many rows differ.
+    first: usize,
+    count: usize,
+    /// The first differing row's values: the interpreter's, the reference's.
+    got: String,
+    reference: String,
+}
+
+pub fn run(cx: &Context) -> Result<Report> {
+    let setup = match setup(cx) {
+        Ok(s) => s,
+        Err(report) => return Ok(report),
     };
-    let Model::Ready(engine) = cx.model else {
-        return Ok(Report::skipped(
-            "the model cannot be built (forward-contract says why)",
-        ));
-    };
-    let Ok(outputs) = cx.slice_outputs(engine.as_ref(), slice) else {
-        return Ok(Report::skipped(
-            "the model does not run on the slice (forward-contract says why)",
-        ));
-    };
+    let (section, slice, outputs) = (setup.section, setup.slice, setup.outputs);
     let rl = cx.ruleset()?.expect("`[ruleset]` is configured");
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
@@ -114,20 +169,98 @@ pub fn run(cx: &Context) -> Result<Report> {
         names: &features,
         row: 0,
     };
+    let inputs = inputs(rs, &base, &soft);
+    let reference: Vec<Decision> = inputs
+        .iter()
+        .map(|i| ruleset::interpret(rs, i.row.as_ref(), &soft))
+        .collect();
+    let work = crate::protocol::workdir()?;
+    let path = work.path().join("interpreter-inputs.csv");
+    write_inputs(&path, &inputs, &columns, &features)?;
+
+    let rows = Rows {
+        rl,
+        slice,
+        inputs: &inputs,
+        reference: &reference,
+    };
+    let vars = [
+        ("ruleset", cx.loaded.resolve(&section.path)),
+        ("inputs", path),
+    ];
+    let mut out = Vec::new();
+    for &(name, spec) in &setup.interpreters {
+        let it = Interpreter {
+            name,
+            cmd: Command::new(
+                spec,
+                format!("ruleset.{name}"),
+                format!("{name} interpreter"),
+                section.timeout_secs,
+            ),
+        };
+        out.extend(check_interpreter(cx, &rows, &it, work.path(), &vars)?);
+    }
+    Ok(Report {
+        findings: out,
+        summary: summary(&rows),
+        skipped: None,
+    })
+}
+
+/// The ruleset section, interpreters, slice and model outputs the gate runs on, or why it skips.
+fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
+    let Some(section) = &cx.loaded.config.ruleset else {
+        return Err(Report::skipped(
+            "not configured: no `[ruleset]` in plumbline.toml",
+        ));
+    };
+    let interpreters: Vec<(&'static str, &CommandSpec)> =
+        [("backtest", &section.backtest), ("live", &section.live)]
+            .into_iter()
+            .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
+            .collect();
+    if interpreters.is_empty() {
+        return Err(Report::skipped(
+            "not configured: no `ruleset.backtest` or `ruleset.live`",
+        ));
+    }
+    let Some(slice) = cx.slice else {
+        return Err(Report::skipped(
+            "not configured: no `[slice]` in plumbline.toml",
+        ));
+    };
+    let Model::Ready(engine) = cx.model else {
+        return Err(Report::skipped(
+            "the model cannot be built (forward-contract says why)",
+        ));
+    };
+    let Ok(outputs) = cx.slice_outputs(engine.as_ref(), slice) else {
+        return Err(Report::skipped(
+            "the model does not run on the slice (forward-contract says why)",
+        ));
+    };
+    Ok(Setup {
+        section,
+        interpreters,
+        slice,
+        outputs,
+    })
+}
+
+/// The interpreters' input rows: every slice row, then one synthetic row per risk gate bound, built
+/// on `base` (slice row 0).
+fn inputs<'a>(rs: &ruleset::Ruleset, base: &'a SliceRow<'a>, soft: &[&str]) -> Vec<Input<'a>> {
+    let slice = base.slice;
     let mut inputs: Vec<Input> = (0..slice.len())
         .map(|r| Input {
             key: slice.key_tuple(r),
-            row: Box::new(SliceRow {
-                outputs,
-                slice,
-                names: &features,
-                row: r,
-            }),
+            row: Box::new(SliceRow { row: r, ..*base }),
         })
         .collect();
     if !slice.is_empty() {
-        let width = |h: &str| outputs.get(h).map(|m| m.cols);
-        for e in extremes(rs, &base, &soft, width) {
+        let width = |h: &str| base.outputs.get(h).map(|m| m.cols);
+        for e in extremes(rs, base, soft, width) {
             let tag = if e.up { "above" } else { "below" };
             inputs.push(Input {
                 key: (
@@ -138,14 +271,16 @@ pub fn run(cx: &Context) -> Result<Report> {
             });
         }
     }
-    let reference: Vec<Decision> = inputs
-        .iter()
-        .map(|i| ruleset::interpret(rs, i.row.as_ref(), &soft))
-        .collect();
+    inputs
+}
 
-    // The input table: timestamp, symbol, head outputs, features.
-    let work = crate::protocol::workdir()?;
-    let path = work.path().join("interpreter-inputs.csv");
+/// Writes the interpreters' input table: timestamp, symbol, head outputs, features.
+fn write_inputs(
+    path: &Path,
+    inputs: &[Input],
+    columns: &[(String, String, usize)],
+    features: &[String],
+) -> Result<()> {
     let mut cols: Vec<(String, Values)> = vec![
         (
             "timestamp".into(),
@@ -156,7 +291,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             Values::Text(inputs.iter().map(|i| i.key.1.clone()).collect()),
         ),
     ];
-    for (c, h, k) in &columns {
+    for (c, h, k) in columns {
         cols.push((
             c.clone(),
             Values::Num(
@@ -172,7 +307,7 @@ pub fn run(cx: &Context) -> Result<Report> {
             ),
         ));
     }
-    for f in &features {
+    for f in features {
         cols.push((
             f.clone(),
             Values::Num(
@@ -184,56 +319,41 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     let refs: Vec<(&str, &Values)> = cols.iter().map(|(n, v)| (n.as_str(), v)).collect();
-    crate::table::write_csv(&path, &refs, inputs.len())?;
+    crate::table::write_csv(path, &refs, inputs.len())
+}
 
-    let mut out = Vec::new();
-    let ruleset_path = loaded.resolve(&section.path);
-    for (name, spec) in interpreters {
-        let cmd = Command::new(
-            spec,
-            format!("ruleset.{name}"),
-            format!("{name} interpreter"),
-            section.timeout_secs,
-        );
-        let vars = [
-            ("ruleset", ruleset_path.clone()),
-            ("inputs", PathBuf::from(&path)),
-        ];
-        let table =
-            match cmd.run_table(loaded, work.path(), &vars, &["timestamp", "symbol", "side"])? {
-                Ok(t) => t,
-                Err(failure) => {
-                    out.push(cmd.failed(&FAILED, loaded, &failure));
-                    continue;
-                }
-            };
-        match decisions(&table, &inputs, rs) {
-            Err(msg) => out.push(
-                Finding::new(&OUTPUT_INVALID, format!("the {name} interpreter's table {msg}"))
-                    .at(cmd.origin(cx.loaded))
-                    .help("write `timestamp,symbol,side,size,gate.<name>…` with one row per input row (docs/commands.md)"),
-            ),
-            Ok(got) => out.extend(compare(cx, rl, &cmd, name, &inputs, &reference, &got, slice)),
-        }
-    }
-    let sides = |s: Side| {
-        reference[..slice.len()]
-            .iter()
-            .filter(|d| d.side == s)
-            .count()
+/// Runs one interpreter on the input table: a finding if it fails or writes an unusable table, else
+/// one per thing its decisions differ from the reference's on.
+fn check_interpreter(
+    cx: &Context,
+    rows: &Rows,
+    it: &Interpreter,
+    work: &Path,
+    vars: &[(&str, PathBuf)],
+) -> Result<Vec<Finding>> {
+    let keys = ["timestamp", "symbol", "side"];
+    let table = match it.cmd.run_table(cx.loaded, work, vars, &keys)? {
+        Ok(t) => t,
+        Err(failure) => return Ok(vec![it.cmd.failed(&FAILED, cx.loaded, &failure)]),
     };
-    Ok(Report {
-        findings: out,
-        summary: format!(
-            "{} rows + {} synthetic · long {} short {} flat {}",
-            slice.len(),
-            inputs.len() - slice.len(),
-            sides(Side::Long),
-            sides(Side::Short),
-            sides(Side::Flat)
-        ),
-        skipped: None,
+    Ok(match decisions(&table, rows.inputs, &rows.rl.ruleset) {
+        Err(msg) => vec![output_invalid(cx, it, &msg)],
+        Ok(got) => compare(cx, rows, it, &got),
     })
+}
+
+/// The summary: slice and synthetic rows, and the reference's sides on the slice rows.
+fn summary(rows: &Rows) -> String {
+    let n = rows.slice.len();
+    let sides = |s: Side| rows.reference[..n].iter().filter(|d| d.side == s).count();
+    format!(
+        "{} rows + {} synthetic · long {} short {} flat {}",
+        n,
+        rows.inputs.len() - n,
+        sides(Side::Long),
+        sides(Side::Short),
+        sides(Side::Flat)
+    )
 }
 
 /// The interpreter's decisions in input order.
@@ -286,97 +406,92 @@ fn decisions(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compare(
-    cx: &Context,
-    rl: &ruleset::Loaded,
-    cmd: &Command,
-    name: &str,
-    inputs: &[Input],
-    reference: &[Decision],
+/// Where an interpreter's decisions (`got`) differ from the reference's: the side, the size, then each
+/// risk gate's decision.
+fn compare(cx: &Context, rows: &Rows, it: &Interpreter, got: &[Decision]) -> Vec<Finding> {
+    let (rs, reference) = (&rows.rl.ruleset, rows.reference);
+    let mut found = vec![
+        side_mismatch(got, reference),
+        size_mismatch(rs, got, reference),
+    ];
+    found.extend(
+        rs.risk_gates
+            .iter()
+            .enumerate()
+            .map(|(g, gate)| gate_mismatch((g, &gate.name), got, reference)),
+    );
+    found
+        .iter()
+        .flatten()
+        .map(|m| mismatch(cx, rows, it, m))
+        .collect()
+}
+
+/// The input rows where `differs` holds, in order.
+fn differing(n: usize, differs: impl Fn(usize) -> bool) -> Vec<usize> {
+    (0..n).filter(|&i| differs(i)).collect()
+}
+
+/// Where the sides differ, at the entry threshold of the first difference.
+fn side_mismatch(got: &[Decision], reference: &[Decision]) -> Option<Mismatch> {
+    let rows = differing(got.len(), |i| got[i].side != reference[i].side);
+    let &i = rows.first()?;
+    let key = if got[i].side == Side::Long || reference[i].side == Side::Long {
+        "signal.enter-long"
+    } else {
+        "signal.enter-short"
+    };
+    Some(Mismatch {
+        what: "side".into(),
+        key: key.into(),
+        first: i,
+        count: rows.len(),
+        got: got[i].side.as_str().into(),
+        reference: reference[i].side.as_str().into(),
+    })
+}
+
+/// Where the sides agree and the sizes differ (beyond 1e-9), at the sizing rule of the first difference.
+fn size_mismatch(
+    rs: &ruleset::Ruleset,
     got: &[Decision],
-    slice: &crate::slice::Slice,
-) -> Vec<Finding> {
-    let rs = &rl.ruleset;
-    let mut out = Vec::new();
-    let row_at = |i: usize| {
-        if i < slice.len() {
-            slice.location(i)
-        } else {
-            Location::file(&slice.path).with_label("synthetic row")
-        }
+    reference: &[Decision],
+) -> Option<Mismatch> {
+    let rows = differing(got.len(), |i| {
+        got[i].side == reference[i].side
+            && !crate::stats::close(got[i].size, reference[i].size, 1e-9, 0.0)
+    });
+    let &i = rows.first()?;
+    let key = if got[i].size > rs.sizing.max_size || reference[i].size >= rs.sizing.max_size {
+        "sizing.max-size"
+    } else {
+        "sizing.per-unit"
     };
-    let mut report = |what: String,
-                      key: String,
-                      diffs: Vec<usize>,
-                      show: &dyn Fn(usize) -> (String, String)| {
-        if let Some(&i) = diffs.first() {
-            let (g, r) = show(i);
-            out.push(
-                Finding::new(
-                    &MISMATCH,
-                    format!("the {name} interpreter's {what} differs from the reference: first at {}: {name} {g}, reference {r}", show_key(&inputs[i].key)),
-                )
-                .at(rl.location(&key))
-                .related(cmd.origin(cx.loaded))
-                .related(row_at(i))
-                .note(format!("{} of {} rows differ", diffs.len(), inputs.len()))
-                .help("read every threshold, size limit and risk gate from the ruleset; never hard-code or skip them"),
-            );
-        }
-    };
-    let side_diff: Vec<usize> = (0..inputs.len())
-        .filter(|&i| got[i].side != reference[i].side)
-        .collect();
-    let key = side_diff.first().map_or("signal".into(), |&i| {
-        if got[i].side == Side::Long || reference[i].side == Side::Long {
-            "signal.enter-long".to_owned()
-        } else {
-            "signal.enter-short".to_owned()
-        }
-    });
-    report("side".into(), key, side_diff, &|i| {
-        (
-            got[i].side.as_str().into(),
-            reference[i].side.as_str().into(),
-        )
-    });
-    let size_diff: Vec<usize> = (0..inputs.len())
-        .filter(|&i| {
-            got[i].side == reference[i].side
-                && !crate::stats::close(got[i].size, reference[i].size, 1e-9, 0.0)
-        })
-        .collect();
-    let key = size_diff.first().map_or("sizing".into(), |&i| {
-        if got[i].size > rs.sizing.max_size || reference[i].size >= rs.sizing.max_size {
-            "sizing.max-size".to_owned()
-        } else {
-            "sizing.per-unit".to_owned()
-        }
-    });
-    report("size".into(), key, size_diff, &|i| {
-        (
-            format!("{:?}", got[i].size),
-            format!("{:?}", reference[i].size),
-        )
-    });
-    for (g, gate) in rs.risk_gates.iter().enumerate() {
-        let diffs: Vec<usize> = (0..inputs.len())
-            .filter(|&i| got[i].blocked[g] != reference[i].blocked[g])
-            .collect();
-        let verdict = |b: bool| {
-            if b {
-                "block".to_owned()
-            } else {
-                "pass".to_owned()
-            }
-        };
-        report(
-            format!("`{}` decision", gate.name),
-            format!("risk-gates.{g}.name"),
-            diffs,
-            &|i| (verdict(got[i].blocked[g]), verdict(reference[i].blocked[g])),
-        );
-    }
-    out
+    Some(Mismatch {
+        what: "size".into(),
+        key: key.into(),
+        first: i,
+        count: rows.len(),
+        got: format!("{:?}", got[i].size),
+        reference: format!("{:?}", reference[i].size),
+    })
+}
+
+/// Where risk gate `g` (named `name`) decides otherwise.
+fn gate_mismatch(
+    (g, name): (usize, &str),
+    got: &[Decision],
+    reference: &[Decision],
+) -> Option<Mismatch> {
+    let rows = differing(got.len(), |i| got[i].blocked[g] != reference[i].blocked[g]);
+    let &i = rows.first()?;
+    let verdict = |b: bool| if b { "block" } else { "pass" };
+    Some(Mismatch {
+        what: format!("`{name}` decision"),
+        key: format!("risk-gates.{g}.name"),
+        first: i,
+        count: rows.len(),
+        got: verdict(got[i].blocked[g]).into(),
+        reference: verdict(reference[i].blocked[g]).into(),
+    })
 }
