@@ -49,12 +49,6 @@ pub struct PullRequest {
     pub base_sha: Option<String>,
 }
 
-impl PullRequest {
-    pub fn from_fork(&self) -> bool {
-        self.head_repo.as_deref() != Some(self.base_repo.as_str())
-    }
-}
-
 /// The GitHub Actions environment of a step.
 #[derive(Debug, Clone)]
 pub struct Actions {
