@@ -15,7 +15,7 @@ use super::{Inputs, Unit, num};
 use crate::config::{AttributionMethod, Loaded};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
-use crate::ruleset::Side;
+use crate::ruleset::{self, Side};
 
 pub const FILE: &str = "artifacts/audit/decision_attribution.csv";
 
@@ -45,108 +45,126 @@ pub fn factors(
         )
     })?;
     let signal = &rl.ruleset.signal;
-    // The class a side stands for: `long` and `short` by name (the ruleset requires them); `flat` by
-    // name, or the one class that is neither (docs/ruleset.md lets it have any name).
-    let class_of = |side: Side| -> Result<usize> {
-        let by_name = signal.classes.iter().position(|c| c == side.as_str());
-        let other = || {
-            let rest: Vec<usize> = (0..signal.classes.len())
-                .filter(|&i| signal.classes[i] != "long" && signal.classes[i] != "short")
-                .collect();
-            (rest.len() == 1).then(|| rest[0])
-        };
-        by_name
-            .or_else(|| (side == Side::Flat).then(other).flatten())
-            .ok_or_else(|| {
-                Error::at(
-                    rl.location("signal.classes"),
-                    format!(
-                        "`signal.classes` has no class for `{}` (by that name, or as the one class besides long and short): the decision cannot be attributed",
-                        side.as_str()
-                    ),
-                )
-            })
-    };
     let units: Vec<Unit> = inputs
         .decisions
         .iter()
         .map(|d| {
             Ok(Unit {
                 head: signal.head.clone(),
-                unit: class_of(d.side)?,
+                unit: class_of(rl, d.side)?,
             })
         })
         .collect::<Result<_>>()?;
     let s = &loaded.config.audit;
     let baseline = inputs.baseline(s.baseline);
-    let (rows, cols) = (inputs.scaled.rows, inputs.scaled.cols);
     match super::conditions::method(loaded) {
-        AttributionMethod::Permutation => {
-            // Occlusion: row r with feature j at the baseline, for every (r, j), in one batch.
-            let mut data = Vec::with_capacity(rows * cols * cols);
-            for r in 0..rows {
-                for j in 0..cols {
-                    let mut row = inputs.scaled.row(r).to_vec();
-                    row[j] = baseline[j];
-                    data.extend_from_slice(&row);
-                }
-            }
-            let out = inputs
-                .engine
-                .forward(&Matrix::new(rows * cols, cols, data))?;
-            let m = out
-                .get(&signal.head)
-                .ok_or_else(|| Error::msg(format!("the model gives no head `{}`", signal.head)))?;
-            let base = &inputs.outputs[&signal.head];
-            let values = (0..rows)
-                .map(|r| {
-                    let k = units[r].unit;
-                    (0..cols)
-                        .map(|j| base.row(r)[k] - m.row(r * cols + j)[k])
-                        .collect()
-                })
-                .collect();
-            Ok(Factors {
-                units,
-                values,
-                method: "occlusion",
-                not_converged: 0,
-            })
-        }
+        AttributionMethod::Permutation => occlusion(inputs, &signal.head, &baseline, units),
         _ => {
-            // Integrated gradients of every signal class, then each row's decided one.
-            let width = inputs.outputs[&signal.head].cols;
-            let all: Vec<Unit> = (0..width)
-                .map(|k| Unit {
-                    head: signal.head.clone(),
-                    unit: k,
-                })
-                .collect();
-            let attr = ig::attribute(
-                inputs.engine.as_ref(),
-                &inputs.scaled,
-                &baseline,
-                &all,
-                ig::Settings {
-                    tolerance: s.tolerance,
-                    max_steps: s.max_steps,
-                },
-                progress,
-            )?;
-            let not_converged = attr.iter().filter(|a| !a.converged).count();
-            let values = attr
-                .into_iter()
-                .zip(&units)
-                .map(|(mut a, u)| std::mem::take(&mut a.attributions[u.unit]))
-                .collect();
-            Ok(Factors {
-                units,
-                values,
-                method: "integrated-gradients",
-                not_converged,
-            })
+            let settings = ig::Settings {
+                tolerance: s.tolerance,
+                max_steps: s.max_steps,
+            };
+            integrated(inputs, &signal.head, &baseline, units, settings, progress)
         }
     }
+}
+
+/// The signal class a side stands for: `long` and `short` by name (the ruleset requires them);
+/// `flat` by name, or the one class that is neither (docs/ruleset.md lets it have any name).
+fn class_of(rl: &ruleset::Loaded, side: Side) -> Result<usize> {
+    let signal = &rl.ruleset.signal;
+    let by_name = signal.classes.iter().position(|c| c == side.as_str());
+    let other = || {
+        let rest: Vec<usize> = (0..signal.classes.len())
+            .filter(|&i| signal.classes[i] != "long" && signal.classes[i] != "short")
+            .collect();
+        (rest.len() == 1).then(|| rest[0])
+    };
+    by_name
+        .or_else(|| (side == Side::Flat).then(other).flatten())
+        .ok_or_else(|| {
+            Error::at(
+                rl.location("signal.classes"),
+                format!(
+                    "`signal.classes` has no class for `{}` (by that name, or as the one class besides long and short): the decision cannot be attributed",
+                    side.as_str()
+                ),
+            )
+        })
+}
+
+/// Occlusion factors of `head`'s decided `units`: the output minus the output with one feature at
+/// the baseline, every (row, feature) in one batch.
+fn occlusion(inputs: &Inputs, head: &str, baseline: &[f64], units: Vec<Unit>) -> Result<Factors> {
+    let (rows, cols) = (inputs.scaled.rows, inputs.scaled.cols);
+    // Occlusion: row r with feature j at the baseline, for every (r, j), in one batch.
+    let mut data = Vec::with_capacity(rows * cols * cols);
+    for r in 0..rows {
+        for j in 0..cols {
+            let mut row = inputs.scaled.row(r).to_vec();
+            row[j] = baseline[j];
+            data.extend_from_slice(&row);
+        }
+    }
+    let out = inputs
+        .engine
+        .forward(&Matrix::new(rows * cols, cols, data))?;
+    let m = out
+        .get(head)
+        .ok_or_else(|| Error::msg(format!("the model gives no head `{head}`")))?;
+    let base = &inputs.outputs[head];
+    let values = (0..rows)
+        .map(|r| {
+            let k = units[r].unit;
+            (0..cols)
+                .map(|j| base.row(r)[k] - m.row(r * cols + j)[k])
+                .collect()
+        })
+        .collect();
+    Ok(Factors {
+        units,
+        values,
+        method: "occlusion",
+        not_converged: 0,
+    })
+}
+
+/// Integrated-gradients factors: of every class of `head`, then each row's decided one (`units`).
+fn integrated(
+    inputs: &Inputs,
+    head: &str,
+    baseline: &[f64],
+    units: Vec<Unit>,
+    settings: ig::Settings,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Factors> {
+    let width = inputs.outputs[head].cols;
+    let all: Vec<Unit> = (0..width)
+        .map(|k| Unit {
+            head: head.to_owned(),
+            unit: k,
+        })
+        .collect();
+    let attr = ig::attribute(
+        inputs.engine.as_ref(),
+        &inputs.scaled,
+        baseline,
+        &all,
+        settings,
+        progress,
+    )?;
+    let not_converged = attr.iter().filter(|a| !a.converged).count();
+    let values = attr
+        .into_iter()
+        .zip(&units)
+        .map(|(mut a, u)| std::mem::take(&mut a.attributions[u.unit]))
+        .collect();
+    Ok(Factors {
+        units,
+        values,
+        method: "integrated-gradients",
+        not_converged,
+    })
 }
 
 /// The CSV: a header, then one row per slice row in slice order.

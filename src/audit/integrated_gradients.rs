@@ -113,6 +113,8 @@ pub fn attribute(
 /// Rows refined together.
 const BLOCK: usize = 256;
 
+/// Integrated gradients of one block of rows: round by round, the midpoints of the intervals still
+/// open, until every row has converged or used its steps.
 fn attribute_block(
     engine: &dyn Engine,
     inputs: &Matrix,
@@ -128,36 +130,94 @@ fn attribute_block(
             baseline.len()
         )));
     }
+    let (difference, tolerance) = differences(engine, inputs, baseline, units, settings.tolerance)?;
+    let dx = offsets(inputs, baseline);
+    let mut states = first_round(engine, inputs, baseline, units)?;
+    let mut finished = 0;
+    loop {
+        let Midpoints { requests, owners } = midpoints(&states);
+        if requests.is_empty() {
+            break;
+        }
+        let grads = gradients(engine, inputs, baseline, units, &requests)?;
+        record_midpoints(&mut states, owners, grads, &dx, units.len());
+        for (r, st) in states.iter_mut().enumerate() {
+            if st.done {
+                continue;
+            }
+            let row = summarize(st, &dx[r], &difference[r], units.len(), cols);
+            let tol = tolerance[r];
+            let ok = row.error_bound <= tol && row.delta.iter().all(|d| d.abs() <= tol);
+            let split = if ok {
+                Vec::new()
+            } else {
+                to_split(st, tol, settings.max_steps)
+            };
+            if split.is_empty() {
+                st.done = true;
+                st.result = Some(RowAttribution {
+                    converged: ok,
+                    ..row
+                });
+                finished += 1;
+                progress(finished, rows);
+                continue;
+            }
+            halve(st, split);
+        }
+    }
+    Ok(states
+        .into_iter()
+        .map(|s| s.result.expect("every row finishes"))
+        .collect())
+}
+
+/// f(x) − f(b) per row and unit, and each row's tolerance: `tolerance` × max(1, |f(x)|, |f(b)|) over
+/// its units (absolute for outputs up to 1, relative beyond: a float32 model cannot resolve
+/// f(x) − f(b) better than its outputs' own rounding).
+fn differences(
+    engine: &dyn Engine,
+    inputs: &Matrix,
+    baseline: &[f64],
+    units: &[Unit],
+    tolerance: f64,
+) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let (rows, cols) = (inputs.rows, inputs.cols);
     // f(x) and f(b) per unit.
     let fx = engine.forward(inputs)?;
     let fb = engine.forward(&Matrix::new(1, cols, baseline.to_vec()))?;
-    let value = |o: &crate::engine::Outputs, u: &Unit, r: usize| -> Result<f64> {
-        o.get(&u.head)
-            .filter(|m| u.unit < m.cols)
-            .map(|m| m.row(r)[u.unit])
-            .ok_or_else(|| {
-                Error::msg(format!(
-                    "integrated gradients: the model has no output {} of head `{}`",
-                    u.unit, u.head
-                ))
-            })
-    };
     let mut difference = Vec::with_capacity(rows);
-    // The tolerance per row: absolute for outputs up to 1, relative beyond (a float32 model cannot
-    // resolve f(x) − f(b) better than its outputs' own rounding).
-    let mut tolerance = Vec::with_capacity(rows);
+    let mut tolerances = Vec::with_capacity(rows);
     for r in 0..rows {
         let mut d = Vec::with_capacity(units.len());
         let mut scale: f64 = 1.0;
         for u in units {
-            let (a, b) = (value(&fx, u, r)?, value(&fb, u, 0)?);
+            let (a, b) = (unit_value(&fx, u, r)?, unit_value(&fb, u, 0)?);
             d.push(a - b);
             scale = scale.max(a.abs()).max(b.abs());
         }
         difference.push(d);
-        tolerance.push(settings.tolerance * scale);
+        tolerances.push(tolerance * scale);
     }
-    let dx: Vec<Vec<f64>> = (0..rows)
+    Ok((difference, tolerances))
+}
+
+/// Output `u` of row `r` of `o`.
+fn unit_value(o: &crate::engine::Outputs, u: &Unit, r: usize) -> Result<f64> {
+    o.get(&u.head)
+        .filter(|m| u.unit < m.cols)
+        .map(|m| m.row(r)[u.unit])
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "integrated gradients: the model has no output {} of head `{}`",
+                u.unit, u.head
+            ))
+        })
+}
+
+/// x − b per row.
+fn offsets(inputs: &Matrix, baseline: &[f64]) -> Vec<Vec<f64>> {
+    (0..inputs.rows)
         .map(|r| {
             inputs
                 .row(r)
@@ -166,16 +226,24 @@ fn attribute_block(
                 .map(|(x, b)| x - b)
                 .collect()
         })
-        .collect();
+        .collect()
+}
 
-    // Round 0: the ends of the initial intervals; every interval then needs its midpoint.
+/// Round 0: every row with the gradients at the ends of the initial intervals, each interval
+/// still needing its midpoint.
+fn first_round(
+    engine: &dyn Engine,
+    inputs: &Matrix,
+    baseline: &[f64],
+    units: &[Unit],
+) -> Result<Vec<RowState>> {
     let n0 = INITIAL_INTERVALS;
     let alphas: Vec<f64> = (0..=n0).map(|k| k as f64 / n0 as f64).collect();
-    let requests: Vec<(usize, f64)> = (0..rows)
+    let requests: Vec<(usize, f64)> = (0..inputs.rows)
         .flat_map(|r| alphas.iter().map(move |&a| (r, a)))
         .collect();
     let grads = gradients(engine, inputs, baseline, units, &requests)?;
-    let mut states: Vec<RowState> = (0..rows)
+    Ok((0..inputs.rows)
         .map(|r| {
             let points = grads[r * (n0 + 1)..(r + 1) * (n0 + 1)].to_vec();
             let intervals = (0..n0)
@@ -188,111 +256,109 @@ fn attribute_block(
                 result: None,
             }
         })
-        .collect();
+        .collect())
+}
 
-    let mut finished = 0;
-    loop {
-        // Midpoints of every interval that has none yet, for every row still refining.
-        let mut requests = Vec::new();
-        let mut owners = Vec::new();
-        for (r, st) in states.iter().enumerate() {
-            if st.done {
-                continue;
-            }
-            for (i, iv) in st.intervals.iter().enumerate() {
-                if iv.mid.is_none() {
-                    requests.push((r, 0.5 * (iv.a + iv.b)));
-                    owners.push((r, i));
-                }
-            }
+/// The midpoints a round evaluates.
+struct Midpoints {
+    /// `(row, α)` of each midpoint.
+    requests: Vec<(usize, f64)>,
+    /// `(row, interval)` of each midpoint.
+    owners: Vec<(usize, usize)>,
+}
+
+/// The midpoints of every interval that has none yet, for every row still refining.
+fn midpoints(states: &[RowState]) -> Midpoints {
+    let mut requests = Vec::new();
+    let mut owners = Vec::new();
+    for (r, st) in states.iter().enumerate() {
+        if st.done {
+            continue;
         }
-        if requests.is_empty() {
-            break;
-        }
-        let grads = gradients(engine, inputs, baseline, units, &requests)?;
-        for ((r, i), g) in owners.into_iter().zip(grads) {
-            let st = &mut states[r];
-            st.points.push(g);
-            let gm = st.points.len() - 1;
-            let iv = &st.intervals[i];
-            let (fine, error) = estimate(
-                &st.points[iv.ga],
-                &st.points[gm],
-                &st.points[iv.gb],
-                iv.b - iv.a,
-                &dx[r],
-                units.len(),
-            );
-            let iv = &mut st.intervals[i];
-            iv.mid = Some(gm);
-            iv.fine = fine;
-            iv.error = error;
-        }
-        for (r, st) in states.iter_mut().enumerate() {
-            if st.done {
-                continue;
+        for (i, iv) in st.intervals.iter().enumerate() {
+            if iv.mid.is_none() {
+                requests.push((r, 0.5 * (iv.a + iv.b)));
+                owners.push((r, i));
             }
-            let row = summarize(st, &dx[r], &difference[r], units.len(), cols);
-            let tol = tolerance[r];
-            let ok = row.error_bound <= tol && row.delta.iter().all(|d| d.abs() <= tol);
-            let split: Vec<usize> = if ok {
-                Vec::new()
-            } else {
-                let mut over: Vec<usize> = (0..st.intervals.len())
-                    .filter(|&i| {
-                        let iv = &st.intervals[i];
-                        iv.error > tol * (iv.b - iv.a)
-                    })
-                    .collect();
-                if over.is_empty() {
-                    // Every interval looks settled, yet the sum is off: something happens inside an
-                    // interval that its three points do not see (a unit switching on and off again).
-                    // Halve them all, so the next round samples everywhere.
-                    over = (0..st.intervals.len()).collect();
-                }
-                // Largest errors first, within the row's budget (each split costs two midpoints).
-                over.sort_by(|&x, &y| {
-                    st.intervals[y]
-                        .error
-                        .total_cmp(&st.intervals[x].error)
-                        .then(x.cmp(&y))
-                });
-                let room = settings.max_steps.saturating_sub(st.points.len()) / 2;
-                over.truncate(room);
-                over.sort_unstable();
-                over
-            };
-            if split.is_empty() {
-                st.done = true;
-                st.result = Some(RowAttribution {
-                    converged: ok,
-                    ..row
-                });
-                finished += 1;
-                progress(finished, rows);
-                continue;
-            }
-            // Halve each chosen interval at its (known) midpoint; the halves need their own midpoints.
-            let mut next = Vec::with_capacity(st.intervals.len() + split.len());
-            let mut chosen = split.into_iter().peekable();
-            for (i, iv) in std::mem::take(&mut st.intervals).into_iter().enumerate() {
-                if chosen.peek() == Some(&i) {
-                    chosen.next();
-                    let m = 0.5 * (iv.a + iv.b);
-                    let gm = iv.mid.expect("an evaluated interval has a midpoint");
-                    next.push(Interval::new(iv.a, m, iv.ga, gm));
-                    next.push(Interval::new(m, iv.b, gm, iv.gb));
-                } else {
-                    next.push(iv);
-                }
-            }
-            st.intervals = next;
         }
     }
-    Ok(states
-        .into_iter()
-        .map(|s| s.result.expect("every row finishes"))
-        .collect())
+    Midpoints { requests, owners }
+}
+
+/// Each midpoint's gradients `grads` kept with its row, and its interval's fine estimate and error.
+fn record_midpoints(
+    states: &mut [RowState],
+    owners: Vec<(usize, usize)>,
+    grads: Vec<Vec<f64>>,
+    dx: &[Vec<f64>],
+    units: usize,
+) {
+    for ((r, i), g) in owners.into_iter().zip(grads) {
+        let st = &mut states[r];
+        st.points.push(g);
+        let gm = st.points.len() - 1;
+        let iv = &st.intervals[i];
+        let (fine, error) = estimate(
+            &st.points[iv.ga],
+            &st.points[gm],
+            &st.points[iv.gb],
+            iv.b - iv.a,
+            &dx[r],
+            units,
+        );
+        let iv = &mut st.intervals[i];
+        iv.mid = Some(gm);
+        iv.fine = fine;
+        iv.error = error;
+    }
+}
+
+/// The intervals of a row not yet within `tol` to halve next, in order: those whose error is over
+/// their share of it (all of them when none is), largest errors first within the row's budget of
+/// `max_steps`.
+fn to_split(st: &RowState, tol: f64, max_steps: usize) -> Vec<usize> {
+    let mut over: Vec<usize> = (0..st.intervals.len())
+        .filter(|&i| {
+            let iv = &st.intervals[i];
+            iv.error > tol * (iv.b - iv.a)
+        })
+        .collect();
+    if over.is_empty() {
+        // Every interval looks settled, yet the sum is off: something happens inside an
+        // interval that its three points do not see (a unit switching on and off again).
+        // Halve them all, so the next round samples everywhere.
+        over = (0..st.intervals.len()).collect();
+    }
+    // Largest errors first, within the row's budget (each split costs two midpoints).
+    over.sort_by(|&x, &y| {
+        st.intervals[y]
+            .error
+            .total_cmp(&st.intervals[x].error)
+            .then(x.cmp(&y))
+    });
+    let room = max_steps.saturating_sub(st.points.len()) / 2;
+    over.truncate(room);
+    over.sort_unstable();
+    over
+}
+
+/// Halve each interval of `split` (ascending) at its (known) midpoint; the halves need their own
+/// midpoints.
+fn halve(st: &mut RowState, split: Vec<usize>) {
+    let mut next = Vec::with_capacity(st.intervals.len() + split.len());
+    let mut chosen = split.into_iter().peekable();
+    for (i, iv) in std::mem::take(&mut st.intervals).into_iter().enumerate() {
+        if chosen.peek() == Some(&i) {
+            chosen.next();
+            let m = 0.5 * (iv.a + iv.b);
+            let gm = iv.mid.expect("an evaluated interval has a midpoint");
+            next.push(Interval::new(iv.a, m, iv.ga, gm));
+            next.push(Interval::new(m, iv.b, gm, iv.gb));
+        } else {
+            next.push(iv);
+        }
+    }
+    st.intervals = next;
 }
 
 /// The fine trapezoid integral of the gradient over an interval of width `w` (ends and midpoint) and the

@@ -219,7 +219,18 @@ pub fn fit(
     let predicted: Vec<usize> = hold.iter().map(|&r| tree.predict(x.row(r))).collect();
     let (_, recall) = balanced_accuracy(&hold_y, &predicted, classes.len());
     let rules = rules(
-        &tree, x, &train, &train_y, &hold, &hold_y, features, classes,
+        &tree,
+        x,
+        Part {
+            rows: &train,
+            y: &train_y,
+        },
+        Part {
+            rows: &hold,
+            y: &hold_y,
+        },
+        features,
+        classes,
     );
     Ok(Surrogate {
         classes: classes.to_vec(),
@@ -392,14 +403,19 @@ pub fn balanced_accuracy(
     (ba, recall)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Rows of one part of the time split, with their classes.
+#[derive(Clone, Copy)]
+struct Part<'a> {
+    rows: &'a [usize],
+    y: &'a [usize],
+}
+
+/// The tree's rules, each with its support and precision on the training rows and on the holdout.
 fn rules(
     tree: &Node,
     x: &Matrix,
-    train: &[usize],
-    train_y: &[usize],
-    hold: &[usize],
-    hold_y: &[usize],
+    train: Part,
+    hold: Part,
     features: &[String],
     classes: &[String],
 ) -> Vec<Rule> {
@@ -407,10 +423,10 @@ fn rules(
     let mut path = Vec::new();
     collect(tree, &mut path, &mut out, features, classes);
     let n = tree.leaves();
-    let tally = |rows: &[usize], ys: &[usize]| {
+    let tally = |part: Part| {
         let mut reach = vec![0usize; n];
         let mut right = vec![0usize; n];
-        for (&r, &y) in rows.iter().zip(ys) {
+        for (&r, &y) in part.rows.iter().zip(part.y) {
             let (class, leaf) = tree.leaf_path(x.row(r));
             reach[leaf] += 1;
             if class == y {
@@ -419,11 +435,11 @@ fn rules(
         }
         (reach, right)
     };
-    let (reach, right) = tally(train, train_y);
-    let (h_reach, h_right) = tally(hold, hold_y);
+    let (reach, right) = tally(train);
+    let (h_reach, h_right) = tally(hold);
     for (i, rule) in out.iter_mut().enumerate() {
         rule.support = reach[i];
-        rule.support_share = reach[i] as f64 / train.len().max(1) as f64;
+        rule.support_share = reach[i] as f64 / train.rows.len().max(1) as f64;
         rule.precision = if reach[i] == 0 {
             f64::NAN
         } else {

@@ -205,7 +205,35 @@ struct End {
     cd_must_end_at: u64,
 }
 
+/// The end records of the file: where the central directory is and how many entries it holds,
+/// checked to end exactly where the end records begin.
 fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointError> {
+    let (mut end, eocd_pos) = end_record(r, file_len)?;
+    // A zip64 locator sits right before the end record when one exists (torch writes one always).
+    if eocd_pos >= 20 {
+        let loc = read_at(r, eocd_pos - 20, 20)?;
+        if le32(&loc, 0) == ZIP64_LOCATOR_SIG {
+            apply_zip64(r, &mut end, &loc, eocd_pos)?;
+        }
+    }
+    if end.cd_offset.checked_add(end.cd_size) != Some(end.cd_must_end_at) {
+        return Err(ambiguous(format!(
+            "the central directory ({} bytes at offset {}) does not end where the end records begin (offset {}): bytes were prepended, inserted or the offset is corrupt",
+            end.cd_size, end.cd_offset, end.cd_must_end_at
+        )));
+    }
+    if end.cd_size > MAX_CENTRAL_DIRECTORY {
+        return Err(CheckpointError::Unsupported(format!(
+            "a central directory of {} bytes (limit {MAX_CENTRAL_DIRECTORY})",
+            end.cd_size
+        )));
+    }
+    Ok(end)
+}
+
+/// The end of central directory record (its 32-bit fields) and its position: the last bytes of the
+/// file, nothing after its comment, on one disk.
+fn end_record<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<(End, u64), CheckpointError> {
     if file_len < EOCD_LEN {
         return Err(bad(format!(
             "{file_len} bytes: too short for a zip end record"
@@ -234,70 +262,63 @@ fn find_end<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<End, CheckpointE
     if disk != 0 || cd_disk != 0 || on_disk != total {
         return Err(bad("a multi-disk (split) zip archive"));
     }
-    let mut end = End {
+    let end = End {
         entries: u64::from(total),
         cd_size: u64::from(le32(eocd, 12)),
         cd_offset: u64::from(le32(eocd, 16)),
         cd_must_end_at: eocd_pos,
     };
-    // A zip64 locator sits right before the end record when one exists (torch writes one always).
-    if eocd_pos >= 20 {
-        let loc = read_at(r, eocd_pos - 20, 20)?;
-        if le32(&loc, 0) == ZIP64_LOCATOR_SIG {
-            let (loc_disk, total_disks) = (le32(&loc, 4), le32(&loc, 16));
-            let rec_pos = le64(&loc, 8);
-            if loc_disk != 0 || total_disks > 1 {
-                return Err(bad("a multi-disk (split) zip64 archive"));
-            }
-            if rec_pos.checked_add(56).is_none_or(|e| e > eocd_pos - 20) {
-                return Err(bad(format!(
-                    "the zip64 end record offset {rec_pos} does not lie before its locator"
-                )));
-            }
-            let rec = read_at(r, rec_pos, 56)?;
-            if le32(&rec, 0) != ZIP64_EOCD_SIG {
-                return Err(bad(format!("no zip64 end record at offset {rec_pos}")));
-            }
-            let rec_size = le64(&rec, 4);
-            if rec_pos
-                .checked_add(12)
-                .and_then(|p| p.checked_add(rec_size))
-                != Some(eocd_pos - 20)
-            {
-                return Err(bad("the zip64 end record does not end at its locator"));
-            }
-            let (disk, cd_disk) = (le32(&rec, 16), le32(&rec, 20));
-            let (on_disk, total) = (le64(&rec, 24), le64(&rec, 32));
-            if disk != 0 || cd_disk != 0 || on_disk != total {
-                return Err(bad("a multi-disk (split) zip64 archive"));
-            }
-            // The 32-bit fields either agree with the zip64 ones or say "see zip64" (all ones).
-            let agrees = |short: u64, long: u64, max: u64| short == long || short == max;
-            if !agrees(end.entries, total, 0xffff)
-                || !agrees(end.cd_size, le64(&rec, 40), 0xffff_ffff)
-                || !agrees(end.cd_offset, le64(&rec, 48), 0xffff_ffff)
-            {
-                return Err(bad("the zip64 end record disagrees with the end record"));
-            }
-            end.entries = total;
-            end.cd_size = le64(&rec, 40);
-            end.cd_offset = le64(&rec, 48);
-            end.cd_must_end_at = rec_pos;
-        }
+    Ok((end, eocd_pos))
+}
+
+/// `end` with the zip64 end record's fields, which the locator `loc` (right before the end record
+/// at `eocd_pos`) points at: checked to lie before it, on one disk, and to agree with the end record.
+fn apply_zip64<R: Read + Seek>(
+    r: &mut R,
+    end: &mut End,
+    loc: &[u8],
+    eocd_pos: u64,
+) -> Result<(), CheckpointError> {
+    let (loc_disk, total_disks) = (le32(loc, 4), le32(loc, 16));
+    let rec_pos = le64(loc, 8);
+    if loc_disk != 0 || total_disks > 1 {
+        return Err(bad("a multi-disk (split) zip64 archive"));
     }
-    if end.cd_offset.checked_add(end.cd_size) != Some(end.cd_must_end_at) {
-        return Err(ambiguous(format!(
-            "the central directory ({} bytes at offset {}) does not end where the end records begin (offset {}): bytes were prepended, inserted or the offset is corrupt",
-            end.cd_size, end.cd_offset, end.cd_must_end_at
+    if rec_pos.checked_add(56).is_none_or(|e| e > eocd_pos - 20) {
+        return Err(bad(format!(
+            "the zip64 end record offset {rec_pos} does not lie before its locator"
         )));
     }
-    if end.cd_size > MAX_CENTRAL_DIRECTORY {
-        return Err(CheckpointError::Unsupported(format!(
-            "a central directory of {} bytes (limit {MAX_CENTRAL_DIRECTORY})",
-            end.cd_size
-        )));
+    let rec = read_at(r, rec_pos, 56)?;
+    if le32(&rec, 0) != ZIP64_EOCD_SIG {
+        return Err(bad(format!("no zip64 end record at offset {rec_pos}")));
     }
-    Ok(end)
+    let rec_size = le64(&rec, 4);
+    if rec_pos
+        .checked_add(12)
+        .and_then(|p| p.checked_add(rec_size))
+        != Some(eocd_pos - 20)
+    {
+        return Err(bad("the zip64 end record does not end at its locator"));
+    }
+    let (disk, cd_disk) = (le32(&rec, 16), le32(&rec, 20));
+    let (on_disk, total) = (le64(&rec, 24), le64(&rec, 32));
+    if disk != 0 || cd_disk != 0 || on_disk != total {
+        return Err(bad("a multi-disk (split) zip64 archive"));
+    }
+    // The 32-bit fields either agree with the zip64 ones or say "see zip64" (all ones).
+    let agrees = |short: u64, long: u64, max: u64| short == long || short == max;
+    if !agrees(end.entries, total, 0xffff)
+        || !agrees(end.cd_size, le64(&rec, 40), 0xffff_ffff)
+        || !agrees(end.cd_offset, le64(&rec, 48), 0xffff_ffff)
+    {
+        return Err(bad("the zip64 end record disagrees with the end record"));
+    }
+    end.entries = total;
+    end.cd_size = le64(&rec, 40);
+    end.cd_offset = le64(&rec, 48);
+    end.cd_must_end_at = rec_pos;
+    Ok(())
 }
 
 /// Read and validate the central directory. The file must start with a zip local header (see

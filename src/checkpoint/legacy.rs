@@ -53,52 +53,8 @@ fn malformed(detail: impl Into<String>) -> CheckpointError {
 /// torch.save stream, naming a plain pickle as one.
 pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive, CheckpointError> {
     let size = reader.seek(SeekFrom::End(0))?;
-    // One decimal-conversion budget for the five pickles and every re-read of them.
-    let decimal = Cell::new(pickle::MAX_DECIMAL_WORK);
     let mut buf = Vec::new();
-    fill(&mut reader, &mut buf, FIRST_READ.min(size))?;
-    let mut pickles: Vec<Pickle> = Vec::with_capacity(5);
-    let mut at = 0usize;
-    // Five pickles, or one when it is not the magic number (a plain pickle: said below).
-    let plain = |pickles: &[Pickle]| pickles.len() == 1 && !is_magic(&pickles[0]);
-    while pickles.len() < 5 && !plain(&pickles) {
-        let i = pickles.len();
-        // Only the object pickle may name storages: torch resolves persistent ids there alone.
-        let ids = if i == 3 { Ids::Legacy } else { Ids::None };
-        let entry = format!("legacy pickle {} ({}, from byte {at})", i + 1, NAMES[i]);
-        let step = Rules {
-            ids,
-            decimal: Some(&decimal),
-            ..rules
-        };
-        match pickle::read_prefix(&buf[at..], &entry, step) {
-            Ok((p, len)) => {
-                pickles.push(p);
-                at += len;
-            }
-            Err(Prefix::Bad(e)) => return Err(e),
-            // The pickle runs past what was read: read four times as much and parse it again
-            // (the pickles before it stay parsed).
-            Err(Prefix::Starved(e)) => {
-                let have = buf.len() as u64;
-                if have >= size {
-                    return Err(e);
-                }
-                if have >= MAX_PICKLES_BYTES {
-                    return Err(CheckpointError::Unsupported(format!(
-                        "the pickles of this legacy torch.save file run past {} MiB",
-                        MAX_PICKLES_BYTES >> 20
-                    )));
-                }
-                fill(
-                    &mut reader,
-                    &mut buf,
-                    (have * 4).min(size).min(MAX_PICKLES_BYTES),
-                )?;
-            }
-        }
-    }
-    let data_start = at as u64;
+    let (pickles, data_start) = read_pickles(&mut reader, &mut buf, size, rules)?;
     if !is_magic(&pickles[0]) {
         return Err(CheckpointError::Unsupported(
             "a plain pickle, not a torch.save file: torch.load reads the first pickle of a non-zip file as the legacy magic number and stops at \"Invalid magic number\". Name it .pkl or .pickle to read it as a plain pickle".into(),
@@ -119,10 +75,99 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
     let keys = storage_keys(&keys)?;
     let (tree, tensors) = super::tree::build(&objects.root)?;
     let storages = torch::storages(&objects, &tensors)?;
-    // The data section: per listed key, an element count and the bytes.
-    let mut at = data_start;
+    let data = Data {
+        buf: &buf,
+        size,
+        start: data_start as u64,
+    };
+    check_data_section(&mut reader, &data, &keys, &storages)?;
+    Ok(torch::archive_of(
+        tree,
+        tensors,
+        declared.into_iter().collect(),
+    ))
+}
+
+/// The pickles at the start of the file (five, or one when it is not the magic number: a plain
+/// pickle, said by the caller) and the offset just after them. `buf` holds the bytes read so far.
+fn read_pickles<R: Read + Seek>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    size: u64,
+    rules: Rules,
+) -> Result<(Vec<Pickle>, usize), CheckpointError> {
+    // One decimal-conversion budget for the five pickles and every re-read of them.
+    let decimal = Cell::new(pickle::MAX_DECIMAL_WORK);
+    fill(reader, buf, FIRST_READ.min(size))?;
+    let mut pickles: Vec<Pickle> = Vec::with_capacity(5);
+    let mut at = 0usize;
+    let plain = |pickles: &[Pickle]| pickles.len() == 1 && !is_magic(&pickles[0]);
+    while pickles.len() < 5 && !plain(&pickles) {
+        let i = pickles.len();
+        // Only the object pickle may name storages: torch resolves persistent ids there alone.
+        let ids = if i == 3 { Ids::Legacy } else { Ids::None };
+        let entry = format!("legacy pickle {} ({}, from byte {at})", i + 1, NAMES[i]);
+        let step = Rules {
+            ids,
+            decimal: Some(&decimal),
+            ..rules
+        };
+        match pickle::read_prefix(&buf[at..], &entry, step) {
+            Ok((p, len)) => {
+                pickles.push(p);
+                at += len;
+            }
+            Err(Prefix::Bad(e)) => return Err(e),
+            // The pickle runs past what was read: read four times as much and parse it again
+            // (the pickles before it stay parsed).
+            Err(Prefix::Starved(e)) => read_more(reader, buf, size, e)?,
+        }
+    }
+    Ok((pickles, at))
+}
+
+/// Four times as much of the file into `buf`, after a pickle ran past it (`starved`, the error
+/// returned when the file has no more).
+fn read_more<R: Read + Seek>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    size: u64,
+    starved: CheckpointError,
+) -> Result<(), CheckpointError> {
+    let have = buf.len() as u64;
+    if have >= size {
+        return Err(starved);
+    }
+    if have >= MAX_PICKLES_BYTES {
+        return Err(CheckpointError::Unsupported(format!(
+            "the pickles of this legacy torch.save file run past {} MiB",
+            MAX_PICKLES_BYTES >> 20
+        )));
+    }
+    fill(reader, buf, (have * 4).min(size).min(MAX_PICKLES_BYTES))
+}
+
+/// Where the data section is: the file's first bytes (read already), its size, and the offset
+/// after the pickles.
+struct Data<'a> {
+    buf: &'a [u8],
+    size: u64,
+    start: u64,
+}
+
+/// Check the data section against the object pickle's storages: per listed key, in order, an
+/// element count equal to the pickle's, then the storage's bytes (skipped); every storage listed
+/// once, and nothing after the last.
+fn check_data_section<R: Read + Seek>(
+    reader: &mut R,
+    data: &Data,
+    keys: &[String],
+    storages: &HashMap<&str, (&str, u64)>,
+) -> Result<(), CheckpointError> {
+    let size = data.size;
+    let mut at = data.start;
     let mut listed = HashMap::new();
-    for key in &keys {
+    for key in keys {
         let Some(&(dtype, numel)) = storages.get(key.as_str()) else {
             return Err(malformed(format!(
                 "{} lists storage {key:?}, which no persistent id names (torch stops at an AssertionError)",
@@ -135,16 +180,7 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
                 name(4)
             )));
         }
-        let header = if at + 8 <= buf.len() as u64 {
-            buf[at as usize..at as usize + 8].to_vec()
-        } else if at + 8 <= size {
-            archive::read_at(&mut reader, at, 8)?
-        } else {
-            return Err(malformed(format!(
-                "storage {key:?}: the file ends at byte {size}, before its element count at byte {at}"
-            )));
-        };
-        let count = i64::from_le_bytes(header.try_into().expect("8 bytes"));
+        let count = element_count(reader, data, at, key)?;
         if u64::try_from(count) != Ok(numel) {
             return Err(malformed(format!(
                 "storage {key:?}: the data section holds {count} elements at byte {at}, the pickle says {numel} (torch stops at \"storage has wrong byte size\")"
@@ -174,11 +210,27 @@ pub fn read<R: Read + Seek>(mut reader: R, rules: Rules) -> Result<TorchArchive,
             size - at
         )));
     }
-    Ok(torch::archive_of(
-        tree,
-        tensors,
-        declared.into_iter().collect(),
-    ))
+    Ok(())
+}
+
+/// The 8-byte little-endian element count of storage `key` at byte `at` of the data section.
+fn element_count<R: Read + Seek>(
+    reader: &mut R,
+    data: &Data,
+    at: u64,
+    key: &str,
+) -> Result<i64, CheckpointError> {
+    let size = data.size;
+    let header = if at + 8 <= data.buf.len() as u64 {
+        data.buf[at as usize..at as usize + 8].to_vec()
+    } else if at + 8 <= size {
+        archive::read_at(reader, at, 8)?
+    } else {
+        return Err(malformed(format!(
+            "storage {key:?}: the file ends at byte {size}, before its element count at byte {at}"
+        )));
+    };
+    Ok(i64::from_le_bytes(header.try_into().expect("8 bytes")))
 }
 
 /// Read the file's first `want` bytes into `buf` (which holds a prefix of them already).

@@ -853,424 +853,545 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
+    /// The opcode loop, one arm per opcode as in CPython's `_Unpickler.dispatch`: the value at STOP.
     fn run(&mut self) -> Result<Value, CheckpointError> {
         loop {
             let at = self.pos;
-            if self.frame_end.is_some_and(|end| at >= end) {
-                self.frame_end = None;
-            }
+            self.leave_used_frame();
             let op = self.u8()?;
             match op {
-                0x80 => {
-                    let proto = self.u8()?;
-                    if proto > 5 {
-                        return Err(self.bad(format!("unknown pickle protocol {proto}")));
-                    }
-                    self.proto = proto;
-                }
-                0x95 => {
-                    // pickle._Unframer.load_frame: a new frame only once the current one is used up.
-                    if let Some(end) = self.frame_end {
-                        return Err(CheckpointError::Ambiguous(format!(
-                            "a FRAME begins at byte {at} of {}, before the end of the current frame (byte {end})",
-                            self.entry
-                        )));
-                    }
-                    let n = self.u64()?;
-                    let n = self.len(n).map_err(|_| {
-                        self.bad(format!(
-                            "a FRAME of {n} bytes runs past the end of the stream"
-                        ))
-                    })?;
-                    self.frame_end = Some(self.pos + n);
-                }
+                0x80 => self.load_proto()?,
+                0x95 => self.load_frame(at)?,
                 b'.' => return self.pop(),
                 b'(' => self.push(Value::Mark)?,
-                b'0' => {
-                    // POP takes the MARK itself when one is on top, as CPython's load_pop does.
-                    self.stack
-                        .pop()
-                        .ok_or_else(|| self.bad("stack underflow"))?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let v = self.top()?.clone();
-                    self.push(v)?;
-                }
+                b'0' => self.load_pop()?,
+                b'1' => self.load_pop_mark()?,
+                b'2' => self.load_dup()?,
                 b'N' => self.push(Value::None)?,
                 0x88 => self.push(Value::Bool(true))?,
                 0x89 => self.push(Value::Bool(false))?,
-                b'I' => {
-                    let s = self.line()?;
-                    let v = match s {
-                        "01" => Value::Bool(true),
-                        "00" => Value::Bool(false),
-                        _ => {
-                            self.plain_decimal(s, "INT", at)?;
-                            Value::Int(s.parse().map_err(|_| self.bad(format!("bad INT {s:?}")))?)
-                        }
-                    };
-                    self.push(v)?;
-                }
-                b'J' => {
-                    let v = i32::from_le_bytes(self.take(4)?.try_into().unwrap());
-                    self.push(Value::Int(v.into()))?;
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(Value::Int(v.into()))?;
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push(Value::Int(v.into()))?;
-                }
-                b'L' => {
-                    let s = self.line()?;
-                    let s = s.strip_suffix('L').unwrap_or(s);
-                    self.plain_decimal(s, "LONG", at)?;
-                    let v = match s.parse::<i64>() {
-                        Ok(i) => Value::Int(i),
-                        Err(_)
-                            if !s.is_empty()
-                                && s.trim_start_matches('-')
-                                    .bytes()
-                                    .all(|b| b.is_ascii_digit()) =>
-                        {
-                            Value::BigInt(s.into())
-                        }
-                        Err(_) => return Err(self.bad(format!("bad LONG {s:?}"))),
-                    };
-                    self.push(v)?;
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        u64::from(self.u8()?)
-                    } else {
-                        u64::from(self.u32()?)
-                    };
-                    let n = self.len(n)?;
-                    let bytes = self.take(n)?;
-                    // Decimal text costs ~2.4 n² steps for n bytes: past a total budget, bigger
-                    // integers keep their size only, so many of them cannot add up to minutes.
-                    let cost = (bytes.len() as u64).pow(2) * 5 / 2;
-                    let v = if bytes.len() > 8 && cost > self.decimal_left {
-                        Value::BigInt(Rc::from(format!("<int of {} bytes>", bytes.len())))
-                    } else {
-                        if bytes.len() > 8 {
-                            self.decimal_left -= cost;
-                        }
-                        decode_long(bytes)
-                    };
-                    self.push(v)?;
-                }
-                b'F' => {
-                    let s = self.line()?;
-                    let v = s
-                        .trim()
-                        .parse::<f64>()
-                        .map_err(|_| self.bad(format!("bad FLOAT {s:?}")))?;
-                    self.push(Value::Float(v))?;
-                }
-                b'G' => {
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
-                    self.push(Value::Float(v))?;
-                }
-                b'X' | 0x8c | 0x8d => {
-                    let n = match op {
-                        b'X' => u64::from(self.u32()?),
-                        0x8c => u64::from(self.u8()?),
-                        _ => self.u64()?,
-                    };
-                    let n = self.len(n)?;
-                    let b = self.take(n)?;
-                    let s = self.utf8(b)?;
-                    self.push(Value::Str(s.into()))?;
-                }
-                b'V' => {
-                    let raw = self.line_bytes()?;
-                    let s = self.raw_unicode_escape(raw)?;
-                    self.push(Value::Str(s.into()))?;
-                }
-                b'S' => {
-                    let s = self.line()?;
-                    let s = s.trim();
-                    let unq = s
-                        .strip_prefix('\'')
-                        .and_then(|s| s.strip_suffix('\''))
-                        .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
-                        .ok_or_else(|| self.bad("STRING argument is not quoted"))?;
-                    // CPython decodes backslash escapes here (`codecs.escape_decode`); plumbline
-                    // does not, so text with one could read differently: refused.
-                    if unq.contains('\\') {
-                        return Err(CheckpointError::Ambiguous(format!(
-                            "a STRING with backslash escapes at byte {at} of {}",
-                            self.entry
-                        )));
-                    }
-                    self.push(Value::Str(unq.into()))?;
-                }
-                b'T' | b'U' => {
-                    let n = if op == b'T' {
-                        u64::from(self.u32()?)
-                    } else {
-                        u64::from(self.u8()?)
-                    };
-                    let n = self.len(n)?;
-                    let b = self.take(n)?;
-                    // Python 2 str: bytes, which torch.load decodes with encoding="utf-8".
-                    let s = self.utf8(b)?;
-                    self.push(Value::Str(s.into()))?;
-                }
-                b'B' | b'C' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'B' => u64::from(self.u32()?),
-                        b'C' => u64::from(self.u8()?),
-                        _ => self.u64()?,
-                    };
-                    let n = self.len(n)?;
-                    let b = self.take(n)?;
-                    self.push(Value::Bytes(b.into()))?;
-                }
-                b']' => {
-                    let l = self.new_list(Vec::new());
-                    self.push(l)?;
-                }
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    let l = self.new_list(items);
-                    self.push(l)?;
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    match self.top()? {
-                        Value::List(l) => l.borrow_mut().push(v),
-                        _ => return Err(self.bad("APPEND to something that is not a list")),
-                    }
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(l) => l.borrow_mut().extend(items),
-                        _ => return Err(self.bad("APPENDS to something that is not a list")),
-                    }
-                }
+                b'I' => self.load_int(at)?,
+                b'J' | b'K' | b'M' => self.load_binint(op)?,
+                b'L' => self.load_long(at)?,
+                0x8a | 0x8b => self.load_binlong(op)?,
+                b'F' => self.load_float()?,
+                b'G' => self.load_binfloat()?,
+                b'X' | 0x8c | 0x8d => self.load_binunicode(op)?,
+                b'V' => self.load_unicode()?,
+                b'S' => self.load_string(at)?,
+                b'T' | b'U' => self.load_binstring(op)?,
+                b'B' | b'C' | 0x8e | 0x96 => self.load_binbytes(op)?,
+                b']' => self.load_empty_list()?,
+                b'l' => self.load_list()?,
+                b'a' => self.load_append()?,
+                b'e' => self.load_appends()?,
                 b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push(Value::Tuple(Rc::new(items)))?;
-                }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    if self.stack.len() < n {
-                        return Err(self.bad("stack underflow"));
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    if items.iter().any(|v| matches!(v, Value::Mark)) {
-                        return Err(self.bad("MARK inside a TUPLEn"));
-                    }
-                    self.push(Value::Tuple(Rc::new(items)))?;
-                }
-                b'}' => {
-                    let d = self.new_dict(Vec::new());
-                    self.push(d)?;
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let d = self.new_dict(Vec::new());
-                    self.set_items(&d, items)?;
-                    self.push(d)?;
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    let target = self.top()?.clone();
-                    self.set_items(&target, vec![k, v])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let target = self.top()?.clone();
-                    self.set_items(&target, items)?;
-                }
-                0x8f => {
-                    let set = self.new_set(Vec::new());
-                    self.push(set)?;
-                }
-                0x90 => {
-                    let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::Set(s) => s.borrow_mut().extend(items),
-                        _ => return Err(self.bad("ADDITEMS to something that is not a set")),
-                    }
-                }
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    let set = self.new_set(items);
-                    self.push(set)?;
-                }
-                b'g' => {
-                    let s = self.line()?;
-                    let k = s
-                        .trim()
-                        .parse()
-                        .map_err(|_| self.bad(format!("bad GET {s:?}")))?;
-                    self.memo_get(k)?;
-                }
-                b'h' => {
-                    let k = self.u8()?;
-                    self.memo_get(k.into())?;
-                }
-                b'j' => {
-                    let k = self.u32()?;
-                    self.memo_get(k)?;
-                }
-                b'p' => {
-                    let s = self.line()?;
-                    let k = s
-                        .trim()
-                        .parse()
-                        .map_err(|_| self.bad(format!("bad PUT {s:?}")))?;
-                    self.memo_put(k)?;
-                }
-                b'q' => {
-                    let k = self.u8()?;
-                    self.memo_put(k.into())?;
-                }
-                b'r' => {
-                    let k = self.u32()?;
-                    self.memo_put(k)?;
-                }
-                0x94 => {
-                    let k =
-                        u32::try_from(self.memo.len()).map_err(|_| self.bad("memo overflow"))?;
-                    self.memo_put(k)?;
-                }
-                b'c' => {
-                    let (module, name) = self.global_lines()?;
-                    let g = self.global(&module, &name, "GLOBAL", at)?;
-                    self.push(g)?;
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
-                        return Err(self.bad("STACK_GLOBAL operands are not strings"));
-                    };
-                    // CPython's find_class maps Python 2 names whenever the stream's protocol
-                    // (its PROTO opcode, 0 without one) is below 3, whatever opcode names them.
-                    let (module, name) = if self.proto < 3 {
-                        compat::python3_name(module, name)
-                    } else {
-                        (&**module, &**name)
-                    };
-                    let (module, name) = (module.to_owned(), name.to_owned());
-                    let g = self.global(&module, &name, "STACK_GLOBAL", at)?;
-                    self.push(g)?;
-                }
-                b'i' => {
-                    let (module, name) = self.global_lines()?;
-                    let g = self.global(&module, &name, "INST", at)?;
-                    let args = self.pop_mark()?;
-                    let v = self.call(&g, &args)?;
-                    self.push(v)?;
-                }
-                0x82..=0x84 => {
-                    // The extension registry maps integers to arbitrary globals: nothing to check them against.
-                    return Err(CheckpointError::UnsafeGlobal {
-                        entry: self.entry.to_owned(),
-                        module: "copyreg".into(),
-                        name: "extension registry".into(),
-                        opcode: "EXT",
-                        offset: at as u64,
-                    });
-                }
-                b'o' => {
-                    let mut items = self.pop_mark()?;
-                    if items.is_empty() {
-                        return Err(self.bad("OBJ without a class"));
-                    }
-                    let class = items.remove(0);
-                    let v = self.call(&class, &items)?;
-                    self.push(v)?;
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let args = tuple_items(&args)
-                        .ok_or_else(|| self.bad("NEWOBJ arguments are not a tuple"))?;
-                    let v = self.call(&class, args)?;
-                    self.push(v)?;
-                }
-                0x92 => {
-                    let _kwargs = self.pop()?;
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let args = tuple_items(&args)
-                        .ok_or_else(|| self.bad("NEWOBJ_EX arguments are not a tuple"))?;
-                    let v = self.call(&class, args)?;
-                    self.push(v)?;
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let f = self.pop()?;
-                    let args = tuple_items(&args)
-                        .ok_or_else(|| self.bad("REDUCE arguments are not a tuple"))?;
-                    let v = self.call(&f, args)?;
-                    self.push(v)?;
-                }
-                b'b' => {
-                    // BUILD sets state on the object below. A declared global's object keeps it
-                    // (it is described with it); a dict (an OrderedDict's `_metadata`, which torch
-                    // sets with `__dict__.update`) takes a dict. Anything else would change at load
-                    // in a way plumbline does not describe (BUILD on a tensor is `Tensor.set_`,
-                    // which can give it another shape): refused.
-                    let state = self.pop()?;
-                    match self.top()? {
-                        Value::Object(o) => {
-                            let o = o.clone();
-                            if o.state.borrow().is_some() {
-                                return Err(CheckpointError::Ambiguous(format!(
-                                    "BUILD sets the state of a {}.{} twice at byte {at} of {}",
-                                    o.class.0, o.class.1, self.entry
-                                )));
-                            }
-                            *o.state.borrow_mut() = Some(state);
-                        }
-                        Value::Dict(_) if matches!(state, Value::Dict(_)) => {}
-                        other => {
-                            let what = match other {
-                                Value::Tensor(_) => "a tensor (torch runs Tensor.set_ with it)",
-                                Value::Dict(_) => "a dict, with a state that is not a dict",
-                                _ => "a value plumbline describes without state",
-                            };
-                            return Err(CheckpointError::Unsupported(format!(
-                                "BUILD on {what} at byte {at} of {}",
-                                self.entry
-                            )));
-                        }
-                    }
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let v = self.persistent(&pid)?;
-                    self.push(v)?;
-                }
-                b'P' => {
-                    let s = self.line()?.to_owned();
-                    return Err(self.bad(format!(
-                        "text persistent id {s:?} (not written by torch.save)"
-                    )));
-                }
-                0x97..=0x98 => {
-                    return Err(CheckpointError::Unsupported(format!(
-                        "out-of-band pickle buffers (opcode 0x{op:02x} at byte {at} of {})",
-                        self.entry
-                    )));
-                }
+                b't' => self.load_tuple()?,
+                0x85..=0x87 => self.load_tuple_n(op)?,
+                b'}' => self.load_empty_dict()?,
+                b'd' => self.load_dict()?,
+                b's' => self.load_setitem()?,
+                b'u' => self.load_setitems()?,
+                0x8f => self.load_empty_set()?,
+                0x90 => self.load_additems()?,
+                0x91 => self.load_frozenset()?,
+                b'g' | b'h' | b'j' => self.load_get(op)?,
+                b'p' | b'q' | b'r' => self.load_put(op)?,
+                0x94 => self.load_memoize()?,
+                b'c' => self.load_global(at)?,
+                0x93 => self.load_stack_global(at)?,
+                b'i' => self.load_inst(at)?,
+                0x82..=0x84 => self.load_ext(at)?,
+                b'o' => self.load_obj()?,
+                0x81 => self.call_popped("NEWOBJ")?,
+                0x92 => self.load_newobj_ex()?,
+                b'R' => self.call_popped("REDUCE")?,
+                b'b' => self.load_build(at)?,
+                b'Q' => self.load_binpersid()?,
+                b'P' => self.load_persid()?,
+                0x97..=0x98 => self.load_buffer(op, at)?,
                 _ => return Err(self.bad(format!("unknown opcode 0x{op:02x}"))),
             }
         }
+    }
+
+    /// Leaves the current FRAME once the parse has reached its end.
+    fn leave_used_frame(&mut self) {
+        if self.frame_end.is_some_and(|end| self.pos >= end) {
+            self.frame_end = None;
+        }
+    }
+
+    /// PROTO: the stream's protocol, 0 to 5.
+    fn load_proto(&mut self) -> Result<(), CheckpointError> {
+        let proto = self.u8()?;
+        if proto > 5 {
+            return Err(self.bad(format!("unknown pickle protocol {proto}")));
+        }
+        self.proto = proto;
+        Ok(())
+    }
+
+    /// FRAME (at byte `at`): where the new frame ends.
+    fn load_frame(&mut self, at: usize) -> Result<(), CheckpointError> {
+        // pickle._Unframer.load_frame: a new frame only once the current one is used up.
+        if let Some(end) = self.frame_end {
+            return Err(CheckpointError::Ambiguous(format!(
+                "a FRAME begins at byte {at} of {}, before the end of the current frame (byte {end})",
+                self.entry
+            )));
+        }
+        let n = self.u64()?;
+        let n = self.len(n).map_err(|_| {
+            self.bad(format!(
+                "a FRAME of {n} bytes runs past the end of the stream"
+            ))
+        })?;
+        self.frame_end = Some(self.pos + n);
+        Ok(())
+    }
+
+    /// POP: it takes the MARK itself when one is on top, as CPython's load_pop does.
+    fn load_pop(&mut self) -> Result<(), CheckpointError> {
+        self.stack
+            .pop()
+            .ok_or_else(|| self.bad("stack underflow"))?;
+        Ok(())
+    }
+
+    /// POP_MARK: everything above the topmost MARK, and the MARK, dropped.
+    fn load_pop_mark(&mut self) -> Result<(), CheckpointError> {
+        self.pop_mark()?;
+        Ok(())
+    }
+
+    /// DUP: the top of the stack, pushed again.
+    fn load_dup(&mut self) -> Result<(), CheckpointError> {
+        let v = self.top()?.clone();
+        self.push(v)
+    }
+
+    /// INT (at byte `at`): decimal text, or `01`/`00` for the two bools.
+    fn load_int(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let s = self.line()?;
+        let v = match s {
+            "01" => Value::Bool(true),
+            "00" => Value::Bool(false),
+            _ => {
+                self.plain_decimal(s, "INT", at)?;
+                Value::Int(s.parse().map_err(|_| self.bad(format!("bad INT {s:?}")))?)
+            }
+        };
+        self.push(v)
+    }
+
+    /// BININT, BININT1, BININT2: a little-endian i32, u8 or u16.
+    fn load_binint(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let v = match op {
+            b'J' => i64::from(i32::from_le_bytes(self.take(4)?.try_into().unwrap())),
+            b'K' => i64::from(self.u8()?),
+            _ => i64::from(self.u16()?),
+        };
+        self.push(Value::Int(v))
+    }
+
+    /// LONG (at byte `at`): decimal text with an optional `L`, kept as digits beyond i64.
+    fn load_long(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let s = self.line()?;
+        let s = s.strip_suffix('L').unwrap_or(s);
+        self.plain_decimal(s, "LONG", at)?;
+        let v = match s.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_)
+                if !s.is_empty()
+                    && s.trim_start_matches('-')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()) =>
+            {
+                Value::BigInt(s.into())
+            }
+            Err(_) => return Err(self.bad(format!("bad LONG {s:?}"))),
+        };
+        self.push(v)
+    }
+
+    /// LONG1, LONG4: little-endian two's complement of a u8 or u32 length, in decimal within the
+    /// budget.
+    fn load_binlong(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let n = if op == 0x8a {
+            u64::from(self.u8()?)
+        } else {
+            u64::from(self.u32()?)
+        };
+        let n = self.len(n)?;
+        let bytes = self.take(n)?;
+        // Decimal text costs ~2.4 n² steps for n bytes: past a total budget, bigger
+        // integers keep their size only, so many of them cannot add up to minutes.
+        let cost = (bytes.len() as u64).pow(2) * 5 / 2;
+        let v = if bytes.len() > 8 && cost > self.decimal_left {
+            Value::BigInt(Rc::from(format!("<int of {} bytes>", bytes.len())))
+        } else {
+            if bytes.len() > 8 {
+                self.decimal_left -= cost;
+            }
+            decode_long(bytes)
+        };
+        self.push(v)
+    }
+
+    /// FLOAT: a float as text.
+    fn load_float(&mut self) -> Result<(), CheckpointError> {
+        let s = self.line()?;
+        let v = s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| self.bad(format!("bad FLOAT {s:?}")))?;
+        self.push(Value::Float(v))
+    }
+
+    /// BINFLOAT: a big-endian f64.
+    fn load_binfloat(&mut self) -> Result<(), CheckpointError> {
+        let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
+        self.push(Value::Float(v))
+    }
+
+    /// BINUNICODE, SHORT_BINUNICODE, BINUNICODE8: UTF-8 of a u32, u8 or u64 length.
+    fn load_binunicode(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let n = match op {
+            b'X' => u64::from(self.u32()?),
+            0x8c => u64::from(self.u8()?),
+            _ => self.u64()?,
+        };
+        let n = self.len(n)?;
+        let b = self.take(n)?;
+        let s = self.utf8(b)?;
+        self.push(Value::Str(s.into()))
+    }
+
+    /// UNICODE: a raw-unicode-escape text line.
+    fn load_unicode(&mut self) -> Result<(), CheckpointError> {
+        let raw = self.line_bytes()?;
+        let s = self.raw_unicode_escape(raw)?;
+        self.push(Value::Str(s.into()))
+    }
+
+    /// STRING (at byte `at`): a quoted text line, without backslash escapes.
+    fn load_string(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let s = self.line()?;
+        let s = s.trim();
+        let unq = s
+            .strip_prefix('\'')
+            .and_then(|s| s.strip_suffix('\''))
+            .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+            .ok_or_else(|| self.bad("STRING argument is not quoted"))?;
+        // CPython decodes backslash escapes here (`codecs.escape_decode`); plumbline
+        // does not, so text with one could read differently: refused.
+        if unq.contains('\\') {
+            return Err(CheckpointError::Ambiguous(format!(
+                "a STRING with backslash escapes at byte {at} of {}",
+                self.entry
+            )));
+        }
+        self.push(Value::Str(unq.into()))
+    }
+
+    /// BINSTRING, SHORT_BINSTRING: bytes of a u32 or u8 length, read as UTF-8.
+    fn load_binstring(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let n = if op == b'T' {
+            u64::from(self.u32()?)
+        } else {
+            u64::from(self.u8()?)
+        };
+        let n = self.len(n)?;
+        let b = self.take(n)?;
+        // Python 2 str: bytes, which torch.load decodes with encoding="utf-8".
+        let s = self.utf8(b)?;
+        self.push(Value::Str(s.into()))
+    }
+
+    /// BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8: bytes of a u32, u8 or u64 length.
+    fn load_binbytes(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let n = match op {
+            b'B' => u64::from(self.u32()?),
+            b'C' => u64::from(self.u8()?),
+            _ => self.u64()?,
+        };
+        let n = self.len(n)?;
+        let b = self.take(n)?;
+        self.push(Value::Bytes(b.into()))
+    }
+
+    /// EMPTY_LIST: an empty list, pushed.
+    fn load_empty_list(&mut self) -> Result<(), CheckpointError> {
+        let l = self.new_list(Vec::new());
+        self.push(l)
+    }
+
+    /// LIST: the items above the topmost MARK, as a list.
+    fn load_list(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        let l = self.new_list(items);
+        self.push(l)
+    }
+
+    /// APPEND: the top value, appended to the list below it.
+    fn load_append(&mut self) -> Result<(), CheckpointError> {
+        let v = self.pop()?;
+        match self.top()? {
+            Value::List(l) => l.borrow_mut().push(v),
+            _ => return Err(self.bad("APPEND to something that is not a list")),
+        }
+        Ok(())
+    }
+
+    /// APPENDS: the items above the topmost MARK, appended to the list below it.
+    fn load_appends(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        match self.top()? {
+            Value::List(l) => l.borrow_mut().extend(items),
+            _ => return Err(self.bad("APPENDS to something that is not a list")),
+        }
+        Ok(())
+    }
+
+    /// TUPLE: the items above the topmost MARK, as a tuple.
+    fn load_tuple(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        self.push(Value::Tuple(Rc::new(items)))
+    }
+
+    /// TUPLE1, TUPLE2, TUPLE3: the top one, two or three values, as a tuple.
+    fn load_tuple_n(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let n = usize::from(op - 0x84);
+        if self.stack.len() < n {
+            return Err(self.bad("stack underflow"));
+        }
+        let items = self.stack.split_off(self.stack.len() - n);
+        if items.iter().any(|v| matches!(v, Value::Mark)) {
+            return Err(self.bad("MARK inside a TUPLEn"));
+        }
+        self.push(Value::Tuple(Rc::new(items)))
+    }
+
+    /// EMPTY_DICT: an empty dict, pushed.
+    fn load_empty_dict(&mut self) -> Result<(), CheckpointError> {
+        let d = self.new_dict(Vec::new());
+        self.push(d)
+    }
+
+    /// DICT: the key-value pairs above the topmost MARK, as a dict.
+    fn load_dict(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        let d = self.new_dict(Vec::new());
+        self.set_items(&d, items)?;
+        self.push(d)
+    }
+
+    /// SETITEM: the top key and value, set in the dict below them.
+    fn load_setitem(&mut self) -> Result<(), CheckpointError> {
+        let v = self.pop()?;
+        let k = self.pop()?;
+        let target = self.top()?.clone();
+        self.set_items(&target, vec![k, v])
+    }
+
+    /// SETITEMS: the key-value pairs above the topmost MARK, set in the dict below it.
+    fn load_setitems(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        let target = self.top()?.clone();
+        self.set_items(&target, items)
+    }
+
+    /// EMPTY_SET: an empty set, pushed.
+    fn load_empty_set(&mut self) -> Result<(), CheckpointError> {
+        let set = self.new_set(Vec::new());
+        self.push(set)
+    }
+
+    /// ADDITEMS: the items above the topmost MARK, added to the set below it.
+    fn load_additems(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        match self.top()? {
+            Value::Set(s) => s.borrow_mut().extend(items),
+            _ => return Err(self.bad("ADDITEMS to something that is not a set")),
+        }
+        Ok(())
+    }
+
+    /// FROZENSET: the items above the topmost MARK, as a set.
+    fn load_frozenset(&mut self) -> Result<(), CheckpointError> {
+        let items = self.pop_mark()?;
+        let set = self.new_set(items);
+        self.push(set)
+    }
+
+    /// GET, BINGET, LONG_BINGET: the memo value of a text, u8 or u32 key, pushed.
+    fn load_get(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let k = match op {
+            b'g' => {
+                let s = self.line()?;
+                s.trim()
+                    .parse()
+                    .map_err(|_| self.bad(format!("bad GET {s:?}")))?
+            }
+            b'h' => self.u8()?.into(),
+            _ => self.u32()?,
+        };
+        self.memo_get(k)
+    }
+
+    /// PUT, BINPUT, LONG_BINPUT: the top value, memoized under a text, u8 or u32 key.
+    fn load_put(&mut self, op: u8) -> Result<(), CheckpointError> {
+        let k = match op {
+            b'p' => {
+                let s = self.line()?;
+                s.trim()
+                    .parse()
+                    .map_err(|_| self.bad(format!("bad PUT {s:?}")))?
+            }
+            b'q' => self.u8()?.into(),
+            _ => self.u32()?,
+        };
+        self.memo_put(k)
+    }
+
+    /// MEMOIZE: the top value, memoized under the next key.
+    fn load_memoize(&mut self) -> Result<(), CheckpointError> {
+        let k = u32::try_from(self.memo.len()).map_err(|_| self.bad("memo overflow"))?;
+        self.memo_put(k)
+    }
+
+    /// GLOBAL (at byte `at`): a global named by two text lines, checked against the allowlist.
+    fn load_global(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let (module, name) = self.global_lines()?;
+        let g = self.global(&module, &name, "GLOBAL", at)?;
+        self.push(g)
+    }
+
+    /// STACK_GLOBAL (at byte `at`): a global named by the two strings on the stack, checked against
+    /// the allowlist.
+    fn load_stack_global(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let name = self.pop()?;
+        let module = self.pop()?;
+        let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
+            return Err(self.bad("STACK_GLOBAL operands are not strings"));
+        };
+        // CPython's find_class maps Python 2 names whenever the stream's protocol
+        // (its PROTO opcode, 0 without one) is below 3, whatever opcode names them.
+        let (module, name) = if self.proto < 3 {
+            compat::python3_name(module, name)
+        } else {
+            (&**module, &**name)
+        };
+        let (module, name) = (module.to_owned(), name.to_owned());
+        let g = self.global(&module, &name, "STACK_GLOBAL", at)?;
+        self.push(g)
+    }
+
+    /// INST (at byte `at`): a global named by two text lines, called with the items above the
+    /// topmost MARK.
+    fn load_inst(&mut self, at: usize) -> Result<(), CheckpointError> {
+        let (module, name) = self.global_lines()?;
+        let g = self.global(&module, &name, "INST", at)?;
+        let args = self.pop_mark()?;
+        let v = self.call(&g, &args)?;
+        self.push(v)
+    }
+
+    /// EXT1, EXT2, EXT4 (at byte `at`): refused.
+    fn load_ext(&self, at: usize) -> Result<(), CheckpointError> {
+        // The extension registry maps integers to arbitrary globals: nothing to check them against.
+        Err(CheckpointError::UnsafeGlobal {
+            entry: self.entry.to_owned(),
+            module: "copyreg".into(),
+            name: "extension registry".into(),
+            opcode: "EXT",
+            offset: at as u64,
+        })
+    }
+
+    /// OBJ: the first item above the topmost MARK, called with the others.
+    fn load_obj(&mut self) -> Result<(), CheckpointError> {
+        let mut items = self.pop_mark()?;
+        if items.is_empty() {
+            return Err(self.bad("OBJ without a class"));
+        }
+        let class = items.remove(0);
+        let v = self.call(&class, &items)?;
+        self.push(v)
+    }
+
+    /// NEWOBJ_EX: as NEWOBJ, its keyword arguments dropped.
+    fn load_newobj_ex(&mut self) -> Result<(), CheckpointError> {
+        let _kwargs = self.pop()?;
+        self.call_popped("NEWOBJ_EX")
+    }
+
+    /// NEWOBJ, REDUCE (`opcode`): the callable below the top, called with the tuple on top.
+    fn call_popped(&mut self, opcode: &str) -> Result<(), CheckpointError> {
+        let args = self.pop()?;
+        let f = self.pop()?;
+        let args = tuple_items(&args)
+            .ok_or_else(|| self.bad(format!("{opcode} arguments are not a tuple")))?;
+        let v = self.call(&f, args)?;
+        self.push(v)
+    }
+
+    /// BUILD (at byte `at`): the top value, set as the state of the object below it.
+    fn load_build(&mut self, at: usize) -> Result<(), CheckpointError> {
+        // A declared global's object keeps the state (it is described with it); a dict (an
+        // OrderedDict's `_metadata`, which torch sets with `__dict__.update`) takes a dict.
+        // Anything else would change at load in a way plumbline does not describe (BUILD on a
+        // tensor is `Tensor.set_`, which can give it another shape): refused.
+        let state = self.pop()?;
+        match self.top()? {
+            Value::Object(o) => {
+                let o = o.clone();
+                if o.state.borrow().is_some() {
+                    return Err(CheckpointError::Ambiguous(format!(
+                        "BUILD sets the state of a {}.{} twice at byte {at} of {}",
+                        o.class.0, o.class.1, self.entry
+                    )));
+                }
+                *o.state.borrow_mut() = Some(state);
+            }
+            Value::Dict(_) if matches!(state, Value::Dict(_)) => {}
+            other => {
+                let what = match other {
+                    Value::Tensor(_) => "a tensor (torch runs Tensor.set_ with it)",
+                    Value::Dict(_) => "a dict, with a state that is not a dict",
+                    _ => "a value plumbline describes without state",
+                };
+                return Err(CheckpointError::Unsupported(format!(
+                    "BUILD on {what} at byte {at} of {}",
+                    self.entry
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// BINPERSID: the storage the persistent id on top names.
+    fn load_binpersid(&mut self) -> Result<(), CheckpointError> {
+        let pid = self.pop()?;
+        let v = self.persistent(&pid)?;
+        self.push(v)
+    }
+
+    /// PERSID: refused.
+    fn load_persid(&mut self) -> Result<(), CheckpointError> {
+        let s = self.line()?.to_owned();
+        Err(self.bad(format!(
+            "text persistent id {s:?} (not written by torch.save)"
+        )))
+    }
+
+    /// NEXT_BUFFER, READONLY_BUFFER (`op`, at byte `at`): refused.
+    fn load_buffer(&self, op: u8, at: usize) -> Result<(), CheckpointError> {
+        Err(CheckpointError::Unsupported(format!(
+            "out-of-band pickle buffers (opcode 0x{op:02x} at byte {at} of {})",
+            self.entry
+        )))
     }
 
     /// torch's persistent id for a storage: ('storage', <storage class>, key, location, numel), and
@@ -1465,13 +1586,7 @@ impl<'a> Machine<'a> {
         // Only a declared global gets here without being on the built-in allowlist: its object is
         // described by its arguments (and later its state), never built.
         if !is_allowed(module, name) {
-            self.charge_work(args.len())?;
-            let o = Value::Object(Rc::new(Object {
-                class: (module.clone(), name.clone()),
-                args: RefCell::new(args.to_vec()),
-                state: RefCell::new(None),
-            }));
-            return Ok(self.track(o));
+            return self.declared_object(module, name, args);
         }
         match (module.as_str(), name.as_str()) {
             ("collections", "OrderedDict") if args.is_empty() => Ok(self.new_dict(Vec::new())),
@@ -1491,110 +1606,16 @@ impl<'a> Machine<'a> {
                 }
                 _ => Err(self.bad("_rebuild_tensor_v3 without a torch dtype")),
             },
-            // _rebuild_from_type_v2(func, new_type, args, state): a tensor (or Parameter) with
-            // Python attributes. Described when `func` is a tensor rebuild, the type a plain tensor
-            // or Parameter, and the state a dict of plain values.
-            ("torch._tensor", "_rebuild_from_type_v2") => {
-                let [func, Value::Global(new_type), inner, state] = args else {
-                    return Err(self
-                        .bad("_rebuild_from_type_v2 arguments are not (func, type, args, state)"));
-                };
-                let inner = tuple_items(inner)
-                    .ok_or_else(|| self.bad("_rebuild_from_type_v2 args are not a tuple"))?;
-                let tensor_type = matches!(
-                    (new_type.0.as_str(), new_type.1.as_str()),
-                    ("torch", "Tensor") | ("torch.nn.parameter", "Parameter")
-                );
-                if !tensor_type {
-                    return Err(CheckpointError::Unsupported(format!(
-                        "a tensor subclass {}.{} (_rebuild_from_type_v2) in {}",
-                        new_type.0, new_type.1, self.entry
-                    )));
-                }
-                // Only a tensor rebuild as `func`: anything else (this function again, nested)
-                // is not what torch.save writes.
-                let rebuild = matches!(func, Value::Global(g) if g.0 == "torch._utils" && matches!(
-                    g.1.as_str(),
-                    "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3"
-                        | "_rebuild_parameter" | "_rebuild_parameter_with_state"
-                ));
-                if !rebuild {
-                    return Err(CheckpointError::Unsupported(format!(
-                        "_rebuild_from_type_v2 of something other than a tensor rebuild in {}",
-                        self.entry
-                    )));
-                }
-                let t = match &self.call(func, inner)? {
-                    Value::Tensor(t) => t.clone(),
-                    _ => {
-                        return Err(
-                            self.bad("_rebuild_from_type_v2 of something that is not a tensor")
-                        );
-                    }
-                };
-                let attributes = self.attributes(state)?;
-                if attributes.is_empty() {
-                    return Ok(Value::Tensor(t));
-                }
-                let mut t = (*t).clone();
-                t.attributes.extend(attributes);
-                Ok(Value::Tensor(Rc::new(t)))
-            }
-            // _rebuild_parameter(data, requires_grad, hooks) and Parameter(data, requires_grad);
-            // _rebuild_parameter_with_state(data, requires_grad, hooks, state) also sets attributes.
+            ("torch._tensor", "_rebuild_from_type_v2") => self.rebuild_from_type(args),
             ("torch._utils", "_rebuild_parameter")
             | ("torch._utils", "_rebuild_parameter_with_state")
-            | ("torch.nn.parameter", "Parameter") => match args.first() {
-                Some(Value::Tensor(t)) => {
-                    let attributes = match args.get(3) {
-                        Some(state) if name == "_rebuild_parameter_with_state" => {
-                            self.attributes(state)?
-                        }
-                        _ => Vec::new(),
-                    };
-                    if attributes.is_empty() {
-                        return Ok(Value::Tensor(t.clone()));
-                    }
-                    let mut t = (**t).clone();
-                    t.attributes.extend(attributes);
-                    Ok(Value::Tensor(Rc::new(t)))
-                }
-                _ => Err(self.bad("parameter rebuild without a tensor")),
-            },
-            // Protocols 0-2 write bytes as `_codecs.encode(text, "latin1")`; any other encoding would
-            // give other bytes than the latin-1 mapping below.
-            ("_codecs", "encode") => match args {
-                [Value::Str(s), Value::Str(enc)] if matches!(&**enc, "latin1" | "latin-1") => {
-                    self.charge_work(s.len())?;
-                    let bytes: Option<Vec<u8>> =
-                        s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-                    bytes
-                        .map(|b| Value::Bytes(b.into()))
-                        .ok_or_else(|| self.bad("_codecs.encode of text outside latin-1"))
-                }
-                _ => Err(self.bad("_codecs.encode other than (text, \"latin1\")")),
-            },
-            ("builtins", "set") => {
-                let items = match args.first() {
-                    Some(Value::List(l)) => l.borrow().clone(),
-                    Some(other) => tuple_items(other).unwrap_or_default().to_vec(),
-                    None => Vec::new(),
-                };
-                self.charge_work(items.len())?;
-                Ok(self.new_set(items))
-            }
+            | ("torch.nn.parameter", "Parameter") => self.rebuild_parameter(name, args),
+            ("_codecs", "encode") => self.codecs_encode(args),
+            ("builtins", "set") => self.builtin_set(args),
             // Allowlisted tensor rebuilders plumbline does not describe: an opaque value would hide a
             // tensor from the table (and from the first-layer check), so refuse to guess.
             ("torch._utils", _) | ("torch._tensor", _) => {
-                let kind = match name.as_str() {
-                    "_rebuild_qtensor" => "a quantized tensor",
-                    "_rebuild_sparse_tensor" => "a sparse tensor",
-                    "_rebuild_meta_tensor_no_storage" => "a meta tensor (no storage)",
-                    "_rebuild_wrapper_subclass" => "a tensor subclass",
-                    "_rebuild_device_tensor_from_numpy" => "a tensor stored as a numpy array",
-                    _ => "a tensor",
-                };
-                Err(self.not_described(&format!("{kind} ({module}.{name})")))
+                Err(self.not_described(&undescribed_rebuild(module, name)))
             }
             // Anything else allowlisted (torch.Size, torch.device, complex, bytearray, Counter, …)
             // becomes an opaque value; its arguments must be plain values, so a tensor or a
@@ -1606,6 +1627,134 @@ impl<'a> Machine<'a> {
             ))),
         }
     }
+
+    /// The object of a declared global `module.name`, described by its arguments.
+    fn declared_object(
+        &mut self,
+        module: &str,
+        name: &str,
+        args: &[Value],
+    ) -> Result<Value, CheckpointError> {
+        self.charge_work(args.len())?;
+        let o = Value::Object(Rc::new(Object {
+            class: (module.to_owned(), name.to_owned()),
+            args: RefCell::new(args.to_vec()),
+            state: RefCell::new(None),
+        }));
+        Ok(self.track(o))
+    }
+
+    /// _rebuild_from_type_v2(func, new_type, args, state): a tensor (or Parameter) with Python
+    /// attributes. Described when `func` is a tensor rebuild, the type a plain tensor or
+    /// Parameter, and the state a dict of plain values.
+    fn rebuild_from_type(&mut self, args: &[Value]) -> Result<Value, CheckpointError> {
+        let [func, Value::Global(new_type), inner, state] = args else {
+            return Err(
+                self.bad("_rebuild_from_type_v2 arguments are not (func, type, args, state)")
+            );
+        };
+        let inner = tuple_items(inner)
+            .ok_or_else(|| self.bad("_rebuild_from_type_v2 args are not a tuple"))?;
+        let tensor_type = matches!(
+            (new_type.0.as_str(), new_type.1.as_str()),
+            ("torch", "Tensor") | ("torch.nn.parameter", "Parameter")
+        );
+        if !tensor_type {
+            return Err(CheckpointError::Unsupported(format!(
+                "a tensor subclass {}.{} (_rebuild_from_type_v2) in {}",
+                new_type.0, new_type.1, self.entry
+            )));
+        }
+        // Only a tensor rebuild as `func`: anything else (this function again, nested)
+        // is not what torch.save writes.
+        let rebuild = matches!(func, Value::Global(g) if g.0 == "torch._utils" && matches!(
+            g.1.as_str(),
+            "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3"
+                | "_rebuild_parameter" | "_rebuild_parameter_with_state"
+        ));
+        if !rebuild {
+            return Err(CheckpointError::Unsupported(format!(
+                "_rebuild_from_type_v2 of something other than a tensor rebuild in {}",
+                self.entry
+            )));
+        }
+        let t = match &self.call(func, inner)? {
+            Value::Tensor(t) => t.clone(),
+            _ => {
+                return Err(self.bad("_rebuild_from_type_v2 of something that is not a tensor"));
+            }
+        };
+        let attributes = self.attributes(state)?;
+        Ok(with_attributes(t, attributes))
+    }
+
+    /// _rebuild_parameter(data, requires_grad, hooks) and Parameter(data, requires_grad) (`name`):
+    /// the tensor; _rebuild_parameter_with_state(data, requires_grad, hooks, state) also sets
+    /// attributes.
+    fn rebuild_parameter(&self, name: &str, args: &[Value]) -> Result<Value, CheckpointError> {
+        match args.first() {
+            Some(Value::Tensor(t)) => {
+                let attributes = match args.get(3) {
+                    Some(state) if name == "_rebuild_parameter_with_state" => {
+                        self.attributes(state)?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok(with_attributes(t.clone(), attributes))
+            }
+            _ => Err(self.bad("parameter rebuild without a tensor")),
+        }
+    }
+
+    /// `_codecs.encode(text, "latin1")`, as protocols 0-2 write bytes: the bytes. Any other
+    /// encoding would give other bytes than the latin-1 mapping here.
+    fn codecs_encode(&mut self, args: &[Value]) -> Result<Value, CheckpointError> {
+        match args {
+            [Value::Str(s), Value::Str(enc)] if matches!(&**enc, "latin1" | "latin-1") => {
+                self.charge_work(s.len())?;
+                let bytes: Option<Vec<u8>> =
+                    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                bytes
+                    .map(|b| Value::Bytes(b.into()))
+                    .ok_or_else(|| self.bad("_codecs.encode of text outside latin-1"))
+            }
+            _ => Err(self.bad("_codecs.encode other than (text, \"latin1\")")),
+        }
+    }
+
+    /// `set(items)`: a set of the list's or tuple's items.
+    fn builtin_set(&mut self, args: &[Value]) -> Result<Value, CheckpointError> {
+        let items = match args.first() {
+            Some(Value::List(l)) => l.borrow().clone(),
+            Some(other) => tuple_items(other).unwrap_or_default().to_vec(),
+            None => Vec::new(),
+        };
+        self.charge_work(items.len())?;
+        Ok(self.new_set(items))
+    }
+}
+
+/// What an allowlisted tensor rebuilder plumbline does not describe builds, with its name.
+fn undescribed_rebuild(module: &str, name: &str) -> String {
+    let kind = match name {
+        "_rebuild_qtensor" => "a quantized tensor",
+        "_rebuild_sparse_tensor" => "a sparse tensor",
+        "_rebuild_meta_tensor_no_storage" => "a meta tensor (no storage)",
+        "_rebuild_wrapper_subclass" => "a tensor subclass",
+        "_rebuild_device_tensor_from_numpy" => "a tensor stored as a numpy array",
+        _ => "a tensor",
+    };
+    format!("{kind} ({module}.{name})")
+}
+
+/// The tensor `t`, with `attributes` added to its own (`t` itself when there are none).
+fn with_attributes(t: Rc<TensorRef>, attributes: Vec<(String, Value)>) -> Value {
+    if attributes.is_empty() {
+        return Value::Tensor(t);
+    }
+    let mut t = (*t).clone();
+    t.attributes.extend(attributes);
+    Value::Tensor(Rc::new(t))
 }
 
 /// A scalar, or a tuple or list of scalars: what an opaque call may take.

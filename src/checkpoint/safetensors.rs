@@ -139,12 +139,16 @@ impl<'de> serde::Deserialize<'de> for Strict {
     }
 }
 
+/// A malformed header, saying what is wrong.
+fn bad(detail: String) -> CheckpointError {
+    CheckpointError::malformed("safetensors header", detail)
+}
+
 /// The header, checked as the safetensors crate's `Metadata::validate` checks it (data offsets
 /// contiguous from 0, each range exactly dtype × shape, the last ending at the end of the file) plus
 /// plumbline's own refusals (a key twice, at either level; an element count or byte size that
 /// overflows whatever the order of the dimensions). See docs/checkpoint-metadata.md.
 fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, CheckpointError> {
-    let bad = |d: String| CheckpointError::malformed("safetensors header", d);
     let text = std::str::from_utf8(header).map_err(|_| bad("header is not UTF-8".into()))?;
     let json = match serde_json::from_str(text) {
         Ok(Strict(Tree::Object(m))) => m,
@@ -155,88 +159,121 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
     let mut tensors = Vec::new();
     for (name, v) in json {
         if name == "__metadata__" {
-            let Tree::Object(meta) = v else {
-                return Err(bad("__metadata__ is not an object".into()));
-            };
-            for (k, v) in meta {
-                let Tree::String(s) = v else {
-                    return Err(bad(format!("__metadata__ value `{k}` is not a string")));
-                };
-                let decoded = decode_metadata(s);
-                tree.insert(k, decoded);
-            }
+            add_metadata(v, &mut tree)?;
             continue;
         }
-        let obj = v
-            .as_object()
-            .ok_or_else(|| bad(format!("tensor `{name}` is not an object")))?;
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets"))
-        {
-            return Err(bad(format!("tensor `{name}` has an unknown field `{k}`")));
-        }
-        let st_dtype = obj
-            .get("dtype")
-            .and_then(Tree::as_str)
-            .ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
-        let (dtype, bits) = dtype_info(st_dtype)
-            .ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {st_dtype}")))?;
-        let shape: Vec<u64> = obj
-            .get("shape")
-            .and_then(Tree::as_array)
-            .and_then(|a| a.iter().map(Tree::as_u64).collect())
-            .ok_or_else(|| bad(format!("tensor `{name}` has no shape of non-negative ints")))?;
-        let offsets: Vec<u64> = obj
-            .get("data_offsets")
-            .and_then(Tree::as_array)
-            .and_then(|a| a.iter().map(Tree::as_u64).collect())
-            .filter(|o: &Vec<u64>| o.len() == 2)
-            .ok_or_else(|| bad(format!("tensor `{name}` has no data_offsets [begin, end]")))?;
-        // Overflow is judged on the non-zero dimensions: `[0, 2^63]` holds no element, but a reader
-        // that multiplies in another order, or takes a stride, overflows on it.
-        let bits_total = shape
-            .iter()
-            .filter(|&&d| d != 0)
-            .try_fold(bits, |a, &d| a.checked_mul(d))
-            .filter(|&b| b <= i64::MAX as u64)
-            .ok_or_else(|| bad(format!("tensor `{name}`: shape {shape:?} overflows")))?;
-        let numel = if shape.contains(&0) {
-            0
-        } else {
-            bits_total / bits
-        };
-        if (numel * bits) % 8 != 0 {
-            return Err(bad(format!(
-                "tensor `{name}`: {numel} elements of {bits} bits do not fill whole bytes"
-            )));
-        }
-        let bytes = numel * bits / 8;
-        let (b, e) = (offsets[0], offsets[1]);
-        if e > data_len {
-            return Err(bad(format!(
-                "tensor `{name}`: data_offsets [{b}, {e}] lie outside the {data_len}-byte data section"
-            )));
-        }
-        if b > e || e - b != bytes {
-            return Err(bad(format!(
-                "tensor `{name}`: data_offsets [{b}, {e}] do not hold {numel} elements of {st_dtype} ({bytes} bytes)"
-            )));
-        }
-        tensors.push((
-            (b, e),
-            TensorInfo {
-                name,
-                dtype: dtype.to_owned(),
-                shape,
-            },
-        ));
+        tensors.push(tensor_entry(name, &v, data_len)?);
     }
-    // The crate's rule: sorted by offsets, each tensor begins where the previous ended, the first at
-    // 0, the last at the end of the file; no gap, no overlap, no trailing bytes.
+    check_contiguous(&mut tensors, data_len)?;
+    Ok(SafetensorsFile {
+        tree: Tree::Object(tree),
+        tensors: tensors.into_iter().map(|(_, t)| t).collect(),
+    })
+}
+
+/// `__metadata__`'s strings, decoded (see [`decode_metadata`]), added to `tree`.
+fn add_metadata(v: Tree, tree: &mut serde_json::Map<String, Tree>) -> Result<(), CheckpointError> {
+    let Tree::Object(meta) = v else {
+        return Err(bad("__metadata__ is not an object".into()));
+    };
+    for (k, v) in meta {
+        let Tree::String(s) = v else {
+            return Err(bad(format!("__metadata__ value `{k}` is not a string")));
+        };
+        let decoded = decode_metadata(s);
+        tree.insert(k, decoded);
+    }
+    Ok(())
+}
+
+/// The tensor `name` of the header (`v`), with its data offsets, checked to hold exactly its
+/// elements inside the `data_len`-byte data section.
+fn tensor_entry(
+    name: String,
+    v: &Tree,
+    data_len: u64,
+) -> Result<((u64, u64), TensorInfo), CheckpointError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad(format!("tensor `{name}` is not an object")))?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets"))
+    {
+        return Err(bad(format!("tensor `{name}` has an unknown field `{k}`")));
+    }
+    let st_dtype = obj
+        .get("dtype")
+        .and_then(Tree::as_str)
+        .ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
+    let (dtype, bits) = dtype_info(st_dtype)
+        .ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {st_dtype}")))?;
+    let shape: Vec<u64> = obj
+        .get("shape")
+        .and_then(Tree::as_array)
+        .and_then(|a| a.iter().map(Tree::as_u64).collect())
+        .ok_or_else(|| bad(format!("tensor `{name}` has no shape of non-negative ints")))?;
+    let offsets: Vec<u64> = obj
+        .get("data_offsets")
+        .and_then(Tree::as_array)
+        .and_then(|a| a.iter().map(Tree::as_u64).collect())
+        .filter(|o: &Vec<u64>| o.len() == 2)
+        .ok_or_else(|| bad(format!("tensor `{name}` has no data_offsets [begin, end]")))?;
+    let (numel, bytes) = tensor_size(&name, &shape, bits)?;
+    let (b, e) = (offsets[0], offsets[1]);
+    if e > data_len {
+        return Err(bad(format!(
+            "tensor `{name}`: data_offsets [{b}, {e}] lie outside the {data_len}-byte data section"
+        )));
+    }
+    if b > e || e - b != bytes {
+        return Err(bad(format!(
+            "tensor `{name}`: data_offsets [{b}, {e}] do not hold {numel} elements of {st_dtype} ({bytes} bytes)"
+        )));
+    }
+    Ok((
+        (b, e),
+        TensorInfo {
+            name,
+            dtype: dtype.to_owned(),
+            shape,
+        },
+    ))
+}
+
+/// The element count and byte size of tensor `name`, of `shape` and `bits` per element.
+fn tensor_size(name: &str, shape: &[u64], bits: u64) -> Result<(u64, u64), CheckpointError> {
+    // Overflow is judged on the non-zero dimensions: `[0, 2^63]` holds no element, but a reader
+    // that multiplies in another order, or takes a stride, overflows on it.
+    let bits_total = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(bits, |a, &d| a.checked_mul(d))
+        .filter(|&b| b <= i64::MAX as u64)
+        .ok_or_else(|| bad(format!("tensor `{name}`: shape {shape:?} overflows")))?;
+    let numel = if shape.contains(&0) {
+        0
+    } else {
+        bits_total / bits
+    };
+    if !(numel * bits).is_multiple_of(8) {
+        return Err(bad(format!(
+            "tensor `{name}`: {numel} elements of {bits} bits do not fill whole bytes"
+        )));
+    }
+    Ok((numel, numel * bits / 8))
+}
+
+/// The crate's rule: sorted by offsets (`tensors` is sorted here), each tensor begins where the
+/// previous ended, the first at 0, the last at the end of the file; no gap, no overlap, no trailing
+/// bytes.
+fn check_contiguous(
+    tensors: &mut [((u64, u64), TensorInfo)],
+    data_len: u64,
+) -> Result<(), CheckpointError> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let mut at = 0u64;
-    for ((b, e), t) in &tensors {
+    for ((b, e), t) in tensors.iter() {
         if *b != at {
             return Err(bad(format!(
                 "tensor `{}`: data_offsets [{b}, {e}] {} the previous tensor's end {at}",
@@ -256,10 +293,7 @@ fn parse_header(header: &[u8], data_len: u64) -> Result<SafetensorsFile, Checkpo
             data_len.saturating_sub(at)
         )));
     }
-    Ok(SafetensorsFile {
-        tree: Tree::Object(tree),
-        tensors: tensors.into_iter().map(|(_, t)| t).collect(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

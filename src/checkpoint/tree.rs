@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::Tree;
-use super::pickle::{TensorRef, Value};
+use super::pickle::{Object, TensorRef, Value};
 use crate::error::CheckpointError;
 
 /// Tensors by dotted path, in the order the tree lists them.
@@ -87,75 +87,11 @@ fn to_tree(
         Value::Bytes(b) => Tree::String(format!("<{} bytes>", b.len())),
         Value::List(l) => seq(&l.borrow(), path, tensors, budget)?,
         Value::Tuple(t) => seq(t, path, tensors, budget)?,
-        Value::Set(s) => {
-            // Python keeps the first of equal elements (`{1, True}` is `{1}`).
-            let items = s.borrow();
-            let mut seen = std::collections::HashSet::with_capacity(items.len());
-            let mut distinct = Vec::with_capacity(items.len());
-            for v in items.iter() {
-                let key = Key::of(v).map_err(|why| {
-                    CheckpointError::Unsupported(format!(
-                        "{} in the set at `{}`",
-                        why.replacen("a key", "an element", 1),
-                        path.join(".")
-                    ))
-                })?;
-                if seen.insert(key) {
-                    distinct.push(v.clone());
-                }
-            }
-            seq(&distinct, path, tensors, budget)?
-        }
-        Value::Dict(d) => {
-            let d = d.borrow();
-            let texts = key_texts(&d, path, budget)?;
-            let mut map = serde_json::Map::new();
-            for ((_, v), text) in d.iter().zip(texts) {
-                path.push(text.clone());
-                let child = to_tree(v, path, tensors, budget)?;
-                path.pop();
-                map.insert(text, child);
-            }
-            Tree::Object(map)
-        }
-        Value::Tensor(t) => {
-            let name = path.join(".");
-            // Each reference writes the shape again: charge it, or a memoized tensor with a huge
-            // shape referenced many times would expand without bound.
-            budget.charge(t.shape.len() as u64, name.len() as u64)?;
-            tensors.push((name, t.clone()));
-            let mut node = serde_json::json!({"dtype": t.dtype, "shape": t.shape});
-            if !t.attributes.is_empty() {
-                let mut attributes = serde_json::Map::new();
-                for (k, v) in &t.attributes {
-                    path.push(k.clone());
-                    let child = to_tree(v, path, tensors, budget)?;
-                    path.pop();
-                    attributes.insert(k.clone(), child);
-                }
-                node["attributes"] = Tree::Object(attributes);
-            }
-            serde_json::json!({ "$tensor": node })
-        }
+        Value::Set(s) => set_tree(&s.borrow(), path, tensors, budget)?,
+        Value::Dict(d) => dict_tree(&d.borrow(), path, tensors, budget)?,
+        Value::Tensor(t) => tensor_tree(t, path, tensors, budget)?,
         Value::Global(g) => Tree::String(format!("<{}.{}>", g.0, g.1)),
-        Value::Object(o) => {
-            let mut node = serde_json::Map::new();
-            let class = format!("{}.{}", o.class.0, o.class.1);
-            budget.charge(0, class.len() as u64)?;
-            node.insert("$object".into(), Tree::String(class));
-            let args = o.args.borrow();
-            if !args.is_empty() {
-                path.push("args".into());
-                node.insert("args".into(), seq(&args, path, tensors, budget)?);
-                path.pop();
-            }
-            if let Some(state) = &*o.state.borrow() {
-                path.push("state".into());
-                node.insert("state".into(), to_tree(state, path, tensors, budget)?);
-                path.pop();
-            }
-            Tree::Object(node)
-        }
+        Value::Object(o) => object_tree(o, path, tensors, budget)?,
         Value::Storage(_) => Tree::String("<storage>".into()),
         Value::Opaque(name) => Tree::String(format!("<{name}(...)>")),
         Value::Mark => {
@@ -165,6 +101,99 @@ fn to_tree(
             ));
         }
     })
+}
+
+/// The tree of a set's elements, the first of equal ones kept (Python's `{1, True}` is `{1}`).
+fn set_tree(
+    items: &[Value],
+    path: &mut Vec<String>,
+    tensors: &mut Tensors,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut distinct = Vec::with_capacity(items.len());
+    for v in items {
+        let key = Key::of(v).map_err(|why| {
+            CheckpointError::Unsupported(format!(
+                "{} in the set at `{}`",
+                why.replacen("a key", "an element", 1),
+                path.join(".")
+            ))
+        })?;
+        if seen.insert(key) {
+            distinct.push(v.clone());
+        }
+    }
+    seq(&distinct, path, tensors, budget)
+}
+
+/// The tree of a dict's entries, each under its key's text (see [`key_texts`]).
+fn dict_tree(
+    entries: &[(Value, Value)],
+    path: &mut Vec<String>,
+    tensors: &mut Tensors,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
+    let texts = key_texts(entries, path, budget)?;
+    let mut map = serde_json::Map::new();
+    for ((_, v), text) in entries.iter().zip(texts) {
+        path.push(text.clone());
+        let child = to_tree(v, path, tensors, budget)?;
+        path.pop();
+        map.insert(text, child);
+    }
+    Ok(Tree::Object(map))
+}
+
+/// A tensor's `{"$tensor": {dtype, shape[, attributes]}}` node; the tensor is listed at `path`.
+fn tensor_tree(
+    t: &Rc<TensorRef>,
+    path: &mut Vec<String>,
+    tensors: &mut Tensors,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
+    let name = path.join(".");
+    // Each reference writes the shape again: charge it, or a memoized tensor with a huge
+    // shape referenced many times would expand without bound.
+    budget.charge(t.shape.len() as u64, name.len() as u64)?;
+    tensors.push((name, t.clone()));
+    let mut node = serde_json::json!({"dtype": t.dtype, "shape": t.shape});
+    if !t.attributes.is_empty() {
+        let mut attributes = serde_json::Map::new();
+        for (k, v) in &t.attributes {
+            path.push(k.clone());
+            let child = to_tree(v, path, tensors, budget)?;
+            path.pop();
+            attributes.insert(k.clone(), child);
+        }
+        node["attributes"] = Tree::Object(attributes);
+    }
+    Ok(serde_json::json!({ "$tensor": node }))
+}
+
+/// A declared global's object as `{"$object": class[, args][, state]}`.
+fn object_tree(
+    o: &Object,
+    path: &mut Vec<String>,
+    tensors: &mut Tensors,
+    budget: &mut Budget,
+) -> Result<Tree, CheckpointError> {
+    let mut node = serde_json::Map::new();
+    let class = format!("{}.{}", o.class.0, o.class.1);
+    budget.charge(0, class.len() as u64)?;
+    node.insert("$object".into(), Tree::String(class));
+    let args = o.args.borrow();
+    if !args.is_empty() {
+        path.push("args".into());
+        node.insert("args".into(), seq(&args, path, tensors, budget)?);
+        path.pop();
+    }
+    if let Some(state) = &*o.state.borrow() {
+        path.push("state".into());
+        node.insert("state".into(), to_tree(state, path, tensors, budget)?);
+        path.pop();
+    }
+    Ok(Tree::Object(node))
 }
 
 /// The text each key of a dict is stored under. A key set twice (as Python compares keys) is

@@ -58,13 +58,6 @@ impl Arch {
     /// Parse the checkpoint's `arch`. Every problem is an error naming the checkpoint and the key.
     pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Result<Arch> {
         let display = display_path(&info.path);
-        let err = |key: &str, msg: String| {
-            Error::at(
-                Location::file(&display)
-                    .with_label(format!("checkpoint key `{}.{key}`", keys.arch)),
-                format!("`{}.{key}` {msg}", keys.arch),
-            )
-        };
         let arch = info.get(&keys.arch).ok_or_else(|| {
             Error::at(
                 Location::file(&display).with_label(format!("checkpoint key `{}`", keys.arch)),
@@ -74,53 +67,18 @@ impl Arch {
                 ),
             )
         })?;
-        let field = |k: &str| arch.get(k).ok_or_else(|| err(k, "is missing".into()));
-        match field("type")?.as_str() {
-            Some("mlp") => {}
-            Some(other) => {
-                return Err(err(
-                    "type",
-                    format!(
-                        "is `{other}`; the native engine runs `mlp` (use the command engine for other models)"
-                    ),
-                ));
-            }
-            None => return Err(err("type", "must be a string".into())),
-        }
-        let usize_of = |v: &Tree, k: &str| -> Result<usize> {
-            v.as_u64()
-                .filter(|n| *n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| err(k, "must be a positive integer".into()))
+        let fields = Fields {
+            arch,
+            key: &keys.arch,
+            display: &display,
         };
-        let input_dim = usize_of(field("input_dim")?, "input_dim")?;
-        let hidden = field("hidden")?
-            .as_array()
-            .ok_or_else(|| err("hidden", "must be a list of layer widths".into()))?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| usize_of(v, &format!("hidden.{i}")))
-            .collect::<Result<Vec<_>>>()?;
-        let act = field("activation")?
-            .as_str()
-            .ok_or_else(|| err("activation", "must be a string".into()))?;
-        let activation = Activation::parse(act).ok_or_else(|| {
-            err(
-                "activation",
-                format!("is `{act}`; supported: {}", Activation::NAMES.join(", ")),
-            )
-        })?;
-        let layers = field("layers")?
-            .as_array()
-            .ok_or_else(|| err("layers", "must be a list of module names".into()))?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                module_name(v).ok_or_else(|| err(&format!("layers.{i}"), NAME_RULE.into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        fields.mlp_type()?;
+        let input_dim = fields.positive(fields.get("input_dim")?, "input_dim")?;
+        let hidden = fields.hidden()?;
+        let activation = fields.activation()?;
+        let layers = fields.layers()?;
         if layers.len() != hidden.len() {
-            return Err(err(
+            return Err(fields.err(
                 "layers",
                 format!(
                     "names {} layers but `hidden` has {} widths",
@@ -129,31 +87,9 @@ impl Arch {
                 ),
             ));
         }
-        let heads = field("heads")?
-            .as_array()
-            .ok_or_else(|| err("heads", "must be a list of {name, layer}".into()))?
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let name = h
-                    .get("name")
-                    .and_then(Tree::as_str)
-                    .ok_or_else(|| err(&format!("heads.{i}.name"), "must be a string".into()))?;
-                let layer = h
-                    .get("layer")
-                    .and_then(module_name)
-                    .ok_or_else(|| err(&format!("heads.{i}.layer"), NAME_RULE.into()))?;
-                Ok(ArchHead {
-                    name: name.to_owned(),
-                    layer,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let heads = fields.heads()?;
         if heads.is_empty() {
-            return Err(err(
-                "heads",
-                "is empty: a model needs at least one head".into(),
-            ));
+            return Err(fields.err("heads", "is empty: a model needs at least one head".into()));
         }
         Ok(Arch {
             input_dim,
@@ -167,6 +103,114 @@ impl Arch {
     /// Width of the trunk's output (the heads' input).
     pub fn trunk_width(&self) -> usize {
         self.hidden.last().copied().unwrap_or(self.input_dim)
+    }
+}
+
+/// The fields of a checkpoint's `arch` (at checkpoint key `key` of the file shown as `display`),
+/// each read with an error that names the checkpoint and the key.
+struct Fields<'a> {
+    arch: &'a Tree,
+    key: &'a str,
+    display: &'a str,
+}
+
+impl Fields<'_> {
+    /// The error for field `key`: `` `arch.key` msg ``, at the checkpoint.
+    fn err(&self, key: &str, msg: String) -> Error {
+        Error::at(
+            Location::file(self.display).with_label(format!("checkpoint key `{}.{key}`", self.key)),
+            format!("`{}.{key}` {msg}", self.key),
+        )
+    }
+
+    /// The field `k`, which must be there.
+    fn get(&self, k: &str) -> Result<&Tree> {
+        self.arch
+            .get(k)
+            .ok_or_else(|| self.err(k, "is missing".into()))
+    }
+
+    /// `type`, which must be `mlp`.
+    fn mlp_type(&self) -> Result<()> {
+        match self.get("type")?.as_str() {
+            Some("mlp") => Ok(()),
+            Some(other) => Err(self.err(
+                "type",
+                format!(
+                    "is `{other}`; the native engine runs `mlp` (use the command engine for other models)"
+                ),
+            )),
+            None => Err(self.err("type", "must be a string".into())),
+        }
+    }
+
+    /// The value `v` of field `k` as a positive integer.
+    fn positive(&self, v: &Tree, k: &str) -> Result<usize> {
+        v.as_u64()
+            .filter(|n| *n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(|| self.err(k, "must be a positive integer".into()))
+    }
+
+    /// `hidden`: the trunk's layer widths.
+    fn hidden(&self) -> Result<Vec<usize>> {
+        self.get("hidden")?
+            .as_array()
+            .ok_or_else(|| self.err("hidden", "must be a list of layer widths".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.positive(v, &format!("hidden.{i}")))
+            .collect()
+    }
+
+    /// `activation`, one of [`Activation::NAMES`].
+    fn activation(&self) -> Result<Activation> {
+        let act = self
+            .get("activation")?
+            .as_str()
+            .ok_or_else(|| self.err("activation", "must be a string".into()))?;
+        Activation::parse(act).ok_or_else(|| {
+            self.err(
+                "activation",
+                format!("is `{act}`; supported: {}", Activation::NAMES.join(", ")),
+            )
+        })
+    }
+
+    /// `layers`: the trunk's module names.
+    fn layers(&self) -> Result<Vec<String>> {
+        self.get("layers")?
+            .as_array()
+            .ok_or_else(|| self.err("layers", "must be a list of module names".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                module_name(v).ok_or_else(|| self.err(&format!("layers.{i}"), NAME_RULE.into()))
+            })
+            .collect()
+    }
+
+    /// `heads`: each head's name and module name.
+    fn heads(&self) -> Result<Vec<ArchHead>> {
+        self.get("heads")?
+            .as_array()
+            .ok_or_else(|| self.err("heads", "must be a list of {name, layer}".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = h.get("name").and_then(Tree::as_str).ok_or_else(|| {
+                    self.err(&format!("heads.{i}.name"), "must be a string".into())
+                })?;
+                let layer = h
+                    .get("layer")
+                    .and_then(module_name)
+                    .ok_or_else(|| self.err(&format!("heads.{i}.layer"), NAME_RULE.into()))?;
+                Ok(ArchHead {
+                    name: name.to_owned(),
+                    layer,
+                })
+            })
+            .collect()
     }
 }
 

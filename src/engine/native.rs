@@ -43,83 +43,16 @@ fn device() -> Device {
 
 impl NativeEngine {
     pub fn load(info: &CheckpointInfo, keys: &CheckpointKeys, arch: Arch) -> Result<NativeEngine> {
-        let display = display_path(&info.path);
-        let fail = |msg: String| Error::msg(format!("{display}: native engine: {msg}"));
-        // Layer sizes come from the weights' shapes (torch stores Linear weights as [out, in]).
-        let shape = |layer: &str| -> Result<(usize, usize)> {
-            let w = arch::weight(info, keys, layer)
-                .ok_or_else(|| fail(format!("no tensor `{layer}.weight` (named by `arch`)")))?;
-            match w.shape.as_slice() {
-                [o, i] => Ok((*o as usize, *i as usize)),
-                other => Err(fail(format!(
-                    "`{layer}.weight` has shape {other:?}, expected [out, in]"
-                ))),
-            }
+        let file = Weights {
+            info,
+            keys,
+            display: display_path(&info.path),
         };
         let device = device();
-        let mut trunk = Vec::new();
-        let mut width = arch.input_dim;
-        for (layer, &h) in arch.layers.iter().zip(&arch.hidden) {
-            let (o, i) = shape(layer)?;
-            if (o, i) != (h, width) {
-                return Err(fail(format!(
-                    "`{layer}.weight` has shape [{o}, {i}], but `arch` says [{h}, {width}]"
-                )));
-            }
-            trunk.push(LinearConfig::new(i, o).init(&device));
-            width = h;
-        }
-        let mut heads = Vec::new();
-        for h in &arch.heads {
-            let (o, i) = shape(&h.layer)?;
-            if i != width {
-                return Err(fail(format!(
-                    "head `{}`: `{}.weight` takes {i} inputs, but the trunk gives {width}",
-                    h.name, h.layer
-                )));
-            }
-            heads.push(LinearConfig::new(i, o).init(&device));
-        }
-        let mut net = Mlp {
-            plumbline_trunk: trunk,
-            plumbline_heads: heads,
-        };
-        let mut remaps = Vec::new();
-        for (i, l) in arch.layers.iter().enumerate() {
-            remaps.push((anchored(l), format!("plumbline_trunk.{i}.")));
-        }
-        for (i, h) in arch.heads.iter().enumerate() {
-            remaps.push((anchored(&h.layer), format!("plumbline_heads.{i}.")));
-        }
-        let result: ApplyResult = match info.format {
-            Format::Torch => {
-                let mut store = PytorchStore::from_file(&info.path)
-                    .with_top_level_key(&keys.state_dict)
-                    .map_indices_contiguous(false)
-                    .allow_partial(true);
-                for (from, to) in &remaps {
-                    store = store.with_key_remapping(from, to.as_str());
-                }
-                net.load_from(&mut store).map_err(|e| fail(e.to_string()))?
-            }
-            Format::Safetensors => {
-                let mut store = SafetensorsStore::from_file(&info.path)
-                    .with_from_adapter(PyTorchToBurnAdapter)
-                    .map_indices_contiguous(false)
-                    .allow_partial(true);
-                for (from, to) in &remaps {
-                    store = store.with_key_remapping(from, to.as_str());
-                }
-                net.load_from(&mut store).map_err(|e| fail(e.to_string()))?
-            }
-            Format::Pickle => {
-                return Err(fail(
-                    "a plain pickle holds no tensor data; point the production checkpoint at the .pt or .safetensors file with the weights".into(),
-                ));
-            }
-        };
+        let mut net = file.mlp(&arch, &device)?;
+        let result = file.load_into(&mut net, &remaps(&arch))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
-            return Err(fail(format!("loading the weights failed:\n{result}")));
+            return Err(file.fail(format!("loading the weights failed:\n{result}")));
         }
         Ok(NativeEngine {
             net,
@@ -129,6 +62,112 @@ impl NativeEngine {
             device,
         })
     }
+}
+
+/// The checkpoint the weights come from (shown as `display` in errors).
+struct Weights<'a> {
+    info: &'a CheckpointInfo,
+    keys: &'a CheckpointKeys,
+    display: String,
+}
+
+impl Weights<'_> {
+    /// An error of the native engine, naming the checkpoint.
+    fn fail(&self, msg: String) -> Error {
+        Error::msg(format!("{}: native engine: {msg}", self.display))
+    }
+
+    /// The `[out, in]` shape of `layer`'s weight: layer sizes come from the weights' shapes (torch
+    /// stores Linear weights as [out, in]).
+    fn shape(&self, layer: &str) -> Result<(usize, usize)> {
+        let w = arch::weight(self.info, self.keys, layer)
+            .ok_or_else(|| self.fail(format!("no tensor `{layer}.weight` (named by `arch`)")))?;
+        match w.shape.as_slice() {
+            [o, i] => Ok((*o as usize, *i as usize)),
+            other => Err(self.fail(format!(
+                "`{layer}.weight` has shape {other:?}, expected [out, in]"
+            ))),
+        }
+    }
+
+    /// The MLP `arch` describes, each layer's shape checked against its weight's (weights not yet
+    /// loaded).
+    fn mlp(&self, arch: &Arch, device: &Device) -> Result<Mlp> {
+        let mut trunk = Vec::new();
+        let mut width = arch.input_dim;
+        for (layer, &h) in arch.layers.iter().zip(&arch.hidden) {
+            let (o, i) = self.shape(layer)?;
+            if (o, i) != (h, width) {
+                return Err(self.fail(format!(
+                    "`{layer}.weight` has shape [{o}, {i}], but `arch` says [{h}, {width}]"
+                )));
+            }
+            trunk.push(LinearConfig::new(i, o).init(device));
+            width = h;
+        }
+        let mut heads = Vec::new();
+        for h in &arch.heads {
+            let (o, i) = self.shape(&h.layer)?;
+            if i != width {
+                return Err(self.fail(format!(
+                    "head `{}`: `{}.weight` takes {i} inputs, but the trunk gives {width}",
+                    h.name, h.layer
+                )));
+            }
+            heads.push(LinearConfig::new(i, o).init(device));
+        }
+        Ok(Mlp {
+            plumbline_trunk: trunk,
+            plumbline_heads: heads,
+        })
+    }
+
+    /// The weights loaded into `net`, each tensor renamed by `remaps` onto the module's fields.
+    fn load_into(&self, net: &mut Mlp, remaps: &[(String, String)]) -> Result<ApplyResult> {
+        let info = self.info;
+        Ok(match info.format {
+            Format::Torch => {
+                let mut store = PytorchStore::from_file(&info.path)
+                    .with_top_level_key(&self.keys.state_dict)
+                    .map_indices_contiguous(false)
+                    .allow_partial(true);
+                for (from, to) in remaps {
+                    store = store.with_key_remapping(from, to.as_str());
+                }
+                net.load_from(&mut store)
+                    .map_err(|e| self.fail(e.to_string()))?
+            }
+            Format::Safetensors => {
+                let mut store = SafetensorsStore::from_file(&info.path)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .map_indices_contiguous(false)
+                    .allow_partial(true);
+                for (from, to) in remaps {
+                    store = store.with_key_remapping(from, to.as_str());
+                }
+                net.load_from(&mut store)
+                    .map_err(|e| self.fail(e.to_string()))?
+            }
+            Format::Pickle => {
+                return Err(self.fail(
+                    "a plain pickle holds no tensor data; point the production checkpoint at the .pt or .safetensors file with the weights".into(),
+                ));
+            }
+        })
+    }
+}
+
+/// Each module name of `arch`, anchored (see [`anchored`]), with the field of [`Mlp`] it loads
+/// into.
+fn remaps(arch: &Arch) -> Vec<(String, String)> {
+    let mut remaps = Vec::new();
+    for (i, l) in arch.layers.iter().enumerate() {
+        remaps.push((anchored(l), format!("plumbline_trunk.{i}.")));
+    }
+    for (i, h) in arch.heads.iter().enumerate() {
+        remaps.push((anchored(&h.layer), format!("plumbline_heads.{i}.")));
+    }
+    remaps
 }
 
 /// `^name\.` with the dots escaped (module names are checked to hold only `[A-Za-z0-9_.]`).

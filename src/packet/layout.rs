@@ -6,7 +6,7 @@
 //! Deterministic by construction: objects are numbered in the order pages are made, numbers are written
 //! by pdf-writer (ryu), the file ID is a hash of the content, and the only date is the one given.
 
-use pdf_writer::{Content, Date, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use pdf_writer::{Buf, Content, Date, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use sha2::{Digest, Sha256};
 
 use super::helvetica::{HELVETICA_BOLD_WIDTHS, HELVETICA_WIDTHS};
@@ -364,26 +364,8 @@ impl Doc {
     /// The finished PDF. `date` is the only date written (creation and modification).
     pub fn finish(mut self, title: &str, subject: &str, date: Date) -> Vec<u8> {
         self.new_page();
-        let total = self.pages.len();
-        let footer = self.footer.clone();
-        let mut streams = Vec::with_capacity(total);
-        for (i, mut c) in std::mem::take(&mut self.pages).into_iter().enumerate() {
-            let label = format!("{footer} · page {} of {total}", i + 1);
-            c.set_fill_rgb(GREY.0, GREY.1, GREY.2)
-                .begin_text()
-                .set_font(Font::Regular.name(), 7.5)
-                .next_line(MARGIN, MARGIN - 18.0)
-                .show(Str(&win_ansi(&label)))
-                .end_text();
-            streams.push(c.finish());
-        }
-        let mut hasher = Sha256::new();
-        for s in &streams {
-            hasher.update(s.as_slice());
-        }
-        hasher.update(title.as_bytes());
-        let digest = hasher.finalize();
-        let id = digest[..16].to_vec();
+        let streams = footed(std::mem::take(&mut self.pages), &self.footer);
+        let id = file_id(&streams, title);
 
         let catalog = Ref::new(1);
         let tree = Ref::new(2);
@@ -403,47 +385,88 @@ impl Doc {
             )))
             .creation_date(date)
             .modified_date(date);
-        for (r, (base, widths)) in fonts.iter().zip([
-            ("Helvetica", Some(&HELVETICA_WIDTHS)),
-            ("Helvetica-Bold", Some(&HELVETICA_BOLD_WIDTHS)),
-            ("Courier", None),
-        ]) {
-            let mut f = pdf.type1_font(*r);
-            f.base_font(Name(base.as_bytes()))
-                .encoding_predefined(Name(b"WinAnsiEncoding"))
-                .first_char(32)
-                .last_char(255);
-            match widths {
-                Some(w) => f.widths(w.iter().map(|&x| f32::from(x))),
-                None => f.widths(std::iter::repeat_n(600.0, 224)),
-            };
-            f.finish();
-        }
-        let mut kids = Vec::with_capacity(total);
-        let mut next = 7;
-        for data in &streams {
-            let (page_id, content_id) = (Ref::new(next), Ref::new(next + 1));
-            next += 2;
-            pdf.stream(content_id, data);
-            let mut page = pdf.page(page_id);
-            page.parent(tree)
-                .media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
-                .contents(content_id);
-            let mut res = page.resources();
-            let mut fs = res.fonts();
-            fs.pair(Font::Regular.name(), fonts[0]);
-            fs.pair(Font::Bold.name(), fonts[1]);
-            fs.pair(Font::Mono.name(), fonts[2]);
-            fs.finish();
-            res.finish();
-            page.finish();
-            kids.push(page_id);
-        }
+        write_fonts(&mut pdf, fonts);
+        let kids = write_pages(&mut pdf, tree, fonts, &streams);
         pdf.pages(tree)
             .kids(kids.iter().copied())
-            .count(total as i32);
+            .count(streams.len() as i32);
         pdf.finish()
     }
+}
+
+/// Each page's content stream, with its footer (`footer · page i of n`).
+fn footed(pages: Vec<Content>, footer: &str) -> Vec<Buf> {
+    let total = pages.len();
+    let mut streams = Vec::with_capacity(total);
+    for (i, mut c) in pages.into_iter().enumerate() {
+        let label = format!("{footer} · page {} of {total}", i + 1);
+        c.set_fill_rgb(GREY.0, GREY.1, GREY.2)
+            .begin_text()
+            .set_font(Font::Regular.name(), 7.5)
+            .next_line(MARGIN, MARGIN - 18.0)
+            .show(Str(&win_ansi(&label)))
+            .end_text();
+        streams.push(c.finish());
+    }
+    streams
+}
+
+/// The file ID: the first 16 bytes of the SHA-256 of the content streams and the title.
+fn file_id(streams: &[Buf], title: &str) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for s in streams {
+        hasher.update(s.as_slice());
+    }
+    hasher.update(title.as_bytes());
+    let digest = hasher.finalize();
+    digest[..16].to_vec()
+}
+
+/// The three standard-14 fonts (Helvetica, Helvetica-Bold, Courier) as objects `fonts`, with their
+/// widths.
+fn write_fonts(pdf: &mut Pdf, fonts: [Ref; 3]) {
+    for (r, (base, widths)) in fonts.iter().zip([
+        ("Helvetica", Some(&HELVETICA_WIDTHS)),
+        ("Helvetica-Bold", Some(&HELVETICA_BOLD_WIDTHS)),
+        ("Courier", None),
+    ]) {
+        let mut f = pdf.type1_font(*r);
+        f.base_font(Name(base.as_bytes()))
+            .encoding_predefined(Name(b"WinAnsiEncoding"))
+            .first_char(32)
+            .last_char(255);
+        match widths {
+            Some(w) => f.widths(w.iter().map(|&x| f32::from(x))),
+            None => f.widths(std::iter::repeat_n(600.0, 224)),
+        };
+        f.finish();
+    }
+}
+
+/// One page object per content stream, under the page tree `tree`, using `fonts`: the pages'
+/// references, in order.
+fn write_pages(pdf: &mut Pdf, tree: Ref, fonts: [Ref; 3], streams: &[Buf]) -> Vec<Ref> {
+    let mut kids = Vec::with_capacity(streams.len());
+    let mut next = 7;
+    for data in streams {
+        let (page_id, content_id) = (Ref::new(next), Ref::new(next + 1));
+        next += 2;
+        pdf.stream(content_id, data);
+        let mut page = pdf.page(page_id);
+        page.parent(tree)
+            .media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
+            .contents(content_id);
+        let mut res = page.resources();
+        let mut fs = res.fonts();
+        fs.pair(Font::Regular.name(), fonts[0]);
+        fs.pair(Font::Bold.name(), fonts[1]);
+        fs.pair(Font::Mono.name(), fonts[2]);
+        fs.finish();
+        res.finish();
+        page.finish();
+        kids.push(page_id);
+    }
+    kids
 }
 
 /// Coordinates to 0.01 pt: tidy numbers, the same on every machine.

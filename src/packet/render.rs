@@ -5,7 +5,7 @@ use super::layout::{
     self, BLACK, BLUE, CONTENT_W, Doc, Font, GREEN, GREY, LIGHT, MARGIN, RED, width,
 };
 use super::{HeadAttribution, Packet, UnitDistribution};
-use crate::audit::surrogate::fixed;
+use crate::audit::surrogate::{Rule, Surrogate, fixed};
 use crate::error::{Error, Result};
 
 /// Render the packet.
@@ -58,8 +58,26 @@ fn short_commit(p: &Packet) -> String {
 }
 
 fn cover(doc: &mut Doc, p: &Packet) {
-    let m = &p.manifest;
-    let run = &m.run;
+    cover_title(doc, p);
+    cover_verdict(doc, p);
+    doc.space(14.0);
+    cover_facts(doc, p);
+    doc.space(12.0);
+    doc.line(Font::Bold, 11.0, BLACK, "Contents");
+    for (i, s) in SECTIONS.iter().enumerate() {
+        doc.line(Font::Regular, 10.0, BLACK, &format!("{}. {s}", i + 1));
+    }
+    doc.space(10.0);
+    doc.para(
+        Font::Regular,
+        8.5,
+        "Gate verdicts, counts, timings, the commit and the date come from the run manifest of the pre-live check; plumbline refused to build this packet if the config, the derived contract or any checkpoint had changed since that run. The other sections are computed from the same inputs by plumbline audit packet.",
+    );
+    doc.new_page();
+}
+
+/// The cover's title and the pipeline's versions under it.
+fn cover_title(doc: &mut Doc, p: &Packet) {
     doc.space(60.0);
     doc.line(Font::Bold, 26.0, BLACK, "Audit packet");
     doc.space(4.0);
@@ -73,6 +91,11 @@ fn cover(doc: &mut Doc, p: &Packet) {
         ),
     );
     doc.space(18.0);
+}
+
+/// The run's verdict and its finding counts.
+fn cover_verdict(doc: &mut Doc, p: &Packet) {
+    let run = &p.manifest.run;
     let verdict_color = if run.verdict == "passed" { GREEN } else { RED };
     doc.line(
         Font::Bold,
@@ -93,7 +116,12 @@ fn cover(doc: &mut Doc, p: &Packet) {
             run.gates.len()
         ),
     );
-    doc.space(14.0);
+}
+
+/// The run's facts as label–value pairs: versions, commit, date, profile, environment, hashes.
+fn cover_facts(doc: &mut Doc, p: &Packet) {
+    let m = &p.manifest;
+    let run = &m.run;
     let commit = match &run.git {
         Some(g) => format!(
             "{}{}",
@@ -132,18 +160,6 @@ fn cover(doc: &mut Doc, p: &Packet) {
         10.0,
         130.0,
     );
-    doc.space(12.0);
-    doc.line(Font::Bold, 11.0, BLACK, "Contents");
-    for (i, s) in SECTIONS.iter().enumerate() {
-        doc.line(Font::Regular, 10.0, BLACK, &format!("{}. {s}", i + 1));
-    }
-    doc.space(10.0);
-    doc.para(
-        Font::Regular,
-        8.5,
-        "Gate verdicts, counts, timings, the commit and the date come from the run manifest of the pre-live check; plumbline refused to build this packet if the config, the derived contract or any checkpoint had changed since that run. The other sections are computed from the same inputs by plumbline audit packet.",
-    );
-    doc.new_page();
 }
 
 const SECTIONS: [&str; 8] = [
@@ -533,6 +549,18 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
             s.holdout_balanced_accuracy - s.majority_balanced_accuracy
         ),
     );
+    depth_table(doc, s);
+    doc.subheading(
+        "Rules (thresholds in raw units, 4 significant digits; support and precision on the training rows)",
+        40.0,
+    );
+    for r in &s.rules {
+        surrogate_rule(doc, r);
+    }
+}
+
+/// The surrogate's balanced accuracies at each depth tried, the exported one marked.
+fn depth_table(doc: &mut Doc, s: &Surrogate) {
     let rows: Vec<Vec<String>> = s
         .depth_table
         .iter()
@@ -565,39 +593,37 @@ fn surrogate(doc: &mut Doc, p: &Packet) {
         &rows,
         8.5,
     );
-    doc.subheading(
-        "Rules (thresholds in raw units, 4 significant digits; support and precision on the training rows)",
-        40.0,
+}
+
+/// One rule: its action and numbers, then its conditions, kept on one page.
+fn surrogate_rule(doc: &mut Doc, r: &Rule) {
+    let cond = r.condition_text();
+    let lines = layout::wrap(Font::Regular, 8.0, &format!("IF {cond}"), CONTENT_W - 12.0);
+    doc.need(12.0 * (lines.len() as f32 + 1.0) + 4.0);
+    let hold = match r.holdout_precision {
+        Some(p) => format!(
+            "holdout {}, precision {}",
+            crate::text::plural(r.holdout_support, "row"),
+            fixed(p)
+        ),
+        None => "holdout: no rows".into(),
+    };
+    doc.line(
+        Font::Bold,
+        8.5,
+        BLACK,
+        &format!(
+            "THEN {} · support {} ({:.1}%) · precision {} · {hold}",
+            r.action,
+            crate::text::plural(r.support, "row"),
+            100.0 * r.support_share,
+            fixed(r.precision)
+        ),
     );
-    for r in &s.rules {
-        let cond = r.condition_text();
-        let lines = layout::wrap(Font::Regular, 8.0, &format!("IF {cond}"), CONTENT_W - 12.0);
-        doc.need(12.0 * (lines.len() as f32 + 1.0) + 4.0);
-        let hold = match r.holdout_precision {
-            Some(p) => format!(
-                "holdout {}, precision {}",
-                crate::text::plural(r.holdout_support, "row"),
-                fixed(p)
-            ),
-            None => "holdout: no rows".into(),
-        };
-        doc.line(
-            Font::Bold,
-            8.5,
-            BLACK,
-            &format!(
-                "THEN {} · support {} ({:.1}%) · precision {} · {hold}",
-                r.action,
-                crate::text::plural(r.support, "row"),
-                100.0 * r.support_share,
-                fixed(r.precision)
-            ),
-        );
-        for l in lines {
-            doc.line(Font::Regular, 8.0, BLACK, &format!("    {l}"));
-        }
-        doc.space(3.0);
+    for l in lines {
+        doc.line(Font::Regular, 8.0, BLACK, &format!("    {l}"));
     }
+    doc.space(3.0);
 }
 
 fn changes(doc: &mut Doc, p: &Packet) {

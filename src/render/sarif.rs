@@ -64,6 +64,27 @@ fn text(s: &str) -> MultiformatMessageString {
         .build()
 }
 
+/// Rule `id` described by its code: summary, default level, docs page, gate and contract.
+fn descriptor(id: &str, c: &Code) -> ReportingDescriptor {
+    ReportingDescriptor::builder()
+        .id(id.to_owned())
+        .short_description(text(c.summary))
+        .default_configuration(
+            ReportingConfiguration::builder()
+                .level(serde_json::to_value(level(c.severity)).expect("an enum"))
+                .build(),
+        )
+        .help_uri(format!(
+            "https://github.com/plumbline-dev/plumbline/blob/main/docs/gates/{}.md",
+            c.gate
+        ))
+        .properties(properties(vec![
+            ("gate", c.gate.into()),
+            ("contract", c.contract.as_str().into()),
+        ]))
+        .build()
+}
+
 /// The SARIF log of an outcome. `codes` are the rules (every code plumbline has); a finding whose code
 /// is not among them still gets a rule, without a description.
 pub fn sarif(outcome: &Outcome, codes: &[Code]) -> Sarif {
@@ -74,23 +95,7 @@ pub fn sarif(outcome: &Outcome, codes: &[Code]) -> Sarif {
             return i as i64;
         }
         let descriptor = match code {
-            Some(c) => ReportingDescriptor::builder()
-                .id(id.to_owned())
-                .short_description(text(c.summary))
-                .default_configuration(
-                    ReportingConfiguration::builder()
-                        .level(serde_json::to_value(level(c.severity)).expect("an enum"))
-                        .build(),
-                )
-                .help_uri(format!(
-                    "https://github.com/plumbline-dev/plumbline/blob/main/docs/gates/{}.md",
-                    c.gate
-                ))
-                .properties(properties(vec![
-                    ("gate", c.gate.into()),
-                    ("contract", c.contract.as_str().into()),
-                ]))
-                .build(),
+            Some(c) => descriptor(id, c),
             None => ReportingDescriptor::builder().id(id.to_owned()).build(),
         };
         ids.push(id.to_owned());
