@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::PipelineContract;
 use crate::facts::Facts;
 use crate::finding::{Location, Severity};
+use crate::source::Fact;
 
 /// One change between the base contract and this one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -105,203 +106,282 @@ pub fn classify(
     facts: Option<&Facts>,
     docs_changed: &[String],
 ) -> Vec<Change> {
-    let mut out = Vec::new();
-    let origin = |pick: fn(&Facts) -> &crate::source::Fact| facts.map(|f| pick(f).origin.clone());
-    let model_bump = is_bump(&base.model_version, &head.model_version).then(|| {
-        format!(
-            "model-version bumped {} → {}",
-            base.model_version, head.model_version
-        )
-    });
-    let heads_bump = is_bump(&base.heads_version, &head.heads_version).then(|| {
-        format!(
-            "heads-version bumped {} → {}",
-            base.heads_version, head.heads_version
-        )
-    });
-
-    // Features.
-    let b: Vec<&str> = base
-        .features
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    let h: Vec<&str> = head
-        .features
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    for (i, name) in b.iter().enumerate() {
-        if !h.contains(name) {
-            out.push(breaking(
-                FEATURE_REMOVED,
-                format!("`{name}` removed (was at index {i})"),
-                model_bump.as_deref(),
-                origin(|f| &f.code.columns),
-            ));
-        }
-    }
-    let common_b: Vec<&str> = b.iter().copied().filter(|n| h.contains(n)).collect();
-    let common_h: Vec<&str> = h.iter().copied().filter(|n| b.contains(n)).collect();
-    if let Some(k) = common_b.iter().zip(&common_h).position(|(x, y)| x != y) {
-        let moved = common_h[k];
-        let at = h.iter().position(|n| *n == moved).expect("common");
-        out.push(breaking(
-            FEATURE_REORDERED,
-            format!(
-                "`{moved}` now where `{}` was; {} of {} shared features in another order",
-                common_b[k],
-                common_b
-                    .iter()
-                    .zip(&common_h)
-                    .filter(|(x, y)| x != y)
-                    .count(),
-                common_b.len()
-            ),
-            model_bump.as_deref(),
-            item(facts, at).or_else(|| origin(|f| &f.code.columns)),
-        ));
-    }
-    for (i, name) in h.iter().enumerate() {
-        if !b.contains(name) {
-            out.push(breaking(
-                FEATURE_ADDED,
-                format!("`{name}` added at index {i}"),
-                model_bump.as_deref(),
-                item(facts, i).or_else(|| origin(|f| &f.code.columns)),
-            ));
-        }
-    }
-    for c in &head.features.columns {
-        if let Some(old) = base.features.columns.iter().find(|o| o.name == c.name)
-            && old.dtype != c.dtype
-        {
-            out.push(breaking(
-                FEATURE_DTYPE_CHANGED,
-                format!("`{}` {} → {}", c.name, old.dtype, c.dtype),
-                model_bump.as_deref(),
-                origin(|f| &f.code.dtypes),
-            ));
-        }
-    }
-    if base.features.nan_policy != head.features.nan_policy {
-        out.push(breaking(
-            NAN_POLICY_CHANGED,
-            format!(
-                "NaN policy `{}` → `{}`",
-                base.features.nan_policy, head.features.nan_policy
-            ),
-            model_bump.as_deref(),
-            origin(|f| &f.code.nan_policy),
-        ));
-    }
-
-    // Heads.
-    if base.heads != head.heads {
-        let show = |c: &PipelineContract| {
-            c.heads
-                .iter()
-                .map(|h| format!("{}:{}{:?}", h.name, h.kind, h.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.push(breaking(
-            HEAD_MAP_CHANGED,
-            format!("[{}] → [{}]", show(base), show(head)),
-            heads_bump.as_deref(),
-            origin(|f| &f.code.heads),
-        ));
-    }
-
-    // Labels.
-    if base.targets.horizon != head.targets.horizon {
-        out.push(change(
-            HORIZON_CHANGED,
-            Severity::Warning,
-            format!(
-                "horizon {} → {} bars",
-                base.targets.horizon, head.targets.horizon
-            ),
-            origin(|f| &f.code.horizon),
-        ));
-    }
-    let keys: std::collections::BTreeSet<&String> = base
-        .targets
-        .thresholds
-        .keys()
-        .chain(head.targets.thresholds.keys())
-        .collect();
-    for k in keys {
-        let (old, new) = (
-            base.targets.thresholds.get(k),
-            head.targets.thresholds.get(k),
-        );
-        if old != new {
-            let show = |v: Option<&f64>| v.map_or("—".to_owned(), |v| v.to_string());
-            out.push(change(
-                THRESHOLD_CHANGED,
-                Severity::Warning,
-                format!("`{k}` {} → {}", show(old), show(new)),
-                origin(|f| &f.code.thresholds),
-            ));
-        }
-    }
-
+    let pair = Pair::new(base, head, facts);
+    let (b, h) = (feature_names(base), feature_names(head));
+    let mut out = pair.removed(&b, &h);
+    out.extend(pair.reordered(&b, &h));
+    out.extend(pair.added(&b, &h));
+    out.extend(pair.retyped());
+    out.extend(pair.nan_policy());
+    out.extend(pair.head_map());
+    out.extend(pair.horizon());
+    out.extend(pair.thresholds());
     // Version bumps are what a reviewer approves, listed even with nothing else.
-    if let Some(b) = &model_bump {
-        out.push(change(
-            VERSION_BUMPED,
-            Severity::Note,
-            b.clone(),
-            origin(|f| &f.code.model_version),
-        ));
-    }
-    if let Some(b) = &heads_bump {
-        out.push(change(
-            VERSION_BUMPED,
-            Severity::Note,
-            b.clone(),
-            origin(|f| &f.code.heads_version),
-        ));
-    }
+    out.extend(pair.version_bumps());
     // Anything else that differs (the production checkpoint's path, scaler or schema hash, the format,
     // the pipeline's name) is listed too: a table that says "no changes" must mean it.
-    let others = other_differences(base, head);
-    if !others.is_empty() {
-        out.push(change(
-            CONTRACT_CHANGED,
-            Severity::Warning,
-            others.join("; "),
-            None,
-        ));
-    }
-    if (base.model_version != head.model_version && model_bump.is_none())
-        || (base.heads_version != head.heads_version && heads_bump.is_none())
-    {
-        out.push(change(
-            CONTRACT_CHANGED,
-            Severity::Warning,
-            format!(
-                "version went back: model {} → {}, heads {} → {}",
-                base.model_version, head.model_version, base.heads_version, head.heads_version
-            ),
-            origin(|f| &f.code.model_version),
-        ));
-    }
+    out.extend(contract_changed(base, head));
+    out.extend(pair.version_went_back());
     if out.is_empty() && base == head && !docs_changed.is_empty() {
-        out.push(change(
-            DOCS_ONLY,
-            Severity::Note,
-            format!(
-                "docs prose changed ({}); the contract did not",
-                docs_changed.join(", ")
-            ),
-            None,
-        ));
+        out.push(docs_only(docs_changed));
     }
     out
+}
+
+/// The two contracts compared, this revision's facts (for lines) and the version bumps between them.
+struct Pair<'a> {
+    base: &'a PipelineContract,
+    head: &'a PipelineContract,
+    facts: Option<&'a Facts>,
+    model_bump: Option<String>,
+    heads_bump: Option<String>,
+}
+
+/// The feature names of a contract, in order.
+fn feature_names(c: &PipelineContract) -> Vec<&str> {
+    c.features.columns.iter().map(|c| c.name.as_str()).collect()
+}
+
+impl<'a> Pair<'a> {
+    fn new(
+        base: &'a PipelineContract,
+        head: &'a PipelineContract,
+        facts: Option<&'a Facts>,
+    ) -> Self {
+        let model_bump = is_bump(&base.model_version, &head.model_version).then(|| {
+            format!(
+                "model-version bumped {} → {}",
+                base.model_version, head.model_version
+            )
+        });
+        let heads_bump = is_bump(&base.heads_version, &head.heads_version).then(|| {
+            format!(
+                "heads-version bumped {} → {}",
+                base.heads_version, head.heads_version
+            )
+        });
+        Pair {
+            base,
+            head,
+            facts,
+            model_bump,
+            heads_bump,
+        }
+    }
+
+    /// The location of the code fact `pick` chooses, when the facts are there.
+    fn origin(&self, pick: fn(&Facts) -> &Fact) -> Option<Location> {
+        self.facts.map(|f| pick(f).origin.clone())
+    }
+
+    /// The line of feature `i` in this revision's list, else the list's own line.
+    fn feature_at(&self, i: usize) -> Option<Location> {
+        item(self.facts, i).or_else(|| self.origin(|f| &f.code.columns))
+    }
+
+    /// A breaking feature change, accepted by a model-version bump.
+    fn feature_change(&self, rule: &'static str, what: String, at: Option<Location>) -> Change {
+        breaking(rule, what, self.model_bump.as_deref(), at)
+    }
+
+    /// Each base feature that is gone.
+    fn removed(&self, b: &[&str], h: &[&str]) -> Vec<Change> {
+        b.iter()
+            .enumerate()
+            .filter(|(_, name)| !h.contains(name))
+            .map(|(i, name)| {
+                self.feature_change(
+                    FEATURE_REMOVED,
+                    format!("`{name}` removed (was at index {i})"),
+                    self.origin(|f| &f.code.columns),
+                )
+            })
+            .collect()
+    }
+
+    /// The first shared feature out of its base order, with how many shared features moved.
+    fn reordered(&self, b: &[&str], h: &[&str]) -> Option<Change> {
+        let common_b: Vec<&str> = b.iter().copied().filter(|n| h.contains(n)).collect();
+        let common_h: Vec<&str> = h.iter().copied().filter(|n| b.contains(n)).collect();
+        let k = common_b.iter().zip(&common_h).position(|(x, y)| x != y)?;
+        let moved = common_h[k];
+        let at = h.iter().position(|n| *n == moved).expect("common");
+        let out_of_order = common_b
+            .iter()
+            .zip(&common_h)
+            .filter(|(x, y)| x != y)
+            .count();
+        Some(self.feature_change(
+            FEATURE_REORDERED,
+            format!(
+                "`{moved}` now where `{}` was; {out_of_order} of {} shared features in another order",
+                common_b[k],
+                common_b.len()
+            ),
+            self.feature_at(at),
+        ))
+    }
+
+    /// Each head feature the base did not have.
+    fn added(&self, b: &[&str], h: &[&str]) -> Vec<Change> {
+        h.iter()
+            .enumerate()
+            .filter(|(_, name)| !b.contains(name))
+            .map(|(i, name)| {
+                self.feature_change(
+                    FEATURE_ADDED,
+                    format!("`{name}` added at index {i}"),
+                    self.feature_at(i),
+                )
+            })
+            .collect()
+    }
+
+    /// Each shared feature whose dtype changed.
+    fn retyped(&self) -> Vec<Change> {
+        let old = &self.base.features.columns;
+        self.head
+            .features
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let o = old.iter().find(|o| o.name == c.name)?;
+                (o.dtype != c.dtype).then(|| {
+                    self.feature_change(
+                        FEATURE_DTYPE_CHANGED,
+                        format!("`{}` {} → {}", c.name, o.dtype, c.dtype),
+                        self.origin(|f| &f.code.dtypes),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// A changed NaN policy.
+    fn nan_policy(&self) -> Option<Change> {
+        let (old, new) = (
+            &self.base.features.nan_policy,
+            &self.head.features.nan_policy,
+        );
+        (old != new).then(|| {
+            self.feature_change(
+                NAN_POLICY_CHANGED,
+                format!("NaN policy `{old}` → `{new}`"),
+                self.origin(|f| &f.code.nan_policy),
+            )
+        })
+    }
+
+    /// A changed head map, accepted by a heads-version bump.
+    fn head_map(&self) -> Option<Change> {
+        (self.base.heads != self.head.heads).then(|| {
+            breaking(
+                HEAD_MAP_CHANGED,
+                format!("[{}] → [{}]", show_heads(self.base), show_heads(self.head)),
+                self.heads_bump.as_deref(),
+                self.origin(|f| &f.code.heads),
+            )
+        })
+    }
+
+    /// A changed label horizon.
+    fn horizon(&self) -> Option<Change> {
+        let (old, new) = (self.base.targets.horizon, self.head.targets.horizon);
+        (old != new).then(|| {
+            change(
+                HORIZON_CHANGED,
+                Severity::Warning,
+                format!("horizon {old} → {new} bars"),
+                self.origin(|f| &f.code.horizon),
+            )
+        })
+    }
+
+    /// Each label threshold added, removed or changed, by name.
+    fn thresholds(&self) -> Vec<Change> {
+        let (old, new) = (&self.base.targets.thresholds, &self.head.targets.thresholds);
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let show = |v: Option<&f64>| v.map_or("—".to_owned(), |v| v.to_string());
+        keys.into_iter()
+            .filter(|k| old.get(*k) != new.get(*k))
+            .map(|k| {
+                change(
+                    THRESHOLD_CHANGED,
+                    Severity::Warning,
+                    format!("`{k}` {} → {}", show(old.get(k)), show(new.get(k))),
+                    self.origin(|f| &f.code.thresholds),
+                )
+            })
+            .collect()
+    }
+
+    /// The model and heads version bumps, each a note.
+    fn version_bumps(&self) -> Vec<Change> {
+        let model = self.model_bump.as_ref().map(|b| {
+            change(
+                VERSION_BUMPED,
+                Severity::Note,
+                b.clone(),
+                self.origin(|f| &f.code.model_version),
+            )
+        });
+        let heads = self.heads_bump.as_ref().map(|b| {
+            change(
+                VERSION_BUMPED,
+                Severity::Note,
+                b.clone(),
+                self.origin(|f| &f.code.heads_version),
+            )
+        });
+        model.into_iter().chain(heads).collect()
+    }
+
+    /// A version that changed without going up.
+    fn version_went_back(&self) -> Option<Change> {
+        let (base, head) = (self.base, self.head);
+        let model_back = base.model_version != head.model_version && self.model_bump.is_none();
+        let heads_back = base.heads_version != head.heads_version && self.heads_bump.is_none();
+        (model_back || heads_back).then(|| {
+            change(
+                CONTRACT_CHANGED,
+                Severity::Warning,
+                format!(
+                    "version went back: model {} → {}, heads {} → {}",
+                    base.model_version, head.model_version, base.heads_version, head.heads_version
+                ),
+                self.origin(|f| &f.code.model_version),
+            )
+        })
+    }
+}
+
+/// A contract's heads as `name:kind[shape]`, comma-separated.
+fn show_heads(c: &PipelineContract) -> String {
+    c.heads
+        .iter()
+        .map(|h| format!("{}:{}{:?}", h.name, h.kind, h.shape))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The other top-level differences, in one warning.
+fn contract_changed(base: &PipelineContract, head: &PipelineContract) -> Option<Change> {
+    let others = other_differences(base, head);
+    (!others.is_empty())
+        .then(|| change(CONTRACT_CHANGED, Severity::Warning, others.join("; "), None))
+}
+
+/// Docs prose changed while the contract did not.
+fn docs_only(docs_changed: &[String]) -> Change {
+    change(
+        DOCS_ONLY,
+        Severity::Note,
+        format!(
+            "docs prose changed ({}); the contract did not",
+            docs_changed.join(", ")
+        ),
+        None,
+    )
 }
 
 /// Top-level contract parts outside the rules above that differ, as `key: old → new` where short.

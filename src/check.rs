@@ -98,6 +98,24 @@ enum Plan {
     Skip(&'static str, String),
 }
 
+impl Plan {
+    /// The gate's name, run or skipped.
+    fn name(&self) -> &'static str {
+        match self {
+            Plan::Run(g) => g.name,
+            Plan::Skip(n, _) => n,
+        }
+    }
+
+    /// The gate, when it runs.
+    fn gate(&self) -> Option<&'static Gate> {
+        match self {
+            Plan::Run(g) => Some(*g),
+            Plan::Skip(..) => None,
+        }
+    }
+}
+
 /// What a run reports while it works, for a progress display the caller owns (the library draws
 /// nothing: the binary shows a bar on a terminal, docs/cli.md#progress).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,135 +159,186 @@ pub fn run_with(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let disabled = &loaded.config.gates.disable;
-    let plan: Vec<Plan> = selection
-        .gates()
-        .into_iter()
-        .map(|g| match g {
-            g if disabled.iter().any(|d| d == g.name)
-                && !matches!(selection, Selection::Gate(_)) =>
-            {
-                Plan::Skip(
-                    g.name,
-                    "disabled in plumbline.toml (`gates.disable`)".into(),
-                )
-            }
-            g if loaded
-                .only
-                .as_ref()
-                .is_some_and(|(only, _)| !only.contains(g.name))
-                && !matches!(selection, Selection::Gate(_)) =>
-            {
-                Plan::Skip(g.name, loaded.only.as_ref().expect("checked").1.clone())
-            }
-            g => match engine::unavailable(EngineKind::of(loaded)) {
-                Some(reason) if g.needs.engine => Plan::Skip(g.name, reason.into()),
-                _ => Plan::Run(g),
-            },
-        })
-        .collect();
+    let plan = plan(loaded, selection);
     if let Selection::Gate(g) = selection
         && let Some(Plan::Skip(_, why)) = plan.first()
     {
-        return Err(Error::msg(format!("gate `{}` cannot run: {why}", g.name)));
+        return Err(cannot_run(g, why));
     }
-    let running: Vec<&'static Gate> = plan
-        .iter()
-        .filter_map(|p| match p {
-            Plan::Run(g) => Some(*g),
-            Plan::Skip(..) => None,
-        })
-        .collect();
+    let running: Vec<&'static Gate> = plan.iter().filter_map(Plan::gate).collect();
     let selected: Vec<gates::Id> = running.iter().map(|g| g.id).collect();
-
-    let facts = facts::collect(loaded)?;
-    let contract = derive_for_check(loaded, &facts)?;
-    let model = if running.iter().any(|g| g.needs.engine) {
-        match engine::for_check(loaded, &facts) {
-            Ok(e) => Model::Ready(e),
-            Err(e) => Model::Failed(e.to_string()),
-        }
-    } else {
-        Model::NotNeeded
-    };
-    let slice = match &loaded.config.slice {
-        Some(section) if running.iter().any(|g| g.needs.slice) => Some(crate::slice::load(
-            loaded,
-            section,
-            &facts.model_feature_names()?,
-        )?),
-        _ => None,
-    };
-    // A base that cannot be read is the contract-changes gate's finding, not the end of the run: the
-    // other gates still report.
-    let base = match &loaded.base {
-        Some(rev) if running.iter().any(|g| g.needs.base) => {
-            Some(crate::base::read(loaded, rev).map_err(|e| e.to_string()))
-        }
-        _ => None,
-    };
-    let changes = match (&base, &contract) {
-        (Some(Ok(b)), Some(head)) => classify(b, head, &facts),
-        _ => None,
-    };
-    let cx = Context {
-        loaded,
-        facts: &facts,
-        contract: contract.as_ref(),
-        slice: slice.as_ref(),
-        model: &model,
-        selected: &selected,
-        cache: gates::Cache::default(),
-        base: base.as_ref(),
-        changes: changes.as_ref(),
-    };
-    let mut results = Vec::new();
-    let mut findings = Vec::new();
-    let total = plan.len();
-    for (index, p) in plan.into_iter().enumerate() {
-        let name = match &p {
-            Plan::Run(g) => g.name,
-            Plan::Skip(n, _) => n,
-        };
-        progress(Progress::Gate { name, index, total });
-        let t = Instant::now();
-        let (name, report) = match p {
-            Plan::Run(gate) => (gate.name, (gate.run)(&cx)?),
-            Plan::Skip(name, why) => (name, gates::Report::skipped(why)),
-        };
-        if let (Selection::Gate(g), Some(why)) = (selection, &report.skipped) {
-            return Err(Error::msg(format!("gate `{}` cannot run: {why}", g.name)));
-        }
-        let mut fs: Vec<Finding> = report
-            .findings
-            .into_iter()
-            .filter_map(|f| apply_override(loaded, f))
-            .collect();
-        results.push(GateResult {
-            gate: name.to_owned(),
-            summary: report.summary,
-            counts: Counts::of(&fs),
-            skipped: report.skipped,
-            duration: t.elapsed(),
-        });
-        findings.append(&mut fs);
-    }
-    progress(Progress::Done);
+    let inputs = Inputs::prepare(loaded, &running)?;
+    let cx = inputs.context(loaded, &selected);
+    let (results, findings) = run_plan(&cx, plan, selection, progress)?;
     Ok(Outcome {
         pipeline: loaded.config.pipeline.name.clone(),
         profile: match selection {
             Selection::Profile(p) => Some(p.name()),
             _ => None,
         },
-        contract,
+        contract: inputs.contract,
         gates: results,
         findings,
-        changes: changes.map(|c| with_severities(loaded, c)),
+        changes: inputs.changes.map(|c| with_severities(loaded, c)),
         commands_refused: loaded
             .commands_refused
             .load(std::sync::atomic::Ordering::Relaxed),
         duration: start.elapsed(),
     })
+}
+
+/// The error of a gate asked for by name that cannot run.
+fn cannot_run(gate: &Gate, why: &str) -> Error {
+    Error::msg(format!("gate `{}` cannot run: {why}", gate.name))
+}
+
+/// Each selected gate, to run or to skip with the reason.
+fn plan(loaded: &Loaded, selection: Selection) -> Vec<Plan> {
+    // A gate asked for by name runs even when disabled or outside `--changed-from`.
+    let by_name = matches!(selection, Selection::Gate(_));
+    selection
+        .gates()
+        .into_iter()
+        .map(|g| plan_gate(loaded, g, by_name))
+        .collect()
+}
+
+/// Whether `gate` runs: not when disabled, outside the gates a change affects, or without its engine.
+fn plan_gate(loaded: &Loaded, gate: &'static Gate, by_name: bool) -> Plan {
+    if !by_name && loaded.config.gates.disable.iter().any(|d| d == gate.name) {
+        return Plan::Skip(
+            gate.name,
+            "disabled in plumbline.toml (`gates.disable`)".into(),
+        );
+    }
+    if !by_name
+        && let Some((only, why)) = &loaded.only
+        && !only.contains(gate.name)
+    {
+        return Plan::Skip(gate.name, why.clone());
+    }
+    match engine::unavailable(EngineKind::of(loaded)) {
+        Some(reason) if gate.needs.engine => Plan::Skip(gate.name, reason.into()),
+        _ => Plan::Run(gate),
+    }
+}
+
+/// Run the plan in order: each gate's result, and its findings after the severity overrides.
+fn run_plan(
+    cx: &Context,
+    plan: Vec<Plan>,
+    selection: Selection,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Vec<GateResult>, Vec<Finding>)> {
+    let mut results = Vec::new();
+    let mut findings = Vec::new();
+    let total = plan.len();
+    for (index, p) in plan.into_iter().enumerate() {
+        progress(Progress::Gate {
+            name: p.name(),
+            index,
+            total,
+        });
+        let (result, mut fs) = run_gate(cx, p, selection)?;
+        results.push(result);
+        findings.append(&mut fs);
+    }
+    progress(Progress::Done);
+    Ok((results, findings))
+}
+
+/// One planned gate's result and findings; a gate asked for by name that skips is an error.
+fn run_gate(cx: &Context, p: Plan, selection: Selection) -> Result<(GateResult, Vec<Finding>)> {
+    let t = Instant::now();
+    let (name, report) = match p {
+        Plan::Run(gate) => (gate.name, (gate.run)(cx)?),
+        Plan::Skip(name, why) => (name, gates::Report::skipped(why)),
+    };
+    if let (Selection::Gate(g), Some(why)) = (selection, &report.skipped) {
+        return Err(cannot_run(g, why));
+    }
+    let fs: Vec<Finding> = report
+        .findings
+        .into_iter()
+        .filter_map(|f| apply_override(cx.loaded, f))
+        .collect();
+    let result = GateResult {
+        gate: name.to_owned(),
+        summary: report.summary,
+        counts: Counts::of(&fs),
+        skipped: report.skipped,
+        duration: t.elapsed(),
+    };
+    Ok((result, fs))
+}
+
+/// What the running gates read, prepared once before the first of them.
+struct Inputs {
+    facts: Facts,
+    contract: Option<PipelineContract>,
+    model: Model,
+    slice: Option<crate::slice::Slice>,
+    base: Option<std::result::Result<crate::base::Base, String>>,
+    changes: Option<Changes>,
+}
+
+impl Inputs {
+    /// The facts and contract, and the model, slice and base only when a running gate needs them.
+    fn prepare(loaded: &Loaded, running: &[&'static Gate]) -> Result<Inputs> {
+        let facts = facts::collect(loaded)?;
+        let contract = derive_for_check(loaded, &facts)?;
+        let model = if running.iter().any(|g| g.needs.engine) {
+            match engine::for_check(loaded, &facts) {
+                Ok(e) => Model::Ready(e),
+                Err(e) => Model::Failed(e.to_string()),
+            }
+        } else {
+            Model::NotNeeded
+        };
+        let slice = match &loaded.config.slice {
+            Some(section) if running.iter().any(|g| g.needs.slice) => Some(crate::slice::load(
+                loaded,
+                section,
+                &facts.model_feature_names()?,
+            )?),
+            _ => None,
+        };
+        // A base that cannot be read is the contract-changes gate's finding, not the end of the run:
+        // the other gates still report.
+        let base = match &loaded.base {
+            Some(rev) if running.iter().any(|g| g.needs.base) => {
+                Some(crate::base::read(loaded, rev).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        };
+        let changes = match (&base, &contract) {
+            (Some(Ok(b)), Some(head)) => classify(b, head, &facts),
+            _ => None,
+        };
+        Ok(Inputs {
+            facts,
+            contract,
+            model,
+            slice,
+            base,
+            changes,
+        })
+    }
+
+    /// The gates' view of these inputs, for the gates in `selected`.
+    fn context<'a>(&'a self, loaded: &'a Loaded, selected: &'a [gates::Id]) -> Context<'a> {
+        Context {
+            loaded,
+            facts: &self.facts,
+            contract: self.contract.as_ref(),
+            slice: self.slice.as_ref(),
+            model: &self.model,
+            selected,
+            cache: gates::Cache::default(),
+            base: self.base.as_ref(),
+            changes: self.changes.as_ref(),
+        }
+    }
 }
 
 /// The contract changes of `head` against the base's committed contract, when the base has one.

@@ -3,11 +3,12 @@
 //! touches the process's stdout/stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::check::{self, Selection};
+use crate::config::Loaded;
 use crate::error::{Error, Result};
 use crate::finding::Severity;
 use crate::gates;
@@ -262,168 +263,251 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let io = |e: std::io::Error| Error::msg(format!("writing diagnostics: {e}"));
-    if let Command::Schema { name } = &cli.command {
-        emit(out, schema(*name).as_bytes())?;
-        return Ok(0);
-    }
-    let destinations = destinations(cli)?;
     let fail_on = cli.fail_on.severity();
-    if let Command::Ci(args) = &cli.command {
-        return ci(cli, args, &destinations, fail_on, out, err);
-    }
-    if let Command::Hook(h) = &cli.command {
-        return hook(cli, h, &destinations, fail_on, err, out);
-    }
-    // Shown on a terminal once the run has taken a second (docs/cli.md#progress).
-    let bar = crate::progress::Bar::new();
-    let mut loaded = check::load(&cli.config)?;
-    // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
-    loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
-    if let Some(rev) = &cli.changed_from {
-        crate::affected::restrict(&mut loaded, rev)?;
-    }
     match &cli.command {
-        Command::Schema { .. } => unreachable!("handled above"),
+        Command::Schema { name } => {
+            emit(out, schema(*name).as_bytes())?;
+            Ok(0)
+        }
+        Command::Ci(args) => ci(cli, args, &destinations(cli)?, fail_on, out, err),
+        Command::Hook(h) => hook(cli, h, &destinations(cli)?, fail_on, err, out),
         Command::Check {
             profile,
             manifest,
             session_log,
             checkpoint,
         } => {
-            if let Some(path) = checkpoint {
-                loaded.use_checkpoint(path)?;
-            }
-            let selection = profile.map_or(Selection::All, Selection::Profile);
-            let outcome = check::run_with(&loaded, selection, &mut |p| bar.update(p))?;
-            let mut code = crate::render::write(&destinations, &outcome, fail_on, out)?;
-            if *profile == Some(check::Profile::PostTrain) {
-                code = crate::audit::command::post_train(&loaded, code, &bar, err)?;
-            }
-            let manifest_path = crate::manifest::path_for(
-                &loaded,
-                manifest.as_deref(),
-                session_log.is_some(),
-                *profile,
-            );
-            if let Some(path) = manifest_path {
-                let m = crate::manifest::build(&loaded, &outcome, fail_on)?;
-                let file_sha = crate::manifest::write(&path, &m)?;
-                writeln!(
-                    err,
-                    "{}: run manifest written ({})",
-                    crate::paths::display_path(&path),
-                    m.run_sha256
-                )
-                .map_err(io)?;
-                if let Some(log) = session_log {
-                    crate::manifest::log_session(log, &path, &file_sha, &m)?;
-                }
-            }
+            let run = Prepared::open(cli, checkpoint.as_deref())?;
+            let (outcome, code) = run.check(*profile, out, err)?;
+            let manifest = ManifestArgs {
+                path: manifest.as_deref(),
+                session_log: session_log.as_deref(),
+                profile: *profile,
+            };
+            run.write_manifest(&outcome, &manifest, err)?;
             Ok(code)
         }
-        Command::Ci(_) | Command::Hook(_) => unreachable!("handled above"),
-        Command::Audit(AuditCommand::Conditions {
-            out: dir,
-            checkpoint,
-        }) => {
-            if let Some(path) = checkpoint {
-                loaded.use_checkpoint(path)?;
-            }
-            crate::audit::command::conditions(&loaded, dir.as_deref(), &bar, err)
-        }
-        Command::Audit(AuditCommand::Packet {
-            out: path,
-            manifest,
-        }) => {
-            crate::packet::command::write(&loaded, path.as_deref(), manifest.as_deref(), &bar, err)
-        }
-        Command::Audit(AuditCommand::Decisions {
-            out: path,
-            checkpoint,
-        }) => {
-            if let Some(p) = checkpoint {
-                loaded.use_checkpoint(p)?;
-            }
-            crate::audit::command::decisions(&loaded, path.as_deref(), &bar, err)
-        }
+        Command::Audit(command) => audit(cli, command, err),
         Command::Gate { name } => {
-            let gate = gates::find(name).ok_or_else(|| {
-                let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
-                Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
-            })?;
-            crate::render::write(
-                &destinations,
-                &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
-                fail_on,
-                out,
-            )
+            let run = Prepared::open(cli, None)?;
+            run.report(Selection::Gate(gate_named(name)?), out)
         }
         Command::Baseline { out: path } => {
-            let path = match (path, &loaded.config.gates.output_distribution.baseline) {
-                (Some(p), _) => p.clone(),
-                (None, Some(rel)) => loaded.resolve(rel),
-                (None, None) => {
-                    return Err(Error::msg(format!(
-                        "{}: no `gates.output-distribution.baseline` to write to (set it, or pass --out PATH)",
-                        crate::paths::display_path(&cli.config)
-                    )));
-                }
-            };
-            let text = check::baseline(&loaded)?;
-            crate::paths::atomic_write(&path, &text)?;
-            writeln!(err, "{}: written", crate::paths::display_path(&path)).map_err(io)?;
-            Ok(0)
+            Prepared::open(cli, None)?.baseline(&cli.config, path.as_deref(), err)
         }
         Command::Docs(args) if args.check => {
-            let gate = gates::DOCS_DRIFT;
-            crate::render::write(
-                &destinations,
-                &check::run_with(&loaded, Selection::Gate(gate), &mut |p| bar.update(p))?,
-                fail_on,
-                out,
+            Prepared::open(cli, None)?.report(Selection::Gate(gates::DOCS_DRIFT), out)
+        }
+        Command::Docs(_) => Prepared::open(cli, None)?.write_docs(err),
+        Command::Derive { out: path } => Prepared::open(cli, None)?.derive(path.as_deref(), out),
+        Command::Inventory { hash } => Prepared::open(cli, None)?.inventory(*hash, out),
+    }
+}
+
+/// An error writing to the diagnostics stream.
+fn diagnostics(e: std::io::Error) -> Error {
+    Error::msg(format!("writing diagnostics: {e}"))
+}
+
+/// `plumbline audit …` (docs/audit.md).
+fn audit(cli: &Cli, command: &AuditCommand, err: &mut dyn Write) -> Result<u8> {
+    match command {
+        AuditCommand::Conditions {
+            out: dir,
+            checkpoint,
+        } => {
+            let run = Prepared::open(cli, checkpoint.as_deref())?;
+            crate::audit::command::conditions(&run.loaded, dir.as_deref(), &run.bar, err)
+        }
+        AuditCommand::Packet {
+            out: path,
+            manifest,
+        } => {
+            let run = Prepared::open(cli, None)?;
+            crate::packet::command::write(
+                &run.loaded,
+                path.as_deref(),
+                manifest.as_deref(),
+                &run.bar,
+                err,
             )
         }
-        Command::Docs(_) => {
-            let contract = crate::contract::from_config(&loaded)?;
-            for (file, outcome) in crate::docs::write(&loaded, &contract)? {
-                let what = match outcome {
-                    crate::docs::WriteOutcome::Unchanged => "up to date",
-                    crate::docs::WriteOutcome::Updated => "updated",
-                    crate::docs::WriteOutcome::Created => "created",
-                };
-                writeln!(err, "{file}: {what}").map_err(io)?;
+        AuditCommand::Decisions {
+            out: path,
+            checkpoint,
+        } => {
+            let run = Prepared::open(cli, checkpoint.as_deref())?;
+            crate::audit::command::decisions(&run.loaded, path.as_deref(), &run.bar, err)
+        }
+    }
+}
+
+/// The registered gate called `name`, else an error listing every gate.
+fn gate_named(name: &str) -> Result<&'static gates::Gate> {
+    gates::find(name).ok_or_else(|| {
+        let names: Vec<&str> = gates::GATES.iter().map(|g| g.name).collect();
+        Error::msg(format!("no gate `{name}` (gates: {})", names.join(", ")))
+    })
+}
+
+/// Where `check` writes its run manifest, and the session log it appends to.
+struct ManifestArgs<'a> {
+    path: Option<&'a Path>,
+    session_log: Option<&'a Path>,
+    profile: Option<check::Profile>,
+}
+
+/// The loaded config, progress bar and outputs every command that reads the config starts from.
+struct Prepared {
+    // In drop order: the config goes before the bar is cleared.
+    loaded: Loaded,
+    bar: crate::progress::Bar,
+    fail_on: Severity,
+    destinations: Vec<(Format, Option<PathBuf>)>,
+}
+
+impl Prepared {
+    /// The outputs, the bar and the config with `--base`, `--changed-from` and `--checkpoint` applied.
+    fn open(cli: &Cli, checkpoint: Option<&Path>) -> Result<Prepared> {
+        let destinations = destinations(cli)?;
+        // Shown on a terminal once the run has taken a second (docs/cli.md#progress).
+        let bar = crate::progress::Bar::new();
+        let mut loaded = check::load(&cli.config)?;
+        // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
+        loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
+        if let Some(rev) = &cli.changed_from {
+            crate::affected::restrict(&mut loaded, rev)?;
+        }
+        if let Some(path) = checkpoint {
+            loaded.use_checkpoint(path)?;
+        }
+        Ok(Prepared {
+            loaded,
+            bar,
+            fail_on: cli.fail_on.severity(),
+            destinations,
+        })
+    }
+
+    /// The outcome of the selected gates, the bar following them.
+    fn run(&self, selection: Selection) -> Result<check::Outcome> {
+        check::run_with(&self.loaded, selection, &mut |p| self.bar.update(p))
+    }
+
+    /// Run the selected gates and write the outcome to every destination; the exit code.
+    fn report(&self, selection: Selection, out: &mut dyn Write) -> Result<u8> {
+        crate::render::write(&self.destinations, &self.run(selection)?, self.fail_on, out)
+    }
+
+    /// `check`: the outcome written out, and the exit code (post-train also exports its conditions).
+    fn check(
+        &self,
+        profile: Option<check::Profile>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<(check::Outcome, u8)> {
+        let selection = profile.map_or(Selection::All, Selection::Profile);
+        let outcome = self.run(selection)?;
+        let mut code = crate::render::write(&self.destinations, &outcome, self.fail_on, out)?;
+        if profile == Some(check::Profile::PostTrain) {
+            code = crate::audit::command::post_train(&self.loaded, code, &self.bar, err)?;
+        }
+        Ok((outcome, code))
+    }
+
+    /// Write the run manifest where the flags and profile put one, and log it to the session.
+    fn write_manifest(
+        &self,
+        outcome: &check::Outcome,
+        args: &ManifestArgs,
+        err: &mut dyn Write,
+    ) -> Result<()> {
+        let Some(path) = crate::manifest::path_for(
+            &self.loaded,
+            args.path,
+            args.session_log.is_some(),
+            args.profile,
+        ) else {
+            return Ok(());
+        };
+        let m = crate::manifest::build(&self.loaded, outcome, self.fail_on)?;
+        let file_sha = crate::manifest::write(&path, &m)?;
+        writeln!(
+            err,
+            "{}: run manifest written ({})",
+            crate::paths::display_path(&path),
+            m.run_sha256
+        )
+        .map_err(diagnostics)?;
+        if let Some(log) = args.session_log {
+            crate::manifest::log_session(log, &path, &file_sha, &m)?;
+        }
+        Ok(())
+    }
+
+    /// `baseline`: write the output-distribution baseline to `--out` or the configured file.
+    fn baseline(&self, config: &Path, out: Option<&Path>, err: &mut dyn Write) -> Result<u8> {
+        let loaded = &self.loaded;
+        let path = match (out, &loaded.config.gates.output_distribution.baseline) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(rel)) => loaded.resolve(rel),
+            (None, None) => {
+                return Err(Error::msg(format!(
+                    "{}: no `gates.output-distribution.baseline` to write to (set it, or pass --out PATH)",
+                    crate::paths::display_path(config)
+                )));
             }
-            Ok(0)
+        };
+        let text = check::baseline(loaded)?;
+        crate::paths::atomic_write(&path, &text)?;
+        writeln!(err, "{}: written", crate::paths::display_path(&path)).map_err(diagnostics)?;
+        Ok(0)
+    }
+
+    /// `docs --write`: rewrite the generated parts, saying what became of each file.
+    fn write_docs(&self, err: &mut dyn Write) -> Result<u8> {
+        let contract = crate::contract::from_config(&self.loaded)?;
+        for (file, outcome) in crate::docs::write(&self.loaded, &contract)? {
+            let what = match outcome {
+                crate::docs::WriteOutcome::Unchanged => "up to date",
+                crate::docs::WriteOutcome::Updated => "updated",
+                crate::docs::WriteOutcome::Created => "created",
+            };
+            writeln!(err, "{file}: {what}").map_err(diagnostics)?;
         }
-        Command::Derive { out: path } => {
-            let contract = crate::contract::from_config(&loaded)?;
-            let text = crate::docs::expected_json(&contract);
-            match path {
-                Some(p) => crate::paths::atomic_write(p, &text)?,
-                None => emit(out, text.as_bytes())?,
+        Ok(0)
+    }
+
+    /// `derive`: the contract as canonical JSON, to `--out` or standard output.
+    fn derive(&self, path: Option<&Path>, out: &mut dyn Write) -> Result<u8> {
+        let contract = crate::contract::from_config(&self.loaded)?;
+        let text = crate::docs::expected_json(&contract);
+        match path {
+            Some(p) => crate::paths::atomic_write(p, &text)?,
+            None => emit(out, text.as_bytes())?,
+        }
+        Ok(0)
+    }
+
+    /// `inventory`: every checkpoint as a table, human or JSON, on standard output.
+    fn inventory(&self, hash: bool, out: &mut dyn Write) -> Result<u8> {
+        let (rows, findings) = inventory::inventory(&self.loaded, hash, None)?;
+        let failed = findings.iter().any(|f| f.severity >= self.fail_on);
+        let format = match self.destinations.as_slice() {
+            [(f @ (Format::Human | Format::Json), None)] => *f,
+            _ => {
+                return Err(Error::msg(
+                    "`inventory` writes one format, human or json, to standard output",
+                ));
             }
-            Ok(0)
-        }
-        Command::Inventory { hash } => {
-            let (rows, findings) = inventory::inventory(&loaded, *hash, None)?;
-            let failed = findings.iter().any(|f| f.severity >= fail_on);
-            let format = match destinations.as_slice() {
-                [(f @ (Format::Human | Format::Json), None)] => *f,
-                _ => {
-                    return Err(Error::msg(
-                        "`inventory` writes one format, human or json, to standard output",
-                    ));
-                }
-            };
-            let safe_globals = &loaded.config.checkpoints.safe_globals;
-            let text = match format {
-                Format::Json => crate::render::inventory::json(&rows, &findings, safe_globals),
-                _ => crate::render::inventory::human(&rows, &findings, safe_globals),
-            };
-            emit(out, text.as_bytes())?;
-            Ok(u8::from(failed))
-        }
+        };
+        let safe_globals = &self.loaded.config.checkpoints.safe_globals;
+        let text = match format {
+            Format::Json => crate::render::inventory::json(&rows, &findings, safe_globals),
+            _ => crate::render::inventory::human(&rows, &findings, safe_globals),
+        };
+        emit(out, text.as_bytes())?;
+        Ok(u8::from(failed))
     }
 }
 
@@ -451,8 +535,7 @@ fn hook(
         }
         HookCommand::Install { force } => {
             let (path, what) = crate::hook::install(&cwd, &cli.config, *force)?;
-            writeln!(err, "{}: {what}", path.display())
-                .map_err(|e| Error::msg(format!("writing diagnostics: {e}")))?;
+            writeln!(err, "{}: {what}", path.display()).map_err(diagnostics)?;
             Ok(0)
         }
     }

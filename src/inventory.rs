@@ -3,7 +3,7 @@
 //! audit packet lists it. Its finding codes are defined here and registered by the checkpoint-inventory
 //! gate (gates/checkpoint_inventory.rs), which reports them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use crate::checkpoint::globs::same_file;
 use crate::checkpoint::{self, Format};
 use crate::config::Loaded;
 use crate::error::{CheckpointError, Error, Result};
-use crate::facts::{CheckpointFacts, vector_len};
+use crate::facts::{CheckpointFact, CheckpointFacts, vector_len};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::paths::display_path;
 
@@ -53,6 +53,74 @@ pub const VERSION_CONFLICT: Code = code(
     "two checkpoints claim the same model version but hold different models",
 );
 
+/// A checkpoint glob that matches nothing.
+fn glob_empty(loaded: &Loaded, pattern: &str) -> Finding {
+    Finding::new(
+        &GLOB_EMPTY,
+        format!("checkpoint glob `{pattern}` matches no checkpoint file"),
+    )
+    .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.globs"))
+}
+
+/// The production checkpoint, outside every glob.
+fn production_unlisted(loaded: &Loaded, production: &Path) -> Finding {
+    Finding::new(
+        &PRODUCTION_UNLISTED,
+        format!(
+            "the production checkpoint {} is not matched by `checkpoints.globs`",
+            display_path(production)
+        ),
+    )
+    .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production"))
+}
+
+/// A required metadata key the checkpoint `display` lacks.
+fn missing_fact(display: &str, m: &CheckpointFact) -> Finding {
+    Finding::new(
+        &MISSING_FACT,
+        format!("{display} has no `{}` ({})", m.key, m.field),
+    )
+    .at(m.location.clone())
+    .help("write every required key from the training script (docs/checkpoint-metadata.md), or point `[checkpoints.keys]` at where it lives")
+}
+
+/// A checkpoint refused as unsafe, ambiguous or unreadable, by why.
+fn refused(display: &str, source: &CheckpointError) -> Finding {
+    let code = match source {
+        CheckpointError::UnsafeGlobal { .. } => &CHECKPOINT_UNSAFE,
+        CheckpointError::Ambiguous(_) => &CHECKPOINT_AMBIGUOUS,
+        _ => &CHECKPOINT_UNREADABLE,
+    };
+    let help = if matches!(source, CheckpointError::Ambiguous(_)) {
+        "re-save it with torch.save from the training code; a file edited, re-zipped or concatenated by other tools can be read two ways (docs/checkpoint-metadata.md#the-torch-archive-pt-pth-ckpt)"
+    } else {
+        "re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"
+    };
+    Finding::new(code, source.to_string())
+        .at(Location::file(display))
+        .help(help)
+}
+
+/// Two checkpoints, `a` and the earlier `b`, claiming model version `version` but differing by `why`.
+fn version_conflict(
+    a: &checkpoint::CheckpointInfo,
+    b: &checkpoint::CheckpointInfo,
+    version: &str,
+    why: &str,
+) -> Finding {
+    Finding::new(
+        &VERSION_CONFLICT,
+        format!(
+            "{} and {} both claim model version {version}, but {why}",
+            display_path(&b.path),
+            display_path(&a.path)
+        ),
+    )
+    .at(Location::file(display_path(&a.path)).with_label("model_version"))
+    .related(Location::file(display_path(&b.path)).with_label("model_version"))
+    .help("a retrain writes a new model version; bump MODEL_VERSION, or remove the stale file")
+}
+
 /// One row of `plumbline inventory`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -88,133 +156,30 @@ pub fn inventory(
     hash: bool,
     already_read: Option<&checkpoint::CheckpointInfo>,
 ) -> Result<(Vec<Row>, Vec<Finding>)> {
-    let mut findings = Vec::new();
     let found = loaded.checkpoint_files()?;
-    for pattern in &found.empty {
-        findings.push(
-            Finding::new(
-                &GLOB_EMPTY,
-                format!("checkpoint glob `{pattern}` matches no checkpoint file"),
-            )
-            .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.globs")),
-        );
-    }
-    let paths = found.files;
+    let mut findings: Vec<Finding> = found
+        .empty
+        .iter()
+        .map(|pattern| glob_empty(loaded, pattern))
+        .collect();
     let production = loaded.resolve(&loaded.config.checkpoints.production);
-    if !paths.iter().any(|p| same_file(p, &production)) {
-        findings.push(
-            Finding::new(
-                &PRODUCTION_UNLISTED,
-                format!(
-                    "the production checkpoint {} is not matched by `checkpoints.globs`",
-                    display_path(&production)
-                ),
-            )
-            .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production")),
-        );
+    if !found.files.iter().any(|p| same_file(p, &production)) {
+        findings.push(production_unlisted(loaded, &production));
     }
     let mut rows = Vec::new();
     let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
-    for path in paths {
-        let display = display_path(&path);
-        let is_production = same_file(&path, &production);
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let sha256 = if hash {
-            Some(checkpoint::sha256_file(&path)?)
-        } else {
-            None
-        };
-        let read = match already_read.filter(|info| same_file(&info.path, &path)) {
-            Some(info) => Ok(info.clone()),
-            None => checkpoint::open_with(&path, &loaded.reading()),
-        };
-        match read {
+    for path in found.files {
+        let file = FileRow::of(&path, same_file(&path, &production), hash)?;
+        match open(loaded, &path, already_read) {
             Ok(info) => {
                 let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
-                // A plain pickle (run parameters beside the weights) is read and checked for what it
-                // references; the required facts are asked of checkpoints that hold weights.
-                let missing = if info.format == Format::Pickle {
-                    Vec::new()
-                } else {
-                    f.missing()
-                };
-                for m in missing {
-                    findings.push(
-                        Finding::new(
-                            &MISSING_FACT,
-                            format!("{display} has no `{}` ({})", m.key, m.field),
-                        )
-                        .at(m.location.clone())
-                        .help("write every required key from the training script (docs/checkpoint-metadata.md), or point `[checkpoints.keys]` at where it lives"),
-                    );
-                }
-                let version = f
-                    .model_version
-                    .value
-                    .as_ref()
-                    .and_then(crate::facts::version);
-                rows.push(Row {
-                    path: display,
-                    format: Some(info.format),
-                    size,
-                    model_version: f
-                        .model_version
-                        .value
-                        .as_ref()
-                        .and_then(crate::facts::version),
-                    input_dim: f.input_dim.value.as_ref().and_then(|v| v.as_u64()),
-                    heads: f
-                        .heads
-                        .value
-                        .as_ref()
-                        .and_then(|h| h.as_array())
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|h| {
-                                    h.get("name").and_then(|n| n.as_str()).map(str::to_owned)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    tensors: info.tensors.len(),
-                    bytes_read: Some(info.bytes_read),
-                    declared_globals: info.declared_globals.clone(),
-                    median_len: f.median.value.as_ref().and_then(vector_len),
-                    sha256,
-                    production: is_production,
-                });
-                read_ok.push((info, version));
+                findings.extend(missing_facts(&file.display, &info, &f));
+                rows.push(file.read(&info, &f));
+                read_ok.push((info, model_version(&f)));
             }
             Err(Error::Checkpoint { source, .. }) => {
-                let code = match source {
-                    CheckpointError::UnsafeGlobal { .. } => &CHECKPOINT_UNSAFE,
-                    CheckpointError::Ambiguous(_) => &CHECKPOINT_AMBIGUOUS,
-                    _ => &CHECKPOINT_UNREADABLE,
-                };
-                let help = if matches!(source, CheckpointError::Ambiguous(_)) {
-                    "re-save it with torch.save from the training code; a file edited, re-zipped or concatenated by other tools can be read two ways (docs/checkpoint-metadata.md#the-torch-archive-pt-pth-ckpt)"
-                } else {
-                    "re-save it from the training code with plain tensors, dicts, lists, numbers and strings (docs/checkpoint-metadata.md)"
-                };
-                findings.push(
-                    Finding::new(code, source.to_string())
-                        .at(Location::file(&display))
-                        .help(help),
-                );
-                rows.push(Row {
-                    path: display,
-                    format: Format::from_path(&path),
-                    size,
-                    model_version: None,
-                    input_dim: None,
-                    heads: vec![],
-                    tensors: 0,
-                    bytes_read: None,
-                    declared_globals: Vec::new(),
-                    median_len: None,
-                    sha256,
-                    production: is_production,
-                });
+                findings.push(refused(&file.display, &source));
+                rows.push(file.refused(Format::from_path(&path)));
             }
             Err(other) => return Err(other),
         }
@@ -224,6 +189,119 @@ pub fn inventory(
         &loaded.config.checkpoints.keys,
     )?);
     Ok((rows, findings))
+}
+
+/// The checkpoint at `path`: the one already read when it is that file, else read now.
+fn open(
+    loaded: &Loaded,
+    path: &Path,
+    already_read: Option<&checkpoint::CheckpointInfo>,
+) -> Result<checkpoint::CheckpointInfo> {
+    match already_read.filter(|info| same_file(&info.path, path)) {
+        Some(info) => Ok(info.clone()),
+        None => checkpoint::open_with(path, &loaded.reading()),
+    }
+}
+
+/// The required metadata keys a checkpoint lacks, as findings.
+fn missing_facts(
+    display: &str,
+    info: &checkpoint::CheckpointInfo,
+    f: &CheckpointFacts,
+) -> Vec<Finding> {
+    // A plain pickle (run parameters beside the weights) is read and checked for what it references;
+    // the required facts are asked of checkpoints that hold weights.
+    if info.format == Format::Pickle {
+        return Vec::new();
+    }
+    f.missing()
+        .into_iter()
+        .map(|m| missing_fact(display, m))
+        .collect()
+}
+
+/// The model version a checkpoint claims, when it has a readable one.
+fn model_version(f: &CheckpointFacts) -> Option<String> {
+    f.model_version
+        .value
+        .as_ref()
+        .and_then(crate::facts::version)
+}
+
+/// The names of a checkpoint's heads, in order.
+fn head_names(f: &CheckpointFacts) -> Vec<String> {
+    f.heads
+        .value
+        .as_ref()
+        .and_then(|h| h.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What every row says about its file, read or refused.
+struct FileRow {
+    display: String,
+    size: u64,
+    sha256: Option<String>,
+    production: bool,
+}
+
+impl FileRow {
+    /// The file's shown path, size and (with `hash`) sha256.
+    fn of(path: &Path, production: bool, hash: bool) -> Result<FileRow> {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let sha256 = if hash {
+            Some(checkpoint::sha256_file(path)?)
+        } else {
+            None
+        };
+        Ok(FileRow {
+            display: display_path(path),
+            size,
+            sha256,
+            production,
+        })
+    }
+
+    /// The row of a checkpoint that was read.
+    fn read(self, info: &checkpoint::CheckpointInfo, f: &CheckpointFacts) -> Row {
+        Row {
+            path: self.display,
+            format: Some(info.format),
+            size: self.size,
+            model_version: model_version(f),
+            input_dim: f.input_dim.value.as_ref().and_then(|v| v.as_u64()),
+            heads: head_names(f),
+            tensors: info.tensors.len(),
+            bytes_read: Some(info.bytes_read),
+            declared_globals: info.declared_globals.clone(),
+            median_len: f.median.value.as_ref().and_then(vector_len),
+            sha256: self.sha256,
+            production: self.production,
+        }
+    }
+
+    /// The row of a checkpoint that was refused: what its name and size say.
+    fn refused(self, format: Option<Format>) -> Row {
+        Row {
+            path: self.display,
+            format,
+            size: self.size,
+            model_version: None,
+            input_dim: None,
+            heads: vec![],
+            tensors: 0,
+            bytes_read: None,
+            declared_globals: Vec::new(),
+            median_len: None,
+            sha256: self.sha256,
+            production: self.production,
+        }
+    }
 }
 
 /// Checkpoints claiming one model version must hold one model.
@@ -263,19 +341,7 @@ fn version_conflicts(
             }
         };
         if let Some(why) = differs {
-            out.push(
-                Finding::new(
-                    &VERSION_CONFLICT,
-                    format!(
-                        "{} and {} both claim model version {va}, but {why}",
-                        display_path(&b.path),
-                        display_path(&a.path)
-                    ),
-                )
-                .at(Location::file(display_path(&a.path)).with_label("model_version"))
-                .related(Location::file(display_path(&b.path)).with_label("model_version"))
-                .help("a retrain writes a new model version; bump MODEL_VERSION, or remove the stale file"),
-            );
+            out.push(version_conflict(a, b, va, &why));
         }
     }
     Ok(out)

@@ -202,16 +202,10 @@ fn read_csv(path: &Path, bytes: &[u8], keys: &[&str]) -> Result<Table> {
 
 #[cfg(feature = "parquet")]
 fn read_parquet(path: &Path) -> Result<Table> {
-    use arrow_array::Array;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
-    use arrow_schema::DataType;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let display = display_path(path);
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::at(Location::file(&display), format!("malformed Parquet: {e}"))
-    };
+    let bad = |e: &dyn std::fmt::Display| malformed_parquet(&display, e);
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| bad(&e))?
@@ -222,95 +216,10 @@ fn read_parquet(path: &Path) -> Result<Table> {
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
         if columns.is_empty() {
-            for f in batch.schema().fields() {
-                let (dtype, values) = match f.data_type() {
-                    DataType::Float32 => ("float32", Values::Num(vec![])),
-                    DataType::Float64 => ("float64", Values::Num(vec![])),
-                    DataType::Int32 => ("int32", Values::Num(vec![])),
-                    DataType::Int64 => ("int64", Values::Num(vec![])),
-                    DataType::Utf8 | DataType::LargeUtf8 => ("utf8", Values::Text(vec![])),
-                    other => {
-                        return Err(bad(&format!(
-                            "column `{}` has type {other}; plumbline reads float, int and string columns",
-                            f.name()
-                        )));
-                    }
-                };
-                columns.push(Column {
-                    name: f.name().clone(),
-                    dtype: Some(dtype.to_owned()),
-                    values,
-                });
-            }
+            columns = parquet_columns(&batch.schema(), &display)?;
         }
         for (col, array) in columns.iter_mut().zip(batch.columns()) {
-            let n = array.len();
-            let valid = |i: usize| array.is_valid(i);
-            match (&mut col.values, col.dtype.as_deref()) {
-                (Values::Num(v), Some("float32")) => {
-                    let a = array.as_primitive::<Float32Type>();
-                    v.extend((0..n).map(|i| {
-                        if valid(i) {
-                            f64::from(a.value(i))
-                        } else {
-                            f64::NAN
-                        }
-                    }));
-                }
-                (Values::Num(v), Some("float64")) => {
-                    let a = array.as_primitive::<Float64Type>();
-                    v.extend((0..n).map(|i| if valid(i) { a.value(i) } else { f64::NAN }));
-                }
-                (Values::Num(v), Some("int32")) => {
-                    let a = array.as_primitive::<Int32Type>();
-                    v.extend((0..n).map(|i| {
-                        if valid(i) {
-                            f64::from(a.value(i))
-                        } else {
-                            f64::NAN
-                        }
-                    }));
-                }
-                (Values::Num(v), _) => {
-                    let a = array.as_primitive::<Int64Type>();
-                    v.extend((0..n).map(|i| {
-                        if valid(i) {
-                            a.value(i) as f64
-                        } else {
-                            f64::NAN
-                        }
-                    }));
-                }
-                (Values::Text(v), _) => {
-                    let strings: Vec<String> = match array.data_type() {
-                        DataType::LargeUtf8 => {
-                            let a = array.as_string::<i64>();
-                            (0..n)
-                                .map(|i| {
-                                    if valid(i) {
-                                        a.value(i).to_owned()
-                                    } else {
-                                        String::new()
-                                    }
-                                })
-                                .collect()
-                        }
-                        _ => {
-                            let a = array.as_string::<i32>();
-                            (0..n)
-                                .map(|i| {
-                                    if valid(i) {
-                                        a.value(i).to_owned()
-                                    } else {
-                                        String::new()
-                                    }
-                                })
-                                .collect()
-                        }
-                    };
-                    v.extend(strings);
-                }
-            }
+            append_parquet(col, array.as_ref());
         }
         rows += batch.num_rows();
     }
@@ -320,6 +229,108 @@ fn read_parquet(path: &Path) -> Result<Table> {
         lines: (1..=rows as u32).collect(),
         rows,
     })
+}
+
+/// The error for a Parquet file `display` that cannot be read.
+#[cfg(feature = "parquet")]
+fn malformed_parquet(display: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::at(Location::file(display), format!("malformed Parquet: {e}"))
+}
+
+/// One empty column per field of `schema`, with its stored type; a type it cannot read is an error.
+#[cfg(feature = "parquet")]
+fn parquet_columns(schema: &arrow_schema::Schema, display: &str) -> Result<Vec<Column>> {
+    use arrow_schema::DataType;
+
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let (dtype, values) = match f.data_type() {
+                DataType::Float32 => ("float32", Values::Num(vec![])),
+                DataType::Float64 => ("float64", Values::Num(vec![])),
+                DataType::Int32 => ("int32", Values::Num(vec![])),
+                DataType::Int64 => ("int64", Values::Num(vec![])),
+                DataType::Utf8 | DataType::LargeUtf8 => ("utf8", Values::Text(vec![])),
+                other => {
+                    return Err(malformed_parquet(
+                        display,
+                        &format!(
+                            "column `{}` has type {other}; plumbline reads float, int and string columns",
+                            f.name()
+                        ),
+                    ));
+                }
+            };
+            Ok(Column {
+                name: f.name().clone(),
+                dtype: Some(dtype.to_owned()),
+                values,
+            })
+        })
+        .collect()
+}
+
+/// Append one batch's `array` to `col`: numbers as `f64` (null: NaN), text (null: empty).
+#[cfg(feature = "parquet")]
+fn append_parquet(col: &mut Column, array: &dyn arrow_array::Array) {
+    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+    use arrow_schema::DataType;
+
+    match (&mut col.values, col.dtype.as_deref()) {
+        (Values::Num(v), Some("float32")) => {
+            v.extend(parquet_numbers::<Float32Type>(array, f64::from));
+        }
+        (Values::Num(v), Some("float64")) => {
+            v.extend(parquet_numbers::<Float64Type>(
+                array,
+                std::convert::identity,
+            ));
+        }
+        (Values::Num(v), Some("int32")) => {
+            v.extend(parquet_numbers::<Int32Type>(array, f64::from));
+        }
+        (Values::Num(v), _) => v.extend(parquet_numbers::<Int64Type>(array, |x| x as f64)),
+        (Values::Text(v), _) => v.extend(match array.data_type() {
+            DataType::LargeUtf8 => parquet_strings::<i64>(array),
+            _ => parquet_strings::<i32>(array),
+        }),
+    }
+}
+
+/// A numeric array's values as `f64`, NaN where null.
+#[cfg(feature = "parquet")]
+fn parquet_numbers<T: arrow_array::types::ArrowPrimitiveType>(
+    array: &dyn arrow_array::Array,
+    to_f64: fn(T::Native) -> f64,
+) -> impl Iterator<Item = f64> + '_ {
+    use arrow_array::cast::AsArray;
+
+    let a = array.as_primitive::<T>();
+    (0..array.len()).map(move |i| {
+        if array.is_valid(i) {
+            to_f64(a.value(i))
+        } else {
+            f64::NAN
+        }
+    })
+}
+
+/// A string array's values, empty where null.
+#[cfg(feature = "parquet")]
+fn parquet_strings<O: arrow_array::OffsetSizeTrait>(array: &dyn arrow_array::Array) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+
+    let a = array.as_string::<O>();
+    (0..array.len())
+        .map(|i| {
+            if array.is_valid(i) {
+                a.value(i).to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .collect()
 }
 
 #[cfg(not(feature = "parquet"))]

@@ -177,25 +177,7 @@ impl PythonModule {
             "class_definition" => field("name")
                 .filter(|n| self.is(*n, name))
                 .map(|_| "a class definition"),
-            "assignment" => {
-                let left = field("left")?;
-                let top = node.parent().is_some_and(|p| {
-                    p.kind() == "expression_statement"
-                        && p.parent().is_some_and(|m| m.kind() == "module")
-                });
-                if self.is(left, name) {
-                    Some(if top {
-                        ASSIGNMENT
-                    } else {
-                        "an assignment inside a block"
-                    })
-                } else if self.target_binds(left, name) {
-                    Some("an unpacking assignment")
-                } else {
-                    self.target_mutates(left, name)
-                        .then_some("an item or attribute assignment")
-                }
-            }
+            "assignment" => self.assignment_kind(node, field("left")?, name),
             "augmented_assignment" => {
                 let left = field("left")?;
                 if self.is(left, name) {
@@ -205,16 +187,7 @@ impl PythonModule {
                         .then_some("an item or attribute assignment")
                 }
             }
-            "call" => {
-                let f = field("function").filter(|f| f.kind() == "attribute")?;
-                let on_name = f
-                    .child_by_field_name("object")
-                    .is_some_and(|o| self.is(o, name));
-                let mutator = f
-                    .child_by_field_name("attribute")
-                    .is_some_and(|a| MUTATORS.contains(&self.text_of(a)));
-                (on_name && mutator).then_some("a mutating method call")
-            }
+            "call" => self.mutating_call_kind(field("function")?, name),
             "for_statement" | "for_in_clause" => field("left")
                 .filter(|l| self.target_binds(*l, name))
                 .map(|_| "a for-loop target"),
@@ -225,20 +198,7 @@ impl PythonModule {
                 })
                 .map(|_| "an `as` binding"),
             "import_statement" | "import_from_statement" => {
-                let mut c = node.walk();
-                let direct = node.kind() == "import_statement";
-                let names: Vec<Node> = node.children_by_field_name("name", &mut c).collect();
-                names
-                    .iter()
-                    .any(|n| {
-                        n.kind() == "dotted_name"
-                            && if direct {
-                                n.named_child(0).is_some_and(|i| self.is(i, name))
-                            } else {
-                                self.text_of(*n) == name
-                            }
-                    })
-                    .then_some("an import")
+                self.imports(node, name).then_some("an import")
             }
             "delete_statement" => {
                 let mut c = node.walk();
@@ -253,6 +213,54 @@ impl PythonModule {
                 .map(|_| "an assignment expression (`:=`)"),
             _ => None,
         }
+    }
+
+    /// How the assignment `node` to `left` binds or changes `name`, if it does.
+    fn assignment_kind(&self, node: Node, left: Node, name: &str) -> Option<&'static str> {
+        let top = node.parent().is_some_and(|p| {
+            p.kind() == "expression_statement" && p.parent().is_some_and(|m| m.kind() == "module")
+        });
+        if self.is(left, name) {
+            Some(if top {
+                ASSIGNMENT
+            } else {
+                "an assignment inside a block"
+            })
+        } else if self.target_binds(left, name) {
+            Some("an unpacking assignment")
+        } else {
+            self.target_mutates(left, name)
+                .then_some("an item or attribute assignment")
+        }
+    }
+
+    /// A mutating method call on `name` (`name.append(…)`), when calling `function` is one.
+    fn mutating_call_kind(&self, function: Node, name: &str) -> Option<&'static str> {
+        if function.kind() != "attribute" {
+            return None;
+        }
+        let on_name = function
+            .child_by_field_name("object")
+            .is_some_and(|o| self.is(o, name));
+        let mutator = function
+            .child_by_field_name("attribute")
+            .is_some_and(|a| MUTATORS.contains(&self.text_of(a)));
+        (on_name && mutator).then_some("a mutating method call")
+    }
+
+    /// Whether the import statement `node` binds `name` (`import name.x`, `from m import name`).
+    fn imports(&self, node: Node, name: &str) -> bool {
+        let mut c = node.walk();
+        let direct = node.kind() == "import_statement";
+        let names: Vec<Node> = node.children_by_field_name("name", &mut c).collect();
+        names.iter().any(|n| {
+            n.kind() == "dotted_name"
+                && if direct {
+                    n.named_child(0).is_some_and(|i| self.is(i, name))
+                } else {
+                    self.text_of(*n) == name
+                }
+        })
     }
 
     /// The value of a module constant, with the line of its name and, for a list or tuple, each item's line.
@@ -344,156 +352,25 @@ impl PythonModule {
         if node.kind() != "identifier" {
             self.charge(node, 1)?;
         }
-        let unsupported = |what: &str| {
-            self.error(
-                node,
-                format!(
-                    "unsupported expression `{}` ({what}); a contract fact must be a literal (str, int, float, bool, None, list/tuple/dict of these) or the name of another constant in this module",
-                    self.snippet(node)
-                ),
-            )
-        };
+        let unsupported = |what: &str| self.unsupported(node, what);
         match node.kind() {
             "string" => Ok(Value::String(self.string(node)?)),
-            "concatenated_string" => {
-                let mut s = String::new();
-                let mut c = node.walk();
-                for part in node
-                    .named_children(&mut c)
-                    .filter(|p| p.kind() != "comment")
-                {
-                    s.push_str(&self.string(part)?);
-                }
-                Ok(Value::String(s))
-            }
+            "concatenated_string" => self.concatenated(node).map(Value::String),
             "integer" => self.integer(node).map(Value::from),
-            "float" => {
-                let t = self.text_of(node).replace('_', "");
-                if t.ends_with(['j', 'J']) {
-                    return Err(unsupported("complex number"));
-                }
-                let f: f64 = t
-                    .parse()
-                    .map_err(|_| unsupported("float literal plumbline cannot read"))?;
-                float(f).ok_or_else(|| unsupported("non-finite float"))
-            }
+            "float" => self.float_literal(node),
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
             "none" => Ok(Value::Null),
-            "unary_operator" => {
-                let op = node
-                    .child_by_field_name("operator")
-                    .map(|o| self.text_of(o))
-                    .unwrap_or("");
-                let arg = node
-                    .child_by_field_name("argument")
-                    .ok_or_else(|| unsupported("unary operator"))?;
-                let v = self.eval(arg, seen)?;
-                match (op, &v) {
-                    ("+", Value::Number(_)) => Ok(v),
-                    ("-", Value::Number(n)) => {
-                        if let Some(i) = n.as_i64() {
-                            Ok(Value::from(-i))
-                        } else {
-                            float(-n.as_f64().unwrap_or(f64::NAN))
-                                .ok_or_else(|| unsupported("number"))
-                        }
-                    }
-                    _ => Err(unsupported("operator on a non-number")),
-                }
-            }
+            "unary_operator" => self.unary(node, seen),
             "parenthesized_expression" => {
                 let inner = node
                     .named_child(0)
                     .ok_or_else(|| unsupported("empty parentheses"))?;
                 self.eval(inner, seen)
             }
-            "list" | "tuple" | "expression_list" => {
-                let mut out = Vec::new();
-                let mut c = node.walk();
-                for item in node.named_children(&mut c) {
-                    if item.kind() == "comment" {
-                        continue;
-                    }
-                    if item.kind() == "list_splat" {
-                        return Err(self.error(
-                            item,
-                            format!(
-                                "unsupported expression `{}` (unpacking)",
-                                self.snippet(item)
-                            ),
-                        ));
-                    }
-                    out.push(self.eval(item, seen)?);
-                }
-                Ok(Value::Array(out))
-            }
-            "dictionary" => {
-                let mut map = serde_json::Map::new();
-                let mut c = node.walk();
-                for pair in node.named_children(&mut c) {
-                    match pair.kind() {
-                        "comment" => continue,
-                        "pair" => {}
-                        _ => {
-                            return Err(self.error(
-                                pair,
-                                format!(
-                                    "unsupported expression `{}` in a dict",
-                                    self.snippet(pair)
-                                ),
-                            ));
-                        }
-                    }
-                    let k = pair
-                        .child_by_field_name("key")
-                        .ok_or_else(|| unsupported("dict entry"))?;
-                    let v = pair
-                        .child_by_field_name("value")
-                        .ok_or_else(|| unsupported("dict entry"))?;
-                    let key = match self.eval(k, seen)? {
-                        Value::String(s) => s,
-                        Value::Number(n) => n.to_string(),
-                        Value::Bool(b) => {
-                            if b {
-                                "True".into()
-                            } else {
-                                "False".into()
-                            }
-                        }
-                        _ => {
-                            return Err(self
-                                .error(k, format!("unsupported dict key `{}`", self.snippet(k))));
-                        }
-                    };
-                    if map.contains_key(&key) {
-                        return Err(self.error(k, format!("duplicate dict key `{key}`")));
-                    }
-                    map.insert(key, self.eval(v, seen)?);
-                }
-                Ok(Value::Object(map))
-            }
-            "identifier" => {
-                let name = self.text_of(node).to_owned();
-                if let Some((v, size)) = self.cache.borrow().get(&name) {
-                    self.charge(node, *size)?;
-                    return Ok(v.clone());
-                }
-                let before = self.produced.get();
-                let v = self.constant_guarded(&name, seen).map_err(|e| match e {
-                    Error::At { location, message } if location.line.is_none() => self.error(
-                        node,
-                        format!("`{name}` is not a constant of this module: {message}"),
-                    ),
-                    other => other,
-                })?;
-                seen.remove(&name);
-                let size = self.produced.get() - before;
-                self.cache
-                    .borrow_mut()
-                    .insert(name, (v.value.clone(), size));
-                Ok(v.value)
-            }
+            "list" | "tuple" | "expression_list" => self.sequence(node, seen),
+            "dictionary" => self.dictionary(node, seen),
+            "identifier" => self.named(node, seen),
             "call" => Err(unsupported(
                 "a call; plumbline never runs pipeline code to read a fact",
             )),
@@ -505,6 +382,151 @@ impl PythonModule {
             "set" => Err(unsupported("a set has no order; use a list or tuple")),
             other => Err(unsupported(other)),
         }
+    }
+
+    /// The error for an expression `node` a contract fact cannot be, saying `what` it is.
+    fn unsupported(&self, node: Node, what: &str) -> Error {
+        self.error(
+            node,
+            format!(
+                "unsupported expression `{}` ({what}); a contract fact must be a literal (str, int, float, bool, None, list/tuple/dict of these) or the name of another constant in this module",
+                self.snippet(node)
+            ),
+        )
+    }
+
+    /// Adjacent string literals (`'a' 'b'`), joined.
+    fn concatenated(&self, node: Node) -> Result<String> {
+        let mut s = String::new();
+        let mut c = node.walk();
+        for part in node
+            .named_children(&mut c)
+            .filter(|p| p.kind() != "comment")
+        {
+            s.push_str(&self.string(part)?);
+        }
+        Ok(s)
+    }
+
+    /// A float literal; complex and non-finite numbers are refused.
+    fn float_literal(&self, node: Node) -> Result<Value> {
+        let t = self.text_of(node).replace('_', "");
+        if t.ends_with(['j', 'J']) {
+            return Err(self.unsupported(node, "complex number"));
+        }
+        let f: f64 = t
+            .parse()
+            .map_err(|_| self.unsupported(node, "float literal plumbline cannot read"))?;
+        float(f).ok_or_else(|| self.unsupported(node, "non-finite float"))
+    }
+
+    /// `+x` or `-x` of a number.
+    fn unary(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        let op = node
+            .child_by_field_name("operator")
+            .map(|o| self.text_of(o))
+            .unwrap_or("");
+        let arg = node
+            .child_by_field_name("argument")
+            .ok_or_else(|| self.unsupported(node, "unary operator"))?;
+        let v = self.eval(arg, seen)?;
+        match (op, &v) {
+            ("+", Value::Number(_)) => Ok(v),
+            ("-", Value::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Value::from(-i))
+                } else {
+                    float(-n.as_f64().unwrap_or(f64::NAN))
+                        .ok_or_else(|| self.unsupported(node, "number"))
+                }
+            }
+            _ => Err(self.unsupported(node, "operator on a non-number")),
+        }
+    }
+
+    /// A list or tuple, as an array; unpacking (`*A`) is refused.
+    fn sequence(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        let mut out = Vec::new();
+        let mut c = node.walk();
+        for item in node.named_children(&mut c) {
+            if item.kind() == "comment" {
+                continue;
+            }
+            if item.kind() == "list_splat" {
+                return Err(self.error(
+                    item,
+                    format!(
+                        "unsupported expression `{}` (unpacking)",
+                        self.snippet(item)
+                    ),
+                ));
+            }
+            out.push(self.eval(item, seen)?);
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// A dict literal, as an object; a key seen twice is an error.
+    fn dictionary(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        let mut map = serde_json::Map::new();
+        let mut c = node.walk();
+        for pair in node.named_children(&mut c) {
+            match pair.kind() {
+                "comment" => continue,
+                "pair" => {}
+                _ => {
+                    return Err(self.error(
+                        pair,
+                        format!("unsupported expression `{}` in a dict", self.snippet(pair)),
+                    ));
+                }
+            }
+            let k = pair
+                .child_by_field_name("key")
+                .ok_or_else(|| self.unsupported(node, "dict entry"))?;
+            let v = pair
+                .child_by_field_name("value")
+                .ok_or_else(|| self.unsupported(node, "dict entry"))?;
+            let key = self.dict_key(k, seen)?;
+            if map.contains_key(&key) {
+                return Err(self.error(k, format!("duplicate dict key `{key}`")));
+            }
+            map.insert(key, self.eval(v, seen)?);
+        }
+        Ok(Value::Object(map))
+    }
+
+    /// A dict key as JSON text: a string, a number, or `True`/`False`.
+    fn dict_key(&self, k: Node, seen: &mut HashSet<String>) -> Result<String> {
+        match self.eval(k, seen)? {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(if b { "True".into() } else { "False".into() }),
+            _ => Err(self.error(k, format!("unsupported dict key `{}`", self.snippet(k)))),
+        }
+    }
+
+    /// The value of the constant the identifier `node` names, evaluated once and then cached.
+    fn named(&self, node: Node, seen: &mut HashSet<String>) -> Result<Value> {
+        let name = self.text_of(node).to_owned();
+        if let Some((v, size)) = self.cache.borrow().get(&name) {
+            self.charge(node, *size)?;
+            return Ok(v.clone());
+        }
+        let before = self.produced.get();
+        let v = self.constant_guarded(&name, seen).map_err(|e| match e {
+            Error::At { location, message } if location.line.is_none() => self.error(
+                node,
+                format!("`{name}` is not a constant of this module: {message}"),
+            ),
+            other => other,
+        })?;
+        seen.remove(&name);
+        let size = self.produced.get() - before;
+        self.cache
+            .borrow_mut()
+            .insert(name, (v.value.clone(), size));
+        Ok(v.value)
     }
 
     fn integer(&self, node: Node) -> Result<i64> {
