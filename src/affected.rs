@@ -157,7 +157,7 @@ fn relative_to(path: &Path, dir: &Path) -> String {
 pub fn restrict(loaded: &mut Loaded, rev: &str) -> Result<Needed> {
     let files = changed_files(loaded, rev)?;
     let needed = needed_for(loaded, &files, rev);
-    loaded.only = Some((needed.gates.clone(), needed.reason.clone()));
+    loaded.run.only = Some((needed.gates.clone(), needed.reason.clone()));
     Ok(needed)
 }
 

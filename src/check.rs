@@ -181,6 +181,7 @@ pub fn run_with(
         findings,
         changes: inputs.changes.map(|c| with_severities(loaded, c)),
         commands_refused: loaded
+            .run
             .commands_refused
             .load(std::sync::atomic::Ordering::Relaxed),
         duration: start.elapsed(),
@@ -212,7 +213,7 @@ fn plan_gate(loaded: &Loaded, gate: &'static Gate, by_name: bool) -> Plan {
         );
     }
     if !by_name
-        && let Some((only, why)) = &loaded.only
+        && let Some((only, why)) = &loaded.run.only
         && !only.contains(gate.name)
     {
         return Plan::Skip(gate.name, why.clone());
@@ -305,7 +306,7 @@ impl Inputs {
         };
         // A base that cannot be read is the contract-changes gate's finding, not the end of the run:
         // the other gates still report.
-        let base = match &loaded.base {
+        let base = match &loaded.run.base {
             Some(rev) if running.iter().any(|g| g.needs.base) => {
                 Some(crate::base::read(loaded, rev).map_err(|e| e.to_string()))
             }

@@ -280,14 +280,14 @@ pub fn run(
     let actions = Actions::from_env(&|k| std::env::var(k).ok())?;
     let bar = crate::progress::Bar::new();
     let checked = check::load(run.config).and_then(|mut loaded| {
-        loaded.base = run.base.clone().or_else(|| {
+        loaded.run.base = run.base.clone().or_else(|| {
             actions
                 .pull_request
                 .as_ref()
                 .and_then(|p| p.base_sha.clone())
         });
         if actions.untrusted() && !run.allow_untrusted_commands {
-            loaded.refuse_commands = Some(UNTRUSTED.to_owned());
+            loaded.run.refuse_commands = Some(UNTRUSTED.to_owned());
         }
         if let Some(rev) = &run.changed_from {
             crate::affected::restrict(&mut loaded, rev)?;

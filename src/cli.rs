@@ -374,7 +374,7 @@ impl Prepared {
         let bar = crate::progress::Bar::new();
         let mut loaded = check::load(&cli.config)?;
         // `--changed-from REF` also classifies contract changes against REF unless --base says otherwise.
-        loaded.base = cli.base.clone().or_else(|| cli.changed_from.clone());
+        loaded.run.base = cli.base.clone().or_else(|| cli.changed_from.clone());
         if let Some(rev) = &cli.changed_from {
             crate::affected::restrict(&mut loaded, rev)?;
         }

@@ -57,15 +57,16 @@ pub fn shown(argv: &[String]) -> String {
 }
 
 /// Run one of the config's commands in the config's directory, unless the run refuses commands
-/// ([`Loaded::refuse_commands`]): the one door every user command goes through.
+/// ([`crate::config::RunOptions::refuse_commands`]): the one door every user command goes through.
 pub fn run(
     loaded: &Loaded,
     argv: &[String],
     timeout_secs: u64,
     env: &[(String, String)],
 ) -> Result<Ran, RunError> {
-    if let Some(why) = &loaded.refuse_commands {
+    if let Some(why) = &loaded.run.refuse_commands {
         loaded
+            .run
             .commands_refused
             .store(true, std::sync::atomic::Ordering::Relaxed);
         return Err(RunError::Refused(why.clone()));

@@ -7,6 +7,7 @@
 
 mod audit;
 mod gate_settings;
+mod run;
 mod sections;
 mod source;
 
@@ -25,6 +26,7 @@ pub use gate_settings::{
     FeatureParitySettings, ForwardSettings, GatesSection, LeakageSettings, NormStatsSettings,
     OutputDistributionSettings,
 };
+pub use run::RunOptions;
 pub use sections::{
     BuildersSection, CheckpointKeys, CheckpointsSection, CommandSpec, DataSection, DocsSection,
     FeaturesSection, InferenceSection, ModelSection, PathRule, PipelineSection, RulesetSection,
@@ -86,20 +88,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its directory ("." when the config is in the working directory).
     pub root: PathBuf,
-    /// Why the config's commands must not run here (`plumbline ci` under `pull_request_target`), if so.
-    /// Every command goes through [`crate::exec::run`], which refuses it with this reason.
-    pub refuse_commands: Option<String>,
-    /// Only these gates are needed (`--changed-from`), with the reason shown for the others.
-    pub only: Option<(std::collections::BTreeSet<String>, String)>,
-    /// The base revision to classify contract changes against (`--base`, or the pull request's base).
-    pub base: Option<String>,
-    /// Which version of the files this run reads (the work tree, or the index for `hook pre-commit`).
-    pub snapshot: std::sync::Arc<crate::snapshot::Snapshot>,
-    /// Checkpoints the globs do not find but this run checks (`--checkpoint`), absolute.
-    pub extra_checkpoints: Vec<PathBuf>,
-    /// Set when a command was refused (`refuse_commands`): the run's outcome says so as a flag, so no
-    /// one has to search messages for the reason.
-    pub commands_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What this run adds to the file (the command line, the event, the hook), kept apart from it.
+    pub run: RunOptions,
 }
 
 impl Loaded {
@@ -127,7 +117,7 @@ impl Loaded {
             .iter()
             .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == abs));
         if !found {
-            self.extra_checkpoints.push(abs.clone());
+            self.run.extra_checkpoints.push(abs.clone());
         }
         self.config.checkpoints.production = rel;
         Ok(())
@@ -139,7 +129,7 @@ impl Loaded {
             &self.root,
             &self.path,
             &self.config.checkpoints.globs,
-            &self.extra_checkpoints,
+            &self.run.extra_checkpoints,
         )
     }
 
@@ -155,14 +145,14 @@ impl Loaded {
 
     /// A text file as this run sees it (the work tree, or the staged version in `hook pre-commit`).
     pub fn read_to_string(&self, path: &Path) -> Result<String> {
-        self.snapshot.read_to_string(path)
+        self.run.snapshot.read_to_string(path)
     }
 
     /// A checkpoint as this run sees it: its staged bytes when the run reads the index and git tracks
     /// it, else the file (header reads only).
     pub fn open_checkpoint(&self, path: &Path) -> Result<crate::checkpoint::CheckpointInfo> {
         let reading = self.reading();
-        match self.snapshot.staged(path)? {
+        match self.run.snapshot.staged(path)? {
             Some(bytes) => crate::checkpoint::open_bytes(path, bytes, &reading),
             None => crate::checkpoint::open_with(path, &reading),
         }
@@ -239,12 +229,7 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
         config,
         path: path.to_path_buf(),
         root,
-        refuse_commands: None,
-        only: None,
-        base: None,
-        snapshot,
-        extra_checkpoints: Vec::new(),
-        commands_refused: Default::default(),
+        run: RunOptions::new(snapshot),
     })
 }
 

@@ -189,7 +189,7 @@ pub fn gather(
         )));
     }
     let (attribution_method, attribution) = attribution(&inputs, &c);
-    let changes = match &loaded.base {
+    let changes = match &loaded.run.base {
         Some(rev) => crate::check::changes_against(loaded, rev, &contract, &inputs.facts)?,
         None => None,
     };

@@ -9,6 +9,7 @@
 
 use std::fmt::Write;
 
+use crate::check::Outcome;
 use crate::finding::{Finding, Severity};
 
 /// Annotations of one kind the runner shows per step.
@@ -85,6 +86,24 @@ pub fn render(findings: &[Finding]) -> Annotations {
         );
     }
     out
+}
+
+/// `--format github`.
+pub struct Renderer;
+
+impl crate::render::Render for Renderer {
+    /// (Annotations carry levels, not a verdict: `fail_on` does not change it.)
+    fn render(&self, outcome: &Outcome, _fail_on: Severity) -> String {
+        let a = render(&outcome.findings);
+        let mut text = a.text;
+        if a.left_out > 0 {
+            text.push_str(&format!(
+                "::notice title=plumbline::{}\n",
+                left_out_notice(a.left_out)
+            ));
+        }
+        text
+    }
 }
 
 #[cfg(test)]

@@ -248,6 +248,16 @@ pub fn finding(s: &mut String, f: &Finding, sources: &mut Sources) {
     }
 }
 
+/// `--format human`.
+pub struct Renderer;
+
+impl crate::render::Render for Renderer {
+    /// (The human report shows counts, not the verdict line: `fail_on` does not change it.)
+    fn render(&self, outcome: &Outcome, _fail_on: Severity) -> String {
+        render(outcome, &mut Sources::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,15 @@ pub fn render(outcome: &Outcome, fail_on: Severity) -> String {
         .expect("reports hold no non-finite numbers")
 }
 
+/// `--format json`.
+pub struct Renderer;
+
+impl crate::render::Render for Renderer {
+    fn render(&self, outcome: &Outcome, fail_on: Severity) -> String {
+        render(outcome, fail_on)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,6 +318,15 @@ fn inline_html(s: &str) -> String {
         .collect()
 }
 
+/// `--format markdown`.
+pub struct Renderer;
+
+impl crate::render::Render for Renderer {
+    fn render(&self, outcome: &Outcome, fail_on: Severity) -> String {
+        render(outcome, &Options::new(fail_on, Limit::Bytes(SUMMARY_BYTES)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

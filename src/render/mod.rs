@@ -15,7 +15,6 @@ use crate::check::{GateResult, Outcome};
 use crate::error::Result;
 use crate::finding::Finding;
 use crate::finding::Severity;
-use crate::gates;
 use crate::text::plural;
 
 /// What the run was about: ` · momentum · model v3 · heads v2 · profile pre-live`.
@@ -101,32 +100,29 @@ pub enum Format {
     Junit,
 }
 
+/// One output format: the text of a run's outcome. Each `--format` value implements it in its own module
+/// (`human::Renderer`, …); [`Format::renderer`] is the one dispatch.
+pub trait Render {
+    /// The text of `outcome`, for a run that fails at `fail_on`.
+    fn render(&self, outcome: &Outcome, fail_on: Severity) -> String;
+}
+
+impl Format {
+    pub fn renderer(self) -> &'static dyn Render {
+        match self {
+            Format::Human => &human::Renderer,
+            Format::Json => &json::Renderer,
+            Format::Github => &github::Renderer,
+            Format::Markdown => &markdown::Renderer,
+            Format::Sarif => &sarif::Renderer,
+            Format::Junit => &junit::Renderer,
+        }
+    }
+}
+
 /// The text of `outcome` in `format`.
 pub fn render(format: Format, outcome: &Outcome, fail_on: Severity) -> String {
-    match format {
-        Format::Human => human::render(outcome, &mut human::Sources::default()),
-        Format::Json => json::render(outcome, fail_on),
-        Format::Github => {
-            let a = github::render(&outcome.findings);
-            let mut text = a.text;
-            if a.left_out > 0 {
-                text.push_str(&format!(
-                    "::notice title=plumbline::{}\n",
-                    github::left_out_notice(a.left_out)
-                ));
-            }
-            text
-        }
-        Format::Markdown => markdown::render(
-            outcome,
-            &markdown::Options::new(fail_on, markdown::Limit::Bytes(markdown::SUMMARY_BYTES)),
-        ),
-        Format::Sarif => {
-            let codes: Vec<crate::finding::Code> = gates::all_codes().copied().collect();
-            sarif::render(outcome, &codes)
-        }
-        Format::Junit => junit::render(outcome, fail_on),
-    }
+    format.renderer().render(outcome, fail_on)
 }
 
 /// Write `outcome` to each destination (`None`: `out`, a sink whose failures never change the
@@ -155,7 +151,8 @@ pub fn write(
 /// The codes of the sample findings: an error and a warning, as the registry declares them.
 #[cfg(test)]
 pub(crate) fn sample_codes() -> [&'static crate::finding::Code; 2] {
-    ["feature-order-mismatch", "docs-drift"].map(|id| gates::code(id).expect("a declared code"))
+    ["feature-order-mismatch", "docs-drift"]
+        .map(|id| crate::gates::code(id).expect("a declared code"))
 }
 
 /// One shared set of sample findings every renderer's tests render.

@@ -161,6 +161,17 @@ pub fn render(outcome: &Outcome, codes: &[Code]) -> String {
     crate::canonical::to_string(&value).expect("SARIF holds no non-finite numbers")
 }
 
+/// `--format sarif`.
+pub struct Renderer;
+
+impl crate::render::Render for Renderer {
+    /// (SARIF carries levels, not a verdict: `fail_on` does not change it.)
+    fn render(&self, outcome: &Outcome, _fail_on: Severity) -> String {
+        let codes: Vec<Code> = crate::gates::all_codes().copied().collect();
+        render(outcome, &codes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn refused_commands_do_not_run() {
         let mut l = here();
-        l.refuse_commands = Some("untrusted event".into());
+        l.run.refuse_commands = Some("untrusted event".into());
         let marker = std::env::temp_dir().join(format!("plumbline-refused-{}", std::process::id()));
         let err = run(&l, &sh(&format!("touch {}", marker.display())), None, 10)
             .unwrap_err()

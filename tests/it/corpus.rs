@@ -26,7 +26,7 @@ fn codes(findings: &[Finding]) -> Vec<&str> {
 fn clean_example_has_nothing_at_warning_or_above() {
     let mut loaded = config::load(&example().join("plumbline.toml")).unwrap();
     // contract-changes needs a base: this repository's HEAD (the committed docs match the code).
-    loaded.base = Some("HEAD".into());
+    loaded.run.base = Some("HEAD".into());
     let outcome = plumbline::check::run(&loaded, plumbline::check::Selection::All).unwrap();
     let bad: Vec<_> = outcome
         .findings
