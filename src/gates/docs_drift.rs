@@ -14,6 +14,7 @@
 //! unified diff; `plumbline docs --write` fixes it.
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
+use crate::contract::PipelineContract;
 use crate::docs;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::source::Fact;
@@ -126,110 +127,99 @@ fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
     Some(loc.with_label("derived from"))
 }
 
+/// The contract could not be derived, so the docs were not compared.
+fn not_checked(cx: &Context) -> Finding {
+    Finding::new(
+        &DOCS_NOT_CHECKED,
+        "docs were not compared: the contract could not be derived",
+    )
+    .at(Location::file(crate::paths::display_path(&cx.loaded.path)))
+    .help("fix the checkpoint-missing-fact findings first")
+}
+
+/// The docs contract JSON cannot be read.
+fn json_missing(display: &str, e: &crate::error::Error, help: &str) -> Finding {
+    Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
+        .at(Location::file(display))
+        .help(help)
+}
+
+/// The docs contract is not valid JSON.
+fn unparsable(display: &str, e: &serde_json::Error, help: &str) -> Finding {
+    Finding::new(&DOCS_UNPARSABLE, format!("not valid JSON: {e}"))
+        .at(Location {
+            path: display.to_owned(),
+            line: Some(e.line() as u32),
+            column: Some(e.column() as u32),
+            label: None,
+        })
+        .help(help)
+}
+
+/// The docs contract breaks the schema at `pointer`.
+fn schema_invalid(display: &str, pointer: &str, message: &str, help: &str) -> Finding {
+    Finding::new(&DOCS_SCHEMA_INVALID, format!("{pointer}: {message}"))
+        .at(Location::file(display).with_label(pointer))
+        .help(help)
+}
+
+/// A Markdown docs file cannot be read.
+fn markdown_missing(display: &str, e: &crate::error::Error) -> Finding {
+    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}")).at(Location::file(display))
+}
+
+/// A Markdown docs file's markers are missing, broken or unknown.
+fn markers(display: &str, e: docs::blocks::MarkerError) -> Finding {
+    Finding::new(&DOCS_MARKERS, e.message).at(Location::at(display, e.line))
+}
+
+/// A docs file differs from `expected`, first at `line`; `source`: where the fact on that line comes
+/// from.
+fn drift(
+    message: String,
+    doc: &DocFile,
+    line: u32,
+    expected: &str,
+    help: &str,
+    source: Option<Location>,
+) -> Finding {
+    let mut f = Finding::new(&DOCS_DRIFT, message)
+        .at(Location::at(&doc.display, line))
+        .help(help)
+        .diff(docs::unified_diff(&doc.text, expected, &doc.display));
+    if let Some(loc) = source {
+        f = f.related(loc);
+    }
+    f
+}
+
+/// A docs file that could be read: how findings name it, and its text.
+struct DocFile {
+    display: String,
+    text: String,
+}
+
+impl DocFile {
+    /// The first line where the text differs from `expected`, and that line of the text.
+    fn first_change(&self, expected: &str) -> (u32, &str) {
+        let line = docs::first_changed_line(&self.text, expected);
+        (line, self.text.lines().nth(line as usize - 1).unwrap_or(""))
+    }
+}
+
 pub fn run(cx: &Context) -> crate::error::Result<Report> {
-    let docs = &cx.loaded.config.docs;
-    let mut out = Vec::new();
     let Some(contract) = cx.contract else {
-        out.push(
-            Finding::new(
-                &DOCS_NOT_CHECKED,
-                "docs were not compared: the contract could not be derived",
-            )
-            .at(Location::file(crate::paths::display_path(&cx.loaded.path)))
-            .help("fix the checkpoint-missing-fact findings first"),
-        );
-        return Ok(Report {
-            findings: out,
-            summary: "not checked".into(),
-            skipped: None,
-        });
+        return Ok(Report::stopped(not_checked(cx), "not checked"));
     };
     let help = fix_help(cx);
+    let mut out = Vec::new();
     let mut files = 0;
-
-    // The JSON contract: parse, validate against the schema, then compare bytes.
-    let display = cx.loaded.display(&docs.json);
-    match cx.loaded.read_to_string(&cx.loaded.resolve(&docs.json)) {
-        Err(e) => out.push(
-            Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
-                .at(Location::file(&display))
-                .help(help.clone()),
-        ),
-        Ok(text) => {
-            files += 1;
-            match serde_json::from_str::<serde_json::Value>(&text) {
-                Err(e) => out.push(
-                    Finding::new(&DOCS_UNPARSABLE, format!("not valid JSON: {e}"))
-                        .at(Location {
-                            path: display.clone(),
-                            line: Some(e.line() as u32),
-                            column: Some(e.column() as u32),
-                            label: None,
-                        })
-                        .help(help.clone()),
-                ),
-                Ok(doc) => {
-                    let errors = docs::schema_errors(&doc);
-                    for (pointer, message) in &errors {
-                        out.push(
-                            Finding::new(&DOCS_SCHEMA_INVALID, format!("{pointer}: {message}"))
-                                .at(Location::file(&display).with_label(pointer.clone()))
-                                .help(help.clone()),
-                        );
-                    }
-                    let expected = docs::expected_json(contract);
-                    if errors.is_empty() && text != expected {
-                        let line = docs::first_changed_line(&text, &expected);
-                        let key = json_path_at(&text, line);
-                        let docs_line = text.lines().nth(line as usize - 1).unwrap_or("");
-                        let mut f = Finding::new(&DOCS_DRIFT, format!("{display} is out of date"))
-                            .at(Location::at(&display, line))
-                            .help(help.clone())
-                            .diff(docs::unified_diff(&text, &expected, &display));
-                        if let Some(loc) = source_of(cx, &key, docs_line) {
-                            f = f.related(loc);
-                        }
-                        out.push(f);
-                    }
-                }
-            }
-        }
-    }
-
-    for md in &docs.markdown {
-        let display = cx.loaded.display(md);
-        let text = match cx.loaded.read_to_string(&cx.loaded.resolve(md)) {
-            Ok(t) => t,
-            Err(e) => {
-                out.push(
-                    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}"))
-                        .at(Location::file(&display)),
-                );
-                continue;
-            }
-        };
+    if check_json(cx, contract, &help, &mut out) {
         files += 1;
-        let drifts = match docs::markdown_drift(&text, contract) {
-            Ok(d) => d,
-            Err(e) => {
-                out.push(Finding::new(&DOCS_MARKERS, e.message).at(Location::at(&display, e.line)));
-                continue;
-            }
-        };
-        for drift in drifts {
-            let line = docs::first_changed_line(&text, &drift.fixed);
-            let docs_line = text.lines().nth(line as usize - 1).unwrap_or("");
-            let mut f = Finding::new(
-                &DOCS_DRIFT,
-                format!("{display} is out of date (block `{}`)", drift.block),
-            )
-            .at(Location::at(&display, line))
-            .help(help.clone())
-            .diff(docs::unified_diff(&text, &drift.fixed, &display));
-            if let Some(loc) = source_of(cx, &drift.block, docs_line) {
-                f = f.related(loc);
-            }
-            out.push(f);
+    }
+    for md in &cx.loaded.config.docs.markdown {
+        if check_markdown(cx, contract, md, &help, &mut out) {
+            files += 1;
         }
     }
     let drifted = out.iter().filter(|f| f.code == DOCS_DRIFT.id).count();
@@ -238,6 +228,79 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
         summary: format!("{files} files · {drifted} drifted"),
         skipped: None,
     })
+}
+
+/// The JSON contract: parse, validate against the schema, then compare bytes. Returns whether the file
+/// could be read.
+fn check_json(
+    cx: &Context,
+    contract: &PipelineContract,
+    help: &str,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let json = &cx.loaded.config.docs.json;
+    let display = cx.loaded.display(json);
+    let text = match cx.loaded.read_to_string(&cx.loaded.resolve(json)) {
+        Ok(text) => text,
+        Err(e) => {
+            out.push(json_missing(&display, &e, help));
+            return false;
+        }
+    };
+    let doc_json = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            out.push(unparsable(&display, &e, help));
+            return true;
+        }
+    };
+    let errors = docs::schema_errors(&doc_json);
+    for (pointer, message) in &errors {
+        out.push(schema_invalid(&display, pointer, message, help));
+    }
+    let doc = DocFile { display, text };
+    let expected = docs::expected_json(contract);
+    if errors.is_empty() && doc.text != expected {
+        let (line, docs_line) = doc.first_change(&expected);
+        let source = source_of(cx, &json_path_at(&doc.text, line), docs_line);
+        let message = format!("{} is out of date", doc.display);
+        out.push(drift(message, &doc, line, &expected, help, source));
+    }
+    true
+}
+
+/// One Markdown docs file: its generated blocks against their rendering. Returns whether the file could
+/// be read.
+fn check_markdown(
+    cx: &Context,
+    contract: &PipelineContract,
+    md: &str,
+    help: &str,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let display = cx.loaded.display(md);
+    let text = match cx.loaded.read_to_string(&cx.loaded.resolve(md)) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(markdown_missing(&display, &e));
+            return false;
+        }
+    };
+    let drifts = match docs::markdown_drift(&text, contract) {
+        Ok(d) => d,
+        Err(e) => {
+            out.push(markers(&display, e));
+            return true;
+        }
+    };
+    let doc = DocFile { display, text };
+    for d in drifts {
+        let (line, docs_line) = doc.first_change(&d.fixed);
+        let source = source_of(cx, &d.block, docs_line);
+        let message = format!("{} is out of date (block `{}`)", doc.display, d.block);
+        out.push(drift(message, &doc, line, &d.fixed, help, source));
+    }
+    true
 }
 
 /// The dotted path of object keys enclosing `line` of a canonical (two-space indented) JSON text, e.g.

@@ -15,12 +15,14 @@
 //! the warm-up: `feature-value-mismatch` at the live builder's `"ma_gap_50",` line, first at
 //! 1709827200 AAA, 147 of 2,400 rows differ.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::builders::{bad_keys, builders, command, declared_columns};
-use crate::config::Loaded;
+use crate::config::{CommandSpec, DataSection, FeatureParitySettings, Loaded};
 use crate::error::Result;
+use crate::facts::Facts;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
 use crate::source::Fact;
@@ -100,13 +102,177 @@ fn feature_location(
     cmd.origin(loaded)
 }
 
+/// The builder `b` writes feature columns the contract lacks (`extra`), or lacks some (`missing`).
+fn columns_mismatch(p: &Parity, b: &BuilderRun, missing: &[&str], extra: &[&str]) -> Finding {
+    let at = match &b.declared {
+        Some((_, fact)) => fact.origin.clone(),
+        None => feature_location(p.loaded, &b.cmd, &b.declared, ""),
+    };
+    let mut f = Finding::new(
+        &COLUMNS_MISMATCH,
+        format!(
+            "the {} builder writes other feature columns than the contract",
+            b.name
+        ),
+    )
+    .at(at)
+    .related(p.facts.code.columns.origin.clone())
+    .help("write exactly the contract's features, in its order (FEATURE_COLS)");
+    if !missing.is_empty() {
+        f = f.note(format!("missing: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        f = f.note(format!("not in the contract: {}", extra.join(", ")));
+    }
+    f
+}
+
+/// The builder `b` writes `written` at position `i`, where the contract has another feature.
+fn column_order(p: &Parity, b: &BuilderRun, i: usize, written: &str) -> Finding {
+    Finding::new(
+        &COLUMN_ORDER,
+        format!(
+            "the {} builder writes `{written}` at position {i} where the contract has `{}`",
+            b.name, p.names[i]
+        ),
+    )
+    .at(feature_location(p.loaded, &b.cmd, &b.declared, written))
+    .related(p.contract_line(&p.names[i]))
+    .help("write the features in the contract's order; consumers that take columns by position read the wrong feature")
+}
+
+/// The builder of `pair` writes rows the training builder does not (`only_other`), or misses some
+/// (`only_training`).
+fn rows_mismatch(p: &Parity, pair: &Pair, only_training: &[&Key], only_other: &[&Key]) -> Finding {
+    let name = pair.other.name;
+    let mut f = Finding::new(
+        &ROWS_MISMATCH,
+        format!("the {name} builder and the training builder write different rows"),
+    )
+    .at(feature_location(p.loaded, &pair.other.cmd, &None, ""));
+    if let Some(k) = only_training.first() {
+        f = f.note(format!(
+            "{} rows only from the training builder, first {}",
+            only_training.len(),
+            show_key(k)
+        ));
+    }
+    if let Some(k) = only_other.first() {
+        f = f.note(format!(
+            "{} rows only from the {name} builder, first {}",
+            only_other.len(),
+            show_key(k)
+        ));
+    }
+    f.help("emit one row per input bar, warm-up rows included (with empty cells)")
+}
+
+/// The builder of `pair` stores `feature` as `theirs`, the training builder as `training`.
+fn dtype_mismatch(p: &Parity, pair: &Pair, feature: &str, training: &str, theirs: &str) -> Finding {
+    let b = pair.other;
+    Finding::new(
+        &DTYPE_MISMATCH,
+        format!(
+            "the {} builder stores `{feature}` as {theirs}, the training builder as {training}",
+            b.name
+        ),
+    )
+    .at(feature_location(p.loaded, &b.cmd, &b.declared, feature))
+    .related(p.contract_line(feature))
+}
+
+/// The builder of `pair` writes `feature` as text.
+fn not_numeric(p: &Parity, pair: &Pair, feature: &str) -> Finding {
+    let b = pair.other;
+    Finding::new(
+        &VALUE_MISMATCH,
+        format!("the {} builder's `{feature}` is not numeric", b.name),
+    )
+    .at(feature_location(p.loaded, &b.cmd, &b.declared, feature))
+}
+
+/// The builder of `pair` computes `feature` differently from the training builder, as `d` says.
+fn value_mismatch(p: &Parity, pair: &Pair, feature: &str, d: &ValueDiff) -> Finding {
+    let (b, settings) = (pair.other, p.settings);
+    let mut f = Finding::new(
+        &VALUE_MISMATCH,
+        format!(
+            "`{feature}` differs between the {} and training builders: first at {}: {} vs {} (training)",
+            b.name,
+            show_key(d.key),
+            show(d.value),
+            show(d.training)
+        ),
+    )
+    .at(feature_location(p.loaded, &b.cmd, &b.declared, feature))
+    .related(p.contract_line(feature))
+    .note(format!(
+        "{} of {} rows differ (atol {:e}, rtol {:e})",
+        d.differing, d.rows, settings.atol, settings.rtol
+    ));
+    if d.float32 {
+        f = f.note(format!("every value the {} builder writes for `{feature}` is exactly a float32: it computes or stores in float32", b.name));
+    }
+    f.help("the builders must compute the same value from the same bars; compare the two implementations of this feature")
+}
+
 /// A builder that ran: its name, command, declared columns and table.
-type BuilderRun<'a> = (
-    &'static str,
-    Command<'a>,
-    Option<(Vec<String>, Fact)>,
-    Table,
-);
+struct BuilderRun<'a> {
+    name: &'static str,
+    cmd: Command<'a>,
+    declared: Option<(Vec<String>, Fact)>,
+    table: Table,
+}
+
+/// What every comparison reads: the config, the contract's features and the key columns.
+struct Parity<'a> {
+    loaded: &'a Loaded,
+    facts: &'a Facts,
+    data: &'a DataSection,
+    settings: &'a FeatureParitySettings,
+    /// The contract's feature names, in its order.
+    names: Vec<String>,
+    /// The key columns (timestamp, then symbol when there is one).
+    keys: Vec<&'a str>,
+}
+
+impl Parity<'_> {
+    /// Where the contract lists feature `f` (its FEATURE_COLS item), else the list itself.
+    fn contract_line(&self, f: &str) -> Location {
+        let columns = &self.facts.code.columns;
+        match self.names.iter().position(|n| n == f) {
+            Some(i) => columns.item(i).with_label(format!("contract: `{f}`")),
+            None => columns.origin.clone(),
+        }
+    }
+
+    /// A table's row index by (timestamp, symbol), or why its keys are unusable.
+    fn index(&self, t: &Table) -> Result<BTreeMap<Key, usize>> {
+        t.keys(&self.data.timestamp, &self.data.symbol)
+            .and_then(|k| t.index(&k))
+    }
+}
+
+/// A builder joined with the training builder on (timestamp, symbol).
+struct Pair<'a> {
+    training: &'a BuilderRun<'a>,
+    other: &'a BuilderRun<'a>,
+    /// The rows both write: key, training row, other row.
+    joined: Vec<(&'a Key, usize, usize)>,
+}
+
+/// How a builder's values of a feature differ from the training builder's.
+struct ValueDiff<'a> {
+    /// The first differing row, and both values there.
+    key: &'a Key,
+    value: f64,
+    training: f64,
+    /// How many rows differ, of how many compared.
+    differing: usize,
+    rows: usize,
+    /// Every value the builder writes is exactly a float32, the training builder's are not.
+    float32: bool,
+}
 
 pub fn run(cx: &Context) -> Result<Report> {
     let loaded = cx.loaded;
@@ -121,204 +287,181 @@ pub fn run(cx: &Context) -> Result<Report> {
             "not configured: needs `builders.training` (the reference) and at least one of `builders.backtest`, `builders.live`",
         ));
     }
-    let names = cx.facts.feature_names()?;
-    let settings = &loaded.config.gates.feature_parity;
-    let work = crate::protocol::workdir()?;
-    let prices = loaded.resolve(&data.prices);
-    let keys: Vec<&str> = [data.timestamp.as_str(), data.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
-    let mut out = Vec::new();
-    let mut tables: Vec<BuilderRun> = Vec::new();
-    for (name, spec) in &all {
-        let cmd = command(loaded, name, spec);
-        let declared = declared_columns(loaded, spec)?;
-        match cmd.run_table(
-            loaded,
-            work.path(),
-            &[("prices", PathBuf::from(&prices))],
-            &keys,
-        )? {
-            Ok(t) => tables.push((name, cmd, declared, t)),
-            Err(failure) => out.push(cmd.failed(&BUILDER_FAILED, loaded, &failure)),
-        }
-    }
-    let code_at = |f: &str| match names.iter().position(|n| n == f) {
-        Some(i) => cx
-            .facts
-            .code
-            .columns
-            .item(i)
-            .with_label(format!("contract: `{f}`")),
-        None => cx.facts.code.columns.origin.clone(),
-    };
-    // Columns of every builder against the contract.
-    for (name, cmd, declared, t) in &tables {
-        let written: Vec<&str> = t
-            .names()
+    let p = Parity {
+        loaded,
+        facts: cx.facts,
+        data,
+        settings: &loaded.config.gates.feature_parity,
+        names: cx.facts.feature_names()?,
+        keys: [data.timestamp.as_str(), data.symbol.as_str()]
             .into_iter()
-            .filter(|c| !keys.contains(c))
-            .collect();
-        let missing: Vec<&str> = names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| !written.contains(n))
-            .collect();
-        let extra: Vec<&str> = written
-            .iter()
-            .copied()
-            .filter(|w| !names.iter().any(|n| n == w))
-            .collect();
-        let at = match declared {
-            Some((_, fact)) => fact.origin.clone(),
-            None => feature_location(loaded, cmd, declared, ""),
-        };
-        if !missing.is_empty() || !extra.is_empty() {
-            let mut f = Finding::new(
-                &COLUMNS_MISMATCH,
-                format!("the {name} builder writes other feature columns than the contract"),
-            )
-            .at(at)
-            .related(cx.facts.code.columns.origin.clone())
-            .help("write exactly the contract's features, in its order (FEATURE_COLS)");
-            if !missing.is_empty() {
-                f = f.note(format!("missing: {}", missing.join(", ")));
-            }
-            if !extra.is_empty() {
-                f = f.note(format!("not in the contract: {}", extra.join(", ")));
-            }
-            out.push(f);
-        } else if let Some(i) = written.iter().zip(&names).position(|(w, n)| w != n) {
-            out.push(
-                Finding::new(
-                    &COLUMN_ORDER,
-                    format!("the {name} builder writes `{}` at position {i} where the contract has `{}`", written[i], names[i]),
-                )
-                .at(feature_location(loaded, cmd, declared, written[i]))
-                .related(code_at(&names[i]))
-                .help("write the features in the contract's order; consumers that take columns by position read the wrong feature"),
-            );
-        }
-    }
+            .filter(|k| !k.is_empty())
+            .collect(),
+    };
+    let work = crate::protocol::workdir()?;
+    let mut out = Vec::new();
+    let tables = run_builders(&p, &all, work.path(), &mut out)?;
+    out.extend(tables.iter().filter_map(|b| compare_columns(&p, b)));
     // Rows and values against the training builder.
-    let Some(reference) = tables.iter().position(|t| t.0 == "training") else {
-        return Ok(Report {
-            findings: out,
-            summary: "training builder failed".into(),
-            skipped: None,
-        });
+    let Some(training) = tables.iter().find(|t| t.name == "training") else {
+        return Ok(report(out, "training builder failed".into()));
     };
-    let (_, rcmd, _, rt) = &tables[reference];
-    let keyed = |t: &Table| {
-        t.keys(&data.timestamp, &data.symbol)
-            .and_then(|k| t.index(&k).map(|i| (k, i)))
-    };
-    let (_rkeys, rindex) = match keyed(rt) {
-        Ok(k) => k,
+    let training_index = match p.index(&training.table) {
+        Ok(i) => i,
         Err(e) => {
-            out.push(rcmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
-            return Ok(Report {
-                findings: out,
-                summary: "training builder's table unusable".into(),
-                skipped: None,
-            });
+            out.push(training.cmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
+            return Ok(report(out, "training builder's table unusable".into()));
         }
     };
     let mut compared = 0usize;
-    for (name, cmd, declared, t) in tables.iter().filter(|t| t.0 != "training") {
-        let (_tkeys, tindex) = match keyed(t) {
-            Ok(k) => k,
-            Err(e) => {
-                out.push(cmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
-                continue;
-            }
-        };
-        let only_ref: Vec<&Key> = rindex.keys().filter(|k| !tindex.contains_key(*k)).collect();
-        let only_t: Vec<&Key> = tindex.keys().filter(|k| !rindex.contains_key(*k)).collect();
-        if !only_ref.is_empty() || !only_t.is_empty() {
-            let mut f = Finding::new(
-                &ROWS_MISMATCH,
-                format!("the {name} builder and the training builder write different rows"),
-            )
-            .at(feature_location(loaded, cmd, &None, ""));
-            if let Some(k) = only_ref.first() {
-                f = f.note(format!(
-                    "{} rows only from the training builder, first {}",
-                    only_ref.len(),
-                    show_key(k)
-                ));
-            }
-            if let Some(k) = only_t.first() {
-                f = f.note(format!(
-                    "{} rows only from the {name} builder, first {}",
-                    only_t.len(),
-                    show_key(k)
-                ));
-            }
-            out.push(
-                f.help("emit one row per input bar, warm-up rows included (with empty cells)"),
-            );
-        }
-        let joined: Vec<(&Key, usize, usize)> = rindex
-            .iter()
-            .filter_map(|(k, &i)| tindex.get(k).map(|&j| (k, i, j)))
-            .collect();
-        for feature in &names {
-            let (Some(rc), Some(tc)) = (rt.column(feature), t.column(feature)) else {
-                continue;
-            };
-            if let (Some(a), Some(b)) = (&rc.dtype, &tc.dtype)
-                && a != b
-            {
-                out.push(
-                    Finding::new(&DTYPE_MISMATCH, format!("the {name} builder stores `{feature}` as {b}, the training builder as {a}"))
-                        .at(feature_location(loaded, cmd, declared, feature))
-                        .related(code_at(feature)),
-                );
-            }
-            let (Some(rv), Some(tv)) = (rt.numbers(feature), t.numbers(feature)) else {
-                out.push(
-                    Finding::new(
-                        &VALUE_MISMATCH,
-                        format!("the {name} builder's `{feature}` is not numeric"),
-                    )
-                    .at(feature_location(loaded, cmd, declared, feature)),
-                );
-                continue;
-            };
-            let differing: Vec<&(&Key, usize, usize)> = joined
-                .iter()
-                .filter(|(_, i, j)| !close(tv[*j], rv[*i], settings.atol, settings.rtol))
-                .collect();
-            compared += joined.len();
-            if let Some((k, i, j)) = differing.first() {
-                let f32_exact =
-                    |v: &[f64]| v.iter().all(|x| x.is_nan() || f64::from(*x as f32) == *x);
-                let mut f = Finding::new(
-                    &VALUE_MISMATCH,
-                    format!(
-                        "`{feature}` differs between the {name} and training builders: first at {}: {} vs {} (training)",
-                        show_key(k),
-                        show(tv[*j]),
-                        show(rv[*i])
-                    ),
-                )
-                .at(feature_location(loaded, cmd, declared, feature))
-                .related(code_at(feature))
-                .note(format!("{} of {} rows differ (atol {:e}, rtol {:e})", differing.len(), joined.len(), settings.atol, settings.rtol));
-                if f32_exact(tv) && !f32_exact(rv) {
-                    f = f.note(format!("every value the {name} builder writes for `{feature}` is exactly a float32: it computes or stores in float32"));
-                }
-                out.push(f.help("the builders must compute the same value from the same bars; compare the two implementations of this feature"));
-            }
+    for other in tables.iter().filter(|t| t.name != "training") {
+        compared += compare_with_training(&p, training, &training_index, other, &mut out);
+    }
+    let summary = format!("{} builders · {} values compared", tables.len(), compared);
+    Ok(report(out, summary))
+}
+
+/// The gate's report: its findings and summary.
+fn report(findings: Vec<Finding>, summary: String) -> Report {
+    Report {
+        findings,
+        summary,
+        skipped: None,
+    }
+}
+
+/// Every builder run on the prices, with its declared columns; a builder that fails is a finding.
+fn run_builders<'a>(
+    p: &Parity,
+    all: &[(&'static str, &'a CommandSpec)],
+    work: &Path,
+    out: &mut Vec<Finding>,
+) -> Result<Vec<BuilderRun<'a>>> {
+    let prices = p.loaded.resolve(&p.data.prices);
+    let mut tables = Vec::new();
+    for &(name, spec) in all {
+        let cmd = command(p.loaded, name, spec);
+        let declared = declared_columns(p.loaded, spec)?;
+        match cmd.run_table(
+            p.loaded,
+            work,
+            &[("prices", PathBuf::from(&prices))],
+            &p.keys,
+        )? {
+            Ok(table) => tables.push(BuilderRun {
+                name,
+                cmd,
+                declared,
+                table,
+            }),
+            Err(failure) => out.push(cmd.failed(&BUILDER_FAILED, p.loaded, &failure)),
         }
     }
-    Ok(Report {
-        findings: out,
-        summary: format!("{} builders · {} values compared", tables.len(), compared),
-        skipped: None,
-    })
+    Ok(tables)
+}
+
+/// The feature columns a builder writes against the contract's: missing or extra ones, else the first
+/// position where the order differs.
+fn compare_columns(p: &Parity, b: &BuilderRun) -> Option<Finding> {
+    let written: Vec<&str> = b
+        .table
+        .names()
+        .into_iter()
+        .filter(|c| !p.keys.contains(c))
+        .collect();
+    let missing: Vec<&str> = p
+        .names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !written.contains(n))
+        .collect();
+    let extra: Vec<&str> = written
+        .iter()
+        .copied()
+        .filter(|w| !p.names.iter().any(|n| n == w))
+        .collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        return Some(columns_mismatch(p, b, &missing, &extra));
+    }
+    let i = written.iter().zip(&p.names).position(|(w, n)| w != n)?;
+    Some(column_order(p, b, i, written[i]))
+}
+
+/// A builder's rows and values against the training builder's (`training_index`: its rows by key).
+/// Returns how many values were compared.
+fn compare_with_training(
+    p: &Parity,
+    training: &BuilderRun,
+    training_index: &BTreeMap<Key, usize>,
+    other: &BuilderRun,
+    out: &mut Vec<Finding>,
+) -> usize {
+    let index = match p.index(&other.table) {
+        Ok(i) => i,
+        Err(e) => {
+            out.push(other.cmd.failed(&BUILDER_FAILED, p.loaded, &bad_keys(e)));
+            return 0;
+        }
+    };
+    let pair = Pair {
+        training,
+        other,
+        joined: training_index
+            .iter()
+            .filter_map(|(k, &i)| index.get(k).map(|&j| (k, i, j)))
+            .collect(),
+    };
+    let only_training: Vec<&Key> = training_index
+        .keys()
+        .filter(|k| !index.contains_key(*k))
+        .collect();
+    let only_other: Vec<&Key> = index
+        .keys()
+        .filter(|k| !training_index.contains_key(*k))
+        .collect();
+    if !only_training.is_empty() || !only_other.is_empty() {
+        out.push(rows_mismatch(p, &pair, &only_training, &only_other));
+    }
+    p.names
+        .iter()
+        .map(|feature| compare_feature(p, &pair, feature, out))
+        .sum()
+}
+
+/// One feature of a pair: its stored dtypes, then its values on the joined rows. Returns how many
+/// values were compared.
+fn compare_feature(p: &Parity, pair: &Pair, feature: &str, out: &mut Vec<Finding>) -> usize {
+    let (rt, t) = (&pair.training.table, &pair.other.table);
+    let (Some(rc), Some(tc)) = (rt.column(feature), t.column(feature)) else {
+        return 0;
+    };
+    if let (Some(a), Some(b)) = (&rc.dtype, &tc.dtype)
+        && a != b
+    {
+        out.push(dtype_mismatch(p, pair, feature, a, b));
+    }
+    let (Some(rv), Some(tv)) = (rt.numbers(feature), t.numbers(feature)) else {
+        out.push(not_numeric(p, pair, feature));
+        return 0;
+    };
+    let differing: Vec<&(&Key, usize, usize)> = pair
+        .joined
+        .iter()
+        .filter(|(_, i, j)| !close(tv[*j], rv[*i], p.settings.atol, p.settings.rtol))
+        .collect();
+    if let Some((k, i, j)) = differing.first() {
+        let f32_exact = |v: &[f64]| v.iter().all(|x| x.is_nan() || f64::from(*x as f32) == *x);
+        let diff = ValueDiff {
+            key: k,
+            value: tv[*j],
+            training: rv[*i],
+            differing: differing.len(),
+            rows: pair.joined.len(),
+            float32: f32_exact(tv) && !f32_exact(rv),
+        };
+        out.push(value_mismatch(p, pair, feature, &diff));
+    }
+    pair.joined.len()
 }
 
 fn show(v: f64) -> String {

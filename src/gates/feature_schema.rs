@@ -17,10 +17,12 @@
 use serde_json::Value;
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
+use crate::checkpoint::TensorInfo;
 use crate::contract;
 use crate::error::Result;
-use crate::facts::CheckpointFact;
+use crate::facts::{CheckpointFact, CheckpointFacts, CodeFacts, Facts, Named};
 use crate::finding::{Code, ContractKind, Finding, Severity};
+use crate::source::Fact;
 
 const fn code(id: &'static str, contract: ContractKind, summary: &'static str) -> Code {
     Code {
@@ -102,6 +104,17 @@ pub const GATE: Gate = Gate {
     run,
 };
 
+/// A required key the production checkpoint lacks.
+fn missing_fact(m: &CheckpointFact) -> Finding {
+    Finding::new(
+        &CHECKPOINT_MISSING_FACT,
+        format!("the production checkpoint has no `{}` ({})", m.key, m.field),
+    )
+    .at(m.location.clone())
+    .help("write it from the training script (docs/checkpoint-metadata.md lists every key), or point `[checkpoints.keys]` at where it lives")
+}
+
+/// A checkpoint value of the wrong type or shape (`what`: what it must be).
 fn invalid(f: &CheckpointFact, what: &str) -> Finding {
     Finding::new(
         &CHECKPOINT_FACT_INVALID,
@@ -110,278 +123,438 @@ fn invalid(f: &CheckpointFact, what: &str) -> Finding {
     .at(f.location.clone())
 }
 
-pub fn run(cx: &Context) -> Result<Report> {
-    let facts = cx.facts;
-    let code = &facts.code;
-    let ck = &facts.checkpoint;
-    let mut out = Vec::new();
-    let help_meta = "write it from the training script (docs/checkpoint-metadata.md lists every key), or point `[checkpoints.keys]` at where it lives";
-    for m in ck.missing() {
-        out.push(
-            Finding::new(
-                &CHECKPOINT_MISSING_FACT,
-                format!("the production checkpoint has no `{}` ({})", m.key, m.field),
-            )
-            .at(m.location.clone())
-            .help(help_meta),
-        );
+/// The checkpoint names some features more than once.
+fn listed_twice(twice: &[&String], feature_cols: &CheckpointFact, code: &CodeFacts) -> Finding {
+    Finding::new(
+        &FEATURE_SET_MISMATCH,
+        format!("the checkpoint lists {} more than once", quoted(twice)),
+    )
+    .at(feature_cols.location.clone())
+    .related(code.columns.origin.clone())
+    .help("a feature list names each column once; retrain with the code's list")
+}
+
+/// The code and the checkpoint list different features (`at`: the code's first feature the checkpoint
+/// lacks).
+fn set_mismatch(
+    at: &Named,
+    feature_cols: &CheckpointFact,
+    missing: &[&String],
+    extra: &[&String],
+) -> Finding {
+    let mut f = Finding::new(
+        &FEATURE_SET_MISMATCH,
+        "the code and the production checkpoint list different features",
+    )
+    .at(at.location.clone())
+    .related(feature_cols.location.clone())
+    .help("retrain on the code's feature list, or restore the list the checkpoint was trained on");
+    if !missing.is_empty() {
+        f = f.note(format!(
+            "in the code, not in the checkpoint: {}",
+            quoted(missing)
+        ));
+    }
+    if !extra.is_empty() {
+        f = f.note(format!(
+            "in the checkpoint, not in the code: {}",
+            quoted(extra)
+        ));
+    }
+    f
+}
+
+/// The checkpoint lists the code's features in another order, first at index `i`.
+fn order_mismatch(
+    i: usize,
+    code: &CodeFeatures,
+    ck_names: &[String],
+    feature_cols: &CheckpointFact,
+) -> Finding {
+    let names = &code.names;
+    let moved = names.iter().zip(ck_names).filter(|(a, b)| a != b).count();
+    Finding::new(
+        &FEATURE_ORDER_MISMATCH,
+        format!(
+            "the checkpoint has `{}` at index {i} where the code has `{}`",
+            ck_names[i], names[i]
+        ),
+    )
+    .at(code.named[i].location.clone().with_label(format!("index {i}")))
+    .related(feature_cols.location.clone())
+    .help("emit features in the order the model was trained on; build rows by name, never by position")
+    .note(format!("{moved} of {} positions differ", names.len()))
+}
+
+/// Feature `feature` has dtype `ours` in the code and `theirs` in the checkpoint.
+fn dtype_mismatch(
+    feature: &Named,
+    ours: &str,
+    theirs: &str,
+    code: &CodeFacts,
+    feature_dtypes: &CheckpointFact,
+) -> Finding {
+    Finding::new(
+        &FEATURE_DTYPE_MISMATCH,
+        format!(
+            "feature `{}` is {ours} in the code and {theirs} in the checkpoint",
+            feature.name
+        ),
+    )
+    .at(code.dtypes.origin.clone())
+    .related(feature.location.clone())
+    .related(feature_dtypes.location.clone())
+    .help("cast features to the dtype the model was trained with, or retrain")
+}
+
+/// The checkpoint's `input_dim` is `dim`, the code lists `features` features.
+fn input_dim_mismatch(
+    dim: u64,
+    features: usize,
+    input_dim: &CheckpointFact,
+    code: &CodeFacts,
+) -> Finding {
+    Finding::new(
+        &INPUT_DIM_MISMATCH,
+        format!("input_dim is {dim}, the code lists {features} features"),
+    )
+    .at(input_dim.location.clone())
+    .related(code.columns.origin.clone())
+    .help("input_dim must equal len(FEATURE_COLS) at training time")
+}
+
+/// `arch` names `layer` first, but the checkpoint has no tensor `weight`.
+fn first_layer_missing(layer: &str, weight: &str, arch: &CheckpointFact) -> Finding {
+    Finding::new(
+        &FIRST_LAYER_MISSING,
+        format!("`arch.layers[0]` is `{layer}`, but the checkpoint has no tensor `{weight}`"),
+    )
+    .at(arch.location.clone())
+}
+
+/// The first layer's weight `t` does not take `features` inputs (nor `input_dim`).
+fn first_layer_mismatch(
+    t: &TensorInfo,
+    features: usize,
+    input_dim: Option<u64>,
+    arch: &CheckpointFact,
+    code: &CodeFacts,
+) -> Finding {
+    Finding::new(
+        &FIRST_LAYER_MISMATCH,
+        format!(
+            "first layer `{}` has shape {:?}; it must take {} inputs (input_dim {}, {} features)",
+            t.name,
+            t.shape,
+            features,
+            input_dim
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "missing".into()),
+            features
+        ),
+    )
+    .at(arch
+        .location
+        .clone()
+        .with_label(format!("tensor `{}`", t.name)))
+    .related(code.columns.origin.clone())
+}
+
+/// The checkpoint stores schema hash `stored`, the code derives `derived`.
+fn schema_hash_mismatch(
+    stored: &str,
+    derived: &str,
+    schema_hash: &CheckpointFact,
+    code: &CodeFacts,
+) -> Finding {
+    Finding::new(
+        &SCHEMA_HASH_MISMATCH,
+        format!("the checkpoint stores schema hash {stored}, the code derives {derived}"),
+    )
+    .at(code.columns.origin.clone())
+    .related(schema_hash.location.clone())
+    .help("the hash covers names, order and dtypes (docs/checkpoint-metadata.md has the recipe); retrain or restore the feature list")
+}
+
+/// The `name` builder declares features the code lacks, or lacks some of the code's.
+fn builder_set_mismatch(
+    name: &str,
+    declared: &Fact,
+    code: &CodeFacts,
+    missing: &[&String],
+    extra: &[&String],
+) -> Finding {
+    let mut f = Finding::new(
+        &FEATURE_SET_MISMATCH,
+        format!("the {name} builder declares other features than the code"),
+    )
+    .at(declared.origin.clone())
+    .related(code.columns.origin.clone())
+    .help("every builder must produce exactly the contract's features");
+    if !missing.is_empty() {
+        f = f.note(format!("not in the {name} builder: {}", quoted(missing)));
+    }
+    if !extra.is_empty() {
+        f = f.note(format!("only in the {name} builder: {}", quoted(extra)));
+    }
+    f
+}
+
+/// The `name` builder declares the code's features in another order, first at index `i`.
+fn builder_order_mismatch(
+    name: &str,
+    i: usize,
+    columns: &[String],
+    fact: &Fact,
+    code: &CodeFeatures,
+) -> Finding {
+    Finding::new(
+        &FEATURE_ORDER_MISMATCH,
+        format!(
+            "the {name} builder declares `{}` at index {i} where the code has `{}`",
+            columns[i], code.names[i]
+        ),
+    )
+    .at(fact.item(i).with_label(format!("index {i}")))
+    .related(code.named[i].location.clone())
+    .help("emit features in the contract's order; build rows by name, never by position")
+}
+
+/// The code's features, as every step compares them.
+struct CodeFeatures<'a> {
+    facts: &'a CodeFacts,
+    /// Names in the contract's order.
+    names: Vec<String>,
+    /// One dtype per feature.
+    dtypes: Vec<String>,
+    /// Each feature with its list item's line.
+    named: &'a [Named],
+}
+
+impl<'a> CodeFeatures<'a> {
+    /// The code's names, dtypes and their lines (an error when the code's list cannot be decoded).
+    fn of(facts: &'a Facts) -> Result<Self> {
+        let names = facts.feature_names()?;
+        let dtypes = facts.feature_dtypes()?;
+        Ok(CodeFeatures {
+            facts: &facts.code,
+            names,
+            dtypes,
+            named: &facts.features()?.names,
+        })
     }
 
+    /// The schema hash the code derives (names, order and dtypes).
+    fn schema_hash(&self) -> String {
+        contract::schema_hash(
+            self.names
+                .iter()
+                .map(String::as_str)
+                .zip(self.dtypes.iter().map(String::as_str)),
+        )
+    }
+}
+
+pub fn run(cx: &Context) -> Result<Report> {
+    let facts = cx.facts;
+    let ck = &facts.checkpoint;
+    let mut out: Vec<Finding> = ck.missing().into_iter().map(missing_fact).collect();
     for (f, what) in contract::invalid_checkpoint_facts(ck) {
         out.push(invalid(f, what));
     }
-
-    let names = facts.feature_names()?;
-    // Where each of the code's features is written (its list item's line).
-    let at = |i: usize| facts.features().map(|f| f.names[i].location.clone());
-    let dtypes = facts.feature_dtypes()?;
-    let derived_hash = contract::schema_hash(
-        names
-            .iter()
-            .map(String::as_str)
-            .zip(dtypes.iter().map(String::as_str)),
-    );
-    let ck_names = match &ck.feature_cols.value {
-        Some(v) => match crate::facts::strings(v) {
-            Some(n) => Some(n),
-            None => {
-                out.push(invalid(&ck.feature_cols, "must be a list of strings"));
-                None
-            }
-        },
-        None => None,
-    };
-
+    let code = CodeFeatures::of(facts)?;
+    let derived_hash = code.schema_hash();
+    let ck_names = checkpoint_names(&ck.feature_cols, &mut out);
     if let Some(ck_names) = &ck_names {
-        let missing: Vec<&String> = names.iter().filter(|n| !ck_names.contains(n)).collect();
-        let extra: Vec<&String> = ck_names.iter().filter(|n| !names.contains(n)).collect();
-        let twice: Vec<&String> = ck_names
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| ck_names[..*i].contains(n))
-            .map(|(_, n)| n)
-            .collect();
-        if !twice.is_empty() {
-            let list: Vec<String> = twice.iter().map(|s| format!("`{s}`")).collect();
-            out.push(
-                Finding::new(
-                    &FEATURE_SET_MISMATCH,
-                    format!("the checkpoint lists {} more than once", list.join(", ")),
-                )
-                .at(ck.feature_cols.location.clone())
-                .related(code.columns.origin.clone())
-                .help("a feature list names each column once; retrain with the code's list"),
-            );
-        } else if !missing.is_empty() || !extra.is_empty() {
-            let first = missing
-                .first()
-                .and_then(|m| names.iter().position(|n| n == *m))
-                .unwrap_or(0);
-            let list = |v: &[&String]| {
-                v.iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let mut f = Finding::new(&FEATURE_SET_MISMATCH, "the code and the production checkpoint list different features")
-                .at(at(first)?)
-                .related(ck.feature_cols.location.clone())
-                .help("retrain on the code's feature list, or restore the list the checkpoint was trained on");
-            if !missing.is_empty() {
-                f = f.note(format!(
-                    "in the code, not in the checkpoint: {}",
-                    list(&missing)
-                ));
-            }
-            if !extra.is_empty() {
-                f = f.note(format!(
-                    "in the checkpoint, not in the code: {}",
-                    list(&extra)
-                ));
-            }
-            out.push(f);
-        } else if let Some(i) = names.iter().zip(ck_names).position(|(a, b)| a != b) {
-            let moved = names.iter().zip(ck_names).filter(|(a, b)| a != b).count();
-            out.push(
-                Finding::new(
-                    &FEATURE_ORDER_MISMATCH,
-                    format!("the checkpoint has `{}` at index {i} where the code has `{}`", ck_names[i], names[i]),
-                )
-                .at(at(i)?.with_label(format!("index {i}")))
-                .related(ck.feature_cols.location.clone())
-                .help("emit features in the order the model was trained on; build rows by name, never by position")
-                .note(format!("{moved} of {} positions differ", names.len())),
-            );
-        }
+        out.extend(compare_lists(&code, ck_names, ck));
+        out.extend(compare_dtypes(&code, ck_names, ck));
     }
-
-    if let (Some(ck_names), Some(v)) = (&ck_names, &ck.feature_dtypes.value) {
-        let ck_dtypes: Option<Vec<String>> = match v {
-            Value::String(s) => Some(ck_names.iter().map(|_| s.clone()).collect()),
-            other => crate::facts::strings(other).filter(|d| d.len() == ck_names.len()),
-        };
-        match ck_dtypes {
-            None => out.push(invalid(
-                &ck.feature_dtypes,
-                "must be one dtype or a list aligned with feature_cols",
-            )),
-            Some(ck_dtypes) => {
-                for (i, name) in names.iter().enumerate() {
-                    let Some(j) = ck_names.iter().position(|n| n == name) else {
-                        continue;
-                    };
-                    if ck_dtypes[j] != dtypes[i] {
-                        out.push(
-                            Finding::new(
-                                &FEATURE_DTYPE_MISMATCH,
-                                format!(
-                                    "feature `{name}` is {} in the code and {} in the checkpoint",
-                                    dtypes[i], ck_dtypes[j]
-                                ),
-                            )
-                            .at(code.dtypes.origin.clone())
-                            .related(at(i)?)
-                            .related(ck.feature_dtypes.location.clone())
-                            .help(
-                                "cast features to the dtype the model was trained with, or retrain",
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
     let input_dim = ck.input_dim.value.as_ref().and_then(Value::as_u64);
     if let Some(dim) = input_dim
-        && dim != names.len() as u64
+        && dim != code.names.len() as u64
     {
-        out.push(
-            Finding::new(
-                &INPUT_DIM_MISMATCH,
-                format!(
-                    "input_dim is {dim}, the code lists {} features",
-                    names.len()
-                ),
+        out.push(input_dim_mismatch(
+            dim,
+            code.names.len(),
+            &ck.input_dim,
+            code.facts,
+        ));
+    }
+    out.extend(compare_first_layer(cx, &code, input_dim));
+    if let Some(stored) = ck.schema_hash.value.as_ref().and_then(Value::as_str)
+        && stored != derived_hash
+    {
+        out.push(schema_hash_mismatch(
+            stored,
+            &derived_hash,
+            &ck.schema_hash,
+            code.facts,
+        ));
+    }
+    out.extend(compare_builders(cx, &code)?);
+    Ok(Report {
+        findings: out,
+        summary: format!(
+            "{} features · {}",
+            code.names.len(),
+            short_hash(&derived_hash)
+        ),
+        skipped: None,
+    })
+}
+
+/// The checkpoint's feature names; `None` without a `feature_cols`, or (with a finding) when it is not a
+/// list of strings.
+fn checkpoint_names(feature_cols: &CheckpointFact, out: &mut Vec<Finding>) -> Option<Vec<String>> {
+    let names = crate::facts::strings(feature_cols.value.as_ref()?);
+    if names.is_none() {
+        out.push(invalid(feature_cols, "must be a list of strings"));
+    }
+    names
+}
+
+/// The first difference between the code's and the checkpoint's lists: a name the checkpoint repeats,
+/// names on one side only, or the first index where the order differs.
+fn compare_lists(
+    code: &CodeFeatures,
+    ck_names: &[String],
+    ck: &CheckpointFacts,
+) -> Option<Finding> {
+    let names = &code.names;
+    let twice: Vec<&String> = ck_names
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| ck_names[..*i].contains(n))
+        .map(|(_, n)| n)
+        .collect();
+    if !twice.is_empty() {
+        return Some(listed_twice(&twice, &ck.feature_cols, code.facts));
+    }
+    let missing = not_in(names, ck_names);
+    let extra = not_in(ck_names, names);
+    if !missing.is_empty() || !extra.is_empty() {
+        let first = missing
+            .first()
+            .and_then(|m| names.iter().position(|n| n == *m))
+            .unwrap_or(0);
+        return Some(set_mismatch(
+            &code.named[first],
+            &ck.feature_cols,
+            &missing,
+            &extra,
+        ));
+    }
+    let i = first_difference(names, ck_names)?;
+    Some(order_mismatch(i, code, ck_names, &ck.feature_cols))
+}
+
+/// The first feature both lists name whose dtype differs, or a finding when the checkpoint's
+/// `feature_dtypes` is neither one dtype nor a list aligned with `feature_cols`.
+fn compare_dtypes(
+    code: &CodeFeatures,
+    ck_names: &[String],
+    ck: &CheckpointFacts,
+) -> Option<Finding> {
+    let v = ck.feature_dtypes.value.as_ref()?;
+    let ck_dtypes: Option<Vec<String>> = match v {
+        Value::String(s) => Some(ck_names.iter().map(|_| s.clone()).collect()),
+        other => crate::facts::strings(other).filter(|d| d.len() == ck_names.len()),
+    };
+    let Some(ck_dtypes) = ck_dtypes else {
+        return Some(invalid(
+            &ck.feature_dtypes,
+            "must be one dtype or a list aligned with feature_cols",
+        ));
+    };
+    code.names.iter().enumerate().find_map(|(i, name)| {
+        let j = ck_names.iter().position(|n| n == name)?;
+        (ck_dtypes[j] != code.dtypes[i]).then(|| {
+            dtype_mismatch(
+                &code.named[i],
+                &code.dtypes[i],
+                &ck_dtypes[j],
+                code.facts,
+                &ck.feature_dtypes,
             )
-            .at(ck.input_dim.location.clone())
-            .related(code.columns.origin.clone())
-            .help("input_dim must equal len(FEATURE_COLS) at training time"),
-        );
-    }
+        })
+    })
+}
 
-    if let Some(arch) = &ck.arch.value {
-        let first = arch
-            .get("layers")
-            .and_then(Value::as_array)
-            .and_then(|l| l.first())
-            .and_then(Value::as_str);
-        match first {
-            None => out.push(invalid(
-                &ck.arch,
-                "must name its layers in order (`arch.layers`, a list of module names)",
-            )),
-            Some(layer) => {
-                let sd = &cx.loaded.config.checkpoints.keys.state_dict;
-                let weight = format!("{layer}.weight");
-                match facts.production.weight(sd, &weight) {
-                    None => out.push(
-                        Finding::new(&FIRST_LAYER_MISSING, format!("`arch.layers[0]` is `{layer}`, but the checkpoint has no tensor `{weight}`"))
-                            .at(ck.arch.location.clone()),
-                    ),
-                    Some(t) => {
-                        // nn.Linear weights are [out, in]: `in` must be the feature count and input_dim.
-                        let fan_in = (t.shape.len() == 2).then(|| t.shape[1]);
-                        let takes_features = fan_in == Some(names.len() as u64) && input_dim.is_none_or(|d| fan_in == Some(d));
-                        if !takes_features {
-                            out.push(
-                                Finding::new(
-                                    &FIRST_LAYER_MISMATCH,
-                                    format!(
-                                        "first layer `{}` has shape {:?}; it must take {} inputs (input_dim {}, {} features)",
-                                        t.name,
-                                        t.shape,
-                                        names.len(),
-                                        input_dim.map(|d| d.to_string()).unwrap_or_else(|| "missing".into()),
-                                        names.len()
-                                    ),
-                                )
-                                .at(ck.arch.location.clone().with_label(format!("tensor `{}`", t.name)))
-                                .related(code.columns.origin.clone()),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// The first layer `arch` names against the features: a finding when `arch` names no layer, the layer
+/// has no weight, or the weight does not take the feature count and `input_dim` inputs.
+fn compare_first_layer(
+    cx: &Context,
+    code: &CodeFeatures,
+    input_dim: Option<u64>,
+) -> Option<Finding> {
+    let arch = &cx.facts.checkpoint.arch;
+    let first = arch
+        .value
+        .as_ref()?
+        .get("layers")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+        .and_then(Value::as_str);
+    let Some(layer) = first else {
+        return Some(invalid(
+            arch,
+            "must name its layers in order (`arch.layers`, a list of module names)",
+        ));
+    };
+    let sd = &cx.loaded.config.checkpoints.keys.state_dict;
+    let weight = format!("{layer}.weight");
+    let Some(t) = cx.facts.production.weight(sd, &weight) else {
+        return Some(first_layer_missing(layer, &weight, arch));
+    };
+    // nn.Linear weights are [out, in]: `in` must be the feature count and input_dim.
+    let fan_in = (t.shape.len() == 2).then(|| t.shape[1]);
+    let n = code.names.len();
+    let takes_features = fan_in == Some(n as u64) && input_dim.is_none_or(|d| fan_in == Some(d));
+    (!takes_features).then(|| first_layer_mismatch(t, n, input_dim, arch, code.facts))
+}
 
-    if let Some(v) = &ck.schema_hash.value {
-        match v.as_str() {
-            Some(stored) if stored != derived_hash => out.push(
-                Finding::new(&SCHEMA_HASH_MISMATCH, format!("the checkpoint stores schema hash {stored}, the code derives {derived_hash}"))
-                    .at(code.columns.origin.clone())
-                    .related(ck.schema_hash.location.clone())
-                    .help("the hash covers names, order and dtypes (docs/checkpoint-metadata.md has the recipe); retrain or restore the feature list"),
-            ),
-            _ => {}
-        }
-    }
-
-    // Each builder's declared column list (`columns` in `[builders]`) against the contract.
+/// Each builder's declared column list (`columns` in `[builders]`) against the contract.
+fn compare_builders(cx: &Context, code: &CodeFeatures) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
     for (name, spec) in crate::builders::builders(cx.loaded) {
         let Some((declared, fact)) = crate::builders::declared_columns(cx.loaded, spec)? else {
             continue;
         };
-        let missing: Vec<&String> = names.iter().filter(|n| !declared.contains(n)).collect();
-        let extra: Vec<&String> = declared.iter().filter(|n| !names.contains(n)).collect();
+        let missing = not_in(&code.names, &declared);
+        let extra = not_in(&declared, &code.names);
         if !missing.is_empty() || !extra.is_empty() {
-            let list = |v: &[&String]| {
-                v.iter()
-                    .map(|s| format!("`{s}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let mut f = Finding::new(
-                &FEATURE_SET_MISMATCH,
-                format!("the {name} builder declares other features than the code"),
-            )
-            .at(fact.origin.clone())
-            .related(code.columns.origin.clone())
-            .help("every builder must produce exactly the contract's features");
-            if !missing.is_empty() {
-                f = f.note(format!("not in the {name} builder: {}", list(&missing)));
-            }
-            if !extra.is_empty() {
-                f = f.note(format!("only in the {name} builder: {}", list(&extra)));
-            }
-            out.push(f);
-        } else if let Some(i) = names.iter().zip(&declared).position(|(a, b)| a != b) {
-            out.push(
-                Finding::new(
-                    &FEATURE_ORDER_MISMATCH,
-                    format!(
-                        "the {name} builder declares `{}` at index {i} where the code has `{}`",
-                        declared[i], names[i]
-                    ),
-                )
-                .at(fact.item(i).with_label(format!("index {i}")))
-                .related(at(i)?)
-                .help(
-                    "emit features in the contract's order; build rows by name, never by position",
-                ),
-            );
+            out.push(builder_set_mismatch(
+                name, &fact, code.facts, &missing, &extra,
+            ));
+        } else if let Some(i) = first_difference(&code.names, &declared) {
+            out.push(builder_order_mismatch(name, i, &declared, &fact, code));
         }
     }
+    Ok(out)
+}
 
-    let short = derived_hash
-        .strip_prefix("sha256:")
+/// The names of `a` that `b` lacks, in `a`'s order.
+fn not_in<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
+    a.iter().filter(|n| !b.contains(n)).collect()
+}
+
+/// The first index where two lists differ (within the shorter one).
+fn first_difference(a: &[String], b: &[String]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+/// Names as messages list them: `` `a`, `b` ``.
+fn quoted(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A schema hash as the summary shows it: `sha256:abcd…ef`.
+fn short_hash(hash: &str) -> String {
+    hash.strip_prefix("sha256:")
         .map(|h| format!("sha256:{}…{}", &h[..4], &h[h.len() - 2..]))
-        .unwrap_or_default();
-    Ok(Report {
-        findings: out,
-        summary: format!("{} features · {short}", names.len()),
-        skipped: None,
-    })
+        .unwrap_or_default()
 }

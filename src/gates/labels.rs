@@ -12,11 +12,11 @@
 //! **Example.** `HORIZON = 10` in `pipeline/labels.py`, the checkpoint says 5: `label-horizon-mismatch`
 //! at the code line, with the checkpoint key and the docs line beside it.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::error::Result;
-use crate::facts::CheckpointFact;
+use crate::facts::{CheckpointFact, CodeFacts};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -56,10 +56,69 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// A label fact in one place.
+/// The production checkpoint does not record label fact `f`.
+fn targets_missing(f: &CheckpointFact) -> Finding {
+    Finding::new(
+        &TARGETS_MISSING,
+        format!("the production checkpoint has no `{}`", f.key),
+    )
+    .at(f.location.clone())
+    .help("store the label definition the model was trained on (docs/checkpoint-metadata.md)")
+}
+
+/// The code's horizon differs from `value`, the one in `place`.
+fn horizon_mismatch(code: &CodeFacts, place: &Place, value: &Value) -> Finding {
+    Finding::new(
+        &HORIZON_MISMATCH,
+        format!(
+            "the label horizon is {} in the code and {value} in the {}",
+            code.horizon.value, place.what
+        ),
+    )
+    .at(code.horizon.origin.clone())
+    .related(place.location.clone())
+    .help(help(place.what))
+}
+
+/// The thresholds in `place` are not a dict name → number.
+fn thresholds_not_a_dict(place: &Place) -> Finding {
+    Finding::new(
+        &THRESHOLD_MISMATCH,
+        format!(
+            "the thresholds in the {} are not a dict name → number",
+            place.what
+        ),
+    )
+    .at(place.location.clone())
+}
+
+/// Threshold `name` is `ours` in the code and `theirs` in `place` (`None`: absent).
+fn threshold_mismatch(
+    code: &CodeFacts,
+    place: &Place,
+    name: &str,
+    ours: Option<&Value>,
+    theirs: Option<&Value>,
+) -> Finding {
+    let show = |v: Option<&Value>| v.map_or("absent".to_owned(), Value::to_string);
+    Finding::new(
+        &THRESHOLD_MISMATCH,
+        format!(
+            "threshold `{name}` is {} in the code and {} in the {}",
+            show(ours),
+            show(theirs),
+            place.what
+        ),
+    )
+    .at(code.thresholds.origin.clone())
+    .related(place.location.clone())
+    .help(help(place.what))
+}
+
+/// A label fact in one place (`value`: `None` when the place lacks it).
 struct Place {
     what: &'static str,
-    value: Value,
+    value: Option<Value>,
     location: Location,
 }
 
@@ -67,115 +126,89 @@ pub fn run(cx: &Context) -> Result<Report> {
     let code = &cx.facts.code;
     let keys = &cx.loaded.config.checkpoints.keys;
     let info = &cx.facts.production;
-    let mut out = Vec::new();
     let docs = docs_json(cx);
-
     let ck_h = CheckpointFact::lookup(info, "horizon", &keys.horizon);
     let ck_t = CheckpointFact::lookup(info, "thresholds", &keys.thresholds);
-    for f in [&ck_h, &ck_t] {
-        if f.value.is_none() {
-            out.push(
-                Finding::new(&TARGETS_MISSING, format!("the production checkpoint has no `{}`", f.key))
-                    .at(f.location.clone())
-                    .help("store the label definition the model was trained on (docs/checkpoint-metadata.md)"),
-            );
-        }
-    }
-
+    let mut out: Vec<Finding> = [&ck_h, &ck_t]
+        .into_iter()
+        .filter(|f| f.value.is_none())
+        .map(targets_missing)
+        .collect();
     // Horizon: one value per place.
-    let mut places = vec![Place {
-        what: "checkpoint",
-        value: ck_h.value.clone().unwrap_or(Value::Null),
-        location: ck_h.location.clone(),
-    }];
-    if let Some((display, text)) = &docs
-        && let Ok(f) = crate::source::keypath::json_key(display, text, "targets.horizon")
-    {
-        places.push(Place {
-            what: "docs",
-            value: f.value,
-            location: f.origin,
-        });
-    }
-    for p in places.iter().filter(|p| !p.value.is_null()) {
-        if !same_number(&p.value, &code.horizon.value) {
-            out.push(
-                Finding::new(
-                    &HORIZON_MISMATCH,
-                    format!(
-                        "the label horizon is {} in the code and {} in the {}",
-                        code.horizon.value, p.value, p.what
-                    ),
-                )
-                .at(code.horizon.origin.clone())
-                .related(p.location.clone())
-                .help(help(p.what)),
-            );
+    for p in places(&ck_h, docs.as_ref(), "targets.horizon") {
+        if let Some(value) = p.value.as_ref().filter(|v| !v.is_null())
+            && !same_number(value, &code.horizon.value)
+        {
+            out.push(horizon_mismatch(code, &p, value));
         }
     }
-
     // Thresholds: by name.
     let code_t = code.thresholds.value.as_object();
-    let mut places = vec![("checkpoint", ck_t.value.clone(), ck_t.location.clone())];
-    if let Some((display, text)) = &docs
-        && let Ok(f) = crate::source::keypath::json_key(display, text, "targets.thresholds")
-    {
-        places.push(("docs", Some(f.value), f.origin));
-    }
     if let Some(code_t) = code_t {
-        for (what, value, location) in &places {
-            let Some(value) = value else { continue };
-            let Some(other) = value.as_object() else {
-                out.push(
-                    Finding::new(
-                        &THRESHOLD_MISMATCH,
-                        format!("the thresholds in the {what} are not a dict name → number"),
-                    )
-                    .at(location.clone()),
-                );
-                continue;
-            };
-            let mut names: Vec<&String> = code_t.keys().chain(other.keys()).collect();
-            names.sort();
-            names.dedup();
-            for name in names {
-                let (a, b) = (code_t.get(name), other.get(name));
-                let same = matches!((a, b), (Some(x), Some(y)) if same_number(x, y));
-                if !same {
-                    let show = |v: Option<&Value>| v.map_or("absent".to_owned(), Value::to_string);
-                    out.push(
-                        Finding::new(
-                            &THRESHOLD_MISMATCH,
-                            format!(
-                                "threshold `{name}` is {} in the code and {} in the {what}",
-                                show(a),
-                                show(b)
-                            ),
-                        )
-                        .at(code.thresholds.origin.clone())
-                        .related(location.clone())
-                        .help(help(what)),
-                    );
-                }
-            }
+        for p in places(&ck_t, docs.as_ref(), "targets.thresholds") {
+            out.extend(compare_thresholds(code, code_t, &p));
         }
     }
-
-    let horizon = &code.horizon.value;
     let n = code_t.map_or(0, |t| t.len());
     Ok(Report {
         findings: out,
-        summary: format!(
-            "horizon {horizon} · {n} threshold{}{}",
-            if n == 1 { "" } else { "s" },
-            if docs.is_some() {
-                ""
-            } else {
-                " · docs not compared (see docs-drift)"
-            }
-        ),
+        summary: summary(&code.horizon.value, n, docs.is_some()),
         skipped: None,
     })
+}
+
+/// The label fact at `key` in each place: the checkpoint, then the docs JSON when it has the key.
+fn places(ck: &CheckpointFact, docs: Option<&(String, String)>, key: &str) -> Vec<Place> {
+    let mut places = vec![Place {
+        what: "checkpoint",
+        value: ck.value.clone(),
+        location: ck.location.clone(),
+    }];
+    if let Some((display, text)) = docs
+        && let Ok(f) = crate::source::keypath::json_key(display, text, key)
+    {
+        places.push(Place {
+            what: "docs",
+            value: Some(f.value),
+            location: f.origin,
+        });
+    }
+    places
+}
+
+/// The code's thresholds against those in `place`, name by name (a place without thresholds compares
+/// nothing).
+fn compare_thresholds(code: &CodeFacts, ours: &Map<String, Value>, place: &Place) -> Vec<Finding> {
+    let Some(value) = &place.value else {
+        return Vec::new();
+    };
+    let Some(theirs) = value.as_object() else {
+        return vec![thresholds_not_a_dict(place)];
+    };
+    let mut names: Vec<&String> = ours.keys().chain(theirs.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (a, b) = (ours.get(name), theirs.get(name));
+            let same = matches!((a, b), (Some(x), Some(y)) if same_number(x, y));
+            (!same).then(|| threshold_mismatch(code, place, name, a, b))
+        })
+        .collect()
+}
+
+/// The summary: the code's horizon, how many thresholds, and whether the docs were compared.
+fn summary(horizon: &Value, thresholds: usize, docs_compared: bool) -> String {
+    format!(
+        "horizon {horizon} · {thresholds} threshold{}{}",
+        if thresholds == 1 { "" } else { "s" },
+        if docs_compared {
+            ""
+        } else {
+            " · docs not compared (see docs-drift)"
+        }
+    )
 }
 
 fn help(place: &str) -> &'static str {

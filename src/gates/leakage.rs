@@ -20,9 +20,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
-use crate::config::{CommandSpec, DataSection};
+use crate::builders::bad_keys;
+use crate::config::{CommandSpec, DataSection, LeakageSettings, Loaded};
 use crate::error::Result;
+use crate::facts::CodeFacts;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
+use crate::protocol::{Command, Failure};
 use crate::table::{Key, Table, Values, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
@@ -73,6 +76,183 @@ struct Change {
     after: f64,
 }
 
+/// A label with horizon `horizon` that changed (`change`: what, where, before and after).
+fn label_leakage(change: &str, horizon: usize, code: &CodeFacts) -> Finding {
+    Finding::new(
+        &LABEL_LEAKAGE,
+        format!(
+            "label {change}; a label with horizon {horizon} may only read {horizon} bars ahead"
+        ),
+    )
+    .at(code.horizon.origin.clone())
+    .help("compute the label from bars t+1 … t+horizon only")
+}
+
+/// A feature that changed (`change`: what, where, before and after), at its line in the code's list.
+fn feature_leakage(change: &str, at: Location) -> Finding {
+    Finding::new(&FEATURE_LEAKAGE, format!("feature {change}"))
+        .at(at)
+        .help("a feature at t may read bars up to t only: no centred windows, negative shifts, or statistics over the whole history")
+}
+
+/// The builder failed on the prices `job` changed.
+fn failed_on(cmd: &Command, loaded: &Loaded, failure: &Failure, job: &Job) -> Finding {
+    cmd.failed(&BUILDER_FAILED, loaded, failure).note(format!(
+        "on the prices {} after {}",
+        if job.test == "truncate" {
+            "truncated"
+        } else {
+            "perturbed"
+        },
+        job.cut
+    ))
+}
+
+/// A builder the gate runs (`training` or `labels`) and its command.
+struct Builder<'a> {
+    name: &'a str,
+    cmd: Command<'a>,
+}
+
+/// What every builder run reads: the config, the prices with their bars, the jobs and the work
+/// directory.
+struct Setup<'a> {
+    loaded: &'a Loaded,
+    data: &'a DataSection,
+    settings: &'a LeakageSettings,
+    /// The key columns (timestamp, then symbol when there is one).
+    keys: &'a [&'a str],
+    prices: &'a Table,
+    /// Each price row's (timestamp, symbol).
+    pkeys: &'a [Key],
+    bars: Bars<'a>,
+    jobs: &'a [Job<'a>],
+    work: &'a Path,
+}
+
+/// Each symbol's timestamps in time order, and each bar's position in its symbol.
+struct Bars<'a> {
+    by_symbol: BTreeMap<&'a str, Vec<&'a String>>,
+    positions: BTreeMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Bars<'a> {
+    /// The bars of the price rows `pkeys`.
+    fn of(pkeys: &'a [Key]) -> Self {
+        let mut by_symbol: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for k in pkeys {
+            by_symbol.entry(&k.1).or_default().push(&k.0);
+        }
+        for v in by_symbol.values_mut() {
+            v.sort_by(|a, b| order(a, b));
+        }
+        let positions = by_symbol
+            .iter()
+            .flat_map(|(s, v)| {
+                v.iter()
+                    .enumerate()
+                    .map(move |(p, t)| ((*s, t.as_str()), p))
+            })
+            .collect();
+        Bars {
+            by_symbol,
+            positions,
+        }
+    }
+
+    /// The bar position of a row's (timestamp, symbol) in its symbol.
+    fn position(&self, k: &Key) -> Option<usize> {
+        self.positions.get(&(k.1.as_str(), k.0.as_str())).copied()
+    }
+
+    /// Per symbol, the position of its last bar at or before `cut`.
+    fn last_at_or_before(&self, cut: &str) -> BTreeMap<&'a str, usize> {
+        self.by_symbol
+            .iter()
+            .filter_map(|(s, v)| {
+                v.iter()
+                    .rposition(|t| order(t, cut).is_le())
+                    .map(|p| (*s, p))
+            })
+            .collect()
+    }
+}
+
+/// One run of a builder on changed prices: the cut (and its index) and the test.
+struct Job<'a> {
+    index: usize,
+    cut: &'a str,
+    /// `truncate` or `perturb`.
+    test: &'static str,
+}
+
+impl Job<'_> {
+    /// What the job changed, as a finding says it.
+    fn change(&self, perturb: f64) -> String {
+        if self.test == "truncate" {
+            format!("every bar after {} is removed", self.cut)
+        } else {
+            format!("the prices after {} are multiplied by {perturb}", self.cut)
+        }
+    }
+}
+
+/// A builder's run on the full prices: its table, rows in time order and value columns.
+struct FullRun<'a> {
+    table: &'a Table,
+    /// Each row with its key and bar position, in time order.
+    sorted: Vec<(usize, &'a Key, Option<usize>)>,
+    /// The numeric columns that are not keys.
+    value_columns: Vec<&'a str>,
+}
+
+impl FullRun<'_> {
+    /// The rows that must be unchanged after a cut: at or before it (features), or at least `lookahead`
+    /// bars before it (labels). `cut_pos`: per symbol, its last bar at or before the cut.
+    fn stable_rows(&self, cut_pos: &BTreeMap<&str, usize>, lookahead: usize) -> Vec<(usize, &Key)> {
+        self.sorted
+            .iter()
+            .filter(|(_, k, p)| matches!((p, cut_pos.get(k.1.as_str())), (Some(p), Some(&c)) if p + lookahead <= c))
+            .map(|(i, k, _)| (*i, *k))
+            .collect()
+    }
+
+    /// Records, for each value column with no change yet, the first of `rows` whose value the run
+    /// `(t, tindex)` changed (`test`: what the run changed).
+    fn record_changes(
+        &self,
+        first: &mut BTreeMap<String, Change>,
+        t: &Table,
+        tindex: &BTreeMap<Key, usize>,
+        rows: &[(usize, &Key)],
+        test: &str,
+    ) {
+        for col in &self.value_columns {
+            if first.contains_key(*col) {
+                continue;
+            }
+            let (Some(fv), Some(tv)) = (self.table.numbers(col), t.numbers(col)) else {
+                continue;
+            };
+            for &(i, k) in rows {
+                let after = tindex.get(k).map_or(f64::NAN, |&j| tv[j]);
+                if !crate::stats::close(after, fv[i], 1e-12, 1e-9) {
+                    first.insert(
+                        col.to_string(),
+                        Change {
+                            test: test.to_owned(),
+                            key: k.clone(),
+                            before: fv[i],
+                            after,
+                        },
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
 pub fn run(cx: &Context) -> Result<Report> {
     let loaded = cx.loaded;
     let (Some(data), Some(b)) = (&loaded.config.data, &loaded.config.builders) else {
@@ -94,7 +274,43 @@ pub fn run(cx: &Context) -> Result<Report> {
         .into_iter()
         .filter(|k| !k.is_empty())
         .collect();
-    let prices = crate::table::read(&loaded.resolve(&data.prices), &keys)?;
+    let (prices, pkeys) = read_prices(loaded, data, &keys)?;
+    let cuts = cut_points(&pkeys, settings.cuts);
+    let work = crate::protocol::workdir()?;
+    let setup = Setup {
+        loaded,
+        data,
+        settings,
+        keys: &keys,
+        prices: &prices,
+        pkeys: &pkeys,
+        bars: Bars::of(&pkeys),
+        jobs: &jobs(&cuts),
+        work: work.path(),
+    };
+    let mut out = Vec::new();
+    let mut runs = 0usize;
+    for (name, spec) in subjects {
+        let builder = Builder {
+            name,
+            cmd: crate::builders::command(loaded, name, spec),
+        };
+        runs += check_builder(cx, &setup, &builder, &mut out)?;
+    }
+    Ok(Report {
+        findings: out,
+        summary: format!(
+            "{} cuts · truncate + perturb · {runs} builder runs",
+            cuts.len()
+        ),
+        skipped: None,
+    })
+}
+
+/// The prices and each row's (timestamp, symbol); an error when a `data.price-columns` entry is not a
+/// numeric column.
+fn read_prices(loaded: &Loaded, data: &DataSection, keys: &[&str]) -> Result<(Table, Vec<Key>)> {
+    let prices = crate::table::read(&loaded.resolve(&data.prices), keys)?;
     let pkeys = prices.keys(&data.timestamp, &data.symbol)?;
     for c in &data.price_columns {
         if prices.numbers(c).is_none() {
@@ -106,240 +322,189 @@ pub fn run(cx: &Context) -> Result<Report> {
             ));
         }
     }
+    Ok((prices, pkeys))
+}
+
+/// `cuts` cut timestamps, evenly spaced between 30% and 90% of the distinct timestamps.
+fn cut_points(pkeys: &[Key], cuts: usize) -> Vec<String> {
     // Timestamps in time order (numeric when they are numbers).
     let mut times: Vec<&String> = pkeys.iter().map(|k| &k.0).collect();
     times.sort_by(|a, b| order(a, b));
     times.dedup();
     let n = times.len();
-    let cuts: Vec<String> = (0..settings.cuts)
+    (0..cuts)
         .map(|i| {
-            let f = if settings.cuts == 1 {
+            let f = if cuts == 1 {
                 0.6
             } else {
-                0.3 + 0.6 * i as f64 / (settings.cuts - 1) as f64
+                0.3 + 0.6 * i as f64 / (cuts - 1) as f64
             };
             times[((n as f64 * f) as usize).min(n.saturating_sub(1))].clone()
         })
-        .collect();
-    // Per symbol, each timestamp's bar position.
-    let mut by_symbol: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
-    for k in &pkeys {
-        by_symbol.entry(&k.1).or_default().push(&k.0);
-    }
-    for v in by_symbol.values_mut() {
-        v.sort_by(|a, b| order(a, b));
-    }
-    let positions: BTreeMap<(&str, &str), usize> = by_symbol
-        .iter()
-        .flat_map(|(s, v)| {
-            v.iter()
-                .enumerate()
-                .map(move |(p, t)| ((*s, t.as_str()), p))
-        })
-        .collect();
-    let position = |k: &Key| positions.get(&(k.1.as_str(), k.0.as_str())).copied();
-    // The label horizon matters to the labels builder only: an invalid one stops the gate there (exit 2).
-    let horizon = || cx.facts.targets().map(|t| t.horizon as usize);
+        .collect()
+}
 
-    let work = crate::protocol::workdir()?;
-    let mut out = Vec::new();
-    let mut runs = 0usize;
-    for (name, spec) in subjects {
-        let cmd = crate::builders::command(loaded, name, spec);
-        let run_on = |path: &Path| {
-            cmd.run_table(
-                loaded,
-                work.path(),
-                &[("prices", PathBuf::from(path))],
-                &keys,
-            )
-        };
-        let full = match run_on(&loaded.resolve(&data.prices))? {
+/// The label horizon, in bars (an invalid one is an error, exit 2).
+fn horizon(cx: &Context) -> Result<usize> {
+    cx.facts.targets().map(|t| t.horizon as usize)
+}
+
+/// Every (cut, test) run: at each cut, truncate then perturb.
+fn jobs(cuts: &[String]) -> Vec<Job<'_>> {
+    cuts.iter()
+        .enumerate()
+        .flat_map(|(index, cut)| ["truncate", "perturb"].map(|test| Job { index, cut, test }))
+        .collect()
+}
+
+/// One builder on the full prices, then on every job's changed prices: its failures and the first
+/// change of each column, as findings. Returns how many of its runs gave a table.
+fn check_builder(cx: &Context, s: &Setup, b: &Builder, out: &mut Vec<Finding>) -> Result<usize> {
+    let loaded = s.loaded;
+    let full = match b.cmd.run_table(
+        loaded,
+        s.work,
+        &[("prices", loaded.resolve(&s.data.prices))],
+        s.keys,
+    )? {
+        Ok(t) => t,
+        Err(f) => {
+            out.push(b.cmd.failed(&BUILDER_FAILED, loaded, &f));
+            return Ok(0);
+        }
+    };
+    let fkeys = match full
+        .keys(&s.data.timestamp, &s.data.symbol)
+        .and_then(|k| full.index(&k).map(|_| k))
+    {
+        Ok(k) => k,
+        Err(e) => {
+            out.push(b.cmd.failed(&BUILDER_FAILED, loaded, &bad_keys(e)));
+            return Ok(1);
+        }
+    };
+    let full = full_run(s, &full, &fkeys);
+    let (first, runs) = first_changes(cx, s, b, &full, out)?;
+    for (col, ch) in first {
+        out.push(leakage(cx, b.name, &col, &ch)?.related(b.cmd.origin(loaded)));
+    }
+    Ok(1 + runs)
+}
+
+/// Runs the builder on every job's changed prices: the first change of each column (by column name),
+/// and how many runs gave a table. A run that fails is a finding.
+fn first_changes(
+    cx: &Context,
+    s: &Setup,
+    b: &Builder,
+    full: &FullRun,
+    out: &mut Vec<Finding>,
+) -> Result<(BTreeMap<String, Change>, usize)> {
+    let results = run_jobs(s, &b.cmd, s.jobs);
+    let mut first: BTreeMap<String, Change> = BTreeMap::new();
+    let mut runs = 0;
+    for (job, result) in s.jobs.iter().zip(results) {
+        // The label horizon matters to the labels builder only: an invalid one stops the gate there.
+        let lookahead = if b.name == "labels" { horizon(cx)? } else { 0 };
+        let rows = full.stable_rows(&s.bars.last_at_or_before(job.cut), lookahead);
+        let t = match result? {
             Ok(t) => t,
             Err(f) => {
-                out.push(cmd.failed(&BUILDER_FAILED, loaded, &f));
+                out.push(failed_on(&b.cmd, s.loaded, &f, job));
                 continue;
             }
         };
         runs += 1;
-        let fkeys = match full
-            .keys(&data.timestamp, &data.symbol)
-            .and_then(|k| full.index(&k).map(|_| k))
+        match t
+            .keys(&s.data.timestamp, &s.data.symbol)
+            .and_then(|k| t.index(&k))
         {
-            Ok(k) => k,
-            Err(e) => {
-                out.push(cmd.failed(&BUILDER_FAILED, loaded, &crate::builders::bad_keys(e)));
-                continue;
+            Ok(tindex) => {
+                let test = job.change(s.settings.perturb);
+                full.record_changes(&mut first, &t, &tindex, &rows, &test);
             }
-        };
-        // Rows of the full run in time order, each with its bar position.
-        let mut sorted: Vec<(usize, &Key, Option<usize>)> = fkeys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (i, k, position(k)))
-            .collect();
-        sorted.sort_by(|a, b| order(&a.1.0, &b.1.0).then_with(|| a.1.1.cmp(&b.1.1)));
-        let value_columns: Vec<&str> = full
-            .names()
-            .into_iter()
-            .filter(|c| !keys.contains(c) && full.numbers(c).is_some())
-            .collect();
-        let mut first: BTreeMap<String, Change> = BTreeMap::new();
-        // Every (cut, test) run, in parallel (each writes its own files).
-        let jobs: Vec<(usize, &str, &'static str)> = cuts
-            .iter()
-            .enumerate()
-            .flat_map(|(i, c)| [(i, c.as_str(), "truncate"), (i, c.as_str(), "perturb")])
-            .collect();
-        let results: Vec<Result<std::result::Result<Table, crate::protocol::Failure>>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = jobs
-                    .iter()
-                    .map(|&(i, cut, test)| {
-                        let (cmd, prices, pkeys, data, work) =
-                            (&cmd, &prices, &pkeys, data, work.path());
-                        let keys = &keys;
-                        scope.spawn(move || {
-                            let tag = format!("-{test}-{i}");
-                            let file = if test == "truncate" {
-                                truncated(
-                                    prices,
-                                    pkeys,
-                                    cut,
-                                    &work.join(format!("prices{tag}.csv")),
-                                )?
-                            } else {
-                                perturbed(
-                                    prices,
-                                    pkeys,
-                                    cut,
-                                    data,
-                                    settings.perturb,
-                                    &work.join(format!("prices{tag}.csv")),
-                                )?
-                            };
-                            cmd.run_table_tagged(loaded, work, &[("prices", file)], keys, &tag)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a leakage run panicked"))
-                    .collect()
-            });
-        for ((_, cut, test), result) in jobs.iter().zip(results) {
-            let cut_pos: BTreeMap<&str, usize> = by_symbol
-                .iter()
-                .filter_map(|(s, v)| {
-                    v.iter()
-                        .rposition(|t| order(t, cut).is_le())
-                        .map(|p| (*s, p))
-                })
-                .collect();
-            // A row must be unchanged when it is at or before the cut (features), or at least `horizon`
-            // bars before it (labels).
-            let lookahead = if name == "labels" { horizon()? } else { 0 };
-            let rows: Vec<(usize, &Key)> = sorted
-                .iter()
-                .filter(|(_, k, p)| matches!((p, cut_pos.get(k.1.as_str())), (Some(p), Some(&c)) if p + lookahead <= c))
-                .map(|(i, k, _)| (*i, *k))
-                .collect();
-            let t = match result? {
-                Ok(t) => t,
-                Err(f) => {
-                    out.push(cmd.failed(&BUILDER_FAILED, loaded, &f).note(format!(
-                        "on the prices {} after {cut}",
-                        if *test == "truncate" {
-                            "truncated"
-                        } else {
-                            "perturbed"
-                        }
-                    )));
-                    continue;
-                }
-            };
-            runs += 1;
-            let tindex = match t
-                .keys(&data.timestamp, &data.symbol)
-                .and_then(|k| t.index(&k))
-            {
-                Ok(i) => i,
-                Err(e) => {
-                    out.push(cmd.failed(&BUILDER_FAILED, loaded, &crate::builders::bad_keys(e)));
-                    continue;
-                }
-            };
-            for col in &value_columns {
-                if first.contains_key(*col) {
-                    continue;
-                }
-                let (Some(fv), Some(tv)) = (full.numbers(col), t.numbers(col)) else {
-                    continue;
-                };
-                for &(i, k) in &rows {
-                    let after = tindex.get(k).map_or(f64::NAN, |&j| tv[j]);
-                    if !crate::stats::close(after, fv[i], 1e-12, 1e-9) {
-                        let what = if *test == "truncate" {
-                            format!("every bar after {cut} is removed")
-                        } else {
-                            format!(
-                                "the prices after {cut} are multiplied by {}",
-                                settings.perturb
-                            )
-                        };
-                        first.insert(
-                            col.to_string(),
-                            Change {
-                                test: what,
-                                key: k.clone(),
-                                before: fv[i],
-                                after,
-                            },
-                        );
-                        break;
-                    }
-                }
-            }
-        }
-        for (col, ch) in first {
-            let msg = format!(
-                "`{col}` at {} changes when {}: {} → {}",
-                show_key(&ch.key),
-                ch.test,
-                show(ch.before),
-                show(ch.after)
-            );
-            let f = if name == "labels" {
-                let horizon = horizon()?;
-                Finding::new(&LABEL_LEAKAGE, format!("label {msg}; a label with horizon {horizon} may only read {horizon} bars ahead"))
-                    .at(cx.facts.code.horizon.origin.clone())
-                    .help("compute the label from bars t+1 … t+horizon only")
-            } else {
-                let names = cx.facts.feature_names()?;
-                let at = match names.iter().position(|n| *n == col) {
-                    Some(i) => cx
-                        .facts
-                        .code
-                        .columns
-                        .item(i)
-                        .with_label(format!("feature `{col}`")),
-                    None => cx.facts.code.columns.origin.clone(),
-                };
-                Finding::new(&FEATURE_LEAKAGE, format!("feature {msg}"))
-                    .at(at)
-                    .help("a feature at t may read bars up to t only: no centred windows, negative shifts, or statistics over the whole history")
-            };
-            out.push(f.related(cmd.origin(loaded)));
+            Err(e) => out.push(b.cmd.failed(&BUILDER_FAILED, s.loaded, &bad_keys(e))),
         }
     }
-    Ok(Report {
-        findings: out,
-        summary: format!(
-            "{} cuts · truncate + perturb · {runs} builder runs",
-            cuts.len()
-        ),
-        skipped: None,
+    Ok((first, runs))
+}
+
+/// The full run's rows in time order, each with its bar position, and its value columns.
+fn full_run<'a>(s: &Setup, full: &'a Table, fkeys: &'a [Key]) -> FullRun<'a> {
+    let mut sorted: Vec<(usize, &Key, Option<usize>)> = fkeys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (i, k, s.bars.position(k)))
+        .collect();
+    sorted.sort_by(|a, b| order(&a.1.0, &b.1.0).then_with(|| a.1.1.cmp(&b.1.1)));
+    let value_columns = full
+        .names()
+        .into_iter()
+        .filter(|c| !s.keys.contains(c) && full.numbers(c).is_some())
+        .collect();
+    FullRun {
+        table: full,
+        sorted,
+        value_columns,
+    }
+}
+
+/// Every job's run of `cmd`, in parallel (each writes its own files), in the order of `jobs`.
+fn run_jobs(
+    s: &Setup,
+    cmd: &Command,
+    jobs: &[Job],
+) -> Vec<Result<std::result::Result<Table, Failure>>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|job| scope.spawn(move || run_job(s, cmd, job)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a leakage run panicked"))
+            .collect()
     })
+}
+
+/// Writes the prices `job` changes and runs `cmd` on them.
+fn run_job(s: &Setup, cmd: &Command, job: &Job) -> Result<std::result::Result<Table, Failure>> {
+    let tag = format!("-{}-{}", job.test, job.index);
+    let path = s.work.join(format!("prices{tag}.csv"));
+    let file = if job.test == "truncate" {
+        truncated(s.prices, s.pkeys, job.cut, &path)?
+    } else {
+        perturbed(
+            s.prices,
+            s.pkeys,
+            job.cut,
+            s.data,
+            s.settings.perturb,
+            &path,
+        )?
+    };
+    cmd.run_table_tagged(s.loaded, s.work, &[("prices", file)], s.keys, &tag)
+}
+
+/// The finding for column `col` of builder `name`, which changed as `ch` says.
+fn leakage(cx: &Context, name: &str, col: &str, ch: &Change) -> Result<Finding> {
+    let change = format!(
+        "`{col}` at {} changes when {}: {} → {}",
+        show_key(&ch.key),
+        ch.test,
+        show(ch.before),
+        show(ch.after)
+    );
+    if name == "labels" {
+        return Ok(label_leakage(&change, horizon(cx)?, &cx.facts.code));
+    }
+    let names = cx.facts.feature_names()?;
+    let columns = &cx.facts.code.columns;
+    let at = match names.iter().position(|n| n == col) {
+        Some(i) => columns.item(i).with_label(format!("feature `{col}`")),
+        None => columns.origin.clone(),
+    };
+    Ok(feature_leakage(&change, at))
 }
 
 /// Numeric order when both are numbers, text order otherwise.

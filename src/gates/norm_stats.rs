@@ -15,9 +15,10 @@
 
 use super::{Context, Gate, Id, Needs, Profile, Report};
 use crate::error::Result;
-use crate::facts::{CheckpointFact, Facts};
-use crate::finding::{Code, ContractKind, Finding, Severity};
+use crate::facts::{CheckpointFact, CheckpointFacts, CodeFacts, Facts};
+use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::scaler::numbers;
+use crate::slice::Slice;
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
     Code {
@@ -93,158 +94,173 @@ pub const GATE: Gate = Gate {
     run,
 };
 
+/// `f` is stored as a tensor, whose values a header-only read does not see.
+fn values_unavailable(f: &CheckpointFact) -> Finding {
+    Finding::new(
+        &VALUES_UNAVAILABLE,
+        format!(
+            "`{}` is a tensor: its values are not read, so finiteness and MAD > 0 are unchecked",
+            f.key
+        ),
+    )
+    .at(f.location.clone())
+    .help("store the statistics as lists of floats in the metadata (docs/checkpoint-metadata.md)")
+}
+
+/// `f` holds `len` numbers for `features` features.
+fn length(f: &CheckpointFact, len: usize, features: usize, code: &CodeFacts) -> Finding {
+    Finding::new(
+        &LENGTH,
+        format!("`{}` holds {len} numbers for {features} features", f.key),
+    )
+    .at(f.location.clone())
+    .related(code.columns.origin.clone())
+    .help("recompute the scaler on the training rows of the current feature list")
+}
+
+/// `f`'s value `i` (for input `i`) is not finite; `bad` of its values are not.
+fn not_finite(
+    inputs: &Inputs,
+    f: &CheckpointFact,
+    values: &[f64],
+    i: usize,
+    bad: usize,
+) -> Finding {
+    Finding::new(
+        &NOT_FINITE,
+        format!("`{}[{i}]` (`{}`) is {}", f.key, inputs.names[i], values[i]),
+    )
+    .at(f.location.clone())
+    .related(inputs.feature_at(i))
+    .note(format!("{bad} of {} values are not finite", values.len()))
+    .help("a NaN statistic usually means the feature was all-NaN in the training rows")
+}
+
+/// The MAD of input `i` is `mad`, at or below `epsilon`.
+fn mad_too_small(
+    inputs: &Inputs,
+    i: usize,
+    mad: f64,
+    epsilon: f64,
+    mad_fact: &CheckpointFact,
+) -> Finding {
+    Finding::new(
+        &MAD_TOO_SMALL,
+        format!(
+            "the MAD of `{}` (index {i}) is {mad}, at or below mad-epsilon {epsilon:e}",
+            inputs.names[i]
+        ),
+    )
+    .at(inputs.feature_at(i))
+    .related(mad_fact.location.clone())
+    .help("a constant feature carries no signal: drop it, or floor the MAD in the training script")
+}
+
+/// Input `j` has no finite value in the slice.
+fn slice_empty(inputs: &Inputs, j: usize, slice: &Slice) -> Finding {
+    Finding::new(
+        &RECOMPUTE_EMPTY,
+        format!(
+            "`{}` has no finite value in the {} rows of the slice: its statistics cannot be recomputed",
+            inputs.names[j],
+            slice.len()
+        ),
+    )
+    .at(slice_location(slice))
+    .related(inputs.feature_at(j))
+    .help("the slice must hold the feature's raw values; an empty or all-NaN column compares nothing")
+}
+
+/// An input's statistics on the slice are further from the stored ones than `tolerance` MADs.
+fn drift(
+    inputs: &Inputs,
+    d: &Recomputed,
+    tolerance: f64,
+    mad: &CheckpointFact,
+    slice: &Slice,
+) -> Finding {
+    let (j, (dm, dd)) = (d.input, d.apart());
+    Finding::new(&DRIFT, format!(
+        "`{}`: on the slice median {:.6} and MAD {:.6}; stored {:.6} and {:.6} ({:.2} and {:.2} MADs apart, tolerance {})",
+        inputs.names[j], d.median, d.mad, d.stored_median, d.stored_mad, dm, dd, tolerance
+    ))
+    .at(inputs.feature_at(j))
+    .related(mad.location.clone())
+    .related(slice_location(slice))
+    .help("the data moved since training, or the scaler belongs to another data set: retrain or check the slice")
+}
+
+/// The model's inputs, which index the statistics, and where the code lists each.
+struct Inputs<'a> {
+    facts: &'a Facts,
+    /// The model's feature names (the checkpoint's order).
+    names: Vec<String>,
+    /// The code's feature names.
+    code_names: Vec<String>,
+}
+
+impl Inputs<'_> {
+    /// Where the code lists input `i`, else the code's list itself.
+    fn feature_at(&self, i: usize) -> Location {
+        let columns = &self.facts.code.columns;
+        match self.code_names.iter().position(|n| *n == self.names[i]) {
+            Some(k) => columns
+                .item(k)
+                .with_label(format!("feature `{}`", self.names[i])),
+            None => columns.origin.clone(),
+        }
+    }
+}
+
+/// One input's median and MAD recomputed on the slice, beside the stored ones.
+struct Recomputed {
+    /// The input's index.
+    input: usize,
+    median: f64,
+    mad: f64,
+    stored_median: f64,
+    stored_mad: f64,
+}
+
+impl Recomputed {
+    /// How far apart the median and the MAD are, in stored MADs.
+    fn apart(&self) -> (f64, f64) {
+        (
+            (self.median - self.stored_median).abs() / self.stored_mad,
+            (self.mad - self.stored_mad).abs() / self.stored_mad,
+        )
+    }
+}
+
+/// A statistic the checkpoint stores as numbers, with its fact.
+type Stat<'a> = (&'a CheckpointFact, Vec<f64>);
+
 pub fn run(cx: &Context) -> Result<Report> {
     let facts = cx.facts;
     let ck = &facts.checkpoint;
-    let keys = &cx.loaded.config.checkpoints.keys;
     let settings = &cx.loaded.config.gates.norm_stats;
     // The statistics are indexed like the checkpoint's features (the model's inputs).
-    let names = facts.model_feature_names()?;
-    let code_names = facts.feature_names()?;
-    let feature_at = |i: usize| match code_names.iter().position(|n| *n == names[i]) {
-        Some(k) => facts
-            .code
-            .columns
-            .item(k)
-            .with_label(format!("feature `{}`", names[i])),
-        None => facts.code.columns.origin.clone(),
+    let inputs = Inputs {
+        facts,
+        names: facts.model_feature_names()?,
+        code_names: facts.feature_names()?,
     };
+    let n = inputs.names.len();
     let mut out = Vec::new();
-
-    // Missing median/MAD are feature-schema's `checkpoint-missing-fact`; here only what is present.
-    let mut stats = Vec::new();
-    for f in [&ck.median, &ck.mad] {
-        let Some(v) = &f.value else { continue };
-        match numbers(v) {
-            Some(values) => stats.push((f, values)),
-            None if v.is_object() => out.push(
-                Finding::new(
-                    &VALUES_UNAVAILABLE,
-                    format!("`{}` is a tensor: its values are not read, so finiteness and MAD > 0 are unchecked", f.key),
-                )
-                .at(f.location.clone())
-                .help("store the statistics as lists of floats in the metadata (docs/checkpoint-metadata.md)"),
-            ),
-            None => {} // a wrong type is feature-schema's `checkpoint-fact-invalid`
-        }
-    }
+    let stats = stored_stats(ck, &mut out);
     for (f, values) in &stats {
-        if values.len() != names.len() {
-            out.push(
-                Finding::new(
-                    &LENGTH,
-                    format!(
-                        "`{}` holds {} numbers for {} features",
-                        f.key,
-                        values.len(),
-                        names.len()
-                    ),
-                )
-                .at(f.location.clone())
-                .related(facts.code.columns.origin.clone())
-                .help("recompute the scaler on the training rows of the current feature list"),
-            );
-            continue;
-        }
-        let bad: Vec<usize> = (0..values.len())
-            .filter(|&i| !values[i].is_finite())
-            .collect();
-        if let Some(&i) = bad.first() {
-            out.push(
-                Finding::new(
-                    &NOT_FINITE,
-                    format!("`{}[{i}]` (`{}`) is {}", f.key, names[i], values[i]),
-                )
-                .at(f.location.clone())
-                .related(feature_at(i))
-                .note(format!(
-                    "{} of {} values are not finite",
-                    bad.len(),
-                    values.len()
-                ))
-                .help("a NaN statistic usually means the feature was all-NaN in the training rows"),
-            );
-        }
+        out.extend(check_values(&inputs, f, values));
     }
-    if let Some((f, mad)) = stats.iter().find(|(f, _)| std::ptr::eq(*f, &ck.mad))
-        && mad.len() == names.len()
-    {
-        let small: Vec<usize> = (0..mad.len())
-            .filter(|&i| mad[i].is_finite() && mad[i] <= settings.mad_epsilon)
-            .collect();
-        for &i in &small {
-            out.push(
-                Finding::new(
-                    &MAD_TOO_SMALL,
-                    format!(
-                        "the MAD of `{}` (index {i}) is {}, at or below mad-epsilon {:e}",
-                        names[i], mad[i], settings.mad_epsilon
-                    ),
-                )
-                .at(feature_at(i))
-                .related(f.location.clone())
-                .help("a constant feature carries no signal: drop it, or floor the MAD in the training script"),
-            );
-        }
-    }
-
-    out.extend(run_mismatch(facts, keys));
+    out.extend(small_mads(&inputs, &stats, settings.mad_epsilon));
+    out.extend(run_mismatch(facts, &cx.loaded.config.checkpoints.keys));
     out.extend(nan_policy(cx));
-
-    let mut summary = format!("{} features", names.len());
+    let mut summary = format!("{n} features");
     if settings.recompute {
         match cx.slice {
             None => summary.push_str(" · recompute: no [slice]"),
             Some(slice) => {
-                if let (Some((_, median)), Some((mad_f, mad))) = (
-                    stats.iter().find(|(f, _)| std::ptr::eq(*f, &ck.median)),
-                    stats.iter().find(|(f, _)| std::ptr::eq(*f, &ck.mad)),
-                ) && median.len() == names.len()
-                    && mad.len() == names.len()
+                if let Some(worst) = recompute(&inputs, &stats, slice, settings.tolerance, &mut out)
                 {
-                    let mut worst = 0.0f64;
-                    for j in 0..names.len() {
-                        let col: Vec<f64> = slice
-                            .features
-                            .column(j)
-                            .into_iter()
-                            .filter(|v| v.is_finite())
-                            .collect();
-                        let Some((m, d)) = median_mad(col) else {
-                            out.push(
-                                Finding::new(
-                                    &RECOMPUTE_EMPTY,
-                                    format!(
-                                        "`{}` has no finite value in the {} rows of the slice: its statistics cannot be recomputed",
-                                        names[j],
-                                        slice.len()
-                                    ),
-                                )
-                                .at(slice_location(slice))
-                                .related(feature_at(j))
-                                .help("the slice must hold the feature's raw values; an empty or all-NaN column compares nothing"),
-                            );
-                            continue;
-                        };
-                        if mad[j].is_nan() || mad[j] <= 0.0 {
-                            continue;
-                        }
-                        let dm = (m - median[j]).abs() / mad[j];
-                        let dd = (d - mad[j]).abs() / mad[j];
-                        worst = worst.max(dm).max(dd);
-                        if dm > settings.tolerance || dd > settings.tolerance {
-                            out.push(
-                                Finding::new(&DRIFT, format!(
-                                    "`{}`: on the slice median {m:.6} and MAD {d:.6}; stored {:.6} and {:.6} ({:.2} and {:.2} MADs apart, tolerance {})",
-                                    names[j], median[j], mad[j], dm, dd, settings.tolerance
-                                ))
-                                .at(feature_at(j))
-                                .related(mad_f.location.clone())
-                                .related(slice_location(slice))
-                                .help("the data moved since training, or the scaler belongs to another data set: retrain or check the slice"),
-                            );
-                        }
-                    }
                     summary.push_str(&format!(
                         " · recomputed on {} rows, within {worst:.2} MAD",
                         slice.len()
@@ -260,8 +276,107 @@ pub fn run(cx: &Context) -> Result<Report> {
     })
 }
 
-fn slice_location(slice: &crate::slice::Slice) -> crate::finding::Location {
-    crate::finding::Location::file(&slice.path).with_label("slice")
+/// The median and MAD the checkpoint stores as numbers. Missing ones are feature-schema's
+/// `checkpoint-missing-fact`, a wrong type its `checkpoint-fact-invalid`; a tensor is a finding here.
+fn stored_stats<'a>(ck: &'a CheckpointFacts, out: &mut Vec<Finding>) -> Vec<Stat<'a>> {
+    let mut stats = Vec::new();
+    for f in [&ck.median, &ck.mad] {
+        let Some(v) = &f.value else { continue };
+        match numbers(v) {
+            Some(values) => stats.push((f, values)),
+            None if v.is_object() => out.push(values_unavailable(f)),
+            None => {} // a wrong type is feature-schema's `checkpoint-fact-invalid`
+        }
+    }
+    stats
+}
+
+/// The stored statistic of fact `which`, when it is stored as numbers.
+fn stat<'s, 'a>(stats: &'s [Stat<'a>], which: &CheckpointFact) -> Option<&'s Stat<'a>> {
+    stats.iter().find(|(f, _)| std::ptr::eq(*f, which))
+}
+
+/// A statistic's length against the inputs, else its first value that is not finite.
+fn check_values(inputs: &Inputs, f: &CheckpointFact, values: &[f64]) -> Option<Finding> {
+    if values.len() != inputs.names.len() {
+        return Some(length(
+            f,
+            values.len(),
+            inputs.names.len(),
+            &inputs.facts.code,
+        ));
+    }
+    let bad: Vec<usize> = (0..values.len())
+        .filter(|&i| !values[i].is_finite())
+        .collect();
+    let &i = bad.first()?;
+    Some(not_finite(inputs, f, values, i, bad.len()))
+}
+
+/// A finding per input whose stored MAD is finite and at or below `epsilon` (none unless the MAD holds
+/// one number per input).
+fn small_mads(inputs: &Inputs, stats: &[Stat], epsilon: f64) -> Vec<Finding> {
+    let Some((f, mad)) = stat(stats, &inputs.facts.checkpoint.mad) else {
+        return Vec::new();
+    };
+    if mad.len() != inputs.names.len() {
+        return Vec::new();
+    }
+    (0..mad.len())
+        .filter(|&i| mad[i].is_finite() && mad[i] <= epsilon)
+        .map(|i| mad_too_small(inputs, i, mad[i], epsilon, f))
+        .collect()
+}
+
+/// Median and MAD recomputed on the slice against the stored ones: a finding per input that drifted or
+/// has no finite value. Returns the largest distance, in stored MADs; `None` (nothing compared) unless
+/// both statistics hold one number per input.
+fn recompute(
+    inputs: &Inputs,
+    stats: &[Stat],
+    slice: &Slice,
+    tolerance: f64,
+    out: &mut Vec<Finding>,
+) -> Option<f64> {
+    let ck = &inputs.facts.checkpoint;
+    let ((_, median), (mad_fact, mad)) = (stat(stats, &ck.median)?, stat(stats, &ck.mad)?);
+    if median.len() != inputs.names.len() || mad.len() != inputs.names.len() {
+        return None;
+    }
+    let mut worst = 0.0f64;
+    for j in 0..inputs.names.len() {
+        let col: Vec<f64> = slice
+            .features
+            .column(j)
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .collect();
+        let Some((m, d)) = median_mad(col) else {
+            out.push(slice_empty(inputs, j, slice));
+            continue;
+        };
+        if mad[j].is_nan() || mad[j] <= 0.0 {
+            continue;
+        }
+        let r = Recomputed {
+            input: j,
+            median: m,
+            mad: d,
+            stored_median: median[j],
+            stored_mad: mad[j],
+        };
+        let (dm, dd) = r.apart();
+        worst = worst.max(dm).max(dd);
+        if dm > tolerance || dd > tolerance {
+            out.push(drift(inputs, &r, tolerance, mad_fact, slice));
+        }
+    }
+    Some(worst)
+}
+
+/// Where findings about the slice point: its file.
+fn slice_location(slice: &Slice) -> Location {
+    Location::file(&slice.path).with_label("slice")
 }
 
 fn run_mismatch(facts: &Facts, keys: &crate::config::CheckpointKeys) -> Option<Finding> {
