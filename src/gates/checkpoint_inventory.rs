@@ -15,7 +15,7 @@
 //! **Example.** `checkpoints/momentum_v2.pt` was saved with a custom class in its metadata
 //! (`train.RunInfo`): `checkpoint-unsafe-pickle` naming `train.RunInfo`, the opcode and its byte offset.
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::inventory::{
     CHECKPOINT_AMBIGUOUS, CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, MISSING_FACT,
@@ -40,7 +40,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };

@@ -16,7 +16,7 @@
 //! `feature-reordered` at the line of `ret_10` in `pipeline/features.py`, exit 1. With `MODEL_VERSION`
 //! bumped: an accepted breaking change (note), exit 0.
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::changes;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -150,7 +150,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: true,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PreLive],
     run,
 };

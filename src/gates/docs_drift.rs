@@ -13,7 +13,7 @@
 //! its `features` block: `docs-drift` at that docs line, with the code line of the feature beside it and a
 //! unified diff; `plumbline docs --write` fixes it.
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::contract::PipelineContract;
 use crate::docs;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -67,7 +67,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: false,
     },
+    parts: Parts::Files,
     profiles: &[Profile::PreLive],
     run,
 };

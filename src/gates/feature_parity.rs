@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::builders::{bad_keys, builders, command, declared_columns};
 use crate::config::{CommandSpec, DataSection, FeatureParitySettings, Loaded};
 use crate::error::Result;
@@ -80,7 +80,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: true,
     },
+    parts: Parts::Rows,
     profiles: &[Profile::PreLive],
     run,
 };

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::checkpoint::TensorInfo;
 use crate::contract;
 use crate::error::Result;
@@ -99,7 +99,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::contract::Head;
 use crate::engine::{Engine, Outputs};
 use crate::error::{Error, Result};
@@ -94,7 +94,9 @@ pub const GATE: Gate = Gate {
         engine: true,
         slice: true,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PreBacktest, Profile::PreLive],
     run,
 };

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::checkpoint::{self, CheckpointInfo};
 use crate::contract::Head;
 use crate::engine::arch;
@@ -79,7 +79,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreLive],
     run,
 };

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::config::{CommandSpec, InferenceSection, SliceSection};
 use crate::engine::Outputs;
 use crate::error::Result;
@@ -56,7 +56,9 @@ pub const GATE: Gate = Gate {
         engine: true,
         slice: true,
         base: false,
+        commands: true,
     },
+    parts: Parts::Rows,
     profiles: &[Profile::PreLive],
     run,
 };

@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::config::{CommandSpec, RulesetSection};
 use crate::engine::Outputs;
 use crate::error::Result;
@@ -59,7 +59,9 @@ pub const GATE: Gate = Gate {
         engine: true,
         slice: true,
         base: false,
+        commands: true,
     },
+    parts: Parts::Rows,
     profiles: &[Profile::PreLive],
     run,
 };

@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::facts::{CheckpointFact, CodeFacts};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -51,7 +51,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreLive],
     run,
 };

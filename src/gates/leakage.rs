@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::builders::bad_keys;
 use crate::config::{CommandSpec, DataSection, LeakageSettings, Loaded};
 use crate::error::Result;
@@ -63,7 +63,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: false,
         base: false,
+        commands: true,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PreLive],
     run,
 };

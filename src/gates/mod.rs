@@ -140,6 +140,33 @@ pub struct Needs {
     pub slice: bool,
     /// Compares against the base revision (`--base`, or the pull request's base).
     pub base: bool,
+    /// Runs the pipeline's own commands (builders, inference paths, interpreters): refused, with a
+    /// finding, where the config's commands must not run (`plumbline ci` under `pull_request_target`).
+    pub commands: bool,
+}
+
+/// Whether a gate's work splits into parts whose findings merge into the whole run's: work that grows
+/// with the data relies on it (parts run apart, on threads or machines, and their findings are joined in
+/// part order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// One piece: a finding depends on all of the input at once (a median, an order, a version).
+    Whole,
+    /// Per file it reads (each docs file on its own).
+    Files,
+    /// Per range of rows of its slice or tables: a row's findings depend on that row alone, and the
+    /// counts in its summary add up.
+    Rows,
+}
+
+impl Parts {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Parts::Whole => "whole",
+            Parts::Files => "files",
+            Parts::Rows => "rows",
+        }
+    }
 }
 
 /// Which gate: what code compares and matches on. Names (`forward-contract`) are for people, configs
@@ -169,6 +196,8 @@ pub struct Gate {
     pub plan_script: Option<&'static str>,
     pub codes: &'static [Code],
     pub needs: Needs,
+    /// Whether its work splits into parts and merges.
+    pub parts: Parts,
     /// The profiles that run it (`pre-live` runs every gate).
     pub profiles: &'static [Profile],
     pub run: fn(&Context) -> Result<Report>,

@@ -13,7 +13,7 @@
 //! **Example.** `scaler.mad[6]` (`vol_ratio`) is 0.0: `norm-stats-mad-too-small` naming the feature,
 //! its index and the code line that lists it.
 
-use super::{Context, Gate, Id, Needs, Profile, Report};
+use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::facts::{CheckpointFact, CheckpointFacts, CodeFacts, Facts};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -89,7 +89,9 @@ pub const GATE: Gate = Gate {
         engine: false,
         slice: true,
         base: false,
+        commands: false,
     },
+    parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };

@@ -17,7 +17,7 @@
 //! slice: `output-collapsed` for each class, `output-class-share` (outside [5%, 90%]) and `output-drift`
 //! with PSI 5.3 for the class shares.
 
-use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::config::OutputDistributionSettings;
 use crate::contract::Head;
 use crate::distribution::{
@@ -92,7 +92,9 @@ pub const GATE: Gate = Gate {
         engine: true,
         slice: true,
         base: false,
+        commands: false,
     },
+    parts: Parts::Rows,
     profiles: &[Profile::PreLive],
     run,
 };

@@ -17,7 +17,7 @@
 //! **Example.** `flat-confidence` reads `head.direction.1` (a probability) with `block-above = 1.2`:
 //! `risk-gate-never-fires` at the gate's `name` line of ruleset.toml.
 
-use super::{Context, Gate, Id, Model, Needs, Profile, Report};
+use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::contract::Head;
 use crate::engine::Outputs;
 use crate::error::Result;
@@ -76,7 +76,9 @@ pub const GATE: Gate = Gate {
         engine: true,
         slice: true,
         base: false,
+        commands: false,
     },
+    parts: Parts::Rows,
     profiles: &[Profile::PreBacktest, Profile::PreLive],
     run,
 };

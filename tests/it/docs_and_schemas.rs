@@ -87,6 +87,36 @@ fn every_code_is_in_docs_codes_md() {
     }
 }
 
+/// The table of what each gate needs (docs/gates/README.md) is the registry's declarations, row for row.
+#[test]
+fn the_needs_table_is_the_registry() {
+    let index = std::fs::read_to_string(repo().join("docs/gates/README.md")).unwrap();
+    let table = index
+        .split("<!-- needs:start -->\n")
+        .nth(1)
+        .and_then(|t| t.split("<!-- needs:end -->").next())
+        .expect("docs/gates/README.md has no needs:start/needs:end markers");
+    let mark = |b: bool| if b { "yes" } else { "—" };
+    let mut want = String::from(
+        "| gate | model | slice | base | commands | parts |\n|---|---|---|---|---|---|\n",
+    );
+    for g in plumbline::gates::GATES {
+        want.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            g.name,
+            mark(g.needs.engine),
+            mark(g.needs.slice),
+            mark(g.needs.base),
+            mark(g.needs.commands),
+            g.parts.as_str()
+        ));
+    }
+    assert_eq!(
+        table, want,
+        "docs/gates/README.md: the needs table differs from the registry"
+    );
+}
+
 #[test]
 fn every_gate_is_documented_in_the_ruff_shape() {
     let index = std::fs::read_to_string(repo().join("docs/gates/README.md")).unwrap();

@@ -336,3 +336,32 @@ fn the_example_takes_every_action_on_at_least_a_tenth_of_the_slice() {
         assert!(count(side) / rows >= 0.10, "{side}: {summary}");
     }
 }
+
+/// Each gate's declared `needs.commands` is what it does: with the config's commands refused (as under
+/// `pull_request_target`), exactly the gates that declare commands try to run one.
+#[test]
+fn declared_command_needs_are_what_each_gate_does() {
+    let config = repo().join(CFG);
+    for g in plumbline::gates::GATES {
+        let mut loaded = plumbline::check::load(&config).unwrap();
+        loaded.run.refuse_commands = Some("this test refuses every command".into());
+        loaded.run.base = Some("HEAD".into());
+        let outcome = match plumbline::check::run(&loaded, plumbline::check::Selection::Gate(g)) {
+            Ok(o) => o,
+            // A build without an engine cannot run the model gates: they say so instead.
+            Err(e) if g.needs.engine && !cfg!(feature = "native") => {
+                assert!(e.to_string().contains("native"), "{}: {e}", g.name);
+                continue;
+            }
+            Err(e) => panic!("{}: {e}", g.name),
+        };
+        assert_eq!(
+            outcome.commands_refused,
+            g.needs.commands,
+            "{}: declares commands = {}, but a command was{} refused",
+            g.name,
+            g.needs.commands,
+            if outcome.commands_refused { "" } else { " not" }
+        );
+    }
+}
