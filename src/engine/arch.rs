@@ -99,11 +99,6 @@ impl Arch {
             heads,
         })
     }
-
-    /// Width of the trunk's output (the heads' input).
-    pub fn trunk_width(&self) -> usize {
-        self.hidden.last().copied().unwrap_or(self.input_dim)
-    }
 }
 
 /// The fields of a checkpoint's `arch` (at checkpoint key `key` of the file shown as `display`),

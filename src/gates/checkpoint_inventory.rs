@@ -36,12 +36,7 @@ pub const GATE: Gate = Gate {
         MISSING_FACT,
         VERSION_CONFLICT,
     ],
-    needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
-        commands: false,
-    },
+    needs: Needs::NOTHING,
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,

@@ -147,10 +147,8 @@ pub const GATE: Gate = Gate {
     plan_script: None,
     codes: CODES,
     needs: Needs {
-        engine: false,
-        slice: false,
         base: true,
-        commands: false,
+        ..Needs::NOTHING
     },
     parts: Parts::Whole,
     profiles: &[Profile::PreLive],

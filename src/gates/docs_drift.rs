@@ -63,12 +63,7 @@ pub const GATE: Gate = Gate {
         DOCS_MARKERS,
         DOCS_NOT_CHECKED,
     ],
-    needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
-        commands: false,
-    },
+    needs: Needs::NOTHING,
     parts: Parts::Files,
     profiles: &[Profile::PreLive],
     run,

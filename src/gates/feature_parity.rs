@@ -77,10 +77,8 @@ pub const GATE: Gate = Gate {
         VALUE_MISMATCH,
     ],
     needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
         commands: true,
+        ..Needs::NOTHING
     },
     parts: Parts::Rows,
     profiles: &[Profile::PreLive],
@@ -295,10 +293,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         data,
         settings: &loaded.config.gates.feature_parity,
         names: cx.facts.feature_names()?,
-        keys: [data.timestamp.as_str(), data.symbol.as_str()]
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect(),
+        keys: crate::builders::key_columns(data),
     };
     let work = crate::protocol::workdir()?;
     let mut out = Vec::new();

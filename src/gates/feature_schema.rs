@@ -95,12 +95,7 @@ pub const GATE: Gate = Gate {
         FIRST_LAYER_MISSING,
         SCHEMA_HASH_MISMATCH,
     ],
-    needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
-        commands: false,
-    },
+    needs: Needs::NOTHING,
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,

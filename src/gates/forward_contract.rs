@@ -93,8 +93,7 @@ pub const GATE: Gate = Gate {
     needs: Needs {
         engine: true,
         slice: true,
-        base: false,
-        commands: false,
+        ..Needs::NOTHING
     },
     parts: Parts::Whole,
     profiles: &[Profile::PreBacktest, Profile::PreLive],

@@ -75,12 +75,7 @@ pub const GATE: Gate = Gate {
         HEAD_ARCH_MISMATCH,
         RULESET_HEAD,
     ],
-    needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
-        commands: false,
-    },
+    needs: Needs::NOTHING,
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreLive],
     run,

@@ -58,8 +58,8 @@ pub const GATE: Gate = Gate {
     needs: Needs {
         engine: true,
         slice: true,
-        base: false,
         commands: true,
+        ..Needs::NOTHING
     },
     parts: Parts::Rows,
     profiles: &[Profile::PreLive],

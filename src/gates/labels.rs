@@ -47,12 +47,7 @@ pub const GATE: Gate = Gate {
     name: "labels",
     plan_script: None,
     codes: &[HORIZON_MISMATCH, THRESHOLD_MISMATCH, TARGETS_MISSING],
-    needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
-        commands: false,
-    },
+    needs: Needs::NOTHING,
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreLive],
     run,

@@ -60,10 +60,8 @@ pub const GATE: Gate = Gate {
     plan_script: None,
     codes: &[BUILDER_FAILED, FEATURE_LEAKAGE, LABEL_LEAKAGE],
     needs: Needs {
-        engine: false,
-        slice: false,
-        base: false,
         commands: true,
+        ..Needs::NOTHING
     },
     parts: Parts::Whole,
     profiles: &[Profile::PreLive],
@@ -272,10 +270,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     let settings = &loaded.config.gates.leakage;
-    let keys: Vec<&str> = [data.timestamp.as_str(), data.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
+    let keys = crate::builders::key_columns(data);
     let (prices, pkeys) = read_prices(loaded, data, &keys)?;
     let cuts = cut_points(&pkeys, settings.cuts);
     let work = crate::protocol::workdir()?;

@@ -145,6 +145,17 @@ pub struct Needs {
     pub commands: bool,
 }
 
+impl Needs {
+    /// Nothing beyond the facts and the contract; a gate names what it needs on top
+    /// (`Needs { slice: true, ..Needs::NOTHING }`).
+    pub const NOTHING: Needs = Needs {
+        engine: false,
+        slice: false,
+        base: false,
+        commands: false,
+    };
+}
+
 /// Whether a gate's work splits into parts whose findings merge into the whole run's: work that grows
 /// with the data relies on it (parts run apart, on threads or machines, and their findings are joined in
 /// part order).

@@ -86,10 +86,8 @@ pub const GATE: Gate = Gate {
         DRIFT,
     ],
     needs: Needs {
-        engine: false,
         slice: true,
-        base: false,
-        commands: false,
+        ..Needs::NOTHING
     },
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],

@@ -91,8 +91,7 @@ pub const GATE: Gate = Gate {
     needs: Needs {
         engine: true,
         slice: true,
-        base: false,
-        commands: false,
+        ..Needs::NOTHING
     },
     parts: Parts::Rows,
     profiles: &[Profile::PreLive],

@@ -75,8 +75,7 @@ pub const GATE: Gate = Gate {
     needs: Needs {
         engine: true,
         slice: true,
-        base: false,
-        commands: false,
+        ..Needs::NOTHING
     },
     parts: Parts::Rows,
     profiles: &[Profile::PreBacktest, Profile::PreLive],
