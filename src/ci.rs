@@ -42,9 +42,6 @@ pub struct PullRequest {
     pub number: u64,
     /// `pull_request.head.sha`: the commit the check run belongs to (not the merge commit).
     pub head_sha: String,
-    /// `owner/name` of the head repository (`None` when the fork was deleted).
-    pub head_repo: Option<String>,
-    pub base_repo: String,
     /// `pull_request.base.sha`: the base branch's commit the pull request was opened against.
     pub base_sha: Option<String>,
 }
@@ -149,7 +146,7 @@ impl Actions {
     }
 }
 
-/// The pull request of an event payload (`pull_request.number`, `.head.sha`, `.head.repo`, `.base.repo`).
+/// The pull request of an event payload (`pull_request.number`, `.head.sha`, `.base.sha`).
 pub fn pull_request(event_path: &Path) -> Result<PullRequest> {
     let text = crate::error::read_to_string(event_path)?;
     let shown = event_path.display();
@@ -176,18 +173,6 @@ pub fn pull_request(event_path: &Path) -> Result<PullRequest> {
             ))
         })?
         .to_owned();
-    let base_repo = field("/base/repo/full_name")?
-        .as_str()
-        .ok_or_else(|| {
-            Error::msg(format!(
-                "{shown}: `pull_request.base.repo.full_name` is not text"
-            ))
-        })?
-        .to_owned();
-    let head_repo = pr
-        .pointer("/head/repo/full_name")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
     let base_sha = pr
         .pointer("/base/sha")
         .and_then(|v| v.as_str())
@@ -195,8 +180,6 @@ pub fn pull_request(event_path: &Path) -> Result<PullRequest> {
     Ok(PullRequest {
         number,
         head_sha,
-        head_repo,
-        base_repo,
         base_sha,
     })
 }

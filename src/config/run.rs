@@ -1,5 +1,6 @@
 //! The run's options: what one run of plumbline adds to the parsed file (from its command line, the CI
-//! event or the git hook). They are never read from `plumbline.toml`, and the file's types never hold them.
+//! event or the git hook). They are never read from `plumbline.toml`. (`--checkpoint` also replaces the
+//! file's production checkpoint: `Loaded::use_checkpoint`.)
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -43,7 +43,7 @@ fn device() -> Device {
 
 impl NativeEngine {
     pub fn load(info: &CheckpointInfo, keys: &CheckpointKeys, arch: Arch) -> Result<NativeEngine> {
-        let file = Weights {
+        let file = WeightSource {
             info,
             keys,
             display: display_path(&info.path),
@@ -64,14 +64,14 @@ impl NativeEngine {
     }
 }
 
-/// The checkpoint the weights come from (shown as `display` in errors).
-struct Weights<'a> {
+/// Where the weights come from: the checkpoint, its configured keys, and its name in errors.
+struct WeightSource<'a> {
     info: &'a CheckpointInfo,
     keys: &'a CheckpointKeys,
     display: String,
 }
 
-impl Weights<'_> {
+impl WeightSource<'_> {
     /// An error of the native engine, naming the checkpoint.
     fn fail(&self, msg: String) -> Error {
         Error::msg(format!("{}: native engine: {msg}", self.display))

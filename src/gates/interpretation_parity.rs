@@ -61,7 +61,7 @@ pub const GATE: Gate = Gate {
         commands: true,
         ..Needs::NOTHING
     },
-    parts: Parts::Rows,
+    parts: Parts::Whole,
     profiles: &[Profile::PreLive],
     run,
 };

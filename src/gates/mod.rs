@@ -48,7 +48,7 @@ pub struct Context<'a> {
     pub base: Option<&'a std::result::Result<crate::base::Base, String>>,
     /// The contract changes against the base, when both contracts are there.
     pub changes: Option<&'a crate::changes::Changes>,
-    /// Names of the gates in this run (a gate that shares an input with another can leave reporting a
+    /// The gates in this run (a gate that shares an input with another can leave reporting a
     /// broken input to the gate that owns it).
     pub selected: &'a [Id],
     /// What several gates derive from the same inputs, computed once per run.
@@ -131,7 +131,8 @@ impl Report {
     }
 }
 
-/// What a gate needs before it runs; `check` prepares exactly that for the gates it runs.
+/// What a gate needs before it runs: `check` loads the model, the slice and the base only when a
+/// selected gate needs them; `commands` marks the gates that run the pipeline's own commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     /// Runs the model (skipped, saying why, in a build without an engine).
@@ -158,16 +159,14 @@ impl Needs {
 
 /// Whether a gate's work splits into parts whose findings merge into the whole run's: work that grows
 /// with the data relies on it (parts run apart, on threads or machines, and their findings are joined in
-/// part order).
+/// part order). Only what is true today is declared (docs/decisions.md: which gates row parts need).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parts {
-    /// One piece: a finding depends on all of the input at once (a median, an order, a version).
+    /// One piece: a finding or the summary depends on all of the input at once (a median, a share over
+    /// the slice, a first difference, an order, a version).
     Whole,
-    /// Per file it reads (each docs file on its own).
+    /// One part per file it reads, each with its own findings (docs drift: each docs file on its own).
     Files,
-    /// Per range of rows of its slice or tables: a row's findings depend on that row alone, and the
-    /// counts in its summary add up.
-    Rows,
 }
 
 impl Parts {
@@ -175,7 +174,6 @@ impl Parts {
         match self {
             Parts::Whole => "whole",
             Parts::Files => "files",
-            Parts::Rows => "rows",
         }
     }
 }

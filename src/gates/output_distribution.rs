@@ -93,7 +93,7 @@ pub const GATE: Gate = Gate {
         slice: true,
         ..Needs::NOTHING
     },
-    parts: Parts::Rows,
+    parts: Parts::Whole,
     profiles: &[Profile::PreLive],
     run,
 };

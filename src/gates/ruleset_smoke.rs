@@ -77,7 +77,7 @@ pub const GATE: Gate = Gate {
         slice: true,
         ..Needs::NOTHING
     },
-    parts: Parts::Rows,
+    parts: Parts::Whole,
     profiles: &[Profile::PreBacktest, Profile::PreLive],
     run,
 };

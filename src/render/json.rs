@@ -53,6 +53,12 @@ pub fn report(outcome: &Outcome, fail_on: Severity) -> JsonReport {
 /// Reads a JSON report back: each finding's code is looked up by its id in the gate registry.
 pub fn read(text: &str) -> Result<JsonReport, String> {
     let wire: JsonReport<Wire> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if wire.report_format != REPORT_FORMAT {
+        return Err(format!(
+            "report format {} (this plumbline reads format {REPORT_FORMAT})",
+            wire.report_format
+        ));
+    }
     let findings = wire
         .findings
         .into_iter()
@@ -116,6 +122,11 @@ mod tests {
         assert_eq!(
             read(&unknown).unwrap_err(),
             "unknown finding code `no-such-code`"
+        );
+        let newer = text.replace("\"report-format\": 1", "\"report-format\": 2");
+        assert_eq!(
+            read(&newer).unwrap_err(),
+            "report format 2 (this plumbline reads format 1)"
         );
         let schema: serde_json::Value =
             serde_json::from_str(&crate::cli::schema(crate::cli::SchemaName::Report)).unwrap();

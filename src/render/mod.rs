@@ -1,4 +1,5 @@
-//! Renderers turn a check's outcome into text. They know findings, not gates.
+//! Renderers turn a check's outcome into text. They know findings and the codes the registry declares,
+//! never a gate's workings.
 
 pub mod github;
 pub mod human;
