@@ -220,6 +220,11 @@ pub struct DataSection {
     /// Columns leakage's perturb-future scales (default: open, high, low, close).
     #[serde(default = "default_price_columns")]
     pub price_columns: Vec<String>,
+    /// The training-time features every builder must reproduce on the rows it shares with them: a
+    /// frozen table (CSV or Parquet) keyed like the builders' tables, with the contract's feature
+    /// columns. Default: the `[slice]` features (feature-parity's anchor, docs/gates/feature-parity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
 }
 
 fn default_price_columns() -> Vec<String> {

@@ -63,6 +63,14 @@ pub const VALUE_MISMATCH: Code = code(
     "feature-value-mismatch",
     "a builder computes a feature differently from the training builder",
 );
+pub const ANCHOR_MISMATCH: Code = code(
+    "feature-anchor-mismatch",
+    "a builder computes a feature differently from the training-time features (the slice, or `[data] anchor`)",
+);
+pub const ANCHOR_UNUSABLE: Code = code(
+    "feature-anchor-unusable",
+    "the training-time features cannot anchor a builder: unreadable, a feature missing, or no row shared past the builder's warm-up",
+);
 
 pub const GATE: Gate = Gate {
     id: Id::FeatureParity,
@@ -75,6 +83,8 @@ pub const GATE: Gate = Gate {
         ROWS_MISMATCH,
         DTYPE_MISMATCH,
         VALUE_MISMATCH,
+        ANCHOR_MISMATCH,
+        ANCHOR_UNUSABLE,
     ],
     needs: Needs {
         commands: true,
@@ -314,7 +324,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     for other in tables.iter().filter(|t| t.name != "training") {
         compared += compare_with_training(&p, training, &training_index, other, &mut out);
     }
-    let summary = format!("{} builders · {} values compared", tables.len(), compared);
+    let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
+    if let Some(anchor) = anchor(&p) {
+        summary.push_str(&anchor_all(&p, anchor, &tables, &mut out));
+    }
     Ok(report(out, summary))
 }
 
@@ -459,6 +472,243 @@ fn compare_feature(p: &Parity, pair: &Pair, feature: &str, out: &mut Vec<Finding
         out.push(value_mismatch(p, pair, feature, &diff));
     }
     pair.joined.len()
+}
+
+/// The training-time features the builders must reproduce: the `[data] anchor` table, else the
+/// `[slice]` features.
+struct Anchor {
+    /// Where it comes from, for messages: the config key and the file as findings show it.
+    field: &'static str,
+    path: String,
+    table: Table,
+    keys: Vec<Key>,
+}
+
+/// The anchor's config key, file and key columns, if the config has one.
+fn anchor_source<'a>(p: &Parity<'a>) -> Option<(&'static str, &'a str, Vec<&'a str>)> {
+    if let Some(path) = &p.data.anchor {
+        return Some(("data.anchor", path, p.keys.clone()));
+    }
+    let slice = p.loaded.config.slice.as_ref()?;
+    let keys = [slice.timestamp.as_str(), slice.symbol.as_str()]
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .collect();
+    Some(("slice.features", &slice.features, keys))
+}
+
+/// The anchor table, read and checked: every contract feature a numeric column. `None` without one;
+/// a table that cannot anchor anything is a finding.
+fn anchor(p: &Parity) -> Option<std::result::Result<Anchor, Finding>> {
+    let (field, rel, key_names) = anchor_source(p)?;
+    let path = p.loaded.display(rel);
+    let unusable = |location: Location, message: String| {
+        Finding::new(&ANCHOR_UNUSABLE, message)
+            .at(location)
+            .help(format!("`{field}` must be a table of the training-time features, keyed like the builders' tables"))
+    };
+    let read = crate::table::read(&p.loaded.resolve(rel), &key_names).and_then(|table| {
+        let ts = key_names.first().copied().unwrap_or("");
+        let keys = table.keys(ts, key_names.get(1).copied().unwrap_or(""))?;
+        Ok((table, keys))
+    });
+    let (table, keys) = match read {
+        Ok(t) => t,
+        Err(crate::error::Error::At { location, message }) => {
+            return Some(Err(unusable(location, message)));
+        }
+        Err(e) => return Some(Err(unusable(Location::file(&path), e.to_string()))),
+    };
+    let unnumbered: Vec<&str> = p
+        .names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| table.numbers(n).is_none())
+        .collect();
+    if !unnumbered.is_empty() {
+        let message = format!(
+            "the training-time features {path} have no numeric column for {}",
+            unnumbered.join(", ")
+        );
+        return Some(Err(unusable(Location::at(&path, 1), message)));
+    }
+    Some(Ok(Anchor {
+        field,
+        path,
+        table,
+        keys,
+    }))
+}
+
+/// Every builder that ran against the anchor. Returns the summary's anchor part.
+fn anchor_all(
+    p: &Parity,
+    anchor: std::result::Result<Anchor, Finding>,
+    tables: &[BuilderRun],
+    out: &mut Vec<Finding>,
+) -> String {
+    let anchor = match anchor {
+        Ok(a) => a,
+        Err(f) => {
+            out.push(f);
+            return " · no anchor".into();
+        }
+    };
+    let mut rows = 0usize;
+    for b in tables {
+        // A builder whose keys are unusable was reported by the comparison with the training builder.
+        if let Ok(index) = p.index(&b.table) {
+            rows = rows.max(compare_with_anchor(p, &anchor, b, &index, out));
+        }
+    }
+    let what = if anchor.field == "slice.features" {
+        "slice"
+    } else {
+        "anchor"
+    };
+    format!(" · anchored on {rows} {what} rows")
+}
+
+/// The builder's warm-up: for each symbol, its rows before the first one with every contract feature
+/// set (in the order the builder wrote them).
+fn warm_up(p: &Parity, t: &Table, index: &BTreeMap<Key, usize>) -> Vec<bool> {
+    let columns: Vec<&[f64]> = p.names.iter().filter_map(|n| t.numbers(n)).collect();
+    let mut symbol_of = vec![""; t.rows];
+    for (k, &i) in index {
+        symbol_of[i] = k.1.as_str();
+    }
+    let mut started = std::collections::BTreeSet::new();
+    (0..t.rows)
+        .map(|i| {
+            if !started.contains(symbol_of[i]) && columns.iter().all(|c| !c[i].is_nan()) {
+                started.insert(symbol_of[i]);
+            }
+            !started.contains(symbol_of[i])
+        })
+        .collect()
+}
+
+/// How a builder's values of a feature differ from the anchor's: the first differing anchor row, both
+/// values there, and how many rows differ.
+struct AnchorDiff {
+    row: usize,
+    value: f64,
+    anchor: f64,
+    differing: usize,
+}
+
+/// A builder's values against the anchor's on the rows both have, past the builder's warm-up. Returns
+/// how many rows were compared.
+fn compare_with_anchor(
+    p: &Parity,
+    anchor: &Anchor,
+    b: &BuilderRun,
+    index: &BTreeMap<Key, usize>,
+    out: &mut Vec<Finding>,
+) -> usize {
+    let warm = warm_up(p, &b.table, index);
+    let shared: Vec<(usize, usize)> = anchor
+        .keys
+        .iter()
+        .enumerate()
+        .filter_map(|(r, k)| index.get(k).map(|&j| (r, j)))
+        .filter(|&(_, j)| !warm[j])
+        .collect();
+    if shared.is_empty() {
+        out.push(anchor_no_overlap(p, anchor, b));
+        return 0;
+    }
+    for feature in &p.names {
+        let (Some(av), Some(bv)) = (anchor.table.numbers(feature), b.table.numbers(feature)) else {
+            continue;
+        };
+        let mut diff: Option<AnchorDiff> = None;
+        for &(r, j) in &shared {
+            if close(bv[j], av[r], p.settings.atol, p.settings.rtol) {
+                continue;
+            }
+            let d = diff.get_or_insert(AnchorDiff {
+                row: r,
+                value: bv[j],
+                anchor: av[r],
+                differing: 0,
+            });
+            d.differing += 1;
+        }
+        if let Some(d) = diff {
+            out.push(anchor_mismatch(p, anchor, b, feature, &d, shared.len()));
+        }
+    }
+    shared.len()
+}
+
+/// Where a finding about `feature` in builder `b` against the anchor points: the builder's line for it,
+/// or, for a training builder that declares no columns, the contract's line (its own feature list).
+fn anchor_location(p: &Parity, b: &BuilderRun, feature: &str) -> Location {
+    if b.name == "training" && b.declared.is_none() {
+        return p.contract_line(feature);
+    }
+    feature_location(p.loaded, &b.cmd, &b.declared, feature)
+}
+
+/// Builder `b` computes `feature` differently from the training-time features, as `d` says.
+fn anchor_mismatch(
+    p: &Parity,
+    anchor: &Anchor,
+    b: &BuilderRun,
+    feature: &str,
+    d: &AnchorDiff,
+    rows: usize,
+) -> Finding {
+    let key = &anchor.keys[d.row];
+    let at = anchor_location(p, b, feature);
+    let script = b.cmd.origin(p.loaded);
+    let mut f = Finding::new(
+        &ANCHOR_MISMATCH,
+        format!(
+            "the {} builder's `{feature}` differs from the training-time features ({}): first at {}: {} vs {} (anchor)",
+            b.name,
+            anchor.path,
+            show_key(key),
+            show(d.value),
+            show(d.anchor)
+        ),
+    )
+    .related(anchor.table.location(d.row).with_label(format!("training-time `{feature}`")));
+    // The builder's script, unless the finding already points into it.
+    if script.path != at.path {
+        f = f.related(script);
+    }
+    f.at(at)
+        .note(format!(
+            "{} of {rows} shared rows differ (atol {:e}, rtol {:e})",
+            d.differing, p.settings.atol, p.settings.rtol
+        ))
+        .help(format!("the builders must compute the features the model was trained and validated on; if `{feature}` changed on purpose, retrain and rebuild `{}`", anchor.field))
+}
+
+/// Builder `b` shares no row with the anchor past its warm-up: nothing anchors its features.
+fn anchor_no_overlap(p: &Parity, anchor: &Anchor, b: &BuilderRun) -> Finding {
+    let mut f = Finding::new(
+        &ANCHOR_UNUSABLE,
+        format!(
+            "the {} builder shares no row with the training-time features ({}) past its warm-up",
+            b.name, anchor.path
+        ),
+    )
+    .at(Location::file(&anchor.path))
+    .related(b.cmd.origin(p.loaded))
+    .note(format!(
+        "{} anchor rows, first {}; the builder wrote {} rows",
+        anchor.keys.len(),
+        anchor.keys.first().map_or("—".into(), show_key),
+        b.table.rows
+    ));
+    f = f.help(format!(
+        "point `[data] prices` at bars that cover `{}`'s rows (with the warm-up before them), or set `[data] anchor`",
+        anchor.field
+    ));
+    f
 }
 
 fn show(v: f64) -> String {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{example_copy, plumbline, repo, stderr, stdout};
+use crate::util::{example_copy, plumbline, replace_in, repo, stderr, stdout};
 
 const LIVE: &str = r#"live = { argv = ["python3", "live/features.py", "{prices}", "{out}"], columns = { python = "live/features.py", name = "COLUMNS" } }"#;
 
@@ -252,4 +252,60 @@ fn the_command_engine_runs_the_model_gates() {
         "{}",
         stdout(&o)
     );
+}
+
+/// The training-time anchor fails closed: a `[data] anchor` that shares no row with the builders past
+/// their warm-up, or lacks a feature column, is `feature-anchor-unusable`; the example's slice anchors
+/// every builder on all of its rows.
+#[test]
+fn an_anchor_that_anchors_nothing_is_a_finding() {
+    let (_guard, ex) = example_copy();
+    let (code, out) = parity(&ex);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("anchored on 2115 slice rows"), "{out}");
+
+    // The slice's rows moved to timestamps the prices do not have.
+    let slice = std::fs::read_to_string(ex.join("data/slice.csv")).unwrap();
+    let moved: String = slice
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                format!("9{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(ex.join("data/frozen.csv"), moved).unwrap();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "prices = \"data/prices_recent.csv\"",
+        "prices = \"data/prices_recent.csv\"\nanchor = \"data/frozen.csv\"",
+    );
+    let (code, out) = parity(&ex);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        out.matches("error[feature-anchor-unusable]").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("the training builder shares no row with the training-time features (data/frozen.csv) past its warm-up"),
+        "{out}"
+    );
+
+    // A feature column missing from the anchor.
+    let dropped: String = slice
+        .lines()
+        .map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0))
+        .collect();
+    std::fs::write(ex.join("data/frozen.csv"), dropped).unwrap();
+    let (code, out) = parity(&ex);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("error[feature-anchor-unusable]: the training-time features data/frozen.csv have no numeric column for mom_5_20"),
+        "{out}"
+    );
+    assert!(out.contains("--> data/frozen.csv:1"), "{out}");
 }

@@ -269,6 +269,32 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("COLUMNS = ["),
     },
     Defect {
+        name: "every-builder-redefines-ret-10",
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/features.py",
+                "\"ret_10\": lag_ret(10),",
+                "\"ret_10\": lag_ret(9),",
+            );
+            patch(
+                ex,
+                "backtest/features.py",
+                "\"ret_10\": ret(10),",
+                "\"ret_10\": ret(9),",
+            );
+            patch(
+                ex,
+                "live/features.py",
+                "\"ret_10\": self._ret(10),",
+                "\"ret_10\": self._ret(9),",
+            );
+        },
+        code: "feature-anchor-mismatch",
+        path: "pipeline/features.py",
+        line: Line::Containing("\"ret_10\","),
+    },
+    Defect {
         name: "backtest-builder-float32",
         make: |ex| {
             patch(
