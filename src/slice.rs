@@ -70,6 +70,12 @@ pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<S
 pub fn from_table(table: &Table, section: &SliceSection, columns: &[String]) -> Result<Slice> {
     let keys = table.keys(&section.timestamp, &section.symbol)?;
     let header = Location::at(&table.path, 1);
+    if table.rows == 0 {
+        return Err(Error::at(
+            header,
+            "the slice has a header and no rows: the model gates need at least one row to run on",
+        ));
+    }
     let missing: Vec<&str> = columns
         .iter()
         .filter(|c| table.column(c).is_none())

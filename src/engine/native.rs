@@ -197,6 +197,10 @@ impl Engine for NativeEngine {
 
     fn forward(&self, inputs: &Matrix) -> Result<Outputs> {
         self.check_width(inputs)?;
+        if inputs.rows == 0 {
+            // burn's matmul divides by the row count.
+            return Err(Error::msg("native engine: no rows to run the model on"));
+        }
         // Compute in the weights' own precision (a float64 checkpoint runs in float64).
         guarded("the forward pass", || {
             let mut x = self.input(inputs, &self.device);
@@ -219,6 +223,9 @@ impl Engine for NativeEngine {
         };
         if let Err(e) = self.check_width(inputs) {
             return Some(Err(e));
+        }
+        if inputs.rows == 0 {
+            return Some(Err(Error::msg("native engine: no rows to attribute")));
         }
         // burn autodiff: the inputs are a leaf that keeps its gradient; the weights join the graph as
         // constants. Rows are independent, so the gradient of the sum over rows of one output unit is

@@ -63,6 +63,10 @@ pub const VALUE_MISMATCH: Code = code(
     "feature-value-mismatch",
     "a builder computes a feature differently from the training builder",
 );
+pub const NO_ROWS: Code = code(
+    "builder-no-rows",
+    "a builder writes no row with every feature set (no rows, or warm-up only): nothing of it is compared",
+);
 pub const ANCHOR_MISMATCH: Code = code(
     "feature-anchor-mismatch",
     "a builder computes a feature differently from the training-time features (the slice, or `[data] anchor`)",
@@ -83,6 +87,7 @@ pub const GATE: Gate = Gate {
         ROWS_MISMATCH,
         DTYPE_MISMATCH,
         VALUE_MISMATCH,
+        NO_ROWS,
         ANCHOR_MISMATCH,
         ANCHOR_UNUSABLE,
     ],
@@ -309,6 +314,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut out = Vec::new();
     let tables = run_builders(&p, &all, work.path(), &mut out)?;
     out.extend(tables.iter().filter_map(|b| compare_columns(&p, b)));
+    out.extend(tables.iter().filter_map(|b| no_rows(&p, b)));
     // Rows and values against the training builder.
     let Some(training) = tables.iter().find(|t| t.name == "training") else {
         return Ok(report(out, "training builder failed".into()));
@@ -368,6 +374,30 @@ fn run_builders<'a>(
         }
     }
     Ok(tables)
+}
+
+/// A builder none of whose rows has every contract feature set: a comparison of it would compare only
+/// empty cells, and pass on nothing.
+fn no_rows(p: &Parity, b: &BuilderRun) -> Option<Finding> {
+    let columns: Vec<&[f64]> = p.names.iter().filter_map(|n| b.table.numbers(n)).collect();
+    if columns.len() < p.names.len() {
+        return None; // a missing or non-numeric column is its own finding
+    }
+    if (0..b.table.rows).any(|i| columns.iter().all(|c| !c[i].is_nan())) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            &NO_ROWS,
+            format!(
+                "the {} builder writes {} rows and none has every feature set: nothing of it is compared",
+                b.name, b.table.rows
+            ),
+        )
+        .at(b.cmd.origin(p.loaded))
+        .related(Location::file(p.loaded.display(&p.data.prices)).with_label("the prices it ran on"))
+        .help("point `[data] prices` at enough bars per symbol for the warm-up and beyond"),
+    )
 }
 
 /// The feature columns a builder writes against the contract's: missing or extra ones, else the first
@@ -607,6 +637,9 @@ fn compare_with_anchor(
     out: &mut Vec<Finding>,
 ) -> usize {
     let warm = warm_up(p, &b.table, index);
+    if warm.iter().all(|&w| w) {
+        return 0; // no row past the warm-up: `builder-no-rows` says so
+    }
     let shared: Vec<(usize, usize)> = anchor
         .keys
         .iter()

@@ -54,11 +54,21 @@ pub const LABEL_LEAKAGE: Code = code(
     "a label with horizon h changes when data more than h bars after it changes",
 );
 
+pub const TOO_LITTLE_DATA: Code = code(
+    "leakage-too-little-data",
+    "too little data to test anything: fewer than 2 × cuts timestamps in the prices, or a builder that writes no value",
+);
+
 pub const GATE: Gate = Gate {
     id: Id::Leakage,
     name: "leakage",
     plan_script: None,
-    codes: &[BUILDER_FAILED, FEATURE_LEAKAGE, LABEL_LEAKAGE],
+    codes: &[
+        BUILDER_FAILED,
+        FEATURE_LEAKAGE,
+        LABEL_LEAKAGE,
+        TOO_LITTLE_DATA,
+    ],
     needs: Needs {
         commands: true,
         ..Needs::NOTHING
@@ -272,6 +282,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     let settings = &loaded.config.gates.leakage;
     let keys = crate::builders::key_columns(data);
     let (prices, pkeys) = read_prices(loaded, data, &keys)?;
+    if let Some(f) = too_little_data(&prices, &pkeys, settings.cuts) {
+        return Ok(Report::stopped(f, "too little data"));
+    }
     let cuts = cut_points(&pkeys, settings.cuts);
     let work = crate::protocol::workdir()?;
     let setup = Setup {
@@ -320,6 +333,25 @@ fn read_prices(loaded: &Loaded, data: &DataSection, keys: &[&str]) -> Result<(Ta
         }
     }
     Ok((prices, pkeys))
+}
+
+/// The prices hold fewer than `2 × cuts` distinct timestamps: the cut points would repeat or fall on the
+/// first bars, and the gate would pass on nothing.
+fn too_little_data(prices: &Table, pkeys: &[Key], cuts: usize) -> Option<Finding> {
+    let distinct: std::collections::BTreeSet<&str> = pkeys.iter().map(|k| k.0.as_str()).collect();
+    let needed = 2 * cuts.max(1);
+    (distinct.len() < needed).then(|| {
+        Finding::new(
+            &TOO_LITTLE_DATA,
+            format!(
+                "the prices hold {} distinct timestamps ({} rows); leakage needs at least {needed} for {cuts} cut points",
+                distinct.len(),
+                prices.rows
+            ),
+        )
+        .at(Location::at(&prices.path, 1))
+        .help("point `[data] prices` at enough bars (the example uses 800 per symbol), or lower `gates.leakage.cuts`")
+    })
 }
 
 /// `cuts` cut timestamps, evenly spaced between 30% and 90% of the distinct timestamps.
@@ -381,11 +413,38 @@ fn check_builder(cx: &Context, s: &Setup, b: &Builder, out: &mut Vec<Finding>) -
         }
     };
     let full = full_run(s, &full, &fkeys);
+    if let Some(f) = nothing_to_test(s, b, &full) {
+        out.push(f);
+        return Ok(1);
+    }
     let (first, runs) = first_changes(cx, s, b, &full, out)?;
     for (col, ch) in first {
         out.push(leakage(cx, b.name, &col, &ch)?.related(b.cmd.origin(loaded)));
     }
     Ok(1 + runs)
+}
+
+/// The builder's table on the full prices has no value to compare (no rows, or only empty cells): every
+/// cut would compare nothing, and the gate would pass on nothing.
+fn nothing_to_test(s: &Setup, b: &Builder, full: &FullRun) -> Option<Finding> {
+    let t = full.table;
+    let any_value = full
+        .value_columns
+        .iter()
+        .filter_map(|c| t.numbers(c))
+        .any(|v| v.iter().any(|x| !x.is_nan()));
+    (!any_value).then(|| {
+        Finding::new(
+            &TOO_LITTLE_DATA,
+            format!(
+                "the {} builder writes {} rows on the full prices and no value: nothing is tested for look-ahead",
+                b.name, t.rows
+            ),
+        )
+        .at(b.cmd.origin(s.loaded))
+        .related(Location::file(s.loaded.display(&s.data.prices)).with_label("the prices it ran on"))
+        .help("the builder must write its values for the prices it is given")
+    })
 }
 
 /// Runs the builder on every job's changed prices: the first change of each column (by column name),

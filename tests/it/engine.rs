@@ -74,3 +74,20 @@ fn native_outputs_match_pytorch_from_torch_archive() {
 fn native_outputs_match_pytorch_from_safetensors() {
     check_format("momentum_v3.safetensors");
 }
+
+/// No rows is an error that says so, not a panic inside burn (its matmul divides by the row count).
+#[test]
+fn no_rows_is_an_error_not_a_panic() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/momentum/checkpoints/momentum_v3.pt");
+    let info = checkpoint::open(&path).unwrap();
+    let engine = engine::load(EngineKind::Native, &info, &CheckpointKeys::default()).unwrap();
+    let empty = Matrix::new(0, engine.input_dim(), Vec::new());
+    let e = engine.forward(&empty).unwrap_err();
+    assert_eq!(e.to_string(), "native engine: no rows to run the model on");
+    let g = engine
+        .gradients(&empty, "direction", 0)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(g.to_string(), "native engine: no rows to attribute");
+}

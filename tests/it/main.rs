@@ -15,6 +15,7 @@ mod commands;
 mod corpus;
 mod defects;
 mod docs_and_schemas;
+mod empty;
 mod engine;
 mod gates;
 mod github_api;
