@@ -101,6 +101,17 @@ fn refused(display: &str, source: &CheckpointError) -> Finding {
         .help(help)
 }
 
+/// A path a checkpoint glob matched that is not a readable file (`why`: a dangling or looping link, a
+/// directory).
+fn not_a_file(display: &str, why: &str) -> Finding {
+    Finding::new(
+        &CHECKPOINT_UNREADABLE,
+        format!("{display}: a checkpoint glob matches it, but it is {why}"),
+    )
+    .at(Location::file(display))
+    .help("remove it, fix the link, or narrow `checkpoints.globs` so that it matches checkpoint files only")
+}
+
 /// Two checkpoints, `a` and the earlier `b`, claiming model version `version` but differing by `why`.
 fn version_conflict(
     a: &checkpoint::CheckpointInfo,
@@ -167,6 +178,17 @@ pub fn inventory(
         findings.push(production_unlisted(loaded, &production));
     }
     let mut rows = Vec::new();
+    for (path, why) in &found.unreadable {
+        // Not a file: no size, no hash.
+        let file = FileRow {
+            display: display_path(path),
+            size: 0,
+            sha256: None,
+            production: false,
+        };
+        findings.push(not_a_file(&file.display, why));
+        rows.push(file.refused(Format::from_path(path)));
+    }
     let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
     for path in found.files {
         let file = FileRow::of(&path, same_file(&path, &production), hash)?;

@@ -259,3 +259,56 @@ json.dump(out, sys.stdout)
         assert_eq!(info.tree, case["tree"], "protocol {}", case["protocol"]);
     }
 }
+
+/// Globs resolve symbolic links once: a file reached by several links is listed once (under its own
+/// name), and a dangling link, a looping link and a directory named like a checkpoint are
+/// `checkpoint-unreadable` findings, never skipped in silence.
+#[cfg(unix)]
+#[test]
+fn links_and_directories_the_globs_match_are_resolved_once_or_reported() {
+    use std::os::unix::fs::symlink;
+    let (_guard, ex) = crate::util::example_copy();
+    let dir = ex.join("checkpoints");
+    std::fs::create_dir(dir.join("old.pt")).unwrap();
+    std::fs::create_dir(dir.join("runs")).unwrap(); // not named like a checkpoint: no finding
+    symlink("nowhere.pt", dir.join("dangling.pt")).unwrap();
+    symlink("loop.pt", dir.join("loop.pt")).unwrap();
+    symlink("momentum_v3.pt", dir.join("latest.pt")).unwrap();
+    symlink("momentum_v3.pt", dir.join("zz_latest.pt")).unwrap();
+    let globs = "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\", \"checkpoints/*\"]";
+    crate::util::replace_in(
+        &ex.join("plumbline.toml"),
+        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+        globs,
+    );
+    let o = crate::util::plumbline(&ex, &["--format", "json", "gate", "checkpoint-inventory"]);
+    assert_eq!(o.status.code(), Some(1), "{}", crate::util::stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["code"], "checkpoint-unreadable");
+            f["message"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "checkpoints/dangling.pt: a checkpoint glob matches it, but it is a symbolic link to nowhere.pt, which does not exist",
+            "checkpoints/loop.pt: a checkpoint glob matches it, but it is a symbolic link that loops (ELOOP)",
+            "checkpoints/old.pt: a checkpoint glob matches it, but it is a directory, not a checkpoint file",
+        ]
+    );
+    // The production file is read once, under its own name, though two links and two globs reach it.
+    let o = crate::util::plumbline(&ex, &["inventory", "--format", "json"]);
+    let text = crate::util::stdout(&o);
+    assert_eq!(
+        text.matches("\"path\": \"checkpoints/momentum_v3.pt\"")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("latest.pt"), "{text}");
+}
