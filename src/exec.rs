@@ -12,12 +12,17 @@ use wait_timeout::ChildExt;
 
 use crate::config::Loaded;
 
+/// How much of a command's stderr plumbline keeps: its first and its last bytes. The middle is dropped
+/// while it is read (a command that prints 200 MB costs 16 KiB), and the kept text says how much went.
+pub const STDERR_HEAD: usize = 8 * 1024;
+pub const STDERR_TAIL: usize = 8 * 1024;
+
 /// What a command did, when it exited by itself.
 #[derive(Debug)]
 pub struct Ran {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
-    /// Trimmed, lossily decoded.
+    /// Trimmed, lossily decoded; capped at [`STDERR_HEAD`] + [`STDERR_TAIL`] bytes.
     pub stderr: String,
 }
 
@@ -91,17 +96,20 @@ fn run_in(
         .spawn()
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    let drain = |mut pipe: Box<dyn Read + Send>| {
+    let drain = |mut pipe: Box<dyn Read + Send>, read: fn(&mut dyn Read) -> Vec<u8>| {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = pipe.read_to_end(&mut b);
-            let _ = tx.send(b);
+            let _ = tx.send(read(&mut pipe));
         });
         rx
     };
-    let out_rx = drain(Box::new(child.stdout.take().expect("piped")));
-    let err_rx = drain(Box::new(child.stderr.take().expect("piped")));
+    let whole = |pipe: &mut dyn Read| {
+        let mut b = Vec::new();
+        let _ = pipe.read_to_end(&mut b);
+        b
+    };
+    let out_rx = drain(Box::new(child.stdout.take().expect("piped")), whole);
+    let err_rx = drain(Box::new(child.stderr.take().expect("piped")), read_capped);
     let status = match child
         .wait_timeout(Duration::from_secs(timeout_secs))
         .map_err(|e| RunError::Wait(e.to_string()))?
@@ -130,4 +138,68 @@ fn run_in(
         stdout,
         stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
     })
+}
+
+/// Read `pipe` to its end, keeping its first [`STDERR_HEAD`] and last [`STDERR_TAIL`] bytes, with a line
+/// in between saying how many bytes were dropped.
+fn read_capped(pipe: &mut dyn Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut tail = std::collections::VecDeque::<u8>::new();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        total += n;
+        let mut chunk = &buf[..n];
+        let take = STDERR_HEAD.saturating_sub(head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..take]);
+        chunk = &chunk[take..];
+        if chunk.len() >= STDERR_TAIL {
+            tail.clear();
+            chunk = &chunk[chunk.len() - STDERR_TAIL..];
+        }
+        tail.extend(chunk);
+        let excess = tail.len().saturating_sub(STDERR_TAIL);
+        tail.drain(..excess);
+    }
+    let dropped = total - head.len() - tail.len();
+    if dropped > 0 {
+        let line = format!(
+            "\n[… {} bytes of stderr dropped …]\n",
+            crate::text::thousands(dropped)
+        );
+        head.extend_from_slice(line.as_bytes());
+    }
+    head.extend(tail);
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_keeps_its_head_and_tail_and_counts_the_rest() {
+        let said: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let kept = read_capped(&mut said.as_slice());
+        let text = String::from_utf8(kept).unwrap();
+        assert!(text.starts_with("0\n1\n2\n"));
+        assert!(text.ends_with("199998\n199999\n"));
+        let dropped = said.len() - STDERR_HEAD - STDERR_TAIL;
+        let line = format!(
+            "[… {} bytes of stderr dropped …]",
+            crate::text::thousands(dropped)
+        );
+        assert!(text.contains(&line), "{line}");
+        assert!(text.len() < STDERR_HEAD + STDERR_TAIL + 100);
+        // A short stderr is kept whole.
+        assert_eq!(read_capped(&mut &b"oops\n"[..]), b"oops\n");
+    }
 }

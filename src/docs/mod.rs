@@ -112,16 +112,45 @@ pub fn schema_errors(doc: &serde_json::Value) -> Vec<(String, String)> {
     errors
 }
 
-/// A unified diff of `old` → `new` with file line numbers in the hunk headers.
+/// How much of a drift diff a finding keeps: its first lines, then a count of the rest (a block rewritten
+/// whole would otherwise put megabytes into every report and comment).
+pub const DIFF_LINES: usize = 200;
+
+/// A unified diff of `old` → `new` with file line numbers in the hunk headers, cut after
+/// [`DIFF_LINES`] lines with a count of what was left out. The diff gives up refining after two
+/// seconds (a huge rewrite then shows as larger hunks, never as a hang).
 pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_secs(2))
+        .diff_lines(old, new);
+    let text = diff
         .unified_diff()
         .context_radius(2)
         .header(
             &format!("{path} (committed)"),
             "derived from code and checkpoints",
         )
-        .to_string()
+        .to_string();
+    cap_lines(text, DIFF_LINES)
+}
+
+/// `text` cut after `max` lines, with a last line counting the lines and bytes left out.
+fn cap_lines(text: String, max: usize) -> String {
+    let Some((cut, _)) = text.match_indices('\n').nth(max - 1) else {
+        return text;
+    };
+    let rest = &text[cut + 1..];
+    if rest.is_empty() {
+        return text;
+    }
+    let lines = rest.lines().count();
+    format!(
+        "{}[… {} more diff line{} ({} bytes) not shown: `plumbline docs --write` rewrites the generated blocks]\n",
+        &text[..=cut],
+        crate::text::thousands(lines),
+        if lines == 1 { "" } else { "s" },
+        crate::text::thousands(rest.len())
+    )
 }
 
 /// The first line (1-based, in `old`) where `old` and `new` differ.
@@ -187,6 +216,25 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_diff_is_cut_with_a_count() {
+        let old: String = (0..10_000).map(|i| format!("row {i}\n")).collect();
+        let new: String = (0..10_000).map(|i| format!("row {}\n", i * 7)).collect();
+        let d = unified_diff(&old, &new, "x.md");
+        assert_eq!(d.lines().count(), DIFF_LINES + 1);
+        let last = d.lines().last().unwrap();
+        assert!(last.starts_with("[… "), "{last}");
+        assert!(
+            last.ends_with(
+                " bytes) not shown: `plumbline docs --write` rewrites the generated blocks]"
+            ),
+            "{last}"
+        );
+        // A small diff is whole.
+        let small = unified_diff("a\nb\n", "a\nc\n", "x.md");
+        assert!(!small.contains("not shown"), "{small}");
+    }
 
     #[test]
     fn diff_has_file_line_numbers() {

@@ -309,3 +309,42 @@ fn an_anchor_that_anchors_nothing_is_a_finding() {
     );
     assert!(out.contains("--> data/frozen.csv:1"), "{out}");
 }
+
+/// A builder that floods stderr: the finding keeps its first and last 8 KiB and says how much went
+/// (the middle is dropped while it is read, so memory stays flat too).
+#[test]
+fn a_flood_on_stderr_is_capped_in_the_finding() {
+    let (_g, ex) = with_live(&python(
+        "import sys\nsys.stderr.write('first line\\n')\nsys.stderr.write('x' * 64_000_000)\nsys.stderr.write('\\nlast line\\n')\nsys.exit(3)",
+        None,
+    ));
+    let o = plumbline(&ex, &["--format", "json", "gate", "feature-parity"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        o.stdout.len() < 100_000,
+        "{} bytes of report",
+        o.stdout.len()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "builder-failed")
+        .expect("builder-failed");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("stderr:\nfirst line\nxxx"),
+        "{}",
+        &message[..200]
+    );
+    assert!(
+        message.contains("[… 63,983,638 bytes of stderr dropped …]"),
+        "{message:.300}"
+    );
+    assert!(
+        message.ends_with("xxx\nlast line"),
+        "{}",
+        &message[message.len() - 100..]
+    );
+}
