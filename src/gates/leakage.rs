@@ -54,6 +54,10 @@ pub const LABEL_LEAKAGE: Code = code(
     "a label with horizon h changes when data more than h bars after it changes",
 );
 
+pub const LABEL_HORIZON_SHORT: Code = code(
+    "label-horizon-short",
+    "a label is known with fewer than `horizon` bars after it: the labels builder looks ahead less than the contract says",
+);
 pub const TOO_LITTLE_DATA: Code = code(
     "leakage-too-little-data",
     "too little data to test anything: fewer than 2 × cuts timestamps in the prices, or a builder that writes no value",
@@ -67,6 +71,7 @@ pub const GATE: Gate = Gate {
         BUILDER_FAILED,
         FEATURE_LEAKAGE,
         LABEL_LEAKAGE,
+        LABEL_HORIZON_SHORT,
         TOO_LITTLE_DATA,
     ],
     needs: Needs {
@@ -77,6 +82,15 @@ pub const GATE: Gate = Gate {
     profiles: &[Profile::PreLive],
     run,
 };
+
+/// A label known too early: its row, its value, the cut after which every bar was removed, and how many
+/// bars it had after it.
+struct Early {
+    key: Key,
+    value: f64,
+    cut: String,
+    bars_after: usize,
+}
 
 /// A change: which test, which row, before and after.
 struct Change {
@@ -96,6 +110,23 @@ fn label_leakage(change: &str, horizon: usize, code: &CodeFacts) -> Finding {
     )
     .at(code.horizon.origin.clone())
     .help("compute the label from bars t+1 … t+horizon only")
+}
+
+/// A label of column `col` the builder knows with only `e.bars_after` bars after it, fewer than `horizon`.
+fn label_horizon_short(col: &str, e: &Early, horizon: usize, code: &CodeFacts) -> Finding {
+    Finding::new(
+        &LABEL_HORIZON_SHORT,
+        format!(
+            "label `{col}` at {} is known ({}) when every bar after {} is removed, {} bar{} later; a label with horizon {horizon} needs {horizon} bars after it",
+            show_key(&e.key),
+            show(e.value),
+            e.cut,
+            e.bars_after,
+            if e.bars_after == 1 { "" } else { "s" },
+        ),
+    )
+    .at(code.horizon.origin.clone())
+    .help("compute the label over exactly `horizon` bars; if the horizon changed on purpose, change it in the code and retrain")
 }
 
 /// A feature that changed (`change`: what, where, before and after), at its line in the code's list.
@@ -458,6 +489,7 @@ fn first_changes(
 ) -> Result<(BTreeMap<String, Change>, usize)> {
     let results = run_jobs(s, &b.cmd, s.jobs);
     let mut first: BTreeMap<String, Change> = BTreeMap::new();
+    let mut early: BTreeMap<String, Early> = BTreeMap::new();
     let mut runs = 0;
     for (job, result) in s.jobs.iter().zip(results) {
         // The label horizon matters to the labels builder only: an invalid one stops the gate there.
@@ -478,11 +510,59 @@ fn first_changes(
             Ok(tindex) => {
                 let test = job.change(s.settings.perturb);
                 full.record_changes(&mut first, &t, &tindex, &rows, &test);
+                if b.name == "labels" && job.test == "truncate" {
+                    record_early(&mut early, s, full, &t, &tindex, job, lookahead);
+                }
             }
             Err(e) => out.push(b.cmd.failed(&BUILDER_FAILED, s.loaded, &bad_keys(e))),
         }
     }
+    for (col, e) in &early {
+        let f = label_horizon_short(col, e, horizon(cx)?, &cx.facts.code);
+        out.push(f.related(b.cmd.origin(s.loaded)));
+    }
     Ok((first, runs))
+}
+
+/// Records, for each label column with none yet, the earliest row of the truncated run `t` that holds a
+/// value with fewer than `horizon` bars after it: every later bar was removed, so only a shorter
+/// look-ahead can have computed it.
+fn record_early(
+    early: &mut BTreeMap<String, Early>,
+    s: &Setup,
+    full: &FullRun,
+    t: &Table,
+    tindex: &BTreeMap<Key, usize>,
+    job: &Job,
+    horizon: usize,
+) {
+    let cut_pos = s.bars.last_at_or_before(job.cut);
+    // In time order, the rows within `horizon` bars before the cut: (key, row in `t`, bars after it).
+    let recent: Vec<(&Key, usize, usize)> = full
+        .sorted
+        .iter()
+        .filter_map(|(_, k, p)| {
+            let (p, c) = ((*p)?, *cut_pos.get(k.1.as_str())?);
+            (p <= c && p + horizon > c).then_some((*k, *tindex.get(*k)?, c - p))
+        })
+        .collect();
+    for col in &full.value_columns {
+        let Some(tv) = t.numbers(col) else { continue };
+        if early.contains_key(*col) {
+            continue;
+        }
+        if let Some(&(k, j, bars_after)) = recent.iter().find(|(_, j, _)| !tv[*j].is_nan()) {
+            early.insert(
+                col.to_string(),
+                Early {
+                    key: k.clone(),
+                    value: tv[j],
+                    cut: job.cut.to_owned(),
+                    bars_after,
+                },
+            );
+        }
+    }
 }
 
 /// The full run's rows in time order, each with its bar position, and its value columns.

@@ -227,6 +227,20 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("    \"ma_gap_10\","),
     },
     Defect {
+        name: "labels-builder-horizon-one-short",
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/build_labels.py",
+                "fwd = forward_return(close, HORIZON)",
+                "fwd = forward_return(close, HORIZON - 1)",
+            )
+        },
+        code: "label-horizon-short",
+        path: "pipeline/labels.py",
+        line: Line::Containing("HORIZON = "),
+    },
+    Defect {
         name: "label-reads-one-bar-too-far",
         make: |ex| {
             patch(
