@@ -51,6 +51,72 @@ impl Slice {
     pub fn location(&self, i: usize) -> Location {
         Location::at(&self.path, self.lines[i])
     }
+
+    /// Rows a defect in NaN handling shows on, which a slice without empty cells never reaches: the
+    /// first row with each feature NaN in turn, then with every feature NaN. Keyed by the first row's
+    /// timestamp and a probe symbol (`~nan:<feature>`, `~nan:all`), at the first row's line. `None` for
+    /// an empty slice, or one without a symbol column (its keys are timestamps only).
+    pub fn nan_probes(&self, names: &[String]) -> Option<Slice> {
+        if self.is_empty() || self.symbols[0].is_none() || names.len() != self.features.cols {
+            return None;
+        }
+        let first = self.features.row(0);
+        let cols = self.features.cols;
+        let mut data = Vec::with_capacity((cols + 1) * cols);
+        let mut symbols = Vec::with_capacity(cols + 1);
+        for (k, name) in names.iter().enumerate() {
+            data.extend(
+                first
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| if j == k { f64::NAN } else { v }),
+            );
+            symbols.push(Some(format!("~nan:{name}")));
+        }
+        data.extend(std::iter::repeat_n(f64::NAN, cols));
+        symbols.push(Some("~nan:all".to_owned()));
+        let rows = symbols.len();
+        Some(Slice {
+            path: self.path.clone(),
+            timestamps: vec![self.timestamps[0].clone(); rows],
+            symbols,
+            features: Matrix::new(rows, cols, data),
+            lines: vec![self.lines[0]; rows],
+        })
+    }
+
+    /// This slice's rows, then `more`'s.
+    pub fn concat(&self, more: &Slice) -> Slice {
+        let mut data = self.features.data.clone();
+        data.extend_from_slice(&more.features.data);
+        Slice {
+            path: self.path.clone(),
+            timestamps: [self.timestamps.clone(), more.timestamps.clone()].concat(),
+            symbols: [self.symbols.clone(), more.symbols.clone()].concat(),
+            features: Matrix::new(self.len() + more.len(), self.features.cols, data),
+            lines: [self.lines.clone(), more.lines.clone()].concat(),
+        }
+    }
+
+    /// Write the slice as CSV: its key columns as `section` names them, then `names` (its columns, in
+    /// order); NaN as an empty cell.
+    pub fn write_csv(&self, path: &Path, section: &SliceSection, names: &[String]) -> Result<()> {
+        use crate::table::Values;
+        let mut columns: Vec<(&str, Values)> = vec![(
+            section.timestamp.as_str(),
+            Values::Text(self.timestamps.clone()),
+        )];
+        if !section.symbol.is_empty() {
+            let symbols = self.symbols.iter().map(|s| s.clone().unwrap_or_default());
+            columns.push((section.symbol.as_str(), Values::Text(symbols.collect())));
+        }
+        for (k, name) in names.iter().enumerate() {
+            let values = (0..self.len()).map(|i| self.features.row(i)[k]).collect();
+            columns.push((name.as_str(), Values::Num(values)));
+        }
+        let refs: Vec<(&str, &Values)> = columns.iter().map(|(n, v)| (*n, v)).collect();
+        crate::table::write_csv(path, &refs, self.len())
+    }
 }
 
 pub fn load(loaded: &Loaded, section: &SliceSection, columns: &[String]) -> Result<Slice> {

@@ -89,13 +89,22 @@ fn mismatch(run: &Run, m: &Mismatch) -> Finding {
         ),
     )
     .at(m.path.cmd.origin(cx.loaded))
-    .related(slice.location(r))
+    .related(row_location(slice, r))
     .related(Location::file(cx.loaded.display(run.checkpoint)).with_label("inference.checkpoint"))
     .note(format!(
         "{} row × output values differ by more than {:e}",
         m.count, run.tol
     ))
     .help("both paths must load the same checkpoint, scale with its median/MAD and NaN policy, and key heads by name")
+}
+
+/// Where row `r` comes from: its slice line (for a NaN probe, the line of the row it is made from).
+fn row_location(slice: &Slice, r: usize) -> Location {
+    let at = slice.location(r);
+    match slice.symbols[r].as_deref() {
+        Some(s) if s.starts_with("~nan:") => at.with_label("the row this NaN probe is made from"),
+        _ => at,
+    }
 }
 
 struct PathOut<'a> {
@@ -118,7 +127,10 @@ struct Setup<'a> {
 /// load (as configured) and the tolerance.
 struct Run<'a> {
     cx: &'a Context<'a>,
+    /// The slice's rows, then the NaN probes.
     slice: &'a Slice,
+    /// That table as the paths read it (`{features}`).
+    features: &'a Path,
     section: &'a SliceSection,
     columns: &'a [(String, String, usize)],
     checkpoint: &'a str,
@@ -149,9 +161,15 @@ pub fn run(cx: &Context) -> Result<Report> {
         .slice
         .as_ref()
         .expect("a slice is loaded only from [slice]");
+    let work = crate::protocol::workdir()?;
+    let names = cx.facts.model_feature_names()?;
+    let (rows, reference, probes) = probed(cx, &setup, &names);
+    let features = work.path().join("features.csv");
+    rows.write_csv(&features, section, &names)?;
     let run = Run {
         cx,
-        slice: setup.slice,
+        slice: &rows,
+        features: &features,
         section,
         columns: &columns,
         checkpoint: setup
@@ -161,10 +179,9 @@ pub fn run(cx: &Context) -> Result<Report> {
             .unwrap_or(&loaded.config.checkpoints.production),
         tol: setup.inf.tolerance,
     };
-    let work = crate::protocol::workdir()?;
     let (ran, mut out) = run_paths(&run, &setup, work.path())?;
     let mut worst = 0.0f64;
-    let against_engine = against_engine(&run, setup.reference, &ran, &mut worst);
+    let against_engine = against_engine(&run, &reference, &ran, &mut worst);
     let agree = against_engine.is_empty();
     out.extend(against_engine);
     if agree {
@@ -173,7 +190,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!(
-            "{} paths · {} rows · max Δ {worst:.1e}",
+            "{} paths · {} rows + {probes} NaN probes · max Δ {worst:.1e}",
             ran.len(),
             setup.slice.len()
         ),
@@ -221,6 +238,36 @@ fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
     })
 }
 
+/// The rows the paths run on, the engine's outputs on them, and how many are NaN probes: the slice, then
+/// (with a symbol column) its first row with each feature NaN in turn and with every feature NaN, which
+/// a slice without empty cells never shows a path (NaN filled before scaling instead of after).
+fn probed(cx: &Context, setup: &Setup, names: &[String]) -> (Slice, Outputs, usize) {
+    let whole = || (setup.slice.clone(), setup.reference.clone(), 0);
+    // A policy that drops or rejects NaN rows acts before the model: there is no output to compare.
+    let policy = cx.facts.nan_policy();
+    if policy != crate::scaler::NanPolicy::ZeroFill {
+        return whole();
+    }
+    let (Some(probes), Model::Ready(engine), Ok(scaler)) =
+        (setup.slice.nan_probes(names), cx.model, cx.facts.scaler())
+    else {
+        return whole();
+    };
+    let scaled = scaler.scale(&probes.features, &policy);
+    let Ok(outputs) = engine.forward(&scaled) else {
+        return whole();
+    };
+    let mut reference = setup.reference.clone();
+    for (head, m) in &mut reference {
+        let Some(more) = outputs.get(head) else {
+            return whole();
+        };
+        m.data.extend_from_slice(&more.data);
+        m.rows += more.rows;
+    }
+    (setup.slice.concat(&probes), reference, probes.len())
+}
+
 /// Runs each configured path: the paths that gave a usable table, and findings on those that did not.
 fn run_paths<'a>(
     run: &Run,
@@ -230,7 +277,7 @@ fn run_paths<'a>(
     let loaded = run.cx.loaded;
     let vars = [
         ("checkpoint", loaded.resolve(run.checkpoint)),
-        ("features", loaded.resolve(&run.section.features)),
+        ("features", run.features.to_path_buf()),
     ];
     let keys: Vec<&str> = [run.section.timestamp.as_str(), run.section.symbol.as_str()]
         .into_iter()

@@ -366,6 +366,20 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("name = \"volatility-cap\""),
     },
     Defect {
+        name: "live-inference-fills-nan-before-scaling",
+        make: |ex| {
+            patch(
+                ex,
+                "live/infer.py",
+                "            v = (row[name] - med) / mad\n            x.append(0.0 if math.isnan(v) else v)",
+                "            raw = 0.0 if math.isnan(row[name]) else row[name]\n            x.append((raw - med) / mad)",
+            )
+        },
+        code: "inference-mismatch",
+        path: "live/infer.py",
+        line: Line::None,
+    },
+    Defect {
         name: "live-inference-stale-median",
         make: |ex| {
             patch(
