@@ -29,8 +29,8 @@ pub use gate_settings::{
 pub use run::RunOptions;
 pub use sections::{
     BuildersSection, CheckpointKeys, CheckpointsSection, CommandSpec, DataSection, DocsSection,
-    FeaturesSection, InferenceSection, ModelSection, PathRule, PipelineSection, RulesetSection,
-    SeverityOverride, SliceSection, TargetsSection,
+    FeaturesSection, InferenceSection, LabelDefinition, ModelSection, PathRule, PipelineSection,
+    ReturnKind, RulesetSection, SeverityOverride, SliceSection, TargetsSection,
 };
 pub use source::Source;
 
@@ -200,6 +200,18 @@ pub fn load_in(path: &Path, snapshot: std::sync::Arc<crate::snapshot::Snapshot>)
         .audit
         .validate()
         .map_err(|m| Error::at(Location::file(display_path(path)), m))?;
+    if let Some(d) = &config.targets.definition {
+        let names: Vec<&str> = d.classes.keys().map(String::as_str).collect();
+        if names != ["flat", "long", "short"] {
+            return Err(Error::at(
+                Location::file(display_path(path)),
+                format!(
+                    "`targets.definition.classes` must name exactly `long`, `flat` and `short`, not {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
     if let Some(inf) = &config.inference
         && !(inf.tolerance.is_finite() && inf.tolerance >= 0.0)
     {

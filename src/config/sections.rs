@@ -57,6 +57,47 @@ pub struct TargetsSection {
     pub horizon: Source,
     /// Label thresholds: a dict name → number.
     pub thresholds: Source,
+    /// How a label is computed from the prices, so that plumbline can compute reference labels and
+    /// compare them with the labels builder's (label-definition, docs/gates/label-definition.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<LabelDefinition>,
+}
+
+/// A label as a forward return over `targets.horizon` bars of one price column, classed by
+/// `targets.thresholds` (`long` and `short`): above `long` is `long`, below `short` is `short`, else
+/// `flat` (strict on both sides: a return equal to a threshold is `flat`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LabelDefinition {
+    /// The price column of `[data] prices` the return is taken on.
+    #[serde(default = "default_close")]
+    pub price: String,
+    /// `log` (ln(p[t+h] / p[t])) or `simple` (p[t+h] / p[t] − 1).
+    #[serde(default = "default_return_kind")]
+    pub returns: ReturnKind,
+    /// The labels table's column holding the forward return, if it writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_column: Option<String>,
+    /// The labels table's class column.
+    pub label_column: String,
+    /// The value the class column holds for each class: `long`, `flat`, `short`.
+    pub classes: BTreeMap<String, i64>,
+}
+
+/// How a forward return is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReturnKind {
+    Log,
+    Simple,
+}
+
+fn default_close() -> String {
+    "close".into()
+}
+
+fn default_return_kind() -> ReturnKind {
+    ReturnKind::Log
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

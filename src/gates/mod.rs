@@ -11,6 +11,7 @@ pub mod forward_contract;
 pub mod heads;
 pub mod inference_parity;
 pub mod interpretation_parity;
+pub mod label_definition;
 pub mod labels;
 pub mod leakage;
 pub mod norm_stats;
@@ -191,6 +192,7 @@ pub enum Id {
     OutputDistribution,
     FeatureParity,
     Leakage,
+    LabelDefinition,
     RulesetSmoke,
     InferenceParity,
     InterpretationParity,
@@ -253,6 +255,7 @@ pub const GATES: &[Gate] = &[
     output_distribution::GATE,
     feature_parity::GATE,
     leakage::GATE,
+    label_definition::GATE,
     ruleset_smoke::GATE,
     inference_parity::GATE,
     interpretation_parity::GATE,

@@ -49,7 +49,7 @@ fn a_docs_only_change_runs_the_docs_gates_only() {
     let report = check_changed_from(&ex, &[]);
     let (ran, not_needed) = ran_and_not_needed(&report);
     assert_eq!(ran, ["docs-drift", "contract-changes"], "{report:#}");
-    assert_eq!(not_needed.len(), 12, "{not_needed:?}");
+    assert_eq!(not_needed.len(), 13, "{not_needed:?}");
     let why = report["gates"][0]["skipped"].as_str().unwrap();
     assert_eq!(
         why,

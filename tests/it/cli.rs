@@ -255,7 +255,7 @@ fn bad_config_exits_2_with_file_line_column() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.starts_with("error: plumbline.toml:26:1: unknown field `html`"),
+        err.starts_with("error: plumbline.toml:36:1: unknown field `html`"),
         "{err}"
     );
 
@@ -263,7 +263,7 @@ fn bad_config_exits_2_with_file_line_column() {
     replace_in(&ex.join("plumbline.toml"), "globs = [", "globs = 3\nx = [");
     let err = stderr(&plumbline(&ex, &["check"]));
     assert!(
-        err.contains("plumbline.toml:22:9: invalid type: integer `3`, expected a sequence"),
+        err.contains("plumbline.toml:32:9: invalid type: integer `3`, expected a sequence"),
         "{err}"
     );
 }
@@ -293,7 +293,7 @@ fn gate_command_and_unknown_gate() {
     let o = run(&["--config", CFG, "gate", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("no gate `nope` (gates: checkpoint-inventory, feature-schema, norm-stats, labels, heads, forward-contract, output-distribution, feature-parity, leakage, ruleset-smoke, inference-parity, interpretation-parity, docs-drift, contract-changes)"),
+        stderr(&o).contains("no gate `nope` (gates: checkpoint-inventory, feature-schema, norm-stats, labels, heads, forward-contract, output-distribution, feature-parity, leakage, label-definition, ruleset-smoke, inference-parity, interpretation-parity, docs-drift, contract-changes)"),
         "{}",
         stderr(&o)
     );

@@ -241,6 +241,34 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("HORIZON = "),
     },
     Defect {
+        name: "labels-hard-coded-threshold",
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/labels.py",
+                "lab[fwd > LONG_THRESHOLD] = LONG",
+                "lab[fwd > 0.005] = LONG",
+            )
+        },
+        code: "label-definition-mismatch",
+        path: "pipeline/labels.py",
+        line: Line::Containing("THRESHOLDS = "),
+    },
+    Defect {
+        name: "labels-thresholds-swapped",
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/labels.py",
+                "    lab[fwd > LONG_THRESHOLD] = LONG\n    lab[fwd < SHORT_THRESHOLD] = SHORT",
+                "    lab[fwd > LONG_THRESHOLD] = SHORT\n    lab[fwd < SHORT_THRESHOLD] = LONG",
+            )
+        },
+        code: "label-definition-mismatch",
+        path: "pipeline/labels.py",
+        line: Line::Containing("THRESHOLDS = "),
+    },
+    Defect {
         name: "label-reads-one-bar-too-far",
         make: |ex| {
             patch(

@@ -154,3 +154,44 @@ fn header_only_builder_label_inference_and_interpreter_tables_are_findings() {
         "{out}"
     );
 }
+
+/// The label definition fails closed: a class column the labels table lacks is a finding, prices too
+/// short for one known label are a finding, and classes that are not long, flat and short are a config
+/// error.
+#[test]
+fn a_label_definition_that_compares_nothing_is_a_finding() {
+    let (_guard, ex) = example_copy();
+    let (code, out) = run(&ex, &["gate", "label-definition"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("2385 labels · horizon 5 · log returns"),
+        "{out}"
+    );
+    let cfg = ex.join("plumbline.toml");
+    crate::util::replace_in(&cfg, "label-column = \"label\"", "label-column = \"class\"");
+    let (code, out) = run(&ex, &["gate", "label-definition"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("error[label-definition-unusable]: the labels table has no numeric column `class` (`targets.definition`)"),
+        "{out}"
+    );
+    crate::util::replace_in(&cfg, "label-column = \"class\"", "label-column = \"label\"");
+    shorten(&ex.join("data/prices_recent.csv"), 3);
+    let (code, out) = run(&ex, &["gate", "label-definition"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("error[label-definition-unusable]: no bar of the prices has 5 bars after it: no label is known"),
+        "{out}"
+    );
+    crate::util::replace_in(
+        &cfg,
+        "classes = { short = 0, flat = 1, long = 2 }",
+        "classes = { short = 0, long = 2 }",
+    );
+    let (code, out) = run(&ex, &["gate", "label-definition"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("`targets.definition.classes` must name exactly `long`, `flat` and `short`, not long, short"),
+        "{out}"
+    );
+}
