@@ -286,7 +286,7 @@ pub struct BuildersSection {
     pub backtest: Option<CommandSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<CommandSpec>,
-    /// Writes the labels (`forward_return`, `label`), for leakage.
+    /// Writes the labels (`forward_return`, `label`), for leakage and label-definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<CommandSpec>,
     #[serde(default = "default_command_timeout")]

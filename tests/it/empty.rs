@@ -98,7 +98,7 @@ fn a_header_only_slice_is_a_clear_error() {
 }
 
 #[test]
-fn header_only_builder_label_inference_and_interpreter_tables_are_findings() {
+fn header_only_builder_and_label_tables_are_findings() {
     let (_guard, ex) = example_copy();
     // The labels builder writes its header only: leakage has nothing to test.
     let labels = ex.join("pipeline/build_labels.py");
@@ -132,6 +132,13 @@ fn header_only_builder_label_inference_and_interpreter_tables_are_findings() {
         out.contains("error[builder-no-rows]: the live builder writes 0 rows"),
         "{out}"
     );
+}
+
+/// The inference and interpretation gates run the model (the native engine here).
+#[cfg(feature = "native")]
+#[test]
+fn header_only_inference_and_interpreter_tables_are_findings() {
+    let (_guard, ex) = example_copy();
     // The live inference path and the live interpreter write their headers only.
     header_only(
         &ex.join("live/infer.py"),
