@@ -356,6 +356,64 @@ pub fn extremes<'a>(
     out
 }
 
+/// Inputs on a risk gate's bound and one float step either side of it: `base` with the gate's input
+/// set to `bound`, the float just below and the float just above. A tie does not block (`block-above`
+/// blocks a value strictly above its bound), so an interpreter that compares with `>=` differs on the
+/// probe that sits exactly on it. Only gates that read a feature or a regression head get these: the
+/// number compared is then the one written, exactly; a softmax head's probability is computed from
+/// logits by each interpreter, and may round differently on each side of a bound.
+pub struct BoundProbe<'a> {
+    pub gate: usize,
+    /// `below`, `at` or `above`: where the value sits against the bound.
+    pub place: &'static str,
+    /// Which bound (`block-above` or `block-below`).
+    pub bound: &'static str,
+    pub row: Overridden<'a>,
+}
+
+pub fn bound_probes<'a>(
+    rs: &Ruleset,
+    base: &'a dyn RowInputs,
+    softmax: &[&str],
+    head_width: impl Fn(&str) -> Option<usize>,
+) -> Vec<BoundProbe<'a>> {
+    let mut out = Vec::new();
+    for (i, g) in rs.risk_gates.iter().enumerate() {
+        for (bound, name) in [
+            (g.block_above, "block-above"),
+            (g.block_below, "block-below"),
+        ] {
+            let Some(b) = bound else { continue };
+            for (place, v) in [("below", b.next_down()), ("at", b), ("above", b.next_up())] {
+                let (head, feature) = match g.read() {
+                    Some(Read::Feature(f)) => (None, Some((f, v))),
+                    Some(Read::Head(h, k)) if !softmax.contains(&h.as_str()) => {
+                        let Some(w) = head_width(&h) else { continue };
+                        let mut values = base.head(&h).unwrap_or_else(|| vec![0.0; w]);
+                        if k >= values.len() {
+                            continue;
+                        }
+                        values[k] = v;
+                        (Some((h, values)), None)
+                    }
+                    _ => continue,
+                };
+                out.push(BoundProbe {
+                    gate: i,
+                    place,
+                    bound: name,
+                    row: Overridden {
+                        base,
+                        head,
+                        feature,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
 /// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
 /// Returns the gates that do not, with why.
 pub fn extreme_failures(

@@ -3,7 +3,9 @@
 //! **What it does.** Builds one interpreter input table: for every slice row, the model's raw head
 //! outputs (`<head>.<k>`, plumbline's engine) and the raw features; plus one synthetic row per risk gate
 //! whose input is pushed past the gate's bound (symbol `synthetic:<gate>`), so a gate that the slice
-//! never trips is still exercised. Runs the backtest and live interpreters (`[ruleset] backtest`,
+//! never trips is still exercised; and, for gates that read a feature or a regression head, rows exactly
+//! on each bound and one float either side (symbol `bound:<gate>:…`), where a tie broken the other way
+//! shows. Runs the backtest and live interpreters (`[ruleset] backtest`,
 //! `live`) on it and compares each row's side, size (within 1e-9) and every risk gate's decision with
 //! plumbline's reference interpreter. A finding shows the first differing row, both values and how many
 //! rows differ, at the ruleset line of the rule the decisions disagree on.
@@ -23,7 +25,7 @@ use crate::engine::Outputs;
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
-use crate::ruleset::{self, Decision, RowInputs, Side, SliceRow, extremes};
+use crate::ruleset::{self, Decision, RowInputs, Side, SliceRow, bound_probes, extremes};
 use crate::slice::Slice;
 use crate::table::{Table, Values, show_key};
 
@@ -250,8 +252,8 @@ fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
     })
 }
 
-/// The interpreters' input rows: every slice row, then one synthetic row per risk gate bound, built
-/// on `base` (slice row 0).
+/// The interpreters' input rows: every slice row, then one synthetic row per risk gate bound and the
+/// bound probes, built on `base` (slice row 0).
 fn inputs<'a>(rs: &ruleset::Ruleset, base: &'a SliceRow<'a>, soft: &[&str]) -> Vec<Input<'a>> {
     let slice = base.slice;
     let mut inputs: Vec<Input> = (0..slice.len())
@@ -270,6 +272,18 @@ fn inputs<'a>(rs: &ruleset::Ruleset, base: &'a SliceRow<'a>, soft: &[&str]) -> V
                     format!("synthetic:{}:{tag}", rs.risk_gates[e.gate].name),
                 ),
                 row: Box::new(e.row),
+            });
+        }
+        for p in bound_probes(rs, base, soft, width) {
+            inputs.push(Input {
+                key: (
+                    format!("{}", inputs.len()),
+                    format!(
+                        "bound:{}:{}:{}",
+                        rs.risk_gates[p.gate].name, p.bound, p.place
+                    ),
+                ),
+                row: Box::new(p.row),
             });
         }
     }

@@ -380,6 +380,20 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("max-size = "),
     },
     Defect {
+        name: "live-interpreter-blocks-on-the-bound",
+        make: |ex| {
+            patch(
+                ex,
+                "live/interpret.py",
+                "(above is not None and value > above)",
+                "(above is not None and value >= above)",
+            )
+        },
+        code: "interpretation-mismatch",
+        path: "ruleset.toml",
+        line: Line::Containing("name = \"volatility-cap\""),
+    },
+    Defect {
         name: "live-interpreter-skips-a-risk-gate",
         make: |ex| {
             patch(

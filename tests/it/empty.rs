@@ -34,6 +34,7 @@ fn shorten(path: &Path, per_symbol: usize) {
 }
 
 /// Make a Python script write its output table's header only.
+#[cfg(feature = "native")]
 fn header_only(path: &Path, loop_head: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert_eq!(text.matches(loop_head).count(), 1, "{loop_head:?}");
