@@ -39,6 +39,23 @@ pub struct Table {
 /// Key of a row for joins: timestamp and symbol (empty when the table has none).
 pub type Key = (String, String);
 
+/// Timestamps in time order: numeric order when both are numbers, text order otherwise.
+pub fn time_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// A numeric cell as findings show it: its shortest round-trip form, or `NaN (empty)`.
+pub fn show_cell(v: f64) -> String {
+    if v.is_nan() {
+        "NaN (empty)".into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
 impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

@@ -27,7 +27,7 @@ use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::Command;
 use crate::source::Fact;
 use crate::stats::close;
-use crate::table::{Key, Table, show_key};
+use crate::table::{Key, Table, show_cell, show_key};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {
@@ -215,8 +215,8 @@ fn value_mismatch(p: &Parity, pair: &Pair, feature: &str, d: &ValueDiff) -> Find
             "`{feature}` differs between the {} and training builders: first at {}: {} vs {} (training)",
             b.name,
             show_key(d.key),
-            show(d.value),
-            show(d.training)
+            show_cell(d.value),
+            show_cell(d.training)
         ),
     )
     .at(feature_location(p.loaded, &b.cmd, &b.declared, feature))
@@ -703,8 +703,8 @@ fn anchor_mismatch(
             b.name,
             anchor.path,
             show_key(key),
-            show(d.value),
-            show(d.anchor)
+            show_cell(d.value),
+            show_cell(d.anchor)
         ),
     )
     .related(anchor.table.location(d.row).with_label(format!("training-time `{feature}`")));
@@ -742,12 +742,4 @@ fn anchor_no_overlap(p: &Parity, anchor: &Anchor, b: &BuilderRun) -> Finding {
         anchor.field
     ));
     f
-}
-
-fn show(v: f64) -> String {
-    if v.is_nan() {
-        "NaN (empty)".into()
-    } else {
-        format!("{v:?}")
-    }
 }

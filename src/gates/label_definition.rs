@@ -21,7 +21,7 @@ use crate::builders::{bad_keys, command, key_columns};
 use crate::config::{DataSection, LabelDefinition, ReturnKind};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
-use crate::table::{Key, Table, show_key};
+use crate::table::{Key, Table, show_cell, show_key, time_order};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {
@@ -295,14 +295,6 @@ fn class_of(s: &Setup, ret: f64) -> i64 {
     s.def.classes[name]
 }
 
-/// Numeric order when both are numbers, text order otherwise.
-fn time_order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    }
-}
-
 /// The builder's `values` against the reference on every known label (a missing row counts as NaN).
 fn compare(
     reference: &BTreeMap<Key, Reference>,
@@ -357,8 +349,8 @@ fn mismatch(s: &Setup, column: &str, is_class: bool, d: &Diff, known: usize) -> 
         format!(
             "the labels builder's `{column}` differs from the definition ({what}): first at {}: {} vs {} (definition)",
             show_key(&d.key),
-            show(d.got),
-            show(d.want)
+            show_cell(d.got),
+            show_cell(d.want)
         ),
     )
     .at(at)
@@ -369,12 +361,4 @@ fn mismatch(s: &Setup, column: &str, is_class: bool, d: &Diff, known: usize) -> 
 /// The comparison cannot be made (`why`), at `at`.
 fn unusable(at: Location, why: String) -> Finding {
     Finding::new(&UNUSABLE, why).at(at)
-}
-
-fn show(v: f64) -> String {
-    if v.is_nan() {
-        "NaN (empty)".into()
-    } else {
-        format!("{v:?}")
-    }
 }

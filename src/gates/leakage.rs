@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::facts::CodeFacts;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::protocol::{Command, Failure};
-use crate::table::{Key, Table, Values, show_key};
+use crate::table::{Key, Table, Values, show_key, time_order};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {
@@ -185,7 +185,7 @@ impl<'a> Bars<'a> {
             by_symbol.entry(&k.1).or_default().push(&k.0);
         }
         for v in by_symbol.values_mut() {
-            v.sort_by(|a, b| order(a, b));
+            v.sort_by(|a, b| time_order(a, b));
         }
         let positions = by_symbol
             .iter()
@@ -212,7 +212,7 @@ impl<'a> Bars<'a> {
             .iter()
             .filter_map(|(s, v)| {
                 v.iter()
-                    .rposition(|t| order(t, cut).is_le())
+                    .rposition(|t| time_order(t, cut).is_le())
                     .map(|p| (*s, p))
             })
             .collect()
@@ -389,7 +389,7 @@ fn too_little_data(prices: &Table, pkeys: &[Key], cuts: usize) -> Option<Finding
 fn cut_points(pkeys: &[Key], cuts: usize) -> Vec<String> {
     // Timestamps in time order (numeric when they are numbers).
     let mut times: Vec<&String> = pkeys.iter().map(|k| &k.0).collect();
-    times.sort_by(|a, b| order(a, b));
+    times.sort_by(|a, b| time_order(a, b));
     times.dedup();
     let n = times.len();
     (0..cuts)
@@ -572,7 +572,7 @@ fn full_run<'a>(s: &Setup, full: &'a Table, fkeys: &'a [Key]) -> FullRun<'a> {
         .enumerate()
         .map(|(i, k)| (i, k, s.bars.position(k)))
         .collect();
-    sorted.sort_by(|a, b| order(&a.1.0, &b.1.0).then_with(|| a.1.1.cmp(&b.1.1)));
+    sorted.sort_by(|a, b| time_order(&a.1.0, &b.1.0).then_with(|| a.1.1.cmp(&b.1.1)));
     let value_columns = full
         .names()
         .into_iter()
@@ -643,14 +643,6 @@ fn leakage(cx: &Context, name: &str, col: &str, ch: &Change) -> Result<Finding> 
     Ok(feature_leakage(&change, at))
 }
 
-/// Numeric order when both are numbers, text order otherwise.
-fn order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    }
-}
-
 fn show(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -684,7 +676,7 @@ fn write_rows(
 
 fn truncated(prices: &Table, keys: &[Key], cut: &str, path: &Path) -> Result<PathBuf> {
     let keep: Vec<usize> = (0..prices.rows)
-        .filter(|&i| order(&keys[i].0, cut).is_le())
+        .filter(|&i| time_order(&keys[i].0, cut).is_le())
         .collect();
     write_rows(prices, &keep, |_, _| 1.0, path)?;
     Ok(path.to_path_buf())
@@ -703,7 +695,7 @@ fn perturbed(
         prices,
         &all,
         |i, col| {
-            if order(&keys[i].0, cut).is_gt() && data.price_columns.iter().any(|c| c == col) {
+            if time_order(&keys[i].0, cut).is_gt() && data.price_columns.iter().any(|c| c == col) {
                 factor
             } else {
                 1.0
