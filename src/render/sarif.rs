@@ -29,9 +29,23 @@ fn level(s: Severity) -> ResultLevel {
     }
 }
 
+/// A relative path as a URI reference (RFC 3986): every byte outside the unreserved set and `/`
+/// percent-encoded, so `data/my slice#2.csv` is `data/my%20slice%232.csv` (SARIF §3.10.2).
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn location(loc: &Location, id: Option<i64>) -> SarifLocation {
     let mut physical = PhysicalLocation::builder()
-        .artifact_location(ArtifactLocation::builder().uri(loc.path.clone()).build())
+        .artifact_location(ArtifactLocation::builder().uri(uri(&loc.path)).build())
         .build();
     if let Some(line) = loc.line {
         let mut region = Region::builder().start_line(i64::from(line)).build();
@@ -175,6 +189,14 @@ impl crate::render::Render for Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifact_uris_are_percent_encoded() {
+        assert_eq!(uri("pipeline/features.py"), "pipeline/features.py");
+        assert_eq!(uri("data/my slice#2.csv"), "data/my%20slice%232.csv");
+        assert_eq!(uri("données/é.csv"), "donn%C3%A9es/%C3%A9.csv");
+        assert_eq!(uri("a%b?c"), "a%25b%3Fc");
+    }
 
     #[test]
     fn results_rules_and_locations() {
