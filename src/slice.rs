@@ -120,7 +120,11 @@ impl Slice {
 }
 
 pub fn load(loaded: &Loaded, section: &SliceSection, columns: &[String]) -> Result<Slice> {
-    read(&loaded.resolve(&section.features), section, columns)
+    read(
+        &loaded.input("slice.features", &section.features)?,
+        section,
+        columns,
+    )
 }
 
 pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<Slice> {

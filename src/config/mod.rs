@@ -138,6 +138,19 @@ impl Loaded {
         self.root.join(rel)
     }
 
+    /// An input file the config names at `key` (`slice.features`, `data.prices`), resolved; a file that
+    /// does not exist is an error naming the key, the path and the config, not a bare "No such file".
+    pub fn input(&self, key: &str, rel: &str) -> Result<PathBuf> {
+        let path = self.resolve(rel);
+        if path.exists() {
+            return Ok(path);
+        }
+        Err(Error::at(
+            Location::file(display_path(&self.path)).with_label(key),
+            format!("`{key}` names {}, which does not exist", self.display(rel)),
+        ))
+    }
+
     /// A config-relative path as it is shown in findings (`/` separators, no leading `./`).
     pub fn display(&self, rel: &str) -> String {
         display_path(&self.resolve(rel))

@@ -353,7 +353,7 @@ fn run_builders<'a>(
     work: &Path,
     out: &mut Vec<Finding>,
 ) -> Result<Vec<BuilderRun<'a>>> {
-    let prices = p.loaded.resolve(&p.data.prices);
+    let prices = p.loaded.input("data.prices", &p.data.prices)?;
     let mut tables = Vec::new();
     for &(name, spec) in all {
         let cmd = command(p.loaded, name, spec);

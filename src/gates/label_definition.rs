@@ -104,7 +104,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         Err(f) => return Ok(Report::stopped(f, "no thresholds")),
     };
     let keys = key_columns(data);
-    let prices = crate::table::read(&loaded.resolve(&data.prices), &keys)?;
+    let prices = crate::table::read(&loaded.input("data.prices", &data.prices)?, &keys)?;
     let reference = match references(&s, &prices) {
         Ok(r) => r,
         Err(f) => return Ok(Report::stopped(*f, "prices unusable")),

@@ -351,7 +351,7 @@ pub fn run(cx: &Context) -> Result<Report> {
 /// The prices and each row's (timestamp, symbol); an error when a `data.price-columns` entry is not a
 /// numeric column.
 fn read_prices(loaded: &Loaded, data: &DataSection, keys: &[&str]) -> Result<(Table, Vec<Key>)> {
-    let prices = crate::table::read(&loaded.resolve(&data.prices), keys)?;
+    let prices = crate::table::read(&loaded.input("data.prices", &data.prices)?, keys)?;
     let pkeys = prices.keys(&data.timestamp, &data.symbol)?;
     for c in &data.price_columns {
         if prices.numbers(c).is_none() {

@@ -203,3 +203,25 @@ fn a_label_definition_that_compares_nothing_is_a_finding() {
         "{out}"
     );
 }
+
+/// A missing input file names the config key that points at it.
+#[test]
+fn a_missing_input_names_its_config_key() {
+    let (_guard, ex) = example_copy();
+    std::fs::remove_file(ex.join("data/prices_recent.csv")).unwrap();
+    let (code, out) = run(&ex, &["gate", "leakage"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("error: plumbline.toml: `data.prices` names data/prices_recent.csv, which does not exist"),
+        "{out}"
+    );
+    std::fs::remove_file(ex.join("data/slice.csv")).unwrap();
+    let (code, out) = run(&ex, &["check"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "error: plumbline.toml: `slice.features` names data/slice.csv, which does not exist"
+        ),
+        "{out}"
+    );
+}
