@@ -36,14 +36,6 @@ pub fn command<'a>(loaded: &Loaded, name: &str, spec: &'a CommandSpec) -> Comman
     )
 }
 
-/// The key columns of every table the builders write: the timestamp, then the symbol when there is one.
-pub fn key_columns(data: &crate::config::DataSection) -> Vec<&str> {
-    [data.timestamp.as_str(), data.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect()
-}
-
 /// The builder's declared columns (its `columns` source), resolved with their lines.
 pub fn declared_columns(
     loaded: &Loaded,

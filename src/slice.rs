@@ -128,11 +128,7 @@ pub fn load(loaded: &Loaded, section: &SliceSection, columns: &[String]) -> Resu
 }
 
 pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<Slice> {
-    let keys: Vec<&str> = [section.timestamp.as_str(), section.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
-    let table = crate::table::read(path, &keys)?;
+    let table = crate::table::read(path, &section.key_columns())?;
     from_table(&table, section, columns)
 }
 

@@ -227,6 +227,16 @@ fn default_timestamp() -> String {
     "timestamp".into()
 }
 
+impl SliceSection {
+    /// The slice's key columns: the timestamp, then the symbol when there is one.
+    pub fn key_columns(&self) -> Vec<&str> {
+        [self.timestamp.as_str(), self.symbol.as_str()]
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+}
+
 fn default_symbol() -> String {
     "symbol".into()
 }
@@ -266,6 +276,17 @@ pub struct DataSection {
     /// columns. Default: the `[slice]` features (feature-parity's anchor, docs/gates/feature-parity.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<String>,
+}
+
+impl DataSection {
+    /// The key columns of the prices and of every table the builders write: the timestamp, then the
+    /// symbol when there is one.
+    pub fn key_columns(&self) -> Vec<&str> {
+        [self.timestamp.as_str(), self.symbol.as_str()]
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
 }
 
 fn default_price_columns() -> Vec<String> {

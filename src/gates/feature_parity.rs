@@ -308,7 +308,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         data,
         settings: &loaded.config.gates.feature_parity,
         names: cx.facts.feature_names()?,
-        keys: crate::builders::key_columns(data),
+        keys: data.key_columns(),
     };
     let work = crate::protocol::workdir()?;
     let mut out = Vec::new();
@@ -520,11 +520,7 @@ fn anchor_source<'a>(p: &Parity<'a>) -> Option<(&'static str, &'a str, Vec<&'a s
         return Some(("data.anchor", path, p.keys.clone()));
     }
     let slice = p.loaded.config.slice.as_ref()?;
-    let keys = [slice.timestamp.as_str(), slice.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
-    Some(("slice.features", &slice.features, keys))
+    Some(("slice.features", &slice.features, slice.key_columns()))
 }
 
 /// The anchor table, read and checked: every contract feature a numeric column. `None` without one;

@@ -279,10 +279,7 @@ fn run_paths<'a>(
         ("checkpoint", loaded.resolve(run.checkpoint)),
         ("features", run.features.to_path_buf()),
     ];
-    let keys: Vec<&str> = [run.section.timestamp.as_str(), run.section.symbol.as_str()]
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
+    let keys = run.section.key_columns();
     let mut out = Vec::new();
     let mut ran = Vec::new();
     for &(name, spec) in &setup.paths {

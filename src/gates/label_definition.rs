@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
-use crate::builders::{bad_keys, command, key_columns};
+use crate::builders::{bad_keys, command};
 use crate::config::{DataSection, LabelDefinition, ReturnKind};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -103,7 +103,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         Ok(s) => s,
         Err(f) => return Ok(Report::stopped(f, "no thresholds")),
     };
-    let keys = key_columns(data);
+    let keys = data.key_columns();
     let prices = crate::table::read(&loaded.input("data.prices", &data.prices)?, &keys)?;
     let reference = match references(&s, &prices) {
         Ok(r) => r,

@@ -311,7 +311,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     let settings = &loaded.config.gates.leakage;
-    let keys = crate::builders::key_columns(data);
+    let keys = data.key_columns();
     let (prices, pkeys) = read_prices(loaded, data, &keys)?;
     if let Some(f) = too_little_data(&prices, &pkeys, settings.cuts) {
         return Ok(Report::stopped(f, "too little data"));
