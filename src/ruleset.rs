@@ -267,6 +267,15 @@ impl RowInputs for SliceRow<'_> {
     }
 }
 
+impl<T: RowInputs + ?Sized> RowInputs for &T {
+    fn head(&self, name: &str) -> Option<Vec<f64>> {
+        (**self).head(name)
+    }
+    fn feature(&self, name: &str) -> Option<f64> {
+        (**self).feature(name)
+    }
+}
+
 /// A row with one value overridden.
 pub struct Overridden<'a> {
     pub base: &'a dyn RowInputs,
@@ -414,6 +423,101 @@ pub fn bound_probes<'a>(
     out
 }
 
+/// The probability tie probes sit on. With two logits at 0 and every other at `FAR`, softmax is exactly
+/// 1/2 for the two in every implementation: exp(0) is 1, exp(-1000) underflows to 0, and 1/2 is exact. No
+/// other probability is: the exponential of any other number is rounded, and libraries round it
+/// differently in the last bit, so a probe aimed at a bound such as 0.45 could land either side of it.
+pub const TIE: f64 = 0.5;
+const FAR: f64 = -1000.0;
+
+/// Whether risk gate `g` compares a probability (it reads a softmax head).
+fn reads_probability(g: &RiskGate, softmax: &[&str]) -> bool {
+    matches!(g.read(), Some(Read::Head(h, _)) if softmax.contains(&h.as_str()))
+}
+
+/// `rs` with every bound a probability is compared with moved onto `TIE`: both entry thresholds, and the
+/// bounds of the risk gates that read a softmax head. The tie probes run on it, so an interpreter that
+/// breaks a tie on one of those bounds the other way shows, whatever the ruleset's own numbers are.
+pub fn tie_ruleset(rs: &Ruleset, softmax: &[&str]) -> Ruleset {
+    let mut tie = rs.clone();
+    tie.signal.enter_long = TIE;
+    tie.signal.enter_short = TIE;
+    for g in &mut tie.risk_gates {
+        if reads_probability(g, softmax) {
+            g.block_above = g.block_above.map(|_| TIE);
+            g.block_below = g.block_below.map(|_| TIE);
+        }
+    }
+    tie
+}
+
+/// A row whose softmax head `head` puts exactly `TIE` on classes `pair` and 0 on every other class.
+pub struct TieProbe<'a> {
+    pub head: String,
+    pub pair: (usize, usize),
+    pub row: Overridden<'a>,
+}
+
+/// For the signal head and every softmax head a risk gate reads, one row per pair of its classes at
+/// `TIE` each, built on `base` (which should pass every gate that reads a feature or a regression head,
+/// so no other gate hides the tie). On `tie_ruleset`, each such row sits exactly on the entry thresholds
+/// and on the probability bounds of the classes it holds.
+pub fn tie_probes<'a>(
+    rs: &Ruleset,
+    base: &'a dyn RowInputs,
+    softmax: &[&str],
+    head_width: impl Fn(&str) -> Option<usize>,
+) -> Vec<TieProbe<'a>> {
+    let mut heads = vec![rs.signal.head.clone()];
+    for g in &rs.risk_gates {
+        if let Some(Read::Head(h, _)) = g.read()
+            && softmax.contains(&h.as_str())
+            && !heads.contains(&h)
+        {
+            heads.push(h);
+        }
+    }
+    let mut out = Vec::new();
+    for h in heads {
+        let Some(w) = head_width(&h) else { continue };
+        for a in 0..w {
+            for b in a + 1..w {
+                let logits = (0..w)
+                    .map(|j| if j == a || j == b { 0.0 } else { FAR })
+                    .collect();
+                out.push(TieProbe {
+                    head: h.clone(),
+                    pair: (a, b),
+                    row: Overridden {
+                        base,
+                        head: Some((h.clone(), logits)),
+                        feature: None,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The first of `rows` on which no risk gate that reads a feature or a regression head blocks: the
+/// base of the tie probes. Row 0 when every row is blocked by one.
+pub fn unblocked_row<R: RowInputs>(
+    rs: &Ruleset,
+    rows: impl IntoIterator<Item = R>,
+    softmax: &[&str],
+) -> usize {
+    rows.into_iter()
+        .position(|r| {
+            let d = interpret(rs, &r, softmax);
+            rs.risk_gates
+                .iter()
+                .zip(&d.blocked)
+                .all(|(g, b)| reads_probability(g, softmax) || !b)
+        })
+        .unwrap_or(0)
+}
+
 /// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
 /// Returns the gates that do not, with why.
 pub fn extreme_failures(
@@ -518,6 +622,44 @@ block-above = 0.6
                 .size
                 .is_nan()
         );
+    }
+
+    /// Each tie probe puts exactly 1/2 on its two classes, and on the tie ruleset a `>` where the rule
+    /// says `>=` (or the reverse, for a gate) changes a decision on at least one probe.
+    #[test]
+    fn tie_probes_sit_exactly_on_the_moved_bounds() {
+        let rs = ruleset();
+        let soft = ["direction"];
+        let tie = tie_ruleset(&rs, &soft);
+        assert_eq!((tie.signal.enter_long, tie.signal.enter_short), (TIE, TIE));
+        // The feature gate keeps its bound; the probability gate moves onto the tie.
+        assert_eq!(tie.risk_gates[0].block_above, Some(0.02));
+        assert_eq!(tie.risk_gates[1].block_above, Some(TIE));
+        let base = row([0.0; 3], 0.4, 0.01);
+        let probes = tie_probes(&rs, &base, &soft, |_| Some(3));
+        let pairs: Vec<_> = probes.iter().map(|p| p.pair).collect();
+        assert_eq!(pairs, [(0, 1), (0, 2), (1, 2)]);
+        for p in &probes {
+            let probs = softmax(&p.row.head("direction").unwrap());
+            assert_eq!((probs[p.pair.0], probs[p.pair.1]), (TIE, TIE));
+        }
+        let sides: Vec<Side> = probes
+            .iter()
+            .map(|p| interpret(&tie, &p.row, &soft).side)
+            .collect();
+        // short+flat: short on the tie; short+long: long (p(long) >= p(short)); flat+long: long.
+        assert_eq!(sides, [Side::Short, Side::Long, Side::Long]);
+        // An interpreter entering long only strictly above enter-long goes flat on flat+long.
+        let strict = |p: &TieProbe| {
+            let probs = softmax(&p.row.head("direction").unwrap());
+            probs[2] > tie.signal.enter_long && probs[2] >= probs[0]
+        };
+        assert!(!strict(&probes[2]));
+        // A flat-confidence gate blocking on its bound (`>=`) would block flat+long; the rule passes it.
+        assert!(!interpret(&tie, &probes[2].row, &soft).blocked[1]);
+        // The base row of the probes is the first on which the feature gate passes.
+        let rows = [row([0.0; 3], 0.4, 0.5), row([0.0; 3], 0.4, 0.01)];
+        assert_eq!(unblocked_row(&rs, rows.iter(), &soft), 1);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! whose input is pushed past the gate's bound (symbol `synthetic:<gate>`), so a gate that the slice
 //! never trips is still exercised; and, for gates that read a feature or a regression head, rows exactly
 //! on each bound and one float either side (symbol `bound:<gate>:…`), where a tie broken the other way
-//! shows. Runs the backtest and live interpreters (`[ruleset] backtest`,
+//! shows. A second run gives the interpreters the ruleset with every probability bound moved to 0.5 and
+//! rows whose probabilities are exactly 0.5 (symbol `tie:…`): the ties on the entry thresholds. Runs the backtest and live interpreters (`[ruleset] backtest`,
 //! `live`) on it and compares each row's side, size (within 1e-9) and every risk gate's decision with
 //! plumbline's reference interpreter. A finding shows the first differing row, both values and how many
 //! rows differ, at the ruleset line of the rule the decisions disagree on.
@@ -81,7 +82,7 @@ fn output_invalid(cx: &Context, it: &Interpreter, msg: &str) -> Finding {
 /// An interpreter's decisions differ from the reference interpreter's on `m.what`.
 fn mismatch(cx: &Context, rows: &Rows, it: &Interpreter, m: &Mismatch) -> Finding {
     let name = it.name;
-    Finding::new(
+    let f = Finding::new(
         &MISMATCH,
         format!(
             "the {name} interpreter's {} differs from the reference: first at {}: {name} {}, reference {}",
@@ -95,7 +96,11 @@ fn mismatch(cx: &Context, rows: &Rows, it: &Interpreter, m: &Mismatch) -> Findin
     .related(it.cmd.origin(cx.loaded))
     .related(rows.location(m.first))
     .note(format!("{} of {} rows differ", m.count, rows.inputs.len()))
-    .help("read every threshold, size limit and risk gate from the ruleset; never hard-code or skip them")
+    .help("read every threshold, size limit and risk gate from the ruleset; never hard-code or skip them");
+    match rows.note {
+        Some(n) => f.note(n),
+        None => f,
+    }
 }
 
 /// An input row that is a slice row with one input replaced.
@@ -116,15 +121,18 @@ struct Setup<'a> {
 struct Rows<'a> {
     rl: &'a ruleset::Loaded,
     slice: &'a Slice,
-    /// The slice rows, then the synthetic ones.
+    /// The slice rows (the first `slice_rows`), then the synthetic ones.
     inputs: &'a [Input<'a>],
+    slice_rows: usize,
     reference: &'a [Decision],
+    /// What a finding on these rows says about them, when they run on a ruleset of their own.
+    note: Option<&'static str>,
 }
 
 impl Rows<'_> {
     /// Where input row `i` comes from: its slice line, or the slice file for a synthetic row.
     fn location(&self, i: usize) -> Location {
-        if i < self.slice.len() {
+        if i < self.slice_rows {
             self.slice.location(i)
         } else {
             Location::file(&self.slice.path).with_label("synthetic row")
@@ -158,13 +166,17 @@ pub fn run(cx: &Context) -> Result<Report> {
         Ok(s) => s,
         Err(report) => return Ok(report),
     };
-    let (section, slice, outputs) = (setup.section, setup.slice, setup.outputs);
+    let (slice, outputs) = (setup.slice, setup.outputs);
     let rl = cx.ruleset()?.expect("`[ruleset]` is configured");
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;
     let soft_owned = crate::contract::softmax_heads(cx.facts.heads().unwrap_or_default());
     let soft: Vec<&str> = soft_owned.iter().map(String::as_str).collect();
-    let columns = crate::contract::output_columns(cx.facts.heads()?);
+    let table = Columns {
+        heads: crate::contract::output_columns(cx.facts.heads()?),
+        features: &features,
+    };
+    let work = crate::protocol::workdir()?;
 
     // The inputs: every slice row, then one synthetic row per risk gate bound (on slice row 0).
     let base = SliceRow {
@@ -174,24 +186,81 @@ pub fn run(cx: &Context) -> Result<Report> {
         row: 0,
     };
     let inputs = inputs(rs, &base, &soft);
-    let reference: Vec<Decision> = inputs
-        .iter()
-        .map(|i| ruleset::interpret(rs, i.row.as_ref(), &soft))
-        .collect();
-    let work = crate::protocol::workdir()?;
-    let path = work.path().join("interpreter-inputs.csv");
-    write_inputs(&path, &inputs, &columns, &features)?;
-
+    let reference = decide_all(rs, &inputs, &soft);
     let rows = Rows {
         rl,
         slice,
         inputs: &inputs,
+        slice_rows: slice.len(),
         reference: &reference,
+        note: None,
     };
-    let vars = [
-        ("ruleset", cx.loaded.resolve(&section.path)),
-        ("inputs", path),
-    ];
+    let ruleset_path = cx.loaded.resolve(&setup.section.path);
+    let mut out = run_interpreters(cx, &setup, &rows, &table, (work.path(), "", ruleset_path))?;
+
+    // The tie probes: a ruleset with every bound a probability is compared with moved onto 1/2, and
+    // rows whose probabilities sit exactly there (docs/ruleset.md, Ties).
+    let tie_rs = ruleset::tie_ruleset(rs, &soft);
+    let unblocked = ruleset::unblocked_row(
+        rs,
+        (0..slice.len()).map(|row| SliceRow { row, ..base }),
+        &soft,
+    );
+    let tie_base = SliceRow {
+        row: unblocked,
+        ..base
+    };
+    let ties = tie_inputs(&tie_rs, &tie_base, &soft);
+    let tie_path = work.path().join("ruleset-ties.toml");
+    let text = toml::to_string(&tie_rs)
+        .map_err(|e| crate::error::Error::msg(format!("the tie ruleset: {e}")))?;
+    crate::paths::atomic_write(&tie_path, &text)?;
+    let tie_reference = decide_all(&tie_rs, &ties, &soft);
+    let tie_rows = Rows {
+        inputs: &ties,
+        slice_rows: 0,
+        reference: &tie_reference,
+        note: Some(TIE_NOTE),
+        ..rows
+    };
+    if !ties.is_empty() {
+        out.extend(run_interpreters(cx, &setup, &tie_rows, &table, (work.path(), "ties-", tie_path))?);
+    }
+    Ok(Report {
+        findings: out,
+        summary: summary(&rows, ties.len()),
+        skipped: None,
+    })
+}
+
+const TIE_NOTE: &str = "a tie probe: the interpreters ran on the ruleset with every bound a probability is compared with moved to 0.5, on rows whose probabilities are exactly 0.5 (docs/ruleset.md, Ties)";
+
+/// The columns of the interpreters' input table: head outputs, then raw features.
+struct Columns<'a> {
+    heads: Vec<(String, String, usize)>,
+    features: &'a [String],
+}
+
+/// The reference interpreter's decisions on `inputs` under `rs`.
+fn decide_all(rs: &ruleset::Ruleset, inputs: &[Input], soft: &[&str]) -> Vec<Decision> {
+    inputs
+        .iter()
+        .map(|i| ruleset::interpret(rs, i.row.as_ref(), soft))
+        .collect()
+}
+
+/// Writes `rows`' input table (named with `prefix`) and runs every configured interpreter on it with the
+/// ruleset at `ruleset`.
+fn run_interpreters(
+    cx: &Context,
+    setup: &Setup,
+    rows: &Rows,
+    table: &Columns,
+    (work, prefix, ruleset): (&Path, &str, PathBuf),
+) -> Result<Vec<Finding>> {
+    let path = work.join(format!("{prefix}interpreter-inputs.csv"));
+    write_inputs(&path, rows.inputs, &table.heads, table.features)?;
+    let vars = [("ruleset", ruleset), ("inputs", path)];
     let mut out = Vec::new();
     for &(name, spec) in &setup.interpreters {
         let it = Interpreter {
@@ -200,16 +269,12 @@ pub fn run(cx: &Context) -> Result<Report> {
                 spec,
                 format!("ruleset.{name}"),
                 format!("{name} interpreter"),
-                section.timeout_secs,
+                setup.section.timeout_secs,
             ),
         };
-        out.extend(check_interpreter(cx, &rows, &it, work.path(), &vars)?);
+        out.extend(check_interpreter(cx, rows, &it, work, &vars)?);
     }
-    Ok(Report {
-        findings: out,
-        summary: summary(&rows),
-        skipped: None,
-    })
+    Ok(out)
 }
 
 /// The ruleset section, interpreters, slice and model outputs the gate runs on, or why it skips.
@@ -286,8 +351,52 @@ fn inputs<'a>(rs: &ruleset::Ruleset, base: &'a SliceRow<'a>, soft: &[&str]) -> V
                 row: Box::new(p.row),
             });
         }
+        // A gate's feature unknown: NaN blocks (fail closed), whatever the comparison says.
+        for g in &rs.risk_gates {
+            if let Some(ruleset::Read::Feature(f)) = g.read() {
+                inputs.push(Input {
+                    key: (format!("{}", inputs.len()), format!("nan:{}", g.name)),
+                    row: Box::new(ruleset::Overridden {
+                        base,
+                        head: None,
+                        feature: Some((f, f64::NAN)),
+                    }),
+                });
+            }
+        }
     }
     inputs
+}
+
+/// The tie probes as input rows (symbol `tie:<head>:<class>=<class>=0.5`).
+fn tie_inputs<'a>(rs: &ruleset::Ruleset, base: &'a SliceRow<'a>, soft: &[&str]) -> Vec<Input<'a>> {
+    if base.slice.is_empty() {
+        return Vec::new();
+    }
+    let width = |h: &str| base.outputs.get(h).map(|m| m.cols);
+    let class = |h: &str, k: usize| {
+        (h == rs.signal.head)
+            .then(|| rs.signal.classes.get(k).cloned())
+            .flatten()
+            .unwrap_or_else(|| k.to_string())
+    };
+    ruleset::tie_probes(rs, base, soft, width)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Input {
+            key: (
+                i.to_string(),
+                format!(
+                    "tie:{}:{}={}={}",
+                    p.head,
+                    class(&p.head, p.pair.0),
+                    class(&p.head, p.pair.1),
+                    ruleset::TIE
+                ),
+            ),
+            row: Box::new(p.row),
+        })
+        .collect()
 }
 
 /// Writes the interpreters' input table: timestamp, symbol, head outputs, features.
@@ -358,12 +467,12 @@ fn check_interpreter(
     })
 }
 
-/// The summary: slice and synthetic rows, and the reference's sides on the slice rows.
-fn summary(rows: &Rows) -> String {
-    let n = rows.slice.len();
+/// The summary: slice, synthetic and tie rows, and the reference's sides on the slice rows.
+fn summary(rows: &Rows, ties: usize) -> String {
+    let n = rows.slice_rows;
     let sides = |s: Side| rows.reference[..n].iter().filter(|d| d.side == s).count();
     format!(
-        "{} rows + {} synthetic · long {} short {} flat {}",
+        "{} rows + {} synthetic + {ties} ties · long {} short {} flat {}",
         n,
         rows.inputs.len() - n,
         sides(Side::Long),

@@ -394,6 +394,34 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("name = \"volatility-cap\""),
     },
     Defect {
+        name: "live-interpreter-enters-strictly-above",
+        make: |ex| {
+            patch(
+                ex,
+                "live/interpret.py",
+                "if pl >= self.enter_long and pl >= ps:",
+                "if pl > self.enter_long and pl >= ps:",
+            )
+        },
+        code: "interpretation-mismatch",
+        path: "ruleset.toml",
+        line: Line::Containing("enter-long = "),
+    },
+    Defect {
+        name: "live-interpreter-passes-nan",
+        make: |ex| {
+            patch(
+                ex,
+                "live/interpret.py",
+                "blocked = math.isnan(value) or (",
+                "blocked = (",
+            )
+        },
+        code: "interpretation-mismatch",
+        path: "ruleset.toml",
+        line: Line::Containing("name = \"volatility-cap\""),
+    },
+    Defect {
         name: "live-interpreter-skips-a-risk-gate",
         make: |ex| {
             patch(

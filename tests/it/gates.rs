@@ -325,7 +325,7 @@ fn the_example_takes_every_action_on_at_least_a_tenth_of_the_slice() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let summary = v["gates"][0]["summary"].as_str().unwrap().to_owned();
-    // "2115 rows + 5 synthetic · long 610 short 571 flat 934"
+    // "2115 rows + 6 synthetic + 3 ties · long 610 short 571 flat 934"
     let words: Vec<&str> = summary.split_whitespace().collect();
     let count = |side: &str| -> f64 {
         let i = words.iter().position(|w| *w == side).unwrap();
