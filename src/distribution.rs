@@ -63,8 +63,10 @@ pub struct Histogram {
 /// other-format file is an error naming the file (and line).
 pub fn read_baseline(loaded: &crate::config::Loaded, rel: &str) -> Result<(Baseline, String)> {
     let display = loaded.display(rel);
-    let text = crate::error::read_to_string(&loaded.resolve(rel))
+    let path = loaded
+        .input("gates.output-distribution.baseline", rel)
         .map_err(|e| Error::msg(format!("{e} (write it with `plumbline baseline`)")))?;
+    let text = crate::error::read_to_string(&path)?;
     let base: Baseline = serde_json::from_str(&text).map_err(|e| {
         Error::at(
             Location::at(&display, e.line() as u32),

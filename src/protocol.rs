@@ -40,6 +40,15 @@ pub enum Failure {
     Exit { status: String, stderr: String },
     NoOutput { stderr: String },
     Malformed { error: Error, stderr: String },
+    /// The command changed (or removed) a file it was given to read.
+    ChangedInput { placeholder: String, path: String },
+}
+
+/// What a file looked like before a command ran: its size and modification time (a write changes the
+/// time; reading the contents again would cost as much as the command's own read).
+fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
 }
 
 impl Failure {
@@ -55,6 +64,9 @@ impl Failure {
             Failure::Malformed { error, stderr } => exec::with_stderr(
                 format!("wrote a table plumbline cannot read: {error}"),
                 stderr,
+            ),
+            Failure::ChangedInput { placeholder, path } => format!(
+                "it changed `{{{placeholder}}}` ({path}), a file it was given to read; a command writes only `{{out}}`"
             ),
         }
     }
@@ -155,10 +167,21 @@ impl<'a> Command<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain([("PLUMBLINE_ROLE".to_owned(), self.role.clone())])
             .collect();
+        let before: Vec<_> = vars.iter().map(|(_, p)| fingerprint(p)).collect();
         let ran = match exec::run(loaded, &argv, self.timeout_secs, &env) {
             Ok(r) => r,
             Err(e) => return Ok(Err(Failure::Run(e))),
         };
+        if let Some(((name, path), _)) = vars
+            .iter()
+            .zip(&before)
+            .find(|((_, p), was)| was.is_some() && fingerprint(p) != **was)
+        {
+            return Ok(Err(Failure::ChangedInput {
+                placeholder: (*name).to_owned(),
+                path: display_path(path),
+            }));
+        }
         if !ran.status.success() {
             return Ok(Err(Failure::Exit {
                 status: ran.status.to_string(),

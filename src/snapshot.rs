@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use git2::Repository;
 
 use crate::error::{Error, Result};
+use crate::finding::Location;
 
 pub enum Snapshot {
     WorkTree,
@@ -130,12 +131,7 @@ impl Snapshot {
     }
 
     pub fn read_to_string(&self, path: &Path) -> Result<String> {
-        String::from_utf8(self.read(path)?).map_err(|_| {
-            Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
-            )
-        })
+        utf8(path, self.read(path)?)
     }
 
     /// The staged bytes of a tracked file (`None` in the work-tree snapshot or for an untracked file),
@@ -146,4 +142,23 @@ impl Snapshot {
             Snapshot::Staged(s) => s.blob(path).map_err(|e| Error::io(path, e)),
         }
     }
+}
+
+/// `bytes` as UTF-8 text, or an error at the line of the first byte that is not, with its offset.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::at(
+            Location::at(
+                crate::paths::display_path(path),
+                u32::try_from(line).unwrap_or(u32::MAX),
+            ),
+            format!(
+                "not UTF-8 text: byte 0x{:02X} at byte offset {at} (line {line}) is not valid UTF-8; save the file as UTF-8",
+                bytes[at]
+            ),
+        )
+    })
 }

@@ -90,7 +90,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         }
     }
     let ruleset = match &loaded.config.ruleset {
-        Some(r) => Some(ruleset::load(&loaded.resolve(&r.path))?),
+        Some(r) => Some(ruleset::load(&loaded.input("ruleset.path", &r.path)?)?),
         None => None,
     };
     let soft_owned = crate::contract::softmax_heads(&heads);

@@ -161,6 +161,11 @@ impl Loaded {
         self.run.snapshot.read_to_string(path)
     }
 
+    /// A file's bytes as this run sees it (the work tree, or the staged version).
+    pub fn read_bytes(&self, path: &Path) -> Result<Vec<u8>> {
+        self.run.snapshot.read(path)
+    }
+
     /// A checkpoint as this run sees it: its staged bytes when the run reads the index and git tracks
     /// it, else the file (header reads only).
     pub fn open_checkpoint(&self, path: &Path) -> Result<crate::checkpoint::CheckpointInfo> {

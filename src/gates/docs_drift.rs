@@ -138,6 +138,7 @@ fn not_checked(cx: &Context) -> Finding {
 fn json_missing(display: &str, e: &crate::error::Error, help: &str) -> Finding {
     Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
         .at(Location::file(display))
+        .note("`docs.json` in plumbline.toml names this file")
         .help(help)
 }
 
@@ -162,7 +163,9 @@ fn schema_invalid(display: &str, pointer: &str, message: &str, help: &str) -> Fi
 
 /// A Markdown docs file cannot be read.
 fn markdown_missing(display: &str, e: &crate::error::Error) -> Finding {
-    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}")).at(Location::file(display))
+    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}"))
+        .at(Location::file(display))
+        .note("`docs.markdown` in plumbline.toml names this file")
 }
 
 /// A Markdown docs file's markers are missing, broken or unknown.

@@ -485,7 +485,7 @@ pub fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, u
 
 /// Compare with the reference outputs file: rows of `{"scaled": [...], "outputs": {head: [...]}}`.
 fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64, Vec<Finding>)> {
-    let path = cx.loaded.resolve(rel);
+    let path = cx.loaded.input("gates.forward-contract.reference", rel)?;
     let display = cx.loaded.display(rel);
     let text = crate::error::read_to_string(&path)?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| {

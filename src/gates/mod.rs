@@ -90,7 +90,10 @@ impl Context<'_> {
             .ruleset
             .get_or_init(|| match &self.loaded.config.ruleset {
                 None => Ok(None),
-                Some(section) => crate::ruleset::load(&self.loaded.resolve(&section.path))
+                Some(section) => self
+                    .loaded
+                    .input("ruleset.path", &section.path)
+                    .and_then(|p| crate::ruleset::load(&p))
                     .map(Some)
                     .map_err(|e| e.to_string()),
             })

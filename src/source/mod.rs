@@ -79,7 +79,8 @@ impl<'a> Resolver<'a> {
             Source::Python { python, name } => {
                 if !self.python.contains_key(python) {
                     let display = self.loaded.display(python);
-                    let text = self.loaded.read_to_string(&self.loaded.resolve(python))?;
+                    let path = self.loaded.resolve(python);
+                    let text = python::decode(&path, self.loaded.read_bytes(&path)?)?;
                     self.python
                         .insert(python.clone(), python::PythonModule::parse(&display, text)?);
                 }

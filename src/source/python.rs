@@ -53,6 +53,78 @@ const MUTATORS: &[&str] = &[
     "discard",
 ];
 
+/// A Python source file's text (PEP 263): UTF-8, unless a `coding:` declaration on its first or
+/// second line names latin-1 or ASCII. Any other declared encoding is an error at its line; bytes that
+/// are not valid in the encoding are an error naming their offset.
+pub fn decode(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
+    let Some((line, name)) = declared_encoding(&bytes) else {
+        return crate::snapshot::utf8(path, bytes);
+    };
+    let normal = name.to_ascii_lowercase().replace('_', "-");
+    match normal.as_str() {
+        "utf-8" | "utf8" | "utf-8-sig" => crate::snapshot::utf8(path, bytes),
+        "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "iso-latin-1" | "l1" | "cp819" => {
+            Ok(bytes.iter().map(|&b| char::from(b)).collect())
+        }
+        "ascii" | "us-ascii" => match bytes.iter().position(|b| !b.is_ascii()) {
+            None => crate::snapshot::utf8(path, bytes),
+            Some(at) => Err(Error::at(
+                Location::at(crate::paths::display_path(path), line_of(&bytes, at)),
+                format!(
+                    "byte 0x{:02X} at byte offset {at} is not ASCII, the encoding the file declares",
+                    bytes[at]
+                ),
+            )),
+        },
+        _ => Err(Error::at(
+            Location::at(crate::paths::display_path(path), line),
+            format!(
+                "declares `coding: {name}` (PEP 263); plumbline reads Python sources in UTF-8, latin-1 or ASCII: save it as UTF-8"
+            ),
+        )),
+    }
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_of(bytes: &[u8], at: usize) -> u32 {
+    u32::try_from(bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX)
+}
+
+/// The encoding a PEP 263 comment declares on line 1, or on line 2 after a comment or blank line 1:
+/// `^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)`, as CPython's tokenizer reads it.
+fn declared_encoding(bytes: &[u8]) -> Option<(u32, String)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut lines = bytes.split(|&b| b == b'\n');
+    for n in 1..=2u32 {
+        let line = lines.next()?;
+        let trimmed = line.trim_ascii_start();
+        if !trimmed.starts_with(b"#") {
+            if n == 1 && trimmed.trim_ascii().is_empty() {
+                continue;
+            }
+            return None;
+        }
+        if let Some(name) = coding_in(trimmed) {
+            return Some((n, name));
+        }
+    }
+    None
+}
+
+/// The name after the first `coding:` or `coding=` in a comment line.
+fn coding_in(comment: &[u8]) -> Option<String> {
+    let i = comment
+        .windows(7)
+        .position(|w| w == b"coding:" || w == b"coding=")?;
+    let rest = comment[i + 7..].trim_ascii_start();
+    let name: Vec<u8> = rest
+        .iter()
+        .copied()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        .collect();
+    (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned())
+}
+
 impl PythonModule {
     pub fn parse(display: &str, text: String) -> Result<PythonModule> {
         let mut parser = Parser::new();
@@ -70,7 +142,12 @@ impl PythonModule {
             produced: std::cell::Cell::new(0),
         };
         if let Some(err) = first_error(module.tree.root_node()) {
-            return Err(module.error(err, format!("syntax error near `{}`", module.snippet(err))));
+            let message = format!(
+                "syntax error near `{}`\n{}",
+                module.snippet(err),
+                module.source_line(err)
+            );
+            return Err(module.error(err, message));
         }
         Ok(module)
     }
@@ -86,6 +163,16 @@ impl PythonModule {
             },
             message,
         )
+    }
+
+    /// The line `node` starts on, numbered, with a caret under its column (rustc's layout).
+    fn source_line(&self, node: Node) -> String {
+        let p = node.start_position();
+        let line = self.text.lines().nth(p.row).unwrap_or("");
+        let n = (p.row + 1).to_string();
+        let pad = " ".repeat(n.len());
+        let col = line.get(..p.column).map_or(p.column, |s| s.chars().count());
+        format!("{pad} |\n{n} | {line}\n{pad} | {}^", " ".repeat(col))
     }
 
     fn text_of(&self, node: Node) -> &str {
@@ -697,6 +784,33 @@ mod tests {
 
     fn module(src: &str) -> PythonModule {
         PythonModule::parse("m.py", src.to_owned()).unwrap()
+    }
+
+    /// PEP 263: a latin-1 declaration is honoured, an unknown one and a stray byte are errors that
+    /// name the line (and the byte offset).
+    #[test]
+    fn source_encodings_follow_pep_263() {
+        let p = std::path::Path::new("m.py");
+        let latin = b"# -*- coding: latin-1 -*-\n# caf\xe9\nA = 1\n".to_vec();
+        assert_eq!(decode(p, latin).unwrap(), "# -*- coding: latin-1 -*-\n# caf\u{e9}\nA = 1\n");
+        // Line 2 counts after a comment on line 1, not after code.
+        assert!(decode(p, b"#!/usr/bin/env python3\n# vim: set fileencoding=latin1 :\n# \xe9\n".to_vec()).is_ok());
+        assert!(decode(p, b"A = 1\n# coding: latin-1\n# \xe9\n".to_vec()).is_err());
+        let e = decode(p, b"A = 1\n# caf\xe9\n".to_vec()).unwrap_err().to_string();
+        assert!(e.contains("m.py:2") && e.contains("0xE9 at byte offset 11"), "{e}");
+        let e = decode(p, b"# coding: cp1252\nA = 1\n".to_vec()).unwrap_err().to_string();
+        assert!(e.contains("m.py:1") && e.contains("coding: cp1252"), "{e}");
+        let e = decode(p, b"# coding: ascii\n# \xe9\n".to_vec()).unwrap_err().to_string();
+        assert!(e.contains("m.py:2") && e.contains("offset 18"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_shows_its_line() {
+        let Err(e) = PythonModule::parse("m.py", "A = 1\nB = 5 +\n".to_owned()) else {
+            panic!("parsed")
+        };
+        let e = e.to_string();
+        assert!(e.contains("m.py:2:") && e.contains("2 | B = 5 +") && e.contains("^"), "{e}");
     }
 
     #[test]

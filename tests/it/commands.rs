@@ -61,6 +61,22 @@ fn a_crashing_builder_is_a_finding_with_its_stderr() {
     );
 }
 
+/// A builder that writes into the prices it was given (a swapped `argv` index) is a finding, even when it
+/// also writes its `{out}`: the next command would read the damaged file.
+#[test]
+fn a_builder_that_changes_its_input_is_a_finding() {
+    let (_g, ex) = with_live(&python(
+        "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2]); open(sys.argv[1], 'a').write('')\nimport os; os.utime(sys.argv[1], (0, 0))",
+        None,
+    ));
+    let (code, out) = parity(&ex);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("it changed `{prices}` (") && out.contains("a command writes only `{out}`"),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_hanging_builder_is_killed_at_its_timeout() {
     let (_g, ex) = with_live(&python("import time; time.sleep(60)", Some(1)));

@@ -225,3 +225,29 @@ fn a_missing_input_names_its_config_key() {
         "{out}"
     );
 }
+
+/// The reference outputs, the output baseline and the ruleset name their keys too.
+#[cfg(feature = "native")]
+#[test]
+fn missing_reference_baseline_and_ruleset_name_their_keys() {
+    for (file, gate, key) in [
+        (
+            "reference/outputs.json",
+            "forward-contract",
+            "gates.forward-contract.reference",
+        ),
+        (
+            "reference/output_baseline.json",
+            "output-distribution",
+            "gates.output-distribution.baseline",
+        ),
+        ("ruleset.toml", "ruleset-smoke", "ruleset.path"),
+    ] {
+        let (_guard, ex) = example_copy();
+        std::fs::remove_file(ex.join(file)).unwrap();
+        let (code, out) = run(&ex, &["gate", gate]);
+        assert_eq!(code, Some(2), "{out}");
+        let want = format!("error: plumbline.toml: `{key}` names {file}, which does not exist");
+        assert!(out.contains(&want), "{want}\n{out}");
+    }
+}
