@@ -37,6 +37,9 @@ pub struct Baseline {
 pub struct SliceId {
     pub path: String,
     pub rows: usize,
+    /// The slice file's size (absent in baselines written before plumbline recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
     pub sha256: String,
 }
 
@@ -259,6 +262,7 @@ pub fn baseline(
         slice: SliceId {
             path: slice_rel.replace('\\', "/"),
             rows: slice.len(),
+            bytes: std::fs::metadata(slice_path).ok().map(|m| m.len()),
             sha256: sha,
         },
         heads,

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod distribution;
+pub mod edge_prices;
 pub mod docs;
 pub mod engine;
 pub mod error;

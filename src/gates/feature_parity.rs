@@ -228,6 +228,12 @@ fn value_mismatch(p: &Parity, pair: &Pair, feature: &str, d: &ValueDiff) -> Find
     if d.float32 {
         f = f.note(format!("every value the {} builder writes for `{feature}` is exactly a float32: it computes or stores in float32", b.name));
     }
+    if let Some(what) = p.edges.describe(&d.key.1) {
+        f = f.note(format!(
+            "`{}` is an edge-case symbol plumbline adds to the prices: {what} (`[gates.feature-parity] edge-symbols`)",
+            d.key.1
+        ));
+    }
     f.help("the builders must compute the same value from the same bars; compare the two implementations of this feature")
 }
 
@@ -249,6 +255,8 @@ struct Parity<'a> {
     names: Vec<String>,
     /// The key columns (timestamp, then symbol when there is one).
     keys: Vec<&'a str>,
+    /// The edge-case symbols added to the prices (`[gates.feature-parity] edge-symbols`).
+    edges: crate::edge_prices::Edges,
 }
 
 impl Parity<'_> {
@@ -302,17 +310,20 @@ pub fn run(cx: &Context) -> Result<Report> {
             "not configured: needs `builders.training` (the reference) and at least one of `builders.backtest`, `builders.live`",
         ));
     }
+    let work = crate::protocol::workdir()?;
+    let settings = &loaded.config.gates.feature_parity;
+    let (prices, edges) = prices_with_edges(loaded, data, settings, work.path())?;
     let p = Parity {
         loaded,
         facts: cx.facts,
         data,
-        settings: &loaded.config.gates.feature_parity,
+        settings,
         names: cx.facts.feature_names()?,
         keys: data.key_columns(),
+        edges,
     };
-    let work = crate::protocol::workdir()?;
     let mut out = Vec::new();
-    let tables = run_builders(&p, &all, work.path(), &mut out)?;
+    let tables = run_builders(&p, &all, (work.path(), &prices), &mut out)?;
     out.extend(tables.iter().filter_map(|b| compare_columns(&p, b)));
     out.extend(tables.iter().filter_map(|b| no_rows(&p, b)));
     // Rows and values against the training builder.
@@ -331,6 +342,9 @@ pub fn run(cx: &Context) -> Result<Report> {
         compared += compare_with_training(&p, training, &training_index, other, &mut out);
     }
     let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
+    if !p.edges.symbols.is_empty() {
+        summary.push_str(&format!(" · {} edge symbols", p.edges.symbols.len()));
+    }
     if let Some(anchor) = anchor(&p) {
         summary.push_str(&anchor_all(&p, anchor, &tables, &mut out));
     }
@@ -346,14 +360,34 @@ fn report(findings: Vec<Finding>, summary: String) -> Report {
     }
 }
 
+/// The prices the builders run on: `[data] prices`, plus the edge-case symbols written to `work`
+/// unless `edge-symbols = false` (or the prices are Parquet or have no symbol column).
+fn prices_with_edges(
+    loaded: &Loaded,
+    data: &DataSection,
+    settings: &FeatureParitySettings,
+    work: &Path,
+) -> Result<(PathBuf, crate::edge_prices::Edges)> {
+    let prices = loaded.input("data.prices", &data.prices)?;
+    if !settings.edge_symbols {
+        return Ok((prices, Default::default()));
+    }
+    let with = work.join("prices-with-edge-symbols.csv");
+    Ok(
+        match crate::edge_prices::write(&prices, &data.timestamp, &data.symbol, &with)? {
+            Some(edges) => (with, edges),
+            None => (prices, Default::default()),
+        },
+    )
+}
+
 /// Every builder run on the prices, with its declared columns; a builder that fails is a finding.
 fn run_builders<'a>(
     p: &Parity,
     all: &[(&'static str, &'a CommandSpec)],
-    work: &Path,
+    (work, prices): (&Path, &Path),
     out: &mut Vec<Finding>,
 ) -> Result<Vec<BuilderRun<'a>>> {
-    let prices = p.loaded.input("data.prices", &p.data.prices)?;
     let mut tables = Vec::new();
     for &(name, spec) in all {
         let cmd = command(p.loaded, name, spec);
@@ -361,7 +395,7 @@ fn run_builders<'a>(
         match cmd.run_table(
             p.loaded,
             work,
-            &[("prices", PathBuf::from(&prices))],
+            &[("prices", prices.to_path_buf())],
             &p.keys,
         )? {
             Ok(table) => tables.push(BuilderRun {

@@ -184,20 +184,17 @@ fn class_share(on: &OnSlice, hv: &HeadValues, k: usize, share: f64) -> Finding {
 }
 
 /// The baseline was written for another model version or another slice.
-fn baseline_for_other(file: &BaselineFile, version: Option<&str>, rows: usize) -> Finding {
-    let base = file.base;
+fn baseline_for_other(file: &BaselineFile, key: &str, changes: &[(&str, String)]) -> Finding {
+    let what: Vec<&str> = changes.iter().map(|(_, w)| w.as_str()).collect();
     Finding::new(
         &BASELINE_STALE,
         format!(
-            "the baseline was written for model v{} on another slice or model ({} rows, {}); this is model v{} on {} rows",
-            base.model_version,
-            base.slice.rows,
-            base.slice.path,
-            version.unwrap_or("?"),
-            rows
+            "the baseline was written for another model or slice ({}): {}",
+            file.base.slice.path,
+            what.join("; ")
         ),
     )
-    .at(file.at("model-version"))
+    .at(file.at(key))
     .help("review the drift below, then run `plumbline baseline` and commit the result")
 }
 
@@ -428,20 +425,44 @@ fn drift(
     (worst, out)
 }
 
-/// A finding when the baseline was written for another model version, slice length or slice file.
+/// A finding when the baseline was written for another model version or slice file, saying what
+/// changed: the model version, the slice's rows, bytes and sha256.
 fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option<Finding> {
-    let s = &cx.loaded.config.gates.output_distribution;
     let base = file.base;
-    let version = cx.contract.map(|c| c.model_version.as_str());
-    let slice_sha = s
-        .baseline
+    let slice_path = cx
+        .loaded
+        .config
+        .slice
         .as_ref()
-        .and(cx.loaded.config.slice.as_ref())
-        .and_then(|sec| crate::checkpoint::sha256_file(&cx.loaded.resolve(&sec.features)).ok());
-    (version.is_some_and(|v| v != base.model_version)
-        || base.slice.rows != slice.len()
-        || slice_sha.is_some_and(|h| h != base.slice.sha256))
-    .then(|| baseline_for_other(file, version, slice.len()))
+        .map(|sec| cx.loaded.resolve(&sec.features));
+    let sha = slice_path
+        .as_ref()
+        .and_then(|p| crate::checkpoint::sha256_file(p).ok());
+    let bytes = slice_path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    let short = |h: &str| format!("{}…{}", &h[..h.len().min(8)], &h[h.len().saturating_sub(4)..]);
+    let mut changes: Vec<(&str, String)> = Vec::new();
+    if let Some(v) = cx.contract.map(|c| c.model_version.as_str())
+        && v != base.model_version
+    {
+        changes.push(("model-version", format!("model version {} → {v}", base.model_version)));
+    }
+    if base.slice.rows != slice.len() {
+        changes.push(("slice.rows", format!("slice rows {} → {}", base.slice.rows, slice.len())));
+    }
+    if let (Some(was), Some(now)) = (base.slice.bytes, bytes)
+        && was != now
+    {
+        changes.push(("slice.bytes", format!("slice bytes {was} → {now}")));
+    }
+    if let Some(now) = sha.filter(|h| *h != base.slice.sha256) {
+        let what = format!("slice sha256 {} → {}", short(&base.slice.sha256), short(&now));
+        changes.push(("slice.sha256", what));
+    }
+    let &(key, _) = changes.first()?;
+    Some(baseline_for_other(file, key, &changes))
 }
 
 /// One finding per baseline head the contract does not have.

@@ -307,6 +307,35 @@ fn baseline_refuses_a_model_with_non_finite_outputs_and_drift_names_baseline_gap
             "head `magnitude` is not in the baseline"
         ]
     );
+
+    // A baseline of another model and slice says what changed, at the first changed key.
+    let mut v: serde_json::Value = serde_json::from_slice(&committed).unwrap();
+    v["model-version"] = "2".into();
+    v["slice"]["rows"] = 2000.into();
+    v["slice"]["bytes"] = 1234.into();
+    v["slice"]["sha256"] = "ab".repeat(32).into();
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = plumbline(&ex, &["--format", "json", "gate", "output-distribution"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stale = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "output-baseline-stale")
+        .unwrap();
+    let message = stale["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the baseline was written for another model or slice (data/slice.csv): model version 2 → 3; slice rows 2000 → 2115; slice bytes 1234 → ")
+            && message.contains("; slice sha256 abababab…abab → "),
+        "{message}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("\"model-version\""))
+        .unwrap()
+        + 1;
+    assert_eq!(stale["location"]["line"], line, "the `model-version` line");
 }
 
 /// The example's ruleset takes every action on a meaningful share of the slice (≥ 10% each), by the
