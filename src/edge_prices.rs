@@ -32,19 +32,43 @@ impl Edges {
     }
 }
 
-/// Writes `prices` plus the edge symbols to `out`. `None` (nothing written) when the prices are
-/// Parquet, have no `symbol` column, or have no rows.
-pub fn write(prices: &Path, timestamp: &str, symbol: &str, out: &Path) -> Result<Option<Edges>> {
+/// The columns of the prices table the edge symbols are made from.
+pub struct Layout<'a> {
+    pub timestamp: &'a str,
+    /// Empty when there is none (then there are no edge symbols).
+    pub symbol: &'a str,
+    /// The price columns (`[data] price-columns`): scaled for the penny symbol, zeroed for a bad bar.
+    pub prices: &'a [String],
+}
+
+/// A table of bars no market should send, which every builder must treat alike.
+pub struct Bad {
+    pub path: std::path::PathBuf,
+    /// Its symbol, and what is wrong with it (for messages).
+    pub symbol: String,
+    pub what: String,
+}
+
+/// The prices with the edge symbols, and the bad-bar tables, all in `work`.
+pub struct Written {
+    pub prices: std::path::PathBuf,
+    pub edges: Edges,
+    pub bad: Vec<Bad>,
+}
+
+/// Writes `prices` plus the edge symbols, and the bad-bar tables, to `work`. `None` (nothing written)
+/// when the prices are Parquet, have no symbol column, or have no rows.
+pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Written>> {
     let bytes = std::fs::read(prices).map_err(|e| Error::io(prices, e))?;
-    if bytes.starts_with(b"PAR1") || symbol.is_empty() {
+    if bytes.starts_with(b"PAR1") || layout.symbol.is_empty() {
         return Ok(None);
     }
     let bad = |e: csv::Error| Error::msg(format!("{}: {e}", display_path(prices)));
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
     let header = reader.headers().map_err(bad)?.clone();
     let (Some(ts), Some(sym)) = (
-        header.iter().position(|h| h == timestamp),
-        header.iter().position(|h| h == symbol),
+        header.iter().position(|h| h == layout.timestamp),
+        header.iter().position(|h| h == layout.symbol),
     ) else {
         return Ok(None);
     };
@@ -58,40 +82,31 @@ pub fn write(prices: &Path, timestamp: &str, symbol: &str, out: &Path) -> Result
     let mut bars: Vec<&csv::StringRecord> = records.iter().filter(|r| r[sym] == *first).collect();
     bars.sort_by(|a, b| crate::table::time_order(&a[ts], &b[ts]));
     bars.truncate(EDGE_BARS);
-    let names = Names::new(&records, sym, &first, bars.len());
-    let mut edges = Edges::default();
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_path(out)
-        .map_err(|e| Error::msg(format!("{}: {e}", out.display())))?;
-    let fail = |e: csv::Error| Error::msg(format!("{}: {e}", out.display()));
-    w.write_record(&header).map_err(fail)?;
-    for r in &records {
-        w.write_record(r).map_err(fail)?;
-    }
-    let with = |r: &csv::StringRecord, name: &str, held: Option<&csv::StringRecord>| {
-        r.iter()
-            .enumerate()
-            .map(|(j, cell)| match (j, held) {
-                (j, _) if j == sym => name.to_owned(),
-                (j, Some(h)) if j != ts => h[j].to_owned(),
-                _ => cell.to_owned(),
-            })
-            .collect::<Vec<_>>()
+    let shape = Shape {
+        header: &header,
+        ts,
+        sym,
+        prices: layout
+            .prices
+            .iter()
+            .filter_map(|p| header.iter().position(|h| h == p))
+            .collect(),
     };
+    let names = Names::new(&records, sym, &first, bars.len());
+    let mut rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| r.iter().map(str::to_owned).collect())
+        .collect();
+    let mut edges = Edges::default();
     for n in 1..=bars.len() {
         let name = names.next();
-        for r in &bars[..n] {
-            w.write_record(with(r, &name, None)).map_err(fail)?;
-        }
+        rows.extend(bars[..n].iter().map(|r| shape.with(r, &name, Cells::Same)));
         edges
             .symbols
             .insert(name, format!("the first {} of {first}", bars_n(n)));
     }
     let name = names.next();
-    for r in &bars {
-        w.write_record(with(r, &name, Some(bars[0]))).map_err(fail)?;
-    }
+    rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::HeldAt(bars[0]))));
     edges.symbols.insert(
         name,
         format!(
@@ -99,8 +114,136 @@ pub fn write(prices: &Path, timestamp: &str, symbol: &str, out: &Path) -> Result
             bars_n(bars.len())
         ),
     );
-    w.flush().map_err(|e| Error::io(out, e))?;
-    Ok(Some(edges))
+    let name = names.next();
+    let scale = shape.below_tenth(&bars);
+    rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::Scaled(scale))));
+    edges.symbols.insert(
+        name,
+        format!(
+            "{} of {first} with every price divided by {scale} (all below 0.1, as a penny stock's)",
+            bars_n(bars.len())
+        ),
+    );
+    let out = work.join("prices-with-edge-symbols.csv");
+    shape.write(&out, &rows)?;
+    let bad = shape.bad_tables(&bars, &names, work, &mut edges)?;
+    Ok(Some(Written {
+        prices: out,
+        edges,
+        bad,
+    }))
+}
+
+/// How a synthetic row's non-key cells are made from a real row's.
+enum Cells<'a> {
+    Same,
+    /// Every non-key cell is this row's.
+    HeldAt(&'a csv::StringRecord),
+    /// Price cells divided by this.
+    Scaled(f64),
+    /// Price cells set to 0.
+    Zero,
+}
+
+/// The header and where the key and price columns are.
+struct Shape<'a> {
+    header: &'a csv::StringRecord,
+    ts: usize,
+    sym: usize,
+    prices: Vec<usize>,
+}
+
+impl Shape<'_> {
+    fn with(&self, r: &csv::StringRecord, name: &str, cells: Cells) -> Vec<String> {
+        r.iter()
+            .enumerate()
+            .map(|(j, cell)| {
+                if j == self.sym {
+                    return name.to_owned();
+                }
+                let price = self.prices.contains(&j);
+                match cells {
+                    Cells::HeldAt(h) if j != self.ts => h[j].to_owned(),
+                    Cells::Scaled(by) if price => cell
+                        .trim()
+                        .parse::<f64>()
+                        .map_or_else(|_| cell.to_owned(), |v| format!("{:?}", v / by)),
+                    Cells::Zero if price => "0".to_owned(),
+                    _ => cell.to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// The power of ten that brings every price of `bars` below 0.1.
+    fn below_tenth(&self, bars: &[&csv::StringRecord]) -> f64 {
+        let max = bars
+            .iter()
+            .flat_map(|r| self.prices.iter().filter_map(|&j| r[j].trim().parse::<f64>().ok()))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |a, v| a.max(v.abs()));
+        let mut scale = 100.0;
+        while max / scale >= 0.1 && scale < 1e300 {
+            scale *= 10.0;
+        }
+        scale
+    }
+
+    fn write(&self, out: &Path, rows: &[Vec<String>]) -> Result<()> {
+        let fail = |e: csv::Error| Error::msg(format!("{}: {e}", out.display()));
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_path(out)
+            .map_err(fail)?;
+        w.write_record(self.header).map_err(fail)?;
+        for r in rows {
+            w.write_record(r).map_err(fail)?;
+        }
+        w.flush().map_err(|e| Error::io(out, e))
+    }
+
+    /// The bad-bar tables: `bars` with the prices of the middle bar set to 0, and with the middle bar
+    /// twice. None for fewer than 2 bars, or (the zero table) without price columns.
+    fn bad_tables(
+        &self,
+        bars: &[&csv::StringRecord],
+        names: &Names,
+        work: &Path,
+        edges: &mut Edges,
+    ) -> Result<Vec<Bad>> {
+        if bars.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let k = bars.len() / 2;
+        let mut out = Vec::new();
+        let mut table = |file: &str, what: String, rows: &dyn Fn(&str) -> Vec<Vec<String>>| {
+            let symbol = names.next();
+            let path = work.join(file);
+            self.write(&path, &rows(&symbol))?;
+            edges.symbols.insert(symbol.clone(), what.clone());
+            out.push(Bad { path, symbol, what });
+            Ok::<_, Error>(())
+        };
+        if self.prices.is_empty() {
+            names.next(); // the zero table's name, unused
+        } else {
+            let what = format!("{} with every price of bar {} set to 0", bars_n(bars.len()), k + 1);
+            table("bad-bars-zero.csv", what, &|s| {
+                let zero = |(i, r): (usize, &&csv::StringRecord)| {
+                    self.with(r, s, if i == k { Cells::Zero } else { Cells::Same })
+                };
+                bars.iter().enumerate().map(zero).collect()
+            })?;
+        }
+        let what = format!("{} with bar {} twice", bars_n(bars.len()), k + 1);
+        table("bad-bars-duplicate.csv", what, &|s| {
+            let mut rows: Vec<Vec<String>> =
+                bars.iter().map(|r| self.with(r, s, Cells::Same)).collect();
+            rows.insert(k, rows[k].clone());
+            rows
+        })?;
+        Ok(out)
+    }
 }
 
 fn bars_n(n: usize) -> String {
@@ -141,7 +284,10 @@ impl Names {
         match self.numeric {
             Some(max) => (max + i as i64).to_string(),
             None if i <= self.count => format!("~{}-{i}", self.first),
-            None => format!("~{}-flat", self.first),
+            None => {
+                let kind = ["flat", "penny", "zero", "duplicate"];
+                format!("~{}-{}", self.first, kind.get(i - self.count - 1).unwrap_or(&"extra"))
+            }
         }
     }
 }
@@ -149,6 +295,14 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layout(prices: &[String]) -> Layout<'_> {
+        Layout {
+            timestamp: "timestamp",
+            symbol: "symbol",
+            prices,
+        }
+    }
 
     #[test]
     fn edge_symbols_copy_cells_as_text() {
@@ -159,19 +313,42 @@ mod tests {
             "timestamp,symbol,close,volume\n2,B,10.5,7\n1,A,3,100\n3,A,4,90\n2,A,5,80\n",
         )
         .unwrap();
-        let out = dir.path().join("o.csv");
-        let edges = write(&prices, "timestamp", "symbol", &out).unwrap().unwrap();
-        let text = std::fs::read_to_string(&out).unwrap();
+        let cols = ["close".to_owned()];
+        let w = write(&prices, &layout(&cols), dir.path()).unwrap().unwrap();
+        let text = std::fs::read_to_string(&w.prices).unwrap();
         assert_eq!(
             text,
             "timestamp,symbol,close,volume\n2,B,10.5,7\n1,A,3,100\n3,A,4,90\n2,A,5,80\n\
              1,~A-1,3,100\n\
              1,~A-2,3,100\n2,~A-2,5,80\n\
              1,~A-3,3,100\n2,~A-3,5,80\n3,~A-3,4,90\n\
-             1,~A-flat,3,100\n2,~A-flat,3,100\n3,~A-flat,3,100\n"
+             1,~A-flat,3,100\n2,~A-flat,3,100\n3,~A-flat,3,100\n\
+             1,~A-penny,0.03,100\n2,~A-penny,0.05,80\n3,~A-penny,0.04,90\n"
         );
-        assert_eq!(edges.describe("~A-2"), Some("the first 2 bars of A"));
-        assert!(edges.describe("A").is_none());
+        assert_eq!(w.edges.describe("~A-2"), Some("the first 2 bars of A"));
+        assert!(w.edges.describe("A").is_none());
+        let bad: Vec<(String, String)> = w
+            .bad
+            .iter()
+            .map(|b| (b.symbol.clone(), std::fs::read_to_string(&b.path).unwrap()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                (
+                    "~A-zero".to_owned(),
+                    "timestamp,symbol,close,volume\n1,~A-zero,3,100\n2,~A-zero,0,80\n3,~A-zero,4,90\n".to_owned()
+                ),
+                (
+                    "~A-duplicate".to_owned(),
+                    "timestamp,symbol,close,volume\n1,~A-duplicate,3,100\n2,~A-duplicate,5,80\n2,~A-duplicate,5,80\n3,~A-duplicate,4,90\n".to_owned()
+                )
+            ]
+        );
+        assert_eq!(
+            w.edges.describe("~A-zero"),
+            Some("3 bars of A with every price of bar 2 set to 0")
+        );
     }
 
     #[test]
@@ -179,10 +356,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let prices = dir.path().join("p.csv");
         std::fs::write(&prices, "timestamp,symbol,close\n1,10001,3\n1,10007,4\n").unwrap();
-        let out = dir.path().join("o.csv");
-        let edges = write(&prices, "timestamp", "symbol", &out).unwrap().unwrap();
-        let names: Vec<&String> = edges.symbols.keys().collect();
-        assert_eq!(names, ["10008", "10009"]);
-        assert_eq!(edges.describe("10009").unwrap(), "1 bar of 10001 with every price and the volume held at its first bar's");
+        let w = write(&prices, &layout(&[]), dir.path()).unwrap().unwrap();
+        let names: Vec<&String> = w.edges.symbols.keys().collect();
+        assert_eq!(names, ["10008", "10009", "10010"]);
+        assert_eq!(
+            w.edges.describe("10009").unwrap(),
+            "1 bar of 10001 with every price and the volume held at its first bar's"
+        );
+        assert!(w.bad.is_empty(), "one bar: no bad tables");
     }
 }

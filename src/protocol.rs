@@ -168,10 +168,11 @@ impl<'a> Command<'a> {
             .chain([("PLUMBLINE_ROLE".to_owned(), self.role.clone())])
             .collect();
         let before: Vec<_> = vars.iter().map(|(_, p)| fingerprint(p)).collect();
-        let ran = match exec::run(loaded, &argv, self.timeout_secs, &env) {
+        let mut ran = match exec::run(loaded, &argv, self.timeout_secs, &env) {
             Ok(r) => r,
             Err(e) => return Ok(Err(Failure::Run(e))),
         };
+        ran.stderr = placeholders_back(ran.stderr, &all);
         if let Some(((name, path), _)) = vars
             .iter()
             .zip(&before)
@@ -196,6 +197,25 @@ impl<'a> Command<'a> {
             stderr: ran.stderr,
         }))
     }
+}
+
+/// The command's stderr with each path it was given written as its placeholder again
+/// (`/tmp/plumbline-x1/bad.csv:34: …` → `{prices}:34: …`): the paths differ between runs and machines,
+/// the report must not.
+fn placeholders_back(stderr: String, vars: &[(&str, PathBuf)]) -> String {
+    let mut paths: Vec<(String, &str)> = vars
+        .iter()
+        .map(|(name, p)| {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            (abs.to_string_lossy().into_owned(), *name)
+        })
+        .filter(|(abs, _)| !abs.is_empty())
+        .collect();
+    // Longer paths first, so a path that contains another is replaced whole.
+    paths.sort_by_key(|(abs, _)| std::cmp::Reverse(abs.len()));
+    paths
+        .iter()
+        .fold(stderr, |s, (abs, name)| s.replace(abs.as_str(), &format!("{{{name}}}")))
 }
 
 /// Replace `{name}` placeholders. Paths are absolute so the command may change directory.

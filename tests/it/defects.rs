@@ -337,6 +337,41 @@ const DEFECTS: &[Defect] = &[
         line: Line::Containing("\"ret_10\","),
     },
     Defect {
+        name: "training-builder-window-boundary",
+        make: |ex| patch(ex, "pipeline/features.py", "        if n >= w:", "        if n > w:"),
+        code: "feature-value-mismatch",
+        path: "backtest/features.py",
+        line: Line::Containing("\"rsi_14\","),
+    },
+    Defect {
+        name: "backtest-builder-rsi-without-moves",
+        make: |ex| {
+            patch(
+                ex,
+                "backtest/features.py",
+                "rsi = gain / (gain + loss) if gain + loss > 0 else 0.5",
+                "rsi = gain / (gain + loss) if gain + loss >= 0 else 0.5",
+            )
+        },
+        code: "builder-failed",
+        path: "backtest/features.py",
+        line: Line::None,
+    },
+    Defect {
+        name: "training-builder-accepts-zero-prices",
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/build_training.py",
+                "math.isfinite(v) and v > 0 for v in",
+                "math.isfinite(v) and v >= 0 for v in",
+            )
+        },
+        code: "bad-bars-disagree",
+        path: "pipeline/build_training.py",
+        line: Line::None,
+    },
+    Defect {
         name: "backtest-builder-float32",
         make: |ex| {
             patch(

@@ -9,9 +9,10 @@ files, the kind a person makes by accident:
   int+1/int-1  an integer literal +-1        (windows, horizons, indices, widths)
   add-sub      a binary + or - swapped       (also += and -=)
 
-in the builders, the label code, the inference paths and the interpreters (FILES). Integers in error
-handling only (`raise`, `print`, `sys.exit`, the `start=` of `enumerate`, which numbers lines for
-messages) are not mutated: they change messages, never a result.
+in the builders, the label code, the inference paths and the interpreters (FILES). Integers that are
+no window or horizon are not mutated: plain indices (`row[0]`, `argv[2]`, `xs[-1]`), and integers in
+error handling (`raise`, `print`, `sys.exit`, the `start=` of `enumerate`, which numbers lines for
+messages). Slice bounds (`xs[-14:]`) and every other integer are.
 
 For every mutant the harness runs `plumbline --format json check` on a copy of the example. A mutant is
 caught when the exit code is not 0 (1: a finding at error; 2: the pipeline could not be run, which fails
@@ -26,6 +27,7 @@ Usage (from the repository root, after `cargo build`):
   python3 tests/mutants/run.py --sample 12          every k-th mutant, for CI: fails on a survivor
                                                     that equivalent.toml does not argue
   python3 tests/mutants/run.py --list               the mutants, without running them
+  python3 tests/mutants/run.py --ids FILE           only the mutants whose ids are FILE's lines
 Options: --plumbline PATH (default target/debug/plumbline), --jobs N (default 2), --report FILE,
 --min SHARE (default 0.95: exit 1 below it, full runs only), --only SUBSTRING (mutant ids containing it).
 """
@@ -97,10 +99,17 @@ def tokens_between(toks, start, end):
 
 
 def no_mutation_context(tree):
-    """Ids of nodes whose integers only shape messages: raise statements, print/exit calls, `start=`."""
+    """Ids of integer nodes that are no window or horizon: those that only shape messages (raise
+    statements, print/exit calls, `start=`), and plain indices (`row[0]`, `argv[2]`, `xs[-1]`)."""
     skip = set()
     for node in ast.walk(tree):
         roots = []
+        if isinstance(node, ast.Subscript):
+            index = node.slice
+            if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+                index = index.operand
+            if isinstance(index, ast.Constant):
+                skip.add(id(index))
         if isinstance(node, ast.Raise):
             roots.append(node)
         elif isinstance(node, ast.Call):
@@ -260,6 +269,7 @@ def main():
     ap.add_argument("--sample", type=int, default=0)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--only", default="")
+    ap.add_argument("--ids", default="")
     ap.add_argument("--report", default="")
     ap.add_argument("--min", type=float, default=0.95)
     ap.add_argument("--timeout", type=int, default=600)
@@ -274,6 +284,10 @@ def main():
         sys.exit("tests/mutants/equivalent.toml argues mutants that no longer exist:\n  " + "\n  ".join(stale))
     if args.only:
         mutants = [m for m in mutants if args.only in m.id]
+    if args.ids:
+        with open(args.ids, encoding="utf-8") as f:
+            wanted = {line.rstrip("\n") for line in f if line.strip()}
+        mutants = [m for m in mutants if m.id in wanted]
     if args.sample:
         step = max(1, len(mutants) // args.sample)
         mutants = mutants[::step][: args.sample]
@@ -300,12 +314,13 @@ def main():
 
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(task, mutants))
-    text, share, missed = report(mutants, equivalent, time.monotonic() - t0, bool(args.sample or args.only))
+    partial = bool(args.sample or args.only or args.ids)
+    text, share, missed = report(mutants, equivalent, time.monotonic() - t0, partial)
     print(text)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
             f.write(text)
-    if args.sample or args.only:
+    if partial:
         return 1 if missed else 0
     return 1 if share < args.min else 0
 

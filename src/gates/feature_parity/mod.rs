@@ -5,7 +5,9 @@
 //! training builder's, joined on timestamp (+ symbol): the feature columns and their order against the
 //! contract, the rows, the stored dtypes (Parquet), and every value (|a − b| ≤ atol + rtol·|b|, NaN
 //! equals NaN). A finding names the feature, the first differing row, both values and how many rows
-//! differ, at the builder's line for that feature when the builder declares its `columns`.
+//! differ, at the builder's line for that feature when the builder declares its `columns`. The prices
+//! carry edge-case symbols (`crate::edge_prices`), and every builder also runs on two tables of bad
+//! bars, which they must all refuse or all compute alike (`bad_bars`).
 //!
 //! **Why is this bad?** Three implementations of the same features (vectorised for training, a loop
 //! for the backtest, incremental for live) drift apart silently: the model is then evaluated on one
@@ -15,12 +17,15 @@
 //! the warm-up: `feature-value-mismatch` at the live builder's `"ma_gap_50",` line, first at
 //! 1709827200 AAA, 147 of 2,400 rows differ.
 
+mod bad_bars;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::builders::{bad_keys, builders, command, declared_columns};
 use crate::config::{CommandSpec, DataSection, FeatureParitySettings, Loaded};
+use crate::edge_prices::{Layout, Written};
 use crate::error::Result;
 use crate::facts::Facts;
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -76,6 +81,11 @@ pub const ANCHOR_UNUSABLE: Code = code(
     "the training-time features cannot anchor a builder: unreadable, a feature missing, or no row shared past the builder's warm-up",
 );
 
+pub const BAD_BARS_DISAGREE: Code = code(
+    "bad-bars-disagree",
+    "one builder refuses a table of bad bars (a zero price, a bar twice) that another computes on",
+);
+
 pub const GATE: Gate = Gate {
     id: Id::FeatureParity,
     name: "feature-parity",
@@ -90,6 +100,7 @@ pub const GATE: Gate = Gate {
         NO_ROWS,
         ANCHOR_MISMATCH,
         ANCHOR_UNUSABLE,
+        BAD_BARS_DISAGREE,
     ],
     needs: Needs {
         commands: true,
@@ -312,7 +323,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     let work = crate::protocol::workdir()?;
     let settings = &loaded.config.gates.feature_parity;
-    let (prices, edges) = prices_with_edges(loaded, data, settings, work.path())?;
+    let Written { prices, edges, bad } = prices_with_edges(loaded, data, settings, work.path())?;
     let p = Parity {
         loaded,
         facts: cx.facts,
@@ -341,9 +352,11 @@ pub fn run(cx: &Context) -> Result<Report> {
     for other in tables.iter().filter(|t| t.name != "training") {
         compared += compare_with_training(&p, training, &training_index, other, &mut out);
     }
+    compared += bad_bars::check(&p, &all, work.path(), &bad, &mut out)?;
     let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
     if !p.edges.symbols.is_empty() {
-        summary.push_str(&format!(" · {} edge symbols", p.edges.symbols.len()));
+        let n = p.edges.symbols.len() - bad.len();
+        summary.push_str(&format!(" · {n} edge symbols · {} bad-bar tables", bad.len()));
     }
     if let Some(anchor) = anchor(&p) {
         summary.push_str(&anchor_all(&p, anchor, &tables, &mut out));
@@ -360,25 +373,30 @@ fn report(findings: Vec<Finding>, summary: String) -> Report {
     }
 }
 
-/// The prices the builders run on: `[data] prices`, plus the edge-case symbols written to `work`
-/// unless `edge-symbols = false` (or the prices are Parquet or have no symbol column).
+/// The prices the builders run on: `[data] prices`, plus the edge-case symbols (and the bad-bar tables)
+/// written to `work` unless `edge-symbols = false` (or the prices are Parquet or have no symbol column).
 fn prices_with_edges(
     loaded: &Loaded,
     data: &DataSection,
     settings: &FeatureParitySettings,
     work: &Path,
-) -> Result<(PathBuf, crate::edge_prices::Edges)> {
+) -> Result<Written> {
     let prices = loaded.input("data.prices", &data.prices)?;
-    if !settings.edge_symbols {
-        return Ok((prices, Default::default()));
-    }
-    let with = work.join("prices-with-edge-symbols.csv");
-    Ok(
-        match crate::edge_prices::write(&prices, &data.timestamp, &data.symbol, &with)? {
-            Some(edges) => (with, edges),
-            None => (prices, Default::default()),
-        },
-    )
+    let layout = Layout {
+        timestamp: &data.timestamp,
+        symbol: &data.symbol,
+        prices: &data.price_columns,
+    };
+    let written = if settings.edge_symbols {
+        crate::edge_prices::write(&prices, &layout, work)?
+    } else {
+        None
+    };
+    Ok(written.unwrap_or(Written {
+        prices,
+        edges: Default::default(),
+        bad: Vec::new(),
+    }))
 }
 
 /// Every builder run on the prices, with its declared columns; a builder that fails is a finding.
