@@ -330,9 +330,10 @@ pub fn extremes<'a>(
                 }
                 Some(Read::Head(h, k)) if softmax.contains(&h.as_str()) => {
                     let Some(w) = head_width(&h) else { continue };
-                    // All mass on class k (p → 1) or none on it (p → 0).
+                    // All mass on class k (p → 1) or none on it (p → 0), from saturated logits: ±1000,
+                    // where a softmax that does not subtract the largest logit overflows (exp(2000)).
                     let logits: Vec<f64> = (0..w)
-                        .map(|j| if (j == k) == up { 50.0 } else { -50.0 })
+                        .map(|j| if (j == k) == up { 1000.0 } else { -1000.0 })
                         .collect();
                     (
                         format!("p({h}.{k}) = {}", if up { "1" } else { "0" }),
@@ -423,12 +424,13 @@ pub fn bound_probes<'a>(
     out
 }
 
-/// The probability tie probes sit on. With two logits at 0 and every other at `FAR`, softmax is exactly
-/// 1/2 for the two in every implementation: exp(0) is 1, exp(-1000) underflows to 0, and 1/2 is exact. No
+/// The probability tie probes sit on. With two logits at `HIGH` and every other at 0, softmax is exactly
+/// 1/2 for the two in every implementation that subtracts the largest logit first (as a softmax must):
+/// exp(0) is 1, exp(-1000) underflows to 0, and 1/2 is exact; one that does not overflows. No
 /// other probability is: the exponential of any other number is rounded, and libraries round it
 /// differently in the last bit, so a probe aimed at a bound such as 0.45 could land either side of it.
 pub const TIE: f64 = 0.5;
-const FAR: f64 = -1000.0;
+const HIGH: f64 = 1000.0;
 
 /// Whether risk gate `g` compares a probability (it reads a softmax head).
 fn reads_probability(g: &RiskGate, softmax: &[&str]) -> bool {
@@ -483,7 +485,7 @@ pub fn tie_probes<'a>(
         for a in 0..w {
             for b in a + 1..w {
                 let logits = (0..w)
-                    .map(|j| if j == a || j == b { 0.0 } else { FAR })
+                    .map(|j| if j == a || j == b { HIGH } else { 0.0 })
                     .collect();
                 out.push(TieProbe {
                     head: h.clone(),
