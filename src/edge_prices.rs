@@ -47,6 +47,9 @@ pub struct Bad {
     /// Its symbol, and what is wrong with it (for messages).
     pub symbol: String,
     pub what: String,
+    /// Whether the labels builder must treat it alike too: a table whose close is bad (a labels builder
+    /// reads the close only, so it may rightly accept a bad open).
+    pub labels_too: bool,
 }
 
 /// The prices with the edge symbols, and the bad-bar tables, all in `work`.
@@ -92,20 +95,20 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             .filter_map(|p| header.iter().position(|h| h == p))
             .collect(),
     };
-    let names = Names::new(&records, sym, &first, bars.len());
+    let names = Names::new(&records, sym, &first);
     let mut rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| r.iter().map(str::to_owned).collect())
         .collect();
     let mut edges = Edges::default();
     for n in 1..=bars.len() {
-        let name = names.next();
+        let name = names.next(&n.to_string());
         rows.extend(bars[..n].iter().map(|r| shape.with(r, &name, Cells::Same)));
         edges
             .symbols
             .insert(name, format!("the first {} of {first}", bars_n(n)));
     }
-    let name = names.next();
+    let name = names.next("flat");
     rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::HeldAt(bars[0]))));
     edges.symbols.insert(
         name,
@@ -114,7 +117,7 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             bars_n(bars.len())
         ),
     );
-    let name = names.next();
+    let name = names.next("penny");
     let scale = shape.below_tenth(&bars);
     rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::Scaled(scale))));
     edges.symbols.insert(
@@ -126,7 +129,9 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
     );
     let out = work.join("prices-with-edge-symbols.csv");
     shape.write(&out, &rows)?;
-    let bad = shape.bad_tables(&bars, &names, work, &mut edges)?;
+    let close = layout.prices.iter().position(|p| p == "close");
+    let close = close.and_then(|i| header.iter().position(|h| h == layout.prices[i]));
+    let bad = shape.bad_tables(&bars, (&names, close), work, &mut edges)?;
     Ok(Some(Written {
         prices: out,
         edges,
@@ -141,8 +146,8 @@ enum Cells<'a> {
     HeldAt(&'a csv::StringRecord),
     /// Price cells divided by this.
     Scaled(f64),
-    /// Price cells set to 0.
-    Zero,
+    /// Price cells set to 0, but the one in this column (the close) when there is one.
+    Zero(Option<usize>),
 }
 
 /// The header and where the key and price columns are.
@@ -168,7 +173,7 @@ impl Shape<'_> {
                         .trim()
                         .parse::<f64>()
                         .map_or_else(|_| cell.to_owned(), |v| format!("{:?}", v / by)),
-                    Cells::Zero if price => "0".to_owned(),
+                    Cells::Zero(keep) if price && keep != Some(j) => "0".to_owned(),
                     _ => cell.to_owned(),
                 }
             })
@@ -202,12 +207,13 @@ impl Shape<'_> {
         w.flush().map_err(|e| Error::io(out, e))
     }
 
-    /// The bad-bar tables: `bars` with the prices of the middle bar set to 0, and with the middle bar
-    /// twice. None for fewer than 2 bars, or (the zero table) without price columns.
+    /// The bad-bar tables, from `bars` with the middle bar made bad: every price 0 (every builder,
+    /// the labels builder too); every price but the close 0, when there is a close and another price
+    /// column (the feature builders); the bar twice (every builder). None for fewer than 2 bars.
     fn bad_tables(
         &self,
         bars: &[&csv::StringRecord],
-        names: &Names,
+        (names, close): (&Names, Option<usize>),
         work: &Path,
         edges: &mut Edges,
     ) -> Result<Vec<Bad>> {
@@ -215,33 +221,36 @@ impl Shape<'_> {
             return Ok(Vec::new());
         }
         let k = bars.len() / 2;
-        let mut out = Vec::new();
-        let mut table = |file: &str, what: String, rows: &dyn Fn(&str) -> Vec<Vec<String>>| {
-            let symbol = names.next();
-            let path = work.join(file);
-            self.write(&path, &rows(&symbol))?;
-            edges.symbols.insert(symbol.clone(), what.clone());
-            out.push(Bad { path, symbol, what });
-            Ok::<_, Error>(())
-        };
-        if self.prices.is_empty() {
-            names.next(); // the zero table's name, unused
-        } else {
-            let what = format!("{} with every price of bar {} set to 0", bars_n(bars.len()), k + 1);
-            table("bad-bars-zero.csv", what, &|s| {
-                let zero = |(i, r): (usize, &&csv::StringRecord)| {
-                    self.with(r, s, if i == k { Cells::Zero } else { Cells::Same })
-                };
-                bars.iter().enumerate().map(zero).collect()
-            })?;
+        let n = bars_n(bars.len());
+        let mut kinds: Vec<(&str, String, Option<Cells>, bool)> = Vec::new();
+        if !self.prices.is_empty() {
+            let what = format!("{n} with every price of bar {} set to 0", k + 1);
+            kinds.push(("zero", what, Some(Cells::Zero(None)), true));
         }
-        let what = format!("{} with bar {} twice", bars_n(bars.len()), k + 1);
-        table("bad-bars-duplicate.csv", what, &|s| {
+        if close.is_some() && self.prices.len() >= 2 {
+            let what = format!("{n} with every price but the close of bar {} set to 0", k + 1);
+            kinds.push(("zero-but-close", what, Some(Cells::Zero(close)), false));
+        }
+        kinds.push(("duplicate", format!("{n} with bar {} twice", k + 1), None, true));
+        let mut out = Vec::new();
+        for (kind, what, cells, labels_too) in kinds {
+            let symbol = names.next(kind);
             let mut rows: Vec<Vec<String>> =
-                bars.iter().map(|r| self.with(r, s, Cells::Same)).collect();
-            rows.insert(k, rows[k].clone());
-            rows
-        })?;
+                bars.iter().map(|r| self.with(r, &symbol, Cells::Same)).collect();
+            match cells {
+                Some(c) => rows[k] = self.with(bars[k], &symbol, c),
+                None => rows.insert(k, rows[k].clone()),
+            }
+            let path = work.join(format!("bad-bars-{kind}.csv"));
+            self.write(&path, &rows)?;
+            edges.symbols.insert(symbol.clone(), what.clone());
+            out.push(Bad {
+                path,
+                symbol,
+                what,
+                labels_too,
+            });
+        }
         Ok(out)
     }
 }
@@ -254,17 +263,16 @@ fn bars_n(n: usize) -> String {
     }
 }
 
-/// Names for the synthetic symbols: `~AAA-1`, `~AAA-2`, …, `~AAA-flat` in order; numbers after the
-/// largest symbol when every symbol is an integer (a builder may parse them).
+/// Names for the synthetic symbols: `~AAA-<kind>` (`~AAA-14`, `~AAA-flat`); numbers after the largest
+/// symbol, in order, when every symbol is an integer (a builder may parse them).
 struct Names {
-    next: std::cell::Cell<usize>,
+    next: std::cell::Cell<i64>,
     numeric: Option<i64>,
     first: String,
-    count: usize,
 }
 
 impl Names {
-    fn new(records: &[csv::StringRecord], sym: usize, first: &str, count: usize) -> Names {
+    fn new(records: &[csv::StringRecord], sym: usize, first: &str) -> Names {
         let numeric = records
             .iter()
             .map(|r| r[sym].parse::<i64>().ok())
@@ -274,20 +282,15 @@ impl Names {
             next: std::cell::Cell::new(0),
             numeric,
             first: first.to_owned(),
-            count,
         }
     }
 
-    fn next(&self) -> String {
+    fn next(&self, kind: &str) -> String {
         let i = self.next.get() + 1;
         self.next.set(i);
         match self.numeric {
-            Some(max) => (max + i as i64).to_string(),
-            None if i <= self.count => format!("~{}-{i}", self.first),
-            None => {
-                let kind = ["flat", "penny", "zero", "duplicate"];
-                format!("~{}-{}", self.first, kind.get(i - self.count - 1).unwrap_or(&"extra"))
-            }
+            Some(max) => max.saturating_add(i).to_string(),
+            None => format!("~{}-{kind}", self.first),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Bad bars: every builder runs on each bad-bar table (`edge_prices::Bad`: a bar with zero prices, a bar
-//! twice), and they must treat it alike: every builder refuses it (exits non-zero), or every builder
-//! writes a table and the tables agree with the training builder's like the main comparison. A builder
+//! with zero prices but its close, a bar twice), and they must treat it alike: every builder refuses it
+//! (exits non-zero), or every builder writes a table and the feature builders' tables agree with the
+//! training builder's like the main comparison. The labels builder takes part in the tables whose close
+//! is bad (it reads no other price). A builder
 //! that accepts what another refuses is `bad-bars-disagree`: live would trade on a tick the backtest never
 //! saw, or stop where the backtest went on.
 
@@ -24,16 +26,30 @@ struct Outcome<'a> {
 
 /// Runs every builder on every bad-bar table; findings go to `out`. Returns how many values were compared.
 pub(super) fn check<'a>(
-    p: &Parity,
+    p: &Parity<'a>,
     all: &[(&'static str, &'a CommandSpec)],
     work: &Path,
     bad: &[Bad],
     out: &mut Vec<Finding>,
 ) -> Result<usize> {
+    // The labels builder reads the prices too: it must refuse a bad close like the others.
+    let labels = p
+        .loaded
+        .config
+        .builders
+        .as_ref()
+        .and_then(|b| b.labels.as_ref());
+    let readers = |b: &Bad| {
+        let mut r = all.to_vec();
+        if let Some(spec) = labels.filter(|_| b.labels_too) {
+            r.push(("labels", spec));
+        }
+        r
+    };
     // Every (table, builder) run is independent: two at a time, results in a fixed order.
     let jobs: Vec<(&Bad, &'static str, &'a CommandSpec)> = bad
         .iter()
-        .flat_map(|b| all.iter().map(move |&(n, s)| (b, n, s)))
+        .flat_map(|b| readers(b).into_iter().map(move |(n, s)| (b, n, s)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<Outcome<'a>>>>> =
@@ -55,7 +71,8 @@ pub(super) fn check<'a>(
         .map(|m| m.into_inner().expect("no panic").expect("every job ran"));
     let mut compared = 0;
     for b in bad {
-        let these: Vec<Outcome> = outcomes.by_ref().take(all.len()).collect::<Result<_>>()?;
+        let n = readers(b).len();
+        let these: Vec<Outcome> = outcomes.by_ref().take(n).collect::<Result<_>>()?;
         compared += judge(p, b, &these, out);
     }
     Ok(compared)
@@ -136,7 +153,11 @@ fn judge(p: &Parity, b: &Bad, outcomes: &[Outcome], out: &mut Vec<Finding>) -> u
     };
     outcomes
         .iter()
-        .filter_map(|o| o.run.as_ref().filter(|r| r.name != "training"))
+        .filter_map(|o| {
+            o.run
+                .as_ref()
+                .filter(|r| r.name != "training" && r.name != "labels")
+        })
         .map(|r| compare_with_training(p, t, &index, r, out))
         .sum()
 }
@@ -165,10 +186,12 @@ fn disagree(p: &Parity, b: &Bad, other: &Outcome, odd: &Outcome) -> Finding {
     .help("validate bars the same way in every builder: refuse them everywhere, or compute the same from them everywhere")
 }
 
-/// The configured command of builder `name`.
+/// The configured command of builder `name` (a feature builder, or `labels`).
 fn spec_of<'a>(p: &Parity<'a>, name: &str) -> &'a CommandSpec {
+    let labels = p.loaded.config.builders.as_ref().and_then(|b| b.labels.as_ref());
     crate::builders::builders(p.loaded)
         .into_iter()
+        .chain(labels.map(|s| ("labels", s)))
         .find(|(n, _)| *n == name)
         .map(|(_, s)| s)
         .expect("a builder that ran is configured")
