@@ -221,7 +221,7 @@ impl Shape<'_> {
             return Ok(Vec::new());
         }
         let k = bars.len() / 2;
-        let n = bars_n(bars.len());
+        let n = format!("{} of {}", bars_n(bars.len()), names.first);
         let mut kinds: Vec<(&str, String, Option<Cells>, bool)> = Vec::new();
         if !self.prices.is_empty() {
             let what = format!("{n} with every price of bar {} set to 0", k + 1);
