@@ -109,7 +109,10 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             .insert(name, format!("the first {} of {first}", bars_n(n)));
     }
     let name = names.next("flat");
-    rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::HeldAt(bars[0]))));
+    rows.extend(
+        bars.iter()
+            .map(|r| shape.with(r, &name, Cells::HeldAt(bars[0]))),
+    );
     edges.symbols.insert(
         name,
         format!(
@@ -119,7 +122,10 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
     );
     let name = names.next("penny");
     let scale = shape.below_tenth(&bars);
-    rows.extend(bars.iter().map(|r| shape.with(r, &name, Cells::Scaled(scale))));
+    rows.extend(
+        bars.iter()
+            .map(|r| shape.with(r, &name, Cells::Scaled(scale))),
+    );
     edges.symbols.insert(
         name,
         format!(
@@ -184,7 +190,11 @@ impl Shape<'_> {
     fn below_tenth(&self, bars: &[&csv::StringRecord]) -> f64 {
         let max = bars
             .iter()
-            .flat_map(|r| self.prices.iter().filter_map(|&j| r[j].trim().parse::<f64>().ok()))
+            .flat_map(|r| {
+                self.prices
+                    .iter()
+                    .filter_map(|&j| r[j].trim().parse::<f64>().ok())
+            })
             .filter(|v| v.is_finite())
             .fold(0.0f64, |a, v| a.max(v.abs()));
         let mut scale = 100.0;
@@ -228,15 +238,25 @@ impl Shape<'_> {
             kinds.push(("zero", what, Some(Cells::Zero(None)), true));
         }
         if close.is_some() && self.prices.len() >= 2 {
-            let what = format!("{n} with every price but the close of bar {} set to 0", k + 1);
+            let what = format!(
+                "{n} with every price but the close of bar {} set to 0",
+                k + 1
+            );
             kinds.push(("zero-but-close", what, Some(Cells::Zero(close)), false));
         }
-        kinds.push(("duplicate", format!("{n} with bar {} twice", k + 1), None, true));
+        kinds.push((
+            "duplicate",
+            format!("{n} with bar {} twice", k + 1),
+            None,
+            true,
+        ));
         let mut out = Vec::new();
         for (kind, what, cells, labels_too) in kinds {
             let symbol = names.next(kind);
-            let mut rows: Vec<Vec<String>> =
-                bars.iter().map(|r| self.with(r, &symbol, Cells::Same)).collect();
+            let mut rows: Vec<Vec<String>> = bars
+                .iter()
+                .map(|r| self.with(r, &symbol, Cells::Same))
+                .collect();
             match cells {
                 Some(c) => rows[k] = self.with(bars[k], &symbol, c),
                 None => rows.insert(k, rows[k].clone()),

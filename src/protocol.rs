@@ -37,11 +37,22 @@ pub struct Command<'a> {
 #[derive(Debug)]
 pub enum Failure {
     Run(RunError),
-    Exit { status: String, stderr: String },
-    NoOutput { stderr: String },
-    Malformed { error: Error, stderr: String },
+    Exit {
+        status: String,
+        stderr: String,
+    },
+    NoOutput {
+        stderr: String,
+    },
+    Malformed {
+        error: Error,
+        stderr: String,
+    },
     /// The command changed (or removed) a file it was given to read.
-    ChangedInput { placeholder: String, path: String },
+    ChangedInput {
+        placeholder: String,
+        path: String,
+    },
 }
 
 /// What a file looked like before a command ran: its size and modification time (a write changes the
@@ -213,9 +224,9 @@ fn placeholders_back(stderr: String, vars: &[(&str, PathBuf)]) -> String {
         .collect();
     // Longer paths first, so a path that contains another is replaced whole.
     paths.sort_by_key(|(abs, _)| std::cmp::Reverse(abs.len()));
-    paths
-        .iter()
-        .fold(stderr, |s, (abs, name)| s.replace(abs.as_str(), &format!("{{{name}}}")))
+    paths.iter().fold(stderr, |s, (abs, name)| {
+        s.replace(abs.as_str(), &format!("{{{name}}}"))
+    })
 }
 
 /// Replace `{name}` placeholders. Paths are absolute so the command may change directory.

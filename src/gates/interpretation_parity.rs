@@ -115,6 +115,8 @@ struct Setup<'a> {
     interpreters: Vec<(&'static str, &'a CommandSpec)>,
     slice: &'a Slice,
     outputs: &'a Outputs,
+    /// The interpreters that failed or wrote an unusable table: not run again on the tie probes.
+    failed: std::cell::RefCell<Vec<&'static str>>,
 }
 
 /// The interpreters' input rows with the ruleset and the reference interpreter's decisions on them.
@@ -224,7 +226,13 @@ pub fn run(cx: &Context) -> Result<Report> {
         ..rows
     };
     if !ties.is_empty() {
-        out.extend(run_interpreters(cx, &setup, &tie_rows, &table, (work.path(), "ties-", tie_path))?);
+        out.extend(run_interpreters(
+            cx,
+            &setup,
+            &tie_rows,
+            &table,
+            (work.path(), "ties-", tie_path),
+        )?);
     }
     Ok(Report {
         findings: out,
@@ -263,6 +271,9 @@ fn run_interpreters(
     let vars = [("ruleset", ruleset), ("inputs", path)];
     let mut out = Vec::new();
     for &(name, spec) in &setup.interpreters {
+        if setup.failed.borrow().contains(&name) {
+            continue; // one failure finding per interpreter: the tie run would only repeat it
+        }
         let it = Interpreter {
             name,
             cmd: Command::new(
@@ -272,7 +283,11 @@ fn run_interpreters(
                 setup.section.timeout_secs,
             ),
         };
-        out.extend(check_interpreter(cx, rows, &it, work, &vars)?);
+        let found = check_interpreter(cx, rows, &it, work, &vars)?;
+        if found.iter().any(|f| f.code != &MISMATCH) {
+            setup.failed.borrow_mut().push(name);
+        }
+        out.extend(found);
     }
     Ok(out)
 }
@@ -314,6 +329,7 @@ fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
         interpreters,
         slice,
         outputs,
+        failed: std::cell::RefCell::new(Vec::new()),
     })
 }
 

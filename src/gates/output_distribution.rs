@@ -442,15 +442,27 @@ fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option
         .as_ref()
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len());
-    let short = |h: &str| format!("{}…{}", &h[..h.len().min(8)], &h[h.len().saturating_sub(4)..]);
+    let short = |h: &str| {
+        format!(
+            "{}…{}",
+            &h[..h.len().min(8)],
+            &h[h.len().saturating_sub(4)..]
+        )
+    };
     let mut changes: Vec<(&str, String)> = Vec::new();
     if let Some(v) = cx.contract.map(|c| c.model_version.as_str())
         && v != base.model_version
     {
-        changes.push(("model-version", format!("model version {} → {v}", base.model_version)));
+        changes.push((
+            "model-version",
+            format!("model version {} → {v}", base.model_version),
+        ));
     }
     if base.slice.rows != slice.len() {
-        changes.push(("slice.rows", format!("slice rows {} → {}", base.slice.rows, slice.len())));
+        changes.push((
+            "slice.rows",
+            format!("slice rows {} → {}", base.slice.rows, slice.len()),
+        ));
     }
     if let (Some(was), Some(now)) = (base.slice.bytes, bytes)
         && was != now
@@ -458,7 +470,11 @@ fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option
         changes.push(("slice.bytes", format!("slice bytes {was} → {now}")));
     }
     if let Some(now) = sha.filter(|h| *h != base.slice.sha256) {
-        let what = format!("slice sha256 {} → {}", short(&base.slice.sha256), short(&now));
+        let what = format!(
+            "slice sha256 {} → {}",
+            short(&base.slice.sha256),
+            short(&now)
+        );
         changes.push(("slice.sha256", what));
     }
     let &(key, _) = changes.first()?;

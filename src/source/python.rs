@@ -792,15 +792,33 @@ mod tests {
     fn source_encodings_follow_pep_263() {
         let p = std::path::Path::new("m.py");
         let latin = b"# -*- coding: latin-1 -*-\n# caf\xe9\nA = 1\n".to_vec();
-        assert_eq!(decode(p, latin).unwrap(), "# -*- coding: latin-1 -*-\n# caf\u{e9}\nA = 1\n");
+        assert_eq!(
+            decode(p, latin).unwrap(),
+            "# -*- coding: latin-1 -*-\n# caf\u{e9}\nA = 1\n"
+        );
         // Line 2 counts after a comment on line 1, not after code.
-        assert!(decode(p, b"#!/usr/bin/env python3\n# vim: set fileencoding=latin1 :\n# \xe9\n".to_vec()).is_ok());
+        assert!(
+            decode(
+                p,
+                b"#!/usr/bin/env python3\n# vim: set fileencoding=latin1 :\n# \xe9\n".to_vec()
+            )
+            .is_ok()
+        );
         assert!(decode(p, b"A = 1\n# coding: latin-1\n# \xe9\n".to_vec()).is_err());
-        let e = decode(p, b"A = 1\n# caf\xe9\n".to_vec()).unwrap_err().to_string();
-        assert!(e.contains("m.py:2") && e.contains("0xE9 at byte offset 11"), "{e}");
-        let e = decode(p, b"# coding: cp1252\nA = 1\n".to_vec()).unwrap_err().to_string();
+        let e = decode(p, b"A = 1\n# caf\xe9\n".to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.py:2") && e.contains("0xE9 at byte offset 11"),
+            "{e}"
+        );
+        let e = decode(p, b"# coding: cp1252\nA = 1\n".to_vec())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.py:1") && e.contains("coding: cp1252"), "{e}");
-        let e = decode(p, b"# coding: ascii\n# \xe9\n".to_vec()).unwrap_err().to_string();
+        let e = decode(p, b"# coding: ascii\n# \xe9\n".to_vec())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.py:2") && e.contains("offset 18"), "{e}");
     }
 
@@ -810,7 +828,10 @@ mod tests {
             panic!("parsed")
         };
         let e = e.to_string();
-        assert!(e.contains("m.py:2:") && e.contains("2 | B = 5 +") && e.contains("^"), "{e}");
+        assert!(
+            e.contains("m.py:2:") && e.contains("2 | B = 5 +") && e.contains("^"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -338,7 +338,14 @@ const DEFECTS: &[Defect] = &[
     },
     Defect {
         name: "training-builder-window-boundary",
-        make: |ex| patch(ex, "pipeline/features.py", "        if n >= w:", "        if n > w:"),
+        make: |ex| {
+            patch(
+                ex,
+                "pipeline/features.py",
+                "        if n >= w:",
+                "        if n > w:",
+            )
+        },
         code: "feature-value-mismatch",
         path: "backtest/features.py",
         line: Line::Containing("\"rsi_14\","),

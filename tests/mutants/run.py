@@ -18,14 +18,16 @@ For every mutant the harness runs `plumbline --format json check` on a copy of t
 caught when the exit code is not 0 (1: a finding at error; 2: the pipeline could not be run, which fails
 the pull request as well). A mutant that survives is either *equivalent* (it changes nothing observable
 on any data the pipeline can be given: argued, one by one, in tests/mutants/equivalent.toml, and not
-counted) or a *survivor* (a blind spot, listed in the report).
+counted) or a *survivor* (a blind spot, listed in the report; the known ones are listed in that file
+too, under [[survivor]], with why they survive, and still counted as missed).
 
   caught share = caught / (mutants - equivalent)
 
 Usage (from the repository root, after `cargo build`):
   python3 tests/mutants/run.py                      every mutant; prints the report (Markdown)
   python3 tests/mutants/run.py --sample 12          every k-th mutant, for CI: fails on a survivor
-                                                    that equivalent.toml does not argue
+                                                    that equivalent.toml neither argues equivalent
+                                                    nor lists as a known survivor
   python3 tests/mutants/run.py --list               the mutants, without running them
   python3 tests/mutants/run.py --ids FILE           only the mutants whose ids are FILE's lines
 Options: --plumbline PATH (default target/debug/plumbline), --jobs N (default 2), --report FILE,
@@ -218,13 +220,15 @@ def run_one(plumbline, workdir, source, m, timeout):
     return {"exit": code, "caught": code not in (0, None), "by": why, "secs": round(time.monotonic() - t0, 1)}
 
 
-def load_equivalent():
+def load_verdicts():
+    """The argued equivalent mutants, and the known survivors (blind spots, counted as missed), by id."""
     with open(EQUIVALENT, "rb") as f:
         doc = tomllib.load(f)
-    return {e["id"]: e["why"] for e in doc.get("equivalent", [])}
+    return ({e["id"]: e["why"] for e in doc.get("equivalent", [])},
+            {e["id"]: e["why"] for e in doc.get("survivor", [])})
 
 
-def report(mutants, equivalent, elapsed, sampled):
+def report(mutants, equivalent, known, elapsed, sampled):
     caught = [m for m in mutants if m.result["caught"]]
     survived = [m for m in mutants if not m.result["caught"]]
     equiv = [m for m in survived if m.id in equivalent]
@@ -256,7 +260,8 @@ def report(mutants, equivalent, elapsed, sampled):
     lines += ["", "Caught by (a mutant can be caught by several codes):", ""]
     lines += [f"- `{k}`: {v}" for k, v in sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))]
     lines += ["", "## Survivors", ""]
-    lines += [f"- {m.id} (line {m.line}, {m.kind})" for m in missed] or ["none"]
+    lines += [f"- {m.id} (line {m.line}, {m.kind})" + (f": {known[m.id]}" if m.id in known else " **(not known)**")
+              for m in missed] or ["none"]
     lines += ["", "## Equivalent", ""]
     lines += [f"- {m.id}: {equivalent[m.id]}" for m in equiv] or ["none"]
     return "\n".join(lines) + "\n", share, missed
@@ -278,8 +283,8 @@ def main():
     sources, mutants = all_mutants()
     ids = [m.id for m in mutants]
     assert len(ids) == len(set(ids)), "mutant ids must be unique"
-    equivalent = load_equivalent()
-    stale = sorted(set(equivalent) - set(ids))
+    equivalent, known = load_verdicts()
+    stale = sorted((set(equivalent) | set(known)) - set(ids))
     if stale:
         sys.exit("tests/mutants/equivalent.toml argues mutants that no longer exist:\n  " + "\n  ".join(stale))
     if args.only:
@@ -315,13 +320,15 @@ def main():
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(task, mutants))
     partial = bool(args.sample or args.only or args.ids)
-    text, share, missed = report(mutants, equivalent, time.monotonic() - t0, partial)
+    text, share, missed = report(mutants, equivalent, known, time.monotonic() - t0, partial)
     print(text)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
             f.write(text)
+    unknown = [m for m in missed if m.id not in known]
     if partial:
-        return 1 if missed else 0
+        # A sample fails on a survivor nobody has argued: a new blind spot, or a probe that stopped working.
+        return 1 if unknown else 0
     return 1 if share < args.min else 0
 
 

@@ -59,7 +59,9 @@ pub(super) fn check<'a>(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(&(b, name, spec)) = jobs.get(i) else { break };
+                    let Some(&(b, name, spec)) = jobs.get(i) else {
+                        break;
+                    };
                     let r = run_one(p, work, b, (name, spec));
                     *results[i].lock().expect("no panic while holding it") = Some(r);
                 }
@@ -90,23 +92,25 @@ fn run_one<'a>(
     let stem = b.path.file_stem().unwrap_or_default().to_string_lossy();
     let tag = format!("-{stem}");
     let vars = [("prices", b.path.clone())];
-    Ok(match cmd.run_table_tagged(p.loaded, work, &vars, &p.keys, &tag)? {
-        Ok(table) => Outcome {
-            run: Some(BuilderRun {
+    Ok(
+        match cmd.run_table_tagged(p.loaded, work, &vars, &p.keys, &tag)? {
+            Ok(table) => Outcome {
+                run: Some(BuilderRun {
+                    name,
+                    cmd,
+                    declared,
+                    table,
+                }),
+                refused: None,
                 name,
-                cmd,
-                declared,
-                table,
-            }),
-            refused: None,
-            name,
+            },
+            Err(f) => Outcome {
+                run: None,
+                refused: Some(first_line(&f)),
+                name,
+            },
         },
-        Err(f) => Outcome {
-            run: None,
-            refused: Some(first_line(&f)),
-            name,
-        },
-    })
+    )
 }
 
 /// The first line of a failure's message (the exit status and the first line of stderr).
@@ -188,7 +192,12 @@ fn disagree(p: &Parity, b: &Bad, other: &Outcome, odd: &Outcome) -> Finding {
 
 /// The configured command of builder `name` (a feature builder, or `labels`).
 fn spec_of<'a>(p: &Parity<'a>, name: &str) -> &'a CommandSpec {
-    let labels = p.loaded.config.builders.as_ref().and_then(|b| b.labels.as_ref());
+    let labels = p
+        .loaded
+        .config
+        .builders
+        .as_ref()
+        .and_then(|b| b.labels.as_ref());
     crate::builders::builders(p.loaded)
         .into_iter()
         .chain(labels.map(|s| ("labels", s)))

@@ -356,7 +356,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
     if !p.edges.symbols.is_empty() {
         let n = p.edges.symbols.len() - bad.len();
-        summary.push_str(&format!(" · {n} edge symbols · {} bad-bar tables", bad.len()));
+        summary.push_str(&format!(
+            " · {n} edge symbols · {} bad-bar tables",
+            bad.len()
+        ));
     }
     if let Some(anchor) = anchor(&p) {
         summary.push_str(&anchor_all(&p, anchor, &tables, &mut out));
@@ -410,12 +413,7 @@ fn run_builders<'a>(
     for &(name, spec) in all {
         let cmd = command(p.loaded, name, spec);
         let declared = declared_columns(p.loaded, spec)?;
-        match cmd.run_table(
-            p.loaded,
-            work,
-            &[("prices", prices.to_path_buf())],
-            &p.keys,
-        )? {
+        match cmd.run_table(p.loaded, work, &[("prices", prices.to_path_buf())], &p.keys)? {
             Ok(table) => tables.push(BuilderRun {
                 name,
                 cmd,
