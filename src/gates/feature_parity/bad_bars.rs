@@ -33,12 +33,7 @@ pub(super) fn check<'a>(
     out: &mut Vec<Finding>,
 ) -> Result<usize> {
     // The labels builder reads the prices too: it must refuse a bad close like the others.
-    let labels = p
-        .loaded
-        .config
-        .builders
-        .as_ref()
-        .and_then(|b| b.labels.as_ref());
+    let labels = labels_spec(p);
     let readers = |b: &Bad| {
         let mut r = all.to_vec();
         if let Some(spec) = labels.filter(|_| b.labels_too) {
@@ -190,14 +185,14 @@ fn disagree(p: &Parity, b: &Bad, other: &Outcome, odd: &Outcome) -> Finding {
     .help("validate bars the same way in every builder: refuse them everywhere, or compute the same from them everywhere")
 }
 
+/// The labels builder's command, when there is one.
+fn labels_spec<'a>(p: &Parity<'a>) -> Option<&'a CommandSpec> {
+    p.loaded.config.builders.as_ref()?.labels.as_ref()
+}
+
 /// The configured command of builder `name` (a feature builder, or `labels`).
 fn spec_of<'a>(p: &Parity<'a>, name: &str) -> &'a CommandSpec {
-    let labels = p
-        .loaded
-        .config
-        .builders
-        .as_ref()
-        .and_then(|b| b.labels.as_ref());
+    let labels = labels_spec(p);
     crate::builders::builders(p.loaded)
         .into_iter()
         .chain(labels.map(|s| ("labels", s)))
