@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::paths::display_path;
 
 /// The longest synthetic symbol, in bars.
 pub const EDGE_BARS: usize = 64;
@@ -39,6 +38,9 @@ pub struct Layout<'a> {
     pub symbol: &'a str,
     /// The price columns (`[data] price-columns`): scaled for the penny symbol, zeroed for a bad bar.
     pub prices: &'a [String],
+    /// The column the labels builder reads (`targets.definition.price`, else `close`): kept in the
+    /// zero-but-close table, and the labels builder takes part in a table only where it is bad.
+    pub close: &'a str,
 }
 
 /// A table of bars no market should send, which every builder must treat alike.
@@ -52,38 +54,52 @@ pub struct Bad {
     pub labels_too: bool,
 }
 
-/// The prices with the edge symbols, and the bad-bar tables, all in `work`.
+/// The edge symbols' table, and the bad-bar tables, all in `work`.
 pub struct Written {
-    pub prices: std::path::PathBuf,
+    /// The edge symbols only: a table of its own, so no real symbol's cross-sectional feature (a rank,
+    /// a market mean) sees them.
+    pub edge: std::path::PathBuf,
     pub edges: Edges,
     pub bad: Vec<Bad>,
 }
 
-/// Writes `prices` plus the edge symbols, and the bad-bar tables, to `work`. `None` (nothing written)
-/// when the prices are Parquet, have no symbol column, or have no rows.
+/// Writes the edge symbols' table and the bad-bar tables to `work`. `None` (nothing written) when the
+/// prices are Parquet, have no symbol column, no rows, or are not a CSV the csv reader takes (the
+/// builders' own run on them says what is wrong).
 pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Written>> {
     let bytes = std::fs::read(prices).map_err(|e| Error::io(prices, e))?;
     if bytes.starts_with(b"PAR1") || layout.symbol.is_empty() {
         return Ok(None);
     }
-    let bad = |e: csv::Error| Error::msg(format!("{}: {e}", display_path(prices)));
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
-    let header = reader.headers().map_err(bad)?.clone();
+    let Ok(header) = reader.headers().cloned() else {
+        return Ok(None);
+    };
     let (Some(ts), Some(sym)) = (
         header.iter().position(|h| h == layout.timestamp),
         header.iter().position(|h| h == layout.symbol),
     ) else {
         return Ok(None);
     };
-    let records: Vec<csv::StringRecord> = reader
+    let Ok(records) = reader
         .records()
-        .collect::<std::result::Result<_, _>>()
-        .map_err(bad)?;
+        .collect::<std::result::Result<Vec<csv::StringRecord>, _>>()
+    else {
+        return Ok(None);
+    };
     let Some(first) = records.iter().map(|r| &r[sym]).min().map(str::to_owned) else {
         return Ok(None);
     };
     let mut bars: Vec<&csv::StringRecord> = records.iter().filter(|r| r[sym] == *first).collect();
-    bars.sort_by(|a, b| crate::table::time_order(&a[ts], &b[ts]));
+    // Numeric order when every timestamp is a number, text order otherwise: a total order either way.
+    if bars
+        .iter()
+        .all(|r| r[ts].trim().parse::<f64>().is_ok_and(f64::is_finite))
+    {
+        bars.sort_by(|a, b| crate::table::time_order(&a[ts], &b[ts]));
+    } else {
+        bars.sort_by(|a, b| a[ts].cmp(&b[ts]));
+    }
     bars.truncate(EDGE_BARS);
     let shape = Shape {
         header: &header,
@@ -96,10 +112,7 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             .collect(),
     };
     let names = Names::new(&records, sym, &first);
-    let mut rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| r.iter().map(str::to_owned).collect())
-        .collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut edges = Edges::default();
     for n in 1..=bars.len() {
         let name = names.next(&n.to_string());
@@ -133,16 +146,11 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             bars_n(bars.len())
         ),
     );
-    let out = work.join("prices-with-edge-symbols.csv");
-    shape.write(&out, &rows)?;
-    let close = layout.prices.iter().position(|p| p == "close");
-    let close = close.and_then(|i| header.iter().position(|h| h == layout.prices[i]));
+    let edge = work.join("edge-symbols.csv");
+    shape.write(&edge, &rows)?;
+    let close = header.iter().position(|h| h == layout.close);
     let bad = shape.bad_tables(&bars, (&names, close), work, &mut edges)?;
-    Ok(Some(Written {
-        prices: out,
-        edges,
-        bad,
-    }))
+    Ok(Some(Written { edge, edges, bad }))
 }
 
 /// How a synthetic row's non-key cells are made from a real row's.
@@ -233,23 +241,20 @@ impl Shape<'_> {
         let k = bars.len() / 2;
         let n = format!("{} of {}", bars_n(bars.len()), names.first);
         let mut kinds: Vec<(&str, String, Option<Cells>, bool)> = Vec::new();
+        let close_zeroed = close.is_some_and(|c| self.prices.contains(&c));
         if !self.prices.is_empty() {
             let what = format!("{n} with every price of bar {} set to 0", k + 1);
-            kinds.push(("zero", what, Some(Cells::Zero(None)), true));
+            kinds.push(("zero", what, Some(Cells::Zero(None)), close_zeroed));
         }
-        if close.is_some() && self.prices.len() >= 2 {
+        if close_zeroed && self.prices.len() >= 2 {
             let what = format!(
                 "{n} with every price but the close of bar {} set to 0",
                 k + 1
             );
             kinds.push(("zero-but-close", what, Some(Cells::Zero(close)), false));
         }
-        kinds.push((
-            "duplicate",
-            format!("{n} with bar {} twice", k + 1),
-            None,
-            true,
-        ));
+        let what = format!("{n} with bar {} twice", k + 1);
+        kinds.push(("duplicate", what, None, close.is_some()));
         let mut out = Vec::new();
         for (kind, what, cells, labels_too) in kinds {
             let symbol = names.next(kind);
@@ -309,8 +314,8 @@ impl Names {
         let i = self.next.get() + 1;
         self.next.set(i);
         match self.numeric {
-            Some(max) => max.saturating_add(i).to_string(),
-            None => format!("~{}-{kind}", self.first),
+            Some(max) if max.checked_add(i).is_some() => (max + i).to_string(),
+            _ => format!("~{}-{kind}", self.first),
         }
     }
 }
@@ -324,6 +329,7 @@ mod tests {
             timestamp: "timestamp",
             symbol: "symbol",
             prices,
+            close: "close",
         }
     }
 
@@ -338,10 +344,10 @@ mod tests {
         .unwrap();
         let cols = ["close".to_owned()];
         let w = write(&prices, &layout(&cols), dir.path()).unwrap().unwrap();
-        let text = std::fs::read_to_string(&w.prices).unwrap();
+        let text = std::fs::read_to_string(&w.edge).unwrap();
         assert_eq!(
             text,
-            "timestamp,symbol,close,volume\n2,B,10.5,7\n1,A,3,100\n3,A,4,90\n2,A,5,80\n\
+            "timestamp,symbol,close,volume\n\
              1,~A-1,3,100\n\
              1,~A-2,3,100\n2,~A-2,5,80\n\
              1,~A-3,3,100\n2,~A-3,5,80\n3,~A-3,4,90\n\

@@ -51,7 +51,6 @@ pub enum Failure {
     /// The command changed (or removed) a file it was given to read.
     ChangedInput {
         placeholder: String,
-        path: String,
     },
 }
 
@@ -76,8 +75,8 @@ impl Failure {
                 format!("wrote a table plumbline cannot read: {error}"),
                 stderr,
             ),
-            Failure::ChangedInput { placeholder, path } => format!(
-                "it changed `{{{placeholder}}}` ({path}), a file it was given to read; a command writes only `{{out}}`"
+            Failure::ChangedInput { placeholder } => format!(
+                "it changed `{{{placeholder}}}`, a file it was given to read; a command writes only `{{out}}`"
             ),
         }
     }
@@ -184,14 +183,13 @@ impl<'a> Command<'a> {
             Err(e) => return Ok(Err(Failure::Run(e))),
         };
         ran.stderr = placeholders_back(ran.stderr, &all);
-        if let Some(((name, path), _)) = vars
+        if let Some(((name, _), _)) = vars
             .iter()
             .zip(&before)
             .find(|((_, p), was)| was.is_some() && fingerprint(p) != **was)
         {
             return Ok(Err(Failure::ChangedInput {
                 placeholder: (*name).to_owned(),
-                path: display_path(path),
             }));
         }
         if !ran.status.success() {

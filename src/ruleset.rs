@@ -503,21 +503,20 @@ pub fn tie_probes<'a>(
 }
 
 /// The first of `rows` on which no risk gate that reads a feature or a regression head blocks: the
-/// base of the tie probes. Row 0 when every row is blocked by one.
+/// base of the tie probes. `None` when every row is blocked by one (a tie probe on it would be flat
+/// whatever the interpreters do with the tie).
 pub fn unblocked_row<R: RowInputs>(
     rs: &Ruleset,
     rows: impl IntoIterator<Item = R>,
     softmax: &[&str],
-) -> usize {
-    rows.into_iter()
-        .position(|r| {
-            let d = interpret(rs, &r, softmax);
-            rs.risk_gates
-                .iter()
-                .zip(&d.blocked)
-                .all(|(g, b)| reads_probability(g, softmax) || !b)
-        })
-        .unwrap_or(0)
+) -> Option<usize> {
+    rows.into_iter().position(|r| {
+        let d = interpret(rs, &r, softmax);
+        rs.risk_gates
+            .iter()
+            .zip(&d.blocked)
+            .all(|(g, b)| reads_probability(g, softmax) || !b)
+    })
 }
 
 /// For each risk gate: does it block, and turn the action flat, on an input pushed past its bound?
@@ -661,7 +660,8 @@ block-above = 0.6
         assert!(!interpret(&tie, &probes[2].row, &soft).blocked[1]);
         // The base row of the probes is the first on which the feature gate passes.
         let rows = [row([0.0; 3], 0.4, 0.5), row([0.0; 3], 0.4, 0.01)];
-        assert_eq!(unblocked_row(&rs, rows.iter(), &soft), 1);
+        assert_eq!(unblocked_row(&rs, rows.iter(), &soft), Some(1));
+        assert_eq!(unblocked_row(&rs, rows[..1].iter(), &soft), None);
     }
 
     #[test]

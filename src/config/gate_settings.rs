@@ -22,9 +22,9 @@ pub struct FeatureParitySettings {
     /// Values agree when |a − b| ≤ atol + rtol · |b| (b: the training builder's), or both are NaN.
     pub atol: f64,
     pub rtol: f64,
-    /// Append edge-case symbols to the prices the builders get (the first 1…64 bars of the first symbol,
-    /// each as a symbol; 64 bars of it with nothing moving; with penny prices), and run every builder on
-    /// two tables of bad bars (docs/gates/feature-parity.md).
+    /// Run every builder on a table of edge-case symbols made from the prices (the first 1…64 bars of
+    /// the first symbol, each as a symbol; 64 bars of it with nothing moving; with penny prices), and on
+    /// three tables of bad bars (docs/gates/feature-parity.md).
     pub edge_symbols: bool,
 }
 

@@ -209,10 +209,14 @@ pub fn run(cx: &Context) -> Result<Report> {
         &soft,
     );
     let tie_base = SliceRow {
-        row: unblocked,
+        row: unblocked.unwrap_or(0),
         ..base
     };
-    let ties = tie_inputs(&tie_rs, &tie_base, &soft);
+    // On a row a feature gate blocks, every tie probe would be flat whatever the tie does: none then.
+    let ties = match unblocked {
+        Some(_) => tie_inputs(&tie_rs, &tie_base, &soft),
+        None => Vec::new(),
+    };
     let tie_path = work.path().join("ruleset-ties.toml");
     let text = toml::to_string(&tie_rs)
         .map_err(|e| crate::error::Error::msg(format!("the tie ruleset: {e}")))?;
@@ -234,9 +238,13 @@ pub fn run(cx: &Context) -> Result<Report> {
             (work.path(), "ties-", tie_path),
         )?);
     }
+    let mut summary = summary(&rows, ties.len());
+    if unblocked.is_none() && !slice.is_empty() {
+        summary.push_str(" · no tie probes: a feature gate blocks every slice row");
+    }
     Ok(Report {
         findings: out,
-        summary: summary(&rows, ties.len()),
+        summary,
         skipped: None,
     })
 }

@@ -443,11 +443,10 @@ fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len());
     let short = |h: &str| {
-        format!(
-            "{}…{}",
-            &h[..h.len().min(8)],
-            &h[h.len().saturating_sub(4)..]
-        )
+        let c: Vec<char> = h.chars().collect();
+        let head: String = c.iter().take(8).collect();
+        let tail: String = c[c.len().saturating_sub(4)..].iter().collect();
+        format!("{head}…{tail}")
     };
     let mut changes: Vec<(&str, String)> = Vec::new();
     if let Some(v) = cx.contract.map(|c| c.model_version.as_str())

@@ -60,12 +60,18 @@ pub fn decode(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
     let Some((line, name)) = declared_encoding(&bytes) else {
         return crate::snapshot::utf8(path, bytes);
     };
+    // CPython's get_normal_name: `utf-8` and `latin-1` spellings, with any `-suffix` (`utf-8-unix`).
     let normal = name.to_ascii_lowercase().replace('_', "-");
+    let is = |n: &str| normal == n || normal.starts_with(&format!("{n}-"));
     match normal.as_str() {
-        "utf-8" | "utf8" | "utf-8-sig" => crate::snapshot::utf8(path, bytes),
-        "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "iso-latin-1" | "l1" | "cp819" => {
+        _ if is("utf-8") || normal == "utf8" => crate::snapshot::utf8(path, bytes),
+        _ if ["latin-1", "iso-8859-1", "iso-latin-1"].into_iter().any(is)
+            || ["latin1", "iso8859-1", "l1", "cp819"].contains(&normal.as_str()) =>
+        {
             Ok(bytes.iter().map(|&b| char::from(b)).collect())
         }
+        // Any encoding reads ASCII bytes as ASCII (cp1252, shift_jis, …): nothing to decode.
+        _ if bytes.is_ascii() => crate::snapshot::utf8(path, bytes),
         "ascii" | "us-ascii" => match bytes.iter().position(|b| !b.is_ascii()) {
             None => crate::snapshot::utf8(path, bytes),
             Some(at) => Err(Error::at(
@@ -812,10 +818,16 @@ mod tests {
             e.contains("m.py:2") && e.contains("0xE9 at byte offset 11"),
             "{e}"
         );
-        let e = decode(p, b"# coding: cp1252\nA = 1\n".to_vec())
+        let e = decode(p, b"# coding: cp1252\nA = '\x80'\n".to_vec())
             .unwrap_err()
             .to_string();
         assert!(e.contains("m.py:1") && e.contains("coding: cp1252"), "{e}");
+        assert!(
+            decode(p, b"# coding: cp1252\nA = 1\n".to_vec()).is_ok(),
+            "ASCII in any encoding"
+        );
+        assert!(decode(p, b"# coding: latin-1-unix\n# \xe9\n".to_vec()).is_ok());
+        assert!(decode(p, b"# coding: utf-8-unix\n# \xc3\xa9\n".to_vec()).is_ok());
         let e = decode(p, b"# coding: ascii\n# \xe9\n".to_vec())
             .unwrap_err()
             .to_string();

@@ -72,7 +72,9 @@ fn a_builder_that_changes_its_input_is_a_finding() {
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("it changed `{prices}` (") && out.contains("a command writes only `{out}`"),
+        out.contains(
+            "it changed `{prices}`, a file it was given to read; a command writes only `{out}`"
+        ),
         "{out}"
     );
 }

@@ -14,9 +14,9 @@ no window or horizon are not mutated: plain indices (`row[0]`, `argv[2]`, `xs[-1
 error handling (`raise`, `print`, `sys.exit`, the `start=` of `enumerate`, which numbers lines for
 messages). Slice bounds (`xs[-14:]`) and every other integer are.
 
-For every mutant the harness runs `plumbline --format json check` on a copy of the example. A mutant is
-caught when the exit code is not 0 (1: a finding at error; 2: the pipeline could not be run, which fails
-the pull request as well). A mutant that survives is either *equivalent* (it changes nothing observable
+For every mutant the harness runs `plumbline --format json check` on a fresh copy of the example. A
+mutant is caught when the exit code is 1 (a finding at error) or 2 (the pipeline could not be run, which
+fails the pull request as well); a crash of plumbline itself (a panic, a signal) or a timeout is not. A mutant that survives is either *equivalent* (it changes nothing observable
 on any data the pipeline can be given: argued, one by one, in tests/mutants/equivalent.toml, and not
 counted) or a *survivor* (a blind spot, listed in the report; the known ones are listed in that file
 too, under [[survivor]], with why they survive, and still counted as missed).
@@ -217,7 +217,9 @@ def run_one(plumbline, workdir, source, m, timeout):
     except (json.JSONDecodeError, KeyError, TypeError):
         pass
     why = ", ".join(codes) if codes else (err.strip().splitlines() or [""])[-1][:160]
-    return {"exit": code, "caught": code not in (0, None), "by": why, "secs": round(time.monotonic() - t0, 1)}
+    if code not in (0, 1, 2, None):
+        why = f"plumbline crashed (exit {code}): {why}"  # a panic is a bug of plumbline, not a catch
+    return {"exit": code, "caught": code in (1, 2), "by": why, "secs": round(time.monotonic() - t0, 1)}
 
 
 def load_verdicts():

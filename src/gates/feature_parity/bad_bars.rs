@@ -147,8 +147,18 @@ fn judge(p: &Parity, b: &Bad, outcomes: &[Outcome], out: &mut Vec<Finding>) -> u
     let Some(t) = &training.run else {
         return 0; // every builder refused
     };
-    let Ok(index) = p.index(&t.table) else {
-        return 0; // a table with a key twice: the builders that wrote one agree it has one
+    let index = match p.index(&t.table) {
+        Ok(index) => index,
+        Err(e) => {
+            // The bar twice, kept twice: a table no comparison can join, so no pass on it.
+            let f = t.cmd.failed(
+                &super::BUILDER_FAILED,
+                p.loaded,
+                &crate::builders::bad_keys(e),
+            );
+            out.push(f.note(format!("on {} (`{}`)", b.what, b.symbol)));
+            return 0;
+        }
     };
     outcomes
         .iter()

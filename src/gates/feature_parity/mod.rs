@@ -5,9 +5,9 @@
 //! training builder's, joined on timestamp (+ symbol): the feature columns and their order against the
 //! contract, the rows, the stored dtypes (Parquet), and every value (|a − b| ≤ atol + rtol·|b|, NaN
 //! equals NaN). A finding names the feature, the first differing row, both values and how many rows
-//! differ, at the builder's line for that feature when the builder declares its `columns`. The prices
-//! carry edge-case symbols (`crate::edge_prices`), and every builder also runs on two tables of bad
-//! bars, which they must all refuse or all compute alike (`bad_bars`).
+//! differ, at the builder's line for that feature when the builder declares its `columns`. Every builder
+//! also runs on a table of edge-case symbols (`crate::edge_prices`), compared the same way, and on
+//! tables of bad bars, which they must all refuse or all compute alike (`bad_bars`).
 //!
 //! **Why is this bad?** Three implementations of the same features (vectorised for training, a loop
 //! for the backtest, incremental for live) drift apart silently: the model is then evaluated on one
@@ -323,7 +323,11 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     let work = crate::protocol::workdir()?;
     let settings = &loaded.config.gates.feature_parity;
-    let Written { prices, edges, bad } = prices_with_edges(loaded, data, settings, work.path())?;
+    let prices = loaded.input("data.prices", &data.prices)?;
+    let (edge, edges, bad) = match edge_tables(loaded, settings, &prices, work.path())? {
+        Some(Written { edge, edges, bad }) => (Some(edge), edges, bad),
+        None => (None, Default::default(), Vec::new()),
+    };
     let p = Parity {
         loaded,
         facts: cx.facts,
@@ -352,6 +356,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     for other in tables.iter().filter(|t| t.name != "training") {
         compared += compare_with_training(&p, training, &training_index, other, &mut out);
     }
+    if let Some(edge) = &edge {
+        compared += edge_run(&p, &all, (work.path(), edge), &mut out)?;
+    }
     compared += bad_bars::check(&p, &all, work.path(), &bad, &mut out)?;
     let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
     if !p.edges.symbols.is_empty() {
@@ -376,30 +383,60 @@ fn report(findings: Vec<Finding>, summary: String) -> Report {
     }
 }
 
-/// The prices the builders run on: `[data] prices`, plus the edge-case symbols (and the bad-bar tables)
-/// written to `work` unless `edge-symbols = false` (or the prices are Parquet or have no symbol column).
-fn prices_with_edges(
+/// The edge symbols' table and the bad-bar tables, written to `work` from `prices` unless
+/// `edge-symbols = false` (or the prices are Parquet, have no symbol column or no rows).
+fn edge_tables(
     loaded: &Loaded,
-    data: &DataSection,
     settings: &FeatureParitySettings,
+    prices: &Path,
     work: &Path,
-) -> Result<Written> {
-    let prices = loaded.input("data.prices", &data.prices)?;
+) -> Result<Option<Written>> {
+    let Some(data) = &loaded.config.data else {
+        return Ok(None);
+    };
+    let close = loaded
+        .config
+        .targets
+        .definition
+        .as_ref()
+        .map_or("close", |d| d.price.as_str());
     let layout = Layout {
         timestamp: &data.timestamp,
         symbol: &data.symbol,
         prices: &data.price_columns,
+        close,
     };
-    let written = if settings.edge_symbols {
-        crate::edge_prices::write(&prices, &layout, work)?
-    } else {
-        None
-    };
-    Ok(written.unwrap_or(Written {
-        prices,
-        edges: Default::default(),
-        bad: Vec::new(),
-    }))
+    if !settings.edge_symbols {
+        return Ok(None);
+    }
+    crate::edge_prices::write(prices, &layout, work)
+}
+
+/// Every builder on the edge symbols' table, compared with the training builder's like the main run;
+/// each finding says it was the edge table. Returns how many values were compared.
+fn edge_run(
+    p: &Parity,
+    all: &[(&'static str, &CommandSpec)],
+    (work, edge): (&Path, &Path),
+    out: &mut Vec<Finding>,
+) -> Result<usize> {
+    let mut found = Vec::new();
+    let tables = run_builders(p, all, (work, edge), &mut found)?;
+    let mut compared = 0;
+    if let Some(training) = tables.iter().find(|t| t.name == "training") {
+        match p.index(&training.table) {
+            Ok(index) => {
+                for other in tables.iter().filter(|t| t.name != "training") {
+                    compared += compare_with_training(p, training, &index, other, &mut found);
+                }
+            }
+            Err(e) => found.push(training.cmd.failed(&BUILDER_FAILED, p.loaded, &bad_keys(e))),
+        }
+    }
+    out.extend(found.into_iter().map(|f| {
+        f.note("on the edge-symbol table: synthetic symbols made from the prices (docs/gates/feature-parity.md, Edge symbols)")
+    }));
+    Ok(compared)
 }
 
 /// Every builder run on the prices, with its declared columns; a builder that fails is a finding.
