@@ -112,40 +112,8 @@ pub fn write(prices: &Path, layout: &Layout, work: &Path) -> Result<Option<Writt
             .collect(),
     };
     let names = Names::new(&records, sym, &first);
-    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut edges = Edges::default();
-    for n in 1..=bars.len() {
-        let name = names.next(&n.to_string());
-        rows.extend(bars[..n].iter().map(|r| shape.with(r, &name, Cells::Same)));
-        edges
-            .symbols
-            .insert(name, format!("the first {} of {first}", bars_n(n)));
-    }
-    let name = names.next("flat");
-    rows.extend(
-        bars.iter()
-            .map(|r| shape.with(r, &name, Cells::HeldAt(bars[0]))),
-    );
-    edges.symbols.insert(
-        name,
-        format!(
-            "{} of {first} with every price and the volume held at its first bar's",
-            bars_n(bars.len())
-        ),
-    );
-    let name = names.next("penny");
-    let scale = shape.below_tenth(&bars);
-    rows.extend(
-        bars.iter()
-            .map(|r| shape.with(r, &name, Cells::Scaled(scale))),
-    );
-    edges.symbols.insert(
-        name,
-        format!(
-            "{} of {first} with every price divided by {scale} (all below 0.1, as a penny stock's)",
-            bars_n(bars.len())
-        ),
-    );
+    let rows = shape.edge_rows(&bars, &names, &mut edges);
     let edge = work.join("edge-symbols.csv");
     shape.write(&edge, &rows)?;
     let close = header.iter().position(|h| h == layout.close);
@@ -192,6 +160,51 @@ impl Shape<'_> {
                 }
             })
             .collect()
+    }
+
+    /// The edge symbols' rows from `bars` (one symbol's first bars, in time order), each symbol
+    /// described in `edges`.
+    fn edge_rows(
+        &self,
+        bars: &[&csv::StringRecord],
+        names: &Names,
+        edges: &mut Edges,
+    ) -> Vec<Vec<String>> {
+        let first = &names.first;
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for n in 1..=bars.len() {
+            let name = names.next(&n.to_string());
+            rows.extend(bars[..n].iter().map(|r| self.with(r, &name, Cells::Same)));
+            edges
+                .symbols
+                .insert(name, format!("the first {} of {first}", bars_n(n)));
+        }
+        let name = names.next("flat");
+        rows.extend(
+            bars.iter()
+                .map(|r| self.with(r, &name, Cells::HeldAt(bars[0]))),
+        );
+        edges.symbols.insert(
+            name,
+            format!(
+                "{} of {first} with every price and the volume held at its first bar's",
+                bars_n(bars.len())
+            ),
+        );
+        let name = names.next("penny");
+        let scale = self.below_tenth(bars);
+        rows.extend(
+            bars.iter()
+                .map(|r| self.with(r, &name, Cells::Scaled(scale))),
+        );
+        edges.symbols.insert(
+            name,
+            format!(
+                "{} of {first} with every price divided by {scale} (all below 0.1, as a penny stock's)",
+                bars_n(bars.len())
+            ),
+        );
+        rows
     }
 
     /// The power of ten that brings every price of `bars` below 0.1.
