@@ -11,6 +11,12 @@ const LIVE: &str = r#"live = { argv = ["python3", "live/features.py", "{prices}"
 
 /// The example on the tiny price file, with the live builder replaced by `live` (a TOML inline table).
 fn with_live(live: &str) -> (tempfile::TempDir, PathBuf) {
+    with_live_edges(live, true)
+}
+
+/// [`with_live`]; `edges = false` turns off the edge symbols and bad bars, for a fake builder that
+/// writes a fixed table whatever prices it gets.
+fn with_live_edges(live: &str, edges: bool) -> (tempfile::TempDir, PathBuf) {
     let (g, ex) = example_copy();
     std::fs::copy(
         repo().join("tests/fixtures/tables/prices_tiny.csv"),
@@ -26,6 +32,11 @@ fn with_live(live: &str) -> (tempfile::TempDir, PathBuf) {
             "prices = \"data/tiny.csv\"",
         )
         .replace(LIVE, live);
+    let text = if edges {
+        text
+    } else {
+        text + "\n[gates.feature-parity]\nedge-symbols = false\n"
+    };
     std::fs::write(&cfg, text).unwrap();
     (g, ex)
 }
@@ -144,14 +155,14 @@ fn a_builder_writing_parquet_is_compared_dtypes_included() {
             src.to_string_lossy()
         )
     };
-    let (_g, ex) = with_live(&copy("features_tiny.parquet"));
+    let (_g, ex) = with_live_edges(&copy("features_tiny.parquet"), false);
     let (code, out) = parity(&ex);
     assert_eq!(
         code,
         Some(0),
         "float64 Parquet with the training builder's values: {out}"
     );
-    let (_g, ex) = with_live(&copy("features_tiny_float32.parquet"));
+    let (_g, ex) = with_live_edges(&copy("features_tiny_float32.parquet"), false);
     let (code, out) = parity(&ex);
     assert_eq!(code, Some(1), "{out}");
     assert!(

@@ -433,7 +433,13 @@ fn edge_run(
             Err(e) => found.push(training.cmd.failed(&BUILDER_FAILED, p.loaded, &bad_keys(e))),
         }
     }
-    out.extend(found.into_iter().map(|f| {
+    // What the real prices already show is not said twice: only what the edge symbols add.
+    let shown = |f: &Finding| {
+        out.iter()
+            .any(|o| o.code == f.code && o.location == f.location)
+    };
+    let added: Vec<Finding> = found.into_iter().filter(|f| !shown(f)).collect();
+    out.extend(added.into_iter().map(|f| {
         f.note("on the edge-symbol table: synthetic symbols made from the prices (docs/gates/feature-parity.md, Edge symbols)")
     }));
     Ok(compared)
