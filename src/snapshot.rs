@@ -144,17 +144,23 @@ impl Snapshot {
     }
 }
 
+/// The 1-based line of byte offset `at` in `bytes`.
+pub fn line_of(bytes: &[u8], at: usize) -> u32 {
+    let newlines = bytes[..at.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    u32::try_from(newlines + 1).unwrap_or(u32::MAX)
+}
+
 /// `bytes` as UTF-8 text, or an error at the line of the first byte that is not, with its offset.
 pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let at = e.utf8_error().valid_up_to();
-        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = line_of(bytes, at);
         Error::at(
-            Location::at(
-                crate::paths::display_path(path),
-                u32::try_from(line).unwrap_or(u32::MAX),
-            ),
+            Location::at(crate::paths::display_path(path), line),
             format!(
                 "not UTF-8 text: byte 0x{:02X} at byte offset {at} (line {line}) is not valid UTF-8; save the file as UTF-8",
                 bytes[at]

@@ -227,13 +227,18 @@ fn default_timestamp() -> String {
     "timestamp".into()
 }
 
+/// Key columns: the timestamp, then the symbol when there is one (`""` for a single instrument).
+fn key_columns<'a>(timestamp: &'a str, symbol: &'a str) -> Vec<&'a str> {
+    [timestamp, symbol]
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
 impl SliceSection {
     /// The slice's key columns: the timestamp, then the symbol when there is one.
     pub fn key_columns(&self) -> Vec<&str> {
-        [self.timestamp.as_str(), self.symbol.as_str()]
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect()
+        key_columns(&self.timestamp, &self.symbol)
     }
 }
 
@@ -282,10 +287,7 @@ impl DataSection {
     /// The key columns of the prices and of every table the builders write: the timestamp, then the
     /// symbol when there is one.
     pub fn key_columns(&self) -> Vec<&str> {
-        [self.timestamp.as_str(), self.symbol.as_str()]
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect()
+        key_columns(&self.timestamp, &self.symbol)
     }
 }
 

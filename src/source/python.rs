@@ -75,7 +75,10 @@ pub fn decode(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
         "ascii" | "us-ascii" => match bytes.iter().position(|b| !b.is_ascii()) {
             None => crate::snapshot::utf8(path, bytes),
             Some(at) => Err(Error::at(
-                Location::at(crate::paths::display_path(path), line_of(&bytes, at)),
+                Location::at(
+                    crate::paths::display_path(path),
+                    crate::snapshot::line_of(&bytes, at),
+                ),
                 format!(
                     "byte 0x{:02X} at byte offset {at} is not ASCII, the encoding the file declares",
                     bytes[at]
@@ -89,11 +92,6 @@ pub fn decode(path: &std::path::Path, bytes: Vec<u8>) -> Result<String> {
             ),
         )),
     }
-}
-
-/// The 1-based line of byte offset `at`.
-fn line_of(bytes: &[u8], at: usize) -> u32 {
-    u32::try_from(bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(u32::MAX)
 }
 
 /// The encoding a PEP 263 comment declares on line 1, or on line 2 after a comment or blank line 1:
