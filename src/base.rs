@@ -2,7 +2,7 @@
 //! contract committed there is parsed here, above both.
 
 use crate::config::Loaded;
-use crate::contract::PipelineContract;
+use crate::contract::Committed;
 use crate::error::Result;
 
 /// The base revision of a run: the committed docs contract there, and which docs changed since.
@@ -16,8 +16,9 @@ pub struct Base {
     pub merge_base: bool,
     /// The docs contract JSON's path, repository-relative.
     pub json_path: String,
-    /// The contract committed there: `None` when the file did not exist, `Err` when it does not parse.
-    pub contract: Option<std::result::Result<PipelineContract, String>>,
+    /// The contract committed there, upgraded to today's format: `None` when the file did not exist,
+    /// `Err` when it does not parse.
+    pub contract: Option<std::result::Result<Committed, String>>,
     /// Markdown docs whose bytes differ between the base and the work tree.
     pub docs_changed: Vec<String>,
 }
@@ -44,7 +45,7 @@ pub fn read(loaded: &Loaded, rev: &str) -> Result<Base> {
     let json_rel = repo.relative(&loaded.resolve(&loaded.config.docs.json))?;
     let contract = repo
         .file_at(commit, &json_rel)?
-        .map(|bytes| serde_json::from_slice::<PipelineContract>(&bytes).map_err(|e| e.to_string()));
+        .map(|bytes| crate::contract::read(&bytes));
     let mut docs_changed = Vec::new();
     for md in &loaded.config.docs.markdown {
         let path = loaded.resolve(md);

@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::PipelineContract;
+use crate::contract::{CONTRACT_FORMAT, Committed, PipelineContract};
 use crate::facts::Facts;
 use crate::finding::{Location, Severity};
 use crate::source::Fact;
@@ -51,6 +51,7 @@ pub const DOCS_ONLY: &str = "docs-only-change";
 /// The code a breaking change reports under when its version was bumped.
 pub const BREAKING_ACCEPTED: &str = "breaking-change-accepted";
 pub const CONTRACT_CHANGED: &str = "contract-changed";
+pub const FORMAT_UPGRADED: &str = "contract-format-upgraded";
 
 /// Whether `new` is a later version than `old`: numerically, part by part (`3` → `4`, `1.9` → `1.10`),
 /// else any difference. A lower number is not a bump (a downgrade cannot accept a breaking change).
@@ -371,6 +372,30 @@ fn contract_changed(base: &PipelineContract, head: &PipelineContract) -> Option<
         .then(|| change(CONTRACT_CHANGED, Severity::Warning, others.join("; "), None))
 }
 
+/// The changes against a committed contract: a base written in an earlier contract format is read in
+/// today's (a note says so), then classified like any other.
+pub fn classify_committed(
+    base: &Committed,
+    head: &PipelineContract,
+    facts: Option<&Facts>,
+    docs_changed: &[String],
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    if base.format < CONTRACT_FORMAT {
+        out.push(change(
+            FORMAT_UPGRADED,
+            Severity::Note,
+            format!(
+                "the base's contract is in format {} and was read as format {CONTRACT_FORMAT}; `plumbline docs --write` commits it in the new format",
+                base.format
+            ),
+            None,
+        ));
+    }
+    out.extend(classify(&base.contract, head, facts, docs_changed));
+    out
+}
+
 /// Docs prose changed while the contract did not.
 fn docs_only(docs_changed: &[String]) -> Change {
     change(
@@ -475,7 +500,7 @@ mod tests {
         head.heads.swap(0, 1);
         head.targets.horizon += 1;
         head.targets.thresholds.insert("long".into(), 0.01);
-        head.production_checkpoint.input_dim += 1;
+        head.production_checkpoint.input_dim = head.production_checkpoint.input_dim.map(|d| d + 1);
         let c = classify(&base, &head, None, &[]);
         assert_eq!(
             rules(&c),

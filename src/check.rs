@@ -77,20 +77,14 @@ impl Outcome {
     }
 }
 
-/// Derive the contract, tolerating only missing or wrongly typed checkpoint facts (which the
-/// feature-schema gate reports as findings). A code fact that cannot be used is still an error.
-pub fn derive_for_check(loaded: &Loaded, facts: &Facts) -> Result<Option<PipelineContract>> {
-    if !facts.checkpoint.missing().is_empty()
-        || !contract::invalid_checkpoint_facts(&facts.checkpoint).is_empty()
-    {
-        return Ok(None);
-    }
+/// Derive the contract (missing or wrongly typed checkpoint facts are left out of it and reported by
+/// feature-schema). A code fact that cannot be used is an error.
+pub fn derive_for_check(loaded: &Loaded, facts: &Facts) -> Result<PipelineContract> {
     contract::derive(
         &loaded.config.pipeline.name,
         &loaded.config.checkpoints.production,
         facts,
     )
-    .map(Some)
 }
 
 enum Plan {
@@ -176,7 +170,7 @@ pub fn run_with(
             Selection::Profile(p) => Some(p.name()),
             _ => None,
         },
-        contract: inputs.contract,
+        contract: Some(inputs.contract),
         gates: results,
         findings,
         changes: inputs.changes.map(|c| with_severities(loaded, c)),
@@ -276,7 +270,7 @@ fn run_gate(cx: &Context, p: Plan, selection: Selection) -> Result<(GateResult, 
 /// What the running gates read, prepared once before the first of them.
 struct Inputs {
     facts: Facts,
-    contract: Option<PipelineContract>,
+    contract: PipelineContract,
     model: Model,
     slice: Option<crate::slice::Slice>,
     base: Option<std::result::Result<crate::base::Base, String>>,
@@ -312,8 +306,8 @@ impl Inputs {
             }
             _ => None,
         };
-        let changes = match (&base, &contract) {
-            (Some(Ok(b)), Some(head)) => classify(b, head, &facts),
+        let changes = match &base {
+            Some(Ok(b)) => classify(b, &contract, &facts),
             _ => None,
         };
         Ok(Inputs {
@@ -331,7 +325,7 @@ impl Inputs {
         Context {
             loaded,
             facts: &self.facts,
-            contract: self.contract.as_ref(),
+            contract: &self.contract,
             slice: self.slice.as_ref(),
             model: &self.model,
             selected,
@@ -347,7 +341,7 @@ fn classify(b: &crate::base::Base, head: &PipelineContract, facts: &Facts) -> Op
     match &b.contract {
         Some(Ok(at_base)) => Some(Changes {
             base: b.label(),
-            changes: changes::classify(at_base, head, Some(facts), &b.docs_changed),
+            changes: changes::classify_committed(at_base, head, Some(facts), &b.docs_changed),
         }),
         _ => None,
     }
@@ -399,7 +393,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
     let cx = Context {
         loaded,
         facts: &facts,
-        contract: contract.as_ref(),
+        contract: &contract,
         slice: Some(&slice),
         model: &model,
         selected: &[],
@@ -411,11 +405,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         cx.slice_outputs(engine.as_ref(), &slice)?,
         facts.heads()?.to_vec(),
     );
-    let model_version = contract
-        .as_ref()
-        .map(|c| c.model_version.clone())
-        .or_else(|| facts.model_version.clone().ok())
-        .unwrap_or_default();
+    let model_version = contract.model_version.clone();
     let b = crate::distribution::baseline(
         eval,
         &slice,

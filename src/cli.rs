@@ -299,9 +299,29 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Prepared::open(cli, None)?.report(Selection::Gate(gates::DOCS_DRIFT), out)
         }
         Command::Docs(_) => Prepared::open(cli, None)?.write_docs(err),
-        Command::Derive { out: path } => Prepared::open(cli, None)?.derive(path.as_deref(), out),
+        Command::Derive { out: path } => {
+            Prepared::open(cli, None)?.derive(path.as_deref(), out, err)
+        }
         Command::Inventory { hash } => Prepared::open(cli, None)?.inventory(*hash, out),
     }
+}
+
+/// A contract derived without some of the checkpoint's required metadata says so on the diagnostics
+/// stream (the contract is still written: it derives from the code; `check` reports the gap).
+fn note_missing(contract: &crate::contract::PipelineContract, err: &mut dyn Write) -> Result<()> {
+    let p = &contract.production_checkpoint;
+    if p.missing.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        err,
+        "note: {} does not state {}: the contract leaves {} out, and `plumbline check` reports {} (checkpoint-missing-fact; docs/checkpoint-metadata.md says where each can live)",
+        p.path,
+        p.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+        if p.missing.len() == 1 { "it" } else { "them" },
+        if p.missing.len() == 1 { "it" } else { "them" },
+    )
+    .map_err(diagnostics)
 }
 
 /// An error writing to the diagnostics stream.
@@ -467,6 +487,7 @@ impl Prepared {
     /// `docs --write`: rewrite the generated parts, saying what became of each file.
     fn write_docs(&self, err: &mut dyn Write) -> Result<u8> {
         let contract = crate::contract::from_config(&self.loaded)?;
+        note_missing(&contract, err)?;
         for (file, outcome) in crate::docs::write(&self.loaded, &contract)? {
             let what = match outcome {
                 crate::docs::WriteOutcome::Unchanged => "up to date",
@@ -479,8 +500,9 @@ impl Prepared {
     }
 
     /// `derive`: the contract as canonical JSON, to `--out` or standard output.
-    fn derive(&self, path: Option<&Path>, out: &mut dyn Write) -> Result<u8> {
+    fn derive(&self, path: Option<&Path>, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         let contract = crate::contract::from_config(&self.loaded)?;
+        note_missing(&contract, err)?;
         let text = crate::docs::expected_json(&contract);
         match path {
             Some(p) => crate::paths::atomic_write(p, &text)?,

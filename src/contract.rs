@@ -9,12 +9,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Format;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::facts::{CheckpointFact, CheckpointFacts, Facts, invalid, vector_len};
 pub use crate::facts::{Head, Targets};
 
-/// Version of the contract format itself (bumped when these types change shape).
-pub const CONTRACT_FORMAT: u32 = 1;
+/// Version of the contract format itself (bumped when these types change shape). Every earlier format
+/// is still read ([`read`]): a base revision may hold any of them.
+///
+/// - 1: the production checkpoint's `input-dim`, `schema-hash` and `scaler` were required.
+/// - 2: the contract derives from code facts alone; each checkpoint fact is present when the checkpoint
+///   (or its metadata beside it) states it, and `missing` names the required ones it lacks.
+pub const CONTRACT_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -60,10 +65,18 @@ pub struct ProductionCheckpoint {
     /// Path relative to the config.
     pub path: String,
     pub format: Format,
-    pub input_dim: u64,
+    /// The input width the checkpoint's metadata states (absent when it does not state one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dim: Option<u64>,
     /// The schema hash the checkpoint stores (plumbline checks it against the derived one).
-    pub schema_hash: String,
-    pub scaler: Scaler,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaler: Option<Scaler>,
+    /// The required metadata the checkpoint does not carry, by field name (`feature-cols`), in the
+    /// documented order (docs/checkpoint-metadata.md). feature-schema reports each as a finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +86,9 @@ pub struct Scaler {
     pub median_len: u64,
     pub mad_len: u64,
 }
+
+/// How docs and reports show a checkpoint fact the checkpoint does not state.
+pub const NOT_STATED: &str = "not stated by the checkpoint";
 
 /// The schema hash (docs/checkpoint-metadata.md#the-schema-hash): sha256 over UTF-8 `name:dtype\n` per feature, in order.
 pub fn schema_hash<'a>(features: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
@@ -136,8 +152,10 @@ pub fn from_config(loaded: &crate::config::Loaded) -> Result<PipelineContract> {
     )
 }
 
-/// Build the contract. Fails (exit 2) when a code fact has the wrong type or a required checkpoint fact
-/// is missing; the error names the file and the key or line.
+/// Build the contract from the code's facts. Fails (exit 2) only when a code fact has the wrong type (the
+/// error names the file and line); the checkpoint's facts are taken where it states them, and one it
+/// lacks or states with the wrong type is left out (feature-schema reports it): a bare state dict never
+/// blocks `derive`, `docs` or the hook.
 pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<PipelineContract> {
     let c = &facts.code;
     let names = facts.feature_names()?;
@@ -161,38 +179,25 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
     let targets = facts.targets()?.clone();
 
     let ck = &facts.checkpoint;
-    let missing = ck.missing();
-    if !missing.is_empty() {
-        let keys: Vec<String> = missing
-            .iter()
-            .map(|m| format!("`{}` ({})", m.key, m.field))
-            .collect();
-        return Err(Error::msg(format!(
-            "{}: the production checkpoint lacks required metadata: {} (see docs/checkpoint-metadata.md)",
-            crate::paths::display_path(&facts.production.path),
-            keys.join(", ")
-        )));
-    }
-    let ck_err = |f: &CheckpointFact, what: &str| {
-        Error::at(f.location.clone(), format!("`{}` {what}", f.key))
+    // A checkpoint fact of the wrong type is left out like a missing one: feature-schema reports it.
+    let invalid: Vec<&str> = invalid_checkpoint_facts(ck)
+        .iter()
+        .map(|(f, _)| f.field)
+        .collect();
+    let valid = |f: &CheckpointFact| {
+        f.value
+            .as_ref()
+            .filter(|_| !invalid.contains(&f.field))
+            .cloned()
     };
-    let get = |f: &CheckpointFact| f.value.clone().unwrap_or(Value::Null);
-    let input_dim = get(&ck.input_dim)
-        .as_u64()
-        .ok_or_else(|| ck_err(&ck.input_dim, "must be a non-negative int"))?;
-    let stored_hash = get(&ck.schema_hash)
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ck_err(&ck.schema_hash, "must be a string"))?;
-    let scaler_kind = get(&ck.scaler_kind)
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ck_err(&ck.scaler_kind, "must be a string"))?;
-    let median_len = vector_len(&get(&ck.median))
-        .ok_or_else(|| ck_err(&ck.median, "must be a list of numbers or a tensor"))?;
-    let mad_len = vector_len(&get(&ck.mad))
-        .ok_or_else(|| ck_err(&ck.mad, "must be a list of numbers or a tensor"))?;
-
+    let scaler = match (valid(&ck.scaler_kind), valid(&ck.median), valid(&ck.mad)) {
+        (Some(kind), Some(median), Some(mad)) => Some(Scaler {
+            kind: kind.as_str().unwrap_or_default().to_owned(),
+            median_len: vector_len(&median).unwrap_or_default(),
+            mad_len: vector_len(&mad).unwrap_or_default(),
+        }),
+        _ => None,
+    };
     Ok(PipelineContract {
         contract_format: CONTRACT_FORMAT,
         pipeline: pipeline.to_owned(),
@@ -208,15 +213,49 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
         production_checkpoint: ProductionCheckpoint {
             path: production_rel.replace('\\', "/"),
             format: facts.production.format,
-            input_dim,
-            schema_hash: stored_hash,
-            scaler: Scaler {
-                kind: scaler_kind,
-                median_len,
-                mad_len,
-            },
+            input_dim: valid(&ck.input_dim).and_then(|v| v.as_u64()),
+            schema_hash: valid(&ck.schema_hash).and_then(|v| v.as_str().map(str::to_owned)),
+            scaler,
+            missing: ck.missing().iter().map(|f| f.field.to_owned()).collect(),
         },
     })
+}
+
+/// A contract as committed (at a base revision): in today's format, with the format it was written in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub contract: PipelineContract,
+    /// The `contract-format` of the file (earlier formats are upgraded on reading).
+    pub format: u32,
+}
+
+/// Read a committed contract of any format this plumbline knows, upgrading it to today's. A format it
+/// does not know (a newer plumbline wrote it) or a file that does not parse is the error, as a sentence.
+pub fn read(bytes: &[u8]) -> std::result::Result<Committed, String> {
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let format = v
+        .get("contract-format")
+        .and_then(Value::as_u64)
+        .ok_or("it has no `contract-format` (an int)")?;
+    let format = u32::try_from(format)
+        .ok()
+        .filter(|f| (1..=CONTRACT_FORMAT).contains(f))
+        .ok_or_else(|| {
+            format!("contract format {format} is not one this plumbline reads (1 to {CONTRACT_FORMAT}); a newer plumbline wrote it")
+        })?;
+    for from in format..CONTRACT_FORMAT {
+        upgrade(from, &mut v);
+    }
+    let contract = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    Ok(Committed { contract, format })
+}
+
+/// Upgrade a contract of format `from` to `from + 1`, in place.
+fn upgrade(from: u32, v: &mut Value) {
+    // 1 → 2: every field of format 1 means the same in format 2, where the production checkpoint's
+    // facts became optional and `missing` was added (empty: a format-1 contract had every fact).
+    debug_assert_eq!(from, 1, "one upgrade step per earlier format");
+    v["contract-format"] = Value::from(from + 1);
 }
 
 /// Names of the contract's softmax heads (their outputs are logits).

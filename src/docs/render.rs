@@ -14,6 +14,11 @@ pub const BLOCK_NAMES: &[&str] = &[
     "hashes",
 ];
 
+/// A checkpoint fact as docs show it: its value, or that the checkpoint does not state it.
+fn stated(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| crate::contract::NOT_STATED.to_owned(), |v| v.to_string())
+}
+
 pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
     let mut s = String::new();
     match name {
@@ -68,12 +73,22 @@ pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
             s.push_str("| item | value |\n|---|---|\n");
             let _ = writeln!(s, "| path | `{}` |", p.path);
             let _ = writeln!(s, "| format | {} |", p.format.as_str());
-            let _ = writeln!(s, "| input_dim | {} |", p.input_dim);
-            let _ = writeln!(
-                s,
-                "| scaler | {} (median: {}, MAD: {}) |",
-                p.scaler.kind, p.scaler.median_len, p.scaler.mad_len
-            );
+            let _ = writeln!(s, "| input_dim | {} |", stated(p.input_dim));
+            let scaler = p.scaler.as_ref().map(|sc| {
+                format!(
+                    "{} (median: {}, MAD: {})",
+                    sc.kind, sc.median_len, sc.mad_len
+                )
+            });
+            let _ = writeln!(s, "| scaler | {} |", stated(scaler));
+            if !p.missing.is_empty() {
+                let names: Vec<String> = p.missing.iter().map(|m| format!("`{m}`")).collect();
+                let _ = writeln!(
+                    s,
+                    "| missing metadata | {} (docs/checkpoint-metadata.md) |",
+                    names.join(", ")
+                );
+            }
         }
         "hashes" => {
             s.push_str("| hash | value |\n|---|---|\n");
@@ -82,10 +97,11 @@ pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
                 "| feature schema (derived) | `{}` |",
                 c.features.schema_hash
             );
+            let stored = c.production_checkpoint.schema_hash.as_ref();
             let _ = writeln!(
                 s,
-                "| feature schema (stored in checkpoint) | `{}` |",
-                c.production_checkpoint.schema_hash
+                "| feature schema (stored in checkpoint) | {} |",
+                stated(stored.map(|h| format!("`{h}`")))
             );
         }
         _ => return None,

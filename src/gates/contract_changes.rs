@@ -117,6 +117,12 @@ pub const OTHER_CHANGED: Code = code(
     Warning,
     "other contract fields changed (production checkpoint, format, pipeline name)",
 );
+pub const FORMAT_UPGRADED: Code = code(
+    changes::FORMAT_UPGRADED,
+    Docs,
+    Note,
+    "the base's contract is in an earlier contract format, read in today's",
+);
 pub const BASE_CONTRACT_INVALID: Code = code(
     "base-contract-unreadable",
     Docs,
@@ -137,6 +143,7 @@ const CODES: &[Code] = &[
     DOCS_ONLY,
     OTHER_CHANGED,
     ACCEPTED,
+    FORMAT_UPGRADED,
     BASE_UNAVAILABLE,
     BASE_CONTRACT_INVALID,
 ];
@@ -208,10 +215,9 @@ pub fn run(cx: &Context) -> Result<Report> {
         Some(Ok(_)) => {}
     }
     let Some(classified) = cx.changes else {
-        // feature-schema reports why the contract cannot be derived.
-        return Ok(Report::skipped(
-            "the contract could not be derived (see feature-schema)",
-        ));
+        // `check` classifies every readable base contract; a run without its changes has nothing to
+        // compare, and says so.
+        return Ok(Report::skipped("the base's contract was not classified"));
     };
     let list = &classified.changes;
     let findings: Vec<Finding> = list

@@ -46,10 +46,6 @@ pub const DOCS_MARKERS: Code = code(
     "docs-markers-invalid",
     "a Markdown docs file has no generated blocks, or broken or unknown markers",
 );
-pub const DOCS_NOT_CHECKED: Code = code(
-    "docs-not-checked",
-    "the docs could not be compared because the contract could not be derived",
-);
 
 pub const GATE: Gate = Gate {
     id: Id::DocsDrift,
@@ -61,7 +57,6 @@ pub const GATE: Gate = Gate {
         DOCS_UNPARSABLE,
         DOCS_SCHEMA_INVALID,
         DOCS_MARKERS,
-        DOCS_NOT_CHECKED,
     ],
     needs: Needs::NOTHING,
     parts: Parts::Files,
@@ -122,16 +117,6 @@ fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
         _ => return None,
     };
     Some(loc.with_label("derived from"))
-}
-
-/// The contract could not be derived, so the docs were not compared.
-fn not_checked(cx: &Context) -> Finding {
-    Finding::new(
-        &DOCS_NOT_CHECKED,
-        "docs were not compared: the contract could not be derived",
-    )
-    .at(Location::file(crate::paths::display_path(&cx.loaded.path)))
-    .help("fix the checkpoint-missing-fact findings first")
 }
 
 /// The docs contract JSON cannot be read.
@@ -208,9 +193,7 @@ impl DocFile {
 }
 
 pub fn run(cx: &Context) -> crate::error::Result<Report> {
-    let Some(contract) = cx.contract else {
-        return Ok(Report::stopped(not_checked(cx), "not checked"));
-    };
+    let contract = cx.contract;
     let help = fix_help(cx);
     let mut out = Vec::new();
     let mut files = 0;

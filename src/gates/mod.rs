@@ -39,9 +39,8 @@ pub enum Model {
 pub struct Context<'a> {
     pub loaded: &'a Loaded,
     pub facts: &'a Facts,
-    /// `None` when the contract could not be derived (a required checkpoint fact is missing); gates that
-    /// need it must say so with a finding, never pass silently.
-    pub contract: Option<&'a PipelineContract>,
+    /// The contract, derived from the code's facts (the checkpoint's where it states them).
+    pub contract: &'a PipelineContract,
     /// The reference slice, when the config has one.
     pub slice: Option<&'a Slice>,
     pub model: &'a Model,

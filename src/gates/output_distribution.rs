@@ -449,8 +449,8 @@ fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option
         format!("{head}…{tail}")
     };
     let mut changes: Vec<(&str, String)> = Vec::new();
-    if let Some(v) = cx.contract.map(|c| c.model_version.as_str())
-        && v != base.model_version
+    let v = cx.contract.model_version.as_str();
+    if v != base.model_version
     {
         changes.push((
             "model-version",

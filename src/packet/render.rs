@@ -200,7 +200,9 @@ fn contract(doc: &mut Doc, p: &Packet) {
                     "{} ({}, input_dim {})",
                     c.production_checkpoint.path,
                     c.production_checkpoint.format.as_str(),
-                    c.production_checkpoint.input_dim
+                    c.production_checkpoint
+                        .input_dim
+                        .map_or_else(|| crate::contract::NOT_STATED.to_owned(), |d| d.to_string())
                 ),
             ),
         ],

@@ -173,3 +173,76 @@ fn a_base_commit_missing_from_the_clone_is_named() {
         stderr(&out)
     );
 }
+
+/// A base whose docs contract is in format 1 (as every repository committed it before format 2): the
+/// run reads it in today's format and says so in a note; no fact changed, so no other change is
+/// listed and the gate passes. The base's contract is the example's, committed at format 1 (the
+/// fixture is the file as it was).
+#[test]
+fn a_base_in_an_earlier_contract_format_is_upgraded_with_a_note() {
+    let (dir, ex) = example_copy();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts");
+    let json = ex.join("docs/PIPELINE_CONTRACT.json");
+    let md = ex.join("docs/PIPELINE_CONTRACT.md");
+    let today = (std::fs::read(&json).unwrap(), std::fs::read(&md).unwrap());
+    std::fs::copy(fixtures.join("momentum-format-1.json"), &json).unwrap();
+    std::fs::copy(fixtures.join("momentum-format-1.md"), &md).unwrap();
+    let repo = Repository::init(dir.path()).unwrap();
+    repo.set_head("refs/heads/pr").unwrap();
+    let base = commit_all(&repo, "base at format 1");
+    repo.branch("main", &repo.find_commit(base).unwrap(), false)
+        .unwrap();
+    std::fs::write(&json, today.0).unwrap();
+    std::fs::write(&md, today.1).unwrap();
+    commit_all(&repo, "docs --write with format 2");
+
+    let (code, report, err) = contract_changes(&ex, "main");
+    assert_eq!(code, Some(0), "{err}\n{report:#}");
+    let findings = report["findings"].as_array().unwrap();
+    let codes: Vec<&str> = findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    // The Markdown's versions block shows the format, so its bytes changed too (a note of its own).
+    assert_eq!(
+        codes,
+        ["contract-format-upgraded", "docs-only-change"],
+        "{report:#}"
+    );
+    assert_eq!(findings[0]["severity"], "note");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the base's contract is in format 1 and was read as format 2"),
+        "{report:#}"
+    );
+}
+
+/// A contract written by a newer plumbline (a format this one does not know) is named as such.
+#[test]
+fn a_base_in_a_newer_contract_format_is_unreadable_with_the_reason() {
+    let (_d, ex, repo) = repo_with_example();
+    let json = ex.join("docs/PIPELINE_CONTRACT.json");
+    let today = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(
+        &json,
+        today.replace("\"contract-format\": 2", "\"contract-format\": 99"),
+    )
+    .unwrap();
+    let future = commit_all(&repo, "from the future");
+    repo.branch("future", &repo.find_commit(future).unwrap(), false)
+        .unwrap();
+    std::fs::write(&json, today).unwrap();
+    let (code, report, err) = contract_changes(&ex, "future");
+    assert_eq!(code, Some(1), "{err}\n{report:#}");
+    let f = &report["findings"][0];
+    assert_eq!(f["code"], "base-contract-unreadable", "{report:#}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("contract format 99 is not one this plumbline reads (1 to 2)"),
+        "{report:#}"
+    );
+}
