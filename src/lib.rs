@@ -30,6 +30,7 @@ pub mod git;
 pub mod github;
 pub mod hook;
 pub mod inventory;
+pub mod keypath;
 pub mod manifest;
 pub mod matrix;
 pub mod normal;

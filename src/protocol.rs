@@ -102,8 +102,8 @@ impl<'a> Command<'a> {
         let display = display_path(&loaded.path);
         let line = std::fs::read_to_string(&loaded.path)
             .ok()
-            .and_then(|text| crate::source::keypath::toml_key(&display, &text, &self.key).ok())
-            .map(|f| f.origin);
+            .and_then(|text| crate::keypath::toml_key(&display, &text, &self.key).ok())
+            .map(|f| f.location);
         line.unwrap_or_else(|| Location::file(&display))
             .with_label(self.key.clone())
     }

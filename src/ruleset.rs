@@ -116,8 +116,8 @@ pub struct Loaded {
 impl Loaded {
     /// The line of a key (`signal.enter-long`, `risk-gates.1.name`).
     pub fn location(&self, key: &str) -> Location {
-        crate::source::keypath::toml_key(&self.path, &self.text, key)
-            .map(|f| f.origin)
+        crate::keypath::toml_key(&self.path, &self.text, key)
+            .map(|f| f.location)
             .unwrap_or_else(|_| Location::file(&self.path))
             .with_label(key.to_owned())
     }

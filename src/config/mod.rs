@@ -270,34 +270,9 @@ pub fn parse(text: &str, display: &str) -> Result<Config> {
 /// Deserialize a TOML file; errors are `file:line:column: message`.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, display: &str) -> Result<T> {
     toml::from_str(text).map_err(|e| {
-        let at = located(display, text, e.span().map_or(0, |s| s.start));
+        let at = crate::keypath::located(display, text, e.span().map_or(0, |s| s.start));
         Error::at(at, e.message().trim().to_owned())
     })
-}
-
-/// The location (line and column) of a byte offset in a file's text.
-pub fn located(display: &str, text: &str, offset: usize) -> Location {
-    let (line, column) = line_col(text, offset);
-    Location {
-        path: display.to_owned(),
-        line: Some(line),
-        column: Some(column),
-        label: None,
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line as u32, col as u32)
 }
 
 #[cfg(test)]
@@ -385,6 +360,6 @@ production = "a.pt"
 
     #[test]
     fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        assert_eq!(crate::text::line_col("ab\ncé d", 7), (2, 4));
     }
 }

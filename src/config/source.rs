@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Where a fact lives. Exactly one of `python`, `rust`, `toml`, `json`, `checkpoint`, `command`.
+/// Where a fact lives. Exactly one of `python`, `rust`, `toml`, `json`, `yaml`, `checkpoint`, `command`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Source {
@@ -15,6 +15,9 @@ pub enum Source {
     Toml { toml: String, key: String },
     /// A dotted key path in a JSON file.
     Json { json: String, key: String },
+    /// A dotted key path in a YAML file (one document; anchors, aliases and merge keys resolved; plain
+    /// scalars typed as PyYAML's `safe_load` types them).
+    Yaml { yaml: String, key: String },
     /// A dotted key path inside a checkpoint: `"production"` or a path.
     Checkpoint { checkpoint: String, key: String },
     /// A command (argv, run in the config's directory) that prints JSON; `key` selects inside it.
@@ -46,6 +49,7 @@ struct RawSource {
     rust: Option<String>,
     toml: Option<String>,
     json: Option<String>,
+    yaml: Option<String>,
     checkpoint: Option<String>,
     command: Option<Vec<String>>,
     name: Option<String>,
@@ -62,11 +66,12 @@ impl TryFrom<RawSource> for Source {
             r.rust.is_some(),
             r.toml.is_some(),
             r.json.is_some(),
+            r.yaml.is_some(),
             r.checkpoint.is_some(),
             r.command.is_some(),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            return Err("a source needs exactly one of `python`, `rust`, `toml`, `json`, `checkpoint`, `command`".into());
+            return Err("a source needs exactly one of `python`, `rust`, `toml`, `json`, `yaml`, `checkpoint`, `command`".into());
         }
         let need = |field: Option<String>, what: &str, kind: &str| {
             field.ok_or_else(|| format!("a `{kind}` source needs `{what}`"))
@@ -92,7 +97,7 @@ impl TryFrom<RawSource> for Source {
                 name: need(r.name, "name", "rust")?,
             });
         }
-        no(&r.name, "name", "toml/json/checkpoint/command")?;
+        no(&r.name, "name", "toml/json/yaml/checkpoint/command")?;
         if let Some(toml) = r.toml {
             return Ok(Source::Toml {
                 toml,
@@ -103,6 +108,12 @@ impl TryFrom<RawSource> for Source {
             return Ok(Source::Json {
                 json,
                 key: need(r.key, "key", "json")?,
+            });
+        }
+        if let Some(yaml) = r.yaml {
+            return Ok(Source::Yaml {
+                yaml,
+                key: need(r.key, "key", "yaml")?,
             });
         }
         if let Some(checkpoint) = r.checkpoint {

@@ -645,12 +645,12 @@ fn head_values<'a>(
 
 /// The reference file's line of the value `v`, else the file.
 fn value_line(display: &str, text: &str, v: &ReferenceValue) -> Location {
-    crate::source::keypath::json_key(
+    crate::keypath::json_key(
         display,
         text,
         &format!("rows.{}.outputs.{}.{}", v.row, v.head, v.k),
     )
-    .map(|f| f.origin)
+    .map(|f| f.location)
     .unwrap_or_else(|_| Location::file(display))
 }
 

@@ -162,12 +162,12 @@ fn places(ck: &CheckpointFact, docs: Option<&(String, String)>, key: &str) -> Ve
         location: ck.location.clone(),
     }];
     if let Some((display, text)) = docs
-        && let Ok(f) = crate::source::keypath::json_key(display, text, key)
+        && let Ok(f) = crate::keypath::json_key(display, text, key)
     {
         places.push(Place {
             what: "docs",
             value: Some(f.value),
-            location: f.origin,
+            location: f.location,
         });
     }
     places

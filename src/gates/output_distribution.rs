@@ -260,8 +260,8 @@ struct BaselineFile<'a> {
 impl BaselineFile<'_> {
     /// The line of `key` in the baseline file, else the file.
     fn at(&self, key: &str) -> Location {
-        crate::source::keypath::json_key(self.display, self.text, key)
-            .map(|f| f.origin)
+        crate::keypath::json_key(self.display, self.text, key)
+            .map(|f| f.location)
             .unwrap_or_else(|_| Location::file(self.display))
     }
 }

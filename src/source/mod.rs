@@ -1,7 +1,6 @@
 //! Sources turn a pointer from the config into a value with its provenance (file and line).
 
 pub mod command;
-pub mod keypath;
 pub mod python;
 pub mod rust_const;
 
@@ -13,6 +12,7 @@ use crate::checkpoint::CheckpointInfo;
 use crate::config::{Loaded, Source};
 use crate::error::{Error, Result};
 use crate::finding::Location;
+use crate::keypath::{self, Kind};
 use crate::paths::display_path;
 
 /// A value and where it came from.
@@ -40,6 +40,16 @@ impl Fact {
             (loc.line, loc.column) = (Some(line), Some(column));
         }
         loc
+    }
+}
+
+impl From<keypath::Found> for Fact {
+    fn from(f: keypath::Found) -> Self {
+        Fact {
+            value: f.value,
+            origin: f.location,
+            items: f.items,
+        }
     }
 }
 
@@ -74,6 +84,12 @@ impl<'a> Resolver<'a> {
         Ok((display, self.text[rel].as_str()))
     }
 
+    /// A key path in a TOML, JSON or YAML file.
+    fn key(&mut self, rel: &str, kind: Kind, key: &str) -> Result<Fact> {
+        let (display, text) = self.text(rel)?;
+        keypath::find(kind, &display, text, key).map(Fact::from)
+    }
+
     pub fn resolve(&mut self, source: &Source) -> Result<Fact> {
         match source {
             Source::Python { python, name } => {
@@ -94,14 +110,9 @@ impl<'a> Resolver<'a> {
                 }
                 self.rust[rust].constant(name)
             }
-            Source::Toml { toml, key } => {
-                let (display, text) = self.text(toml)?;
-                keypath::toml_key(&display, text, key)
-            }
-            Source::Json { json, key } => {
-                let (display, text) = self.text(json)?;
-                keypath::json_key(&display, text, key)
-            }
+            Source::Toml { toml, key } => self.key(toml, Kind::Toml, key),
+            Source::Json { json, key } => self.key(json, Kind::Json, key),
+            Source::Yaml { yaml, key } => self.key(yaml, Kind::Yaml, key),
             Source::Checkpoint { checkpoint, key } => {
                 if checkpoint == "production" {
                     let info = self.production.ok_or_else(|| {
