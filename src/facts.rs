@@ -56,12 +56,15 @@ pub struct CheckpointFacts {
 impl CheckpointFact {
     /// Look `key` up in a checkpoint (a missing key gives `value: None`).
     pub fn lookup(info: &CheckpointInfo, field: &'static str, key: &str) -> Self {
+        let found = info.find(key);
         CheckpointFact {
             field,
             key: key.to_owned(),
-            value: info.get(key).cloned(),
-            location: Location::file(display_path(&info.path))
-                .with_label(format!("checkpoint key `{key}`")),
+            value: found.as_ref().map(|(v, _)| (*v).clone()),
+            location: found.map(|(_, at)| at).unwrap_or_else(|| {
+                Location::file(display_path(&info.path))
+                    .with_label(format!("checkpoint key `{key}`"))
+            }),
         }
     }
 }
@@ -107,6 +110,60 @@ impl CheckpointFacts {
             .filter(|f| f.value.is_none())
             .collect()
     }
+}
+
+/// What a checkpoint lacks, as one sentence: `checkpoints/m.pt has no `scaler.mad` (mad)`, or
+/// `checkpoints/m.pt lacks 11 required facts: `feature_cols` (feature-cols), …`.
+fn missing_message(display: &str, missing: &[&CheckpointFact]) -> String {
+    match missing {
+        [one] => format!("{display} has no `{}` ({})", one.key, one.field),
+        many => format!(
+            "{display} lacks {} required facts: {}",
+            many.len(),
+            many.iter()
+                .map(|m| format!("`{}` ({})", m.key, m.field))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The required facts a checkpoint lacks as one finding of `code`: at the key for one, at the file for
+/// several, with where they can be declared.
+pub fn missing_finding(
+    code: &'static crate::finding::Code,
+    display: &str,
+    info: &CheckpointInfo,
+    missing: &[&CheckpointFact],
+) -> Option<crate::finding::Finding> {
+    let first = missing.first()?;
+    let at = if missing.len() == 1 {
+        first.location.clone()
+    } else {
+        Location::file(display_path(&info.path))
+            .with_label(format!("{} required facts", missing.len()))
+    };
+    Some(
+        crate::finding::Finding::new(code, missing_message(display, missing))
+            .at(at)
+            .help(declare_help(info)),
+    )
+}
+
+/// Where a checkpoint's missing facts can be declared: the checkpoint, the sidecar files plumbline
+/// looked for beside it, or other keys.
+fn declare_help(info: &CheckpointInfo) -> String {
+    let sidecars = if info.metadata_searched.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", or in a file beside it ({})",
+            info.metadata_searched.join(", ")
+        )
+    };
+    format!(
+        "write them into the checkpoint from the training script{sidecars}, or point `[checkpoints.keys]` at where they live (docs/checkpoint-metadata.md#metadata-beside-the-checkpoint)"
+    )
 }
 
 /// Length of a stats vector stored as a list or as a tensor node.

@@ -12,7 +12,7 @@ use crate::checkpoint::globs::same_file;
 use crate::checkpoint::{self, Format};
 use crate::config::Loaded;
 use crate::error::{CheckpointError, Error, Result};
-use crate::facts::{CheckpointFact, CheckpointFacts, vector_len};
+use crate::facts::{CheckpointFacts, vector_len};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::paths::display_path;
 
@@ -72,16 +72,6 @@ fn production_unlisted(loaded: &Loaded, production: &Path) -> Finding {
         ),
     )
     .at(Location::file(display_path(&loaded.path)).with_label("checkpoints.production"))
-}
-
-/// A required metadata key the checkpoint `display` lacks.
-fn missing_fact(display: &str, m: &CheckpointFact) -> Finding {
-    Finding::new(
-        &MISSING_FACT,
-        format!("{display} has no `{}` ({})", m.key, m.field),
-    )
-    .at(m.location.clone())
-    .help("write every required key from the training script (docs/checkpoint-metadata.md), or point `[checkpoints.keys]` at where it lives")
 }
 
 /// A checkpoint refused as unsafe, ambiguous or unreadable, by why.
@@ -221,7 +211,7 @@ fn open(
 ) -> Result<checkpoint::CheckpointInfo> {
     match already_read.filter(|info| same_file(&info.path, path)) {
         Some(info) => Ok(info.clone()),
-        None => checkpoint::open_with(path, &loaded.reading()),
+        None => loaded.open_checkpoint(path),
     }
 }
 
@@ -236,9 +226,8 @@ fn missing_facts(
     if info.format == Format::Pickle {
         return Vec::new();
     }
-    f.missing()
+    crate::facts::missing_finding(&MISSING_FACT, display, info, &f.missing())
         .into_iter()
-        .map(|m| missing_fact(display, m))
         .collect()
 }
 
@@ -379,11 +368,15 @@ fn tensor_table(
     info: &checkpoint::CheckpointInfo,
     state_dict: &str,
 ) -> Vec<(String, String, Vec<u64>)> {
-    let prefix = format!("{state_dict}.");
+    // Where the state dict sits in this file (a bare state dict and a safetensors file: the top level).
+    let prefix = info
+        .state_dict_key(state_dict)
+        .map(|k| format!("{k}."))
+        .unwrap_or_default();
     let mut t: Vec<_> = info
         .tensors
         .iter()
-        .filter(|t| info.format == Format::Safetensors || t.name.starts_with(&prefix))
+        .filter(|t| t.name.starts_with(&prefix))
         .map(|t| {
             (
                 t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_owned(),

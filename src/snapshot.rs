@@ -130,6 +130,29 @@ impl Snapshot {
         std::fs::read(path).map_err(|e| Error::io(path, e))
     }
 
+    /// The text of `path` in this snapshot, or `None` when it has no such file (a file staged for
+    /// deletion has none), for files plumbline looks for (a checkpoint's sidecar).
+    pub fn read_if_exists(&self, path: &Path) -> Result<Option<String>> {
+        let bytes = match self {
+            Snapshot::Staged(s) => match s.blob(path) {
+                Ok(Some(bytes)) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io(path, e)),
+                Ok(None) => None,
+            },
+            Snapshot::WorkTree => None,
+        };
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io(path, e)),
+            },
+        };
+        utf8(path, bytes).map(Some)
+    }
+
     pub fn read_to_string(&self, path: &Path) -> Result<String> {
         utf8(path, self.read(path)?)
     }

@@ -9,6 +9,7 @@ mod compat;
 pub mod declared;
 pub mod globs;
 pub mod legacy;
+pub mod metadata;
 pub mod pickle;
 pub mod safetensors;
 pub mod torch;
@@ -81,7 +82,22 @@ pub struct CheckpointInfo {
     /// Globals declared safe in the config (`[checkpoints] safe-globals`) that this file's pickles
     /// reference, as `module.Name`, sorted.
     pub declared_globals: Vec<String>,
+    /// Where else its facts live (Lightning `hyper_parameters`, sidecars, an MLflow `MLmodel`), in
+    /// lookup order after the checkpoint's own tree ([`CheckpointInfo::attach`]).
+    pub metadata: Vec<metadata::Layer>,
+    /// The metadata files looked for beside it (display paths), for messages about a missing fact.
+    pub metadata_searched: Vec<String>,
 }
+
+/// Where the state dict sits when the configured key holds no tensors: the layouts torch users save
+/// (`torch.save({"model_state_dict": ...})`, `{"model": {"state_dict": ...}}`, `{"model": ...}`); a
+/// bare `state_dict` keeps its tensors at the top level.
+pub const STATE_DICT_KEYS: &[&str] = &[
+    "state_dict",
+    "model_state_dict",
+    "model.state_dict",
+    "model",
+];
 
 /// What a read may accept beyond the built-in rules.
 #[derive(Debug, Clone, Default)]
@@ -93,19 +109,52 @@ pub struct Reading {
 const UNKNOWN_EXTENSION: &str = "unknown checkpoint extension (plumbline reads .pt, .pth, .ckpt, .safetensors, .pkl and .pickle)";
 
 impl CheckpointInfo {
-    /// A value by dotted key path (`scaler.median`, `heads.0.name`).
+    /// A value by dotted key path (`scaler.median`, `heads.0.name`): in the checkpoint, else in its
+    /// metadata layers.
     pub fn get(&self, key_path: &str) -> Option<&Tree> {
-        lookup(&self.tree, key_path)
+        self.find(key_path).map(|(v, _)| v)
     }
 
-    /// A weight by its state-dict name. In a torch archive the state dict sits under `state_dict_key`
-    /// in the tree; in a safetensors file tensors are top-level.
+    /// A value by dotted key path with where it is written: the checkpoint's own tree first (no lines),
+    /// then each metadata layer in order (a sidecar's line).
+    pub fn find(&self, key_path: &str) -> Option<(&Tree, crate::finding::Location)> {
+        if let Some(v) = lookup(&self.tree, key_path) {
+            let at = crate::finding::Location::file(crate::paths::display_path(&self.path))
+                .with_label(format!("checkpoint key `{key_path}`"));
+            return Some((v, at));
+        }
+        self.metadata.iter().find_map(|l| l.find(key_path))
+    }
+
+    /// Look for this checkpoint's metadata beside it and inside it (see [`metadata::layers`]).
+    pub fn attach(&mut self, search: &metadata::Search, read: metadata::Read) -> Result<()> {
+        let (layers, searched) = metadata::layers(&self.path, &self.tree, search, read)?;
+        self.metadata = layers;
+        self.metadata_searched = searched;
+        Ok(())
+    }
+
+    /// The key the state dict sits under: `configured` when tensors sit there, else the first of
+    /// [`STATE_DICT_KEYS`] that holds tensors; `None` for tensors at the top level (a bare state dict,
+    /// a safetensors file).
+    pub fn state_dict_key(&self, configured: &str) -> Option<String> {
+        let holds = |k: &str| {
+            let prefix = format!("{k}.");
+            self.tensors.iter().any(|t| t.name.starts_with(&prefix))
+        };
+        std::iter::once(configured)
+            .chain(STATE_DICT_KEYS.iter().copied())
+            .find(|k| !k.is_empty() && holds(k))
+            .map(str::to_owned)
+    }
+
+    /// A weight by its state-dict name, wherever the state dict sits ([`Self::state_dict_key`]).
     pub fn weight(&self, state_dict_key: &str, name: &str) -> Option<&TensorInfo> {
-        let prefixed = format!("{state_dict_key}.{name}");
-        self.tensors
-            .iter()
-            .find(|t| t.name == prefixed)
-            .or_else(|| self.tensors.iter().find(|t| t.name == name))
+        let full = match self.state_dict_key(state_dict_key) {
+            Some(k) => format!("{k}.{name}"),
+            None => name.to_owned(),
+        };
+        self.tensors.iter().find(|t| t.name == full)
     }
 }
 
@@ -191,6 +240,8 @@ fn read_from<R: Read + Seek>(
         tensors,
         bytes_read: counter.get(),
         declared_globals,
+        metadata: Vec::new(),
+        metadata_searched: Vec::new(),
     })
 }
 

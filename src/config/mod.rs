@@ -170,10 +170,21 @@ impl Loaded {
     /// it, else the file (header reads only).
     pub fn open_checkpoint(&self, path: &Path) -> Result<crate::checkpoint::CheckpointInfo> {
         let reading = self.reading();
-        match self.run.snapshot.staged(path)? {
+        let mut info = match self.run.snapshot.staged(path)? {
             Some(bytes) => crate::checkpoint::open_bytes(path, bytes, &reading),
             None => crate::checkpoint::open_with(path, &reading),
-        }
+        }?;
+        let ck = &self.config.checkpoints;
+        let search = crate::checkpoint::metadata::Search {
+            sidecars: &ck.sidecars,
+            feature_cols: &ck.keys.feature_cols,
+            feature_dtypes: &ck.keys.feature_dtypes,
+            input_dim: &ck.keys.input_dim,
+            run_id: &ck.keys.run_id,
+        };
+        let read = |p: &Path| self.run.snapshot.read_if_exists(p);
+        info.attach(&search, &read)?;
+        Ok(info)
     }
 
     /// What checkpoint reads accept beyond the built-in rules (`[checkpoints] safe-globals`).

@@ -116,6 +116,20 @@ pub struct CheckpointsSection {
     /// route is refused at load.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub safe_globals: Vec<String>,
+    /// Files beside each checkpoint that may hold its metadata (docs/checkpoint-metadata.md#metadata-beside-the-checkpoint),
+    /// looked up in this order after the checkpoint itself and a Lightning checkpoint's
+    /// `hyper_parameters`: `{stem}` is the checkpoint's name without its extension, `{name}` its whole
+    /// name; each must end in .json, .yaml, .yml or .toml. An MLflow `MLmodel` in the checkpoint's
+    /// directory or the two above is read too.
+    #[serde(default = "default_sidecars")]
+    pub sidecars: Vec<String>,
+}
+
+fn default_sidecars() -> Vec<String> {
+    crate::checkpoint::metadata::DEFAULT_SIDECARS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 /// Dotted key paths of the required facts inside a checkpoint. The defaults are the layout documented in

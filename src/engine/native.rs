@@ -50,7 +50,13 @@ impl NativeEngine {
         };
         let device = device();
         let mut net = file.mlp(&arch, &device)?;
-        let result = file.load_into(&mut net, &remaps(&arch))?;
+        // Where the state dict sits: the top-level key burn opens, and the rest as a name prefix.
+        let sd = info.state_dict_key(&keys.state_dict);
+        let (top, inner) = match sd.as_deref().map(|k| k.split_once('.').unwrap_or((k, ""))) {
+            Some((top, inner)) => (Some(top.to_owned()), inner.to_owned()),
+            None => (None, String::new()),
+        };
+        let result = file.load_into(&mut net, top.as_deref(), &remaps(&arch, &inner))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             return Err(file.fail(format!("loading the weights failed:\n{result}")));
         }
@@ -123,14 +129,21 @@ impl WeightSource<'_> {
     }
 
     /// The weights loaded into `net`, each tensor renamed by `remaps` onto the module's fields.
-    fn load_into(&self, net: &mut Mlp, remaps: &[(String, String)]) -> Result<ApplyResult> {
+    fn load_into(
+        &self,
+        net: &mut Mlp,
+        top: Option<&str>,
+        remaps: &[(String, String)],
+    ) -> Result<ApplyResult> {
         let info = self.info;
         Ok(match info.format {
             Format::Torch => {
                 let mut store = PytorchStore::from_file(&info.path)
-                    .with_top_level_key(&self.keys.state_dict)
                     .map_indices_contiguous(false)
                     .allow_partial(true);
+                if let Some(top) = top {
+                    store = store.with_top_level_key(top);
+                }
                 for (from, to) in remaps {
                     store = store.with_key_remapping(from, to.as_str());
                 }
@@ -159,13 +172,22 @@ impl WeightSource<'_> {
 
 /// Each module name of `arch`, anchored (see [`anchored`]), with the field of [`Mlp`] it loads
 /// into.
-fn remaps(arch: &Arch) -> Vec<(String, String)> {
+/// `inner`: the state dict's key below the top-level key burn opens (`state_dict` of
+/// `model.state_dict`), empty when the names start at the module.
+fn remaps(arch: &Arch, inner: &str) -> Vec<(String, String)> {
+    let name = |l: &str| {
+        if inner.is_empty() {
+            anchored(l)
+        } else {
+            anchored(&format!("{inner}.{l}"))
+        }
+    };
     let mut remaps = Vec::new();
     for (i, l) in arch.layers.iter().enumerate() {
-        remaps.push((anchored(l), format!("plumbline_trunk.{i}.")));
+        remaps.push((name(l), format!("plumbline_trunk.{i}.")));
     }
     for (i, h) in arch.heads.iter().enumerate() {
-        remaps.push((anchored(&h.layer), format!("plumbline_heads.{i}.")));
+        remaps.push((name(&h.layer), format!("plumbline_heads.{i}.")));
     }
     remaps
 }

@@ -102,14 +102,6 @@ pub const GATE: Gate = Gate {
 };
 
 /// A required key the production checkpoint lacks.
-fn missing_fact(m: &CheckpointFact) -> Finding {
-    Finding::new(
-        &CHECKPOINT_MISSING_FACT,
-        format!("the production checkpoint has no `{}` ({})", m.key, m.field),
-    )
-    .at(m.location.clone())
-    .help("write it from the training script (docs/checkpoint-metadata.md lists every key), or point `[checkpoints.keys]` at where it lives")
-}
 
 /// A checkpoint value of the wrong type or shape (`what`: what it must be).
 fn invalid(f: &CheckpointFact, what: &str) -> Finding {
@@ -355,7 +347,18 @@ impl<'a> CodeFeatures<'a> {
 pub fn run(cx: &Context) -> Result<Report> {
     let facts = cx.facts;
     let ck = &facts.checkpoint;
-    let mut out: Vec<Finding> = ck.missing().into_iter().map(missing_fact).collect();
+    let production = format!(
+        "the production checkpoint {}",
+        crate::paths::display_path(&facts.production.path)
+    );
+    let mut out: Vec<Finding> = crate::facts::missing_finding(
+        &CHECKPOINT_MISSING_FACT,
+        &production,
+        &facts.production,
+        &ck.missing(),
+    )
+    .into_iter()
+    .collect();
     for (f, what) in contract::invalid_checkpoint_facts(ck) {
         out.push(invalid(f, what));
     }

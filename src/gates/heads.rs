@@ -141,7 +141,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         let info: &CheckpointInfo = if crate::checkpoint::globs::same_file(path, &production.path) {
             production
         } else {
-            match checkpoint::open_with(path, &cx.loaded.reading()) {
+            match cx.loaded.open_checkpoint(path) {
                 Ok(i) => {
                     other = i;
                     &other

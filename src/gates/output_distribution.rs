@@ -450,8 +450,7 @@ fn written_for_other(cx: &Context, file: &BaselineFile, slice: &Slice) -> Option
     };
     let mut changes: Vec<(&str, String)> = Vec::new();
     let v = cx.contract.model_version.as_str();
-    if v != base.model_version
-    {
+    if v != base.model_version {
         changes.push((
             "model-version",
             format!("model version {} → {v}", base.model_version),

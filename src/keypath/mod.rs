@@ -268,7 +268,10 @@ mod tests {
             Some(5)
         );
         assert_eq!(
-            toml_key("r.toml", gates, "g.1.above").unwrap().location.line,
+            toml_key("r.toml", gates, "g.1.above")
+                .unwrap()
+                .location
+                .line,
             Some(6)
         );
         let x = toml_key("c.toml", text, "t.inner.x").unwrap();

@@ -139,7 +139,8 @@ impl<'a> Builder<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, span)?;
-                let value = scalar(&text, style, tag.as_deref()).map_err(|m| self.error(span, &m))?;
+                let value =
+                    scalar(&text, style, tag.as_deref()).map_err(|m| self.error(span, &m))?;
                 (anchor, Kind::Scalar(value))
             }
             Event::SequenceStart(anchor, tag) => {
@@ -154,7 +155,11 @@ impl<'a> Builder<'a> {
             }
             _ => return Err(self.error(span, "unexpected YAML event where a value belongs")),
         };
-        let node = Node { line, column, kind: node };
+        let node = Node {
+            line,
+            column,
+            kind: node,
+        };
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
         }
@@ -201,7 +206,11 @@ impl<'a> Builder<'a> {
                     Kind::Seq(maps) if maps.iter().all(|m| matches!(m.kind, Kind::Map(_))) => {
                         merged.extend(maps.iter().cloned());
                     }
-                    _ => return Err(self.error(span, "a merge key (`<<`) takes a map or a list of maps")),
+                    _ => {
+                        return Err(
+                            self.error(span, "a merge key (`<<`) takes a map or a list of maps")
+                        );
+                    }
                 }
                 continue;
             }
@@ -399,10 +408,15 @@ mod tests {
         // A merged key keeps the line where it is written (in the anchored map).
         let root = parse("c.yaml", text).unwrap();
         let Kind::Map(top) = &root.kind else { panic!() };
-        let Kind::Map(run) = &top[1].2.kind else { panic!() };
+        let Kind::Map(run) = &top[1].2.kind else {
+            panic!()
+        };
         let cols = run.iter().find(|(k, _, _)| k == "cols").unwrap();
         assert_eq!((cols.1.line, cols.2.line), (3, 3));
-        assert_eq!(run[0].1.line, 6, "the map's own `lr` comes first, from line 6");
+        assert_eq!(
+            run[0].1.line, 6,
+            "the map's own `lr` comes first, from line 6"
+        );
     }
 
     #[test]
@@ -419,7 +433,11 @@ mod tests {
         );
         let e = err("a: *nope\n");
         assert!(e.starts_with("c.yaml:1:"), "{e}");
-        assert!(err("a: [1, 2\n").starts_with("c.yaml:"), "{}", err("a: [1, 2\n"));
+        assert!(
+            err("a: [1, 2\n").starts_with("c.yaml:"),
+            "{}",
+            err("a: [1, 2\n")
+        );
         // The billion laughs: nine levels of ten aliases each.
         let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..9 {

@@ -2,6 +2,7 @@
 //! shared helpers (a torch-style zip writer, the example pipeline copied to a temp dir, the binary).
 
 mod action;
+mod adoption;
 mod audit;
 mod audit_command;
 mod base;
