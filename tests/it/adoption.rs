@@ -319,3 +319,77 @@ fn an_mlflow_model_directory_gives_its_signature_and_run() {
         "{err}"
     );
 }
+
+/// A workflow config as quant teams keep theirs (anchors, a merge key, YAML 1.1 spellings), written the
+/// way PyYAML reads it.
+const WORKFLOW: &str = "\
+# The momentum workflow: one place for the data handler, reused by the task.
+data_handler_config: &handler
+  start_time: 2018-01-01
+  features: &features
+    - ret_1
+    - ret_5
+    - ret_10
+    - ret_20
+    - vol_10
+    - vol_20
+    - vol_ratio
+    - rsi_14
+    - vz_20
+    - ma_gap_10
+    - ma_gap_50
+    - range_10
+    - hl_ratio
+    - mom_5_20
+  label:
+    horizon: 5
+    thresholds: {long: 0.006, short: -0.006}
+  shuffle: no
+task:
+  dataset:
+    handler:
+      <<: *handler
+      nan_policy: zero-fill
+";
+
+#[test]
+fn facts_in_a_yaml_workflow_config_give_the_same_contract_and_their_lines() {
+    let (_dir, ex) = example_copy();
+    std::fs::create_dir_all(ex.join("configs")).unwrap();
+    std::fs::write(ex.join("configs/workflow.yaml"), WORKFLOW).unwrap();
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        r#"columns = { python = "pipeline/features.py", name = "FEATURE_COLS" }"#,
+        r#"columns = { yaml = "configs/workflow.yaml", key = "task.dataset.handler.features" }"#,
+    );
+    replace_in(
+        &cfg,
+        r#"horizon = { python = "pipeline/labels.py", name = "HORIZON" }"#,
+        r#"horizon = { yaml = "configs/workflow.yaml", key = "task.dataset.handler.label.horizon" }"#,
+    );
+    replace_in(
+        &cfg,
+        r#"thresholds = { python = "pipeline/labels.py", name = "THRESHOLDS" }"#,
+        r#"thresholds = { yaml = "configs/workflow.yaml", key = "data_handler_config.label.thresholds" }"#,
+    );
+    let out = plumbline(&ex, &["derive"]);
+    let committed = std::fs::read_to_string(ex.join("docs/PIPELINE_CONTRACT.json")).unwrap();
+    assert_eq!(stdout(&out), committed, "{}", stderr(&out));
+    // Reordering the anchored list moves the feature the merge key brings in: the finding points at the
+    // moved item's line in the YAML file.
+    replace_in(
+        &ex.join("configs/workflow.yaml"),
+        "    - ret_5\n    - ret_10\n",
+        "    - ret_10\n    - ret_5\n",
+    );
+    let out = plumbline(&ex, &["--format", "json", "gate", "feature-schema"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let f = &report["findings"][0];
+    assert_eq!(f["code"], "feature-order-mismatch", "{report:#}");
+    assert_eq!(f["location"]["path"], "configs/workflow.yaml", "{report:#}");
+    assert_eq!(
+        f["location"]["line"], 6,
+        "`- ret_10` is now on line 6: {report:#}"
+    );
+}
