@@ -79,12 +79,24 @@ pub struct ProductionCheckpoint {
     pub missing: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The production scaler (docs/checkpoint-metadata.md#scalers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Scaler {
+    /// `robust`, `standard`, `min-max` or `identity` (the canonical name of the stated kind).
     pub kind: String,
-    pub median_len: u64,
-    pub mad_len: u64,
+    /// The length of each statistic the kind stores, by name (`median`, `mad`); empty for identity.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stats: std::collections::BTreeMap<String, u64>,
+    /// Multiplies the spread (a robust z-score's 1.4826), when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// Added to the divisor, when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// The scaled value's bounds `[low, high]`, when the pipeline clips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<[f64; 2]>,
 }
 
 /// How docs and reports show a checkpoint fact the checkpoint does not state.
@@ -108,7 +120,8 @@ type Rule<'a> = (&'a CheckpointFact, fn(&Value) -> bool, &'static str);
 /// The checkpoint facts the contract is built from that have the wrong type, each with what it must be.
 /// `check` reports them as `checkpoint-fact-invalid` findings; `derive` fails on the first.
 pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &'static str)> {
-    let rules: [Rule; 5] = [
+    const STAT: &str = "must be a list of numbers or a 1-D tensor";
+    let mut rules: Vec<Rule> = vec![
         (
             &ck.input_dim,
             |v| v.as_u64().is_some(),
@@ -121,25 +134,62 @@ pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &
         ),
         (
             &ck.scaler_kind,
-            |v| v.as_str().is_some(),
-            "must be a string",
+            |v| v.as_str().and_then(crate::scaler::Kind::parse).is_some(),
+            "must name a scaler kind: robust, standard, min-max or identity",
         ),
         (
-            &ck.median,
-            |v| vector_len(v).is_some(),
-            "must be a list of numbers or a 1-D tensor",
+            &ck.factor,
+            |v| v.as_f64().is_some_and(|x| x > 0.0),
+            "must be a positive number",
         ),
         (
-            &ck.mad,
-            |v| vector_len(v).is_some(),
-            "must be a list of numbers or a 1-D tensor",
+            &ck.epsilon,
+            |v| v.as_f64().is_some_and(|x| x >= 0.0),
+            "must be a non-negative number",
+        ),
+        (
+            &ck.clip,
+            |v| crate::scaler::clip(v).is_some(),
+            "must be a positive number c (±c) or [low, high]",
         ),
     ];
+    if let Some((a, b)) = ck.stats() {
+        rules.push((a, |v| vector_len(v).is_some(), STAT));
+        rules.push((b, |v| vector_len(v).is_some(), STAT));
+    }
     rules
         .into_iter()
         .filter(|(f, ok, _)| f.value.as_ref().is_some_and(|v| !ok(v)))
         .map(|(f, _, what)| (f, what))
         .collect()
+}
+
+/// The scaler as the contract states it: the kind (the checkpoint's, else the code's), the lengths of
+/// its statistics, and its constants; `None` while the kind or a statistic is missing or invalid.
+fn scaler(facts: &Facts, valid: &dyn Fn(&CheckpointFact) -> Option<Value>) -> Option<Scaler> {
+    let ck = &facts.checkpoint;
+    let code = &facts.code.scaler;
+    if valid(&ck.scaler_kind).is_none() && !ck.code_kind {
+        return None;
+    }
+    let mut stats = std::collections::BTreeMap::new();
+    if let (Some((a, b)), Some((na, nb))) = (ck.stats(), ck.kind.stats()) {
+        stats.insert(na.to_owned(), vector_len(&valid(a)?)?);
+        stats.insert(nb.to_owned(), vector_len(&valid(b)?)?);
+    }
+    let stated = |f: &CheckpointFact, c: &Option<crate::source::Fact>| {
+        valid(f).or_else(|| c.as_ref().map(|c| c.value.clone()))
+    };
+    Some(Scaler {
+        kind: ck.kind.name().to_owned(),
+        stats,
+        factor: stated(&ck.factor, &code.factor).and_then(|v| v.as_f64()),
+        epsilon: stated(&ck.epsilon, &code.epsilon).and_then(|v| v.as_f64()),
+        clip: stated(&ck.clip, &code.clip)
+            .as_ref()
+            .and_then(crate::scaler::clip)
+            .map(|(lo, hi)| [lo, hi]),
+    })
 }
 
 /// Resolve every fact of a config and build its contract (what `derive` and `docs --write` need).
@@ -190,14 +240,7 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
             .filter(|_| !invalid.contains(&f.field))
             .cloned()
     };
-    let scaler = match (valid(&ck.scaler_kind), valid(&ck.median), valid(&ck.mad)) {
-        (Some(kind), Some(median), Some(mad)) => Some(Scaler {
-            kind: kind.as_str().unwrap_or_default().to_owned(),
-            median_len: vector_len(&median).unwrap_or_default(),
-            mad_len: vector_len(&mad).unwrap_or_default(),
-        }),
-        _ => None,
-    };
+    let scaler = scaler(facts, &valid);
     Ok(PipelineContract {
         contract_format: CONTRACT_FORMAT,
         pipeline: pipeline.to_owned(),
@@ -252,9 +295,26 @@ pub fn read(bytes: &[u8]) -> std::result::Result<Committed, String> {
 
 /// Upgrade a contract of format `from` to `from + 1`, in place.
 fn upgrade(from: u32, v: &mut Value) {
-    // 1 → 2: every field of format 1 means the same in format 2, where the production checkpoint's
-    // facts became optional and `missing` was added (empty: a format-1 contract had every fact).
+    // 1 → 2: the production checkpoint's facts became optional and `missing` was added (empty: a
+    // format-1 contract had every fact); the scaler's `median-len` and `mad-len` became `stats`, and
+    // its kind is written by its canonical name.
     debug_assert_eq!(from, 1, "one upgrade step per earlier format");
+    if let Some(sc) = v
+        .pointer_mut("/production-checkpoint/scaler")
+        .and_then(Value::as_object_mut)
+    {
+        let mut stats = serde_json::Map::new();
+        for (old, new) in [("median-len", "median"), ("mad-len", "mad")] {
+            if let Some(n) = sc.remove(old) {
+                stats.insert(new.to_owned(), n);
+            }
+        }
+        sc.insert("stats".to_owned(), Value::Object(stats));
+        if let Some(kind) = sc.get("kind").and_then(Value::as_str) {
+            let canonical = crate::scaler::Kind::parse(kind).map_or(kind, |k| k.name());
+            sc.insert("kind".to_owned(), Value::from(canonical));
+        }
+    }
     v["contract-format"] = Value::from(from + 1);
 }
 

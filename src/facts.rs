@@ -12,6 +12,7 @@ use crate::config::{CheckpointKeys, Loaded};
 use crate::error::{Error, Result};
 use crate::finding::Location;
 use crate::paths::display_path;
+use crate::scaler::Kind;
 use crate::source::{Fact, Resolver};
 
 /// Facts from the pipeline's code (and whatever else the config points at).
@@ -25,6 +26,17 @@ pub struct CodeFacts {
     pub nan_policy: Fact,
     pub horizon: Fact,
     pub thresholds: Fact,
+    /// The scaler as the code declares it (`[scaler]`), each where configured.
+    pub scaler: CodeScaler,
+}
+
+/// The `[scaler]` facts of the code, each optional.
+#[derive(Debug, Clone, Default)]
+pub struct CodeScaler {
+    pub kind: Option<Fact>,
+    pub factor: Option<Fact>,
+    pub epsilon: Option<Fact>,
+    pub clip: Option<Fact>,
 }
 
 /// A fact a checkpoint must carry, looked up by its configured key.
@@ -47,10 +59,22 @@ pub struct CheckpointFacts {
     pub scaler_kind: CheckpointFact,
     pub median: CheckpointFact,
     pub mad: CheckpointFact,
+    pub mean: CheckpointFact,
+    pub std: CheckpointFact,
+    pub min: CheckpointFact,
+    pub max: CheckpointFact,
+    pub factor: CheckpointFact,
+    pub epsilon: CheckpointFact,
+    pub clip: CheckpointFact,
     pub model_version: CheckpointFact,
     pub heads_version: CheckpointFact,
     pub heads: CheckpointFact,
     pub arch: CheckpointFact,
+    /// The scaler kind: the checkpoint's when it states one plumbline knows, else the code's, else
+    /// robust (the documented default).
+    pub kind: Kind,
+    /// Whether the code declares the kind (then the checkpoint need not).
+    pub code_kind: bool,
 }
 
 impl CheckpointFact {
@@ -70,16 +94,32 @@ impl CheckpointFact {
 }
 
 impl CheckpointFacts {
-    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Self {
+    /// The facts of `info` by `keys`; `code_kind`: the kind the code declares, if it does.
+    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys, code_kind: Option<Kind>) -> Self {
         let fact = |field: &'static str, key: &str| CheckpointFact::lookup(info, field, key);
+        let scaler_kind = fact("scaler-kind", &keys.scaler_kind);
+        let stated = scaler_kind
+            .value
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .and_then(Kind::parse);
         CheckpointFacts {
+            kind: stated.or(code_kind).unwrap_or(Kind::Robust),
+            code_kind: code_kind.is_some(),
             feature_cols: fact("feature-cols", &keys.feature_cols),
             feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
             input_dim: fact("input-dim", &keys.input_dim),
             schema_hash: fact("schema-hash", &keys.schema_hash),
-            scaler_kind: fact("scaler-kind", &keys.scaler_kind),
+            scaler_kind,
             median: fact("median", &keys.median),
             mad: fact("mad", &keys.mad),
+            mean: fact("mean", &keys.mean),
+            std: fact("std", &keys.std),
+            min: fact("min", &keys.min),
+            max: fact("max", &keys.max),
+            factor: fact("scaler-factor", &keys.scaler_factor),
+            epsilon: fact("scaler-epsilon", &keys.scaler_epsilon),
+            clip: fact("scaler-clip", &keys.scaler_clip),
             model_version: fact("model-version", &keys.model_version),
             heads_version: fact("heads-version", &keys.heads_version),
             heads: fact("heads", &keys.heads),
@@ -87,21 +127,38 @@ impl CheckpointFacts {
         }
     }
 
-    /// Every required fact, in the documented order.
-    pub fn required(&self) -> [&CheckpointFact; 11] {
-        [
+    /// The two statistics the scaler's kind stores (centre, spread source); none for identity.
+    pub fn stats(&self) -> Option<(&CheckpointFact, &CheckpointFact)> {
+        Some(match self.kind {
+            Kind::Robust => (&self.median, &self.mad),
+            Kind::Standard => (&self.mean, &self.std),
+            Kind::MinMax => (&self.min, &self.max),
+            Kind::Identity => return None,
+        })
+    }
+
+    /// Every required fact, in the documented order: the scaler's kind unless the code declares it, and
+    /// the statistics of the kind.
+    pub fn required(&self) -> Vec<&CheckpointFact> {
+        let mut out = vec![
             &self.feature_cols,
             &self.feature_dtypes,
             &self.input_dim,
             &self.schema_hash,
-            &self.scaler_kind,
-            &self.median,
-            &self.mad,
+        ];
+        if !self.code_kind {
+            out.push(&self.scaler_kind);
+        }
+        if let Some((a, b)) = self.stats() {
+            out.extend([a, b]);
+        }
+        out.extend([
             &self.model_version,
             &self.heads_version,
             &self.heads,
             &self.arch,
-        ]
+        ]);
+        out
     }
 
     pub fn missing(&self) -> Vec<&CheckpointFact> {
@@ -492,13 +549,14 @@ impl Facts {
         crate::scaler::NanPolicy::parse(self.code.nan_policy.value.as_str().unwrap_or(""))
     }
 
-    /// The production checkpoint's scaler (`median` and `mad`, one number per model input), or why it
-    /// cannot be used. Gates turn the reason into their own finding; the audit into an error.
+    /// The production checkpoint's scaler (its kind's two statistics, one number per model input, and
+    /// the factor, epsilon and clip the checkpoint or else the code states), or why it cannot be used.
+    /// Gates turn the reason into their own finding; the audit into an error.
     pub fn scaler(&self) -> std::result::Result<crate::scaler::Scaler, Unusable> {
         let ck = &self.checkpoint;
         let n = self
             .model_feature_names()
-            .map_err(|e| Unusable::from_error(e, &ck.median.location))?
+            .map_err(|e| Unusable::from_error(e, &ck.scaler_kind.location))?
             .len();
         let get = |f: &CheckpointFact| {
             f.value
@@ -513,10 +571,54 @@ impl Facts {
                     location: f.location.clone(),
                 })
         };
-        Ok(crate::scaler::Scaler {
-            median: get(&ck.median)?,
-            mad: get(&ck.mad)?,
-        })
+        let stats = match ck.stats() {
+            Some((a, b)) => Some((get(a)?, get(b)?)),
+            None => None,
+        };
+        let mut s = crate::scaler::Scaler::new(ck.kind, stats, n);
+        let code = &self.code.scaler;
+        let number = |f: &CheckpointFact, c: &Option<Fact>| {
+            f.value
+                .as_ref()
+                .or(c.as_ref().map(|c| &c.value))
+                .and_then(Value::as_f64)
+        };
+        s.factor = number(&ck.factor, &code.factor).unwrap_or(1.0);
+        s.epsilon = number(&ck.epsilon, &code.epsilon).unwrap_or(0.0);
+        s.clip = ck
+            .clip
+            .value
+            .as_ref()
+            .or(code.clip.as_ref().map(|c| &c.value))
+            .and_then(crate::scaler::clip);
+        Ok(s)
+    }
+
+    /// The code facts read from the production checkpoint itself or a metadata file beside it, with
+    /// their config keys: a gate that compares the code with the checkpoint would compare the
+    /// checkpoint with itself.
+    pub fn self_sourced(&self) -> Vec<(&'static str, &Fact)> {
+        let ck = display_path(&self.production.path);
+        let beside: Vec<&str> = self
+            .production
+            .metadata
+            .iter()
+            .map(|l| l.display.as_str())
+            .collect();
+        let c = &self.code;
+        [
+            ("model.version", &c.model_version),
+            ("model.heads-version", &c.heads_version),
+            ("model.heads", &c.heads),
+            ("features.columns", &c.columns),
+            ("features.dtypes", &c.dtypes),
+            ("features.nan-policy", &c.nan_policy),
+            ("targets.horizon", &c.horizon),
+            ("targets.thresholds", &c.thresholds),
+        ]
+        .into_iter()
+        .filter(|(_, f)| f.origin.path == ck || beside.contains(&f.origin.path.as_str()))
+        .collect()
     }
 
     /// The model's input columns: the production checkpoint's `feature_cols` (what the weights were
@@ -574,6 +676,70 @@ impl Facts {
     }
 }
 
+/// The `[scaler]` facts the config points at, resolved and checked: a kind plumbline knows, a positive
+/// factor, a non-negative epsilon, a clip that is a positive number or `[low, high]`. A value of the
+/// wrong shape is an error at its line, like every code fact.
+fn code_scaler(r: &mut Resolver, loaded: &Loaded) -> Result<CodeScaler> {
+    let s = &loaded.config.scaler;
+    let mut get =
+        |src: &Option<crate::config::Source>| src.as_ref().map(|s| r.resolve(s)).transpose();
+    let out = CodeScaler {
+        kind: get(&s.kind)?,
+        factor: get(&s.factor)?,
+        epsilon: get(&s.epsilon)?,
+        clip: get(&s.clip)?,
+    };
+    let check = |f: &Option<Fact>, ok: fn(&Value) -> bool, what: &str| match f {
+        Some(f) if !ok(&f.value) => Err(invalid(f, what)),
+        _ => Ok(()),
+    };
+    check(
+        &out.factor,
+        |v| v.as_f64().is_some_and(|x| x > 0.0),
+        "the scaler factor must be a positive number",
+    )?;
+    check(
+        &out.epsilon,
+        |v| v.as_f64().is_some_and(|x| x >= 0.0),
+        "the scaler epsilon must be a non-negative number",
+    )?;
+    check(
+        &out.clip,
+        |v| crate::scaler::clip(v).is_some(),
+        "the scaler clip must be a positive number c (±c) or [low, high]",
+    )?;
+    decode_kind(&out)?;
+    Ok(out)
+}
+
+/// The kind the code declares, if it declares one; an unknown name is an error at its line.
+fn decode_kind(code: &CodeScaler) -> Result<Option<Kind>> {
+    let Some(f) = &code.kind else { return Ok(None) };
+    f.value
+        .as_str()
+        .and_then(Kind::parse)
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                f,
+                &format!("the scaler kind must be one of {}", Kind::KNOWN),
+            )
+        })
+}
+
+/// The scaler kind the code declares, resolved alone (for `inventory`, which reads no other code fact).
+pub fn code_scaler_kind(loaded: &Loaded) -> Result<Option<Kind>> {
+    let mut r = Resolver::new(loaded, None);
+    let kind = match &loaded.config.scaler.kind {
+        Some(src) => Some(r.resolve(src)?),
+        None => None,
+    };
+    decode_kind(&CodeScaler {
+        kind,
+        ..CodeScaler::default()
+    })
+}
+
 /// Read the production checkpoint and resolve every source of the config. A source that cannot be
 /// resolved is an error (exit 2) naming its file and line; a fact missing from the checkpoint is not.
 pub fn collect(loaded: &Loaded) -> Result<Facts> {
@@ -589,9 +755,9 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
             )),
             other => other,
         })?;
-    let checkpoint = CheckpointFacts::read(&production, &cfg.checkpoints.keys);
     let mut r = Resolver::new(loaded, Some(&production));
     let code = CodeFacts {
+        scaler: code_scaler(&mut r, loaded)?,
         model_version: r.resolve(&cfg.model.version)?,
         heads_version: r.resolve(&cfg.model.heads_version)?,
         heads: r.resolve(&cfg.model.heads)?,
@@ -602,6 +768,11 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         thresholds: r.resolve(&cfg.targets.thresholds)?,
     };
     drop(r);
+    let checkpoint = CheckpointFacts::read(
+        &production,
+        &cfg.checkpoints.keys,
+        decode_kind(&code.scaler)?,
+    );
     Ok(Facts {
         features: features(&code.columns, &code.dtypes),
         heads: decode_heads(&code.heads).map_err(|e| Unusable::from_error(e, &code.heads.origin)),

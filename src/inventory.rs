@@ -180,11 +180,12 @@ pub fn inventory(
         rows.push(file.refused(Format::from_path(path)));
     }
     let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
+    let code_kind = crate::facts::code_scaler_kind(loaded)?;
     for path in found.files {
         let file = FileRow::of(&path, same_file(&path, &production), hash)?;
         match open(loaded, &path, already_read) {
             Ok(info) => {
-                let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys);
+                let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys, code_kind);
                 findings.extend(missing_facts(&file.display, &info, &f));
                 rows.push(file.read(&info, &f));
                 read_ok.push((info, model_version(&f)));

@@ -30,7 +30,7 @@ pub use run::RunOptions;
 pub use sections::{
     BuildersSection, CheckpointKeys, CheckpointsSection, CommandSpec, DataSection, DocsSection,
     FeaturesSection, InferenceSection, LabelDefinition, ModelSection, PathRule, PipelineSection,
-    ReturnKind, RulesetSection, SeverityOverride, SliceSection, TargetsSection,
+    ReturnKind, RulesetSection, ScalerSection, SeverityOverride, SliceSection, TargetsSection,
 };
 pub use source::Source;
 
@@ -46,6 +46,10 @@ pub struct Config {
     pub features: FeaturesSection,
     pub targets: TargetsSection,
     pub checkpoints: CheckpointsSection,
+    /// The scaler as the code declares it (kind, factor, epsilon, clip), cross-checked with what the
+    /// checkpoint states (docs/checkpoint-metadata.md#scalers). Each is optional.
+    #[serde(default)]
+    pub scaler: ScalerSection,
     #[serde(default)]
     pub docs: DocsSection,
     /// The reference data slice the model gates run on (forward-contract, output-distribution,

@@ -144,6 +144,16 @@ pub struct CheckpointKeys {
     pub scaler_kind: String,
     pub median: String,
     pub mad: String,
+    /// The statistics of the other scaler kinds (required by their kind: docs/checkpoint-metadata.md#scalers).
+    pub mean: String,
+    pub std: String,
+    pub min: String,
+    pub max: String,
+    /// The scaler's constants, when the checkpoint states them (optional; the code may declare them
+    /// under `[scaler]` instead).
+    pub scaler_factor: String,
+    pub scaler_epsilon: String,
+    pub scaler_clip: String,
     pub model_version: String,
     pub heads_version: String,
     pub heads: String,
@@ -171,6 +181,13 @@ impl Default for CheckpointKeys {
             scaler_kind: "scaler.kind".into(),
             median: "scaler.median".into(),
             mad: "scaler.mad".into(),
+            mean: "scaler.mean".into(),
+            std: "scaler.std".into(),
+            min: "scaler.min".into(),
+            max: "scaler.max".into(),
+            scaler_factor: "scaler.factor".into(),
+            scaler_epsilon: "scaler.epsilon".into(),
+            scaler_clip: "scaler.clip".into(),
             model_version: "model_version".into(),
             heads_version: "heads_version".into(),
             heads: "heads".into(),
@@ -183,6 +200,25 @@ impl Default for CheckpointKeys {
             run_id: "run.run_id".into(),
         }
     }
+}
+
+/// The scaler as the code declares it: each a source, each optional. A value the checkpoint also states
+/// must agree with it (norm-stats `scaler-mismatch`); one only the code states is used as stated.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScalerSection {
+    /// `robust` (median/MAD), `standard` (mean/std), `min-max` or `identity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Source>,
+    /// Multiplies the spread, e.g. a robust z-score's 1.4826.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<Source>,
+    /// Added to the divisor, e.g. 1e-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<Source>,
+    /// The scaled value's bounds: a number c (±c) or `[low, high]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<Source>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -14,6 +14,47 @@ pub const BLOCK_NAMES: &[&str] = &[
     "hashes",
 ];
 
+/// The scaler as docs show it: `robust (median: 14, mad: 14)`, then its constants where stated.
+fn scaler_text(sc: &crate::contract::Scaler) -> String {
+    // The kind's statistics in its order (centre first), then any other the contract lists.
+    let order = crate::scaler::Kind::parse(&sc.kind)
+        .and_then(crate::scaler::Kind::stats)
+        .map_or(Vec::new(), |(a, b)| vec![a, b]);
+    let mut names: Vec<&str> = order
+        .into_iter()
+        .filter(|k| sc.stats.contains_key(*k))
+        .collect();
+    let rest: Vec<&str> = sc
+        .stats
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !names.contains(k))
+        .collect();
+    names.extend(rest);
+    let mut parts: Vec<String> = names
+        .iter()
+        .map(|k| format!("{k}: {}", sc.stats[*k]))
+        .collect();
+    if let Some(f) = sc.factor {
+        parts.push(format!("factor {f}"));
+    }
+    if let Some(e) = sc.epsilon {
+        parts.push(format!("epsilon {e}"));
+    }
+    if let Some([lo, hi]) = sc.clip {
+        parts.push(if lo == -hi {
+            format!("clip ±{hi}")
+        } else {
+            format!("clip [{lo}, {hi}]")
+        });
+    }
+    if parts.is_empty() {
+        sc.kind.clone()
+    } else {
+        format!("{} ({})", sc.kind, parts.join(", "))
+    }
+}
+
 /// A checkpoint fact as docs show it: its value, or that the checkpoint does not state it.
 fn stated(v: Option<impl std::fmt::Display>) -> String {
     v.map_or_else(|| crate::contract::NOT_STATED.to_owned(), |v| v.to_string())
@@ -74,12 +115,7 @@ pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
             let _ = writeln!(s, "| path | `{}` |", p.path);
             let _ = writeln!(s, "| format | {} |", p.format.as_str());
             let _ = writeln!(s, "| input_dim | {} |", stated(p.input_dim));
-            let scaler = p.scaler.as_ref().map(|sc| {
-                format!(
-                    "{} (median: {}, MAD: {})",
-                    sc.kind, sc.median_len, sc.mad_len
-                )
-            });
+            let scaler = p.scaler.as_ref().map(scaler_text);
             let _ = writeln!(s, "| scaler | {} |", stated(scaler));
             if !p.missing.is_empty() {
                 let names: Vec<String> = p.missing.iter().map(|m| format!("`{m}`")).collect();

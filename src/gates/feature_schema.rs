@@ -80,6 +80,15 @@ pub const SCHEMA_HASH_MISMATCH: Code = code(
     "the schema hash stored in the checkpoint differs from the one derived from code",
 );
 
+pub const FACT_FROM_CHECKPOINT: Code = Code {
+    severity: Severity::Warning,
+    ..code(
+        "fact-from-checkpoint",
+        ContractKind::Checkpoint,
+        "a code fact is read from the production checkpoint (or its metadata), so it is compared with itself",
+    )
+};
+
 pub const GATE: Gate = Gate {
     id: Id::FeatureSchema,
     name: "feature-schema",
@@ -94,12 +103,37 @@ pub const GATE: Gate = Gate {
         FIRST_LAYER_MISMATCH,
         FIRST_LAYER_MISSING,
         SCHEMA_HASH_MISMATCH,
+        FACT_FROM_CHECKPOINT,
     ],
     needs: Needs::NOTHING,
     parts: Parts::Whole,
     profiles: &[Profile::PostTrain, Profile::PreBacktest, Profile::PreLive],
     run,
 };
+
+/// A code fact read from the production checkpoint (or a file beside it), at its key in the config.
+fn from_checkpoint(cx: &Context, key: &str, fact: &Fact) -> Finding {
+    let config = crate::paths::display_path(&cx.loaded.path);
+    let at = cx
+        .loaded
+        .read_to_string(&cx.loaded.path)
+        .ok()
+        .and_then(|text| crate::keypath::toml_key(&config, &text, key).ok())
+        .map_or_else(
+            || crate::finding::Location::file(&config).with_label(key.to_owned()),
+            |f| f.location,
+        );
+    Finding::new(
+        &FACT_FROM_CHECKPOINT,
+        format!(
+            "`{key}` is read from {}, the checkpoint it is checked against: the gates compare the checkpoint with itself",
+            fact.origin.path
+        ),
+    )
+    .at(at)
+    .related(fact.origin.clone())
+    .help("point it at the code or config that defines the value (a Python constant, a YAML or TOML key), never at the checkpoint")
+}
 
 /// A required key the production checkpoint lacks.
 
@@ -347,13 +381,10 @@ impl<'a> CodeFeatures<'a> {
 pub fn run(cx: &Context) -> Result<Report> {
     let facts = cx.facts;
     let ck = &facts.checkpoint;
-    let production = format!(
-        "the production checkpoint {}",
-        crate::paths::display_path(&facts.production.path)
-    );
+    // The finding's location names the file.
     let mut out: Vec<Finding> = crate::facts::missing_finding(
         &CHECKPOINT_MISSING_FACT,
-        &production,
+        "the production checkpoint",
         &facts.production,
         &ck.missing(),
     )
@@ -361,6 +392,9 @@ pub fn run(cx: &Context) -> Result<Report> {
     .collect();
     for (f, what) in contract::invalid_checkpoint_facts(ck) {
         out.push(invalid(f, what));
+    }
+    for (key, fact) in facts.self_sourced() {
+        out.push(from_checkpoint(cx, key, fact));
     }
     let code = CodeFeatures::of(facts)?;
     let derived_hash = code.schema_hash();

@@ -41,7 +41,7 @@ pub const MODEL_UNAVAILABLE: Code = code(
 );
 pub const INPUTS_UNAVAILABLE: Code = code(
     "forward-inputs-unavailable",
-    "the probes cannot be scaled: the checkpoint's median/MAD are not usable lists of numbers",
+    "the probes cannot be scaled: the checkpoint's scaler statistics are not usable lists of numbers",
 );
 pub const HEADS_MISMATCH: Code = code(
     "forward-heads-mismatch",
@@ -239,19 +239,19 @@ fn probes(
     policy: &NanPolicy,
 ) -> (Matrix, Vec<String>, Vec<Finding>) {
     let s = &cx.loaded.config.gates.forward_contract;
-    let n = scaler.median.len();
+    let n = scaler.center.len();
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
     let mut notes = Vec::new();
     rows.push(vec![0.0; n]);
     names.push("raw zeros".to_owned());
-    rows.push(scaler.median.clone());
+    rows.push(scaler.center.clone());
     names.push("the scaler median".to_owned());
     let mut normal = Normal::new(s.seed);
     for k in 0..s.normal_rows {
         rows.push(
             (0..n)
-                .map(|j| scaler.median[j] + normal.sample() * scaler.mad[j])
+                .map(|j| scaler.center[j] + normal.sample() * scaler.spread[j])
                 .collect(),
         );
         names.push(format!("normal draw {k} (seed {})", s.seed));
@@ -281,7 +281,7 @@ fn probes(
             names.push("a row of NaN (zero-fill)".to_owned());
             rows.push(
                 (0..n)
-                    .map(|j| if j % 2 == 0 { f64::NAN } else { scaler.median[j] + scaler.mad[j] })
+                    .map(|j| if j % 2 == 0 { f64::NAN } else { scaler.center[j] + scaler.spread[j] })
                     .collect(),
             );
             names.push("NaN in every other feature (zero-fill)".to_owned());

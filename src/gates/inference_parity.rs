@@ -95,7 +95,7 @@ fn mismatch(run: &Run, m: &Mismatch) -> Finding {
         "{} row × output values differ by more than {:e}",
         m.count, run.tol
     ))
-    .help("both paths must load the same checkpoint, scale with its median/MAD and NaN policy, and key heads by name")
+    .help("both paths must load the same checkpoint, scale with its scaler (kind, statistics, factor, epsilon, clip) and NaN policy, and key heads by name")
 }
 
 /// Where row `r` comes from: its slice line (for a NaN probe, the line of the row it is made from).
@@ -201,14 +201,10 @@ pub fn run(cx: &Context) -> Result<Report> {
 /// The inference section, slice, paths and engine outputs the gate runs on, or why it skips.
 fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
     let Some(inf) = &cx.loaded.config.inference else {
-        return Err(Report::skipped(
-            "not configured: no `[inference]` in plumbline.toml",
-        ));
+        return Err(Report::skipped(cx.not_configured("`[inference]`")));
     };
     let Some(slice) = cx.slice else {
-        return Err(Report::skipped(
-            "not configured: no `[slice]` in plumbline.toml",
-        ));
+        return Err(Report::skipped(cx.not_configured("`[slice]`")));
     };
     let Model::Ready(engine) = cx.model else {
         return Err(Report::skipped(

@@ -303,9 +303,7 @@ fn run_interpreters(
 /// The ruleset section, interpreters, slice and model outputs the gate runs on, or why it skips.
 fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
     let Some(section) = &cx.loaded.config.ruleset else {
-        return Err(Report::skipped(
-            "not configured: no `[ruleset]` in plumbline.toml",
-        ));
+        return Err(Report::skipped(cx.not_configured("`[ruleset]`")));
     };
     let interpreters: Vec<(&'static str, &CommandSpec)> =
         [("backtest", &section.backtest), ("live", &section.live)]
@@ -318,9 +316,7 @@ fn setup<'a>(cx: &'a Context) -> std::result::Result<Setup<'a>, Report> {
         ));
     }
     let Some(slice) = cx.slice else {
-        return Err(Report::skipped(
-            "not configured: no `[slice]` in plumbline.toml",
-        ));
+        return Err(Report::skipped(cx.not_configured("`[slice]`")));
     };
     let Model::Ready(engine) = cx.model else {
         return Err(Report::skipped(

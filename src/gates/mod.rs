@@ -101,6 +101,15 @@ impl Context<'_> {
             .map_err(|e| crate::error::Error::msg(e.clone()))
     }
 
+    /// The skip reason of a gate whose config section is absent: `not configured: no `[slice]` in
+    /// plumbline.mlp.toml`, naming the config file in use.
+    pub fn not_configured(&self, what: &str) -> String {
+        format!(
+            "not configured: no {what} in {}",
+            crate::paths::display_path(&self.loaded.path)
+        )
+    }
+
     /// Where findings about the model point: the production checkpoint.
     pub fn production_location(&self) -> Location {
         Location::file(crate::paths::display_path(&self.facts.production.path))

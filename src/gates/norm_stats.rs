@@ -1,10 +1,15 @@
 //! # norm-stats (plan script 03_norm_stats_sanity)
 //!
-//! **What it does.** Checks the scaler statistics the production checkpoint carries: median and MAD
-//! hold one number per feature, every number is finite, every MAD is above `mad-epsilon`; the scaler was
-//! computed in the run that wrote the weights (`scaler.run_id` = `run.run_id` when both exist); the NaN
-//! policy stored in the checkpoint is the code's. With `recompute = true` it recomputes median and MAD on
-//! the slice and compares them in units of the stored MAD (`tolerance`).
+//! **What it does.** Checks the scaler statistics the production checkpoint carries, by the scaler's
+//! kind (median and MAD for `robust`, mean and std for `standard`, min and max for `min-max`; nothing
+//! for `identity`): both hold one number per feature, every number is finite, every spread (MAD, std,
+//! max − min) is above `mad-epsilon`; the kind, factor, epsilon and clip the code declares under
+//! `[scaler]` are the checkpoint's; the scaler was computed in the run that wrote the weights
+//! (`scaler.run_id` = `run.run_id` when both exist); the NaN policy stored in the checkpoint is the
+//! code's. With `recompute = true` it recomputes the kind's statistics on the slice in the same units
+//! (median and raw MAD, mean and population std, min and max) and compares them in units of the stored
+//! spread (`tolerance`). Without statistics it is skipped and says so (feature-schema reports them
+//! missing).
 //!
 //! **Why is this bad?** `(x - median) / mad` with a zero MAD is ±inf or NaN for every row; statistics
 //! from another run put every input off-centre by an amount nobody sees; a NaN policy the model was not
@@ -17,7 +22,7 @@ use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::facts::{CheckpointFact, CheckpointFacts, CodeFacts, Facts};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
-use crate::scaler::numbers;
+use crate::scaler::{Kind, numbers};
 use crate::slice::Slice;
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
@@ -65,6 +70,11 @@ pub const RECOMPUTE_EMPTY: Code = code(
     Severity::Error,
     "the slice has no finite value for a feature, so its statistics cannot be recomputed",
 );
+pub const SCALER_MISMATCH: Code = code(
+    "scaler-mismatch",
+    Severity::Error,
+    "the scaler the code declares (kind, factor, epsilon, clip) is not the checkpoint's",
+);
 pub const DRIFT: Code = code(
     "norm-stats-drift",
     Severity::Error,
@@ -83,6 +93,7 @@ pub const GATE: Gate = Gate {
         RUN_MISMATCH,
         NAN_POLICY_MISMATCH,
         RECOMPUTE_EMPTY,
+        SCALER_MISMATCH,
         DRIFT,
     ],
     needs: Needs {
@@ -147,7 +158,8 @@ fn mad_too_small(
     Finding::new(
         &MAD_TOO_SMALL,
         format!(
-            "the MAD of `{}` (index {i}) is {mad}, at or below mad-epsilon {epsilon:e}",
+            "the {} of `{}` (index {i}) is {mad}, at or below mad-epsilon {epsilon:e}",
+            spread_name(inputs.facts.checkpoint.kind),
             inputs.names[i]
         ),
     )
@@ -180,8 +192,15 @@ fn drift(
     slice: &Slice,
 ) -> Finding {
     let (j, (dm, dd)) = (d.input, d.apart());
+    let (a, b) = inputs
+        .facts
+        .checkpoint
+        .kind
+        .stats()
+        .unwrap_or(("median", "mad"));
+    let unit = spread_name(inputs.facts.checkpoint.kind);
     Finding::new(&DRIFT, format!(
-        "`{}`: on the slice median {:.6} and MAD {:.6}; stored {:.6} and {:.6} ({:.2} and {:.2} MADs apart, tolerance {})",
+        "`{}`: on the slice {a} {:.6} and {b} {:.6}; stored {:.6} and {:.6} ({:.2} and {:.2} stored {unit}s apart, tolerance {})",
         inputs.names[j], d.median, d.mad, d.stored_median, d.stored_mad, dm, dd, tolerance
     ))
     .at(inputs.feature_at(j))
@@ -212,7 +231,17 @@ impl Inputs<'_> {
     }
 }
 
-/// One input's median and MAD recomputed on the slice, beside the stored ones.
+/// What the spread of a kind is called in messages.
+fn spread_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Robust => "MAD",
+        Kind::Standard => "std",
+        Kind::MinMax | Kind::Identity => "range",
+    }
+}
+
+/// One input's two statistics (the kind's: median and MAD, mean and std, min and max) recomputed on
+/// the slice, beside the stored ones, and the stored spread they are measured in.
 struct Recomputed {
     /// The input's index.
     input: usize,
@@ -220,14 +249,16 @@ struct Recomputed {
     mad: f64,
     stored_median: f64,
     stored_mad: f64,
+    /// The stored spread (MAD, std, or max − min) distances are measured in.
+    unit: f64,
 }
 
 impl Recomputed {
-    /// How far apart the median and the MAD are, in stored MADs.
+    /// How far apart the two statistics are, in stored spreads.
     fn apart(&self) -> (f64, f64) {
         (
-            (self.median - self.stored_median).abs() / self.stored_mad,
-            (self.mad - self.stored_mad).abs() / self.stored_mad,
+            (self.median - self.stored_median).abs() / self.unit,
+            (self.mad - self.stored_mad).abs() / self.unit,
         )
     }
 }
@@ -247,6 +278,16 @@ pub fn run(cx: &Context) -> Result<Report> {
     };
     let n = inputs.names.len();
     let mut out = Vec::new();
+    out.extend(scaler_mismatches(facts));
+    if let Some(why) = absent(ck) {
+        out.extend(run_mismatch(facts, &cx.loaded.config.checkpoints.keys));
+        out.extend(nan_policy(cx));
+        return Ok(Report {
+            findings: out,
+            summary: String::new(),
+            skipped: Some(why),
+        });
+    }
     let stats = stored_stats(ck, &mut out);
     for (f, values) in &stats {
         out.extend(check_values(&inputs, f, values));
@@ -254,7 +295,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     out.extend(small_mads(&inputs, &stats, settings.mad_epsilon));
     out.extend(run_mismatch(facts, &cx.loaded.config.checkpoints.keys));
     out.extend(nan_policy(cx));
-    let mut summary = format!("{n} features");
+    let mut summary = format!("{n} features · {}", ck.kind.name());
+    if ck.stats().is_none() {
+        summary.push_str(": no statistics to check");
+    }
     if settings.recompute {
         match cx.slice {
             None => summary.push_str(" · recompute: no [slice]"),
@@ -262,8 +306,9 @@ pub fn run(cx: &Context) -> Result<Report> {
                 if let Some(worst) = recompute(&inputs, &stats, slice, settings.tolerance, &mut out)
                 {
                     summary.push_str(&format!(
-                        " · recomputed on {} rows, within {worst:.2} MAD",
-                        slice.len()
+                        " · recomputed on {} rows, within {worst:.2} {}",
+                        slice.len(),
+                        spread_name(ck.kind)
                     ));
                 }
             }
@@ -280,7 +325,10 @@ pub fn run(cx: &Context) -> Result<Report> {
 /// `checkpoint-missing-fact`, a wrong type its `checkpoint-fact-invalid`; a tensor is a finding here.
 fn stored_stats<'a>(ck: &'a CheckpointFacts, out: &mut Vec<Finding>) -> Vec<Stat<'a>> {
     let mut stats = Vec::new();
-    for f in [&ck.median, &ck.mad] {
+    let Some((a, b)) = ck.stats() else {
+        return stats;
+    };
+    for f in [a, b] {
         let Some(v) = &f.value else { continue };
         match numbers(v) {
             Some(values) => stats.push((f, values)),
@@ -313,15 +361,35 @@ fn check_values(inputs: &Inputs, f: &CheckpointFact, values: &[f64]) -> Option<F
     Some(not_finite(inputs, f, values, i, bad.len()))
 }
 
-/// A finding per input whose stored MAD is finite and at or below `epsilon` (none unless the MAD holds
-/// one number per input).
+/// The stored spread of each input (MAD, std, or max − min) and the fact it is read from (the MAD,
+/// the std, the max); `None` unless the statistics hold one number per input.
+fn spreads<'a>(inputs: &Inputs, stats: &[Stat<'a>]) -> Option<(&'a CheckpointFact, Vec<f64>)> {
+    let ck = &inputs.facts.checkpoint;
+    let (a, b) = ck.stats()?;
+    let n = inputs.names.len();
+    let (_, second) = stat(stats, b)?;
+    let (fact, _) = stat(stats, b)?;
+    if second.len() != n {
+        return None;
+    }
+    if ck.kind != Kind::MinMax {
+        return Some((fact, second.clone()));
+    }
+    let (_, first) = stat(stats, a)?;
+    (first.len() == n).then(|| {
+        (
+            *fact,
+            first.iter().zip(second).map(|(lo, hi)| hi - lo).collect(),
+        )
+    })
+}
+
+/// A finding per input whose stored spread is finite and at or below `epsilon` (none unless the
+/// statistics hold one number per input).
 fn small_mads(inputs: &Inputs, stats: &[Stat], epsilon: f64) -> Vec<Finding> {
-    let Some((f, mad)) = stat(stats, &inputs.facts.checkpoint.mad) else {
+    let Some((f, mad)) = spreads(inputs, stats) else {
         return Vec::new();
     };
-    if mad.len() != inputs.names.len() {
-        return Vec::new();
-    }
     (0..mad.len())
         .filter(|&i| mad[i].is_finite() && mad[i] <= epsilon)
         .map(|i| mad_too_small(inputs, i, mad[i], epsilon, f))
@@ -339,8 +407,10 @@ fn recompute(
     out: &mut Vec<Finding>,
 ) -> Option<f64> {
     let ck = &inputs.facts.checkpoint;
-    let ((_, median), (mad_fact, mad)) = (stat(stats, &ck.median)?, stat(stats, &ck.mad)?);
-    if median.len() != inputs.names.len() || mad.len() != inputs.names.len() {
+    let (a, b) = ck.stats()?;
+    let ((_, median), (mad_fact, mad)) = (stat(stats, a)?, stat(stats, b)?);
+    let (_, unit) = spreads(inputs, stats)?;
+    if median.len() != inputs.names.len() {
         return None;
     }
     let mut worst = 0.0f64;
@@ -351,11 +421,11 @@ fn recompute(
             .into_iter()
             .filter(|v| v.is_finite())
             .collect();
-        let Some((m, d)) = median_mad(col) else {
+        let Some((m, d)) = like_units(ck.kind, col) else {
             out.push(slice_empty(inputs, j, slice));
             continue;
         };
-        if mad[j].is_nan() || mad[j] <= 0.0 {
+        if unit[j].is_nan() || unit[j] <= 0.0 {
             continue;
         }
         let r = Recomputed {
@@ -364,6 +434,7 @@ fn recompute(
             mad: d,
             stored_median: median[j],
             stored_mad: mad[j],
+            unit: unit[j],
         };
         let (dm, dd) = r.apart();
         worst = worst.max(dm).max(dd);
@@ -408,6 +479,81 @@ fn nan_policy(cx: &Context) -> Option<Finding> {
         .related(stored.location.clone())
         .help("handle NaN inputs as the model was trained, or retrain under the new policy")
     })
+}
+
+/// The kind's two statistics of non-empty data, in the units the checkpoint stores them.
+fn like_units(kind: Kind, v: Vec<f64>) -> Option<(f64, f64)> {
+    match kind {
+        Kind::Robust | Kind::Identity => median_mad(v),
+        Kind::Standard => mean_std(&v),
+        Kind::MinMax => {
+            let lo = v.iter().copied().reduce(f64::min)?;
+            Some((lo, v.iter().copied().fold(lo, f64::max)))
+        }
+    }
+}
+
+/// Mean and population standard deviation (ddof 0, as scikit-learn's StandardScaler) of non-empty data.
+pub fn mean_std(v: &[f64]) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    Some((mean, var.sqrt()))
+}
+
+/// Why the gate cannot check the statistics: the checkpoint states none for its kind.
+fn absent(ck: &CheckpointFacts) -> Option<String> {
+    let (a, b) = ck.stats()?;
+    let missing: Vec<String> = [a, b]
+        .iter()
+        .filter(|f| f.value.is_none())
+        .map(|f| format!("`{}`", f.key))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the checkpoint states no {} (feature-schema reports it missing)",
+            missing.join(" or ")
+        )
+    })
+}
+
+/// The scaler the code declares against the checkpoint's: each of kind, factor, epsilon and clip that
+/// both state and that differ.
+fn scaler_mismatches(facts: &Facts) -> Vec<Finding> {
+    let (ck, code) = (&facts.checkpoint, &facts.code.scaler);
+    let kind = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(Kind::parse)
+            .map(|k| k.name().to_owned())
+    };
+    let num = |v: &serde_json::Value| v.as_f64().map(|x| x.to_string());
+    let clip = |v: &serde_json::Value| crate::scaler::clip(v).map(|(a, b)| format!("[{a}, {b}]"));
+    type Norm = fn(&serde_json::Value) -> Option<String>;
+    let pairs: [(&CheckpointFact, &Option<crate::source::Fact>, &str, Norm); 4] = [
+        (&ck.scaler_kind, &code.kind, "kind", kind),
+        (&ck.factor, &code.factor, "factor", num),
+        (&ck.epsilon, &code.epsilon, "epsilon", num),
+        (&ck.clip, &code.clip, "clip", clip),
+    ];
+    pairs
+        .into_iter()
+        .filter_map(|(f, c, what, norm)| {
+            let (c, stored) = (c.as_ref()?, f.value.as_ref()?);
+            let (a, b) = (norm(&c.value)?, norm(stored)?);
+            (a != b).then(|| {
+                Finding::new(
+                    &SCALER_MISMATCH,
+                    format!("the code declares scaler {what} {a}, the checkpoint states {b}"),
+                )
+                .at(c.origin.clone())
+                .related(f.location.clone())
+                .help("scale at inference as the model was trained: declare the checkpoint's value, or retrain")
+            })
+        })
+        .collect()
 }
 
 /// Median and MAD (median absolute deviation from the median, unscaled) of non-empty data.

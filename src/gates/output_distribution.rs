@@ -319,7 +319,11 @@ pub fn run(cx: &Context) -> Result<Report> {
         out.extend(collapsed_units(&on, hv));
         out.extend(class_shares_outside(&on, hv));
     }
-    let mut summary = format!("{} heads on {} rows", values.len(), slice.len());
+    let mut summary = format!(
+        "{} on {} rows",
+        crate::text::plural(values.len(), "head"),
+        slice.len()
+    );
     if let Some(rel) = &settings.baseline {
         let display = cx.loaded.display(rel);
         let (base, text) = read_baseline(cx.loaded, rel)?;
@@ -342,9 +346,7 @@ pub fn run(cx: &Context) -> Result<Report> {
 /// The slice and the model to run on it, or the report that skips or stops the gate.
 fn ready<'a>(cx: &'a Context) -> std::result::Result<(&'a Slice, &'a dyn Engine), Report> {
     let Some(slice) = cx.slice else {
-        return Err(Report::skipped(
-            "not configured: no `[slice]` in plumbline.toml",
-        ));
+        return Err(Report::skipped(cx.not_configured("`[slice]`")));
     };
     let engine: &dyn Engine = match cx.model {
         Model::Ready(e) => e.as_ref(),

@@ -290,9 +290,7 @@ struct Tally {
 
 pub fn run(cx: &Context) -> Result<Report> {
     let Some(rl) = cx.ruleset()? else {
-        return Ok(Report::skipped(
-            "not configured: no `[ruleset]` in plumbline.toml",
-        ));
+        return Ok(Report::skipped(cx.not_configured("`[ruleset]`")));
     };
     let rs = &rl.ruleset;
     let features = cx.facts.model_feature_names()?;

@@ -161,6 +161,32 @@ fn token_width(line: &str, start: usize) -> usize {
     }
 }
 
+/// How many characters of a source line a snippet shows.
+const SNIPPET_WIDTH: usize = 120;
+
+/// `line` cut to [`SNIPPET_WIDTH`] characters around character `at` (the caret), with `…` where it was
+/// cut, and how many characters the cut moved the caret left.
+fn one_screen_line(line: &str, at: Option<usize>) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SNIPPET_WIDTH {
+        return (line.to_owned(), 0);
+    }
+    let start = at
+        .map_or(0, |a| a.saturating_sub(SNIPPET_WIDTH / 3))
+        .min(chars.len() - SNIPPET_WIDTH);
+    let end = start + SNIPPET_WIDTH;
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    // The leading `…` takes the place of one character.
+    (out, start.saturating_sub(usize::from(start > 0)))
+}
+
 /// `--> path:line` and, when the file is at hand, the source line; with a column, a caret line under
 /// the token carries the label (as in the UX sketch), otherwise the label follows the path.
 fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
@@ -174,6 +200,10 @@ fn snippet(s: &mut String, loc: &Location, sources: &mut Sources, arrow: &str) {
     }
     s.push('\n');
     if let Some((line, text)) = text {
+        // One screen line: a long line (a one-line JSON file, a wide CSV row) is cut around the caret.
+        let (text, shift) =
+            one_screen_line(text.trim_end(), caret.map(|c| c.saturating_sub(1) as usize));
+        let caret = caret.map(|c| c - shift as u32);
         let n = line.to_string();
         let pad = " ".repeat(n.len());
         let _ = writeln!(s, "{pad} {}", paint(BLUE, "|"));
@@ -308,6 +338,42 @@ warning[docs-drift]: docs/C.md is out of date (block `features`)
 1 error, 1 warning, 0 notes · 2 gates · 1 skipped · 1.5 s
 ";
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_one_screen_line_around_the_caret() {
+        // A 30 KB one-line JSON file, the value at character 20,000.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let line = format!("{{\"a\": \"{}\", \"key\": 7}}", "x".repeat(19_991));
+        let at = line.find("\"key\"").unwrap();
+        std::fs::write(&p, format!("{line}{}\n", " ".repeat(10_000))).unwrap();
+        let mut s = String::new();
+        let f =
+            Finding::new(&crate::gates::feature_schema::FEATURE_ORDER_MISMATCH, "m").at(Location {
+                column: Some(at as u32 + 1),
+                label: Some("key".into()),
+                ..Location::at(p.to_string_lossy(), 1)
+            });
+        finding(&mut s, &f, &mut Sources::default());
+        let s = strip(&s);
+        let shown = s.lines().find(|l| l.starts_with("1 | ")).unwrap();
+        assert_eq!(
+            shown.chars().count(),
+            "1 | ".len() + SNIPPET_WIDTH + 1,
+            "{s}"
+        );
+        assert!(
+            shown.starts_with("1 | …xxx") && shown.ends_with("\"key\": 7}"),
+            "{shown}"
+        );
+        let caret = s.lines().find(|l| l.contains('^')).unwrap();
+        let col = caret.find('^').unwrap();
+        assert_eq!(
+            &shown[shown.char_indices().nth(col).unwrap().0..][..5],
+            "\"key\"",
+            "{s}"
+        );
     }
 
     #[test]

@@ -137,17 +137,14 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// A key inside a checkpoint as a fact. Checkpoints have no lines: the location names the file and key.
+/// A key of a checkpoint (or of its metadata beside it) as a fact. Checkpoints have no lines: the
+/// location names the file and key; a sidecar's names its line.
 pub fn checkpoint_key(info: &CheckpointInfo, key: &str) -> Result<Fact> {
-    let display = display_path(&info.path);
-    let value = info.get(key).ok_or_else(|| {
+    let (value, at) = info.find(key).ok_or_else(|| {
         Error::at(
-            Location::file(&display),
+            Location::file(display_path(&info.path)),
             format!("checkpoint has no key `{key}`"),
         )
     })?;
-    Ok(Fact::new(
-        value.clone(),
-        Location::file(display).with_label(format!("key `{key}`")),
-    ))
+    Ok(Fact::new(value.clone(), at))
 }

@@ -118,7 +118,7 @@ fn without_the_sidecar_the_gap_is_one_finding_and_nothing_is_blocked() {
     let message = missing["message"].as_str().unwrap();
     assert!(
         message.starts_with(
-            "the production checkpoint checkpoints/momentum_v3.pt lacks 11 required facts: `feature_cols` (feature-cols), "
+            "the production checkpoint lacks 11 required facts: `feature_cols` (feature-cols), "
         ),
         "{message}"
     );
@@ -391,5 +391,58 @@ fn facts_in_a_yaml_workflow_config_give_the_same_contract_and_their_lines() {
     assert_eq!(
         f["location"]["line"], 6,
         "`- ret_10` is now on line 6: {report:#}"
+    );
+}
+
+/// A code fact read from the production checkpoint (or from its sidecar) compares the checkpoint with
+/// itself: a warning at the config line, naming where it is read from.
+#[test]
+fn a_code_fact_read_from_the_checkpoint_is_a_warning_at_its_config_line() {
+    let (_dir, ex) = bare_example(Some("bare/momentum_v3.json"));
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        r#"version = { python = "pipeline/model.py", name = "MODEL_VERSION" }"#,
+        r#"version = { checkpoint = "production", key = "model_version" }"#,
+    );
+    replace_in(
+        &cfg,
+        r#"columns = { python = "pipeline/features.py", name = "FEATURE_COLS" }"#,
+        r#"columns = { json = "checkpoints/momentum_v3.json", key = "feature_cols" }"#,
+    );
+    let out = plumbline(&ex, &["--format", "json", "gate", "feature-schema"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings only: {report:#}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let line = |key: &str| text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let found: Vec<(String, u64, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["code"], "fact-from-checkpoint");
+            assert_eq!(f["severity"], "warning");
+            (
+                f["location"]["path"].as_str().unwrap().to_owned(),
+                f["location"]["line"].as_u64().unwrap(),
+                f["related"][0]["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "plumbline.toml".to_owned(),
+                line("version =") as u64,
+                "checkpoints/momentum_v3.json".to_owned()
+            ),
+            (
+                "plumbline.toml".to_owned(),
+                line("columns =") as u64,
+                "checkpoints/momentum_v3.json".to_owned()
+            ),
+        ],
+        "{report:#}"
     );
 }

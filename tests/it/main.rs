@@ -32,4 +32,5 @@ mod packet;
 mod pickle_safety;
 mod pipes;
 mod safetensors_strict;
+mod scalers;
 mod util;

@@ -312,7 +312,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let loaded = cx.loaded;
     let (Some(data), Some(_)) = (&loaded.config.data, &loaded.config.builders) else {
         return Ok(Report::skipped(
-            "not configured: no `[data]` and `[builders]` in plumbline.toml",
+            cx.not_configured("`[data]` and `[builders]`"),
         ));
     };
     let all = builders(loaded);
