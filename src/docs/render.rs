@@ -60,6 +60,25 @@ fn stated(v: Option<impl std::fmt::Display>) -> String {
     v.map_or_else(|| crate::contract::NOT_STATED.to_owned(), |v| v.to_string())
 }
 
+/// The `production-checkpoint` block: path, format and the facts the checkpoint states.
+fn production_checkpoint(s: &mut String, c: &PipelineContract) {
+    let p = &c.production_checkpoint;
+    s.push_str("| item | value |\n|---|---|\n");
+    let _ = writeln!(s, "| path | `{}` |", p.path);
+    let _ = writeln!(s, "| format | {} |", p.format.as_str());
+    let _ = writeln!(s, "| input_dim | {} |", stated(p.input_dim));
+    let scaler = p.scaler.as_ref().map(scaler_text);
+    let _ = writeln!(s, "| scaler | {} |", stated(scaler));
+    if !p.missing.is_empty() {
+        let names: Vec<String> = p.missing.iter().map(|m| format!("`{m}`")).collect();
+        let _ = writeln!(
+            s,
+            "| missing metadata | {} (docs/checkpoint-metadata.md) |",
+            names.join(", ")
+        );
+    }
+}
+
 pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
     let mut s = String::new();
     match name {
@@ -109,23 +128,7 @@ pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
                 );
             }
         }
-        "production-checkpoint" => {
-            let p = &c.production_checkpoint;
-            s.push_str("| item | value |\n|---|---|\n");
-            let _ = writeln!(s, "| path | `{}` |", p.path);
-            let _ = writeln!(s, "| format | {} |", p.format.as_str());
-            let _ = writeln!(s, "| input_dim | {} |", stated(p.input_dim));
-            let scaler = p.scaler.as_ref().map(scaler_text);
-            let _ = writeln!(s, "| scaler | {} |", stated(scaler));
-            if !p.missing.is_empty() {
-                let names: Vec<String> = p.missing.iter().map(|m| format!("`{m}`")).collect();
-                let _ = writeln!(
-                    s,
-                    "| missing metadata | {} (docs/checkpoint-metadata.md) |",
-                    names.join(", ")
-                );
-            }
-        }
+        "production-checkpoint" => production_checkpoint(&mut s, c),
         "hashes" => {
             s.push_str("| hash | value |\n|---|---|\n");
             let _ = writeln!(

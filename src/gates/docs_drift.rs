@@ -208,7 +208,7 @@ pub fn run(cx: &Context) -> crate::error::Result<Report> {
     let drifted = out.iter().filter(|f| f.code == DOCS_DRIFT.id).count();
     Ok(Report {
         findings: out,
-        summary: format!("{files} files · {drifted} drifted"),
+        summary: format!("{} · {drifted} drifted", crate::text::plural(files, "file")),
         skipped: None,
     })
 }

@@ -135,8 +135,6 @@ fn from_checkpoint(cx: &Context, key: &str, fact: &Fact) -> Finding {
     .help("point it at the code or config that defines the value (a Python constant, a YAML or TOML key), never at the checkpoint")
 }
 
-/// A required key the production checkpoint lacks.
-
 /// A checkpoint value of the wrong type or shape (`what`: what it must be).
 fn invalid(f: &CheckpointFact, what: &str) -> Finding {
     Finding::new(

@@ -190,8 +190,8 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!(
-            "{} paths · {} rows + {probes} NaN probes · max Δ {worst:.1e}",
-            ran.len(),
+            "{} · {} rows + {probes} NaN probes · max Δ {worst:.1e}",
+            crate::text::plural(ran.len(), "path"),
             setup.slice.len()
         ),
         skipped: None,

@@ -341,8 +341,8 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!(
-            "{} cuts · truncate + perturb · {runs} builder runs",
-            cuts.len()
+            "{} · truncate + perturb · {runs} builder runs",
+            crate::text::plural(cuts.len(), "cut")
         ),
         skipped: None,
     })

@@ -198,6 +198,7 @@ fn drift(
         .kind
         .stats()
         .unwrap_or(("median", "mad"));
+    let b = if b == "mad" { "MAD" } else { b };
     let unit = spread_name(inputs.facts.checkpoint.kind);
     Finding::new(&DRIFT, format!(
         "`{}`: on the slice {a} {:.6} and {b} {:.6}; stored {:.6} and {:.6} ({:.2} and {:.2} stored {unit}s apart, tolerance {})",

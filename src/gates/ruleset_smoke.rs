@@ -397,11 +397,11 @@ fn never_fires(rl: &ruleset::Loaded, on: &OnSlice, heads: &[Head]) -> Vec<Findin
 fn summary(rows: usize, counts: &[usize; 3], gates: usize) -> String {
     let total = rows.max(1) as f64;
     format!(
-        "{} rows · long {:.0}% short {:.0}% flat {:.0}% · {} risk gates",
+        "{} rows · long {:.0}% short {:.0}% flat {:.0}% · {}",
         rows,
         100.0 * counts[0] as f64 / total,
         100.0 * counts[1] as f64 / total,
         100.0 * counts[2] as f64 / total,
-        gates
+        crate::text::plural(gates, "risk gate")
     )
 }

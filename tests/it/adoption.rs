@@ -75,6 +75,7 @@ fn hook(dir: &Path, ex: &Path) -> (Option<i32>, String) {
 }
 
 #[test]
+#[cfg(feature = "native")]
 fn bare_state_dicts_with_a_json_sidecar_run_every_gate_clean() {
     let (dir, ex) = bare_example(Some("bare/momentum_v3.json"));
     // The contract is the example's, byte for byte: the facts are the same, only where they live moved.
@@ -184,6 +185,7 @@ fn a_yaml_sidecar_written_by_pyyaml_gives_the_same_contract_and_lines() {
 }
 
 #[test]
+#[cfg(feature = "native")]
 fn a_state_dict_under_model_state_dict_runs_the_model_natively() {
     let (_dir, ex) = example_copy();
     let ck = ex.join("checkpoints");
@@ -200,6 +202,7 @@ fn a_state_dict_under_model_state_dict_runs_the_model_natively() {
 }
 
 #[test]
+#[cfg(feature = "native")]
 fn a_lightning_checkpoint_keeps_its_metadata_in_hyper_parameters() {
     let (_dir, ex) = example_copy();
     std::fs::copy(
@@ -445,4 +448,38 @@ fn a_code_fact_read_from_the_checkpoint_is_a_warning_at_its_config_line() {
         ],
         "{report:#}"
     );
+}
+
+/// The Hugging Face layout: `model.safetensors` (no `__metadata__`) with a `config.json` beside it.
+#[test]
+fn a_safetensors_model_with_a_config_json_beside_it() {
+    let (_dir, ex) = example_copy();
+    let hf = ex.join("hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    std::fs::copy(
+        adoption("bare/momentum_v3.safetensors"),
+        hf.join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(adoption("bare/momentum_v3.json"), hf.join("config.json")).unwrap();
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        "production = \"checkpoints/momentum_v3.pt\"",
+        "production = \"hf/model.safetensors\"",
+    );
+    replace_in(
+        &cfg,
+        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+        "globs = [\"hf/*.safetensors\"]",
+    );
+    let out = plumbline(&ex, &["derive"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let contract: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let p = &contract["production-checkpoint"];
+    assert_eq!(p["format"], "safetensors");
+    assert_eq!(p["input-dim"], 14);
+    assert!(p.get("missing").is_none(), "{contract:#}");
+    let out = plumbline(&ex, &["--format", "json", "gate", "feature-schema"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }

@@ -196,6 +196,7 @@ fn absent_statistics_skip_norm_stats_and_an_unknown_kind_is_named() {
 /// factor, so the example's inference paths, which scale without it, now disagree with it; a factor the
 /// checkpoint states differently is an error at the code's line.
 #[test]
+#[cfg(feature = "native")]
 fn a_factor_and_clip_declared_in_code_change_the_scaling() {
     let (_d, ex) = example_copy();
     std::fs::write(

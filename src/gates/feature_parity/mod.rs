@@ -360,7 +360,11 @@ pub fn run(cx: &Context) -> Result<Report> {
         compared += edge_run(&p, &all, (work.path(), edge), &mut out)?;
     }
     compared += bad_bars::check(&p, &all, work.path(), &bad, &mut out)?;
-    let mut summary = format!("{} builders · {} values compared", tables.len(), compared);
+    let mut summary = format!(
+        "{} · {} values compared",
+        crate::text::plural(tables.len(), "builder"),
+        compared
+    );
     if !p.edges.symbols.is_empty() {
         let n = p.edges.symbols.len() - bad.len();
         summary.push_str(&format!(
