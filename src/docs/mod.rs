@@ -57,6 +57,29 @@ pub fn expected_markdown(
     }))
 }
 
+/// A new Markdown docs file: a title, a line on what is generated, and every block plumbline generates
+/// under its heading, for `docs --write` to fill. People write their prose around the blocks.
+pub fn skeleton(pipeline: &str) -> String {
+    let mut s = format!(
+        "# {pipeline}: pipeline contract\n\nThe parts between `plumbline:begin` and `plumbline:end` markers are generated from the code and the\ncheckpoints by `plumbline docs --write`; `plumbline docs --check` (and the pre-commit hook) fails when\nthey drift. Write the prose around them.\n"
+    );
+    for name in render::BLOCK_NAMES {
+        let title = match *name {
+            "production-checkpoint" => "Production checkpoint".to_owned(),
+            other => {
+                let mut c = other.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+        };
+        s.push_str(&format!(
+            "\n## {title}\n\n<!-- plumbline:begin {name} -->\n<!-- plumbline:end {name} -->\n"
+        ));
+    }
+    s
+}
+
 /// One generated block that differs from its rendering.
 pub struct BlockDrift {
     pub block: String,
@@ -189,14 +212,20 @@ pub fn write(
     for md in &docs.markdown {
         let path = loaded.resolve(md);
         let display = loaded.display(md);
-        let old = crate::error::read_to_string(&path)?;
-        let new = expected_markdown(&old, contract).map_err(|e| {
+        // A file that does not exist yet is created with every block plumbline generates.
+        let old = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let base = old.clone().unwrap_or_else(|| skeleton(&contract.pipeline));
+        let new = expected_markdown(&base, contract).map_err(|e| {
             Error::at(
                 Location::at(display.clone(), e.line),
                 format!("{} (nothing was written)", e.message),
             )
         })?;
-        plan.push((display, path, Some(old), new));
+        plan.push((display, path, old, new));
     }
     let mut out = Vec::new();
     for (display, path, old, new) in plan {

@@ -120,11 +120,24 @@ fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
 }
 
 /// The docs contract JSON cannot be read.
-fn json_missing(display: &str, e: &crate::error::Error, help: &str) -> Finding {
-    Finding::new(&DOCS_MISSING, format!("cannot read the docs contract: {e}"))
+fn json_missing(cx: &Context, display: &str, e: &crate::error::Error, help: &str) -> Finding {
+    Finding::new(&DOCS_MISSING, unreadable("the docs contract", display, e))
         .at(Location::file(display))
-        .note("`docs.json` in plumbline.toml names this file")
+        .note(format!(
+            "`docs.json` in {} names this file",
+            crate::paths::display_path(&cx.loaded.path)
+        ))
         .help(help)
+}
+
+/// Why a docs file cannot be read: it does not exist yet, or the read failed.
+fn unreadable(what: &str, display: &str, e: &crate::error::Error) -> String {
+    match e {
+        crate::error::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            format!("{what} {display} does not exist yet")
+        }
+        other => format!("cannot read {what}: {other}"),
+    }
 }
 
 /// The docs contract is not valid JSON.
@@ -147,10 +160,17 @@ fn schema_invalid(display: &str, pointer: &str, message: &str, help: &str) -> Fi
 }
 
 /// A Markdown docs file cannot be read.
-fn markdown_missing(display: &str, e: &crate::error::Error) -> Finding {
-    Finding::new(&DOCS_MISSING, format!("cannot read docs file: {e}"))
+fn markdown_missing(cx: &Context, display: &str, e: &crate::error::Error) -> Finding {
+    Finding::new(&DOCS_MISSING, unreadable("the docs file", display, e))
         .at(Location::file(display))
-        .note("`docs.markdown` in plumbline.toml names this file")
+        .note(format!(
+            "`docs.markdown` in {} names this file",
+            crate::paths::display_path(&cx.loaded.path)
+        ))
+        .help(format!(
+            "{}: a missing file is created with every generated block under its heading, to write prose around",
+            fix_help(cx)
+        ))
 }
 
 /// A Markdown docs file's markers are missing, broken or unknown.
@@ -226,7 +246,7 @@ fn check_json(
     let text = match cx.loaded.read_to_string(&cx.loaded.resolve(json)) {
         Ok(text) => text,
         Err(e) => {
-            out.push(json_missing(&display, &e, help));
+            out.push(json_missing(cx, &display, &e, help));
             return false;
         }
     };
@@ -265,7 +285,7 @@ fn check_markdown(
     let text = match cx.loaded.read_to_string(&cx.loaded.resolve(md)) {
         Ok(t) => t,
         Err(e) => {
-            out.push(markdown_missing(&display, &e));
+            out.push(markdown_missing(cx, &display, &e));
             return false;
         }
     };

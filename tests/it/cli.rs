@@ -211,6 +211,38 @@ fn docs_json_problems_are_errors_with_locations() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("docs/PIPELINE_CONTRACT.json: created"));
     assert_eq!(plumbline(&ex, &["docs", "--check"]).status.code(), Some(0));
+
+    // A Markdown file that does not exist yet: named as such, then created with every block.
+    let md = ex.join("docs/PIPELINE_CONTRACT.md");
+    std::fs::remove_file(&md).unwrap();
+    let o = plumbline(&ex, &["docs", "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains(
+            "error[docs-missing]: the docs file docs/PIPELINE_CONTRACT.md does not exist yet"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let o = plumbline(&ex, &["docs", "--write"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("docs/PIPELINE_CONTRACT.md: created"));
+    let text = std::fs::read_to_string(&md).unwrap();
+    for name in [
+        "versions",
+        "features",
+        "targets",
+        "heads",
+        "production-checkpoint",
+        "hashes",
+    ] {
+        assert!(
+            text.contains(&format!("<!-- plumbline:begin {name} -->\n| ")),
+            "{name}: {text}"
+        );
+    }
+    assert!(text.starts_with("# momentum: pipeline contract\n"));
+    assert_eq!(plumbline(&ex, &["docs", "--check"]).status.code(), Some(0));
 }
 
 #[test]
