@@ -169,7 +169,7 @@ pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &
 fn scaler(facts: &Facts, valid: &dyn Fn(&CheckpointFact) -> Option<Value>) -> Option<Scaler> {
     let ck = &facts.checkpoint;
     let code = &facts.code.scaler;
-    if valid(&ck.scaler_kind).is_none() && !ck.code_kind {
+    if ck.unknown_kind.is_some() || (valid(&ck.scaler_kind).is_none() && !ck.code_kind) {
         return None;
     }
     let mut stats = std::collections::BTreeMap::new();

@@ -75,6 +75,9 @@ pub struct CheckpointFacts {
     pub kind: Kind,
     /// Whether the code declares the kind (then the checkpoint need not).
     pub code_kind: bool,
+    /// The kind the checkpoint states when plumbline does not know it (`quantile`): no gate can scale
+    /// a row as the pipeline does, so the model gates say so rather than scale another way.
+    pub unknown_kind: Option<String>,
 }
 
 impl CheckpointFact {
@@ -98,14 +101,17 @@ impl CheckpointFacts {
     pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys, code_kind: Option<Kind>) -> Self {
         let fact = |field: &'static str, key: &str| CheckpointFact::lookup(info, field, key);
         let scaler_kind = fact("scaler-kind", &keys.scaler_kind);
-        let stated = scaler_kind
-            .value
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .and_then(Kind::parse);
+        let text = scaler_kind.value.as_ref().map(|v| match v.as_str() {
+            Some(s) => s.to_owned(),
+            None => v.to_string(),
+        });
+        let stated = text.as_deref().and_then(Kind::parse);
         CheckpointFacts {
+            // The checkpoint's kind decides which statistics it must hold; the code's when it states
+            // none (a kind it states that plumbline does not know is `unknown_kind`).
             kind: stated.or(code_kind).unwrap_or(Kind::Robust),
             code_kind: code_kind.is_some(),
+            unknown_kind: text.filter(|_| stated.is_none()),
             feature_cols: fact("feature-cols", &keys.feature_cols),
             feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
             input_dim: fact("input-dim", &keys.input_dim),
@@ -558,15 +564,30 @@ impl Facts {
             .model_feature_names()
             .map_err(|e| Unusable::from_error(e, &ck.scaler_kind.location))?
             .len();
+        if let Some(kind) = &ck.unknown_kind {
+            return Err(Unusable {
+                message: format!(
+                    "the checkpoint's scaler kind `{kind}` is not one plumbline knows ({}), so no row can be scaled as the pipeline scales it",
+                    Kind::KNOWN
+                ),
+                location: ck.scaler_kind.location.clone(),
+            });
+        }
         let get = |f: &CheckpointFact| {
+            let what = if f.value.is_none() {
+                "is not stated".to_owned()
+            } else {
+                format!("is not a list of {n} numbers")
+            };
             f.value
                 .as_ref()
                 .and_then(crate::scaler::numbers)
                 .filter(|v| v.len() == n)
                 .ok_or_else(|| Unusable {
                     message: format!(
-                        "`{}` is not a list of {n} numbers, so probe rows cannot be scaled",
-                        f.key
+                        "`{}` {what} (the {} scaler's statistic), so probe rows cannot be scaled",
+                        f.key,
+                        ck.kind.name()
                     ),
                     location: f.location.clone(),
                 })
@@ -689,8 +710,9 @@ fn code_scaler(r: &mut Resolver, loaded: &Loaded) -> Result<CodeScaler> {
         epsilon: get(&s.epsilon)?,
         clip: get(&s.clip)?,
     };
+    // `None` in code (null) means "not stated": no clip, the default factor and epsilon.
     let check = |f: &Option<Fact>, ok: fn(&Value) -> bool, what: &str| match f {
-        Some(f) if !ok(&f.value) => Err(invalid(f, what)),
+        Some(f) if !f.value.is_null() && !ok(&f.value) => Err(invalid(f, what)),
         _ => Ok(()),
     };
     check(
@@ -714,7 +736,9 @@ fn code_scaler(r: &mut Resolver, loaded: &Loaded) -> Result<CodeScaler> {
 
 /// The kind the code declares, if it declares one; an unknown name is an error at its line.
 fn decode_kind(code: &CodeScaler) -> Result<Option<Kind>> {
-    let Some(f) = &code.kind else { return Ok(None) };
+    let Some(f) = code.kind.as_ref().filter(|f| !f.value.is_null()) else {
+        return Ok(None);
+    };
     f.value
         .as_str()
         .and_then(Kind::parse)
@@ -722,7 +746,7 @@ fn decode_kind(code: &CodeScaler) -> Result<Option<Kind>> {
         .ok_or_else(|| {
             invalid(
                 f,
-                &format!("the scaler kind must be one of {}", Kind::KNOWN),
+                &format!("the scaler kind must be one of {} (or a spelling docs/checkpoint-metadata.md#scalers lists)", Kind::KNOWN),
             )
         })
 }

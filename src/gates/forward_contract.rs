@@ -227,7 +227,7 @@ fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
         Box::new(
             Finding::new(&INPUTS_UNAVAILABLE, u.message)
                 .at(u.location)
-                .help("norm-stats names what is wrong with the scaler"),
+                .help("state the scaler the pipeline applies (docs/checkpoint-metadata.md#scalers); feature-schema and norm-stats name what is missing or wrong"),
         )
     })
 }

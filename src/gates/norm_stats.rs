@@ -507,6 +507,11 @@ pub fn mean_std(v: &[f64]) -> Option<(f64, f64)> {
 
 /// Why the gate cannot check the statistics: the checkpoint states none for its kind.
 fn absent(ck: &CheckpointFacts) -> Option<String> {
+    if let Some(kind) = &ck.unknown_kind {
+        return Some(format!(
+            "the checkpoint's scaler kind `{kind}` is not one plumbline knows (feature-schema reports it)"
+        ));
+    }
     let (a, b) = ck.stats()?;
     let missing: Vec<String> = [a, b]
         .iter()
@@ -525,13 +530,22 @@ fn absent(ck: &CheckpointFacts) -> Option<String> {
 /// both state and that differ.
 fn scaler_mismatches(facts: &Facts) -> Vec<Finding> {
     let (ck, code) = (&facts.checkpoint, &facts.code.scaler);
-    let kind = |v: &serde_json::Value| {
-        v.as_str()
-            .and_then(Kind::parse)
-            .map(|k| k.name().to_owned())
+    // Each side as words: `none` for a null (not stated in code), the stated text for a kind
+    // plumbline does not know.
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => Some("none".to_owned()),
+        _ => v
+            .as_str()
+            .map(|s| Kind::parse(s).map_or(s.to_owned(), |k| k.name().to_owned())),
     };
-    let num = |v: &serde_json::Value| v.as_f64().map(|x| x.to_string());
-    let clip = |v: &serde_json::Value| crate::scaler::clip(v).map(|(a, b)| format!("[{a}, {b}]"));
+    let num = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => Some("none".to_owned()),
+        _ => v.as_f64().map(|x| x.to_string()),
+    };
+    let clip = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => Some("none".to_owned()),
+        _ => crate::scaler::clip(v).map(|(a, b)| format!("[{a}, {b}]")),
+    };
     type Norm = fn(&serde_json::Value) -> Option<String>;
     let pairs: [(&CheckpointFact, &Option<crate::source::Fact>, &str, Norm); 4] = [
         (&ck.scaler_kind, &code.kind, "kind", kind),

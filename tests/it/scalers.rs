@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::util::{example_copy, fixture, plumbline, replace_in, stderr, stdout};
+use crate::util::{example_copy, fixture, plumbline, stderr, stdout};
 
 /// Per feature: (mean, population std, min, max) over the finite values of the example's slice.
 fn slice_stats(ex: &Path, names: &[String]) -> Vec<(f64, f64, f64, f64)> {
@@ -189,6 +189,44 @@ fn absent_statistics_skip_norm_stats_and_an_unknown_kind_is_named() {
     );
     assert_eq!(f["location"]["path"], "checkpoints/momentum_v3.json");
     assert!(f["location"]["line"].as_u64().is_some(), "{report:#}");
+    // No gate scales another way: norm-stats cannot run, and the contract states no scaler.
+    let out = plumbline(&ex, &["gate", "norm-stats"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the checkpoint's scaler kind `quantile` is not one plumbline knows"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        derive(&ex)["production-checkpoint"].get("scaler").is_none(),
+        "an unknown kind is never replaced by another"
+    );
+}
+
+/// `CLIP = None` in the code means "no clip": the checkpoint's ±3 then disagrees with it.
+#[test]
+fn a_none_in_code_means_not_stated() {
+    let (_d, ex) = with_scaler(|_, _| {
+        let meta: Value = serde_json::from_slice(
+            &std::fs::read(fixture("adoption/bare/momentum_v3.json")).unwrap(),
+        )
+        .unwrap();
+        let mut s = meta["scaler"].clone();
+        s["clip"] = json!(3);
+        s
+    });
+    std::fs::write(ex.join("pipeline/scaling.py"), "CLIP = None\n").unwrap();
+    crate::util::replace_in(
+        &ex.join("plumbline.toml"),
+        "[checkpoints]\n",
+        "[scaler]\nclip = { python = \"pipeline/scaling.py\", name = \"CLIP\" }\n\n[checkpoints]\n",
+    );
+    let (code, report) = gate(&ex, "norm-stats");
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        report["findings"][0]["message"],
+        "the code declares scaler clip none, the checkpoint states [-3, 3]"
+    );
 }
 
 /// The robust z-score teams write: `(x − median) / (1.4826 · MAD + 1e-8)`, clipped at ±3. The factor
@@ -205,7 +243,7 @@ fn a_factor_and_clip_declared_in_code_change_the_scaling() {
     )
     .unwrap();
     let cfg = ex.join("plumbline.toml");
-    replace_in(
+    crate::util::replace_in(
         &cfg,
         "[checkpoints]\n",
         "[scaler]\nfactor = { python = \"pipeline/scaling.py\", name = \"MAD_TO_STD\" }\nepsilon = { python = \"pipeline/scaling.py\", name = \"EPS\" }\nclip = { python = \"pipeline/scaling.py\", name = \"CLIP\" }\n\n[checkpoints]\n",
