@@ -273,6 +273,11 @@ pub fn strings(v: &Tree) -> Option<Vec<String>> {
         .collect()
 }
 
+/// A dtype by torch's short name: `torch.float32` (what `str(tensor.dtype)` writes) is `float32`.
+pub fn dtype_name(s: &str) -> &str {
+    s.strip_prefix("torch.").unwrap_or(s)
+}
+
 /// Feature dtypes plumbline knows (torch's names).
 pub const DTYPES: &[&str] = &[
     "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
@@ -331,6 +336,7 @@ fn decode_features(fact: &Fact) -> Result<Vec<Named>> {
 /// Dtypes aligned with `names`, from one dtype string, a list, or a dict name → dtype.
 fn decode_dtypes(fact: &Fact, names: &[String]) -> Result<Vec<String>> {
     let check = |d: &str| -> Result<String> {
+        let d = dtype_name(d);
         if DTYPES.contains(&d) {
             Ok(d.to_owned())
         } else {

@@ -491,25 +491,38 @@ fn compare_dtypes(
     let ck_dtypes: Option<Vec<String>> = match v {
         Value::String(s) => Some(ck_names.iter().map(|_| s.clone()).collect()),
         other => crate::facts::strings(other).filter(|d| d.len() == ck_names.len()),
-    };
+    }
+    .map(|d| d.iter().map(|s| crate::facts::dtype_name(s).to_owned()).collect());
     let Some(ck_dtypes) = ck_dtypes else {
         return Some(invalid(
             &ck.feature_dtypes,
             "must be one dtype or a list aligned with feature_cols",
         ));
     };
-    code.names.iter().enumerate().find_map(|(i, name)| {
-        let j = ck_names.iter().position(|n| n == name)?;
-        (ck_dtypes[j] != code.dtypes[i]).then(|| {
-            dtype_mismatch(
-                &code.named[i],
-                &code.dtypes[i],
-                &ck_dtypes[j],
-                code.facts,
-                &ck.feature_dtypes,
-            )
+    let differ: Vec<(usize, usize)> = code
+        .names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let j = ck_names.iter().position(|n| n == name)?;
+            (ck_dtypes[j] != code.dtypes[i]).then_some((i, j))
         })
-    })
+        .collect();
+    let &(i, j) = differ.first()?;
+    Some(
+        dtype_mismatch(
+            &code.named[i],
+            &code.dtypes[i],
+            &ck_dtypes[j],
+            code.facts,
+            &ck.feature_dtypes,
+        )
+        .note(format!(
+            "{} of {} features differ",
+            differ.len(),
+            code.names.len()
+        )),
+    )
 }
 
 /// The first layer `arch` names against the features: a finding when `arch` names no layer, the layer

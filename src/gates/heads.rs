@@ -156,7 +156,7 @@ pub fn run(cx: &Context) -> Result<Report> {
                 Finding::new(&NOT_KEYED, format!("{} {why}", display_path(&info.path)))
                     .at(fact.location.clone())
                     .related(code_fact.origin.clone())
-                    .help("save the head map with the weights: [{name, index, kind, shape}] per head (docs/checkpoint-metadata.md)"),
+                    .help("save the head map with the weights, or in a sidecar beside them: [{name, index, kind, shape}] per head (docs/checkpoint-metadata.md#metadata-beside-the-checkpoint)"),
             );
         }
     }

@@ -60,7 +60,7 @@ fn targets_missing(f: &CheckpointFact) -> Finding {
         format!("the production checkpoint has no `{}`", f.key),
     )
     .at(f.location.clone())
-    .help("store the label definition the model was trained on (docs/checkpoint-metadata.md)")
+    .help("store the label definition the model was trained on, in the checkpoint or a sidecar beside it (docs/checkpoint-metadata.md#metadata-beside-the-checkpoint)")
 }
 
 /// The code's horizon differs from `value`, the one in `place`.

@@ -85,24 +85,115 @@ pub fn yaml_key(display: &str, text: &str, key: &str) -> Result<Found> {
                 .map(|v| ((v.line, v.column), v)),
             yaml::Kind::Scalar(_) => None,
         };
-        (at, node) = next.ok_or_else(|| missing(display, key, seg))?;
+        (at, node) = next.ok_or_else(|| missing(display, key, seg, &yaml_keys(&node.kind)))?;
     }
     let items = match &node.kind {
         yaml::Kind::Seq(items) => items.iter().map(|i| (i.line, i.column)).collect(),
         _ => Vec::new(),
     };
+    // Through an alias, the value is written at its anchor: point there, and say which alias.
+    let location = match node.alias_line {
+        Some(alias) => Location::at(display, node.line)
+            .with_label(format!("{key} (through the alias on line {alias})")),
+        None => Location::at(display, at.0).with_label(key.to_owned()),
+    };
     Ok(Found {
         value: node.value(),
-        location: Location::at(display, at.0).with_label(key.to_owned()),
+        location,
         items,
     })
 }
 
-fn missing(display: &str, key: &str, at: &str) -> Error {
+/// What a key path could have named where it went wrong: the keys of a map, or a list's length.
+#[derive(Debug, Clone, PartialEq)]
+enum Here {
+    Keys(Vec<String>),
+    Items(usize),
+    Scalar,
+}
+
+fn yaml_keys(k: &yaml::Kind) -> Here {
+    match k {
+        yaml::Kind::Map(e) => Here::Keys(e.iter().map(|(k, _, _)| k.clone()).collect()),
+        yaml::Kind::Seq(items) => Here::Items(items.len()),
+        yaml::Kind::Scalar(_) => Here::Scalar,
+    }
+}
+
+fn toml_keys(v: &toml::Value) -> Here {
+    match v {
+        toml::Value::Table(t) => Here::Keys(t.keys().cloned().collect()),
+        toml::Value::Array(a) => Here::Items(a.len()),
+        _ => Here::Scalar,
+    }
+}
+
+fn json_keys(v: &Value) -> Here {
+    match v {
+        Value::Object(m) => Here::Keys(m.keys().cloned().collect()),
+        Value::Array(a) => Here::Items(a.len()),
+        _ => Here::Scalar,
+    }
+}
+
+/// `key `data.featurs` not found: no `featurs`; did you mean `features`?` (or the keys there, or the
+/// length of the list there).
+fn missing(display: &str, key: &str, at: &str, here: &Here) -> Error {
+    let why = match here {
+        Here::Keys(keys) => {
+            let close: Vec<String> = keys
+                .iter()
+                .filter(|k| close_to(at, k))
+                .map(|k| format!("`{k}`"))
+                .collect();
+            let listed: Vec<String> = keys.iter().take(12).map(|k| format!("`{k}`")).collect();
+            let more = if keys.len() > 12 { ", …" } else { "" };
+            if !close.is_empty() {
+                format!("; did you mean {}?", close.join(" or "))
+            } else if keys.is_empty() {
+                "; the map there is empty".to_owned()
+            } else {
+                format!("; the keys there: {}{more}", listed.join(", "))
+            }
+        }
+        Here::Items(n) => format!("; the list there has {}", crate::text::plural(*n, "item")),
+        Here::Scalar => "; the value there is not a map or a list".to_owned(),
+    };
     Error::at(
         Location::file(display),
-        format!("key `{key}` not found (no `{at}`)"),
+        format!("key `{key}` not found: no `{at}`{why}"),
     )
+}
+
+/// Whether `a` is one edit (insert, delete, substitute, or swap of two neighbours) from `b`, or differs
+/// only in case, `-` and `_`.
+fn close_to(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    if norm(a) == norm(b) {
+        return true;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    match long.len() - short.len() {
+        0 => {
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            match diff.as_slice() {
+                [_] => true,
+                [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+                _ => false,
+            }
+        }
+        1 => (0..long.len()).any(|i| {
+            let mut l = long.clone();
+            l.remove(i);
+            l == *short
+        }),
+        _ => false,
+    }
 }
 
 /// A TOML text's table through toml's serde model.
@@ -153,7 +244,7 @@ pub fn toml_key(display: &str, text: &str, key: &str) -> Result<Found> {
             toml::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i).cloned()),
             _ => None,
         };
-        node = next.ok_or_else(|| missing(display, key, seg))?;
+        node = next.ok_or_else(|| missing(display, key, seg, &toml_keys(&node)))?;
         // An index into an array (of tables): step into the element.
         if let (Some(a), Ok(i)) = (spanned_array.take(), seg.parse::<usize>()) {
             let a: &toml::de::DeArray = a;
@@ -206,7 +297,7 @@ pub fn json_key(display: &str, text: &str, key: &str) -> Result<Found> {
             Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
             _ => None,
         }
-        .ok_or_else(|| missing(display, key, seg))?;
+        .ok_or_else(|| missing(display, key, seg, &json_keys(node)))?;
         ast_node = match ast_node {
             Some(jsonc_parser::ast::Value::Object(o)) => o.get(seg).map(|p| {
                 start = p.range.start;
@@ -282,7 +373,49 @@ mod tests {
         let err = toml_key("c.toml", text, "model.heads")
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "c.toml: key `model.heads` not found (no `heads`)");
+        assert_eq!(
+            err,
+            "c.toml: key `model.heads` not found: no `heads`; the keys there: `version`"
+        );
+        let err = toml_key("c.toml", text, "features.colls")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("no `colls`; did you mean `cols`?"), "{err}");
+        let err = toml_key("c.toml", text, "features.cols.5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("no `5`; the list there has 2 items"), "{err}");
+    }
+
+    #[test]
+    fn yaml_keys_point_at_the_anchor_through_an_alias_and_suggest_near_misses() {
+        let text =
+            "base:\n  thr: &thr\n    long: 0.006\nlabels:\n  thresholds: *thr\n  horizon: 5\n";
+        let f = yaml_key("w.yaml", text, "labels.thresholds").unwrap();
+        assert_eq!(f.value, serde_json::json!({"long": 0.006}));
+        assert_eq!(f.location.line, Some(2), "the anchor's line, where the value is written");
+        assert_eq!(
+            f.location.label.as_deref(),
+            Some("labels.thresholds (through the alias on line 5)")
+        );
+        assert_eq!(
+            yaml_key("w.yaml", text, "labels.horizon")
+                .unwrap()
+                .location
+                .line,
+            Some(6)
+        );
+        let err = yaml_key("w.yaml", text, "labels.horizn")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "w.yaml: key `labels.horizn` not found: no `horizn`; did you mean `horizon`?"
+        );
+        let err = yaml_key("w.yaml", text, "Labels").unwrap_err().to_string();
+        assert!(err.ends_with("did you mean `labels`?"), "{err}");
+        assert!(close_to("featrues", "features"));
+        assert!(!close_to("ret_5", "ret_50x"));
     }
 
     #[test]

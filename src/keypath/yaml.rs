@@ -18,6 +18,9 @@ pub struct Node {
     pub line: u32,
     pub column: u32,
     pub kind: Kind,
+    /// For a node an alias (`*name`) stands for: the alias's line. The node keeps the anchor's lines,
+    /// where the value is written and must be edited.
+    pub alias_line: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +76,7 @@ pub fn parse(display: &str, text: &str) -> Result<Node> {
         line: 1,
         column: 1,
         kind: Kind::Scalar(Value::Null),
+        alias_line: None,
     }))
 }
 
@@ -131,10 +135,11 @@ impl<'a> Builder<'a> {
         let (line, column) = (span.start.line() as u32, span.start.col() as u32 + 1);
         let (anchor, node) = match ev {
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| {
+                let mut node = self.anchors.get(&id).cloned().ok_or_else(|| {
                     self.error(span, "an alias to an anchor that is not defined before it")
                 })?;
                 self.count(size(&node), span)?;
+                node.alias_line = Some(line);
                 return Ok(node);
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -159,6 +164,7 @@ impl<'a> Builder<'a> {
             line,
             column,
             kind: node,
+            alias_line: None,
         };
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
