@@ -47,6 +47,8 @@ pub struct CheckpointFact {
     pub key: String,
     pub value: Option<Tree>,
     pub location: Location,
+    /// For a list in a sidecar: each item's (line, column).
+    pub items: Vec<(u32, u32)>,
 }
 
 /// The production checkpoint's facts, each possibly missing (a missing one is a finding, not a crash).
@@ -84,15 +86,31 @@ impl CheckpointFact {
     /// Look `key` up in a checkpoint (a missing key gives `value: None`).
     pub fn lookup(info: &CheckpointInfo, field: &'static str, key: &str) -> Self {
         let found = info.find(key);
+        let items = found
+            .as_ref()
+            .map(|(_, _, items)| items.clone())
+            .unwrap_or_default();
         CheckpointFact {
             field,
             key: key.to_owned(),
-            value: found.as_ref().map(|(v, _)| (*v).clone()),
-            location: found.map(|(_, at)| at).unwrap_or_else(|| {
+            items,
+            value: found.as_ref().map(|(v, _, _)| (*v).clone()),
+            location: found.map(|(_, at, _)| at).unwrap_or_else(|| {
                 Location::file(display_path(&info.path))
                     .with_label(format!("checkpoint key `{key}`"))
             }),
         }
+    }
+}
+
+impl CheckpointFact {
+    /// Where list item `i` is written: its own line in a sidecar, else the fact's location.
+    pub fn item(&self, i: usize) -> Location {
+        let mut loc = self.location.clone();
+        if let Some(&(line, column)) = self.items.get(i) {
+            (loc.line, loc.column) = (Some(line), Some(column));
+        }
+        loc
     }
 }
 

@@ -46,15 +46,20 @@ enum Origin {
 }
 
 impl Layer {
-    /// A value by key path, with where it is written.
-    pub fn find(&self, key: &str) -> Option<(&Tree, Location)> {
+    /// A value by key path, with where it is written (and, in a text file, each list item's line and
+    /// column).
+    pub fn find(&self, key: &str) -> Option<(&Tree, Location, Vec<(u32, u32)>)> {
         let value = lookup(&self.tree, key)?;
+        let mut items = Vec::new();
         let location = match &self.origin {
             Origin::Inside { prefix } => {
                 Location::file(&self.display).with_label(format!("checkpoint key `{prefix}.{key}`"))
             }
             Origin::Text { kind, text } => keypath::find(*kind, &self.display, text, key)
-                .map(|f| f.location)
+                .map(|f| {
+                    items = f.items;
+                    f.location
+                })
                 .unwrap_or_else(|_| Location::file(&self.display))
                 .with_label(format!("{} key `{key}`", self.what)),
             Origin::Derived { at } => at
@@ -63,7 +68,7 @@ impl Layer {
                 .map(|(_, l)| l.clone())
                 .unwrap_or_else(|| Location::file(&self.display)),
         };
-        Some((value, location))
+        Some((value, location, items))
     }
 }
 

@@ -202,7 +202,7 @@ fn order_mismatch(
         ),
     )
     .at(code.named[i].location.clone().with_label(format!("index {i}")))
-    .related(feature_cols.location.clone())
+    .related(feature_cols.item(i))
     .help("emit features in the order the model was trained on; build rows by name, never by position")
     .note(format!("{moved} of {} positions differ", names.len()))
 }

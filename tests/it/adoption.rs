@@ -182,6 +182,16 @@ fn a_yaml_sidecar_written_by_pyyaml_gives_the_same_contract_and_lines() {
     assert_eq!(f["code"], "input-dim-mismatch", "{report:#}");
     assert_eq!(f["location"]["path"], "checkpoints/momentum_v3.yaml");
     assert_eq!(f["location"]["line"], line, "{report:#}");
+    // A reordered list is found at the moved item's own line in the sidecar.
+    replace_in(&yaml, "input_dim: 15", "input_dim: 14");
+    replace_in(&yaml, "- ret_5\n- ret_10\n", "- ret_10\n- ret_5\n");
+    let item = text.lines().position(|l| l == "- ret_5").unwrap() + 1;
+    let out = plumbline(&ex, &["--format", "json", "gate", "feature-schema"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let f = &report["findings"][0];
+    assert_eq!(f["code"], "feature-order-mismatch", "{report:#}");
+    assert_eq!(f["related"][0]["path"], "checkpoints/momentum_v3.yaml");
+    assert_eq!(f["related"][0]["line"], item, "{report:#}");
 }
 
 #[test]
