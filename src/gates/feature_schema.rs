@@ -492,7 +492,11 @@ fn compare_dtypes(
         Value::String(s) => Some(ck_names.iter().map(|_| s.clone()).collect()),
         other => crate::facts::strings(other).filter(|d| d.len() == ck_names.len()),
     }
-    .map(|d| d.iter().map(|s| crate::facts::dtype_name(s).to_owned()).collect());
+    .map(|d| {
+        d.iter()
+            .map(|s| crate::facts::dtype_name(s).to_owned())
+            .collect()
+    });
     let Some(ck_dtypes) = ck_dtypes else {
         return Some(invalid(
             &ck.feature_dtypes,

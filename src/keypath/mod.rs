@@ -393,7 +393,11 @@ mod tests {
             "base:\n  thr: &thr\n    long: 0.006\nlabels:\n  thresholds: *thr\n  horizon: 5\n";
         let f = yaml_key("w.yaml", text, "labels.thresholds").unwrap();
         assert_eq!(f.value, serde_json::json!({"long": 0.006}));
-        assert_eq!(f.location.line, Some(2), "the anchor's line, where the value is written");
+        assert_eq!(
+            f.location.line,
+            Some(2),
+            "the anchor's line, where the value is written"
+        );
         assert_eq!(
             f.location.label.as_deref(),
             Some("labels.thresholds (through the alias on line 5)")

@@ -9,7 +9,7 @@ use git2::Repository;
 use serde_json::Value;
 
 use crate::base::commit_all;
-use crate::util::{example_copy, fixture, plumbline, replace_in, stderr, stdout};
+use crate::util::{derive_json, example_copy, fixture, plumbline, replace_in, stderr, stdout};
 
 fn adoption(rel: &str) -> std::path::PathBuf {
     fixture(&format!("adoption/{rel}"))
@@ -40,6 +40,21 @@ fn bare_example(sidecar: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf
         sidecar_meta,
     );
     (dir, ex)
+}
+
+/// Point `checkpoints.production` at `production` and the globs at `glob` (config-relative).
+fn point_production(ex: &Path, production: &str, glob: &str) {
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        "production = \"checkpoints/momentum_v3.pt\"",
+        &format!("production = \"{production}\""),
+    );
+    replace_in(
+        &cfg,
+        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+        &format!("globs = [\"{glob}\"]"),
+    );
 }
 
 /// `check` as JSON: (exit code, report).
@@ -220,16 +235,12 @@ fn a_lightning_checkpoint_keeps_its_metadata_in_hyper_parameters() {
         ex.join("checkpoints/momentum.ckpt"),
     )
     .unwrap();
-    let cfg = ex.join("plumbline.toml");
+    point_production(&ex, "checkpoints/momentum.ckpt", "checkpoints/*.ckpt");
+    // The LightningModule holds the network as `self.model`.
     replace_in(
-        &cfg,
-        "production = \"checkpoints/momentum_v3.pt\"",
-        "production = \"checkpoints/momentum.ckpt\"",
-    );
-    replace_in(
-        &cfg,
-        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
-        "globs = [\"checkpoints/*.ckpt\"]\n# The LightningModule holds the network as `self.model`.\nkeys = { state-dict = \"state_dict.model\" }",
+        &ex.join("plumbline.toml"),
+        "[checkpoints]\n",
+        "[checkpoints]\nkeys = { state-dict = \"state_dict.model\" }\n",
     );
     let out = plumbline(
         &ex,
@@ -238,8 +249,7 @@ fn a_lightning_checkpoint_keeps_its_metadata_in_hyper_parameters() {
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(out.status.code(), Some(0), "{report:#}{}", stderr(&out));
     assert_eq!(report["counts"]["warnings"], 0, "{report:#}");
-    let out = plumbline(&ex, &["derive"]);
-    let contract: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let contract = derive_json(&ex);
     assert_eq!(contract["production-checkpoint"]["input-dim"], 14);
     assert!(contract["production-checkpoint"].get("missing").is_none());
 }
@@ -252,20 +262,12 @@ fn an_mlflow_model_directory_gives_its_signature_and_run() {
     for f in ["MLmodel", "data/state_dict.pth", "data/model.pth"] {
         std::fs::copy(adoption(&format!("mlflow/model/{f}")), model.join(f)).unwrap();
     }
-    let cfg = ex.join("plumbline.toml");
-    replace_in(
-        &cfg,
-        "production = \"checkpoints/momentum_v3.pt\"",
-        "production = \"mlflow/model/data/state_dict.pth\"",
+    point_production(
+        &ex,
+        "mlflow/model/data/state_dict.pth",
+        "mlflow/model/data/state_dict.pth",
     );
-    replace_in(
-        &cfg,
-        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
-        "globs = [\"mlflow/model/data/state_dict.pth\"]",
-    );
-    let out = plumbline(&ex, &["derive"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let contract: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let contract = derive_json(&ex);
     let p = &contract["production-checkpoint"];
     assert_eq!(p["input-dim"], 14, "{contract:#}");
     // The signature states the columns, their dtypes and the width; the rest is missing.
@@ -472,20 +474,8 @@ fn a_safetensors_model_with_a_config_json_beside_it() {
     )
     .unwrap();
     std::fs::copy(adoption("bare/momentum_v3.json"), hf.join("config.json")).unwrap();
-    let cfg = ex.join("plumbline.toml");
-    replace_in(
-        &cfg,
-        "production = \"checkpoints/momentum_v3.pt\"",
-        "production = \"hf/model.safetensors\"",
-    );
-    replace_in(
-        &cfg,
-        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
-        "globs = [\"hf/*.safetensors\"]",
-    );
-    let out = plumbline(&ex, &["derive"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let contract: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    point_production(&ex, "hf/model.safetensors", "hf/*.safetensors");
+    let contract = derive_json(&ex);
     let p = &contract["production-checkpoint"];
     assert_eq!(p["format"], "safetensors");
     assert_eq!(p["input-dim"], 14);

@@ -228,14 +228,7 @@ fn docs_json_problems_are_errors_with_locations() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("docs/PIPELINE_CONTRACT.md: created"));
     let text = std::fs::read_to_string(&md).unwrap();
-    for name in [
-        "versions",
-        "features",
-        "targets",
-        "heads",
-        "production-checkpoint",
-        "hashes",
-    ] {
+    for name in plumbline::docs::render::BLOCK_NAMES {
         assert!(
             text.contains(&format!("<!-- plumbline:begin {name} -->\n| ")),
             "{name}: {text}"

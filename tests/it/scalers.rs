@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::util::{example_copy, fixture, plumbline, stderr, stdout};
+use crate::util::{derive_json, example_copy, fixture, plumbline, stderr, stdout};
 
 /// Per feature: (mean, population std, min, max) over the finite values of the example's slice.
 fn slice_stats(ex: &Path, names: &[String]) -> Vec<(f64, f64, f64, f64)> {
@@ -40,6 +40,22 @@ fn slice_stats(ex: &Path, names: &[String]) -> Vec<(f64, f64, f64, f64)> {
         .collect()
 }
 
+/// A `scaler` of `kind` whose statistics `a` and `b` are `pick` of the slice's [`slice_stats`].
+fn from_slice(
+    kind: &'static str,
+    (a, b): (&'static str, &'static str),
+    pick: fn(&(f64, f64, f64, f64)) -> (f64, f64),
+) -> impl FnOnce(&Path, &[String]) -> Value {
+    move |ex, names| {
+        let st: Vec<(f64, f64)> = slice_stats(ex, names).iter().map(pick).collect();
+        let mut m = serde_json::Map::new();
+        m.insert("kind".into(), json!(kind));
+        m.insert(a.into(), json!(st.iter().map(|s| s.0).collect::<Vec<_>>()));
+        m.insert(b.into(), json!(st.iter().map(|s| s.1).collect::<Vec<_>>()));
+        Value::Object(m)
+    }
+}
+
 /// The example with bare state dicts and a sidecar whose `scaler` is `scaler`.
 fn with_scaler(
     scaler: impl FnOnce(&Path, &[String]) -> Value,
@@ -71,22 +87,9 @@ fn gate(ex: &Path, name: &str) -> (Option<i32>, Value) {
     (out.status.code(), report)
 }
 
-fn derive(ex: &Path) -> Value {
-    let out = plumbline(ex, &["derive"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
-}
-
 #[test]
 fn a_standard_scaler_is_recomputed_as_mean_and_std() {
-    let (_d, ex) = with_scaler(|ex, names| {
-        let st = slice_stats(ex, names);
-        json!({
-            "kind": "standard",
-            "mean": st.iter().map(|s| s.0).collect::<Vec<_>>(),
-            "std": st.iter().map(|s| s.1).collect::<Vec<_>>(),
-        })
-    });
+    let (_d, ex) = with_scaler(from_slice("standard", ("mean", "std"), |s| (s.0, s.1)));
     let (code, report) = gate(&ex, "norm-stats");
     assert_eq!(code, Some(0), "{report:#}");
     let summary = report["gates"][0]["summary"].as_str().unwrap();
@@ -94,7 +97,7 @@ fn a_standard_scaler_is_recomputed_as_mean_and_std() {
         summary.starts_with("14 features · standard · recomputed on 2115 rows, within 0.00 std"),
         "{summary}"
     );
-    let contract = derive(&ex);
+    let contract = derive_json(&ex);
     assert_eq!(
         contract["production-checkpoint"]["scaler"],
         json!({"kind": "standard", "stats": {"mean": 14, "std": 14}})
@@ -127,14 +130,7 @@ fn a_standard_scaler_is_recomputed_as_mean_and_std() {
 
 #[test]
 fn min_max_and_identity_follow_their_kind() {
-    let (_d, ex) = with_scaler(|ex, names| {
-        let st = slice_stats(ex, names);
-        json!({
-            "kind": "minmax",
-            "min": st.iter().map(|s| s.2).collect::<Vec<_>>(),
-            "max": st.iter().map(|s| s.3).collect::<Vec<_>>(),
-        })
-    });
+    let (_d, ex) = with_scaler(from_slice("minmax", ("min", "max"), |s| (s.2, s.3)));
     let (code, report) = gate(&ex, "norm-stats");
     assert_eq!(code, Some(0), "{report:#}");
     assert!(
@@ -144,7 +140,7 @@ fn min_max_and_identity_follow_their_kind() {
             .contains("min-max · recomputed on 2115 rows, within 0.00 range")
     );
     assert_eq!(
-        derive(&ex)["production-checkpoint"]["scaler"],
+        derive_json(&ex)["production-checkpoint"]["scaler"],
         json!({"kind": "min-max", "stats": {"max": 14, "min": 14}})
     );
 
@@ -155,7 +151,7 @@ fn min_max_and_identity_follow_their_kind() {
         report["gates"][0]["summary"],
         "14 features · identity: no statistics to check"
     );
-    let contract = derive(&ex);
+    let contract = derive_json(&ex);
     assert_eq!(
         contract["production-checkpoint"]["scaler"],
         json!({"kind": "identity"})
@@ -198,7 +194,9 @@ fn absent_statistics_skip_norm_stats_and_an_unknown_kind_is_named() {
         stderr(&out)
     );
     assert!(
-        derive(&ex)["production-checkpoint"].get("scaler").is_none(),
+        derive_json(&ex)["production-checkpoint"]
+            .get("scaler")
+            .is_none(),
         "an unknown kind is never replaced by another"
     );
 }
@@ -248,7 +246,7 @@ fn a_factor_and_clip_declared_in_code_change_the_scaling() {
         "[checkpoints]\n",
         "[scaler]\nfactor = { python = \"pipeline/scaling.py\", name = \"MAD_TO_STD\" }\nepsilon = { python = \"pipeline/scaling.py\", name = \"EPS\" }\nclip = { python = \"pipeline/scaling.py\", name = \"CLIP\" }\n\n[checkpoints]\n",
     );
-    let scaler = &derive(&ex)["production-checkpoint"]["scaler"];
+    let scaler = &derive_json(&ex)["production-checkpoint"]["scaler"];
     assert_eq!(scaler["factor"], 1.4826);
     assert_eq!(scaler["clip"], json!([-3.0, 3.0]));
     let (code, report) = gate(&ex, "inference-parity");

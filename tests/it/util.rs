@@ -29,6 +29,13 @@ pub fn plumbline(cwd: &Path, args: &[&str]) -> Output {
         .expect("run plumbline")
 }
 
+/// `plumbline derive` in `cwd` as JSON; it must succeed.
+pub fn derive_json(cwd: &Path) -> serde_json::Value {
+    let out = plumbline(cwd, &["derive"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
