@@ -61,6 +61,13 @@ fn with_scaler(
     scaler: impl FnOnce(&Path, &[String]) -> Value,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, ex) = example_copy();
+    bare_with(&ex, |meta, names| meta["scaler"] = scaler(&ex, names));
+    (dir, ex)
+}
+
+/// Replace `ex`'s production checkpoint by the bare state dict, with the example's metadata as a
+/// sidecar after `edit` (which gets the feature names).
+fn bare_with(ex: &Path, edit: impl FnOnce(&mut Value, &[String])) {
     let ck = ex.join("checkpoints");
     std::fs::copy(
         fixture("adoption/bare/momentum_v3.pt"),
@@ -71,13 +78,12 @@ fn with_scaler(
         serde_json::from_slice(&std::fs::read(fixture("adoption/bare/momentum_v3.json")).unwrap())
             .unwrap();
     let names: Vec<String> = serde_json::from_value(meta["feature_cols"].clone()).unwrap();
-    meta["scaler"] = scaler(&ex, &names);
+    edit(&mut meta, &names);
     std::fs::write(
         ck.join("momentum_v3.json"),
         serde_json::to_string_pretty(&meta).unwrap(),
     )
     .unwrap();
-    (dir, ex)
 }
 
 fn gate(ex: &Path, name: &str) -> (Option<i32>, Value) {
@@ -204,15 +210,8 @@ fn absent_statistics_skip_norm_stats_and_an_unknown_kind_is_named() {
 /// `CLIP = None` in the code means "no clip": the checkpoint's ±3 then disagrees with it.
 #[test]
 fn a_none_in_code_means_not_stated() {
-    let (_d, ex) = with_scaler(|_, _| {
-        let meta: Value = serde_json::from_slice(
-            &std::fs::read(fixture("adoption/bare/momentum_v3.json")).unwrap(),
-        )
-        .unwrap();
-        let mut s = meta["scaler"].clone();
-        s["clip"] = json!(3);
-        s
-    });
+    let (_d, ex) = example_copy();
+    bare_with(&ex, |meta, _| meta["scaler"]["clip"] = json!(3));
     std::fs::write(ex.join("pipeline/scaling.py"), "CLIP = None\n").unwrap();
     crate::util::replace_in(
         &ex.join("plumbline.toml"),
@@ -261,22 +260,10 @@ fn a_factor_and_clip_declared_in_code_change_the_scaling() {
     );
 
     // The checkpoint (its sidecar) states another factor: the code's line names the disagreement.
-    let ck = ex.join("checkpoints");
-    std::fs::copy(
-        fixture("adoption/bare/momentum_v3.pt"),
-        ck.join("momentum_v3.pt"),
-    )
-    .unwrap();
-    let mut meta: Value =
-        serde_json::from_slice(&std::fs::read(fixture("adoption/bare/momentum_v3.json")).unwrap())
-            .unwrap();
-    meta["scaler"]["factor"] = json!(1.0);
-    meta["scaler"]["clip"] = json!(3);
-    std::fs::write(
-        ck.join("momentum_v3.json"),
-        serde_json::to_string_pretty(&meta).unwrap(),
-    )
-    .unwrap();
+    bare_with(&ex, |meta, _| {
+        meta["scaler"]["factor"] = json!(1.0);
+        meta["scaler"]["clip"] = json!(3);
+    });
     let (code, report) = gate(&ex, "norm-stats");
     assert_eq!(code, Some(1), "{report:#}");
     let findings = report["findings"].as_array().unwrap();
