@@ -483,3 +483,37 @@ fn a_safetensors_model_with_a_config_json_beside_it() {
     let out = plumbline(&ex, &["--format", "json", "gate", "feature-schema"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+/// Skip reasons name the config in use, not `plumbline.toml`.
+#[test]
+fn skip_reasons_name_the_config_in_use() {
+    let (_dir, ex) = example_copy();
+    let text = std::fs::read_to_string(ex.join("plumbline.toml")).unwrap();
+    let start = text.find("[ruleset]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    let mlp = format!("{}{}", &text[..start], &text[end..]);
+    std::fs::write(ex.join("plumbline.mlp.toml"), mlp).unwrap();
+    let out = plumbline(
+        &ex,
+        &[
+            "--config",
+            "plumbline.mlp.toml",
+            "--format",
+            "json",
+            "check",
+            "--profile",
+            "pre-backtest",
+        ],
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let smoke = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "ruleset-smoke")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(
+        smoke["skipped"],
+        "not configured: no `[ruleset]` in plumbline.mlp.toml"
+    );
+}
