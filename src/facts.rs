@@ -86,16 +86,12 @@ impl CheckpointFact {
     /// Look `key` up in a checkpoint (a missing key gives `value: None`).
     pub fn lookup(info: &CheckpointInfo, field: &'static str, key: &str) -> Self {
         let found = info.find(key);
-        let items = found
-            .as_ref()
-            .map(|(_, _, items)| items.clone())
-            .unwrap_or_default();
         CheckpointFact {
             field,
             key: key.to_owned(),
-            items,
-            value: found.as_ref().map(|(v, _, _)| (*v).clone()),
-            location: found.map(|(_, at, _)| at).unwrap_or_else(|| {
+            items: found.as_ref().map(|f| f.items.clone()).unwrap_or_default(),
+            value: found.as_ref().map(|f| f.value.clone()),
+            location: found.map(|f| f.location).unwrap_or_else(|| {
                 Location::file(display_path(&info.path))
                     .with_label(format!("checkpoint key `{key}`"))
             }),

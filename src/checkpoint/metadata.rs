@@ -23,6 +23,15 @@ pub const DEFAULT_SIDECARS: &[&str] = &[
     "config.json",
 ];
 
+/// A value found by key path, where it is written, and (for a list in a text file) each item's line
+/// and column.
+#[derive(Debug, Clone)]
+pub struct Located<'a> {
+    pub value: &'a Tree,
+    pub location: Location,
+    pub items: Vec<(u32, u32)>,
+}
+
 /// One place a checkpoint's facts may live besides the checkpoint's own tree.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -48,7 +57,7 @@ enum Origin {
 impl Layer {
     /// A value by key path, with where it is written (and, in a text file, each list item's line and
     /// column).
-    pub fn find(&self, key: &str) -> Option<(&Tree, Location, Vec<(u32, u32)>)> {
+    pub fn find(&self, key: &str) -> Option<Located<'_>> {
         let value = lookup(&self.tree, key)?;
         let mut items = Vec::new();
         let location = match &self.origin {
@@ -68,7 +77,11 @@ impl Layer {
                 .map(|(_, l)| l.clone())
                 .unwrap_or_else(|| Location::file(&self.display)),
         };
-        Some((value, location, items))
+        Some(Located {
+            value,
+            location,
+            items,
+        })
     }
 }
 

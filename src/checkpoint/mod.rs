@@ -112,20 +112,21 @@ impl CheckpointInfo {
     /// A value by dotted key path (`scaler.median`, `heads.0.name`): in the checkpoint, else in its
     /// metadata layers.
     pub fn get(&self, key_path: &str) -> Option<&Tree> {
-        self.find(key_path).map(|(v, _, _)| v)
+        self.find(key_path).map(|f| f.value)
     }
 
     /// A value by dotted key path with where it is written: the checkpoint's own tree first (no lines),
     /// then each metadata layer in order (a sidecar's line).
     /// A list in a sidecar comes with each item's line and column (the checkpoint has no lines).
-    pub fn find(
-        &self,
-        key_path: &str,
-    ) -> Option<(&Tree, crate::finding::Location, Vec<(u32, u32)>)> {
-        if let Some(v) = lookup(&self.tree, key_path) {
-            let at = crate::finding::Location::file(crate::paths::display_path(&self.path))
+    pub fn find(&self, key_path: &str) -> Option<metadata::Located<'_>> {
+        if let Some(value) = lookup(&self.tree, key_path) {
+            let location = crate::finding::Location::file(crate::paths::display_path(&self.path))
                 .with_label(format!("checkpoint key `{key_path}`"));
-            return Some((v, at, Vec::new()));
+            return Some(metadata::Located {
+                value,
+                location,
+                items: Vec::new(),
+            });
         }
         self.metadata.iter().find_map(|l| l.find(key_path))
     }

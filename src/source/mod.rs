@@ -140,13 +140,13 @@ impl<'a> Resolver<'a> {
 /// A key of a checkpoint (or of its metadata beside it) as a fact. Checkpoints have no lines: the
 /// location names the file and key; a sidecar's names its line.
 pub fn checkpoint_key(info: &CheckpointInfo, key: &str) -> Result<Fact> {
-    let (value, at, items) = info.find(key).ok_or_else(|| {
+    let found = info.find(key).ok_or_else(|| {
         Error::at(
             Location::file(display_path(&info.path)),
             format!("checkpoint has no key `{key}`"),
         )
     })?;
-    let mut fact = Fact::new(value.clone(), at);
-    fact.items = items;
+    let mut fact = Fact::new(found.value.clone(), found.location);
+    fact.items = found.items;
     Ok(fact)
 }

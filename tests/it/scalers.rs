@@ -8,8 +8,11 @@ use serde_json::{Value, json};
 
 use crate::util::{derive_json, example_copy, fixture, plumbline, stderr, stdout};
 
+/// One feature's (mean, population std, min, max) on the slice.
+type Stats = (f64, f64, f64, f64);
+
 /// Per feature: (mean, population std, min, max) over the finite values of the example's slice.
-fn slice_stats(ex: &Path, names: &[String]) -> Vec<(f64, f64, f64, f64)> {
+fn slice_stats(ex: &Path, names: &[String]) -> Vec<Stats> {
     let mut r = csv::Reader::from_path(ex.join("data/slice.csv")).unwrap();
     let header = r.headers().unwrap().clone();
     let cols: Vec<usize> = names
@@ -44,7 +47,7 @@ fn slice_stats(ex: &Path, names: &[String]) -> Vec<(f64, f64, f64, f64)> {
 fn from_slice(
     kind: &'static str,
     (a, b): (&'static str, &'static str),
-    pick: fn(&(f64, f64, f64, f64)) -> (f64, f64),
+    pick: fn(&Stats) -> (f64, f64),
 ) -> impl FnOnce(&Path, &[String]) -> Value {
     move |ex, names| {
         let st: Vec<(f64, f64)> = slice_stats(ex, names).iter().map(pick).collect();
