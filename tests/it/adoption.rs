@@ -484,8 +484,10 @@ fn a_safetensors_model_with_a_config_json_beside_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
-/// Skip reasons name the config in use, not `plumbline.toml`.
+/// Skip reasons name the config in use, not `plumbline.toml` (ruleset-smoke, which without the native
+/// engine is skipped for that first).
 #[test]
+#[cfg(feature = "native")]
 fn skip_reasons_name_the_config_in_use() {
     let (_dir, ex) = example_copy();
     let text = std::fs::read_to_string(ex.join("plumbline.toml")).unwrap();
