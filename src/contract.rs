@@ -139,12 +139,12 @@ pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &
         ),
         (
             &ck.factor,
-            |v| v.as_f64().is_some_and(|x| x > 0.0),
+            |v| crate::scaler::factor(v).is_some(),
             "must be a positive number",
         ),
         (
             &ck.epsilon,
-            |v| v.as_f64().is_some_and(|x| x >= 0.0),
+            |v| crate::scaler::epsilon(v).is_some(),
             "must be a non-negative number",
         ),
         (
@@ -165,11 +165,11 @@ pub fn invalid_checkpoint_facts(ck: &CheckpointFacts) -> Vec<(&CheckpointFact, &
 }
 
 /// The scaler as the contract states it: the kind (the checkpoint's, else the code's), the lengths of
-/// its statistics, and its constants; `None` while the kind or a statistic is missing or invalid.
+/// its statistics, and its constants ([`Facts::scaler_constants`]); `None` while the kind or a
+/// statistic is missing or invalid.
 fn scaler(facts: &Facts, valid: &dyn Fn(&CheckpointFact) -> Option<Value>) -> Option<Scaler> {
     let ck = &facts.checkpoint;
-    let code = &facts.code.scaler;
-    if ck.unknown_kind.is_some() || (valid(&ck.scaler_kind).is_none() && !ck.code_kind) {
+    if ck.unknown_kind.is_some() || (valid(&ck.scaler_kind).is_none() && ck.code_kind.is_none()) {
         return None;
     }
     let mut stats = std::collections::BTreeMap::new();
@@ -177,18 +177,13 @@ fn scaler(facts: &Facts, valid: &dyn Fn(&CheckpointFact) -> Option<Value>) -> Op
         stats.insert(na.to_owned(), vector_len(&valid(a)?)?);
         stats.insert(nb.to_owned(), vector_len(&valid(b)?)?);
     }
-    let stated = |f: &CheckpointFact, c: &Option<crate::source::Fact>| {
-        valid(f).or_else(|| c.as_ref().map(|c| c.value.clone()))
-    };
+    let stated = facts.scaler_constants();
     Some(Scaler {
         kind: ck.kind.name().to_owned(),
         stats,
-        factor: stated(&ck.factor, &code.factor).and_then(|v| v.as_f64()),
-        epsilon: stated(&ck.epsilon, &code.epsilon).and_then(|v| v.as_f64()),
-        clip: stated(&ck.clip, &code.clip)
-            .as_ref()
-            .and_then(crate::scaler::clip)
-            .map(|(lo, hi)| [lo, hi]),
+        factor: stated.factor,
+        epsilon: stated.epsilon,
+        clip: stated.clip.map(|(lo, hi)| [lo, hi]),
     })
 }
 

@@ -75,8 +75,8 @@ pub struct CheckpointFacts {
     /// The scaler kind: the checkpoint's when it states one plumbline knows, else the code's, else
     /// robust (the documented default).
     pub kind: Kind,
-    /// Whether the code declares the kind (then the checkpoint need not).
-    pub code_kind: bool,
+    /// The kind the code declares, if it does (then the checkpoint need not).
+    pub code_kind: Option<Kind>,
     /// The kind the checkpoint states when plumbline does not know it (`quantile`): no gate can scale
     /// a row as the pipeline does, so the model gates say so rather than scale another way.
     pub unknown_kind: Option<String>,
@@ -97,9 +97,7 @@ impl CheckpointFact {
             }),
         }
     }
-}
 
-impl CheckpointFact {
     /// Where list item `i` is written: its own line in a sidecar, else the fact's location.
     pub fn item(&self, i: usize) -> Location {
         let mut loc = self.location.clone();
@@ -124,7 +122,7 @@ impl CheckpointFacts {
             // The checkpoint's kind decides which statistics it must hold; the code's when it states
             // none (a kind it states that plumbline does not know is `unknown_kind`).
             kind: stated.or(code_kind).unwrap_or(Kind::Robust),
-            code_kind: code_kind.is_some(),
+            code_kind,
             unknown_kind: text.filter(|_| stated.is_none()),
             feature_cols: fact("feature-cols", &keys.feature_cols),
             feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
@@ -166,7 +164,7 @@ impl CheckpointFacts {
             &self.input_dim,
             &self.schema_hash,
         ];
-        if !self.code_kind {
+        if self.code_kind.is_none() {
             out.push(&self.scaler_kind);
         }
         if let Some((a, b)) = self.stats() {
@@ -617,22 +615,37 @@ impl Facts {
             None => None,
         };
         let mut s = crate::scaler::Scaler::new(ck.kind, stats, n);
-        let code = &self.code.scaler;
-        let number = |f: &CheckpointFact, c: &Option<Fact>| {
+        let stated = self.scaler_constants();
+        s.factor = stated.factor.unwrap_or(1.0);
+        s.epsilon = stated.epsilon.unwrap_or(0.0);
+        s.clip = stated.clip;
+        Ok(s)
+    }
+
+    /// The scaler's constants as stated: each the checkpoint's (or its sidecar's) when it states a valid
+    /// one, else the code's (`None` in code: not stated). The contract and the scaling read this.
+    pub fn scaler_constants(&self) -> crate::scaler::Constants {
+        let (ck, code) = (&self.checkpoint, &self.code.scaler);
+        let pick = |f: &CheckpointFact, c: &Option<Fact>, read: fn(&Value) -> Option<f64>| {
             f.value
                 .as_ref()
-                .or(c.as_ref().map(|c| &c.value))
-                .and_then(Value::as_f64)
+                .and_then(read)
+                .or_else(|| c.as_ref().and_then(|c| read(&c.value)))
         };
-        s.factor = number(&ck.factor, &code.factor).unwrap_or(1.0);
-        s.epsilon = number(&ck.epsilon, &code.epsilon).unwrap_or(0.0);
-        s.clip = ck
-            .clip
-            .value
-            .as_ref()
-            .or(code.clip.as_ref().map(|c| &c.value))
-            .and_then(crate::scaler::clip);
-        Ok(s)
+        crate::scaler::Constants {
+            factor: pick(&ck.factor, &code.factor, crate::scaler::factor),
+            epsilon: pick(&ck.epsilon, &code.epsilon, crate::scaler::epsilon),
+            clip: ck
+                .clip
+                .value
+                .as_ref()
+                .and_then(crate::scaler::clip)
+                .or_else(|| {
+                    code.clip
+                        .as_ref()
+                        .and_then(|c| crate::scaler::clip(&c.value))
+                }),
+        }
     }
 
     /// The code facts read from the production checkpoint itself or a metadata file beside it, with
@@ -737,12 +750,12 @@ fn code_scaler(r: &mut Resolver, loaded: &Loaded) -> Result<CodeScaler> {
     };
     check(
         &out.factor,
-        |v| v.as_f64().is_some_and(|x| x > 0.0),
+        |v| crate::scaler::factor(v).is_some(),
         "the scaler factor must be a positive number",
     )?;
     check(
         &out.epsilon,
-        |v| v.as_f64().is_some_and(|x| x >= 0.0),
+        |v| crate::scaler::epsilon(v).is_some(),
         "the scaler epsilon must be a non-negative number",
     )?;
     check(

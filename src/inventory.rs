@@ -150,13 +150,19 @@ pub struct Row {
     pub production: bool,
 }
 
-/// Read every checkpoint the globs find. Unreadable and unsafe files become findings. A checkpoint
-/// already read (the production one, during `check`) is passed in and not read again.
+/// Read every checkpoint the globs find. Unreadable and unsafe files become findings. The facts of a
+/// run that has them (`check`, the packet) are passed in: the production checkpoint is not read again,
+/// nor the code's scaler kind resolved again.
 pub fn inventory(
     loaded: &Loaded,
     hash: bool,
-    already_read: Option<&checkpoint::CheckpointInfo>,
+    facts: Option<&crate::facts::Facts>,
 ) -> Result<(Vec<Row>, Vec<Finding>)> {
+    let already_read = facts.map(|f| &f.production);
+    let code_kind = match facts {
+        Some(f) => f.checkpoint.code_kind,
+        None => crate::facts::code_scaler_kind(loaded)?,
+    };
     let found = loaded.checkpoint_files()?;
     let mut findings: Vec<Finding> = found
         .empty
@@ -180,7 +186,6 @@ pub fn inventory(
         rows.push(file.refused(Format::from_path(path)));
     }
     let mut read_ok: Vec<(checkpoint::CheckpointInfo, Option<String>)> = Vec::new();
-    let code_kind = crate::facts::code_scaler_kind(loaded)?;
     for path in found.files {
         let file = FileRow::of(&path, same_file(&path, &production), hash)?;
         match open(loaded, &path, already_read) {

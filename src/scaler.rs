@@ -101,6 +101,24 @@ pub fn numbers(v: &Tree) -> Option<Vec<f64>> {
     v.as_array()?.iter().map(Tree::as_f64).collect()
 }
 
+/// A factor as stated: a positive number.
+pub fn factor(v: &Tree) -> Option<f64> {
+    v.as_f64().filter(|x| *x > 0.0)
+}
+
+/// An epsilon as stated: a non-negative number.
+pub fn epsilon(v: &Tree) -> Option<f64> {
+    v.as_f64().filter(|x| *x >= 0.0)
+}
+
+/// The constants of a scaler where stated (the defaults apply where not: factor 1, epsilon 0, no clip).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Constants {
+    pub factor: Option<f64>,
+    pub epsilon: Option<f64>,
+    pub clip: Option<(f64, f64)>,
+}
+
 /// A clip as stated: a number `c` (±c) or a pair `[low, high]` with low < high.
 pub fn clip(v: &Tree) -> Option<(f64, f64)> {
     match v {

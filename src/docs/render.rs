@@ -16,21 +16,16 @@ pub const BLOCK_NAMES: &[&str] = &[
 
 /// The scaler as docs show it: `robust (median: 14, mad: 14)`, then its constants where stated.
 fn scaler_text(sc: &crate::contract::Scaler) -> String {
-    // The kind's statistics in its order (centre first), then any other the contract lists.
-    let order = crate::scaler::Kind::parse(&sc.kind)
-        .and_then(crate::scaler::Kind::stats)
-        .map_or(Vec::new(), |(a, b)| vec![a, b]);
-    let mut names: Vec<&str> = order
-        .into_iter()
-        .filter(|k| sc.stats.contains_key(*k))
-        .collect();
-    let rest: Vec<&str> = sc
-        .stats
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !names.contains(k))
-        .collect();
-    names.extend(rest);
+    // The kind's two statistics in its order (centre first); any other listing in the contract's order.
+    let names: Vec<&str> =
+        match crate::scaler::Kind::parse(&sc.kind).and_then(crate::scaler::Kind::stats) {
+            Some((a, b))
+                if sc.stats.len() == 2 && sc.stats.contains_key(a) && sc.stats.contains_key(b) =>
+            {
+                vec![a, b]
+            }
+            _ => sc.stats.keys().map(String::as_str).collect(),
+        };
     let mut parts: Vec<String> = names
         .iter()
         .map(|k| format!("{k}: {}", sc.stats[*k]))

@@ -43,7 +43,7 @@ pub const GATE: Gate = Gate {
 };
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let (rows, mut findings) = inventory(cx.loaded, false, Some(&cx.facts.production))?;
+    let (rows, mut findings) = inventory(cx.loaded, false, Some(cx.facts))?;
     if cx.runs(Id::FeatureSchema) {
         // feature-schema reports the production checkpoint's missing facts (with more context).
         let production = display_path(&cx.facts.production.path);

@@ -111,14 +111,12 @@ pub const GATE: Gate = Gate {
     run,
 };
 
-/// A code fact read from the production checkpoint (or a file beside it), at its key in the config.
-fn from_checkpoint(cx: &Context, key: &str, fact: &Fact) -> Finding {
+/// A code fact read from the production checkpoint (or a file beside it), at its key in the config
+/// (`config_text`: the config's text, when it could be read).
+fn from_checkpoint(cx: &Context, config_text: Option<&str>, key: &str, fact: &Fact) -> Finding {
     let config = crate::paths::display_path(&cx.loaded.path);
-    let at = cx
-        .loaded
-        .read_to_string(&cx.loaded.path)
-        .ok()
-        .and_then(|text| crate::keypath::toml_key(&config, &text, key).ok())
+    let at = config_text
+        .and_then(|text| crate::keypath::toml_key(&config, text, key).ok())
         .map_or_else(
             || crate::finding::Location::file(&config).with_label(key.to_owned()),
             |f| f.location,
@@ -391,8 +389,12 @@ pub fn run(cx: &Context) -> Result<Report> {
     for (f, what) in contract::invalid_checkpoint_facts(ck) {
         out.push(invalid(f, what));
     }
-    for (key, fact) in facts.self_sourced() {
-        out.push(from_checkpoint(cx, key, fact));
+    let self_sourced = facts.self_sourced();
+    if !self_sourced.is_empty() {
+        let text = cx.loaded.read_to_string(&cx.loaded.path).ok();
+        for (key, fact) in self_sourced {
+            out.push(from_checkpoint(cx, text.as_deref(), key, fact));
+        }
     }
     let code = CodeFeatures::of(facts)?;
     let derived_hash = code.schema_hash();

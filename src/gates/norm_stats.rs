@@ -368,8 +368,7 @@ fn spreads<'a>(inputs: &Inputs, stats: &[Stat<'a>]) -> Option<(&'a CheckpointFac
     let ck = &inputs.facts.checkpoint;
     let (a, b) = ck.stats()?;
     let n = inputs.names.len();
-    let (_, second) = stat(stats, b)?;
-    let (fact, _) = stat(stats, b)?;
+    let (fact, second) = stat(stats, b)?;
     if second.len() != n {
         return None;
     }
