@@ -63,6 +63,9 @@ pub struct Outcome {
     pub changes: Option<Changes>,
     /// Whether a command from the config was refused (`plumbline ci` under `pull_request_target`).
     pub commands_refused: bool,
+    /// How many of the config's commands ran on the staged tree (`hook pre-commit`) and how long
+    /// checking it out took; shown in the terminal's last line, left out of JSON.
+    pub staged_commands: Option<(usize, Duration)>,
     pub duration: Duration,
 }
 
@@ -178,6 +181,7 @@ pub fn run_with(
             .run
             .commands_refused
             .load(std::sync::atomic::Ordering::Relaxed),
+        staged_commands: loaded.run.snapshot.staged_commands(),
         duration: start.elapsed(),
     })
 }

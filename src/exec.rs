@@ -35,6 +35,8 @@ pub enum RunError {
     Refused(String),
     #[error("could not start: {0}")]
     Spawn(String),
+    #[error("{0}")]
+    StagedTree(String),
     #[error("timed out after {secs} s (killed){}", stderr_suffix(said))]
     Timeout { secs: u64, said: String },
     #[error("exited, but something it started kept its output open past the {secs} s timeout")]
@@ -61,7 +63,8 @@ pub fn shown(argv: &[String]) -> String {
     argv.join(" ")
 }
 
-/// Run one of the config's commands in the config's directory, unless the run refuses commands
+/// Run one of the config's commands in the config's directory (in `hook pre-commit`, that directory in
+/// the staged tree: [`crate::snapshot::Snapshot::command_dir`]), unless the run refuses commands
 /// ([`crate::config::RunOptions::refuse_commands`]): the one door every user command goes through.
 pub fn run(
     loaded: &Loaded,
@@ -76,7 +79,13 @@ pub fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
         return Err(RunError::Refused(why.clone()));
     }
-    run_in(&loaded.root, argv, timeout_secs, env)
+    // In the hook, the same directory in the staged tree.
+    let cwd = loaded
+        .run
+        .snapshot
+        .command_dir(&loaded.root)
+        .map_err(|e| RunError::StagedTree(e.to_string()))?;
+    run_in(&cwd, argv, timeout_secs, env)
 }
 
 fn run_in(

@@ -120,9 +120,17 @@ pub fn render(outcome: &Outcome, sources: &mut Sources) -> String {
         s.push('\n');
     }
     let c = outcome.counts();
+    let staged = match outcome.staged_commands {
+        Some((n, took)) => format!(
+            " · {} on the staged tree (checked out in {})",
+            plural(n, "command"),
+            duration(took)
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         s,
-        "{}, {}, {} · {} · {}",
+        "{}, {}, {} · {}{staged} · {}",
         plural(c.errors, "error"),
         plural(c.warnings, "warning"),
         plural(c.notes, "note"),

@@ -220,6 +220,7 @@ pub(crate) fn sample_outcome() -> crate::check::Outcome {
         findings,
         changes: None,
         commands_refused: false,
+        staged_commands: None,
         duration: Duration::from_millis(1503),
     }
 }

@@ -86,6 +86,7 @@ fn outcome(n: u32) -> Outcome {
         findings,
         changes: None,
         commands_refused: false,
+        staged_commands: None,
         duration: Duration::from_millis(3),
     }
 }

@@ -132,7 +132,9 @@ fn install_writes_the_hook_and_keeps_a_foreign_one() {
     );
     let text = std::fs::read_to_string(&hook).unwrap();
     assert!(
-        text.contains("exec plumbline --config 'momentum/plumbline.toml' hook pre-commit"),
+        text.contains(
+            "plumbline --config 'momentum/plumbline.toml' hook pre-commit || status=$?\n"
+        ),
         "{text}"
     );
     #[cfg(unix)]
@@ -348,4 +350,136 @@ fn the_installed_git_hook_checks_what_commit_a_commits() {
     assert!(write.status.success());
     let ok = commit_a("docs");
     assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+}
+
+/// The hook script as git runs it: `sh` at the repository root with the built binary first on PATH.
+fn run_hook(root: &Path) -> Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_plumbline")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("sh")
+        .arg(".git/hooks/pre-commit")
+        .current_dir(root)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_second_install_chains_its_config_and_force_keeps_one() {
+    let (_d, root, _repo) = committed_example();
+    let hook = root.join(".git/hooks/pre-commit");
+    // A second config whose docs file does not exist: its docs-drift fails.
+    let other = std::fs::read_to_string(root.join(CFG))
+        .unwrap()
+        .replace("docs/PIPELINE_CONTRACT.md", "docs/OTHER.md");
+    std::fs::write(root.join("momentum/other.toml"), other).unwrap();
+    let install = |cfg: &str, force: bool| {
+        let mut args = vec!["--config", cfg, "hook", "install"];
+        if force {
+            args.push("--force");
+        }
+        let out = plumbline(&root, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    assert!(install(CFG, false).ends_with("pre-commit: installed\n"));
+    assert_eq!(run_hook(&root).status.code(), Some(0));
+    let said = install("momentum/other.toml", false);
+    assert!(
+        said.contains("chained: the hook now checks 2 configs in turn (momentum/plumbline.toml, momentum/other.toml)"),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(
+        text.find("'momentum/plumbline.toml'").unwrap()
+            < text.find("'momentum/other.toml'").unwrap(),
+        "{text}"
+    );
+    // Both run: the second config's missing docs file blocks the commit.
+    let out = run_hook(&root);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("OTHER.md"), "{}", stdout(&out));
+    // Installing either again changes nothing.
+    assert!(install(CFG, false).ends_with("pre-commit: up to date\n"));
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), text);
+    // --force keeps only the config given.
+    let said = install(CFG, true);
+    assert!(
+        said.contains("replaced (--force): the hook checked momentum/plumbline.toml, momentum/other.toml and now checks only this one"),
+        "{said}"
+    );
+    assert!(
+        !std::fs::read_to_string(&hook)
+            .unwrap()
+            .contains("other.toml")
+    );
+    assert_eq!(run_hook(&root).status.code(), Some(0));
+}
+
+#[test]
+fn command_sources_run_on_the_staged_tree() {
+    let (_d, root, repo) = committed_example();
+    // The horizon comes from a command reading a tracked file, the thresholds from one reading a file
+    // git does not track.
+    let cfg = root.join(CFG);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace(
+            r#"horizon = { python = "pipeline/labels.py", name = "HORIZON" }"#,
+            r#"horizon = { command = ["cat", "facts/horizon.json"], key = "horizon" }"#,
+        )
+        .replace(
+            r#"thresholds = { python = "pipeline/labels.py", name = "THRESHOLDS" }"#,
+            r#"thresholds = { command = ["cat", "local/thresholds.json"] }"#,
+        );
+    assert!(text.contains("facts/horizon.json") && text.contains("local/thresholds.json"));
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::create_dir_all(root.join("momentum/facts")).unwrap();
+    std::fs::create_dir_all(root.join("momentum/local")).unwrap();
+    let horizon = root.join("momentum/facts/horizon.json");
+    std::fs::write(&horizon, r#"{"horizon": 5}"#).unwrap();
+    std::fs::write(root.join(".gitignore"), "local/\n").unwrap();
+    std::fs::write(
+        root.join("momentum/local/thresholds.json"),
+        r#"{"long": 0.006, "short": -0.006}"#,
+    )
+    .unwrap();
+    commit_all(&repo, "facts from commands");
+    let out = pre_commit(&root, 0);
+    assert!(
+        stdout(&out).contains("2 commands on the staged tree (checked out in "),
+        "{}",
+        stdout(&out)
+    );
+    // An unstaged edit to what a command reads does not change the verdict on the staged tree...
+    std::fs::write(&horizon, r#"{"horizon": 7}"#).unwrap();
+    pre_commit(&root, 0);
+    // ...the same edit staged does,
+    stage(&repo, "momentum/facts/horizon.json");
+    let out = pre_commit(&root, 1);
+    assert!(
+        stdout(&out).contains("error[docs-drift]"),
+        "{}",
+        stdout(&out)
+    );
+    // and a staged fix with the work tree still wrong commits.
+    std::fs::write(&horizon, r#"{"horizon": 5}"#).unwrap();
+    stage(&repo, "momentum/facts/horizon.json");
+    std::fs::write(&horizon, r#"{"horizon": 9}"#).unwrap();
+    pre_commit(&root, 0);
+    // Outside the hook, commands read the work tree: the same check drifts there.
+    let out = plumbline(&root, &["--config", CFG, "gate", "docs-drift"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("staged tree"), "{}", stdout(&out));
 }

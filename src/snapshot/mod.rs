@@ -4,8 +4,12 @@
 //! staged docs edit that drifts blocks the commit even when the work tree has since been fixed, and an
 //! unstaged fix does not let a drifting commit through.
 
+mod checkout;
+
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use git2::Repository;
 
@@ -31,6 +35,10 @@ pub struct Staged {
     // git2's Repository is Send but not Sync (and its Index neither): reads take the lock.
     repo: Mutex<Repository>,
     workdir: PathBuf,
+    /// The staged tree checked out for the config's commands, made on the first command.
+    tree: OnceLock<std::result::Result<checkout::Tree, String>>,
+    /// How many commands ran in it.
+    commands: AtomicUsize,
 }
 
 /// The first line of a Git LFS pointer file.
@@ -61,6 +69,8 @@ impl Staged {
         Ok(Staged {
             workdir: repo.workdir.clone(),
             repo: Mutex::new(repo.repo),
+            tree: OnceLock::new(),
+            commands: AtomicUsize::new(0),
         })
     }
 
@@ -112,6 +122,32 @@ impl Staged {
         Ok(Some(bytes))
     }
 
+    /// `dir` (in the work tree) in the staged tree, checked out on the first call.
+    fn command_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let tree = self
+            .tree
+            .get_or_init(|| {
+                let repo = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+                checkout::Tree::new(&repo, &self.workdir).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| {
+                Error::msg(format!(
+                    "checking out the staged tree for the config's commands: {e}"
+                ))
+            })?;
+        let abs = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let rel = abs.strip_prefix(&self.workdir).map_err(|_| {
+            Error::msg(format!(
+                "{}: the config's directory is outside the repository {}; the hook runs the config's commands on the staged tree, so the config must be in it",
+                dir.display(),
+                self.workdir.display()
+            ))
+        })?;
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        Ok(tree.path().join(rel))
+    }
+
     fn relative(&self, path: &Path) -> Option<String> {
         let abs = crate::git::absolute(path).ok()?;
         let rel = abs.strip_prefix(&self.workdir).ok()?;
@@ -155,6 +191,28 @@ impl Snapshot {
 
     pub fn read_to_string(&self, path: &Path) -> Result<String> {
         utf8(path, self.read(path)?)
+    }
+
+    /// The directory a command of a config in `dir` runs in: `dir` itself in the work tree; in the
+    /// staged snapshot the same directory in the staged tree (the index checked out to a temporary
+    /// directory, untracked files linked from the work tree), so a command reads what is about to be
+    /// committed, as every other source does.
+    pub fn command_dir(&self, dir: &Path) -> Result<PathBuf> {
+        match self {
+            Snapshot::WorkTree => Ok(dir.to_path_buf()),
+            Snapshot::Staged(s) => s.command_dir(dir),
+        }
+    }
+
+    /// How many commands ran on the staged tree and how long checking it out took (`None` when none
+    /// ran, or in the work-tree snapshot).
+    pub fn staged_commands(&self) -> Option<(usize, Duration)> {
+        let Snapshot::Staged(s) = self else {
+            return None;
+        };
+        let n = s.commands.load(Ordering::Relaxed);
+        let took = s.tree.get()?.as_ref().ok()?.took;
+        (n > 0).then_some((n, took))
     }
 
     /// The staged bytes of a tracked file (`None` in the work-tree snapshot or for an untracked file),
