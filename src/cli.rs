@@ -120,6 +120,13 @@ pub enum Command {
     /// Git hooks: check the staged docs before a commit, or install the plain git hook (docs/hook.md).
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Scan the config's directory and write a starting `plumbline.toml` (each fact with where it was
+    /// found, or the line to add) and the docs, then run `check` (docs/init.md).
+    Init {
+        /// Replace an existing config.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a JSON Schema plumbline derives from its types.
     Schema {
         #[arg(value_enum, default_value_t = SchemaName::Contract)]
@@ -303,7 +310,36 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Prepared::open(cli, None)?.derive(path.as_deref(), out, err)
         }
         Command::Inventory { hash } => Prepared::open(cli, None)?.inventory(*hash, out),
+        Command::Init { force } => init(cli, *force, out, err),
     }
+}
+
+/// `plumbline init`: write the config, then the docs, then run `check` and say what is still missing.
+fn init(cli: &Cli, force: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let report = crate::init::write_config(&cli.config, force)?;
+    let config = crate::paths::display_path(&report.config);
+    writeln!(err, "wrote {config}:").map_err(diagnostics)?;
+    for line in &report.found {
+        writeln!(err, "  found    {line}").map_err(diagnostics)?;
+    }
+    for (file, why) in &report.skipped {
+        writeln!(err, "  skipped  {file}: {why}").map_err(diagnostics)?;
+    }
+    let run = Prepared::open(cli, None)?;
+    run.write_docs(err)?;
+    writeln!(err).map_err(diagnostics)?;
+    let (_, code) = run.check(None, out, err)?;
+    if !report.missing.is_empty() {
+        writeln!(
+            err,
+            "\nstill missing (each line says what to add to {config}):"
+        )
+        .map_err(diagnostics)?;
+        for line in &report.missing {
+            writeln!(err, "  - {line}").map_err(diagnostics)?;
+        }
+    }
+    Ok(code)
 }
 
 /// A contract derived without some of the checkpoint's required metadata says so on the diagnostics

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::finding::Location;
 use crate::paths::display_path;
 use crate::scaler::Kind;
+use crate::source::Unconfigured;
 use crate::source::{Fact, Resolver};
 
 /// Facts from the pipeline's code (and whatever else the config points at).
@@ -80,6 +81,8 @@ pub struct CheckpointFacts {
     /// The kind the checkpoint states when plumbline does not know it (`quantile`): no gate can scale
     /// a row as the pipeline does, so the model gates say so rather than scale another way.
     pub unknown_kind: Option<String>,
+    /// Fields (`heads`) the code does not declare: the checkpoint need not state them.
+    pub not_required: Vec<&'static str>,
 }
 
 impl CheckpointFact {
@@ -124,6 +127,7 @@ impl CheckpointFacts {
             kind: stated.or(code_kind).unwrap_or(Kind::Robust),
             code_kind,
             unknown_kind: text.filter(|_| stated.is_none()),
+            not_required: Vec::new(),
             feature_cols: fact("feature-cols", &keys.feature_cols),
             feature_dtypes: fact("feature-dtypes", &keys.feature_dtypes),
             input_dim: fact("input-dim", &keys.input_dim),
@@ -157,7 +161,18 @@ impl CheckpointFacts {
 
     /// Every required fact, in the documented order: the scaler's kind unless the code declares it, and
     /// the statistics of the kind.
+    /// Whether the checkpoint must state `field` (`heads`): false when the code does not declare it.
+    pub fn is_required(&self, field: &str) -> bool {
+        !self.not_required.contains(&field)
+    }
+
     pub fn required(&self) -> Vec<&CheckpointFact> {
+        let mut out = self.required_all();
+        out.retain(|f| !self.not_required.contains(&f.field));
+        out
+    }
+
+    fn required_all(&self) -> Vec<&CheckpointFact> {
         let mut out = vec![
             &self.feature_cols,
             &self.feature_dtypes,
@@ -816,20 +831,30 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
     let code = CodeFacts {
         scaler: code_scaler(&mut r, loaded)?,
         model_version: r.resolve(&cfg.model.version)?,
-        heads_version: r.resolve(&cfg.model.heads_version)?,
-        heads: r.resolve(&cfg.model.heads)?,
+        heads_version: r.resolve_or(&cfg.model.heads_version, Unconfigured::HEADS_VERSION)?,
+        heads: r.resolve_or(&cfg.model.heads, Unconfigured::HEADS)?,
         columns: r.resolve(&cfg.features.columns)?,
-        dtypes: r.resolve(&cfg.features.dtypes)?,
-        nan_policy: r.resolve(&cfg.features.nan_policy)?,
+        dtypes: r.resolve_or(&cfg.features.dtypes, Unconfigured::DTYPES)?,
+        nan_policy: r.resolve_or(&cfg.features.nan_policy, Unconfigured::NAN_POLICY)?,
         horizon: r.resolve(&cfg.targets.horizon)?,
-        thresholds: r.resolve(&cfg.targets.thresholds)?,
+        thresholds: r.resolve_or(&cfg.targets.thresholds, Unconfigured::THRESHOLDS)?,
     };
     drop(r);
-    let checkpoint = CheckpointFacts::read(
+    let mut checkpoint = CheckpointFacts::read(
         &production,
         &cfg.checkpoints.keys,
         decode_kind(&code.scaler)?,
     );
+    // What the code does not declare, the checkpoint need not state: there is nothing to compare.
+    checkpoint.not_required = [
+        (cfg.model.heads_version.is_none(), "heads-version"),
+        (cfg.model.heads.is_none(), "heads"),
+        (cfg.features.dtypes.is_none(), "feature-dtypes"),
+        (cfg.targets.thresholds.is_none(), "thresholds"),
+    ]
+    .into_iter()
+    .filter_map(|(absent, field)| absent.then_some(field))
+    .collect();
     Ok(Facts {
         features: features(&code.columns, &code.dtypes),
         heads: decode_heads(&code.heads).map_err(|e| Unusable::from_error(e, &code.heads.origin)),

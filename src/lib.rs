@@ -29,6 +29,7 @@ pub mod git;
 #[cfg(feature = "github-api")]
 pub mod github;
 pub mod hook;
+pub mod init;
 pub mod inventory;
 pub mod keypath;
 pub mod manifest;

@@ -46,9 +46,11 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Some(
             match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-                "robust" | "robust-zscore" | "median-mad" | "mad" => Kind::Robust,
-                "standard" | "zscore" | "z-score" | "mean-std" => Kind::Standard,
-                "min-max" | "minmax" => Kind::MinMax,
+                "robust" | "robust-zscore" | "robust-z" | "robust-scaler" | "robustscaler"
+                | "median-mad" | "mad" => Kind::Robust,
+                "standard" | "zscore" | "z-score" | "standard-scaler" | "standardscaler"
+                | "mean-std" => Kind::Standard,
+                "min-max" | "minmax" | "min-max-scaler" | "minmaxscaler" => Kind::MinMax,
                 "identity" | "none" => Kind::Identity,
                 _ => return None,
             },

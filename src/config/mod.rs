@@ -325,10 +325,10 @@ production = "a.pt"
         );
         assert!(matches!(
             c.features.nan_policy,
-            Source::Command {
+            Some(Source::Command {
                 timeout_secs: 30,
                 ..
-            }
+            })
         ));
         assert_eq!(c.checkpoints.keys.median, "scaler.median");
         assert_eq!(c.docs.json, "docs/PIPELINE_CONTRACT.json");

@@ -29,10 +29,14 @@ pub struct PipelineSection {
 pub struct ModelSection {
     /// Model version: bumped by every retrain that writes a new checkpoint (int or string).
     pub version: Source,
-    /// Heads version: bumped when the head map changes.
-    pub heads_version: Source,
-    /// The head map: a list of `{name, kind, size}` (or `shape`) in output order.
-    pub heads: Source,
+    /// Heads version: bumped when the head map changes. Not configured: "not stated", and the
+    /// checkpoint need not state one either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads_version: Option<Source>,
+    /// The head map: a list of `{name, kind, size}` (or `shape`) in output order. Not configured: one
+    /// regression output (`output`, size 1), and the checkpoint need not state heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Source>,
     /// Run the model with this command instead of the native engine (docs/commands.md#the-command-engine):
     /// `{inputs}` (scaled rows, one column per model input) in, `<head>.<k>` columns out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,9 +49,13 @@ pub struct FeaturesSection {
     /// The ordered feature list (a list of strings).
     pub columns: Source,
     /// Feature dtypes: one dtype string for all, a list aligned with `columns`, or a dict name → dtype.
-    pub dtypes: Source,
+    /// Not configured: float32 for every feature, and the checkpoint need not state dtypes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtypes: Option<Source>,
     /// What the pipeline does with NaN inputs (e.g. "zero-fill", "forward-fill", "drop-row", "reject").
-    pub nan_policy: Source,
+    /// Not configured: "not stated".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nan_policy: Option<Source>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -55,8 +63,9 @@ pub struct FeaturesSection {
 pub struct TargetsSection {
     /// Label horizon in bars (a non-negative int).
     pub horizon: Source,
-    /// Label thresholds: a dict name → number.
-    pub thresholds: Source,
+    /// Label thresholds: a dict name → number. Not configured: none (a regression target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Source>,
     /// How a label is computed from the prices, so that plumbline can compute reference labels and
     /// compare them with the labels builder's (label-definition, docs/gates/label-definition.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

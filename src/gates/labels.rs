@@ -128,7 +128,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     let ck_t = CheckpointFact::lookup(info, "thresholds", &keys.thresholds);
     let mut out: Vec<Finding> = [&ck_h, &ck_t]
         .into_iter()
-        .filter(|f| f.value.is_none())
+        .filter(|f| f.value.is_none() && cx.facts.checkpoint.is_required(f.field))
         .map(targets_missing)
         .collect();
     // Horizon: one value per place.

@@ -22,10 +22,11 @@ use crate::text::plural;
 pub fn identity(outcome: &Outcome) -> String {
     let mut s = format!(" · {}", outcome.pipeline);
     if let Some(c) = &outcome.contract {
-        s.push_str(&format!(
-            " · model v{} · heads v{}",
-            c.model_version, c.heads_version
-        ));
+        s.push_str(&format!(" · model v{}", c.model_version));
+        // A pipeline that does not version its heads (`model.heads-version` not configured).
+        if c.heads_version != crate::source::NOT_STATED {
+            s.push_str(&format!(" · heads v{}", c.heads_version));
+        }
     }
     if let Some(p) = outcome.profile {
         s.push_str(&format!(" · profile {p}"));

@@ -53,6 +53,48 @@ impl From<keypath::Found> for Fact {
     }
 }
 
+/// The value of a string fact the config leaves out (`model.heads-version`, `features.nan-policy`).
+pub const NOT_STATED: &str = "not stated";
+
+/// A fact the config may leave out, and what it is then: its documented default (docs/config.md).
+#[derive(Debug, Clone, Copy)]
+pub struct Unconfigured {
+    /// The config field (`model.heads`).
+    pub field: &'static str,
+    /// The default, as JSON.
+    pub value: &'static str,
+    /// What the default means, for the location's label.
+    pub means: &'static str,
+}
+
+impl Unconfigured {
+    pub const HEADS_VERSION: Unconfigured = Unconfigured {
+        field: "model.heads-version",
+        value: r#""not stated""#,
+        means: "not stated",
+    };
+    pub const HEADS: Unconfigured = Unconfigured {
+        field: "model.heads",
+        value: r#"[{"name": "output", "kind": "regression", "size": 1}]"#,
+        means: "one regression output",
+    };
+    pub const DTYPES: Unconfigured = Unconfigured {
+        field: "features.dtypes",
+        value: r#""float32""#,
+        means: "float32 for every feature",
+    };
+    pub const NAN_POLICY: Unconfigured = Unconfigured {
+        field: "features.nan-policy",
+        value: r#""not stated""#,
+        means: "not stated",
+    };
+    pub const THRESHOLDS: Unconfigured = Unconfigured {
+        field: "targets.thresholds",
+        value: "{}",
+        means: "none, a regression target",
+    };
+}
+
 /// Resolves sources, parsing each file once.
 pub struct Resolver<'a> {
     loaded: &'a Loaded,
@@ -88,6 +130,20 @@ impl<'a> Resolver<'a> {
     fn key(&mut self, rel: &str, kind: Kind, key: &str) -> Result<Fact> {
         let (display, text) = self.text(rel)?;
         keypath::find(kind, &display, text, key).map(Fact::from)
+    }
+
+    /// `source` when the config has it, else the field's default located at the config file.
+    pub fn resolve_or(&mut self, source: &Option<Source>, default: Unconfigured) -> Result<Fact> {
+        match source {
+            Some(s) => self.resolve(s),
+            None => Ok(Fact::new(
+                serde_json::from_str(default.value).expect("a default is JSON"),
+                Location::file(crate::paths::display_path(&self.loaded.path)).with_label(format!(
+                    "`{}` not configured: {}",
+                    default.field, default.means
+                )),
+            )),
+        }
     }
 
     pub fn resolve(&mut self, source: &Source) -> Result<Fact> {

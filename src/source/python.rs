@@ -354,6 +354,32 @@ impl PythonModule {
         })
     }
 
+    /// The names bound by a plain top-level `NAME = …` (or `NAME: T = …`), in source order: the
+    /// constants [`PythonModule::constant`] may read (`plumbline init` looks through them).
+    pub fn assigned_names(&self) -> Vec<String> {
+        let root = self.tree.root_node();
+        let mut c = root.walk();
+        let mut out: Vec<String> = Vec::new();
+        for stmt in root.named_children(&mut c) {
+            if stmt.kind() != "expression_statement" {
+                continue;
+            }
+            let Some(assign) = stmt.named_child(0).filter(|n| n.kind() == "assignment") else {
+                continue;
+            };
+            if let Some(left) = assign
+                .child_by_field_name("left")
+                .filter(|l| l.kind() == "identifier")
+            {
+                let name = self.text_of(left).to_owned();
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
     /// The value of a module constant, with the line of its name and, for a list or tuple, each item's line.
     pub fn constant(&self, name: &str) -> Result<Fact> {
         self.produced.set(0);

@@ -1,0 +1,383 @@
+//! `plumbline init`: a starting config for a pipeline plumbline has never seen. It scans the config's
+//! directory ([`scan`]: Python constants, YAML/TOML/JSON keys, checkpoints with their sidecars and
+//! MLflow `MLmodel`), picks the facts ([`guess`]) and writes a commented `plumbline.toml` that says for
+//! each fact where it was found, or that it was not and what that costs. It never overwrites a file
+//! without `force`. The command line then writes the docs and runs `check` (docs/init.md).
+
+mod guess;
+mod scan;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::keypath::Kind;
+use crate::paths::display_path;
+use scan::{Found, Place};
+
+/// Where the docs go unless the repository already has them elsewhere.
+pub const DOCS_JSON: &str = "docs/PIPELINE_CONTRACT.json";
+pub const DOCS_MD: &str = "docs/PIPELINE_CONTRACT.md";
+
+/// What `init` wrote and what it could not find.
+pub struct Report {
+    pub config: PathBuf,
+    /// One line per fact: `features.columns  configs/train.yaml: features`.
+    pub found: Vec<String>,
+    /// What is not configured, each with the line that would configure it.
+    pub missing: Vec<String>,
+    /// Files the scan could not parse.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// A TOML string.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// The source pointer for a found value, as an inline TOML table.
+fn source(f: &Found) -> String {
+    match &f.place {
+        Place::Python(file, name) => format!("{{ python = {}, name = {} }}", q(file), q(name)),
+        Place::Key(file, kind, key) => {
+            let k = match kind {
+                Kind::Toml => "toml",
+                Kind::Json => "json",
+                Kind::Yaml => "yaml",
+            };
+            format!("{{ {k} = {}, key = {} }}", q(file), q(key))
+        }
+    }
+}
+
+fn shown(f: &Found) -> String {
+    match &f.place {
+        Place::Python(file, name) => format!("{file}: {name}"),
+        Place::Key(file, _, key) => format!("{file}: {key}"),
+    }
+}
+
+/// Writes the config text, collecting the report's lines.
+struct Writer<'r> {
+    text: String,
+    report: &'r mut Report,
+}
+
+impl Writer<'_> {
+    /// `field = <source>` with a comment saying where it was found, or the commented line to add and
+    /// what holds meanwhile.
+    fn fact(&mut self, section: &str, field: &str, chosen: Option<&guess::Chosen>, absent: &str) {
+        let full = format!("{section}.{field}");
+        match chosen {
+            Some(c) => {
+                let mut also = String::new();
+                if !c.others.is_empty() {
+                    let others: Vec<String> = c.others.iter().map(|o| shown(o)).collect();
+                    also = format!("; also looked like it: {}", others.join(", "));
+                }
+                let _ = writeln!(self.text, "# found in {}{also}", shown(c.found));
+                let _ = writeln!(self.text, "{field} = {}", source(c.found));
+                self.report
+                    .found
+                    .push(format!("{full:<30} {}", shown(c.found)));
+            }
+            None => {
+                let _ = writeln!(self.text, "# not found: {absent}");
+                let line = format!("{field} = {{ yaml = \"<file>\", key = \"<key>\" }}");
+                let _ = writeln!(self.text, "# {line}");
+                self.report
+                    .missing
+                    .push(format!("{full}: {absent}; add under [{section}]: {line}"));
+            }
+        }
+    }
+}
+
+/// Scan the config's directory and write the config. Fails (nothing written) when the config exists
+/// and `force` is not set, or when no checkpoint plumbline can read is found.
+pub fn write_config(config: &Path, force: bool) -> Result<Report> {
+    if config.exists() && !force {
+        return Err(Error::msg(format!(
+            "{}: already exists; `plumbline init` never overwrites a file (pass --force to replace it)",
+            display_path(config)
+        )));
+    }
+    let root = match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let config_name = config
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let exclude = vec![config_name, DOCS_JSON.to_owned()];
+    let found = scan::scan(&root, &exclude);
+    let production = production(&found, &root)?;
+    let trained_on = guess::checkpoint_features(production);
+    let code = guess::code(&found, trained_on.as_deref());
+    let n = code
+        .columns
+        .as_ref()
+        .and_then(|c| guess::feature_list(&c.found.value))
+        .or(trained_on.clone())
+        .map(|l| l.len());
+    let keys = guess::checkpoint_keys(production, n);
+    let mut report = Report {
+        config: config.to_path_buf(),
+        found: Vec::new(),
+        missing: Vec::new(),
+        skipped: found.skipped.clone(),
+    };
+    if found.truncated {
+        report.skipped.push((
+            display_path(&root),
+            "the scan stopped after 20000 files; facts in the rest were not looked for".to_owned(),
+        ));
+    }
+    let name = std::fs::canonicalize(&root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "pipeline".to_owned());
+    let text = config_text(&name, &code, production, &keys, &mut report);
+    crate::paths::atomic_write(config, &text)?;
+    Ok(report)
+}
+
+/// The production checkpoint: of those plumbline reads (not ONNX), the one whose metadata states the
+/// most facts; the first path breaks ties.
+fn production<'s>(found: &'s scan::Scan, root: &Path) -> Result<&'s scan::Checkpoint> {
+    found
+        .checkpoints
+        .iter()
+        .filter(|c| c.info.is_some() && !c.rel.ends_with(".onnx"))
+        .max_by_key(|c| {
+            (
+                guess::checkpoint_keys(c, None).len(),
+                std::cmp::Reverse(c.rel.clone()),
+            )
+        })
+        .ok_or_else(|| {
+            let unreadable: Vec<String> = found
+                .checkpoints
+                .iter()
+                .filter_map(|c| c.unreadable.as_ref().map(|u| format!("{}: {u}", c.rel)))
+                .collect();
+            Error::msg(format!(
+                "{}: no checkpoint plumbline can read was found (looked for {}){}; `plumbline init` needs the production checkpoint",
+                display_path(root),
+                scan::CHECKPOINT_EXTS
+                    .iter()
+                    .map(|e| format!("*.{e}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                if unreadable.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unreadable: {}", unreadable.join("; "))
+                }
+            ))
+        })
+}
+
+/// The config file's text.
+fn config_text(
+    name: &str,
+    code: &guess::Code,
+    production: &scan::Checkpoint,
+    keys: &[(&'static str, String)],
+    report: &mut Report,
+) -> String {
+    let mut w = Writer {
+        text: String::new(),
+        report,
+    };
+    let _ = writeln!(
+        w.text,
+        "# Written by `plumbline init`: every fact is a pointer to where it lives (docs/config.md).\n# Each line says where plumbline found the fact, or that it did not and what holds meanwhile.\n\n[pipeline]\nname = {}\n\n[model]",
+        q(name)
+    );
+    let from_checkpoint = |field: &str| {
+        keys.iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, k)| format!("{{ checkpoint = \"production\", key = {} }}", q(k)))
+    };
+    required(
+        &mut w,
+        "model",
+        "version",
+        code.version.as_ref(),
+        from_checkpoint("model-version"),
+    );
+    w.fact(
+        "model",
+        "heads-version",
+        code.heads_version.as_ref(),
+        "heads version \"not stated\"",
+    );
+    w.fact(
+        "model",
+        "heads",
+        code.heads.as_ref(),
+        "one regression output (`output`, size 1)",
+    );
+    let _ = writeln!(w.text, "\n[features]");
+    required(
+        &mut w,
+        "features",
+        "columns",
+        code.columns.as_ref(),
+        from_checkpoint("feature-cols"),
+    );
+    w.fact(
+        "features",
+        "dtypes",
+        code.dtypes.as_ref(),
+        "float32 for every feature",
+    );
+    w.fact(
+        "features",
+        "nan-policy",
+        code.nan_policy.as_ref(),
+        "NaN policy \"not stated\"",
+    );
+    let _ = writeln!(w.text, "\n[targets]");
+    required(
+        &mut w,
+        "targets",
+        "horizon",
+        code.horizon.as_ref(),
+        from_checkpoint("horizon"),
+    );
+    w.fact(
+        "targets",
+        "thresholds",
+        code.thresholds.as_ref(),
+        "no thresholds (a regression target)",
+    );
+    let _ = writeln!(w.text, "\n[scaler]");
+    w.fact(
+        "scaler",
+        "kind",
+        code.scaler_kind.as_ref(),
+        "the kind the checkpoint states (or robust)",
+    );
+    w.fact(
+        "scaler",
+        "factor",
+        code.factor.as_ref(),
+        "the checkpoint's factor, else 1",
+    );
+    w.fact(
+        "scaler",
+        "epsilon",
+        code.epsilon.as_ref(),
+        "the checkpoint's epsilon, else 0",
+    );
+    w.fact(
+        "scaler",
+        "clip",
+        code.clip.as_ref(),
+        "the checkpoint's clip, else none",
+    );
+    checkpoints_text(&mut w, production, keys);
+    let _ = writeln!(
+        w.text,
+        "\n[docs]\njson = {}\nmarkdown = [{}]",
+        q(DOCS_JSON),
+        q(DOCS_MD)
+    );
+    let _ = write!(w.text, "{}", LATER);
+    w.report
+        .missing
+        .extend(LATER_MISSING.iter().map(|s| (*s).to_owned()));
+    w.text
+}
+
+/// A fact the config requires: the code's, else the checkpoint's (with the warning that costs), else
+/// a placeholder the user must fill (`check` then names the file it cannot find).
+fn required(
+    w: &mut Writer,
+    section: &str,
+    field: &str,
+    chosen: Option<&guess::Chosen>,
+    checkpoint: Option<String>,
+) {
+    if chosen.is_some() {
+        w.fact(section, field, chosen, "");
+        return;
+    }
+    let full = format!("{section}.{field}");
+    let (line, why) = match checkpoint {
+        Some(src) => (
+            format!("{field} = {src}"),
+            "not found in the code: read from the checkpoint, so the code ↔ checkpoint comparison of it means nothing (fact-from-checkpoint); point it at the code",
+        ),
+        None => (
+            format!("{field} = {{ yaml = \"<file>\", key = \"<key>\" }}"),
+            "not found anywhere: required; replace the placeholder",
+        ),
+    };
+    let _ = writeln!(w.text, "# {why}\n{line}");
+    w.report.missing.push(format!("{full}: {why}: {line}"));
+}
+
+fn checkpoints_text(
+    w: &mut Writer,
+    production: &scan::Checkpoint,
+    keys: &[(&'static str, String)],
+) {
+    let rel = &production.rel;
+    let glob = match rel.rsplit_once('/') {
+        Some((dir, file)) => format!("{dir}/*.{}", file.rsplit('.').next().unwrap_or("pt")),
+        None => format!("*.{}", rel.rsplit('.').next().unwrap_or("pt")),
+    };
+    let info = production.info.as_ref().expect("production is readable");
+    let beside: Vec<&str> = info.metadata.iter().map(|l| l.display.as_str()).collect();
+    let _ = writeln!(
+        w.text,
+        "\n[checkpoints]\n# {} ({}){}\nglobs = [{}]\nproduction = {}",
+        rel,
+        info.format.as_str(),
+        if beside.is_empty() {
+            " with no metadata beside it".to_owned()
+        } else {
+            format!(", metadata in {}", beside.join(", "))
+        },
+        q(&glob),
+        q(rel)
+    );
+    let defaults =
+        serde_json::to_value(crate::config::CheckpointKeys::default()).unwrap_or_default();
+    let differ: Vec<&(&str, String)> = keys
+        .iter()
+        .filter(|(f, k)| defaults.get(*f).and_then(|d| d.as_str()) != Some(k.as_str()))
+        .collect();
+    if !differ.is_empty() {
+        let _ = writeln!(
+            w.text,
+            "\n# Where the checkpoint's metadata keeps each fact (docs/checkpoint-metadata.md).\n[checkpoints.keys]"
+        );
+        for (f, k) in differ {
+            let _ = writeln!(w.text, "{f} = {}", q(k));
+            w.report
+                .found
+                .push(format!("{:<30} {k}", format!("checkpoints.keys.{f}")));
+        }
+    }
+}
+
+/// The sections `init` cannot find: they name the pipeline's own commands and data.
+const LATER: &str = r#"
+# Not configured yet: each runs more gates (docs/config.md, docs/commands.md).
+# [slice]          the reference rows the model gates run on: features = "<file.csv|parquet>"
+# [data]           the raw prices the builders and label-definition read: prices = "<file.csv>"
+# [builders]       the feature builders (training, backtest, live) as commands: feature-parity, leakage
+# [inference]      the backtest and live inference paths as commands: inference-parity
+# [ruleset]        the trading rules: ruleset-smoke, interpretation-parity
+"#;
+
+const LATER_MISSING: &[&str] = &[
+    "[slice]: features = \"<rows.csv>\" runs forward-contract, output-distribution and norm-stats' recompute",
+    "[builders] and [data]: the feature builders as commands run feature-parity and leakage (docs/commands.md)",
+    "[inference]: the backtest and live inference paths as commands run inference-parity",
+];
