@@ -47,10 +47,43 @@ pub fn feature_list(v: &Value) -> Option<Vec<&str>> {
         .then_some(names)
 }
 
+/// Directories whose files are outputs, tests or docs rather than the pipeline's own declarations.
+const OUTPUT_DIRS: &[&str] = &[
+    "artifacts",
+    "reports",
+    "report",
+    "output",
+    "outputs",
+    "results",
+    "docs",
+    "tests",
+    "test",
+    "data",
+    "mlruns",
+    "checkpoints",
+    "logs",
+    "runs",
+    "notebooks",
+];
+
+/// How much a file looks like where a team declares its facts: Python, YAML and TOML over JSON (often
+/// written by a run), anything over outputs, tests and docs.
+fn file_rank(file: &str) -> u32 {
+    let generated = file
+        .split('/')
+        .rev()
+        .skip(1)
+        .any(|d| OUTPUT_DIRS.contains(&d.to_ascii_lowercase().as_str()));
+    let declared = [".py", ".yaml", ".yml", ".toml"]
+        .iter()
+        .any(|e| file.ends_with(e));
+    u32::from(!generated) * 2 + u32::from(declared)
+}
+
 fn pick<'a>(found: &'a [Found], score: impl Fn(&Found) -> Option<u32>) -> Option<Chosen<'a>> {
     let mut hits: Vec<(u32, &Found)> = found
         .iter()
-        .filter_map(|f| score(f).map(|s| (s, f)))
+        .filter_map(|f| score(f).map(|s| (s * 10 + file_rank(f.file()), f)))
         .collect();
     // Highest score first; the scan's order (sorted paths, source order) breaks ties.
     hits.sort_by_key(|h| std::cmp::Reverse(h.0));
@@ -60,6 +93,23 @@ fn pick<'a>(found: &'a [Found], score: impl Fn(&Found) -> Option<u32>) -> Option
         found: first,
         others: it.take(3).collect(),
     })
+}
+
+/// A dtypes value that fits the feature list the way `features.dtypes` is read: one dtype string, a
+/// list of strings as long as the features, or a dict with a string for exactly the features.
+fn dtypes_fit(v: &Value, features: Option<&[&str]>) -> bool {
+    match v {
+        Value::String(_) => true,
+        Value::Array(a) => {
+            a.iter().all(Value::is_string) && features.is_some_and(|f| f.len() == a.len())
+        }
+        Value::Object(m) => {
+            m.values().all(Value::is_string)
+                && features
+                    .is_some_and(|f| f.len() == m.len() && f.iter().all(|n| m.contains_key(*n)))
+        }
+        _ => false,
+    }
 }
 
 fn under_scaler(f: &Found) -> bool {
@@ -81,17 +131,23 @@ pub fn checkpoint_features(ck: &Checkpoint) -> Option<Vec<&str>> {
 pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
     let found = &scan.code;
     let name_is = |f: &Found, names: &[&str]| names.contains(&f.name().as_str());
+    let columns = pick(found, |f| {
+        let list = feature_list(&f.value)?;
+        let feature = f.name().contains("feature");
+        let same = trained_on.is_some_and(|t| t == list.as_slice());
+        match (same, feature, f.name() == "columns") {
+            (true, true, _) => Some(4),
+            (true, false, _) => Some(3),
+            (false, true, _) => Some(2),
+            (false, false, true) => Some(1),
+            _ => None,
+        }
+    });
+    let names = columns.as_ref().and_then(|c| feature_list(&c.found.value));
+    let columns_ok = names.clone();
+    let columns_ok = columns_ok.as_deref();
     Code {
-        columns: pick(found, |f| {
-            let list = feature_list(&f.value)?;
-            let named = f.name().contains("feature") || f.name() == "columns";
-            let same = trained_on.is_some_and(|t| t == list.as_slice());
-            match (same, named) {
-                (true, _) => Some(3),
-                (false, true) => Some(2),
-                _ => None,
-            }
-        }),
+        columns,
         version: pick(found, |f| {
             let ok =
                 matches!(&f.value, Value::String(s) if !s.is_empty()) || f.value.as_u64().is_some();
@@ -124,7 +180,9 @@ pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
             .then_some(1)
         }),
         dtypes: pick(found, |f| {
-            (name_is(f, &["feature_dtypes", "dtypes"]) && !f.value.is_null()).then_some(1)
+            (name_is(f, &["feature_dtypes", "dtypes", "feature_types"])
+                && dtypes_fit(&f.value, columns_ok))
+            .then_some(1)
         }),
         nan_policy: pick(found, |f| {
             (name_is(f, &["nan_policy", "nan-policy"]) && f.value.is_string()).then_some(1)

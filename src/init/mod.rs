@@ -377,7 +377,7 @@ const LATER: &str = r#"
 "#;
 
 const LATER_MISSING: &[&str] = &[
-    "[slice]: features = \"<rows.csv>\" runs forward-contract, output-distribution and norm-stats' recompute",
+    "[slice]: features = \"<rows.csv>\" (reference feature rows) runs output-distribution, the norm-stats recompute and forward-contract on real rows",
     "[builders] and [data]: the feature builders as commands run feature-parity and leakage (docs/commands.md)",
     "[inference]: the backtest and live inference paths as commands run inference-parity",
 ];

@@ -21,6 +21,7 @@ mod engine;
 mod gates;
 mod github_api;
 mod hook;
+mod init;
 mod layers;
 mod legacy;
 mod limits;

@@ -1,0 +1,163 @@
+//! `plumbline init` on a pipeline written the way ordinary teams write theirs (examples/reversion: a
+//! feature list in a YAML workflow config, a bare `state_dict` written by `torch.save`, its metadata in
+//! a JSON sidecar, a robust scaler with a 1.4826 factor and a ±3 clip, one regression output), with no
+//! `plumbline.toml` and no docs: the config and docs it writes are the ones committed beside the
+//! example, byte for byte, and `check` runs every gate the pipeline's facts allow.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{plumbline, stderr, stdout};
+
+fn reversion() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/reversion")
+}
+
+/// `src` copied to `dst` without what `init` writes.
+fn copy_without_config(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "__pycache__" || name == "plumbline.toml" || name == "docs" {
+            continue;
+        }
+        let (from, to) = (entry.path(), dst.join(&name));
+        if from.is_dir() {
+            copy_without_config(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+fn ran_and_codes(report: &Value) -> (Vec<&str>, Vec<&str>) {
+    let ran = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g.get("skipped").is_none())
+        .map(|g| g["gate"].as_str().unwrap())
+        .collect();
+    let mut codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    (ran, codes)
+}
+
+#[test]
+fn init_adopts_a_pipeline_written_like_an_ordinary_teams() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    let out = plumbline(&ex, &["init"]);
+    let said = stderr(&out);
+    // The check it runs finds the pipeline's real gaps (exit 1), not missing configuration.
+    assert_eq!(out.status.code(), Some(1), "{}{said}", stdout(&out));
+    for line in [
+        "found    features.columns               configs/train.yaml: features",
+        "found    targets.horizon                configs/train.yaml: label.horizon",
+        "found    scaler.factor                  configs/train.yaml: scaler.factor",
+        "found    checkpoints.keys.input-dim     arch.n_features",
+        "docs/PIPELINE_CONTRACT.md: created",
+        "still missing (each line says what to add to plumbline.toml):",
+        "- targets.thresholds: no thresholds (a regression target); add under [targets]: thresholds = ",
+    ] {
+        assert!(said.contains(line), "{line}\n---\n{said}");
+    }
+    // What it wrote is what the example commits: deterministic, and reviewed.
+    for f in [
+        "plumbline.toml",
+        "docs/PIPELINE_CONTRACT.json",
+        "docs/PIPELINE_CONTRACT.md",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(ex.join(f)).unwrap(),
+            std::fs::read_to_string(reversion().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Every gate the facts allow runs; the ones that need the pipeline's commands or data say so.
+    let out = plumbline(&ex, &["--format", "json", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (ran, codes) = ran_and_codes(&report);
+    assert_eq!(
+        ran,
+        [
+            "checkpoint-inventory",
+            "feature-schema",
+            "norm-stats",
+            "labels",
+            "heads",
+            "forward-contract",
+            "docs-drift"
+        ]
+    );
+    // The gaps are real: the checkpoint pins no schema hash, and its `arch` is the team's own
+    // description, which the native engine cannot build (so forward-contract says it cannot run).
+    assert_eq!(
+        codes,
+        [
+            "checkpoint-fact-invalid",
+            "checkpoint-missing-fact",
+            "forward-model-unavailable"
+        ],
+        "{}",
+        stdout(&out)
+    );
+    // norm-stats compared the code's scaler (YAML) with the sidecar's: robust, factor and clip agree.
+    let norm = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "norm-stats")
+        .unwrap();
+    assert_eq!(norm["summary"], "10 features · robust");
+    // A second init never overwrites.
+    let before = std::fs::read(ex.join("plumbline.toml")).unwrap();
+    let out = plumbline(&ex, &["init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("plumbline.toml: already exists; `plumbline init` never overwrites a file (pass --force to replace it)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(ex.join("plumbline.toml")).unwrap(), before);
+}
+
+#[test]
+fn a_sidecar_scaler_that_disagrees_with_the_code_is_caught_after_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    // The training config changes its clip; the checkpoint was trained with ±3.
+    let yaml = ex.join("configs/train.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("  clip: 3.0"));
+    std::fs::write(&yaml, text.replace("  clip: 3.0", "  clip: 5.0")).unwrap();
+    let out = plumbline(&ex, &["--format", "json", "check"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, codes) = ran_and_codes(&report);
+    assert!(codes.contains(&"scaler-mismatch"), "{codes:?}");
+}
+
+#[test]
+fn init_without_a_readable_checkpoint_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("features.yaml"), "features: [a, b]\n").unwrap();
+    let out = plumbline(dir.path(), &["init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no checkpoint plumbline can read was found (looked for *.pt *.pth *.ckpt *.bin *.safetensors *.onnx *.pkl)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("plumbline.toml").exists());
+}
