@@ -161,6 +161,33 @@ impl CheckpointFacts {
 
     /// Every required fact, in the documented order: the scaler's kind unless the code declares it, and
     /// the statistics of the kind.
+    /// A checkpoint's facts as the config asks for them: read at the configured keys, and what the
+    /// code does not declare not required of it (there is nothing to compare it with).
+    pub fn configured(
+        info: &CheckpointInfo,
+        cfg: &crate::config::Config,
+        code_kind: Option<Kind>,
+    ) -> Self {
+        let mut f = CheckpointFacts::read(info, &cfg.checkpoints.keys, code_kind);
+        f.not_required = [
+            (cfg.model.heads_version.is_none(), "heads-version"),
+            (cfg.model.heads.is_none(), "heads"),
+            (cfg.features.dtypes.is_none(), "feature-dtypes"),
+            (cfg.targets.thresholds.is_none(), "thresholds"),
+        ]
+        .into_iter()
+        .filter_map(|(absent, field)| absent.then_some(field))
+        .collect();
+        // The schema hash pins the names and dtypes; a checkpoint that states its feature list (and
+        // its dtypes, when the code declares dtypes) is compared fact by fact, and the hash adds nothing.
+        if f.feature_cols.value.is_some()
+            && (cfg.features.dtypes.is_none() || f.feature_dtypes.value.is_some())
+        {
+            f.not_required.push("schema-hash");
+        }
+        f
+    }
+
     /// Whether the checkpoint must state `field` (`heads`): false when the code does not declare it.
     pub fn is_required(&self, field: &str) -> bool {
         !self.not_required.contains(&field)
@@ -840,21 +867,7 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         thresholds: r.resolve_or(&cfg.targets.thresholds, Unconfigured::THRESHOLDS)?,
     };
     drop(r);
-    let mut checkpoint = CheckpointFacts::read(
-        &production,
-        &cfg.checkpoints.keys,
-        decode_kind(&code.scaler)?,
-    );
-    // What the code does not declare, the checkpoint need not state: there is nothing to compare.
-    checkpoint.not_required = [
-        (cfg.model.heads_version.is_none(), "heads-version"),
-        (cfg.model.heads.is_none(), "heads"),
-        (cfg.features.dtypes.is_none(), "feature-dtypes"),
-        (cfg.targets.thresholds.is_none(), "thresholds"),
-    ]
-    .into_iter()
-    .filter_map(|(absent, field)| absent.then_some(field))
-    .collect();
+    let checkpoint = CheckpointFacts::configured(&production, cfg, decode_kind(&code.scaler)?);
     Ok(Facts {
         features: features(&code.columns, &code.dtypes),
         heads: decode_heads(&code.heads).map_err(|e| Unusable::from_error(e, &code.heads.origin)),

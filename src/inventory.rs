@@ -190,7 +190,7 @@ pub fn inventory(
         let file = FileRow::of(&path, same_file(&path, &production), hash)?;
         match open(loaded, &path, already_read) {
             Ok(info) => {
-                let f = CheckpointFacts::read(&info, &loaded.config.checkpoints.keys, code_kind);
+                let f = CheckpointFacts::configured(&info, &loaded.config, code_kind);
                 findings.extend(missing_facts(&file.display, &info, &f));
                 rows.push(file.read(&info, &f));
                 read_ok.push((info, model_version(&f)));

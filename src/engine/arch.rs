@@ -58,7 +58,9 @@ impl Arch {
     /// Parse the checkpoint's `arch`. Every problem is an error naming the checkpoint and the key.
     pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Result<Arch> {
         let display = display_path(&info.path);
-        let arch = info.get(&keys.arch).ok_or_else(|| {
+        let found = info.find(&keys.arch);
+        let at = found.as_ref().map(|f| f.location.clone());
+        let arch = found.map(|f| f.value).ok_or_else(|| {
             Error::at(
                 Location::file(&display).with_label(format!("checkpoint key `{}`", keys.arch)),
                 format!(
@@ -70,10 +72,23 @@ impl Arch {
         let fields = Fields {
             arch,
             key: &keys.arch,
-            display: &display,
+            at: at.unwrap_or_else(|| Location::file(&display)),
         };
         fields.mlp_type()?;
-        let input_dim = fields.positive(fields.get("input_dim")?, "input_dim")?;
+        // The width may be stated once for the whole checkpoint (`[checkpoints.keys] input-dim`).
+        let input_dim = match (arch.get("input_dim"), info.get(&keys.input_dim)) {
+            (Some(v), _) => fields.positive(v, "input_dim")?,
+            (None, Some(v)) => fields.positive(v, "input_dim")?,
+            (None, None) => {
+                return Err(fields.err(
+                    "input_dim",
+                    format!(
+                        "is missing (and the checkpoint states no `{}`, `[checkpoints.keys] input-dim`)",
+                        keys.input_dim
+                    ),
+                ));
+            }
+        };
         let hidden = fields.hidden()?;
         let activation = fields.activation()?;
         let layers = fields.layers()?;
@@ -106,14 +121,17 @@ impl Arch {
 struct Fields<'a> {
     arch: &'a Tree,
     key: &'a str,
-    display: &'a str,
+    /// Where `arch` is written (the checkpoint, or a sidecar's line).
+    at: Location,
 }
 
 impl Fields<'_> {
     /// The error for field `key`: `` `arch.key` msg ``, at the checkpoint.
     fn err(&self, key: &str, msg: String) -> Error {
         Error::at(
-            Location::file(self.display).with_label(format!("checkpoint key `{}.{key}`", self.key)),
+            self.at
+                .clone()
+                .with_label(format!("checkpoint key `{}.{key}`", self.key)),
             format!("`{}.{key}` {msg}", self.key),
         )
     }

@@ -104,7 +104,7 @@ pub const GATE: Gate = Gate {
 fn model_not_built(cx: &Context, message: &str) -> Finding {
     Finding::new(&MODEL_UNAVAILABLE, message)
         .at(cx.production_location())
-        .help("the checkpoint's `arch` (in it, or in a sidecar beside it) must describe the model and name every layer's weights (docs/checkpoint-metadata.md#metadata-beside-the-checkpoint)")
+        .help("the checkpoint's `arch` (in it, or in a sidecar beside it) must describe the model and name every layer's weights (docs/checkpoint-metadata.md#the-arch-format)")
 }
 
 /// The model failed to run on its inputs.

@@ -212,6 +212,9 @@ pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
     }
 }
 
+/// A rule that says whether a value is a fact.
+type Rule<'a> = Box<dyn Fn(&Found) -> bool + 'a>;
+
 /// The `[checkpoints.keys]` entries a checkpoint's metadata needs: (config field, key path) for each
 /// fact found under another key than the default, and the fields found under the default key.
 pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'static str, String)> {
@@ -232,7 +235,7 @@ pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'sta
     let stat = |names: &'static [&'static str]| {
         move |f: &Found| under_scaler(f) && named(f, names) && numbers_of_len(f)
     };
-    let rules: Vec<(&'static str, Box<dyn Fn(&Found) -> bool + '_>)> = vec![
+    let rules: Vec<(&'static str, Rule<'_>)> = vec![
         (
             "feature-cols",
             Box::new(|f: &Found| {

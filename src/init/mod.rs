@@ -79,7 +79,7 @@ impl Writer<'_> {
                 let _ = writeln!(self.text, "{field} = {}", source(c.found));
                 self.report
                     .found
-                    .push(format!("{full:<30} {}", shown(c.found)));
+                    .push(format!("{full:<34} {}", shown(c.found)));
             }
             None => {
                 let _ = writeln!(self.text, "# not found: {absent}");
@@ -361,7 +361,7 @@ fn checkpoints_text(
             let _ = writeln!(w.text, "{f} = {}", q(k));
             w.report
                 .found
-                .push(format!("{:<30} {k}", format!("checkpoints.keys.{f}")));
+                .push(format!("{:<34} {k}", format!("checkpoints.keys.{f}")));
         }
     }
 }
@@ -377,7 +377,7 @@ const LATER: &str = r#"
 "#;
 
 const LATER_MISSING: &[&str] = &[
-    "[slice]: features = \"<rows.csv>\" (reference feature rows) runs output-distribution, the norm-stats recompute and forward-contract on real rows",
+    "[slice]: features = \"<rows.csv>\" (reference feature rows) runs output-distribution and forward-contract on real rows; with it, [gates.norm-stats] recompute = true recomputes the scaler's statistics (without it a wrong but positive MAD passes)",
     "[builders] and [data]: the feature builders as commands run feature-parity and leakage (docs/commands.md)",
     "[inference]: the backtest and live inference paths as commands run inference-parity",
 ];

@@ -60,10 +60,10 @@ fn init_adopts_a_pipeline_written_like_an_ordinary_teams() {
     // The check it runs finds the pipeline's real gaps (exit 1), not missing configuration.
     assert_eq!(out.status.code(), Some(1), "{}{said}", stdout(&out));
     for line in [
-        "found    features.columns               configs/train.yaml: features",
-        "found    targets.horizon                configs/train.yaml: label.horizon",
-        "found    scaler.factor                  configs/train.yaml: scaler.factor",
-        "found    checkpoints.keys.input-dim     arch.n_features",
+        "found    features.columns                   configs/train.yaml: features",
+        "found    targets.horizon                    configs/train.yaml: label.horizon",
+        "found    scaler.factor                      configs/train.yaml: scaler.factor",
+        "found    checkpoints.keys.input-dim         arch.n_features",
         "docs/PIPELINE_CONTRACT.md: created",
         "still missing (each line says what to add to plumbline.toml):",
         "- targets.thresholds: no thresholds (a regression target); add under [targets]: thresholds = ",
@@ -99,15 +99,12 @@ fn init_adopts_a_pipeline_written_like_an_ordinary_teams() {
             "docs-drift"
         ]
     );
-    // The gaps are real: the checkpoint pins no schema hash, and its `arch` is the team's own
-    // description, which the native engine cannot build (so forward-contract says it cannot run).
+    // The gap is real: the sidecar's `arch` is the team's own description, which the native engine
+    // cannot build from, so forward-contract says it cannot run the model. Nothing else is missing:
+    // the sidecar states the feature list, so no schema hash is asked for.
     assert_eq!(
         codes,
-        [
-            "checkpoint-fact-invalid",
-            "checkpoint-missing-fact",
-            "forward-model-unavailable"
-        ],
+        ["checkpoint-fact-invalid", "forward-model-unavailable"],
         "{}",
         stdout(&out)
     );
