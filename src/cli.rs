@@ -113,6 +113,10 @@ pub enum Command {
         /// Also hash every file (reads all bytes).
         #[arg(long)]
         hash: bool,
+        /// Also list each checkpoint's tensors (state-dict names, dtypes, shapes): the names `arch`
+        /// maps layers to.
+        #[arg(long)]
+        tensors: bool,
     },
     /// Run the checks as a GitHub Actions step: annotations, job summary, step outputs, and (with a
     /// token) a check run and a sticky pull-request comment (docs/ci.md).
@@ -309,7 +313,9 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Derive { out: path } => {
             Prepared::open(cli, None)?.derive(path.as_deref(), out, err)
         }
-        Command::Inventory { hash } => Prepared::open(cli, None)?.inventory(*hash, out),
+        Command::Inventory { hash, tensors } => {
+            Prepared::open(cli, None)?.inventory(*hash, *tensors, out)
+        }
         Command::Init { force } => init(cli, *force, out, err),
     }
 }
@@ -548,7 +554,7 @@ impl Prepared {
     }
 
     /// `inventory`: every checkpoint as a table, human or JSON, on standard output.
-    fn inventory(&self, hash: bool, out: &mut dyn Write) -> Result<u8> {
+    fn inventory(&self, hash: bool, tensors: bool, out: &mut dyn Write) -> Result<u8> {
         let (rows, findings) = inventory::inventory(&self.loaded, hash, None)?;
         let failed = findings.iter().any(|f| f.severity >= self.fail_on);
         let format = match self.destinations.as_slice() {
@@ -560,10 +566,25 @@ impl Prepared {
             }
         };
         let safe_globals = &self.loaded.config.checkpoints.safe_globals;
-        let text = match format {
+        let mut text = match format {
+            Format::Json if tensors => {
+                return Err(Error::msg(
+                    "`inventory --tensors` lists tensors for people; leave out --format json",
+                ));
+            }
             Format::Json => crate::render::inventory::json(&rows, &findings, safe_globals),
             _ => crate::render::inventory::human(&rows, &findings, safe_globals),
         };
+        if tensors {
+            for row in rows.iter().filter(|r| r.format.is_some()) {
+                let info = self
+                    .loaded
+                    .open_checkpoint(std::path::Path::new(&row.path))?;
+                let table =
+                    inventory::tensor_table(&info, &self.loaded.config.checkpoints.keys.state_dict);
+                text.push_str(&crate::render::inventory::tensors(&row.path, &table));
+            }
+        }
         emit(out, text.as_bytes())?;
         Ok(u8::from(failed))
     }

@@ -370,7 +370,7 @@ fn short(h: &str) -> String {
 }
 
 /// Tensor names (without the state-dict prefix), dtypes and shapes, sorted.
-fn tensor_table(
+pub fn tensor_table(
     info: &checkpoint::CheckpointInfo,
     state_dict: &str,
 ) -> Vec<(String, String, Vec<u64>)> {

@@ -8,6 +8,9 @@
 //! them when it runs. Two checkpoints claiming the same model version must hold the same model: files of
 //! one format are compared by whole-file sha256 (the only place inventory hashes whole files), a torch
 //! archive and a safetensors twin by their tensor tables (names, dtypes, shapes) and feature metadata.
+//! The production checkpoint's model version must be the code's (`checkpoint-version-mismatch`): a
+//! version bumped in the code without the checkpoint, or the other way round, means the code describes
+//! a model that is not the one deployed.
 //!
 //! **Why is this bad?** An unreadable checkpoint fails at the worst moment (the live process loading it),
 //! and a pickle that names `os.system` runs that call for whoever loads it with plain `torch.load`.
@@ -17,11 +20,35 @@
 
 use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
+use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::inventory::{
     CHECKPOINT_AMBIGUOUS, CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, MISSING_FACT,
     PRODUCTION_UNLISTED, VERSION_CONFLICT, inventory,
 };
 use crate::paths::display_path;
+
+pub const VERSION_MISMATCH: Code = Code {
+    id: "checkpoint-version-mismatch",
+    gate: "checkpoint-inventory",
+    contract: ContractKind::Checkpoint,
+    severity: Severity::Error,
+    summary: "the production checkpoint states another model version than the code",
+};
+
+/// The production checkpoint states model version `stated`; the code says `code`.
+fn version_mismatch(cx: &Context, stated: &str, code: &str) -> Finding {
+    let ck = &cx.facts.checkpoint.model_version;
+    Finding::new(
+        &VERSION_MISMATCH,
+        format!(
+            "{} is model version {stated}, the code says {code}: the production checkpoint is not the model the code describes",
+            display_path(&cx.facts.production.path)
+        ),
+    )
+    .at(ck.location.clone())
+    .related(cx.facts.code.model_version.origin.clone())
+    .help("point `checkpoints.production` at the checkpoint trained as this version, or put the code's version back")
+}
 
 pub const GATE: Gate = Gate {
     id: Id::CheckpointInventory,
@@ -35,6 +62,7 @@ pub const GATE: Gate = Gate {
         PRODUCTION_UNLISTED,
         MISSING_FACT,
         VERSION_CONFLICT,
+        VERSION_MISMATCH,
     ],
     needs: Needs::NOTHING,
     parts: Parts::Whole,
@@ -50,6 +78,19 @@ pub fn run(cx: &Context) -> Result<Report> {
         findings.retain(|f| {
             f.code != MISSING_FACT.id || f.location.as_ref().is_none_or(|l| l.path != production)
         });
+    }
+    // The production checkpoint is the model the code describes: the versions agree.
+    if let (Some(stated), Ok(code)) = (
+        cx.facts
+            .checkpoint
+            .model_version
+            .value
+            .as_ref()
+            .and_then(crate::facts::version),
+        &cx.facts.model_version,
+    ) && stated != *code
+    {
+        findings.push(version_mismatch(cx, &stated, code));
     }
     let n = rows.len();
     Ok(Report {

@@ -289,7 +289,11 @@ fn probes(
         NanPolicy::Other(p) => notes.push(
             Finding::new(
                 &NAN_PROBE_SKIPPED,
-                format!("NaN policy `{p}` is applied before the model sees a row, so no NaN row is probed"),
+                if p == crate::source::NOT_STATED {
+                    "the NaN policy is not stated (`features.nan-policy`), so no NaN row is probed".to_owned()
+                } else {
+                    format!("NaN policy `{p}` is applied before the model sees a row, so no NaN row is probed")
+                },
             )
             .at(cx.facts.code.nan_policy.origin.clone()),
         ),

@@ -129,3 +129,18 @@ fn human_size(n: u64) -> String {
         n => format!("{n} B"),
     }
 }
+
+/// One checkpoint's tensors (`inventory --tensors`): name, dtype and shape per line, the names as a
+/// state dict keys them (what `arch.layers` and `arch.heads` name, without `.weight`/`.bias`).
+pub fn tensors(path: &str, table: &[(String, String, Vec<u64>)]) -> String {
+    let width = table.iter().map(|t| t.0.len()).max().unwrap_or(0);
+    let mut s = format!("\n{path}: {}\n", crate::text::plural(table.len(), "tensor"));
+    for (name, dtype, shape) in table {
+        let shape: Vec<String> = shape.iter().map(u64::to_string).collect();
+        s.push_str(&format!(
+            "  {name:<width$}  {dtype:<8}  [{}]\n",
+            shape.join(", ")
+        ));
+    }
+    s
+}

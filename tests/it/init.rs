@@ -158,3 +158,71 @@ fn init_without_a_readable_checkpoint_writes_nothing() {
     );
     assert!(!dir.path().join("plumbline.toml").exists());
 }
+
+#[test]
+fn a_version_bumped_in_the_code_but_not_the_checkpoint_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    let yaml = ex.join("configs/train.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("  version: \"0.4.0\""));
+    std::fs::write(
+        &yaml,
+        text.replace("  version: \"0.4.0\"", "  version: \"0.5.0\""),
+    )
+    .unwrap();
+    // The docs follow the code; the checkpoint does not.
+    assert_eq!(plumbline(&ex, &["docs", "--write"]).status.code(), Some(0));
+    let out = plumbline(&ex, &["gate", "checkpoint-inventory"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(
+        said.contains("error[checkpoint-version-mismatch]: artifacts/model.pt is model version 0.4.0, the code says 0.5.0")
+            && said.contains("--> artifacts/model.json:3")
+            && said.contains("::: configs/train.yaml:41"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_tensor_names_arch_needs_are_listed() {
+    let out = plumbline(&reversion(), &["inventory", "--tensors"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("artifacts/model.pt: 6 tensors\n  net.0.bias    float32   [32]\n  net.0.weight  float32   [32, 10]\n"),
+        "{said}"
+    );
+}
+
+/// With the team's `arch` completed in the sidecar by the two keys plumbline's format adds (the layers
+/// and the head, named as `inventory --tensors` lists them; the width is the sidecar's own
+/// `n_features`), forward-contract runs the bare state dict natively.
+#[cfg(feature = "native")]
+#[test]
+fn two_sidecar_keys_let_the_native_engine_run_the_bare_state_dict() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    let sidecar = ex.join("artifacts/model.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    meta["arch"]["layers"] = serde_json::json!(["net.0", "net.3"]);
+    meta["arch"]["heads"] = serde_json::json!([{"name": "output", "layer": "net.6"}]);
+    std::fs::write(&sidecar, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    let out = plumbline(&ex, &["--format", "json", "check"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (ran, codes) = ran_and_codes(&report);
+    assert!(ran.contains(&"forward-contract"));
+    // Only the note that the NaN policy, not stated, leaves nothing to probe with NaN.
+    assert_eq!(codes, ["forward-nan-probe-skipped"], "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "the NaN policy is not stated (`features.nan-policy`), so no NaN row is probed"
+        )
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
