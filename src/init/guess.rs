@@ -187,6 +187,14 @@ pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
         nan_policy: pick(found, |f| {
             (name_is(f, &["nan_policy", "nan-policy"]) && f.value.is_string()).then_some(1)
         }),
+        ..scaler(found)
+    }
+}
+
+/// The code's scaler settings: under a key whose parent names a scaler or a normalisation.
+fn scaler(found: &[Found]) -> Code<'_> {
+    let name_is = |f: &Found, names: &[&str]| names.contains(&f.name().as_str());
+    Code {
         scaler_kind: pick(found, |f| {
             let s = f.value.as_str()?;
             (under_scaler(f)
@@ -209,43 +217,37 @@ pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
                 && (f.value.is_number() || f.value.is_array()))
             .then_some(1)
         }),
+        ..Code::default()
     }
 }
 
 /// A rule that says whether a value is a fact.
 type Rule<'a> = Box<dyn Fn(&Found) -> bool + 'a>;
 
-/// The `[checkpoints.keys]` entries a checkpoint's metadata needs: (config field, key path) for each
-/// fact found under another key than the default, and the fields found under the default key.
-pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'static str, String)> {
-    let v = &ck.values;
-    let key = |f: &Found| match &f.place {
-        super::scan::Place::Key(_, _, k) => k.clone(),
-        super::scan::Place::Python(_, n) => n.clone(),
-    };
-    let numbers_of_len = |f: &Found| {
+/// The rules that find each `[checkpoints.keys]` fact in a checkpoint's values.
+fn key_rules(n_features: Option<usize>) -> Vec<(&'static str, Rule<'static>)> {
+    let numbers_of_len = move |f: &Found| {
         f.value.as_array().is_some_and(|a| {
             !a.is_empty()
                 && a.iter().all(Value::is_number)
                 && n_features.is_none_or(|n| a.len() == n)
         })
     };
-    let first = |rule: &dyn Fn(&Found) -> bool| v.iter().find(|f| rule(f)).map(key);
     let named = |f: &Found, names: &[&str]| names.contains(&f.name().as_str());
     let stat = |names: &'static [&'static str]| {
         move |f: &Found| under_scaler(f) && named(f, names) && numbers_of_len(f)
     };
-    let rules: Vec<(&'static str, Rule<'_>)> = vec![
+    vec![
         (
             "feature-cols",
-            Box::new(|f: &Found| {
+            Box::new(move |f: &Found| {
                 (f.name().contains("feature") || f.name() == "columns")
                     && feature_list(&f.value).is_some()
             }),
         ),
         (
             "input-dim",
-            Box::new(|f: &Found| {
+            Box::new(move |f: &Found| {
                 named(
                     f,
                     &[
@@ -269,7 +271,7 @@ pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'sta
         ("max", Box::new(stat(&["max", "data_max", "data_max_"]))),
         (
             "scaler-kind",
-            Box::new(|f: &Found| {
+            Box::new(move |f: &Found| {
                 under_scaler(f)
                     && named(f, &["kind", "method", "type", "name"])
                     && f.value.as_str().is_some_and(|s| Kind::parse(s).is_some())
@@ -277,21 +279,23 @@ pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'sta
         ),
         (
             "scaler-factor",
-            Box::new(|f: &Found| {
+            Box::new(move |f: &Found| {
                 under_scaler(f) && named(f, &["factor", "consistency", "mad_factor"])
             }),
         ),
         (
             "scaler-epsilon",
-            Box::new(|f: &Found| under_scaler(f) && named(f, &["eps", "epsilon"])),
+            Box::new(move |f: &Found| under_scaler(f) && named(f, &["eps", "epsilon"])),
         ),
         (
             "scaler-clip",
-            Box::new(|f: &Found| under_scaler(f) && named(f, &["clip", "clip_value", "clamp"])),
+            Box::new(move |f: &Found| {
+                under_scaler(f) && named(f, &["clip", "clip_value", "clamp"])
+            }),
         ),
         (
             "model-version",
-            Box::new(|f: &Found| {
+            Box::new(move |f: &Found| {
                 let p = f.path();
                 (p == "model_version" || p == "model.version" || p == "version")
                     && (f.value.is_string() || f.value.is_u64())
@@ -299,9 +303,28 @@ pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'sta
         ),
         (
             "horizon",
-            Box::new(|f: &Found| f.name().contains("horizon") && f.value.as_u64().is_some()),
+            Box::new(move |f: &Found| f.name().contains("horizon") && f.value.as_u64().is_some()),
         ),
-    ];
+    ]
+}
+
+/// The `[checkpoints.keys]` entries a checkpoint's metadata needs: (config field, key path) for each
+/// fact found under another key than the default, and the fields found under the default key.
+pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'static str, String)> {
+    let v = &ck.values;
+    let key = |f: &Found| match &f.place {
+        super::scan::Place::Key(_, _, k) => k.clone(),
+        super::scan::Place::Python(_, n) => n.clone(),
+    };
+    // The shortest key path that matches: a Lightning checkpoint's `hyper_parameters.feature_cols` is
+    // also its metadata layer's `feature_cols`, which the default key already reaches.
+    let first = |rule: &dyn Fn(&Found) -> bool| {
+        v.iter()
+            .filter(|f| rule(f))
+            .map(key)
+            .min_by_key(|k| k.matches('.').count())
+    };
+    let rules = key_rules(n_features);
     rules
         .iter()
         .filter_map(|(field, rule)| first(rule.as_ref()).map(|k| (*field, k)))

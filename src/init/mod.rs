@@ -4,6 +4,7 @@
 //! each fact where it was found, or that it was not and what that costs. It never overwrites a file
 //! without `force`. The command line then writes the docs and runs `check` (docs/init.md).
 
+mod arch;
 mod guess;
 mod scan;
 
@@ -121,7 +122,13 @@ pub fn write_config(config: &Path, force: bool) -> Result<Report> {
         .and_then(|c| guess::feature_list(&c.found.value))
         .or(trained_on.clone())
         .map(|l| l.len());
-    let keys = guess::checkpoint_keys(production, n);
+    let mut keys = guess::checkpoint_keys(production, n);
+    if let Some(info) = &production.info {
+        let default = crate::config::CheckpointKeys::default().state_dict;
+        if let Some(k) = arch::state_dict_key(info, &default) {
+            keys.push(("state-dict", k));
+        }
+    }
     let mut report = Report {
         config: config.to_path_buf(),
         found: Vec::new(),
@@ -139,8 +146,44 @@ pub fn write_config(config: &Path, force: bool) -> Result<Report> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "pipeline".to_owned());
     let text = config_text(&name, &code, production, &keys, &mut report);
+    // The one gap that stops a gate comes first.
+    if let Some(line) = n.and_then(|n| arch_line(production, n as u64)) {
+        report.missing.insert(0, line);
+    }
     crate::paths::atomic_write(config, &text)?;
     Ok(report)
+}
+
+/// When the production checkpoint's `arch` is not one the native engine builds (a bare state dict, or
+/// a team's own description), the keys to add beside it, read off its tensors.
+fn arch_line(production: &scan::Checkpoint, n: u64) -> Option<String> {
+    let info = production.info.as_ref()?;
+    let keys = crate::config::CheckpointKeys::default();
+    if crate::engine::arch::Arch::read(info, &keys).is_ok() {
+        return None;
+    }
+    let chain = arch::chain(info, &keys.state_dict, n)?;
+    let sidecar = info
+        .metadata
+        .iter()
+        .find(|l| l.what == "sidecar")
+        .map_or_else(
+            || {
+                let stem = Path::new(&production.rel).with_extension("json");
+                display_path(&stem)
+            },
+            |l| l.display.clone(),
+        );
+    let layers: Vec<String> = chain.layers.iter().map(|l| format!("\"{l}\"")).collect();
+    let widths: Vec<String> = chain.widths.iter().map(u64::to_string).collect();
+    Some(format!(
+        "arch: the native engine (forward-contract) needs the layers by their state-dict names; read off the tensors ({} Linear layers, widths {}), add to `arch` in {sidecar}: \"type\": \"mlp\", \"layers\": [{}], \"heads\": [{{\"name\": \"output\", \"layer\": \"{}\"}}], \"hidden\": [{}], \"activation\": the one between the layers (relu, tanh, …: tensors cannot show it)",
+        chain.widths.len() - 1,
+        widths.join(" → "),
+        layers.join(", "),
+        chain.head,
+        widths[1..widths.len() - 1].join(", "),
+    ))
 }
 
 /// The production checkpoint: of those plumbline reads (not ONNX), the one whose metadata states the
@@ -179,6 +222,100 @@ fn production<'s>(found: &'s scan::Scan, root: &Path) -> Result<&'s scan::Checkp
         })
 }
 
+/// How a fact the code does not have is written: required ones fall back to the checkpoint's key (the
+/// `[checkpoints.keys]` field named here), optional ones say their default.
+enum Absent {
+    FromCheckpoint(&'static str),
+    Default(&'static str),
+}
+
+/// Every fact of the code in the order the config lists them: (section, field, where it was found,
+/// what holds when it was not).
+type FactRow<'c> = (
+    &'static str,
+    &'static str,
+    Option<&'c guess::Chosen<'c>>,
+    Absent,
+);
+
+fn fact_table<'c>(code: &'c guess::Code<'c>) -> [FactRow<'c>; 12] {
+    use Absent::{Default, FromCheckpoint};
+    [
+        (
+            "model",
+            "version",
+            code.version.as_ref(),
+            FromCheckpoint("model-version"),
+        ),
+        (
+            "model",
+            "heads-version",
+            code.heads_version.as_ref(),
+            Default("heads version \"not stated\""),
+        ),
+        (
+            "model",
+            "heads",
+            code.heads.as_ref(),
+            Default("one regression output (`output`, size 1)"),
+        ),
+        (
+            "features",
+            "columns",
+            code.columns.as_ref(),
+            FromCheckpoint("feature-cols"),
+        ),
+        (
+            "features",
+            "dtypes",
+            code.dtypes.as_ref(),
+            Default("float32 for every feature"),
+        ),
+        (
+            "features",
+            "nan-policy",
+            code.nan_policy.as_ref(),
+            Default("NaN policy \"not stated\""),
+        ),
+        (
+            "targets",
+            "horizon",
+            code.horizon.as_ref(),
+            FromCheckpoint("horizon"),
+        ),
+        (
+            "targets",
+            "thresholds",
+            code.thresholds.as_ref(),
+            Default("no thresholds (a regression target)"),
+        ),
+        (
+            "scaler",
+            "kind",
+            code.scaler_kind.as_ref(),
+            Default("the kind the checkpoint states (or robust)"),
+        ),
+        (
+            "scaler",
+            "factor",
+            code.factor.as_ref(),
+            Default("the checkpoint's factor, else 1"),
+        ),
+        (
+            "scaler",
+            "epsilon",
+            code.epsilon.as_ref(),
+            Default("the checkpoint's epsilon, else 0"),
+        ),
+        (
+            "scaler",
+            "clip",
+            code.clip.as_ref(),
+            Default("the checkpoint's clip, else none"),
+        ),
+    ]
+}
+
 /// The config file's text.
 fn config_text(
     name: &str,
@@ -193,7 +330,7 @@ fn config_text(
     };
     let _ = writeln!(
         w.text,
-        "# Written by `plumbline init`: every fact is a pointer to where it lives (docs/config.md).\n# Each line says where plumbline found the fact, or that it did not and what holds meanwhile.\n\n[pipeline]\nname = {}\n\n[model]",
+        "# Written by `plumbline init`: every fact is a pointer to where it lives (docs/config.md).\n# Each line says where plumbline found the fact, or that it did not and what holds meanwhile.\n\n[pipeline]\nname = {}",
         q(name)
     );
     let from_checkpoint = |field: &str| {
@@ -201,84 +338,19 @@ fn config_text(
             .find(|(f, _)| *f == field)
             .map(|(_, k)| format!("{{ checkpoint = \"production\", key = {} }}", q(k)))
     };
-    required(
-        &mut w,
-        "model",
-        "version",
-        code.version.as_ref(),
-        from_checkpoint("model-version"),
-    );
-    w.fact(
-        "model",
-        "heads-version",
-        code.heads_version.as_ref(),
-        "heads version \"not stated\"",
-    );
-    w.fact(
-        "model",
-        "heads",
-        code.heads.as_ref(),
-        "one regression output (`output`, size 1)",
-    );
-    let _ = writeln!(w.text, "\n[features]");
-    required(
-        &mut w,
-        "features",
-        "columns",
-        code.columns.as_ref(),
-        from_checkpoint("feature-cols"),
-    );
-    w.fact(
-        "features",
-        "dtypes",
-        code.dtypes.as_ref(),
-        "float32 for every feature",
-    );
-    w.fact(
-        "features",
-        "nan-policy",
-        code.nan_policy.as_ref(),
-        "NaN policy \"not stated\"",
-    );
-    let _ = writeln!(w.text, "\n[targets]");
-    required(
-        &mut w,
-        "targets",
-        "horizon",
-        code.horizon.as_ref(),
-        from_checkpoint("horizon"),
-    );
-    w.fact(
-        "targets",
-        "thresholds",
-        code.thresholds.as_ref(),
-        "no thresholds (a regression target)",
-    );
-    let _ = writeln!(w.text, "\n[scaler]");
-    w.fact(
-        "scaler",
-        "kind",
-        code.scaler_kind.as_ref(),
-        "the kind the checkpoint states (or robust)",
-    );
-    w.fact(
-        "scaler",
-        "factor",
-        code.factor.as_ref(),
-        "the checkpoint's factor, else 1",
-    );
-    w.fact(
-        "scaler",
-        "epsilon",
-        code.epsilon.as_ref(),
-        "the checkpoint's epsilon, else 0",
-    );
-    w.fact(
-        "scaler",
-        "clip",
-        code.clip.as_ref(),
-        "the checkpoint's clip, else none",
-    );
+    use Absent::{Default, FromCheckpoint};
+    let facts = fact_table(code);
+    let mut section = "";
+    for (sec, field, chosen, absent) in &facts {
+        if *sec != section {
+            section = sec;
+            let _ = writeln!(w.text, "\n[{sec}]");
+        }
+        match absent {
+            FromCheckpoint(key) => required(&mut w, sec, field, *chosen, from_checkpoint(key)),
+            Default(means) => w.fact(sec, field, *chosen, means),
+        }
+    }
     checkpoints_text(&mut w, production, keys);
     let _ = writeln!(
         w.text,
@@ -286,7 +358,7 @@ fn config_text(
         q(DOCS_JSON),
         q(DOCS_MD)
     );
-    let _ = write!(w.text, "{}", LATER);
+    let _ = write!(w.text, "{LATER}");
     w.report
         .missing
         .extend(LATER_MISSING.iter().map(|s| (*s).to_owned()));
