@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{plumbline, stderr, stdout};
+use crate::util::{plumbline, replace_in, stderr, stdout};
 
 fn reversion() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/reversion")
@@ -30,6 +30,15 @@ fn copy_without_config(src: &Path, dst: &Path) {
             std::fs::copy(&from, &to).unwrap();
         }
     }
+}
+
+/// A copy of the example without its config and docs, after `init` (exit 1: the sidecar's `arch`).
+fn adopted() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    (dir, ex)
 }
 
 fn ran_and_codes(report: &Value) -> (Vec<&str>, Vec<&str>) {
@@ -129,15 +138,9 @@ fn init_adopts_a_pipeline_written_like_an_ordinary_teams() {
 
 #[test]
 fn a_sidecar_scaler_that_disagrees_with_the_code_is_caught_after_init() {
-    let dir = tempfile::tempdir().unwrap();
-    let ex = dir.path().join("reversion");
-    copy_without_config(&reversion(), &ex);
-    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    let (_dir, ex) = adopted();
     // The training config changes its clip; the checkpoint was trained with ±3.
-    let yaml = ex.join("configs/train.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    assert!(text.contains("  clip: 3.0"));
-    std::fs::write(&yaml, text.replace("  clip: 3.0", "  clip: 5.0")).unwrap();
+    replace_in(&ex.join("configs/train.yaml"), "  clip: 3.0", "  clip: 5.0");
     let out = plumbline(&ex, &["--format", "json", "check"]);
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let (_, codes) = ran_and_codes(&report);
@@ -160,18 +163,12 @@ fn init_without_a_readable_checkpoint_writes_nothing() {
 
 #[test]
 fn a_version_bumped_in_the_code_but_not_the_checkpoint_is_caught() {
-    let dir = tempfile::tempdir().unwrap();
-    let ex = dir.path().join("reversion");
-    copy_without_config(&reversion(), &ex);
-    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
-    let yaml = ex.join("configs/train.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    assert!(text.contains("  version: \"0.4.0\""));
-    std::fs::write(
-        &yaml,
-        text.replace("  version: \"0.4.0\"", "  version: \"0.5.0\""),
-    )
-    .unwrap();
+    let (_dir, ex) = adopted();
+    replace_in(
+        &ex.join("configs/train.yaml"),
+        "  version: \"0.4.0\"",
+        "  version: \"0.5.0\"",
+    );
     // The docs follow the code; the checkpoint does not.
     assert_eq!(plumbline(&ex, &["docs", "--write"]).status.code(), Some(0));
     let out = plumbline(&ex, &["gate", "checkpoint-inventory"]);
@@ -202,10 +199,7 @@ fn the_tensor_names_arch_needs_are_listed() {
 #[cfg(feature = "native")]
 #[test]
 fn two_sidecar_keys_let_the_native_engine_run_the_bare_state_dict() {
-    let dir = tempfile::tempdir().unwrap();
-    let ex = dir.path().join("reversion");
-    copy_without_config(&reversion(), &ex);
-    assert_eq!(plumbline(&ex, &["init"]).status.code(), Some(1));
+    let (_dir, ex) = adopted();
     let sidecar = ex.join("artifacts/model.json");
     let mut meta: Value =
         serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
