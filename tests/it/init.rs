@@ -289,3 +289,26 @@ fn init_reads_each_checkpoint_layout_without_a_hand_written_line() {
         assert!(codes.is_empty(), "{layout}: {codes:?}");
     }
 }
+
+#[test]
+fn a_docs_file_the_team_already_has_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("reversion");
+    copy_without_config(&reversion(), &ex);
+    std::fs::create_dir_all(ex.join("docs")).unwrap();
+    let theirs = "# Our pipeline\n\nHand-written, no markers.\n";
+    std::fs::write(ex.join("docs/PIPELINE_CONTRACT.md"), theirs).unwrap();
+    let out = plumbline(&ex, &["init"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the docs were not written: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ex.join("docs/PIPELINE_CONTRACT.md")).unwrap(),
+        theirs
+    );
+    // The config is written, and check says what the docs lack.
+    assert!(stdout(&out).contains("docs-markers"), "{}", stdout(&out));
+}
