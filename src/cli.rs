@@ -559,7 +559,8 @@ impl Prepared {
 
     /// `inventory`: every checkpoint as a table, human or JSON, on standard output.
     fn inventory(&self, hash: bool, tensors: bool, out: &mut dyn Write) -> Result<u8> {
-        let (rows, findings) = inventory::inventory(&self.loaded, hash, None)?;
+        let (rows, findings) =
+            inventory::inventory(&self.loaded, hash, None, inventory::Covered::default())?;
         let failed = findings.iter().any(|f| f.severity >= self.fail_on);
         let format = match self.destinations.as_slice() {
             [(f @ (Format::Human | Format::Json), None)] => *f,
@@ -585,7 +586,7 @@ impl Prepared {
                     .loaded
                     .open_checkpoint(std::path::Path::new(&row.path))?;
                 let table =
-                    inventory::tensor_table(&info, &self.loaded.config.checkpoints.keys.state_dict);
+                    info.state_dict_tensors(&self.loaded.config.checkpoints.keys.state_dict);
                 text.push_str(&crate::render::inventory::tensors(&row.path, &table));
             }
         }

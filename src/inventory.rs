@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::globs::same_file;
 use crate::checkpoint::{self, Format};
-use crate::config::Loaded;
+use crate::config::{CheckpointKeys, Loaded};
 use crate::error::{CheckpointError, Error, Result};
 use crate::facts::{CheckpointFacts, vector_len};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
@@ -42,6 +42,19 @@ pub const GLOB_EMPTY: Code = code("checkpoint-glob-empty", "a checkpoint glob ma
 pub const PRODUCTION_UNLISTED: Code = code(
     "checkpoint-production-unlisted",
     "the production checkpoint is not matched by any glob",
+);
+
+pub const ARCH_TENSOR_UNUSED: Code = code(
+    "arch-tensor-unused",
+    "a checkpoint holds tensors its `arch` does not use: the model that runs is not the one trained",
+);
+pub const ARCH_TENSOR_MISSING: Code = code(
+    "arch-tensor-missing",
+    "`arch` names a parameter the checkpoint's state dict does not have",
+);
+pub const ARCH_TENSOR_SHAPE: Code = code(
+    "arch-tensor-shape",
+    "a tensor's shape is not the one `arch` gives its layer",
 );
 
 pub const MISSING_FACT: Code = code(
@@ -157,6 +170,7 @@ pub fn inventory(
     loaded: &Loaded,
     hash: bool,
     facts: Option<&crate::facts::Facts>,
+    covered: Covered,
 ) -> Result<(Vec<Row>, Vec<Finding>)> {
     let already_read = facts.map(|f| &f.production);
     let code_kind = match facts {
@@ -192,6 +206,17 @@ pub fn inventory(
             Ok(info) => {
                 let f = CheckpointFacts::configured(&info, &loaded.config, code_kind);
                 findings.extend(missing_facts(&file.display, &info, &f));
+                let covered = if file.production {
+                    covered
+                } else {
+                    Covered::default()
+                };
+                findings.extend(accounting(
+                    &file.display,
+                    &info,
+                    &loaded.config.checkpoints.keys,
+                    covered,
+                ));
                 rows.push(file.read(&info, &f));
                 read_ok.push((info, model_version(&f)));
             }
@@ -219,6 +244,73 @@ fn open(
         Some(info) => Ok(info.clone()),
         None => loaded.open_checkpoint(path),
     }
+}
+
+/// Which of the production checkpoint's gaps other gates of the run report: the first layer's weight
+/// (feature-schema: `first-layer-missing`) and the heads' weights (heads: `head-arch-mismatch`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Covered {
+    pub first_layer: bool,
+    pub heads: bool,
+}
+
+/// Every tensor of `info`'s state dict accounted for by its `arch` (an `arch` that cannot be read is
+/// another finding's): unused tensors, missing parameters and shapes that differ, each naming the
+/// tensor and the layer, at the line `arch` is written.
+fn accounting(
+    display: &str,
+    info: &checkpoint::CheckpointInfo,
+    keys: &CheckpointKeys,
+    covered: Covered,
+) -> Vec<Finding> {
+    use crate::engine::arch::{Arch, Gap};
+    let Ok(arch) = Arch::read(info, keys) else {
+        return Vec::new();
+    };
+    let at = info
+        .find(&keys.arch)
+        .map_or_else(|| Location::file(display), |f| f.location);
+    let first = arch.layers.first().map(|l| format!("{l}.weight"));
+    let heads: Vec<String> = arch
+        .heads
+        .iter()
+        .map(|h| format!("{}.weight", h.layer))
+        .collect();
+    let dims = |shape: &[Option<u64>]| {
+        let d: Vec<String> = shape
+            .iter()
+            .map(|d| d.map_or_else(|| "_".to_owned(), |d| d.to_string()))
+            .collect();
+        format!("[{}]", d.join(", "))
+    };
+    let tensors = info.state_dict_tensors(&keys.state_dict);
+    arch.account(&tensors)
+        .into_iter()
+        .filter_map(|gap| match gap {
+            Gap::Missing(p) if covered.first_layer && first.as_ref() == Some(&p.name) => None,
+            Gap::Missing(p) if covered.heads && heads.contains(&p.name) => None,
+            Gap::Missing(p) => Some(Finding::new(
+                &ARCH_TENSOR_MISSING,
+                format!("{display}: `arch` layer `{}` needs `{}` {}, which the state dict does not have", p.layer, p.name, dims(&p.shape)),
+            )
+            .at(at.clone())),
+            Gap::Shape { param, found } => Some(Finding::new(
+                &ARCH_TENSOR_SHAPE,
+                format!("{display}: `{}` is {found:?}; `arch` layer `{}` needs {}", param.name, param.layer, dims(&param.shape)),
+            )
+            .at(at.clone())
+            .help("the widths in `arch` (input_dim, hidden) must be the trained model's; `plumbline inventory --tensors` lists the shapes")),
+            Gap::Unused { module, tensors } => Some(Finding::new(
+                &ARCH_TENSOR_UNUSED,
+                format!(
+                    "{display}: module `{module}` ({}) is in the state dict, but `arch` does not use it: the model plumbline runs is not the one trained",
+                    tensors.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .at(at.clone())
+            .help("describe every layer of the network in `arch` (docs/checkpoint-metadata.md#the-arch-format); a layer plumbline cannot run yet needs the command engine")),
+        })
+        .collect()
 }
 
 /// The required metadata keys a checkpoint lacks, as findings.
@@ -347,7 +439,10 @@ fn version_conflicts(
             let (ha, hb) = (hash(&a.path)?, hash(&b.path)?);
             (ha != hb).then(|| format!("sha256 {} vs {}", short(&ha), short(&hb)))
         } else {
-            let (ta, tb) = (tensor_table(a, state_dict), tensor_table(b, state_dict));
+            let (ta, tb) = (
+                a.state_dict_tensors(state_dict),
+                b.state_dict_tensors(state_dict),
+            );
             if ta != tb {
                 Some("their tensor tables (names, dtypes, shapes) differ".to_owned())
             } else {
@@ -367,30 +462,4 @@ fn version_conflicts(
 fn short(h: &str) -> String {
     let h = h.strip_prefix("sha256:").unwrap_or(h);
     format!("{}…", &h[..h.len().min(12)])
-}
-
-/// Tensor names (without the state-dict prefix), dtypes and shapes, sorted.
-pub fn tensor_table(
-    info: &checkpoint::CheckpointInfo,
-    state_dict: &str,
-) -> Vec<(String, String, Vec<u64>)> {
-    // Where the state dict sits in this file (a bare state dict and a safetensors file: the top level).
-    let prefix = info
-        .state_dict_key(state_dict)
-        .map(|k| format!("{k}."))
-        .unwrap_or_default();
-    let mut t: Vec<_> = info
-        .tensors
-        .iter()
-        .filter(|t| t.name.starts_with(&prefix))
-        .map(|t| {
-            (
-                t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_owned(),
-                t.dtype.clone(),
-                t.shape.clone(),
-            )
-        })
-        .collect();
-    t.sort();
-    t
 }

@@ -154,6 +154,30 @@ impl CheckpointInfo {
     }
 
     /// A weight by its state-dict name, wherever the state dict sits ([`Self::state_dict_key`]).
+    /// The state dict's tensors as (name without the state-dict prefix, dtype, shape), sorted by name:
+    /// what `arch` names, and what `inventory --tensors` lists.
+    pub fn state_dict_tensors(&self, state_dict_key: &str) -> Vec<(String, String, Vec<u64>)> {
+        // Where the state dict sits in this file (a bare state dict and a safetensors file: the top level).
+        let prefix = self
+            .state_dict_key(state_dict_key)
+            .map(|k| format!("{k}."))
+            .unwrap_or_default();
+        let mut t: Vec<_> = self
+            .tensors
+            .iter()
+            .filter(|t| t.name.starts_with(&prefix))
+            .map(|t| {
+                (
+                    t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_owned(),
+                    t.dtype.clone(),
+                    t.shape.clone(),
+                )
+            })
+            .collect();
+        t.sort();
+        t
+    }
+
     pub fn weight(&self, state_dict_key: &str, name: &str) -> Option<&TensorInfo> {
         let full = match self.state_dict_key(state_dict_key) {
             Some(k) => format!("{k}.{name}"),

@@ -247,3 +247,173 @@ pub fn weight<'a>(
 ) -> Option<&'a TensorInfo> {
     info.weight(&keys.state_dict, &format!("{layer}.weight"))
 }
+
+/// A tensor the architecture uses: its state-dict name, the layer that uses it, and its shape where the
+/// architecture fixes it (`None`: a head's output width, which `heads` checks against the code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    pub layer: String,
+    pub shape: Vec<Option<u64>>,
+}
+
+/// How a state dict and its architecture fail to account for each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gap {
+    /// Tensors of one module the architecture never uses (a BatchNorm left out of `arch`).
+    Unused {
+        module: String,
+        tensors: Vec<String>,
+    },
+    /// A parameter the architecture needs that the state dict does not have.
+    Missing(Param),
+    /// A parameter whose tensor has another shape.
+    Shape { param: Param, found: Vec<u64> },
+}
+
+impl Arch {
+    /// Every tensor the model this `arch` describes uses, in layer order.
+    pub fn params(&self) -> Vec<Param> {
+        let mut out = Vec::new();
+        let mut width = self.input_dim as u64;
+        let mut linear = |layer: &str, out_dim: Option<u64>, in_dim: u64| {
+            out.push(Param {
+                name: format!("{layer}.weight"),
+                layer: layer.to_owned(),
+                shape: vec![out_dim, Some(in_dim)],
+            });
+            out.push(Param {
+                name: format!("{layer}.bias"),
+                layer: layer.to_owned(),
+                shape: vec![out_dim],
+            });
+        };
+        for (layer, &h) in self.layers.iter().zip(&self.hidden) {
+            linear(layer, Some(h as u64), width);
+            width = h as u64;
+        }
+        for head in &self.heads {
+            linear(&head.layer, None, width);
+        }
+        out
+    }
+
+    /// Map every tensor of the state dict (`tensors`: name, dtype, shape) to a parameter of this
+    /// architecture: what is left over on either side, and shapes that differ. A head's bias must be as
+    /// long as its weight is wide.
+    pub fn account(&self, tensors: &[(String, String, Vec<u64>)]) -> Vec<Gap> {
+        let params = self.params();
+        let shape_of = |name: &str| tensors.iter().find(|t| t.0 == name).map(|t| &t.2);
+        let mut gaps = Vec::new();
+        for p in &params {
+            let Some(found) = shape_of(&p.name) else {
+                gaps.push(Gap::Missing(p.clone()));
+                continue;
+            };
+            let mut expected = p.shape.clone();
+            // A head's output width is its weight's: the bias must match it.
+            if expected == [None] {
+                let w = shape_of(&format!("{}.weight", p.layer));
+                expected = vec![w.and_then(|w| w.first().copied())];
+            }
+            let fits = found.len() == expected.len()
+                && found
+                    .iter()
+                    .zip(&expected)
+                    .all(|(f, e)| e.is_none_or(|e| e == *f));
+            if !fits {
+                gaps.push(Gap::Shape {
+                    param: Param {
+                        shape: expected,
+                        ..p.clone()
+                    },
+                    found: found.clone(),
+                });
+            }
+        }
+        let mut unused: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, _, _) in tensors {
+            if params.iter().any(|p| p.name == *name) {
+                continue;
+            }
+            let module = name.rsplit_once('.').map_or("", |(m, _)| m).to_owned();
+            match unused.iter_mut().find(|u| u.0 == module) {
+                Some(u) => u.1.push(name.clone()),
+                None => unused.push((module, vec![name.clone()])),
+            }
+        }
+        gaps.extend(
+            unused
+                .into_iter()
+                .map(|(module, tensors)| Gap::Unused { module, tensors }),
+        );
+        gaps
+    }
+}
+
+#[cfg(test)]
+mod accounting {
+    use super::*;
+
+    fn mlp() -> Arch {
+        Arch {
+            input_dim: 3,
+            hidden: vec![4],
+            activation: Activation::Relu,
+            layers: vec!["net.0".into()],
+            heads: vec![ArchHead {
+                name: "out".into(),
+                layer: "net.2".into(),
+            }],
+        }
+    }
+
+    fn t(name: &str, shape: &[u64]) -> (String, String, Vec<u64>) {
+        (name.to_owned(), "float32".to_owned(), shape.to_vec())
+    }
+
+    #[test]
+    fn every_tensor_is_a_parameter_and_every_parameter_a_tensor() {
+        let ok = [
+            t("net.0.bias", &[4]),
+            t("net.0.weight", &[4, 3]),
+            t("net.2.bias", &[2]),
+            t("net.2.weight", &[2, 4]),
+        ];
+        assert!(mlp().account(&ok).is_empty());
+        // A BatchNorm the arch leaves out, a bias missing, a head bias of the wrong width, a trunk of
+        // another width.
+        let bad = [
+            t("net.0.weight", &[5, 3]),
+            t("net.1.bias", &[4]),
+            t("net.1.num_batches_tracked", &[]),
+            t("net.1.running_mean", &[4]),
+            t("net.1.running_var", &[4]),
+            t("net.1.weight", &[4]),
+            t("net.2.bias", &[3]),
+            t("net.2.weight", &[2, 4]),
+        ];
+        let gaps = mlp().account(&bad);
+        assert_eq!(gaps.len(), 4, "{gaps:?}");
+        assert!(
+            matches!(&gaps[0], Gap::Shape { param, found } if param.name == "net.0.weight" && *found == [5, 3])
+        );
+        assert!(matches!(&gaps[1], Gap::Missing(p) if p.name == "net.0.bias"));
+        assert!(
+            matches!(&gaps[2], Gap::Shape { param, .. } if param.name == "net.2.bias" && param.shape == [Some(2)])
+        );
+        assert_eq!(
+            gaps[3],
+            Gap::Unused {
+                module: "net.1".into(),
+                tensors: vec![
+                    "net.1.bias".into(),
+                    "net.1.num_batches_tracked".into(),
+                    "net.1.running_mean".into(),
+                    "net.1.running_var".into(),
+                    "net.1.weight".into()
+                ]
+            }
+        );
+    }
+}

@@ -22,7 +22,8 @@ use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::inventory::{
-    CHECKPOINT_AMBIGUOUS, CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, GLOB_EMPTY, MISSING_FACT,
+    ARCH_TENSOR_MISSING, ARCH_TENSOR_SHAPE, ARCH_TENSOR_UNUSED, CHECKPOINT_AMBIGUOUS,
+    CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, Covered, GLOB_EMPTY, MISSING_FACT,
     PRODUCTION_UNLISTED, VERSION_CONFLICT, inventory,
 };
 use crate::paths::display_path;
@@ -63,6 +64,9 @@ pub const GATE: Gate = Gate {
         MISSING_FACT,
         VERSION_CONFLICT,
         VERSION_MISMATCH,
+        ARCH_TENSOR_UNUSED,
+        ARCH_TENSOR_MISSING,
+        ARCH_TENSOR_SHAPE,
     ],
     needs: Needs::NOTHING,
     parts: Parts::Whole,
@@ -71,7 +75,11 @@ pub const GATE: Gate = Gate {
 };
 
 pub fn run(cx: &Context) -> Result<Report> {
-    let (rows, mut findings) = inventory(cx.loaded, false, Some(cx.facts))?;
+    let covered = Covered {
+        first_layer: cx.runs(Id::FeatureSchema),
+        heads: cx.runs(Id::Heads),
+    };
+    let (rows, mut findings) = inventory(cx.loaded, false, Some(cx.facts), covered)?;
     if cx.runs(Id::FeatureSchema) {
         // feature-schema reports the production checkpoint's missing facts (with more context).
         let production = display_path(&cx.facts.production.path);

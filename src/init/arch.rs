@@ -42,7 +42,7 @@ fn natural_key(s: &str) -> Vec<(u64, String)> {
 
 /// The Linear chain of `info`'s state dict from `n_features` inputs, if every tensor belongs to it.
 pub fn chain(info: &CheckpointInfo, state_dict: &str, n_features: u64) -> Option<Chain> {
-    let table = crate::inventory::tensor_table(info, state_dict);
+    let table = info.state_dict_tensors(state_dict);
     let shape = |name: &str| table.iter().find(|t| t.0 == name).map(|t| t.2.clone());
     let mut linear: Vec<(String, u64, u64)> = table
         .iter()

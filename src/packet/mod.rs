@@ -170,7 +170,12 @@ pub fn gather(
         &inputs.facts,
     )?;
     let (manifest, manifest_sha256, now) = manifest(loaded, manifest_path, &contract)?;
-    let (mut inventory, _) = inventory::inventory(loaded, false, Some(&inputs.facts))?;
+    let (mut inventory, _) = inventory::inventory(
+        loaded,
+        false,
+        Some(&inputs.facts),
+        inventory::Covered::default(),
+    )?;
     let hashes: std::collections::BTreeMap<&str, &str> = now
         .iter()
         .map(|h| (h.path.as_str(), h.sha256.as_str()))

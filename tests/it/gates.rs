@@ -394,3 +394,53 @@ fn declared_command_needs_are_what_each_gate_does() {
         );
     }
 }
+
+/// `checkpoints/momentum_v3.safetensors` of a copied example with `extra` tensors (name, shape) added
+/// to its state dict, zero-filled, as a BatchNorm the `arch` leaves out would add them.
+fn with_extra_tensors(ex: &std::path::Path, extra: &[(&str, &[u64])]) {
+    let path = ex.join("checkpoints/momentum_v3.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut data = bytes[8 + n..].to_vec();
+    for (name, shape) in extra {
+        let len = 4 * shape.iter().product::<u64>() as usize;
+        header[*name] = serde_json::json!({
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [data.len(), data.len() + len],
+        });
+        data.extend(std::iter::repeat_n(0u8, len));
+    }
+    let mut text = serde_json::to_string(&header).unwrap();
+    while !(8 + text.len()).is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text.as_bytes());
+    out.extend(data);
+    std::fs::write(&path, out).unwrap();
+}
+
+#[test]
+fn a_checkpoint_with_tensors_its_arch_does_not_use_fails_naming_them() {
+    let (_d, ex) = example_copy();
+    with_extra_tensors(
+        &ex,
+        &[
+            ("trunk.1.weight", &[32]),
+            ("trunk.1.bias", &[32]),
+            ("trunk.1.running_mean", &[32]),
+            ("trunk.1.running_var", &[32]),
+        ],
+    );
+    let out = plumbline(&ex, &["gate", "checkpoint-inventory"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("error[arch-tensor-unused]: checkpoints/momentum_v3.safetensors: module `trunk.1` (`trunk.1.bias`, `trunk.1.running_mean`, `trunk.1.running_var`, `trunk.1.weight`) is in the state dict, but `arch` does not use it"),
+        "{said}"
+    );
+    // The untouched production checkpoint accounts for every tensor.
+    assert!(!said.contains("momentum_v3.pt: module"), "{said}");
+}
