@@ -444,3 +444,35 @@ fn a_checkpoint_with_tensors_its_arch_does_not_use_fails_naming_them() {
     // The untouched production checkpoint accounts for every tensor.
     assert!(!said.contains("momentum_v3.pt: module"), "{said}");
 }
+
+/// The case, saved by real torch: Linear → BatchNorm1d → LeakyReLU(0.1) blocks described by an
+/// `arch` as a plain Linear + ReLU MLP. Every other static gate passes on it; the tensor accounting
+/// names both BatchNorm modules and all their tensors.
+#[test]
+fn a_batchnorm_left_out_of_arch_is_named_with_its_tensors() {
+    let (_d, ex) = example_copy();
+    std::fs::copy(
+        crate::util::fixture("models/bn_leaky_as_relu.pt"),
+        ex.join("checkpoints/bn_leaky_as_relu.pt"),
+    )
+    .unwrap();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "production = \"checkpoints/momentum_v3.pt\"",
+        "production = \"checkpoints/bn_leaky_as_relu.pt\"",
+    );
+    let out = plumbline(&ex, &["gate", "checkpoint-inventory"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stdout(&out);
+    for module in ["trunk.1", "trunk.4"] {
+        let line = format!(
+            "error[arch-tensor-unused]: checkpoints/bn_leaky_as_relu.pt: module `{module}` (`{module}.bias`, `{module}.num_batches_tracked`, `{module}.running_mean`, `{module}.running_var`, `{module}.weight`) is in the state dict, but `arch` does not use it"
+        );
+        assert!(said.contains(&line), "{line}\n---\n{said}");
+    }
+    // The static gates that read the same checkpoint find nothing wrong with it.
+    for gate in ["feature-schema", "heads"] {
+        let out = plumbline(&ex, &["gate", gate]);
+        assert_eq!(out.status.code(), Some(0), "{gate}: {}", stdout(&out));
+    }
+}
