@@ -85,7 +85,8 @@ pub fn run(
         .snapshot
         .command_dir(&loaded.root)
         .map_err(|e| RunError::StagedTree(e.to_string()))?;
-    run_in(&cwd, argv, timeout_secs, env)
+    let staged = matches!(*loaded.run.snapshot, crate::snapshot::Snapshot::Staged(_));
+    run_in(&cwd, argv, timeout_secs, env, staged)
 }
 
 fn run_in(
@@ -93,9 +94,18 @@ fn run_in(
     argv: &[String],
     timeout_secs: u64,
     env: &[(String, String)],
+    staged: bool,
 ) -> Result<Ran, RunError> {
     let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if staged {
+        // The staged tree is no repository: git's variables from the hook would point commands at
+        // the real index (often by a relative path that no longer resolves).
+        for var in ["GIT_INDEX_FILE", "GIT_DIR", "GIT_WORK_TREE"] {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)

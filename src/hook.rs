@@ -55,6 +55,14 @@ fn configs_of(hook: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a hook with plumbline's mark has lines plumbline would not write: it is not the script for
+/// its own configs (a hook written before chaining, one `exec plumbline` line, is plumbline's own).
+fn edited(hook: &str) -> bool {
+    let configs = configs_of(hook);
+    let legacy = !hook.contains(CONFIG_LINE) && configs.len() == 1;
+    !legacy && hook != script(&configs)
+}
+
 /// What `install` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Installed {
@@ -125,6 +133,12 @@ pub fn install(cwd: &Path, config: &Path, force: bool) -> Result<(PathBuf, Insta
     }
     let only = vec![config_rel.clone()];
     let (configs, what) = match std::fs::read_to_string(&path) {
+        Ok(old) if old.contains(MARK) && !force && edited(&old) => {
+            return Err(Error::msg(format!(
+                "{}: plumbline wrote this hook, but it has been edited since (lines plumbline does not write); rewriting it would lose them: add the config by hand (`plumbline --config C hook pre-commit || status=$?`), or replace the hook with `plumbline hook install --force`",
+                path.display()
+            )));
+        }
         Ok(old) if old.contains(MARK) => {
             let mut had = configs_of(&old);
             if had.is_empty() {

@@ -401,7 +401,10 @@ pub fn run(cx: &Context) -> Result<Report> {
     let ck_names = checkpoint_names(&ck.feature_cols, &mut out);
     if let Some(ck_names) = &ck_names {
         out.extend(compare_lists(&code, ck_names, ck));
-        out.extend(compare_dtypes(&code, ck_names, ck));
+        // Dtypes the code does not declare (float32 by default) are not compared with the checkpoint's.
+        if cx.loaded.config.features.dtypes.is_some() {
+            out.extend(compare_dtypes(&code, ck_names, ck));
+        }
     }
     let input_dim = ck.input_dim.value.as_ref().and_then(Value::as_u64);
     if let Some(dim) = input_dim
@@ -416,6 +419,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     }
     out.extend(compare_first_layer(cx, &code, input_dim));
     if let Some(stored) = ck.schema_hash.value.as_ref().and_then(Value::as_str)
+        && cx.loaded.config.features.dtypes.is_some()
         && stored != derived_hash
     {
         out.push(schema_hash_mismatch(

@@ -469,6 +469,8 @@ fn nan_policy(cx: &Context) -> Option<Finding> {
     let keys = &cx.loaded.config.checkpoints.keys;
     let stored = CheckpointFact::lookup(&cx.facts.production, "nan-policy", &keys.nan_policy);
     let code = &cx.facts.code.nan_policy;
+    // A policy the code does not declare has nothing to compare with the checkpoint's.
+    cx.loaded.config.features.nan_policy.as_ref()?;
     let (s, c) = (stored.value.as_ref()?, &code.value);
     (s != c).then(|| {
         Finding::new(

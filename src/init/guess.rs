@@ -128,7 +128,11 @@ pub fn checkpoint_features(ck: &Checkpoint) -> Option<Vec<&str>> {
 
 /// Pick the code's facts. `trained_on` is the production checkpoint's feature list, if it states one:
 /// the code's list that equals it wins.
-pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
+pub fn code<'a>(
+    scan: &'a Scan,
+    trained_on: Option<&[&str]>,
+    stated_version: Option<&str>,
+) -> Code<'a> {
     let found = &scan.code;
     let name_is = |f: &Found, names: &[&str]| names.contains(&f.name().as_str());
     let columns = pick(found, |f| {
@@ -151,11 +155,17 @@ pub fn code<'a>(scan: &'a Scan, trained_on: Option<&[&str]>) -> Code<'a> {
         version: pick(found, |f| {
             let ok =
                 matches!(&f.value, Value::String(s) if !s.is_empty()) || f.value.as_u64().is_some();
+            // The version the checkpoint states, where the code has it, wins over a package version.
+            let same = u32::from(
+                stated_version.is_some()
+                    && crate::facts::version(&f.value).as_deref() == stated_version,
+            ) * 3;
             let p = f.path();
             (ok && (p == "model.version" || p == "model_version" || p == "model.model_version"))
                 .then_some(3)
                 .or_else(|| (ok && p.ends_with("version") && p.contains("model")).then_some(2))
                 .or_else(|| (ok && name_is(f, &["__version__", "version"])).then_some(1))
+                .map(|s| s + same)
         }),
         horizon: pick(found, |f| {
             (f.value.as_u64().is_some() && f.name().contains("horizon")).then_some(1)

@@ -115,7 +115,12 @@ pub fn write_config(config: &Path, force: bool) -> Result<Report> {
     let found = scan::scan(&root, &exclude);
     let production = production(&found, &root)?;
     let trained_on = guess::checkpoint_features(production);
-    let code = guess::code(&found, trained_on.as_deref());
+    let stated_version = production
+        .info
+        .as_ref()
+        .and_then(|i| i.get("model_version"))
+        .and_then(crate::facts::version);
+    let code = guess::code(&found, trained_on.as_deref(), stated_version.as_deref());
     let n = code
         .columns
         .as_ref()
@@ -177,9 +182,10 @@ fn arch_line(production: &scan::Checkpoint, n: u64) -> Option<String> {
     let layers: Vec<String> = chain.layers.iter().map(|l| format!("\"{l}\"")).collect();
     let widths: Vec<String> = chain.widths.iter().map(u64::to_string).collect();
     Some(format!(
-        "arch: the native engine (forward-contract) needs the layers by their state-dict names; read off the tensors ({} Linear layers, widths {}), add to `arch` in {sidecar}: \"type\": \"mlp\", \"layers\": [{}], \"heads\": [{{\"name\": \"output\", \"layer\": \"{}\"}}], \"hidden\": [{}], \"activation\": the one between the layers (relu, tanh, …: tensors cannot show it)",
+        "arch: the native engine (forward-contract) needs the layers by their state-dict names; read off the tensors ({} Linear layers, widths {}), add to `arch` in {sidecar}: \"type\": \"mlp\", \"input_dim\": {}, \"layers\": [{}], \"heads\": [{{\"name\": \"output\", \"layer\": \"{}\"}}], \"hidden\": [{}], \"activation\": the one between the layers (relu, tanh, …: tensors cannot show it)",
         chain.widths.len() - 1,
         widths.join(" → "),
+        chain.widths[0],
         layers.join(", "),
         chain.head,
         widths[1..widths.len() - 1].join(", "),
@@ -194,7 +200,15 @@ fn production<'s>(found: &'s scan::Scan, root: &Path) -> Result<&'s scan::Checkp
         .iter()
         .filter(|c| c.info.is_some() && !c.rel.ends_with(".onnx"))
         .max_by_key(|c| {
+            // A test fixture or an example is never the production model, however complete.
+            let aside = c.rel.split('/').any(|d| {
+                matches!(
+                    d,
+                    "tests" | "test" | "fixtures" | "examples" | "example" | "docs"
+                )
+            });
             (
+                !aside,
                 guess::checkpoint_keys(c, None).len(),
                 std::cmp::Reverse(c.rel.clone()),
             )
@@ -207,7 +221,10 @@ fn production<'s>(found: &'s scan::Scan, root: &Path) -> Result<&'s scan::Checkp
                 .collect();
             Error::msg(format!(
                 "{}: no checkpoint plumbline can read was found (looked for {}){}; `plumbline init` needs the production checkpoint",
-                display_path(root),
+                match display_path(root) {
+                    d if d.is_empty() => ".".to_owned(),
+                    d => d,
+                },
                 scan::CHECKPOINT_EXTS
                     .iter()
                     .map(|e| format!("*.{e}"))
@@ -399,9 +416,19 @@ fn checkpoints_text(
     keys: &[(&'static str, String)],
 ) {
     let rel = &production.rel;
+    // Glob metacharacters in a directory name match themselves only in brackets.
+    let escape = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '[' | ']' | '*' | '?' => format!("[{c}]"),
+                c => c.to_string(),
+            })
+            .collect()
+    };
+    let ext = rel.rsplit('.').next().unwrap_or("pt");
     let glob = match rel.rsplit_once('/') {
-        Some((dir, file)) => format!("{dir}/*.{}", file.rsplit('.').next().unwrap_or("pt")),
-        None => format!("*.{}", rel.rsplit('.').next().unwrap_or("pt")),
+        Some((dir, _)) => format!("{}/*.{}", escape(dir), escape(ext)),
+        None => format!("*.{}", escape(ext)),
     };
     let info = production.info.as_ref().expect("production is readable");
     let beside: Vec<&str> = info.metadata.iter().map(|l| l.display.as_str()).collect();

@@ -23,7 +23,18 @@ const SKIP_DIRS: &[&str] = &[
     "dist",
 ];
 /// Extensions of checkpoints (the formats plumbline reads, and ONNX for the inventory).
-pub const CHECKPOINT_EXTS: &[&str] = &["pt", "pth", "ckpt", "bin", "safetensors", "onnx", "pkl"];
+pub const CHECKPOINT_EXTS: &[&str] = &[
+    "pt",
+    "pth",
+    "ckpt",
+    "bin",
+    "safetensors",
+    "onnx",
+    "pkl",
+    "pickle",
+];
+/// Text files that may hold facts.
+const TEXT_EXTS: &[&str] = &["py", "yaml", "yml", "toml", "json"];
 /// Text files larger than this are not facts files (data, logs).
 const MAX_TEXT: u64 = 1 << 20;
 /// Files looked at, at most (a repository with more is scanned in part, and the report says so).
@@ -118,14 +129,21 @@ pub fn scan(root: &Path, exclude: &[String]) -> Scan {
         }
     }
     // A checkpoint's metadata files are the checkpoint's facts, not the code's.
-    let beside: Vec<String> = out
+    let beside: Vec<PathBuf> = out
         .checkpoints
         .iter()
         .filter_map(|c| c.info.as_ref())
-        .flat_map(|i| i.metadata.iter().map(|l| l.display.clone()))
+        .flat_map(|i| {
+            i.metadata
+                .iter()
+                .filter_map(|l| Path::new(&l.display).canonicalize().ok())
+        })
         .collect();
-    out.code
-        .retain(|f| !beside.iter().any(|b| Path::new(b).ends_with(f.file())));
+    out.code.retain(|f| {
+        root.join(f.file())
+            .canonicalize()
+            .map_or(true, |p| !beside.contains(&p))
+    });
     out
 }
 
@@ -140,21 +158,33 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> bool {
         let name = e.file_name();
         let name = name.to_string_lossy();
         let Ok(kind) = e.file_type() else { continue };
+        // A link to a file is followed (`production.pt -> runs/42/best.pt`); a link to a directory is
+        // not (it may loop).
+        let is_file = kind.is_file() || (kind.is_symlink() && e.path().is_file());
         if kind.is_dir() {
             if name.starts_with('.') || SKIP_DIRS.contains(&name.as_ref()) {
                 continue;
             }
-            if walk(root, &rel.join(name.as_ref()), out) {
+            if walk(root, &rel.join(e.file_name()), out) {
                 return true;
             }
-        } else if kind.is_file() {
+        } else if is_file && relevant(&name) {
+            // Only files that may hold facts count towards the cap: a data folder of 20 000 Parquet
+            // files must not stop the scan before the code.
             if out.len() >= MAX_FILES {
                 return true;
             }
-            out.push(rel.join(name.as_ref()));
+            out.push(rel.join(e.file_name()));
         }
     }
     false
+}
+
+/// A file the scan reads: a checkpoint or a text file that may hold facts (an MLflow `MLmodel` is read
+/// as a checkpoint's metadata).
+fn relevant(name: &str) -> bool {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    ext.is_some_and(|e| CHECKPOINT_EXTS.contains(&e.as_str()) || TEXT_EXTS.contains(&e.as_str()))
 }
 
 /// The values of a Python, YAML, TOML or JSON file, into `out`. Other files are ignored.

@@ -70,16 +70,25 @@ impl Tracked {
         let mut files = BTreeSet::new();
         let mut dirs = BTreeSet::new();
         let mut lfs = Vec::new();
+        let odb = repo
+            .odb()
+            .map_err(|e| Error::msg(format!("the object database: {}", e.message())))?;
         for entry in index.iter() {
             let rel = String::from_utf8_lossy(&entry.path).into_owned();
+            // A submodule (gitlink) checks out as an empty directory: it is linked from the work tree
+            // like an untracked directory.
+            if entry.mode == 0o160000 {
+                continue;
+            }
             let mut at = rel.as_str();
             while let Some(i) = at.rfind('/') {
                 at = &at[..i];
                 dirs.insert(at.to_owned());
             }
-            // An LFS pointer is a small text file; read only blobs of that size.
+            // An LFS pointer is a small text file; read only blobs of that size (the index's own size
+            // is the work-tree file's, which for an LFS file is the large real one).
             if entry.mode != 0o120000
-                && entry.file_size < 1024
+                && odb.read_header(entry.id).is_ok_and(|(size, _)| size < 1024)
                 && repo
                     .find_blob(entry.id)
                     .is_ok_and(|b| b.content().starts_with(super::LFS_POINTER))
@@ -155,6 +164,16 @@ fn holds_deleted(dir: &str, tracked: &Tracked) -> bool {
 fn link(target: &Path, at: &PathBuf) -> Result<()> {
     if let Some(parent) = at.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    // What the checkout already put there wins (a name that differs from the work tree's only in case
+    // on a case-insensitive file system); an empty directory is a submodule's placeholder.
+    if let Ok(meta) = std::fs::symlink_metadata(at) {
+        let empty_dir =
+            meta.is_dir() && std::fs::read_dir(at).is_ok_and(|mut d| d.next().is_none());
+        if !empty_dir {
+            return Ok(());
+        }
+        std::fs::remove_dir(at).map_err(|e| Error::io(at, e))?;
     }
     #[cfg(unix)]
     let linked = std::os::unix::fs::symlink(target, at);

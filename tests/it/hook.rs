@@ -413,6 +413,20 @@ fn a_second_install_chains_its_config_and_force_keeps_one() {
     // Installing either again changes nothing.
     assert!(install(CFG, false).ends_with("pre-commit: up to date\n"));
     assert_eq!(std::fs::read_to_string(&hook).unwrap(), text);
+    // A hook edited by hand is not rewritten: the edit would be lost.
+    let edited = text.replace("status=0\n", "status=0\nruff check . || status=$?\n");
+    std::fs::write(&hook, &edited).unwrap();
+    let out = plumbline(
+        &root,
+        &["--config", "momentum/third.toml", "hook", "install"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it has been edited since"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), edited);
     // --force keeps only the config given.
     let said = install(CFG, true);
     assert!(

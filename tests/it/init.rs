@@ -76,7 +76,7 @@ fn init_adopts_a_pipeline_written_like_an_ordinary_teams() {
         "docs/PIPELINE_CONTRACT.md: created",
         "still missing (each line says what to add to plumbline.toml):",
         "- targets.thresholds: no thresholds (a regression target); add under [targets]: thresholds = ",
-        "- arch: the native engine (forward-contract) needs the layers by their state-dict names; read off the tensors (3 Linear layers, widths 10 → 32 → 16 → 1), add to `arch` in artifacts/model.json: \"type\": \"mlp\", \"layers\": [\"net.0\", \"net.3\"], \"heads\": [{\"name\": \"output\", \"layer\": \"net.6\"}]",
+        "- arch: the native engine (forward-contract) needs the layers by their state-dict names; read off the tensors (3 Linear layers, widths 10 → 32 → 16 → 1), add to `arch` in artifacts/model.json: \"type\": \"mlp\", \"input_dim\": 10, \"layers\": [\"net.0\", \"net.3\"], \"heads\": [{\"name\": \"output\", \"layer\": \"net.6\"}]",
     ] {
         assert!(said.contains(line), "{line}\n---\n{said}");
     }
@@ -154,7 +154,7 @@ fn init_without_a_readable_checkpoint_writes_nothing() {
     let out = plumbline(dir.path(), &["init"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("no checkpoint plumbline can read was found (looked for *.pt *.pth *.ckpt *.bin *.safetensors *.onnx *.pkl)"),
+        stderr(&out).contains("no checkpoint plumbline can read was found (looked for *.pt *.pth *.ckpt *.bin *.safetensors *.onnx *.pkl *.pickle)"),
         "{}",
         stderr(&out)
     );
@@ -311,4 +311,58 @@ fn a_docs_file_the_team_already_has_is_not_overwritten() {
     );
     // The config is written, and check says what the docs lack.
     assert!(stdout(&out).contains("docs-markers"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_test_fixture_is_never_taken_for_the_production_checkpoint() {
+    // The bare production model (no metadata at all), and a fully annotated copy under tests/, whose
+    // metadata states every fact.
+    let (_d, ex) = momentum_with(&["bare/momentum_v3.pt"]);
+    std::fs::create_dir_all(ex.join("tests/fixtures")).unwrap();
+    std::fs::copy(
+        crate::util::example().join("checkpoints/momentum_v3.pt"),
+        ex.join("tests/fixtures/full.pt"),
+    )
+    .unwrap();
+    // (exit 1: the bare checkpoint lacks its metadata, which check reports.)
+    let out = plumbline(&ex, &["init"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let config = std::fs::read_to_string(ex.join("plumbline.toml")).unwrap();
+    assert!(
+        config.contains("production = \"checkpoints/momentum_v3.pt\""),
+        "{config}"
+    );
+}
+
+#[test]
+fn a_fact_the_code_does_not_declare_is_not_compared_with_the_checkpoints() {
+    let (_dir, ex) = adopted();
+    // The sidecar states a NaN policy and float64 dtypes; the code declares neither.
+    let sidecar = ex.join("artifacts/model.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    meta["nan_policy"] = serde_json::json!("zero-fill");
+    meta["feature_dtypes"] = serde_json::json!("float64");
+    std::fs::write(&sidecar, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    let out = plumbline(&ex, &["--format", "json", "check"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, codes) = ran_and_codes(&report);
+    for code in [
+        "nan-policy-mismatch",
+        "feature-dtype-mismatch",
+        "schema-hash-mismatch",
+    ] {
+        assert!(!codes.contains(&code), "{code}: {codes:?}");
+    }
+    // Declared, they are compared.
+    std::fs::write(ex.join("dtypes.json"), r#"{"dtypes": "float32"}"#).unwrap();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "# dtypes = { yaml = \"<file>\", key = \"<key>\" }",
+        "dtypes = { json = \"dtypes.json\", key = \"dtypes\" }",
+    );
+    let out = plumbline(&ex, &["--format", "json", "check"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, codes) = ran_and_codes(&report);
+    assert!(codes.contains(&"feature-dtype-mismatch"), "{codes:?}");
 }
