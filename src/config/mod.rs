@@ -179,13 +179,7 @@ impl Loaded {
             None => crate::checkpoint::open_with(path, &reading),
         }?;
         let ck = &self.config.checkpoints;
-        let search = crate::checkpoint::metadata::Search {
-            sidecars: &ck.sidecars,
-            feature_cols: &ck.keys.feature_cols,
-            feature_dtypes: &ck.keys.feature_dtypes,
-            input_dim: &ck.keys.input_dim,
-            run_id: &ck.keys.run_id,
-        };
+        let search = ck.keys.search(&ck.sidecars);
         let read = |p: &Path| self.run.snapshot.read_if_exists(p);
         info.attach(&search, &read)?;
         Ok(info)

@@ -180,6 +180,19 @@ pub struct CheckpointKeys {
     pub run_id: String,
 }
 
+impl CheckpointKeys {
+    /// Where a checkpoint's metadata is looked up beside it (`sidecars`), with these keys.
+    pub fn search<'a>(&'a self, sidecars: &'a [String]) -> crate::checkpoint::metadata::Search<'a> {
+        crate::checkpoint::metadata::Search {
+            sidecars,
+            feature_cols: &self.feature_cols,
+            feature_dtypes: &self.feature_dtypes,
+            input_dim: &self.input_dim,
+            run_id: &self.run_id,
+        }
+    }
+}
+
 impl Default for CheckpointKeys {
     fn default() -> Self {
         CheckpointKeys {

@@ -257,13 +257,7 @@ fn checkpoint(root: &Path, rel: &str) -> Checkpoint {
                 .map(|s| (*s).to_owned())
                 .collect();
             let keys = crate::config::CheckpointKeys::default();
-            let search = metadata::Search {
-                sidecars: &sidecars,
-                feature_cols: &keys.feature_cols,
-                feature_dtypes: &keys.feature_dtypes,
-                input_dim: &keys.input_dim,
-                run_id: &keys.run_id,
-            };
+            let search = keys.search(&sidecars);
             let snapshot = crate::snapshot::Snapshot::WorkTree;
             info.attach(&search, &|p: &Path| snapshot.read_if_exists(p))?;
             Ok(info)

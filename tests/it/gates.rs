@@ -398,28 +398,23 @@ fn declared_command_needs_are_what_each_gate_does() {
 /// `checkpoints/momentum_v3.safetensors` of a copied example with `extra` tensors (name, shape) added
 /// to its state dict, zero-filled, as a BatchNorm the `arch` leaves out would add them.
 fn with_extra_tensors(ex: &std::path::Path, extra: &[(&str, &[u64])]) {
-    let path = ex.join("checkpoints/momentum_v3.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let mut data = bytes[8 + n..].to_vec();
-    for (name, shape) in extra {
-        let len = 4 * shape.iter().product::<u64>() as usize;
-        header[*name] = serde_json::json!({
-            "dtype": "F32",
-            "shape": shape,
-            "data_offsets": [data.len(), data.len() + len],
-        });
-        data.extend(std::iter::repeat_n(0u8, len));
-    }
-    let mut text = serde_json::to_string(&header).unwrap();
-    while !(8 + text.len()).is_multiple_of(8) {
-        text.push(' ');
-    }
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend(text.as_bytes());
-    out.extend(data);
-    std::fs::write(&path, out).unwrap();
+    crate::util::safetensors_rewrite(
+        &ex.join("checkpoints/momentum_v3.safetensors"),
+        |header, data| {
+            for (name, shape) in extra {
+                let len = 4 * shape.iter().product::<u64>() as usize;
+                header.insert(
+                    (*name).to_owned(),
+                    serde_json::json!({
+                        "dtype": "F32",
+                        "shape": shape,
+                        "data_offsets": [data.len(), data.len() + len],
+                    }),
+                );
+                data.extend(std::iter::repeat_n(0u8, len));
+            }
+        },
+    );
 }
 
 #[test]

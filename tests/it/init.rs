@@ -16,20 +16,7 @@ fn reversion() -> PathBuf {
 
 /// `src` copied to `dst` without what `init` writes.
 fn copy_without_config(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "__pycache__" || name == "plumbline.toml" || name == "docs" {
-            continue;
-        }
-        let (from, to) = (entry.path(), dst.join(&name));
-        if from.is_dir() {
-            copy_without_config(&from, &to);
-        } else {
-            std::fs::copy(&from, &to).unwrap();
-        }
-    }
+    crate::util::copy_tree(src, dst, &["__pycache__", "plumbline.toml", "docs"]);
 }
 
 /// A copy of the example without its config and docs, after `init` (exit 1: the sidecar's `arch`).

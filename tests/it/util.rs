@@ -48,23 +48,28 @@ pub fn stderr(o: &Output) -> String {
 pub fn example_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("momentum");
-    copy_dir(&example(), &dst);
+    // `artifacts/` is what earlier runs wrote there (git ignores it): a test starts without it.
+    copy_tree(
+        &example(),
+        &dst,
+        &["__pycache__", "prices.csv", "artifacts"],
+    );
     (dir, dst)
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+/// Copy `src` to `dst`, leaving out every file or directory named in `skip`, at any depth.
+pub fn copy_tree(src: &Path, dst: &Path, skip: &[&str]) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        // `artifacts/` is what earlier runs wrote there (git ignores it): a test starts without it.
-        if name == "__pycache__" || name == "prices.csv" || name == "artifacts" {
+        if skip.iter().any(|s| name == *s) {
             continue;
         }
         let from = entry.path();
         let to = dst.join(&name);
         if from.is_dir() {
-            copy_dir(&from, &to)
+            copy_tree(&from, &to, skip)
         } else {
             std::fs::copy(&from, &to).map(|_| ()).unwrap()
         }
@@ -233,40 +238,52 @@ pub fn float_tensor(numel: u32, legacy: bool) -> Vec<u8> {
     p
 }
 
+/// Write the example's safetensors twin to `dst` with its header (tensor entries and `__metadata__`)
+/// and its data bytes changed by `edit`.
+pub fn safetensors_rewrite(
+    dst: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>, &mut Vec<u8>),
+) {
+    let real = std::fs::read(example().join("checkpoints/momentum_v3.safetensors")).unwrap();
+    let n = u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&real[8..8 + n]).unwrap();
+    let mut data = real[8 + n..].to_vec();
+    edit(&mut header, &mut data);
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&data);
+    std::fs::write(dst, out).unwrap();
+}
+
 /// Write the example's safetensors twin to `dst` with its `__metadata__` changed by `edit` (values
 /// given decoded; written back JSON-encoded, as training code writes them). Tensors are unchanged.
 pub fn safetensors_variant(
     dst: &Path,
     edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
 ) {
-    let real = std::fs::read(example().join("checkpoints/momentum_v3.safetensors")).unwrap();
-    let n = u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&real[8..8 + n]).unwrap();
-    let meta = header
-        .get_mut("__metadata__")
-        .unwrap()
-        .as_object_mut()
-        .unwrap();
-    let mut decoded: serde_json::Map<String, serde_json::Value> = meta
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                serde_json::from_str(v.as_str().unwrap()).unwrap(),
-            )
-        })
-        .collect();
-    edit(&mut decoded);
-    *meta = decoded
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v.to_string())))
-        .collect();
-    let text = serde_json::to_vec(&header).unwrap();
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&real[8 + n..]);
-    std::fs::write(dst, out).unwrap();
+    safetensors_rewrite(dst, |header, _| {
+        let meta = header
+            .get_mut("__metadata__")
+            .unwrap()
+            .as_object_mut()
+            .unwrap();
+        let mut decoded: serde_json::Map<String, serde_json::Value> = meta
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_str(v.as_str().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        edit(&mut decoded);
+        *meta = decoded
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v.to_string())))
+            .collect();
+    });
 }
 
 /// Whether `python3` can run. Tests that compare against Python skip without it on a developer
