@@ -118,12 +118,17 @@ fn under_scaler(f: &Found) -> bool {
     parent.contains("scal") || parent.contains("norm") || p.starts_with("scaler_")
 }
 
+/// A checkpoint's feature list: a feature-like list under a name with `feature`, or `columns`.
+fn is_feature_cols(f: &Found) -> bool {
+    (f.name().contains("feature") || f.name() == "columns") && feature_list(&f.value).is_some()
+}
+
 /// The feature list a checkpoint was trained on, if its metadata states one.
 pub fn checkpoint_features(ck: &Checkpoint) -> Option<Vec<&str>> {
     ck.values
         .iter()
-        .filter(|f| f.name().contains("feature") || f.name() == "columns")
-        .find_map(|f| feature_list(&f.value))
+        .find(|f| is_feature_cols(f))
+        .and_then(|f| feature_list(&f.value))
 }
 
 /// Pick the code's facts. `trained_on` is the production checkpoint's feature list, if it states one:
@@ -248,13 +253,7 @@ fn key_rules(n_features: Option<usize>) -> Vec<(&'static str, Rule<'static>)> {
         move |f: &Found| under_scaler(f) && named(f, names) && numbers_of_len(f)
     };
     vec![
-        (
-            "feature-cols",
-            Box::new(move |f: &Found| {
-                (f.name().contains("feature") || f.name() == "columns")
-                    && feature_list(&f.value).is_some()
-            }),
-        ),
+        ("feature-cols", Box::new(is_feature_cols)),
         (
             "input-dim",
             Box::new(move |f: &Found| {
