@@ -165,7 +165,11 @@ pub fn run_with(
     let running: Vec<&'static Gate> = plan.iter().filter_map(Plan::gate).collect();
     let selected: Vec<gates::Id> = running.iter().map(|g| g.id).collect();
     let inputs = Inputs::prepare(loaded, &running)?;
-    let cx = inputs.context(loaded, &selected);
+    let profile = match selection {
+        Selection::Profile(p) => Some(p),
+        Selection::All | Selection::Gate(_) => None,
+    };
+    let cx = inputs.context(loaded, &selected, profile);
     let (results, findings) = run_plan(&cx, plan, selection, progress)?;
     Ok(Outcome {
         pipeline: loaded.config.pipeline.name.clone(),
@@ -325,9 +329,15 @@ impl Inputs {
     }
 
     /// The gates' view of these inputs, for the gates in `selected`.
-    fn context<'a>(&'a self, loaded: &'a Loaded, selected: &'a [gates::Id]) -> Context<'a> {
+    fn context<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        selected: &'a [gates::Id],
+        profile: Option<Profile>,
+    ) -> Context<'a> {
         Context {
             loaded,
+            profile,
             facts: &self.facts,
             contract: &self.contract,
             slice: self.slice.as_ref(),
@@ -400,6 +410,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
         contract: &contract,
         slice: Some(&slice),
         model: &model,
+        profile: None,
         selected: &[],
         cache: gates::Cache::default(),
         base: None,

@@ -7,13 +7,14 @@
 //! one by one onto the module's fields.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::store::{
     ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+use burn::tensor::module::{batch_norm, layer_norm};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-use super::arch::{self, Activation, Arch};
+use super::arch::{self, Activation, Arch, Layer};
 use super::{Engine, Outputs};
 use crate::checkpoint::{CheckpointInfo, Format};
 use crate::config::CheckpointKeys;
@@ -21,16 +22,28 @@ use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::paths::display_path;
 
-/// Field names are unusual on purpose: remapped names cannot collide with a checkpoint's own names.
+/// The network's modules, one list per kind; [`Step`]s say in which order they run. Field names are
+/// unusual on purpose: remapped names cannot collide with a checkpoint's own names.
 #[derive(Module, Debug)]
-struct Mlp {
-    plumbline_trunk: Vec<Linear>,
+struct Net {
+    plumbline_linear: Vec<Linear>,
+    plumbline_batchnorm: Vec<BatchNorm>,
+    plumbline_layernorm: Vec<LayerNorm>,
     plumbline_heads: Vec<Linear>,
 }
 
+/// One step of the trunk: a module of [`Net`] by index (with its `eps`), or an activation.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Linear(usize),
+    BatchNorm(usize, f64),
+    LayerNorm(usize, f64),
+    Activation(Activation),
+}
+
 pub struct NativeEngine {
-    net: Mlp,
-    activation: Activation,
+    net: Net,
+    steps: Vec<Step>,
     heads: Vec<String>,
     input_dim: usize,
     device: Device,
@@ -49,24 +62,62 @@ impl NativeEngine {
             display: display_path(&info.path),
         };
         let device = device();
-        let mut net = file.mlp(&arch, &device)?;
+        let built = file.net(&arch, &device)?;
         // Where the state dict sits: the top-level key burn opens, and the rest as a name prefix.
         let sd = info.state_dict_key(&keys.state_dict);
         let (top, inner) = match sd.as_deref().map(|k| k.split_once('.').unwrap_or((k, ""))) {
             Some((top, inner)) => (Some(top.to_owned()), inner.to_owned()),
             None => (None, String::new()),
         };
-        let result = file.load_into(&mut net, top.as_deref(), &remaps(&arch, &inner))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
+        let remaps = built.remaps(&inner);
+        let mut net = built.net;
+        let result = file.load_into(&mut net, top.as_deref(), &remaps)?;
+        // A norm layer without affine parameters keeps burn's ones and zeros.
+        let missing: Vec<_> = result
+            .missing
+            .iter()
+            .filter(|(path, _)| !built.no_tensor.contains(path))
+            .collect();
+        if !result.errors.is_empty() || !missing.is_empty() {
             return Err(file.fail(format!("loading the weights failed:\n{result}")));
         }
         Ok(NativeEngine {
             net,
-            activation: arch.activation,
+            steps: built.steps,
             heads: arch.heads.into_iter().map(|h| h.name).collect(),
             input_dim: arch.input_dim,
             device,
         })
+    }
+}
+
+/// The network `arch` describes, before its weights are loaded.
+struct Built {
+    net: Net,
+    steps: Vec<Step>,
+    /// Each module name of `arch` with the field path of [`Net`] it loads into.
+    modules: Vec<(String, String)>,
+    /// Parameters the checkpoint has no tensor for by design (a norm layer without affine
+    /// parameters).
+    no_tensor: Vec<String>,
+}
+
+impl Built {
+    /// Each module name anchored (see [`anchored`]) with its field path. `inner`: the state dict's
+    /// key below the top-level key burn opens (`state_dict` of `model.state_dict`), empty when the
+    /// names start at the module.
+    fn remaps(&self, inner: &str) -> Vec<(String, String)> {
+        self.modules
+            .iter()
+            .map(|(module, field)| {
+                let name = if inner.is_empty() {
+                    anchored(module)
+                } else {
+                    anchored(&format!("{inner}.{module}"))
+                };
+                (name, format!("{field}."))
+            })
+            .collect()
     }
 }
 
@@ -83,8 +134,7 @@ impl WeightSource<'_> {
         Error::msg(format!("{}: native engine: {msg}", self.display))
     }
 
-    /// The `[out, in]` shape of `layer`'s weight: layer sizes come from the weights' shapes (torch
-    /// stores Linear weights as [out, in]).
+    /// The `[out, in]` shape of `layer`'s weight (torch stores Linear weights as `[out, in]`).
     fn shape(&self, layer: &str) -> Result<(usize, usize)> {
         let w = arch::weight(self.info, self.keys, layer)
             .ok_or_else(|| self.fail(format!("no tensor `{layer}.weight` (named by `arch`)")))?;
@@ -96,22 +146,24 @@ impl WeightSource<'_> {
         }
     }
 
-    /// The MLP `arch` describes, each layer's shape checked against its weight's (weights not yet
-    /// loaded).
-    fn mlp(&self, arch: &Arch, device: &Device) -> Result<Mlp> {
-        let mut trunk = Vec::new();
-        let mut width = arch.input_dim;
-        for (layer, &h) in arch.layers.iter().zip(&arch.hidden) {
-            let (o, i) = self.shape(layer)?;
-            if (o, i) != (h, width) {
-                return Err(self.fail(format!(
-                    "`{layer}.weight` has shape [{o}, {i}], but `arch` says [{h}, {width}]"
-                )));
-            }
-            trunk.push(LinearConfig::new(i, o).init(device));
-            width = h;
+    /// The network `arch` describes, each Linear's shape checked against its weight's (weights not
+    /// yet loaded).
+    fn net(&self, arch: &Arch, device: &Device) -> Result<Built> {
+        let mut b = Built {
+            net: Net {
+                plumbline_linear: Vec::new(),
+                plumbline_batchnorm: Vec::new(),
+                plumbline_layernorm: Vec::new(),
+                plumbline_heads: Vec::new(),
+            },
+            steps: Vec::new(),
+            modules: Vec::new(),
+            no_tensor: Vec::new(),
+        };
+        for layer in &arch.layers {
+            self.add(&mut b, layer, device)?;
         }
-        let mut heads = Vec::new();
+        let width = arch.width();
         for h in &arch.heads {
             let (o, i) = self.shape(&h.layer)?;
             if i != width {
@@ -120,18 +172,88 @@ impl WeightSource<'_> {
                     h.name, h.layer
                 )));
             }
-            heads.push(LinearConfig::new(i, o).init(device));
+            let field = format!("plumbline_heads.{}", b.net.plumbline_heads.len());
+            b.modules.push((h.layer.clone(), field));
+            b.net
+                .plumbline_heads
+                .push(LinearConfig::new(i, o).init(device));
         }
-        Ok(Mlp {
-            plumbline_trunk: trunk,
-            plumbline_heads: heads,
-        })
+        Ok(b)
+    }
+
+    /// Adds one trunk layer to `b`.
+    fn add(&self, b: &mut Built, layer: &Layer, device: &Device) -> Result<()> {
+        let n = &mut b.net;
+        match layer {
+            Layer::Linear {
+                module,
+                inputs,
+                outputs,
+                bias,
+            } => {
+                let (o, i) = self.shape(module)?;
+                if (o, i) != (*outputs, *inputs) {
+                    return Err(self.fail(format!(
+                        "`{module}.weight` has shape [{o}, {i}], but `arch` says [{outputs}, {inputs}]"
+                    )));
+                }
+                let field = format!("plumbline_linear.{}", n.plumbline_linear.len());
+                b.steps.push(Step::Linear(n.plumbline_linear.len()));
+                b.modules.push((module.clone(), field));
+                n.plumbline_linear
+                    .push(LinearConfig::new(i, o).with_bias(*bias).init(device));
+            }
+            Layer::BatchNorm1d {
+                module,
+                features,
+                eps,
+                affine,
+            } => {
+                let field = format!("plumbline_batchnorm.{}", n.plumbline_batchnorm.len());
+                if !affine {
+                    b.no_tensor.push(format!("{field}.gamma"));
+                    b.no_tensor.push(format!("{field}.beta"));
+                }
+                b.steps
+                    .push(Step::BatchNorm(n.plumbline_batchnorm.len(), *eps));
+                b.modules.push((module.clone(), field));
+                n.plumbline_batchnorm.push(
+                    BatchNormConfig::new(*features)
+                        .with_epsilon(*eps)
+                        .init(device),
+                );
+            }
+            Layer::LayerNorm {
+                module,
+                features,
+                eps,
+                affine,
+                bias,
+            } => {
+                let field = format!("plumbline_layernorm.{}", n.plumbline_layernorm.len());
+                if !affine {
+                    b.no_tensor.push(format!("{field}.gamma"));
+                }
+                b.steps
+                    .push(Step::LayerNorm(n.plumbline_layernorm.len(), *eps));
+                b.modules.push((module.clone(), field));
+                n.plumbline_layernorm.push(
+                    LayerNormConfig::new(*features)
+                        .with_epsilon(*eps)
+                        .with_bias(*bias && *affine)
+                        .init(device),
+                );
+            }
+            Layer::Dropout => {}
+            Layer::Activation(a) => b.steps.push(Step::Activation(*a)),
+        }
+        Ok(())
     }
 
     /// The weights loaded into `net`, each tensor renamed by `remaps` onto the module's fields.
     fn load_into(
         &self,
-        net: &mut Mlp,
+        net: &mut Net,
         top: Option<&str>,
         remaps: &[(String, String)],
     ) -> Result<ApplyResult> {
@@ -170,28 +292,6 @@ impl WeightSource<'_> {
     }
 }
 
-/// Each module name of `arch`, anchored (see [`anchored`]), with the field of [`Mlp`] it loads
-/// into.
-/// `inner`: the state dict's key below the top-level key burn opens (`state_dict` of
-/// `model.state_dict`), empty when the names start at the module.
-fn remaps(arch: &Arch, inner: &str) -> Vec<(String, String)> {
-    let name = |l: &str| {
-        if inner.is_empty() {
-            anchored(l)
-        } else {
-            anchored(&format!("{inner}.{l}"))
-        }
-    };
-    let mut remaps = Vec::new();
-    for (i, l) in arch.layers.iter().enumerate() {
-        remaps.push((name(l), format!("plumbline_trunk.{i}.")));
-    }
-    for (i, h) in arch.heads.iter().enumerate() {
-        remaps.push((name(&h.layer), format!("plumbline_heads.{i}.")));
-    }
-    remaps
-}
-
 /// `^name\.` with the dots escaped (module names are checked to hold only `[A-Za-z0-9_.]`).
 fn anchored(name: &str) -> String {
     format!("^{}\\.", name.replace('.', "\\."))
@@ -200,11 +300,62 @@ fn anchored(name: &str) -> String {
 fn act(a: Activation, x: Tensor<2>) -> Tensor<2> {
     match a {
         Activation::Relu => activation::relu(x),
+        Activation::LeakyRelu { slope } => activation::leaky_relu(x, slope),
+        Activation::Elu { alpha } => activation::elu(x, alpha),
+        Activation::Gelu { tanh: false } => activation::gelu(x),
+        Activation::Gelu { tanh: true } => activation::gelu_approximate(x),
+        Activation::Silu => activation::silu(x),
         Activation::Tanh => activation::tanh(x),
         Activation::Sigmoid => activation::sigmoid(x),
-        Activation::Gelu => activation::gelu(x),
-        Activation::Silu => activation::silu(x),
+        Activation::Softplus { beta, threshold } => {
+            activation::softplus_with_threshold(x, beta, threshold)
+        }
         Activation::Identity => x,
+    }
+}
+
+/// A parameter's value, joining an autodiff graph as a constant when `grad` is set.
+fn constant<const D: usize>(t: Tensor<D>, grad: bool) -> Tensor<D> {
+    if grad { t.autodiff() } else { t }
+}
+
+/// `x · W + b` (burn stores a Linear weight as `[in, out]`).
+fn linear(layer: &Linear, x: Tensor<2>, grad: bool) -> Tensor<2> {
+    let y = x.matmul(constant(layer.weight.val(), grad));
+    match &layer.bias {
+        Some(b) => y + constant(b.val(), grad).unsqueeze_dim(0),
+        None => y,
+    }
+}
+
+impl NativeEngine {
+    /// The trunk on `x`, in eval mode: BatchNorm1d by its running statistics, Dropout the identity.
+    /// With `grad`, the parameters join `x`'s autodiff graph as constants.
+    fn trunk(&self, mut x: Tensor<2>, grad: bool) -> Tensor<2> {
+        let n = &self.net;
+        for step in &self.steps {
+            x = match *step {
+                Step::Linear(i) => linear(&n.plumbline_linear[i], x, grad),
+                Step::BatchNorm(i, eps) => {
+                    let bn = &n.plumbline_batchnorm[i];
+                    batch_norm(
+                        x,
+                        constant(bn.gamma.val(), grad),
+                        constant(bn.beta.val(), grad),
+                        constant(bn.running_mean.value(), grad),
+                        constant(bn.running_var.value(), grad),
+                        eps,
+                    )
+                }
+                Step::LayerNorm(i, eps) => {
+                    let ln = &n.plumbline_layernorm[i];
+                    let beta = ln.beta.as_ref().map(|b| constant(b.val(), grad));
+                    layer_norm(x, constant(ln.gamma.val(), grad), beta, eps)
+                }
+                Step::Activation(a) => act(a, x),
+            };
+        }
+        x
     }
 }
 
@@ -225,13 +376,13 @@ impl Engine for NativeEngine {
         }
         // Compute in the weights' own precision (a float64 checkpoint runs in float64).
         guarded("the forward pass", || {
-            let mut x = self.input(inputs, &self.device);
-            for layer in &self.net.plumbline_trunk {
-                x = act(self.activation, layer.forward(x));
-            }
+            let x = self.trunk(self.input(inputs, &self.device), false);
             let mut out = Outputs::new();
             for (name, head) in self.heads.iter().zip(&self.net.plumbline_heads) {
-                out.insert(name.clone(), to_matrix(head.forward(x.clone()), name)?);
+                out.insert(
+                    name.clone(),
+                    to_matrix(linear(head, x.clone(), false), name)?,
+                );
             }
             Ok(out)
         })
@@ -250,16 +401,13 @@ impl Engine for NativeEngine {
             return Some(Err(Error::msg("native engine: no rows to attribute")));
         }
         // burn autodiff: the inputs are a leaf that keeps its gradient; the weights join the graph as
-        // constants. Rows are independent, so the gradient of the sum over rows of one output unit is
-        // each row's own gradient.
+        // constants. Rows are independent (eval mode), so the gradient of the sum over rows of one
+        // output unit is each row's own gradient.
         Some(guarded("the backward pass", || {
             let device = self.device.clone().autodiff();
             let x = self.input(inputs, &device).require_grad();
-            let mut z = x.clone();
-            for layer in &self.net.plumbline_trunk {
-                z = act(self.activation, constant_linear(layer, z));
-            }
-            let y = constant_linear(&self.net.plumbline_heads[h], z);
+            let z = self.trunk(x.clone(), true);
+            let y = linear(&self.net.plumbline_heads[h], z, true);
             let [rows, cols] = y.dims();
             if unit >= cols {
                 return Err(Error::msg(format!(
@@ -290,22 +438,12 @@ impl NativeEngine {
     fn input(&self, inputs: &Matrix, device: &Device) -> Tensor<2> {
         let first = self
             .net
-            .plumbline_trunk
+            .plumbline_linear
             .first()
             .unwrap_or(&self.net.plumbline_heads[0]);
         let dtype = first.weight.val().dtype();
         let data = TensorData::new(inputs.data.clone(), [inputs.rows, inputs.cols]);
         Tensor::<2>::from_data(data, (device, dtype))
-    }
-}
-
-/// `x · W + b` with the layer's parameters joining an autodiff graph as constants (burn stores a Linear
-/// weight as `[in, out]`).
-fn constant_linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
-    let y = x.matmul(layer.weight.val().autodiff());
-    match &layer.bias {
-        Some(b) => y + b.val().autodiff().unsqueeze_dim(0),
-        None => y,
     }
 }
 

@@ -246,7 +246,9 @@ fn input_dim_mismatch(
 fn first_layer_missing(layer: &str, weight: &str, arch: &CheckpointFact) -> Finding {
     Finding::new(
         &FIRST_LAYER_MISSING,
-        format!("`arch.layers[0]` is `{layer}`, but the checkpoint has no tensor `{weight}`"),
+        format!(
+            "`arch`'s first Linear layer is `{layer}`, but the checkpoint has no tensor `{weight}`"
+        ),
     )
     .at(arch.location.clone())
 }
@@ -543,17 +545,11 @@ fn compare_first_layer(
     input_dim: Option<u64>,
 ) -> Option<Finding> {
     let arch = &cx.facts.checkpoint.arch;
-    let first = arch
-        .value
-        .as_ref()?
-        .get("layers")
-        .and_then(Value::as_array)
-        .and_then(|l| l.first())
-        .and_then(Value::as_str);
+    let first = crate::engine::arch::first_linear(arch.value.as_ref()?);
     let Some(layer) = first else {
         return Some(invalid(
             arch,
-            "must name its layers in order (`arch.layers`, a list of module names)",
+            "must name its layers in order (`arch.layers`: the layer list, or the first format's module names)",
         ));
     };
     let sd = &cx.loaded.config.checkpoints.keys.state_dict;

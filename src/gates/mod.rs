@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub base: Option<&'a std::result::Result<crate::base::Base, String>>,
     /// The contract changes against the base, when both contracts are there.
     pub changes: Option<&'a crate::changes::Changes>,
+    /// The workflow this run checks (`--profile`), when it checks one.
+    pub profile: Option<Profile>,
     /// The gates in this run (a gate that shares an input with another can leave reporting a
     /// broken input to the gate that owns it).
     pub selected: &'a [Id],

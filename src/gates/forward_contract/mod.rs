@@ -14,16 +14,16 @@
 //! **Example.** The reference file says row 12's `direction`[1] logit is -0.18448, the checkpoint's model
 //! gives -0.19448: `forward-reference-mismatch` at the reference file's line of that value.
 
-use serde_json::Value;
+mod reference;
 
 use super::{Context, Gate, Id, Model, Needs, Parts, Profile, Report};
 use crate::contract::Head;
-use crate::engine::{Engine, Outputs};
+use crate::engine::{Engine, EngineKind, Outputs};
 use crate::error::{Error, Result};
 use crate::finding::{Code, ContractKind, Finding, Location, Severity};
 use crate::matrix::Matrix;
 use crate::normal::Normal;
-use crate::scaler::{NanPolicy, Scaler, numbers};
+use crate::scaler::{NanPolicy, Scaler};
 
 const fn code(id: &'static str, summary: &'static str) -> Code {
     Code {
@@ -67,6 +67,18 @@ pub const REFERENCE_MISMATCH: Code = code(
     "forward-reference-mismatch",
     "the model's outputs differ from the reference outputs",
 );
+pub const REFERENCE_MISSING: Code = code(
+    "forward-reference-missing",
+    "the pre-live profile runs the native engine without PyTorch reference outputs",
+);
+pub const REFERENCE_STALE: Code = code(
+    "forward-reference-stale",
+    "the reference outputs were not written from the production checkpoint",
+);
+pub const ARCH_DIFFERS: Code = code(
+    "forward-arch-differs",
+    "the checkpoint's `arch` is not the architecture of the model the reference outputs came from",
+);
 pub const NAN_PROBE_SKIPPED: Code = Code {
     severity: Severity::Note,
     ..code(
@@ -88,6 +100,9 @@ pub const GATE: Gate = Gate {
         NONDETERMINISTIC,
         BATCH_VARIANCE,
         REFERENCE_MISMATCH,
+        REFERENCE_MISSING,
+        REFERENCE_STALE,
+        ARCH_DIFFERS,
         NAN_PROBE_SKIPPED,
     ],
     needs: Needs {
@@ -195,30 +210,6 @@ fn batch_varies(v: &Variance, probe: &str, tol: f64, here: &Location) -> Finding
     .note(format!("in the batch: {:?}", v.batch))
     .note(format!("alone:        {:?}", v.alone))
     .help("batch statistics (batch norm in training mode, dropout) or padding leak between rows; call eval()")
-}
-
-/// The model's output differs from the reference output `v` (at `at`), the first of `diff`'s.
-fn reference_mismatch(
-    cx: &Context,
-    at: Location,
-    v: &ReferenceValue,
-    diff: &ReferenceDiff,
-    tol: f64,
-) -> Finding {
-    Finding::new(
-        &REFERENCE_MISMATCH,
-        format!(
-            "row {}, head `{}`[{}]: the model gives {}, the reference {} (tolerance {tol:e})",
-            v.row, v.head, v.k, v.got, v.want
-        ),
-    )
-    .at(at)
-    .related(cx.production_location())
-    .note(format!(
-        "{} row×head outputs differ; largest difference {:e}",
-        diff.count, diff.worst
-    ))
-    .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint")
 }
 
 /// The production checkpoint's scaler, or why it cannot be used (an inputs-unavailable finding).
@@ -340,13 +331,22 @@ pub fn run(cx: &Context) -> Result<Report> {
         out.push(batch_varies(&v, &names[v.row], tol, &here));
     }
     let mut summary = format!("{} probes · batch Δ {}", x.rows, short_float(worst));
-    if let Some(rel) = &cx.loaded.config.gates.forward_contract.reference {
-        let (n, worst_ref, fs) = reference(cx, engine, rel)?;
-        out.extend(fs);
-        summary.push_str(&format!(
-            " · reference {n} rows Δ {}",
-            short_float(worst_ref)
-        ));
+    match &cx.loaded.config.gates.forward_contract.reference {
+        Some(rel) => {
+            let r = reference::check(cx, engine, rel)?;
+            out.extend(r.findings);
+            summary.push_str(&format!(
+                " · reference {} rows Δ {}",
+                r.rows,
+                short_float(r.worst)
+            ));
+        }
+        None if cx.profile == Some(Profile::PreLive)
+            && EngineKind::of(cx.loaded) == EngineKind::Native =>
+        {
+            out.push(reference::missing(cx));
+        }
+        None => summary.push_str(" · no reference"),
     }
     Ok(Report {
         findings: out,
@@ -485,177 +485,6 @@ pub fn first_difference(a: &Outputs, b: &Outputs, tol: f64) -> Option<(String, u
         }
     }
     None
-}
-
-/// Compare with the reference outputs file: rows of `{"scaled": [...], "outputs": {head: [...]}}`.
-fn reference(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<(usize, f64, Vec<Finding>)> {
-    let path = cx.loaded.input("gates.forward-contract.reference", rel)?;
-    let display = cx.loaded.display(rel);
-    let text = crate::error::read_to_string(&path)?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::at(
-            Location::at(&display, e.line() as u32),
-            format!("invalid JSON: {e}"),
-        )
-    })?;
-    let rows = doc
-        .get("rows")
-        .and_then(|r| r.as_array())
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| invalid_reference(&display, "no `rows` list, or an empty one"))?;
-    let n = engine.input_dim();
-    let inputs = scaled_inputs(rows, n, &display)?;
-    let got = match engine.forward(&Matrix::from_rows(n, &inputs)) {
-        Ok(o) => o,
-        Err(e) => return Ok((rows.len(), f64::INFINITY, vec![model_failed(cx, &e)])),
-    };
-    let tol = cx.loaded.config.gates.forward_contract.reference_tolerance;
-    let diff = compare_reference(rows, &got, tol, &display)?;
-    let findings = diff
-        .first
-        .iter()
-        .map(|v| reference_mismatch(cx, value_line(&display, &text, v), v, &diff, tol))
-        .collect();
-    Ok((rows.len(), diff.worst, findings))
-}
-
-/// What is wrong with the reference outputs file `display`: an error that stops the run.
-fn invalid_reference(display: &str, what: &str) -> Error {
-    Error::at(
-        Location::file(display),
-        format!("reference outputs: {what}"),
-    )
-}
-
-/// Each reference row's `scaled` inputs, `n` numbers per row.
-fn scaled_inputs(rows: &[Value], n: usize, display: &str) -> Result<Vec<Vec<f64>>> {
-    rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.get("scaled")
-                .and_then(numbers)
-                .filter(|v| v.len() == n)
-                .ok_or_else(|| {
-                    invalid_reference(
-                        display,
-                        &format!("row {i} has no `scaled` list of {n} numbers"),
-                    )
-                })
-        })
-        .collect()
-}
-
-/// One output value the model and the reference disagree on: row, head, index, both values.
-struct ReferenceValue {
-    row: usize,
-    head: String,
-    k: usize,
-    got: f64,
-    want: f64,
-}
-
-/// The model's outputs against the reference's: the largest difference, the first value over the
-/// tolerance, and how many row × head outputs differ.
-#[derive(Default)]
-struct ReferenceDiff {
-    worst: f64,
-    first: Option<ReferenceValue>,
-    count: usize,
-}
-
-impl ReferenceDiff {
-    /// Adds row `i`'s outputs of `head`: the model's (`got`) against the reference's (`want`).
-    fn add(&mut self, i: usize, head: &str, got: &[f64], want: &[f64], tol: f64) {
-        let mut row_bad = false;
-        for (k, (g, w)) in got.iter().zip(want).enumerate() {
-            let d = (g - w).abs();
-            self.worst = self.worst.max(if d.is_nan() { f64::INFINITY } else { d });
-            if d.is_nan() || d > tol {
-                row_bad = true;
-                if self.first.is_none() {
-                    self.first = Some(ReferenceValue {
-                        row: i,
-                        head: head.to_owned(),
-                        k,
-                        got: *g,
-                        want: *w,
-                    });
-                }
-            }
-        }
-        self.count += usize::from(row_bad);
-    }
-}
-
-/// The model's outputs `got` against every reference row's `outputs`; an error says what is wrong
-/// with the file.
-fn compare_reference(
-    rows: &[Value],
-    got: &Outputs,
-    tol: f64,
-    display: &str,
-) -> Result<ReferenceDiff> {
-    let mut diff = ReferenceDiff::default();
-    for (i, r) in rows.iter().enumerate() {
-        let outs = r
-            .get("outputs")
-            .and_then(|o| o.as_object())
-            .ok_or_else(|| invalid_reference(display, &format!("row {i} has no `outputs` dict")))?;
-        if let Some(h) = got.keys().find(|h| !outs.contains_key(*h)) {
-            return Err(invalid_reference(
-                display,
-                &format!("row {i} has no outputs for head `{h}`: every row must hold every head"),
-            ));
-        }
-        for (head, want) in outs {
-            let (m, want) = head_values((i, head), want, got, display)?;
-            diff.add(i, head, m.row(i), &want, tol);
-        }
-    }
-    Ok(diff)
-}
-
-/// The model's output of `head` and row `i`'s reference values for it, as many as the model gives.
-fn head_values<'a>(
-    (i, head): (usize, &str),
-    want: &Value,
-    got: &'a Outputs,
-    display: &str,
-) -> Result<(&'a Matrix, Vec<f64>)> {
-    let want = numbers(want).ok_or_else(|| {
-        invalid_reference(
-            display,
-            &format!("row {i} head `{head}` is not a list of numbers"),
-        )
-    })?;
-    let Some(m) = got.get(head) else {
-        return Err(invalid_reference(
-            display,
-            &format!("row {i} names head `{head}`, which the model does not output"),
-        ));
-    };
-    if m.cols != want.len() {
-        return Err(invalid_reference(
-            display,
-            &format!(
-                "row {i} head `{head}` has {} values, the model gives {}",
-                want.len(),
-                m.cols
-            ),
-        ));
-    }
-    Ok((m, want))
-}
-
-/// The reference file's line of the value `v`, else the file.
-fn value_line(display: &str, text: &str, v: &ReferenceValue) -> Location {
-    crate::keypath::json_key(
-        display,
-        text,
-        &format!("rows.{}.outputs.{}.{}", v.row, v.head, v.k),
-    )
-    .map(|f| f.location)
-    .unwrap_or_else(|_| Location::file(display))
 }
 
 #[cfg(test)]

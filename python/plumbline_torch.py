@@ -1,0 +1,157 @@
+"""plumbline's PyTorch helper: `arch` from a trained module, and the reference outputs that prove it.
+
+plumbline's native engine rebuilds the model from the checkpoint's `arch` (docs/checkpoint-metadata.md).
+The tensors show every Linear and norm layer; they cannot show an activation, its slope, or a Dropout.
+So the training script writes both from the module itself, right after saving the checkpoint:
+
+    import plumbline_torch as pt
+
+    arch = pt.arch(model, trunk="net", heads={"direction": "heads.direction"})
+    json.dump({**meta, "arch": arch}, open("artifacts/model.json", "w"))   # or into the checkpoint
+    pt.write_reference(model, scaled_rows, "checkpoints/model.pt", "reference/outputs.json", arch=arch)
+
+`[gates.forward-contract] reference = "reference/outputs.json"` then makes forward-contract compare
+plumbline's outputs with PyTorch's on those rows, check that the reference was written from the
+production checkpoint (its sha256) and that the checkpoint's `arch` is the module's.
+
+Copy this file into your project (it needs only torch), or import it from a plumbline checkout.
+Supported layers: Linear, BatchNorm1d (eval), LayerNorm (one normalised axis), Dropout, ReLU,
+LeakyReLU, ELU, GELU, SiLU, Tanh, Sigmoid, Softplus, Identity. Any other module raises ValueError:
+plumbline's native engine cannot run it (use the command engine).
+"""
+
+import hashlib
+import json
+import os
+
+import torch
+from torch import nn
+
+# PyTorch class -> the constructor arguments `arch` records (what changes the outputs).
+_ARGUMENTS = {
+    nn.Linear: lambda m: {
+        "in_features": m.in_features,
+        "out_features": m.out_features,
+        "bias": m.bias is not None,
+    },
+    nn.BatchNorm1d: lambda m: {
+        "num_features": m.num_features,
+        "eps": float(m.eps),
+        "affine": bool(m.affine),
+        "track_running_stats": bool(m.track_running_stats),
+    },
+    nn.LayerNorm: lambda m: {
+        "normalized_shape": [int(n) for n in m.normalized_shape],
+        "eps": float(m.eps),
+        "elementwise_affine": bool(m.elementwise_affine),
+        "bias": getattr(m, "bias", None) is not None,
+    },
+    nn.Dropout: lambda m: {"p": float(m.p)},
+    nn.ReLU: lambda m: {},
+    nn.LeakyReLU: lambda m: {"negative_slope": float(m.negative_slope)},
+    nn.ELU: lambda m: {"alpha": float(m.alpha)},
+    nn.GELU: lambda m: {"approximate": m.approximate},
+    nn.SiLU: lambda m: {},
+    nn.Tanh: lambda m: {},
+    nn.Sigmoid: lambda m: {},
+    nn.Softplus: lambda m: {"beta": float(m.beta), "threshold": float(m.threshold)},
+    nn.Identity: lambda m: {},
+}
+
+_HAS_TENSORS = (nn.Linear, nn.BatchNorm1d, nn.LayerNorm)
+
+
+def _layers(module, name):
+    """The leaf modules of `module` (state-dict name `name`) in the order a Sequential runs them."""
+    if isinstance(module, nn.Sequential):
+        out = []
+        for child_name, child in module.named_children():
+            out += _layers(child, f"{name}.{child_name}" if name else child_name)
+        return out
+    kind = type(module)
+    if kind not in _ARGUMENTS:
+        raise ValueError(
+            f"`{name}` is a {kind.__name__}: plumbline's native engine runs "
+            + ", ".join(k.__name__ for k in _ARGUMENTS)
+            + " (use the command engine for this model)"
+        )
+    layer = {"type": kind.__name__}
+    if isinstance(module, _HAS_TENSORS):
+        layer["name"] = name
+    layer.update(_ARGUMENTS[kind](module))
+    return [layer]
+
+
+def arch(model, trunk, heads, input_dim=None):
+    """The `arch` of `model`: `trunk` names the nn.Sequential the inputs run through (module path in
+    `model`, "" for the model itself), `heads` maps each head name, in output order, to its nn.Linear's
+    module path. The trunk must be a Sequential (nested ones are flattened): plumbline never guesses
+    the order `forward` calls modules in."""
+    body = model.get_submodule(trunk) if trunk else model
+    if not isinstance(body, nn.Sequential):
+        raise ValueError(f"`{trunk}` is a {type(body).__name__}, not an nn.Sequential")
+    layers = _layers(body, trunk)
+    head_list = []
+    for head, path in heads.items():
+        layer = model.get_submodule(path)
+        if not isinstance(layer, nn.Linear) or layer.bias is None:
+            raise ValueError(f"head `{head}`: `{path}` must be an nn.Linear with a bias")
+        head_list.append({"name": head, "layer": path})
+    first = next((l for l in layers if "name" in l), None)
+    if input_dim is None:
+        if first is None:
+            raise ValueError("the trunk has no Linear or norm layer: pass input_dim")
+        input_dim = first.get("in_features", first.get("num_features"))
+        if input_dim is None:
+            input_dim = first["normalized_shape"][-1]
+    return {"type": "mlp", "input_dim": int(input_dim), "layers": layers, "heads": head_list}
+
+
+def sha256_file(path):
+    """`sha256:<hex>` of the file's bytes, as plumbline states checkpoint hashes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def write_reference(model, scaled, checkpoint, path, arch=None, outputs=None, raw=None, extra=None, shown_as=None):
+    """Write the reference outputs forward-contract compares with: `model` (put in eval mode) on the
+    `scaled` rows (the model's inputs, after the scaler), every head.
+
+    `checkpoint`: the file the model was just saved to (its sha256 ties the reference to it).
+    `arch`: the module's `arch` (see `arch`), recorded so that a hand-edited `arch` is caught by name.
+    `outputs(model, x)`: a dict of head name -> tensor; by default `model(x)`, which must return one.
+    `raw`: the unscaled rows, kept for people reading the file. `extra`: more top-level keys.
+    `shown_as`: how the file names the checkpoint (default: `checkpoint` as given).
+    """
+    model.eval()
+    x = torch.as_tensor(scaled, dtype=next(model.parameters()).dtype)
+    with torch.no_grad():
+        out = outputs(model, x) if outputs else model(x)
+    if not isinstance(out, dict):
+        raise ValueError("the model returns a tensor: pass outputs=lambda model, x: {head: tensor}")
+    rows = []
+    for i in range(x.shape[0]):
+        row = {
+            "scaled": [float(v) for v in x[i]],
+            "outputs": {h: [float(v) for v in t[i].reshape(-1)] for h, t in out.items()},
+        }
+        if raw is not None:
+            row["raw"] = [float(v) for v in raw[i]]
+        rows.append(row)
+    doc = {
+        "checkpoint": shown_as or str(checkpoint),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "dtype": str(x.dtype).replace("torch.", ""),
+        "rows": rows,
+        **(extra or {}),
+    }
+    if arch is not None:
+        doc["arch"] = arch
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return doc

@@ -1,0 +1,528 @@
+//! The model architecture a checkpoint describes in its `arch` key (docs/checkpoint-metadata.md). Read
+//! without burn, so the static gates can check it in every build; the native engine builds from it.
+//!
+//! Two spellings: the layer list (`layers` of `{"type": "Linear", "name": …}` objects, PyTorch's class
+//! and attribute names, what `python/plumbline_torch.py` writes), and the first format (`hidden`,
+//! `activation` and `layers` as module names), read as the layer list it stands for.
+
+mod parse;
+
+use std::fmt;
+
+use crate::checkpoint::{CheckpointInfo, TensorInfo, Tree};
+use crate::config::CheckpointKeys;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+use crate::paths::display_path;
+
+/// An element-wise activation, with PyTorch's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu {
+        slope: f64,
+    },
+    Elu {
+        alpha: f64,
+    },
+    /// `tanh`: the tanh approximation (`GELU(approximate="tanh")`), else the exact erf form.
+    Gelu {
+        tanh: bool,
+    },
+    Silu,
+    Tanh,
+    Sigmoid,
+    Softplus {
+        beta: f64,
+        threshold: f64,
+    },
+    Identity,
+}
+
+/// A layer of the trunk, in the order the model applies them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    Linear {
+        module: String,
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    },
+    /// Eval mode: normalised by the running statistics.
+    BatchNorm1d {
+        module: String,
+        features: usize,
+        eps: f64,
+        affine: bool,
+    },
+    LayerNorm {
+        module: String,
+        features: usize,
+        eps: f64,
+        affine: bool,
+        bias: bool,
+    },
+    /// Identity at inference.
+    Dropout,
+    Activation(Activation),
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Activation::Relu => write!(f, "ReLU"),
+            Activation::LeakyRelu { slope } => write!(f, "LeakyReLU(negative_slope={slope})"),
+            Activation::Elu { alpha } => write!(f, "ELU(alpha={alpha})"),
+            Activation::Gelu { tanh: false } => write!(f, "GELU(approximate='none')"),
+            Activation::Gelu { tanh: true } => write!(f, "GELU(approximate='tanh')"),
+            Activation::Silu => write!(f, "SiLU"),
+            Activation::Tanh => write!(f, "Tanh"),
+            Activation::Sigmoid => write!(f, "Sigmoid"),
+            Activation::Softplus { beta, threshold } => {
+                write!(f, "Softplus(beta={beta}, threshold={threshold})")
+            }
+            Activation::Identity => write!(f, "Identity"),
+        }
+    }
+}
+
+/// As PyTorch prints the module (`Linear(in_features=14, out_features=32, bias=True)`), prefixed with
+/// its state-dict name.
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let py = |b: bool| if b { "True" } else { "False" };
+        match self {
+            Layer::Linear {
+                module,
+                inputs,
+                outputs,
+                bias,
+            } => write!(
+                f,
+                "`{module}` Linear(in_features={inputs}, out_features={outputs}, bias={})",
+                py(*bias)
+            ),
+            Layer::BatchNorm1d {
+                module,
+                features,
+                eps,
+                affine,
+            } => write!(
+                f,
+                "`{module}` BatchNorm1d({features}, eps={eps:e}, affine={})",
+                py(*affine)
+            ),
+            Layer::LayerNorm {
+                module,
+                features,
+                eps,
+                affine,
+                bias,
+            } => write!(
+                f,
+                "`{module}` LayerNorm(({features},), eps={eps:e}, elementwise_affine={}, bias={})",
+                py(*affine),
+                py(*bias)
+            ),
+            Layer::Dropout => write!(f, "Dropout"),
+            Layer::Activation(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Layer {
+    /// The state-dict module the layer's tensors sit under, for layers that have tensors.
+    pub fn module(&self) -> Option<&str> {
+        match self {
+            Layer::Linear { module, .. }
+            | Layer::BatchNorm1d { module, .. }
+            | Layer::LayerNorm { module, .. } => Some(module),
+            Layer::Dropout | Layer::Activation(_) => None,
+        }
+    }
+}
+
+/// A head's output layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchHead {
+    pub name: String,
+    /// State-dict module name of the head's Linear layer (`heads.direction`).
+    pub layer: String,
+}
+
+/// A feed-forward network: the trunk's `layers` in order, then one Linear per head on the trunk's
+/// output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arch {
+    pub input_dim: usize,
+    pub layers: Vec<Layer>,
+    pub heads: Vec<ArchHead>,
+}
+
+impl Arch {
+    /// Parse the checkpoint's `arch`. Every problem is an error naming the checkpoint and the key.
+    pub fn read(info: &CheckpointInfo, keys: &CheckpointKeys) -> Result<Arch> {
+        let display = display_path(&info.path);
+        let found = info.find(&keys.arch).ok_or_else(|| {
+            Error::at(
+                Location::file(&display).with_label(format!("checkpoint key `{}`", keys.arch)),
+                format!(
+                    "the checkpoint has no `{}`: the native engine builds the model from it (docs/checkpoint-metadata.md)",
+                    keys.arch
+                ),
+            )
+        })?;
+        let width = info
+            .get(&keys.input_dim)
+            .map(|v| (v, keys.input_dim.as_str()));
+        Arch::parse(found.value, &keys.arch, found.location, width)
+    }
+
+    /// Parse an `arch` value written at `at` (checkpoint key `key`). `width`: the checkpoint's own
+    /// input width and its key, for an `arch` that leaves `input_dim` out.
+    pub fn parse(
+        arch: &Tree,
+        key: &str,
+        at: Location,
+        width: Option<(&Tree, &str)>,
+    ) -> Result<Arch> {
+        parse::Fields { arch, key, at }.arch(width)
+    }
+
+    /// The trunk's Linear layers' module names, in order.
+    pub fn linear_modules(&self) -> impl Iterator<Item = &str> {
+        self.layers.iter().filter_map(|l| match l {
+            Layer::Linear { module, .. } => Some(module.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The trunk's first Linear layer's module name (the layer whose weight is `[out, input_dim]`).
+    pub fn first_linear(&self) -> Option<&str> {
+        self.linear_modules().next()
+    }
+
+    /// The trunk's output width.
+    pub fn width(&self) -> usize {
+        self.layers.iter().fold(self.input_dim, |w, l| match l {
+            Layer::Linear { outputs, .. } => *outputs,
+            _ => w,
+        })
+    }
+}
+
+/// One way a checkpoint's `arch` differs from the architecture of a model: what, and the index of the
+/// `arch` layer it is at (for a layer `arch` leaves out, the one it would follow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub layer: Option<usize>,
+    pub what: String,
+}
+
+/// How `ours` (a checkpoint's `arch`) differs from `theirs` (the architecture of the model the
+/// reference outputs were written from), naming the layer: what the tensors cannot show (an
+/// activation, a slope, a layer without tensors) shows here.
+pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
+    use similar::{Algorithm, DiffOp, capture_diff_slices};
+    let mut out = Vec::new();
+    let mut push = |layer: Option<usize>, what: String| out.push(Difference { layer, what });
+    if ours.input_dim != theirs.input_dim {
+        push(
+            None,
+            format!(
+                "input_dim: `arch` says {}, the model takes {}",
+                ours.input_dim, theirs.input_dim
+            ),
+        );
+    }
+    let a: Vec<String> = ours.layers.iter().map(ToString::to_string).collect();
+    let b: Vec<String> = theirs.layers.iter().map(ToString::to_string).collect();
+    for op in capture_diff_slices(Algorithm::Myers, &a, &b) {
+        let (old, new) = (op.old_range(), op.new_range());
+        match op {
+            DiffOp::Equal { .. } => {}
+            DiffOp::Replace { .. } if old.len() == new.len() => {
+                for (i, j) in old.zip(new) {
+                    push(
+                        Some(i),
+                        format!(
+                            "layers.{i}: `arch` has {}, the model has {} (its layers.{j})",
+                            a[i], b[j]
+                        ),
+                    );
+                }
+            }
+            _ => {
+                let before = old.start.checked_sub(1);
+                for i in old {
+                    push(
+                        Some(i),
+                        format!("layers.{i}: `arch` has {}, which the model does not", a[i]),
+                    );
+                }
+                for j in new {
+                    push(
+                        before,
+                        format!("`arch` leaves out the model's layers.{j}: {}", b[j]),
+                    );
+                }
+            }
+        }
+    }
+    if ours.heads != theirs.heads {
+        let names = |h: &[ArchHead]| {
+            h.iter()
+                .map(|h| format!("{} ({})", h.name, h.layer))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        push(
+            None,
+            format!(
+                "heads: `arch` has [{}], the model [{}]",
+                names(&ours.heads),
+                names(&theirs.heads)
+            ),
+        );
+    }
+    out
+}
+
+/// The first Linear module an `arch` value names (either spelling), without reading the rest: the
+/// layer whose weight takes the features.
+pub fn first_linear(arch: &Tree) -> Option<&str> {
+    arch.get("layers")?
+        .as_array()?
+        .iter()
+        .find_map(|l| match l {
+            Tree::String(s) => Some(s.as_str()),
+            Tree::Object(o) if o.get("type").and_then(Tree::as_str) == Some("Linear") => {
+                o.get("name").and_then(Tree::as_str)
+            }
+            _ => None,
+        })
+}
+
+/// The weight tensor of a Linear layer (`{layer}.weight`), shaped `[out, in]` as torch stores it.
+pub fn weight<'a>(
+    info: &'a CheckpointInfo,
+    keys: &CheckpointKeys,
+    layer: &str,
+) -> Option<&'a TensorInfo> {
+    info.weight(&keys.state_dict, &format!("{layer}.weight"))
+}
+
+/// A tensor the architecture uses: its state-dict name, the layer that uses it, and its shape where the
+/// architecture fixes it (`None`: a head's output width, which `heads` checks against the code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    pub layer: String,
+    pub shape: Vec<Option<u64>>,
+}
+
+/// How a state dict and its architecture fail to account for each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gap {
+    /// Tensors of one module the architecture never uses (a BatchNorm left out of `arch`).
+    Unused {
+        module: String,
+        tensors: Vec<String>,
+    },
+    /// A parameter the architecture needs that the state dict does not have.
+    Missing(Param),
+    /// A parameter whose tensor has another shape.
+    Shape { param: Param, found: Vec<u64> },
+}
+
+impl Arch {
+    /// Every tensor the model this `arch` describes uses, in layer order.
+    pub fn params(&self) -> Vec<Param> {
+        let mut out = Vec::new();
+        let mut push = |module: &str, tensor: &str, shape: Vec<Option<u64>>| {
+            out.push(Param {
+                name: format!("{module}.{tensor}"),
+                layer: module.to_owned(),
+                shape,
+            });
+        };
+        for layer in &self.layers {
+            match layer {
+                Layer::Linear {
+                    module,
+                    inputs,
+                    outputs,
+                    bias,
+                } => {
+                    let (o, i) = (*outputs as u64, *inputs as u64);
+                    push(module, "weight", vec![Some(o), Some(i)]);
+                    if *bias {
+                        push(module, "bias", vec![Some(o)]);
+                    }
+                }
+                Layer::BatchNorm1d {
+                    module,
+                    features,
+                    affine,
+                    ..
+                } => {
+                    let n = vec![Some(*features as u64)];
+                    if *affine {
+                        push(module, "weight", n.clone());
+                        push(module, "bias", n.clone());
+                    }
+                    push(module, "running_mean", n.clone());
+                    push(module, "running_var", n);
+                    push(module, "num_batches_tracked", vec![]);
+                }
+                Layer::LayerNorm {
+                    module,
+                    features,
+                    affine,
+                    bias,
+                    ..
+                } => {
+                    let n = vec![Some(*features as u64)];
+                    if *affine {
+                        push(module, "weight", n.clone());
+                        if *bias {
+                            push(module, "bias", n);
+                        }
+                    }
+                }
+                Layer::Dropout | Layer::Activation(_) => {}
+            }
+        }
+        let width = self.width() as u64;
+        for head in &self.heads {
+            push(&head.layer, "weight", vec![None, Some(width)]);
+            push(&head.layer, "bias", vec![None]);
+        }
+        out
+    }
+
+    /// Map every tensor of the state dict (`tensors`: name, dtype, shape) to a parameter of this
+    /// architecture: what is left over on either side, and shapes that differ. A head's bias must be as
+    /// long as its weight is wide.
+    pub fn account(&self, tensors: &[(String, String, Vec<u64>)]) -> Vec<Gap> {
+        let params = self.params();
+        let shape_of = |name: &str| tensors.iter().find(|t| t.0 == name).map(|t| &t.2);
+        let mut gaps = Vec::new();
+        for p in &params {
+            let Some(found) = shape_of(&p.name) else {
+                gaps.push(Gap::Missing(p.clone()));
+                continue;
+            };
+            let mut expected = p.shape.clone();
+            // A head's output width is its weight's: the bias must match it.
+            if expected == [None] {
+                let w = shape_of(&format!("{}.weight", p.layer));
+                expected = vec![w.and_then(|w| w.first().copied())];
+            }
+            let fits = found.len() == expected.len()
+                && found
+                    .iter()
+                    .zip(&expected)
+                    .all(|(f, e)| e.is_none_or(|e| e == *f));
+            if !fits {
+                gaps.push(Gap::Shape {
+                    param: Param {
+                        shape: expected,
+                        ..p.clone()
+                    },
+                    found: found.clone(),
+                });
+            }
+        }
+        let mut unused: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, _, _) in tensors {
+            if params.iter().any(|p| p.name == *name) {
+                continue;
+            }
+            let module = name.rsplit_once('.').map_or("", |(m, _)| m).to_owned();
+            match unused.iter_mut().find(|u| u.0 == module) {
+                Some(u) => u.1.push(name.clone()),
+                None => unused.push((module, vec![name.clone()])),
+            }
+        }
+        gaps.extend(
+            unused
+                .into_iter()
+                .map(|(module, tensors)| Gap::Unused { module, tensors }),
+        );
+        gaps
+    }
+}
+
+#[cfg(test)]
+mod accounting {
+    use super::*;
+
+    fn mlp() -> Arch {
+        Arch {
+            input_dim: 3,
+            layers: vec![
+                Layer::Linear {
+                    module: "net.0".into(),
+                    inputs: 3,
+                    outputs: 4,
+                    bias: true,
+                },
+                Layer::Activation(Activation::Relu),
+            ],
+            heads: vec![ArchHead {
+                name: "out".into(),
+                layer: "net.2".into(),
+            }],
+        }
+    }
+
+    fn t(name: &str, shape: &[u64]) -> (String, String, Vec<u64>) {
+        (name.to_owned(), "float32".to_owned(), shape.to_vec())
+    }
+
+    #[test]
+    fn every_tensor_is_a_parameter_and_every_parameter_a_tensor() {
+        let ok = [
+            t("net.0.bias", &[4]),
+            t("net.0.weight", &[4, 3]),
+            t("net.2.bias", &[2]),
+            t("net.2.weight", &[2, 4]),
+        ];
+        assert!(mlp().account(&ok).is_empty());
+        // A BatchNorm the arch leaves out, a bias missing, a head bias of the wrong width, a trunk of
+        // another width.
+        let bad = [
+            t("net.0.weight", &[5, 3]),
+            t("net.1.bias", &[4]),
+            t("net.1.num_batches_tracked", &[]),
+            t("net.1.running_mean", &[4]),
+            t("net.1.running_var", &[4]),
+            t("net.1.weight", &[4]),
+            t("net.2.bias", &[3]),
+            t("net.2.weight", &[2, 4]),
+        ];
+        let gaps = mlp().account(&bad);
+        assert_eq!(gaps.len(), 4, "{gaps:?}");
+        assert!(
+            matches!(&gaps[0], Gap::Shape { param, found } if param.name == "net.0.weight" && *found == [5, 3])
+        );
+        assert!(matches!(&gaps[1], Gap::Missing(p) if p.name == "net.0.bias"));
+        assert!(
+            matches!(&gaps[2], Gap::Shape { param, .. } if param.name == "net.2.bias" && param.shape == [Some(2)])
+        );
+        assert_eq!(
+            gaps[3],
+            Gap::Unused {
+                module: "net.1".into(),
+                tensors: vec![
+                    "net.1.bias".into(),
+                    "net.1.num_batches_tracked".into(),
+                    "net.1.running_mean".into(),
+                    "net.1.running_var".into(),
+                    "net.1.weight".into()
+                ]
+            }
+        );
+    }
+}

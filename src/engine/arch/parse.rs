@@ -1,0 +1,473 @@
+//! Reading an `arch` value: the layer list, the first format, the heads. Every problem is an error
+//! naming the checkpoint key and the field (`arch.layers.2.negative_slope`).
+
+use super::{Activation, Arch, ArchHead, Layer};
+use crate::checkpoint::Tree;
+use crate::error::{Error, Result};
+use crate::finding::Location;
+
+/// The layer types the native engine runs (PyTorch's class names).
+pub const TYPES: &[&str] = &[
+    "Linear",
+    "BatchNorm1d",
+    "LayerNorm",
+    "Dropout",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Tanh",
+    "Sigmoid",
+    "Softplus",
+    "Identity",
+];
+
+/// The activations of the first format (`"activation": "relu"`).
+const FIRST_FORMAT_ACTIVATIONS: &[&str] = &["relu", "tanh", "sigmoid", "gelu", "silu", "identity"];
+
+/// The fields a layer of each type may have besides `type` and `name` (PyTorch's constructor
+/// arguments; `inplace`, `p` and `momentum` change nothing at inference).
+fn allowed(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "Linear" => &["in_features", "out_features", "bias"],
+        "BatchNorm1d" => &[
+            "num_features",
+            "eps",
+            "affine",
+            "track_running_stats",
+            "momentum",
+        ],
+        "LayerNorm" => &["normalized_shape", "eps", "elementwise_affine", "bias"],
+        "Dropout" => &["p", "inplace"],
+        "LeakyReLU" => &["negative_slope", "inplace"],
+        "ELU" => &["alpha", "inplace"],
+        "GELU" => &["approximate"],
+        "Softplus" => &["beta", "threshold"],
+        _ => &["inplace"],
+    }
+}
+
+/// The fields of a checkpoint's `arch` (at checkpoint key `key`), each read with an error that names
+/// the key and the field.
+pub(super) struct Fields<'a> {
+    pub arch: &'a Tree,
+    pub key: &'a str,
+    /// Where `arch` is written (the checkpoint, or a sidecar's line).
+    pub at: Location,
+}
+
+impl Fields<'_> {
+    /// The error for field `key`: `` `arch.key` msg ``, at the checkpoint.
+    fn err(&self, key: &str, msg: impl Into<String>) -> Error {
+        Error::at(
+            self.at
+                .clone()
+                .with_label(format!("checkpoint key `{}.{key}`", self.key)),
+            format!("`{}.{key}` {}", self.key, msg.into()),
+        )
+    }
+
+    /// The field `k`, which must be there.
+    fn get(&self, k: &str) -> Result<&Tree> {
+        self.arch.get(k).ok_or_else(|| self.err(k, "is missing"))
+    }
+
+    /// The value `v` of field `k` as a positive integer.
+    fn positive(&self, v: &Tree, k: &str) -> Result<usize> {
+        v.as_u64()
+            .filter(|n| *n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(|| self.err(k, "must be a positive integer"))
+    }
+
+    /// The whole architecture. `width`: the checkpoint's own input width and its key, for an `arch`
+    /// that leaves `input_dim` out.
+    pub fn arch(&self, width: Option<(&Tree, &str)>) -> Result<Arch> {
+        match self.get("type")?.as_str() {
+            Some("mlp") => {}
+            Some(other) => {
+                return Err(self.err(
+                    "type",
+                    format!(
+                        "is `{other}`; the native engine runs `mlp` (use the command engine for other models)"
+                    ),
+                ));
+            }
+            None => return Err(self.err("type", "must be a string")),
+        }
+        let stated = match (self.arch.get("input_dim"), width) {
+            (Some(v), _) | (None, Some((v, _))) => Some(self.positive(v, "input_dim")?),
+            (None, None) => None,
+        };
+        let items = self
+            .get("layers")?
+            .as_array()
+            .ok_or_else(|| self.err("layers", "must be a list of layers"))?;
+        let layers = if !items.is_empty() && items.iter().all(Tree::is_string) {
+            self.first_format(items, stated, width.map(|w| w.1))?
+        } else {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| self.layer(i, v))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let input_dim = stated.or_else(|| first_width(&layers)).ok_or_else(|| {
+            self.err(
+                "input_dim",
+                "is missing, and no layer states its input width",
+            )
+        })?;
+        self.chain(&layers, input_dim)?;
+        let heads = self.heads()?;
+        if heads.is_empty() {
+            return Err(self.err("heads", "is empty: a model needs at least one head"));
+        }
+        Ok(Arch {
+            input_dim,
+            layers,
+            heads,
+        })
+    }
+
+    /// Each layer takes the width the one before gives (the first, `input_dim`).
+    fn chain(&self, layers: &[Layer], input_dim: usize) -> Result<()> {
+        let mut width = input_dim;
+        let mut from = format!("input_dim is {input_dim}");
+        for (i, layer) in layers.iter().enumerate() {
+            let (field, takes) = match layer {
+                Layer::Linear { inputs, .. } => ("in_features", *inputs),
+                Layer::BatchNorm1d { features, .. } => ("num_features", *features),
+                Layer::LayerNorm { features, .. } => ("normalized_shape", *features),
+                Layer::Dropout | Layer::Activation(_) => continue,
+            };
+            if takes != width {
+                return Err(self.err(
+                    &format!("layers.{i}.{field}"),
+                    format!("is {takes}, but {from}"),
+                ));
+            }
+            if let Layer::Linear {
+                module, outputs, ..
+            } = layer
+            {
+                width = *outputs;
+                from = format!("`{module}` (layers.{i}) gives {width}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The first format: `hidden` widths, one `activation` after each, `layers` the Linear modules.
+    fn first_format(
+        &self,
+        items: &[Tree],
+        input_dim: Option<usize>,
+        width_key: Option<&str>,
+    ) -> Result<Vec<Layer>> {
+        let input_dim = input_dim.ok_or_else(|| {
+            self.err(
+                "input_dim",
+                format!(
+                    "is missing (and the checkpoint states no `{}`, `[checkpoints.keys] input-dim`)",
+                    width_key.unwrap_or("input_dim")
+                ),
+            )
+        })?;
+        let hidden = self
+            .get("hidden")?
+            .as_array()
+            .ok_or_else(|| self.err("hidden", "must be a list of layer widths"))?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.positive(v, &format!("hidden.{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let act = self
+            .get("activation")?
+            .as_str()
+            .ok_or_else(|| self.err("activation", "must be a string"))?;
+        let activation = first_format_activation(act).ok_or_else(|| {
+            self.err(
+                "activation",
+                format!(
+                    "is `{act}`; supported: {}",
+                    FIRST_FORMAT_ACTIVATIONS.join(", ")
+                ),
+            )
+        })?;
+        if items.len() != hidden.len() {
+            return Err(self.err(
+                "layers",
+                format!(
+                    "names {} layers but `hidden` has {} widths",
+                    items.len(),
+                    hidden.len()
+                ),
+            ));
+        }
+        let mut layers = Vec::new();
+        let mut width = input_dim;
+        for (i, (v, &h)) in items.iter().zip(&hidden).enumerate() {
+            let module =
+                module_name(v).ok_or_else(|| self.err(&format!("layers.{i}"), NAME_RULE))?;
+            layers.push(Layer::Linear {
+                module,
+                inputs: width,
+                outputs: h,
+                bias: true,
+            });
+            layers.push(Layer::Activation(activation));
+            width = h;
+        }
+        Ok(layers)
+    }
+
+    /// Layer `i` of the layer list: `{"type": <PyTorch class>, "name": <module>, <its arguments>}`.
+    fn layer(&self, i: usize, v: &Tree) -> Result<Layer> {
+        let f = LayerFields { of: self, i, v };
+        let ty = v.get("type").and_then(Tree::as_str).ok_or_else(|| {
+            f.err(
+                "type",
+                "must be a PyTorch module class (`Linear`, `BatchNorm1d`, …)",
+            )
+        })?;
+        if !TYPES.contains(&ty) {
+            return Err(f.err(
+                "type",
+                format!(
+                    "is `{ty}`; the native engine runs {} (use the command engine for other models)",
+                    TYPES.join(", ")
+                ),
+            ));
+        }
+        f.known_fields(ty)?;
+        f.build(ty)
+    }
+
+    /// `heads`: each head's name and module name.
+    fn heads(&self) -> Result<Vec<ArchHead>> {
+        self.get("heads")?
+            .as_array()
+            .ok_or_else(|| self.err("heads", "must be a list of {name, layer}"))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = h
+                    .get("name")
+                    .and_then(Tree::as_str)
+                    .ok_or_else(|| self.err(&format!("heads.{i}.name"), "must be a string"))?;
+                let layer = h
+                    .get("layer")
+                    .and_then(module_name)
+                    .ok_or_else(|| self.err(&format!("heads.{i}.layer"), NAME_RULE))?;
+                Ok(ArchHead {
+                    name: name.to_owned(),
+                    layer,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The fields of layer `i` (the value `v`) of the layer list.
+struct LayerFields<'a> {
+    of: &'a Fields<'a>,
+    i: usize,
+    v: &'a Tree,
+}
+
+impl LayerFields<'_> {
+    fn err(&self, field: &str, msg: impl Into<String>) -> Error {
+        self.of.err(&format!("layers.{}.{field}", self.i), msg)
+    }
+
+    /// Every field is one PyTorch's constructor of `ty` takes: a misspelt `negativ_slope` would
+    /// otherwise silently run the default.
+    fn known_fields(&self, ty: &str) -> Result<()> {
+        let Some(obj) = self.v.as_object() else {
+            return Err(self.of.err(
+                &format!("layers.{}", self.i),
+                "must be a {type, name, …} dict",
+            ));
+        };
+        let ok = allowed(ty);
+        match obj
+            .keys()
+            .find(|k| !["type", "name"].contains(&k.as_str()) && !ok.contains(&k.as_str()))
+        {
+            Some(k) => Err(self.err(
+                k,
+                format!(
+                    "is not an argument of {ty} (it takes {})",
+                    if ok.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        ok.join(", ")
+                    }
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn module(&self) -> Result<String> {
+        self.v
+            .get("name")
+            .and_then(module_name)
+            .ok_or_else(|| self.err("name", NAME_RULE))
+    }
+
+    fn count(&self, field: &str) -> Result<usize> {
+        let v = self
+            .v
+            .get(field)
+            .ok_or_else(|| self.err(field, "is missing"))?;
+        self.of.positive(v, &format!("layers.{}.{field}", self.i))
+    }
+
+    /// A finite number, PyTorch's `default` when left out.
+    fn number(&self, field: &str, default: f64) -> Result<f64> {
+        match self.v.get(field) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| self.err(field, "must be a finite number")),
+        }
+    }
+
+    /// A norm layer's `eps`: positive, PyTorch's 1e-5 when left out.
+    fn eps(&self) -> Result<f64> {
+        let eps = self.number("eps", 1e-5)?;
+        if eps > 0.0 {
+            Ok(eps)
+        } else {
+            Err(self.err("eps", "must be positive"))
+        }
+    }
+
+    fn flag(&self, field: &str, default: bool) -> Result<bool> {
+        match self.v.get(field) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.err(field, "must be true or false")),
+        }
+    }
+
+    /// The layer of type `ty` (one of [`TYPES`]).
+    fn build(&self, ty: &str) -> Result<Layer> {
+        let act = |a| Ok(Layer::Activation(a));
+        match ty {
+            "Linear" => Ok(Layer::Linear {
+                module: self.module()?,
+                inputs: self.count("in_features")?,
+                outputs: self.count("out_features")?,
+                bias: self.flag("bias", true)?,
+            }),
+            "BatchNorm1d" => {
+                if !self.flag("track_running_stats", true)? {
+                    return Err(self.err(
+                        "track_running_stats",
+                        "is false: such a BatchNorm1d normalises each batch by its own statistics, so a row's output depends on its batch; the native engine runs BatchNorm1d in eval mode, with running statistics",
+                    ));
+                }
+                Ok(Layer::BatchNorm1d {
+                    module: self.module()?,
+                    features: self.count("num_features")?,
+                    eps: self.eps()?,
+                    affine: self.flag("affine", true)?,
+                })
+            }
+            "LayerNorm" => Ok(Layer::LayerNorm {
+                module: self.module()?,
+                features: self.normalized_shape()?,
+                eps: self.eps()?,
+                affine: self.flag("elementwise_affine", true)?,
+                bias: self.flag("bias", true)?,
+            }),
+            "Dropout" => Ok(Layer::Dropout),
+            "ReLU" => act(Activation::Relu),
+            "LeakyReLU" => act(Activation::LeakyRelu {
+                slope: self.number("negative_slope", 0.01)?,
+            }),
+            "ELU" => act(Activation::Elu {
+                alpha: self.number("alpha", 1.0)?,
+            }),
+            "GELU" => act(Activation::Gelu {
+                tanh: self.approximate()?,
+            }),
+            "SiLU" => act(Activation::Silu),
+            "Tanh" => act(Activation::Tanh),
+            "Sigmoid" => act(Activation::Sigmoid),
+            "Softplus" => act(Activation::Softplus {
+                beta: self.number("beta", 1.0)?,
+                threshold: self.number("threshold", 20.0)?,
+            }),
+            _ => act(Activation::Identity),
+        }
+    }
+
+    /// LayerNorm's `normalized_shape`: one width (`32` or `[32]`), normalised over the last axis.
+    fn normalized_shape(&self) -> Result<usize> {
+        let field = "normalized_shape";
+        let v = self
+            .v
+            .get(field)
+            .ok_or_else(|| self.err(field, "is missing"))?;
+        let n = match v.as_array() {
+            Some(a) if a.len() == 1 => &a[0],
+            Some(_) => {
+                return Err(self.err(
+                    field,
+                    "must be one width: the native engine normalises over the last axis only",
+                ));
+            }
+            None => v,
+        };
+        self.of.positive(n, &format!("layers.{}.{field}", self.i))
+    }
+
+    /// GELU's `approximate`: `none` (erf) or `tanh`.
+    fn approximate(&self) -> Result<bool> {
+        match self.v.get("approximate").map(Tree::as_str) {
+            None | Some(Some("none")) => Ok(false),
+            Some(Some("tanh")) => Ok(true),
+            _ => Err(self.err("approximate", "must be `none` or `tanh`")),
+        }
+    }
+}
+
+/// The input width the first sized layer states.
+fn first_width(layers: &[Layer]) -> Option<usize> {
+    layers.iter().find_map(|l| match l {
+        Layer::Linear { inputs, .. } => Some(*inputs),
+        Layer::BatchNorm1d { features, .. } | Layer::LayerNorm { features, .. } => Some(*features),
+        Layer::Dropout | Layer::Activation(_) => None,
+    })
+}
+
+fn first_format_activation(s: &str) -> Option<Activation> {
+    Some(match s {
+        "relu" => Activation::Relu,
+        "tanh" => Activation::Tanh,
+        "sigmoid" => Activation::Sigmoid,
+        "gelu" => Activation::Gelu { tanh: false },
+        "silu" => Activation::Silu,
+        "identity" | "linear" => Activation::Identity,
+        _ => return None,
+    })
+}
+
+const NAME_RULE: &str = "must be a state-dict module name (letters, digits, `_`, `.`)";
+
+fn module_name(v: &Tree) -> Option<String> {
+    let s = v.as_str()?;
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    ok.then(|| s.to_owned())
+}
