@@ -8,11 +8,11 @@ So the training script writes both from the module itself, right after saving th
 
     arch = pt.arch(model, trunk="net", heads={"direction": "heads.direction"})
     json.dump({**meta, "arch": arch}, open("artifacts/model.json", "w"))   # or into the checkpoint
-    pt.write_reference(model, scaled_rows, "checkpoints/model.pt", "reference/outputs.json", arch=arch)
+    pt.write_reference(model, scaled_rows, "reference/outputs.json", arch=arch, checkpoint="checkpoints/model.pt")
 
 `[gates.forward-contract] reference = "reference/outputs.json"` then makes forward-contract compare
 plumbline's outputs with PyTorch's on those rows, check that the reference was written from the
-production checkpoint (its sha256) and that the checkpoint's `arch` is the module's.
+production checkpoint's weights (their sha256) and that the checkpoint's `arch` is the module's.
 
 Copy this file into your project (it needs only torch), or import it from a plumbline checkout.
 Supported layers: Linear, BatchNorm1d (eval), LayerNorm (one normalised axis), Dropout, ReLU,
@@ -107,24 +107,31 @@ def arch(model, trunk, heads, input_dim=None):
     return {"type": "mlp", "input_dim": int(input_dim), "layers": layers, "heads": head_list}
 
 
-def sha256_file(path):
-    """`sha256:<hex>` of the file's bytes, as plumbline states checkpoint hashes."""
+def weights_sha256(model):
+    """`sha256:<hex>` over the state dict's tensors, as plumbline's native engine reads them from the
+    checkpoint: sorted by name, each `name NUL dtype NUL shape NUL` then its little-endian bytes. The
+    same weights give the same hash saved as a `.pt`, a bare state dict or a `.safetensors` file.
+    `model`: a module or a state dict."""
+    sd = model.state_dict() if isinstance(model, nn.Module) else model
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for name in sorted(sd):
+        t = sd[name].detach().cpu().contiguous()
+        shape = ",".join(str(n) for n in t.shape)
+        h.update(f"{name}\0{str(t.dtype).replace('torch.', '')}\0{shape}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return "sha256:" + h.hexdigest()
 
 
-def write_reference(model, scaled, checkpoint, path, arch=None, outputs=None, raw=None, extra=None, shown_as=None):
+def write_reference(model, scaled, path, arch=None, outputs=None, raw=None, extra=None, checkpoint=None):
     """Write the reference outputs forward-contract compares with: `model` (put in eval mode) on the
     `scaled` rows (the model's inputs, after the scaler), every head.
 
-    `checkpoint`: the file the model was just saved to (its sha256 ties the reference to it).
-    `arch`: the module's `arch` (see `arch`), recorded so that a hand-edited `arch` is caught by name.
+    The sha256 of the model's weights (`weights_sha256`) ties the reference to the checkpoint they are
+    saved in. `arch`: the module's `arch` (see `arch`), recorded so that a hand-edited `arch` is caught
+    by name.
     `outputs(model, x)`: a dict of head name -> tensor; by default `model(x)`, which must return one.
     `raw`: the unscaled rows, kept for people reading the file. `extra`: more top-level keys.
-    `shown_as`: how the file names the checkpoint (default: `checkpoint` as given).
+    `checkpoint`: the checkpoint's path, kept for people reading the file.
     """
     model.eval()
     x = torch.as_tensor(scaled, dtype=next(model.parameters()).dtype)
@@ -142,12 +149,13 @@ def write_reference(model, scaled, checkpoint, path, arch=None, outputs=None, ra
             row["raw"] = [float(v) for v in raw[i]]
         rows.append(row)
     doc = {
-        "checkpoint": shown_as or str(checkpoint),
-        "checkpoint_sha256": sha256_file(checkpoint),
+        "weights_sha256": weights_sha256(model),
         "dtype": str(x.dtype).replace("torch.", ""),
         "rows": rows,
         **(extra or {}),
     }
+    if checkpoint is not None:
+        doc["checkpoint"] = str(checkpoint)
     if arch is not None:
         doc["arch"] = arch
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

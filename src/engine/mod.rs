@@ -26,6 +26,12 @@ pub trait Engine {
     fn kind(&self) -> &'static str;
     /// The number of input columns the model takes.
     fn input_dim(&self) -> usize;
+    /// sha256 over the state dict's tensors as this engine reads them (docs/gates/forward-contract.md):
+    /// what ties reference outputs to the weights. `None` when the engine does not read the weights (a
+    /// command).
+    fn weights_sha256(&self) -> Option<Result<String>> {
+        None
+    }
     /// Run the model on scaled inputs (`rows × input_dim`).
     fn forward(&self, inputs: &Matrix) -> Result<Outputs>;
     /// The gradient of output `unit` of head `head` with respect to each input row (`rows ×

@@ -43,6 +43,8 @@ enum Step {
 
 pub struct NativeEngine {
     net: Net,
+    /// Where the state dict is, for [`Engine::weights_sha256`].
+    weights: Weights,
     steps: Vec<Step>,
     heads: Vec<String>,
     input_dim: usize,
@@ -83,12 +85,105 @@ impl NativeEngine {
         }
         Ok(NativeEngine {
             net,
+            weights: Weights {
+                path: info.path.clone(),
+                format: info.format,
+                top,
+                inner,
+            },
             steps: built.steps,
             heads: arch.heads.into_iter().map(|h| h.name).collect(),
             input_dim: arch.input_dim,
             device,
         })
     }
+}
+
+/// Where a checkpoint's state dict is: the file, the top-level key burn opens, and the name prefix
+/// below it.
+struct Weights {
+    path: std::path::PathBuf,
+    format: Format,
+    top: Option<String>,
+    inner: String,
+}
+
+impl Weights {
+    /// sha256 over every tensor of the state dict, sorted by name (relative to the model, as `arch`
+    /// names them): `name NUL dtype NUL shape NUL` then the little-endian bytes, as
+    /// `python/plumbline_torch.py` computes it from `model.state_dict()`. The same weights give the
+    /// same hash in a `.pt`, a bare state dict or a `.safetensors` file.
+    fn sha256(&self) -> Result<String> {
+        use burn::store::ModuleStore;
+        use sha2::{Digest, Sha256};
+        let fail = |e: String| {
+            Error::msg(format!(
+                "{}: reading the weights: {e}",
+                display_path(&self.path)
+            ))
+        };
+        let mut torch;
+        let mut safe;
+        let all = match self.format {
+            Format::Torch => {
+                // Names as the file has them: burn renumbers `trunk.2` to `trunk.1` by default.
+                torch = PytorchStore::from_file(&self.path).map_indices_contiguous(false);
+                if let Some(top) = &self.top {
+                    torch = torch.with_top_level_key(top);
+                }
+                torch.get_all_tensors().map_err(|e| fail(e.to_string()))?
+            }
+            Format::Safetensors => {
+                safe = SafetensorsStore::from_file(&self.path).map_indices_contiguous(false);
+                safe.get_all_tensors().map_err(|e| fail(e.to_string()))?
+            }
+            Format::Pickle => return Err(fail("a plain pickle holds no tensors".into())),
+        };
+        let prefix = if self.inner.is_empty() {
+            String::new()
+        } else {
+            format!("{}.", self.inner)
+        };
+        let mut h = Sha256::new();
+        for (name, t) in all {
+            let Some(name) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let shape: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
+            h.update(format!(
+                "{name}\0{}\0{}\0",
+                torch_dtype(t.dtype),
+                shape.join(",")
+            ));
+            h.update(&*t.to_bytes().map_err(|e| fail(e.to_string()))?);
+        }
+        Ok(format!("sha256:{}", hex(&h.finalize())))
+    }
+}
+
+/// torch's name of a dtype (`float32`), as `str(t.dtype)` gives it without `torch.`.
+fn torch_dtype(d: burn::tensor::DType) -> String {
+    use burn::tensor::DType;
+    match d {
+        DType::F64 => "float64".into(),
+        DType::F32 | DType::Flex32 => "float32".into(),
+        DType::F16 => "float16".into(),
+        DType::BF16 => "bfloat16".into(),
+        DType::I64 => "int64".into(),
+        DType::I32 => "int32".into(),
+        DType::I16 => "int16".into(),
+        DType::I8 => "int8".into(),
+        DType::U64 => "uint64".into(),
+        DType::U32 => "uint32".into(),
+        DType::U16 => "uint16".into(),
+        DType::U8 => "uint8".into(),
+        DType::Bool(_) => "bool".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The network `arch` describes, before its weights are loaded.
@@ -366,6 +461,10 @@ impl Engine for NativeEngine {
 
     fn input_dim(&self) -> usize {
         self.input_dim
+    }
+
+    fn weights_sha256(&self) -> Option<Result<String>> {
+        Some(guarded("reading the weights", || self.weights.sha256()))
     }
 
     fn forward(&self, inputs: &Matrix) -> Result<Outputs> {

@@ -27,6 +27,7 @@ mod legacy;
 mod limits;
 mod malicious;
 mod manifest;
+mod models;
 mod mutation;
 mod npm;
 mod packet;

@@ -28,6 +28,9 @@ EXAMPLE = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(EXAMPLE))
 sys.path.insert(0, EXAMPLE)
 
+sys.path.insert(0, os.path.join(REPO, "python"))
+
+import plumbline_torch as pt  # noqa: E402  (the reference's checkpoint hash and `arch`)
 from pipeline.features import FEATURE_COLS, FEATURE_DTYPES, NAN_POLICY, WARMUP_BARS, build_features  # noqa: E402
 from pipeline.labels import HORIZON, THRESHOLDS, direction_label, forward_return  # noqa: E402
 from pipeline.model import ACTIVATION, HEADS, HEADS_VERSION, HIDDEN, MODEL_VERSION  # noqa: E402
@@ -299,6 +302,8 @@ def main():
         os.path.join(EXAMPLE, "reference", "outputs.json"),
         {
             "checkpoint": f"examples/momentum/checkpoints/momentum_v{MODEL_VERSION}.pt",
+            "weights_sha256": pt.weights_sha256(model),
+            "arch": pt.arch(model, trunk="trunk", heads={h["name"]: f"heads.{h['name']}" for h in HEADS}),
             "dtype": "float32",
             "note": "scaled = (raw - median) / mad, NaN -> 0; outputs from the PyTorch model in float32",
             "rows": rows,

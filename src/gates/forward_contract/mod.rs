@@ -5,7 +5,10 @@
 //! declared NaN policy. The outputs must be keyed by the contract's head names with the contracted
 //! shapes, finite, identical over two runs, and batch-invariant (row i of the batch equals row i run
 //! alone, within `batch-tolerance`). With `reference` set, the outputs on the reference rows must match
-//! the reference outputs (e.g. PyTorch's, written by the training script) within `reference-tolerance`.
+//! the reference outputs (e.g. PyTorch's, written by the training script) within `reference-tolerance`,
+//! the reference must have been written from the production checkpoint (its sha256), and the `arch` it
+//! records must be the checkpoint's. The pre-live profile requires a reference for the native engine:
+//! an activation or a slope leaves the tensors unchanged, only outputs show it.
 //!
 //! **Why is this bad?** A model that returns NaN for a warm-up row, a different answer on a re-run, or a
 //! different answer for the same row depending on what else is in the batch gives a backtest that cannot

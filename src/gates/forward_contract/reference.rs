@@ -1,5 +1,5 @@
 //! The reference outputs: the outputs PyTorch gave on the same scaled rows, written with the sha256 of
-//! the checkpoint they came from and the `arch` of the module that gave them
+//! the weights they came from and the `arch` of the module that gave them
 //! (`python/plumbline_torch.py`). An activation, a slope or a layer without tensors leaves the state
 //! dict unchanged: only outputs, and the architecture recorded beside them, show it.
 
@@ -32,18 +32,21 @@ pub fn missing(cx: &Context) -> Finding {
     .help("write the reference with python/plumbline_torch.py (`write_reference`) from the trained module, and set `[gates.forward-contract] reference` (docs/gates/forward-contract.md)")
 }
 
-/// The reference names another checkpoint (sha256 `stated`, or none) than the production one (`now`).
+/// The reference names other weights (sha256 `stated`, or none) than the production checkpoint's
+/// (`now`).
 fn stale(cx: &Context, at: Location, stated: Option<&str>, now: &str) -> Finding {
     let msg = match stated {
         Some(h) => format!(
-            "the reference outputs were written from checkpoint {h}; the production checkpoint is {now}"
+            "the reference outputs were written from weights {h}; the production checkpoint's are {now}"
         ),
-        None => "the reference outputs state no `checkpoint_sha256`, so nothing ties them to the production checkpoint".to_owned(),
+        None => format!(
+            "the reference outputs state no `weights_sha256`, so nothing ties them to the production checkpoint's weights ({now})"
+        ),
     };
     Finding::new(&REFERENCE_STALE, msg)
         .at(at)
         .related(cx.production_location())
-        .help("regenerate the reference from the trained module whenever the checkpoint is written again (python/plumbline_torch.py `write_reference` records the hash)")
+        .help("regenerate the reference from the trained module whenever the model is trained again (python/plumbline_torch.py `write_reference` records the hash)")
 }
 
 /// The checkpoint's `arch` (at `arch_at`) is not the architecture recorded with the reference.
@@ -94,7 +97,7 @@ fn reference_mismatch(
 }
 
 /// Compare with the reference outputs file: rows of `{"scaled": [...], "outputs": {head: [...]}}`,
-/// the checkpoint's `checkpoint_sha256` and, when recorded, the module's `arch`.
+/// the weights' `weights_sha256` and, when recorded, the module's `arch`.
 pub fn check(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<Checked> {
     let path = cx.loaded.input("gates.forward-contract.reference", rel)?;
     let display = cx.loaded.display(rel);
@@ -111,7 +114,7 @@ pub fn check(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<Checked> {
         .filter(|r| !r.is_empty())
         .ok_or_else(|| invalid_reference(&display, "no `rows` list, or an empty one"))?;
     let mut findings = Vec::new();
-    findings.extend(stale_finding(cx, &doc, &display, &text)?);
+    findings.extend(stale_finding(cx, engine, &doc, &display, &text)?);
     findings.extend(arch_finding(cx, &doc, &display, &text)?);
     let n = engine.input_dim();
     let inputs = scaled_inputs(rows, n, &display)?;
@@ -140,23 +143,31 @@ pub fn check(cx: &Context, engine: &dyn Engine, rel: &str) -> Result<Checked> {
     })
 }
 
-/// A reference written from another checkpoint than the production one (by sha256 of the file).
-fn stale_finding(cx: &Context, doc: &Value, display: &str, text: &str) -> Result<Option<Finding>> {
-    let now = crate::checkpoint::sha256_file(&cx.facts.production.path)?;
-    let at = |key: &str| {
-        crate::keypath::json_key(display, text, key)
-            .map(|f| f.location)
-            .unwrap_or_else(|_| Location::file(display))
+/// A reference written from other weights than the production checkpoint's (by the sha256 over its
+/// state dict). An engine that does not read the weights (a command) cannot tell.
+fn stale_finding(
+    cx: &Context,
+    engine: &dyn Engine,
+    doc: &Value,
+    display: &str,
+    text: &str,
+) -> Result<Option<Finding>> {
+    let now = match engine.weights_sha256() {
+        None => return Ok(None),
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Ok(Some(model_failed(cx, &e))),
     };
-    Ok(match doc.get("checkpoint_sha256") {
+    Ok(match doc.get("weights_sha256") {
         None => Some(stale(cx, Location::file(display), None, &now)),
         Some(v) => {
-            let stated = v.as_str().ok_or_else(|| {
-                invalid_reference(display, "`checkpoint_sha256` must be a string")
-            })?;
+            let stated = v
+                .as_str()
+                .ok_or_else(|| invalid_reference(display, "`weights_sha256` must be a string"))?;
             let hex = |h: &str| h.strip_prefix("sha256:").unwrap_or(h).to_ascii_lowercase();
-            (hex(stated) != hex(&now))
-                .then(|| stale(cx, at("checkpoint_sha256"), Some(stated), &now))
+            let at = crate::keypath::json_key(display, text, "weights_sha256")
+                .map(|f| f.location)
+                .unwrap_or_else(|_| Location::file(display));
+            (hex(stated) != hex(&now)).then(|| stale(cx, at, Some(stated), &now))
         }
     })
 }

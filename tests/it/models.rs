@@ -1,0 +1,273 @@
+//! Models beyond the first-format MLP: every layer type of the `arch` layer list against PyTorch, and the
+//! BatchNorm + LeakyReLU model trained on the momentum data (tests/fixtures/models/momentum_bn) with
+//! its defect variants, each caught by name.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{example_copy, fixture, plumbline, replace_in, stderr, stdout};
+
+fn bn_fixture(file: &str) -> PathBuf {
+    fixture(&format!("models/momentum_bn/{file}"))
+}
+
+/// The momentum example with the BN + LeakyReLU model as its production checkpoint (a bare state dict
+/// with its JSON sidecar) and its PyTorch reference. `edit` changes the sidecar's `arch`.
+fn bn_example(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
+    let (d, ex) = example_copy();
+    // The example's own checkpoints claim the same model version: keep the production one alone.
+    for f in ["momentum_v3.pt", "momentum_v3.safetensors"] {
+        std::fs::remove_file(ex.join("checkpoints").join(f)).unwrap();
+    }
+    std::fs::copy(
+        bn_fixture("momentum_bn.pt"),
+        ex.join("checkpoints/momentum_bn.pt"),
+    )
+    .unwrap();
+    let mut sidecar: Value =
+        serde_json::from_str(&std::fs::read_to_string(bn_fixture("momentum_bn.json")).unwrap())
+            .unwrap();
+    edit(&mut sidecar["arch"]);
+    std::fs::write(
+        ex.join("checkpoints/momentum_bn.json"),
+        serde_json::to_string_pretty(&sidecar).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        bn_fixture("outputs.json"),
+        ex.join("reference/bn_outputs.json"),
+    )
+    .unwrap();
+    let cfg = ex.join("plumbline.toml");
+    replace_in(
+        &cfg,
+        "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+        "globs = [\"checkpoints/*.pt\"]",
+    );
+    replace_in(
+        &cfg,
+        "production = \"checkpoints/momentum_v3.pt\"",
+        "production = \"checkpoints/momentum_bn.pt\"",
+    );
+    replace_in(
+        &cfg,
+        "reference = \"reference/outputs.json\"",
+        "reference = \"reference/bn_outputs.json\"",
+    );
+    (d, ex)
+}
+
+fn gate(ex: &Path, name: &str) -> (Option<i32>, String) {
+    let out = plumbline(ex, &["gate", name]);
+    (
+        out.status.code(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+#[test]
+fn the_batchnorm_leaky_relu_model_passes_forward_contract_natively() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|_| {});
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("reference 64 rows Δ"), "{said}");
+    // Every tensor of the state dict is a parameter of `arch`, BatchNorm running statistics included.
+    let (code, said) = gate(&ex, "checkpoint-inventory");
+    assert_eq!(code, Some(0), "{said}");
+}
+
+#[test]
+fn a_batchnorm_left_out_is_named_by_the_inventory_and_by_the_reference() {
+    let (_d, ex) = bn_example(|arch| {
+        arch["layers"].as_array_mut().unwrap().remove(1);
+    });
+    let (code, said) = gate(&ex, "checkpoint-inventory");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("error[arch-tensor-unused]: checkpoints/momentum_bn.pt: module `net.1` (`net.1.bias`, `net.1.num_batches_tracked`, `net.1.running_mean`, `net.1.running_var`, `net.1.weight`)"),
+        "{said}"
+    );
+    if cfg!(feature = "native") {
+        let (code, said) = gate(&ex, "forward-contract");
+        assert_eq!(code, Some(1), "{said}");
+        assert!(
+            said.contains("error[forward-arch-differs]: the checkpoint's `arch` is not the model the reference outputs came from: `arch` leaves out the model's layers.1: `net.1` BatchNorm1d(32, eps=1e-5, affine=True)"),
+            "{said}"
+        );
+        assert!(said.contains("error[forward-reference-mismatch]"), "{said}");
+    }
+}
+
+#[test]
+fn a_wrong_leaky_relu_slope_is_named_at_its_sidecar_line() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|arch| arch["layers"][6]["negative_slope"] = 0.2.into());
+    // The tensors cannot show a slope: the inventory passes.
+    let (code, said) = gate(&ex, "checkpoint-inventory");
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("layers.6: `arch` has LeakyReLU(negative_slope=0.2), the model has LeakyReLU(negative_slope=0.1) (its layers.6)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--> checkpoints/momentum_bn.json:")
+            && said.contains("(sidecar key `arch.layers.6`)"),
+        "{said}"
+    );
+    assert!(said.contains("error[forward-reference-mismatch]"), "{said}");
+}
+
+#[test]
+fn relu_written_for_leaky_relu_is_named() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|arch| {
+        arch["layers"][2] = serde_json::json!({"type": "ReLU"});
+    });
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(
+            "layers.2: `arch` has ReLU, the model has LeakyReLU(negative_slope=0.1) (its layers.2)"
+        ),
+        "{said}"
+    );
+}
+
+#[test]
+fn without_a_recorded_arch_the_outputs_still_catch_a_wrong_slope() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|arch| arch["layers"][2]["negative_slope"] = 0.01.into());
+    let reference = ex.join("reference/bn_outputs.json");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+    doc.as_object_mut().unwrap().remove("arch");
+    std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("error[forward-reference-mismatch]: row 0"),
+        "{said}"
+    );
+    assert!(!said.contains("forward-arch-differs"), "{said}");
+}
+
+#[test]
+fn a_reference_from_other_weights_is_stale() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|_| {});
+    let reference = ex.join("reference/bn_outputs.json");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+    // What python/plumbline_torch.py computed from the module is what plumbline reads from the file.
+    let torch_hash = doc["weights_sha256"].as_str().unwrap().to_owned();
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(0), "{said}");
+    let other = format!("sha256:{}", "0".repeat(64));
+    doc["weights_sha256"] = other.clone().into();
+    std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!("error[forward-reference-stale]: the reference outputs were written from weights {other}; the production checkpoint's are {torch_hash}")),
+        "{said}"
+    );
+    // A reference that states no hash is tied to nothing.
+    doc.as_object_mut().unwrap().remove("weights_sha256");
+    std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the reference outputs state no `weights_sha256`"),
+        "{said}"
+    );
+}
+
+#[test]
+fn pre_live_requires_a_reference_for_the_native_engine() {
+    if !cfg!(feature = "native") {
+        return;
+    }
+    let (_d, ex) = bn_example(|_| {});
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "reference = \"reference/bn_outputs.json\"",
+        "",
+    );
+    // A plain gate run says there is none; the pre-live profile refuses it.
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("no reference"), "{said}");
+    let out = plumbline(&ex, &["check", "--profile", "pre-live", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"forward-reference-missing"), "{codes:?}");
+}
+
+/// Each network of tests/fixtures/models/layers (every layer type and argument of the `arch` layer
+/// list, written by PyTorch with `python/plumbline_torch.py`) gives PyTorch's outputs within 1e-5.
+#[test]
+#[cfg(feature = "native")]
+fn every_layer_type_matches_pytorch() {
+    use plumbline::config::CheckpointKeys;
+    use plumbline::engine::{self, EngineKind};
+    use plumbline::matrix::Matrix;
+
+    let dir = fixture("models/layers");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+            continue;
+        }
+        seen += 1;
+        let info = plumbline::checkpoint::open(&path).unwrap();
+        let engine = engine::load(EngineKind::Native, &info, &CheckpointKeys::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reference: Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("json")).unwrap())
+                .unwrap();
+        let rows = reference["rows"].as_array().unwrap();
+        let nums = |v: &Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let scaled: Vec<Vec<f64>> = rows.iter().map(|r| nums(&r["scaled"])).collect();
+        let out = engine
+            .forward(&Matrix::from_rows(engine.input_dim(), &scaled))
+            .unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            for (head, want) in r["outputs"].as_object().unwrap() {
+                for (g, w) in out[head].row(i).iter().zip(nums(want)) {
+                    assert!(
+                        (g - w).abs() <= 1e-5,
+                        "{} row {i} head {head}: burn {g}, torch {w}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(seen, 4);
+}
