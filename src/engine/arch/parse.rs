@@ -471,3 +471,156 @@ fn module_name(v: &Tree) -> Option<String> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     ok.then(|| s.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{Activation, Arch, Layer};
+    use crate::finding::Location;
+
+    fn parse(v: serde_json::Value) -> Result<Arch, String> {
+        Arch::parse(&v, "arch", Location::file("m.json"), None).map_err(|e| e.to_string())
+    }
+
+    fn with_layers(layers: serde_json::Value) -> serde_json::Value {
+        json!({"type": "mlp", "layers": layers, "heads": [{"name": "y", "layer": "head"}]})
+    }
+
+    #[test]
+    fn the_first_format_is_the_layer_list_it_stands_for() {
+        let first = parse(
+            json!({"type": "mlp", "input_dim": 3, "hidden": [4], "activation": "relu",
+            "layers": ["net.0"], "heads": [{"name": "y", "layer": "head"}]}),
+        )
+        .unwrap();
+        let list = parse(with_layers(json!([
+            {"type": "Linear", "name": "net.0", "in_features": 3, "out_features": 4},
+            {"type": "ReLU", "inplace": true},
+        ])))
+        .unwrap();
+        assert_eq!(first, list);
+        assert_eq!(list.width(), 4);
+        assert!(super::super::differences(&first, &list).is_empty());
+    }
+
+    #[test]
+    fn pytorch_defaults_apply_to_arguments_left_out() {
+        let a = parse(with_layers(json!([
+            {"type": "BatchNorm1d", "name": "bn", "num_features": 3},
+            {"type": "Linear", "name": "l", "in_features": 3, "out_features": 2, "bias": false},
+            {"type": "LeakyReLU"},
+            {"type": "GELU", "approximate": "tanh"},
+            {"type": "Softplus"},
+            {"type": "LayerNorm", "name": "ln", "normalized_shape": [2], "elementwise_affine": false},
+        ])))
+        .unwrap();
+        assert_eq!(a.input_dim, 3, "the first sized layer's width");
+        assert_eq!(
+            a.layers[0],
+            Layer::BatchNorm1d {
+                module: "bn".into(),
+                features: 3,
+                eps: 1e-5,
+                affine: true
+            }
+        );
+        assert_eq!(
+            a.layers[2],
+            Layer::Activation(Activation::LeakyRelu { slope: 0.01 })
+        );
+        assert_eq!(
+            a.layers[3],
+            Layer::Activation(Activation::Gelu { tanh: true })
+        );
+        assert_eq!(
+            a.layers[4],
+            Layer::Activation(Activation::Softplus {
+                beta: 1.0,
+                threshold: 20.0
+            })
+        );
+        let names: Vec<String> = a.params().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "bn.weight",
+                "bn.bias",
+                "bn.running_mean",
+                "bn.running_var",
+                "bn.num_batches_tracked",
+                "l.weight",
+                "head.weight",
+                "head.bias"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_mistake_names_the_field() {
+        let cases = [
+            (
+                json!([{"type": "Linear", "name": "l", "in_features": 3, "out_features": 4},
+                       {"type": "LeakyReLU", "negativ_slope": 0.1}]),
+                "`arch.layers.1.negativ_slope` is not an argument of LeakyReLU (it takes negative_slope, inplace)",
+            ),
+            (
+                json!([{"type": "Linear", "name": "l", "in_features": 3, "out_features": 4},
+                       {"type": "BatchNorm1d", "name": "bn", "num_features": 5}]),
+                "`arch.layers.1.num_features` is 5, but `l` (layers.0) gives 4",
+            ),
+            (
+                json!([{"type": "Conv1d", "name": "c"}]),
+                "`arch.layers.0.type` is `Conv1d`; the native engine runs Linear, BatchNorm1d",
+            ),
+            (
+                json!([{"type": "BatchNorm1d", "name": "bn", "num_features": 3, "track_running_stats": false}]),
+                "`arch.layers.0.track_running_stats` is false",
+            ),
+            (
+                json!([{"type": "Linear", "name": "l", "in_features": 3, "out_features": 4},
+                       {"type": "GELU", "approximate": "fast"}]),
+                "`arch.layers.1.approximate` must be `none` or `tanh`",
+            ),
+            (
+                json!([{"type": "Linear", "name": "bad name", "in_features": 3, "out_features": 4}]),
+                "`arch.layers.0.name` must be a state-dict module name",
+            ),
+            (
+                json!([{"type": "LayerNorm", "name": "ln", "normalized_shape": [2, 3]}]),
+                "`arch.layers.0.normalized_shape` must be one width",
+            ),
+        ];
+        for (layers, want) in cases {
+            let err = parse(with_layers(layers)).unwrap_err();
+            assert!(err.contains(want), "{err}\n  wanted: {want}");
+        }
+    }
+
+    #[test]
+    fn differences_name_the_layer() {
+        let model = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "BatchNorm1d", "name": "n.1", "num_features": 4},
+            {"type": "LeakyReLU", "negative_slope": 0.1},
+        ])))
+        .unwrap();
+        let written = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "ReLU"},
+        ])))
+        .unwrap();
+        let d: Vec<String> = super::super::differences(&written, &model)
+            .into_iter()
+            .map(|d| d.what)
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "layers.1: `arch` has ReLU, which the model does not",
+                "`arch` leaves out the model's layers.1: `n.1` BatchNorm1d(4, eps=1e-5, affine=True)",
+                "`arch` leaves out the model's layers.2: LeakyReLU(negative_slope=0.1)",
+            ]
+        );
+    }
+}
