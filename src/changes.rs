@@ -46,6 +46,7 @@ pub const HEAD_MAP_CHANGED: &str = "head-map-changed";
 pub const THRESHOLD_CHANGED: &str = "threshold-changed";
 pub const HORIZON_CHANGED: &str = "horizon-changed";
 pub const NAN_POLICY_CHANGED: &str = "nan-policy-changed";
+pub const WINDOW_CHANGED: &str = "window-changed";
 pub const VERSION_BUMPED: &str = "version-bumped";
 pub const DOCS_ONLY: &str = "docs-only-change";
 /// The code a breaking change reports under when its version was bumped.
@@ -114,6 +115,7 @@ pub fn classify(
     out.extend(pair.added(&b, &h));
     out.extend(pair.retyped());
     out.extend(pair.nan_policy());
+    out.extend(pair.window());
     out.extend(pair.head_map());
     out.extend(pair.horizon());
     out.extend(pair.thresholds());
@@ -269,6 +271,19 @@ impl<'a> Pair<'a> {
                 NAN_POLICY_CHANGED,
                 format!("NaN policy `{old}` → `{new}`"),
                 self.origin(|f| &f.code.nan_policy),
+            )
+        })
+    }
+
+    /// A changed input window (or rows to windows), accepted by a model-version bump.
+    fn window(&self) -> Option<Change> {
+        let (old, new) = (self.base.window, self.head.window);
+        let show = |w: Option<u64>| w.map_or_else(|| "rows".to_owned(), |n| format!("{n} bars"));
+        (old != new).then(|| {
+            self.feature_change(
+                WINDOW_CHANGED,
+                format!("input window {} → {}", show(old), show(new)),
+                self.origin(|f| &f.code.window),
             )
         })
     }

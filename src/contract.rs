@@ -36,6 +36,10 @@ pub struct PipelineContract {
     /// Bumped when the head map changes.
     pub heads_version: String,
     pub features: Features,
+    /// The model's input: a window of this many bars per symbol, ordered by timestamp (absent: rows,
+    /// one bar per input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u64>,
     pub targets: Targets,
     /// Output heads in output order, keyed by name.
     pub heads: Vec<Head>,
@@ -246,6 +250,7 @@ pub fn derive(pipeline: &str, production_rel: &str, facts: &Facts) -> Result<Pip
             schema_hash: hash,
             nan_policy,
         },
+        window: facts.window()?,
         targets,
         heads: facts.heads()?.to_vec(),
         production_checkpoint: ProductionCheckpoint {

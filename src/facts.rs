@@ -22,6 +22,8 @@ pub struct CodeFacts {
     pub model_version: Fact,
     pub heads_version: Fact,
     pub heads: Fact,
+    /// The model's input window in bars, or `null` for rows.
+    pub window: Fact,
     pub columns: Fact,
     pub dtypes: Fact,
     pub nan_policy: Fact,
@@ -73,6 +75,9 @@ pub struct CheckpointFacts {
     pub heads_version: CheckpointFact,
     pub heads: CheckpointFact,
     pub arch: CheckpointFact,
+    /// The window of bars the model was trained on (optional: compared when the code or the
+    /// checkpoint states one).
+    pub window: CheckpointFact,
     /// The scaler kind: the checkpoint's when it states one plumbline knows, else the code's, else
     /// robust (the documented default).
     pub kind: Kind,
@@ -146,6 +151,7 @@ impl CheckpointFacts {
             heads_version: fact("heads-version", &keys.heads_version),
             heads: fact("heads", &keys.heads),
             arch: fact("arch", &keys.arch),
+            window: fact("window", &keys.window),
         }
     }
 
@@ -174,6 +180,7 @@ impl CheckpointFacts {
             (cfg.model.heads.is_none(), "heads"),
             (cfg.features.dtypes.is_none(), "feature-dtypes"),
             (cfg.targets.thresholds.is_none(), "thresholds"),
+            (cfg.model.window.is_none(), "window"),
         ]
         .into_iter()
         .filter_map(|(absent, field)| absent.then_some(field))
@@ -217,6 +224,7 @@ impl CheckpointFacts {
             &self.heads_version,
             &self.heads,
             &self.arch,
+            &self.window,
         ]);
         out
     }
@@ -566,6 +574,27 @@ fn decode_version(fact: &Fact, what: &str) -> std::result::Result<String, Unusab
     })
 }
 
+/// The window fact: a positive number of bars, or `null` (rows).
+fn decode_window(fact: &Fact) -> std::result::Result<Option<u64>, Unusable> {
+    window_value(&fact.value).ok_or_else(|| Unusable {
+        message: format!(
+            "the model's window must be a positive number of bars, or null for rows (found {})",
+            fact.value
+        ),
+        location: fact.origin.clone(),
+    })
+}
+
+/// A window value as the code or a checkpoint states it: `Some(None)` for rows (`null`), `Some(Some(n))`
+/// for a window of `n` bars (one bar is still a window: the model takes `[batch, 1, features]`), `None`
+/// when it is neither.
+pub fn window_value(v: &Tree) -> Option<Option<u64>> {
+    match v {
+        Tree::Null => Some(None),
+        v => v.as_u64().filter(|n| *n > 0).map(Some),
+    }
+}
+
 /// Why a fact cannot be used, and where it is.
 #[derive(Debug, Clone)]
 pub struct Unusable {
@@ -607,6 +636,8 @@ pub struct Facts {
     /// The model and heads versions, decoded once.
     pub model_version: std::result::Result<String, Unusable>,
     pub heads_version: std::result::Result<String, Unusable>,
+    /// The model's input window in bars (`None`: rows), decoded once.
+    pub window: std::result::Result<Option<u64>, Unusable>,
 }
 
 impl Facts {
@@ -706,6 +737,7 @@ impl Facts {
             ("model.version", &c.model_version),
             ("model.heads-version", &c.heads_version),
             ("model.heads", &c.heads),
+            ("model.window", &c.window),
             ("features.columns", &c.columns),
             ("features.dtypes", &c.dtypes),
             ("features.nan-policy", &c.nan_policy),
@@ -754,6 +786,11 @@ impl Facts {
     /// The heads version the code states.
     pub fn heads_version(&self) -> Result<String> {
         self.heads_version.clone().map_err(|u| u.error())
+    }
+
+    /// The model's input window in bars, `None` for rows.
+    pub fn window(&self) -> Result<Option<u64>> {
+        self.window.clone().map_err(|u| u.error())
     }
 
     /// The code's feature names (the contract's order).
@@ -860,6 +897,7 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         model_version: r.resolve(&cfg.model.version)?,
         heads_version: r.resolve_or(&cfg.model.heads_version, Unconfigured::HEADS_VERSION)?,
         heads: r.resolve_or(&cfg.model.heads, Unconfigured::HEADS)?,
+        window: r.resolve_or(&cfg.model.window, Unconfigured::WINDOW)?,
         columns: r.resolve(&cfg.features.columns)?,
         dtypes: r.resolve_or(&cfg.features.dtypes, Unconfigured::DTYPES)?,
         nan_policy: r.resolve_or(&cfg.features.nan_policy, Unconfigured::NAN_POLICY)?,
@@ -882,6 +920,7 @@ pub fn collect(loaded: &Loaded) -> Result<Facts> {
         }),
         model_version: decode_version(&code.model_version, "model version"),
         heads_version: decode_version(&code.heads_version, "heads version"),
+        window: decode_window(&code.window),
         code,
         production,
         checkpoint,

@@ -37,6 +37,10 @@ pub struct ModelSection {
     /// regression output (`output`, size 1), and the checkpoint need not state heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<Source>,
+    /// The model's input: a window of this many bars per symbol (an int), or rows (`null`, one bar
+    /// per input). Not configured: rows, and the checkpoint need not state a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Source>,
     /// Run the model with this command instead of the native engine (docs/commands.md#the-command-engine):
     /// `{inputs}` (scaled rows, one column per model input) in, `<head>.<k>` columns out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +171,8 @@ pub struct CheckpointKeys {
     pub heads_version: String,
     pub heads: String,
     pub arch: String,
+    /// The window of bars the model takes (optional; compared with `[model] window` by feature-schema).
+    pub window: String,
     /// Where the state dict sits in a torch archive (safetensors files keep tensors at the top level).
     pub state_dict: String,
     /// Optional facts the labels gate compares with the code (a missing one is a finding there).
@@ -214,6 +220,7 @@ impl Default for CheckpointKeys {
             heads_version: "heads_version".into(),
             heads: "heads".into(),
             arch: "arch".into(),
+            window: "window".into(),
             state_dict: "state_dict".into(),
             horizon: "targets.horizon".into(),
             thresholds: "targets.thresholds".into(),

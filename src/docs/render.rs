@@ -95,6 +95,13 @@ pub fn block(name: &str, c: &PipelineContract) -> Option<String> {
                 c.features.columns.len(),
                 c.features.nan_policy
             );
+            // Rows need no line: the docs of a pipeline without windows stay as they were.
+            if let Some(n) = c.window {
+                let _ = writeln!(
+                    s,
+                    "\nInput window: {n} bars per symbol, ordered by timestamp"
+                );
+            }
         }
         "targets" => {
             s.push_str("| target | value |\n|---|---|\n");

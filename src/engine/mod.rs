@@ -92,6 +92,15 @@ pub fn for_check(
     loaded: &crate::config::Loaded,
     facts: &crate::facts::Facts,
 ) -> Result<Box<dyn Engine>> {
+    // Fail closed: an engine fed rows would run a window model on the wrong input.
+    if let Some(n) = facts.window()? {
+        return Err(crate::error::Error::at(
+            facts.code.window.origin.clone(),
+            format!(
+                "the model takes windows of {n} bars (`[model] window`); plumbline's engines take rows, and windows are not built from the slice yet: the model gates cannot run this model"
+            ),
+        ));
+    }
     match &loaded.config.model.engine {
         Some(spec) => {
             let heads = facts

@@ -69,6 +69,12 @@ pub const NAN_POLICY_CHANGED: Code = code(
     Error,
     "the NaN policy changed without a model-version bump",
 );
+pub const WINDOW_CHANGED: Code = code(
+    changes::WINDOW_CHANGED,
+    FeatureVector,
+    Error,
+    "the model's input window changed without a model-version bump",
+);
 pub const HEAD_MAP_CHANGED: Code = code(
     changes::HEAD_MAP_CHANGED,
     HeadMapping,
@@ -136,6 +142,7 @@ const CODES: &[Code] = &[
     FEATURE_ADDED,
     FEATURE_DTYPE_CHANGED,
     NAN_POLICY_CHANGED,
+    WINDOW_CHANGED,
     HEAD_MAP_CHANGED,
     THRESHOLD_CHANGED,
     HORIZON_CHANGED,

@@ -94,6 +94,7 @@ fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
     let has = |s: &str| docs_line.contains(s);
     let loc = match what {
         "features" if has("NaN policy") => code.nan_policy.origin.clone(),
+        "features" if has("Input window") => code.window.origin.clone(),
         "features" => item(&code.columns),
         "heads" => item(&code.heads),
         "targets" if has("horizon") => code.horizon.origin.clone(),
@@ -108,6 +109,7 @@ fn source_of(cx: &Context, what: &str, docs_line: &str) -> Option<Location> {
             code.columns.origin.clone()
         }
         p if p.starts_with("features.nan-policy") => code.nan_policy.origin.clone(),
+        p if p.starts_with("window") => code.window.origin.clone(),
         p if p.starts_with("targets.horizon") => code.horizon.origin.clone(),
         p if p.starts_with("targets.thresholds") => code.thresholds.origin.clone(),
         p if p.starts_with("heads-version") => code.heads_version.origin.clone(),

@@ -74,6 +74,11 @@ pub const FIRST_LAYER_MISSING: Code = code(
     ContractKind::Checkpoint,
     "the first layer named by `arch` has no weight tensor in the checkpoint",
 );
+pub const WINDOW_MISMATCH: Code = code(
+    "window-mismatch",
+    ContractKind::Checkpoint,
+    "the checkpoint was trained on another input window than the code declares",
+);
 pub const SCHEMA_HASH_MISMATCH: Code = code(
     "schema-hash-mismatch",
     ContractKind::FeatureVector,
@@ -103,6 +108,7 @@ pub const GATE: Gate = Gate {
         FIRST_LAYER_MISMATCH,
         FIRST_LAYER_MISSING,
         SCHEMA_HASH_MISMATCH,
+        WINDOW_MISMATCH,
         FACT_FROM_CHECKPOINT,
     ],
     needs: Needs::NOTHING,
@@ -420,6 +426,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         ));
     }
     out.extend(compare_first_layer(cx, &code, input_dim));
+    out.extend(compare_window(cx)?);
     if let Some(stored) = ck.schema_hash.value.as_ref().and_then(Value::as_str)
         && cx.loaded.config.features.dtypes.is_some()
         && stored != derived_hash
@@ -441,6 +448,40 @@ pub fn run(cx: &Context) -> Result<Report> {
         ),
         skipped: None,
     })
+}
+
+/// The code's window against the checkpoint's, when either states one.
+fn compare_window(cx: &Context) -> Result<Option<Finding>> {
+    let code = cx.facts.window()?;
+    let ck = &cx.facts.checkpoint.window;
+    let Some(v) = ck.value.as_ref() else {
+        // A window the code declares and the checkpoint does not state is a missing fact.
+        return Ok(None);
+    };
+    let Some(stated) = crate::facts::window_value(v) else {
+        return Ok(Some(invalid(
+            ck,
+            "must be a positive number of bars, or null for rows",
+        )));
+    };
+    if stated == code {
+        return Ok(None);
+    }
+    let says =
+        |w: Option<u64>| w.map_or_else(|| "rows".to_owned(), |n| format!("windows of {n} bars"));
+    Ok(Some(
+        Finding::new(
+            &WINDOW_MISMATCH,
+            format!(
+                "the checkpoint was trained on {}, the code declares {}",
+                says(stated),
+                says(code)
+            ),
+        )
+        .at(ck.location.clone())
+        .related(cx.facts.code.window.origin.clone())
+        .help("the window is part of the model's input: retrain on the code's window, or declare the one the model was trained on (`[model] window`)"),
+    ))
 }
 
 /// The checkpoint's feature names; `None` without a `feature_cols`, or (with a finding) when it is not a

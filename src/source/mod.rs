@@ -88,6 +88,11 @@ impl Unconfigured {
         value: r#""not stated""#,
         means: "not stated",
     };
+    pub const WINDOW: Unconfigured = Unconfigured {
+        field: "model.window",
+        value: "null",
+        means: "rows, one bar per input",
+    };
     pub const THRESHOLDS: Unconfigured = Unconfigured {
         field: "targets.thresholds",
         value: "{}",

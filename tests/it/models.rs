@@ -271,3 +271,65 @@ fn every_layer_type_matches_pytorch() {
     }
     assert_eq!(seen, 4);
 }
+
+/// The input window is a fact of the contract: declared by the code, stated by the checkpoint (here
+/// a sidecar), written in the docs, and compared between them; an engine never runs a window model on
+/// rows.
+#[test]
+fn the_window_is_compared_code_checkpoint_and_docs() {
+    let (_d, ex) = example_copy();
+    let model_py = ex.join("pipeline/model.py");
+    let mut text = std::fs::read_to_string(&model_py).unwrap();
+    text.push_str("\nWINDOW = 16  # bars per symbol the model sees\n");
+    std::fs::write(&model_py, text).unwrap();
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }",
+        "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }",
+    );
+    // The checkpoint does not state a window: a missing fact; the docs do not show one: drift.
+    let (code, said) = gate(&ex, "feature-schema");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("error[checkpoint-missing-fact]") && said.contains("`window`"),
+        "{said}"
+    );
+    let (code, said) = gate(&ex, "docs-drift");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("+Input window: 16 bars per symbol"), "{said}");
+    // The engine is never fed rows for a window model.
+    let (code, said) = gate(&ex, "forward-contract");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the model takes windows of 16 bars"),
+        "{said}"
+    );
+    // A checkpoint trained on another window, stated beside it.
+    std::fs::write(
+        ex.join("checkpoints/momentum_v3.json"),
+        "{\n  \"window\": 32\n}\n",
+    )
+    .unwrap();
+    let (_, said) = gate(&ex, "feature-schema");
+    assert!(
+        said.contains("error[window-mismatch]: the checkpoint was trained on windows of 32 bars, the code declares windows of 16 bars"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--> checkpoints/momentum_v3.json:2"),
+        "{said}"
+    );
+    assert!(said.contains("pipeline/model.py:"), "{said}");
+    // The code declares rows (no `[model] window`), the checkpoint a window.
+    replace_in(
+        &ex.join("plumbline.toml"),
+        "\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }",
+        "",
+    );
+    let (code, said) = gate(&ex, "feature-schema");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("error[window-mismatch]: the checkpoint was trained on windows of 32 bars, the code declares rows"),
+        "{said}"
+    );
+}
