@@ -71,9 +71,9 @@ def _layers(module, name):
     kind = type(module)
     if kind not in _ARGUMENTS:
         raise ValueError(
-            f"`{name}` is a {kind.__name__}: plumbline's native engine runs "
+            f"`{name or 'the trunk'}` is nn.{kind.__name__}: plumbline's native engine runs "
             + ", ".join(k.__name__ for k in _ARGUMENTS)
-            + " (use the command engine for this model)"
+            + " (run this model with the command engine: docs/commands.md#the-command-engine)"
         )
     layer = {"type": kind.__name__}
     if isinstance(module, _HAS_TENSORS):
@@ -86,10 +86,15 @@ def arch(model, trunk, heads, input_dim=None):
     """The `arch` of `model`: `trunk` names the nn.Sequential the inputs run through (module path in
     `model`, "" for the model itself), `heads` maps each head name, in output order, to its nn.Linear's
     module path. The trunk must be a Sequential (nested ones are flattened): plumbline never guesses
-    the order `forward` calls modules in."""
+    the order `forward` calls modules in. A `forward()` that does more than `trunk(x)` then the heads
+    (a residual connection, a skip, a functional activation) is not what `arch` describes: the
+    reference outputs written by `write_reference` will not match, and forward-contract says so."""
     body = model.get_submodule(trunk) if trunk else model
     if not isinstance(body, nn.Sequential):
-        raise ValueError(f"`{trunk}` is a {type(body).__name__}, not an nn.Sequential")
+        raise ValueError(
+            f"`{trunk or 'the model'}` is {type(body).__name__}, not an nn.Sequential: `arch` describes a "
+            "Sequential trunk, and the order a custom forward() calls modules in is not in the module tree"
+        )
     layers = _layers(body, trunk)
     head_list = []
     for head, path in heads.items():

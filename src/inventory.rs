@@ -44,6 +44,10 @@ pub const PRODUCTION_UNLISTED: Code = code(
     "the production checkpoint is not matched by any glob",
 );
 
+pub const ARCH_INVALID: Code = code(
+    "arch-invalid",
+    "a checkpoint's `arch` cannot be read, so its tensors cannot be accounted for nor the model run",
+);
 pub const ARCH_TENSOR_UNUSED: Code = code(
     "arch-tensor-unused",
     "a checkpoint holds tensors its `arch` does not use: the model that runs is not the one trained",
@@ -211,11 +215,16 @@ pub fn inventory(
                 } else {
                     Covered::default()
                 };
+                // The command engine runs the team's own code: an `arch` in the team's own format
+                // is metadata then, not a model description plumbline must read.
+                let native =
+                    crate::engine::EngineKind::of(loaded) == crate::engine::EngineKind::Native;
                 findings.extend(accounting(
                     &file.display,
                     &info,
                     &loaded.config.checkpoints.keys,
                     covered,
+                    native,
                 ));
                 rows.push(file.read(&info, &f));
                 read_ok.push((info, model_version(&f)));
@@ -254,18 +263,35 @@ pub struct Covered {
     pub heads: bool,
 }
 
-/// Every tensor of `info`'s state dict accounted for by its `arch` (an `arch` that cannot be read is
-/// another finding's): unused tensors, missing parameters and shapes that differ, each naming the
-/// tensor and the layer, at the line `arch` is written.
+/// Every tensor of `info`'s state dict accounted for by its `arch`: unused tensors, missing parameters
+/// and shapes that differ, each naming the tensor and the layer, at the line `arch` is written. An
+/// `arch` the native engine (`native`) cannot read is `arch-invalid`; none at all is a missing fact.
 fn accounting(
     display: &str,
     info: &checkpoint::CheckpointInfo,
     keys: &CheckpointKeys,
     covered: Covered,
+    native: bool,
 ) -> Vec<Finding> {
     use crate::engine::arch::{Arch, Gap};
-    let Ok(arch) = Arch::read(info, keys) else {
+    // No `arch` at all is a missing fact (feature-schema, inventory-missing-fact).
+    if info.find(&keys.arch).is_none() {
         return Vec::new();
+    }
+    let arch = match Arch::read(info, keys) {
+        Ok(a) => a,
+        Err(_) if !native => return Vec::new(),
+        Err(e) => {
+            let (at, message) = match e {
+                crate::error::Error::At { location, message } => (location, message),
+                other => (Location::file(display), other.to_string()),
+            };
+            return vec![
+                Finding::new(&ARCH_INVALID, format!("{display}: {message}"))
+                    .at(at)
+                    .help("docs/checkpoint-metadata.md#the-arch-format lists each layer type and its arguments; python/plumbline_torch.py writes `arch` from the module"),
+            ];
+        }
     };
     let at = info
         .find(&keys.arch)

@@ -22,7 +22,7 @@ use super::{Context, Gate, Id, Needs, Parts, Profile, Report};
 use crate::error::Result;
 use crate::finding::{Code, ContractKind, Finding, Severity};
 use crate::inventory::{
-    ARCH_TENSOR_MISSING, ARCH_TENSOR_SHAPE, ARCH_TENSOR_UNUSED, CHECKPOINT_AMBIGUOUS,
+    ARCH_INVALID, ARCH_TENSOR_MISSING, ARCH_TENSOR_SHAPE, ARCH_TENSOR_UNUSED, CHECKPOINT_AMBIGUOUS,
     CHECKPOINT_UNREADABLE, CHECKPOINT_UNSAFE, Covered, GLOB_EMPTY, MISSING_FACT,
     PRODUCTION_UNLISTED, VERSION_CONFLICT, inventory,
 };
@@ -64,6 +64,7 @@ pub const GATE: Gate = Gate {
         MISSING_FACT,
         VERSION_CONFLICT,
         VERSION_MISMATCH,
+        ARCH_INVALID,
         ARCH_TENSOR_UNUSED,
         ARCH_TENSOR_MISSING,
         ARCH_TENSOR_SHAPE,

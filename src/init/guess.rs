@@ -339,3 +339,43 @@ pub fn checkpoint_keys(ck: &Checkpoint, n_features: Option<usize>) -> Vec<(&'sta
         .filter_map(|(field, rule)| first(rule.as_ref()).map(|k| (*field, k)))
         .collect()
 }
+
+/// The CSV table that holds every feature column and a timestamp column: the slice of feature rows
+/// the model gates run on. Of several, one named like a holdout slice first, then the shortest path.
+pub fn slice_file(scan: &Scan, features: &[String]) -> Option<String> {
+    if features.is_empty() {
+        return None;
+    }
+    let rank = |path: &str| {
+        let p = path.to_ascii_lowercase();
+        let named = ["slice", "holdout", "reference", "test"]
+            .iter()
+            .any(|w| p.contains(w));
+        (!named, p.matches('/').count(), path.to_owned())
+    };
+    scan.tables
+        .iter()
+        .filter(|(_, cols)| {
+            cols.iter().any(|c| c.eq_ignore_ascii_case("timestamp"))
+                && features.iter().all(|f| cols.contains(f))
+        })
+        .map(|(path, _)| path.as_str())
+        .min_by_key(|p| rank(p))
+        .map(str::to_owned)
+}
+
+/// A JSON file of reference outputs: a `rows` list whose rows hold `scaled` inputs and `outputs` by
+/// head (what python/plumbline_torch.py `write_reference` writes).
+pub fn reference_file(scan: &Scan) -> Option<String> {
+    scan.code
+        .iter()
+        .filter(|f| f.path() == "rows")
+        .filter(|f| {
+            f.value
+                .as_array()
+                .and_then(|rows| rows.first())
+                .is_some_and(|r| r.get("scaled").is_some() && r.get("outputs").is_some())
+        })
+        .map(|f| f.file().to_owned())
+        .min()
+}

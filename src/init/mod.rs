@@ -150,7 +150,20 @@ pub fn write_config(config: &Path, force: bool) -> Result<Report> {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "pipeline".to_owned());
-    let text = config_text(&name, &code, production, &keys, &mut report);
+    let features: Vec<String> = code
+        .columns
+        .as_ref()
+        .and_then(|c| guess::feature_list(&c.found.value))
+        .or(trained_on)
+        .unwrap_or_default()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let later = Later {
+        slice: guess::slice_file(&found, &features),
+        reference: guess::reference_file(&found),
+    };
+    let text = config_text(&name, &code, production, &keys, &later, &mut report);
     // The one gap that stops a gate comes first.
     if let Some(line) = n.and_then(|n| arch_line(production, n as u64)) {
         report.missing.insert(0, line);
@@ -339,6 +352,7 @@ fn config_text(
     code: &guess::Code,
     production: &scan::Checkpoint,
     keys: &[(&'static str, String)],
+    later: &Later,
     report: &mut Report,
 ) -> String {
     let mut w = Writer {
@@ -375,12 +389,56 @@ fn config_text(
         q(DOCS_JSON),
         q(DOCS_MD)
     );
-    let _ = write!(w.text, "{LATER}");
-    w.report
-        .missing
-        .extend(LATER_MISSING.iter().map(|s| (*s).to_owned()));
+    later.write(&mut w);
     w.text
 }
+
+/// The model gates' inputs `init` found: a CSV holding every feature column (the slice), a JSON of
+/// reference outputs (`rows` of `scaled` and `outputs`).
+struct Later {
+    slice: Option<String>,
+    reference: Option<String>,
+}
+
+impl Later {
+    fn write(&self, w: &mut Writer) {
+        if let Some(slice) = &self.slice {
+            let _ = writeln!(
+                w.text,
+                "\n# Found by init: a table with every feature column. The model gates run on its rows.\n[slice]\nfeatures = {}",
+                q(slice)
+            );
+            w.report.found.push(format!("slice.features  {slice}"));
+        }
+        if let Some(reference) = &self.reference {
+            let _ = writeln!(
+                w.text,
+                "\n# Found by init: PyTorch's outputs on scaled rows (python/plumbline_torch.py writes them).\n[gates.forward-contract]\nreference = {}",
+                q(reference)
+            );
+            w.report
+                .found
+                .push(format!("gates.forward-contract.reference  {reference}"));
+        }
+        let later: String = LATER
+            .lines()
+            .filter(|l| self.slice.is_none() || !l.starts_with("# [slice]"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let _ = write!(w.text, "{later}");
+        let mut missing: Vec<String> = LATER_MISSING
+            .iter()
+            .filter(|l| self.slice.is_none() || !l.starts_with("[slice]"))
+            .map(|s| (*s).to_owned())
+            .collect();
+        if self.reference.is_none() {
+            missing.push(REFERENCE_MISSING.to_owned());
+        }
+        w.report.missing.extend(missing);
+    }
+}
+
+const REFERENCE_MISSING: &str = "[gates.forward-contract] reference = \"<outputs.json>\": PyTorch's outputs on scaled rows, which `check --profile pre-live` requires for the native engine (an activation or a slope leaves the tensors unchanged); python/plumbline_torch.py `write_reference` writes them (docs/gates/forward-contract.md)";
 
 /// A fact the config requires: the code's, else the checkpoint's (with the warning that costs), else
 /// a placeholder the user must fill (`check` then names the file it cannot find).

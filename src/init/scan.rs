@@ -39,6 +39,8 @@ const TEXT_EXTS: &[&str] = &["py", "yaml", "yml", "toml", "json"];
 const MAX_TEXT: u64 = 1 << 20;
 /// Files looked at, at most (a repository with more is scanned in part, and the report says so).
 const MAX_FILES: usize = 20_000;
+/// CSV files whose header is read, at most (a data folder does not count towards [`MAX_FILES`]).
+const MAX_TABLES: usize = 2_000;
 
 /// Where a value was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,18 +101,34 @@ pub struct Scan {
     pub skipped: Vec<(String, String)>,
     /// Whether the scan stopped at [`MAX_FILES`].
     pub truncated: bool,
+    /// Each CSV file's header (relative path, column names): where a slice of feature rows may be.
+    pub tables: Vec<(String, Vec<String>)>,
+}
+
+/// The files a walk collects: fact files (capped), CSV tables (capped on their own).
+#[derive(Default)]
+struct Walked {
+    files: Vec<PathBuf>,
+    tables: Vec<PathBuf>,
 }
 
 /// Scan `root`, skipping the files in `exclude` (relative paths: the config being written, the docs).
 pub fn scan(root: &Path, exclude: &[String]) -> Scan {
-    let mut files = Vec::new();
-    let truncated = walk(root, Path::new(""), &mut files);
+    let mut walked = Walked::default();
+    let truncated = walk(root, Path::new(""), &mut walked);
+    let mut files = walked.files;
     files.sort();
+    walked.tables.sort();
     let mut out = Scan {
         code: Vec::new(),
         checkpoints: Vec::new(),
         skipped: Vec::new(),
         truncated,
+        tables: walked
+            .tables
+            .iter()
+            .filter_map(|rel| Some((display_path(rel), csv_header(&root.join(rel))?)))
+            .collect(),
     };
     for rel in &files {
         let key = display_path(rel);
@@ -148,7 +166,7 @@ pub fn scan(root: &Path, exclude: &[String]) -> Scan {
 }
 
 /// Collect the files under `root/rel`; true when [`MAX_FILES`] stopped it.
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> bool {
+fn walk(root: &Path, rel: &Path, out: &mut Walked) -> bool {
     let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
         return false;
     };
@@ -171,13 +189,35 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> bool {
         } else if is_file && relevant(&name) {
             // Only files that may hold facts count towards the cap: a data folder of 20 000 Parquet
             // files must not stop the scan before the code.
-            if out.len() >= MAX_FILES {
+            if out.files.len() >= MAX_FILES {
                 return true;
             }
-            out.push(rel.join(e.file_name()));
+            out.files.push(rel.join(e.file_name()));
+        } else if is_file
+            && name.to_ascii_lowercase().ends_with(".csv")
+            && out.tables.len() < MAX_TABLES
+        {
+            out.tables.push(rel.join(e.file_name()));
         }
     }
     false
+}
+
+/// The column names of a CSV file's first line (at most 64 KiB read), unquoted; `None` when it cannot
+/// be read.
+fn csv_header(path: &Path) -> Option<Vec<String>> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut line)
+        .ok()?;
+    let cols: Vec<String> = line
+        .trim_end_matches(['\r', '\n'])
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .collect();
+    (cols.len() > 1).then_some(cols)
 }
 
 /// A file the scan reads: a checkpoint or a text file that may hold facts (an MLflow `MLmodel` is read

@@ -175,18 +175,31 @@ impl Arch {
         let width = info
             .get(&keys.input_dim)
             .map(|v| (v, keys.input_dim.as_str()));
-        Arch::parse(found.value, &keys.arch, found.location, width)
+        let locate = |field: &str| {
+            info.find(&format!("{}.{field}", keys.arch))
+                .map(|f| f.location)
+                .filter(|l| l.line.is_some())
+        };
+        Arch::parse(found.value, &keys.arch, found.location, width, &locate)
     }
 
     /// Parse an `arch` value written at `at` (checkpoint key `key`). `width`: the checkpoint's own
-    /// input width and its key, for an `arch` that leaves `input_dim` out.
+    /// input width and its key, for an `arch` that leaves `input_dim` out. `locate`: the line of a
+    /// field below `arch` (`layers.2.negative_slope`), where the file keeps lines.
     pub fn parse(
         arch: &Tree,
         key: &str,
         at: Location,
         width: Option<(&Tree, &str)>,
+        locate: &dyn Fn(&str) -> Option<Location>,
     ) -> Result<Arch> {
-        parse::Fields { arch, key, at }.arch(width)
+        parse::Fields {
+            arch,
+            key,
+            at,
+            locate,
+        }
+        .arch(width)
     }
 
     /// The trunk's Linear layers' module names, in order.

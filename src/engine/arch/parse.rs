@@ -55,17 +55,30 @@ pub(super) struct Fields<'a> {
     pub key: &'a str,
     /// Where `arch` is written (the checkpoint, or a sidecar's line).
     pub at: Location,
+    /// Where a field below `arch` is written (`layers.2.alpah`), where the file keeps lines.
+    pub locate: &'a dyn Fn(&str) -> Option<Location>,
 }
 
 impl Fields<'_> {
-    /// The error for field `key`: `` `arch.key` msg ``, at the checkpoint.
+    /// The error for field `key`: `` `arch.key` msg ``, at the field's line (or its nearest parent's),
+    /// else where `arch` is.
     fn err(&self, key: &str, msg: impl Into<String>) -> Error {
-        Error::at(
-            self.at
-                .clone()
-                .with_label(format!("checkpoint key `{}.{key}`", self.key)),
-            format!("`{}.{key}` {}", self.key, msg.into()),
-        )
+        let mut path = key;
+        let at = loop {
+            if let Some(at) = (self.locate)(path) {
+                break at;
+            }
+            match path.rsplit_once('.') {
+                Some((parent, _)) => path = parent,
+                None => {
+                    break self
+                        .at
+                        .clone()
+                        .with_label(format!("checkpoint key `{}.{key}`", self.key));
+                }
+            }
+        };
+        Error::at(at, format!("`{}.{key}` {}", self.key, msg.into()))
     }
 
     /// The field `k`, which must be there.
@@ -480,7 +493,8 @@ mod tests {
     use crate::finding::Location;
 
     fn parse(v: serde_json::Value) -> Result<Arch, String> {
-        Arch::parse(&v, "arch", Location::file("m.json"), None).map_err(|e| e.to_string())
+        Arch::parse(&v, "arch", Location::file("m.json"), None, &|_| None)
+            .map_err(|e| e.to_string())
     }
 
     fn with_layers(layers: serde_json::Value) -> serde_json::Value {

@@ -362,9 +362,26 @@ pub fn run(cx: &Context) -> Result<Report> {
 fn model<'a>(cx: &Context<'a>) -> std::result::Result<&'a dyn Engine, Report> {
     match cx.model {
         Model::Ready(e) => Ok(e.as_ref()),
+        // An `arch` that cannot be read is checkpoint-inventory's `arch-invalid` when it runs too.
+        Model::Failed(_) if cx.runs(Id::CheckpointInventory) && arch_unreadable(cx) => {
+            Err(Report {
+                findings: Vec::new(),
+                summary:
+                    "model not built: `arch` cannot be read (checkpoint-inventory: arch-invalid)"
+                        .into(),
+                skipped: None,
+            })
+        }
         Model::Failed(msg) => Err(Report::stopped(model_not_built(cx, msg), "model not built")),
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     }
+}
+
+/// Whether the production checkpoint has an `arch` the native engine cannot read.
+fn arch_unreadable(cx: &Context) -> bool {
+    let keys = &cx.loaded.config.checkpoints.keys;
+    cx.facts.production.find(&keys.arch).is_some()
+        && crate::engine::arch::Arch::read(&cx.facts.production, keys).is_err()
 }
 
 /// Findings on the outputs' keys and widths: the contract's head names, each head's contracted shape.

@@ -93,7 +93,7 @@ fn reference_mismatch(
         "{} row×head outputs differ; largest difference {:e}",
         diff.count, diff.worst
     ))
-    .help("the checkpoint is not the model the reference was computed with, or the engines disagree: regenerate the reference from this checkpoint")
+    .help("the checkpoint is not the model the reference was computed with, `arch` does not describe it (an activation, a slope, or a `forward()` that does more than run its Sequential, such as a residual connection), or the engines disagree")
 }
 
 /// Compare with the reference outputs file: rows of `{"scaled": [...], "outputs": {head: [...]}}`,
@@ -185,7 +185,12 @@ fn arch_finding(cx: &Context, doc: &Value, display: &str, text: &str) -> Result<
     let ref_at = crate::keypath::json_key(display, text, "arch")
         .map(|f| f.location)
         .unwrap_or_else(|_| Location::file(display));
-    let theirs = Arch::parse(recorded, "arch", ref_at.clone(), None)
+    let locate = |field: &str| {
+        crate::keypath::json_key(display, text, &format!("arch.{field}"))
+            .ok()
+            .map(|f| f.location)
+    };
+    let theirs = Arch::parse(recorded, "arch", ref_at.clone(), None, &locate)
         .map_err(|e| Error::msg(format!("reference outputs {display}: {e}")))?;
     let diffs = arch::differences(&ours, &theirs);
     if diffs.is_empty() {
