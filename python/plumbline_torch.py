@@ -63,7 +63,8 @@ _HAS_TENSORS = (nn.Linear, nn.BatchNorm1d, nn.LayerNorm)
 
 def _layers(module, name):
     """The leaf modules of `module` (state-dict name `name`) in the order a Sequential runs them."""
-    if isinstance(module, nn.Sequential):
+    # Exactly nn.Sequential: a subclass may override forward().
+    if type(module) is nn.Sequential:
         out = []
         for child_name, child in module.named_children():
             out += _layers(child, f"{name}.{child_name}" if name else child_name)
@@ -90,7 +91,7 @@ def arch(model, trunk, heads, input_dim=None):
     (a residual connection, a skip, a functional activation) is not what `arch` describes: the
     reference outputs written by `write_reference` will not match, and forward-contract says so."""
     body = model.get_submodule(trunk) if trunk else model
-    if not isinstance(body, nn.Sequential):
+    if type(body) is not nn.Sequential:
         raise ValueError(
             f"`{trunk or 'the model'}` is {type(body).__name__}, not an nn.Sequential: `arch` describes a "
             "Sequential trunk, and the order a custom forward() calls modules in is not in the module tree"
@@ -120,6 +121,8 @@ def weights_sha256(model):
     sd = model.state_dict() if isinstance(model, nn.Module) else model
     h = hashlib.sha256()
     for name in sorted(sd):
+        if not isinstance(sd[name], torch.Tensor):
+            continue  # `_extra_state` and other non-tensor entries hold no weights
         t = sd[name].detach().cpu().contiguous()
         shape = ",".join(str(n) for n in t.shape)
         h.update(f"{name}\0{str(t.dtype).replace('torch.', '')}\0{shape}\0".encode())
@@ -138,10 +141,15 @@ def write_reference(model, scaled, path, arch=None, outputs=None, raw=None, extr
     `raw`: the unscaled rows, kept for people reading the file. `extra`: more top-level keys.
     `checkpoint`: the checkpoint's path, kept for people reading the file.
     """
+    was_training = model.training
     model.eval()
-    x = torch.as_tensor(scaled, dtype=next(model.parameters()).dtype)
+    first = next(model.parameters())
+    x = torch.as_tensor(scaled, dtype=first.dtype, device=first.device)
     with torch.no_grad():
         out = outputs(model, x) if outputs else model(x)
+    model.train(was_training)
+    x = x.cpu()
+    out = {h: t.detach().cpu() for h, t in out.items()} if isinstance(out, dict) else out
     if not isinstance(out, dict):
         raise ValueError("the model returns a tensor: pass outputs=lambda model, x: {head: tensor}")
     rows = []

@@ -278,11 +278,11 @@ impl<'a> Pair<'a> {
     /// A changed input window (or rows to windows), accepted by a model-version bump.
     fn window(&self) -> Option<Change> {
         let (old, new) = (self.base.window, self.head.window);
-        let show = |w: Option<u64>| w.map_or_else(|| "rows".to_owned(), |n| format!("{n} bars"));
+        let show = crate::facts::window_text;
         (old != new).then(|| {
             self.feature_change(
                 WINDOW_CHANGED,
-                format!("input window {} → {}", show(old), show(new)),
+                format!("input {} → {}", show(old), show(new)),
                 self.origin(|f| &f.code.window),
             )
         })

@@ -263,6 +263,16 @@ pub struct Covered {
     pub heads: bool,
 }
 
+/// Whether the inventory reports `arch-invalid` for `info`: the native engine builds the model, and the
+/// checkpoint has an `arch` it cannot read. Gates that would report the same cause leave it to the
+/// inventory when it runs (one predicate, so no cause goes unreported).
+pub fn reports_arch_invalid(loaded: &Loaded, info: &checkpoint::CheckpointInfo) -> bool {
+    let keys = &loaded.config.checkpoints.keys;
+    crate::engine::EngineKind::of(loaded) == crate::engine::EngineKind::Native
+        && info.find(&keys.arch).is_some()
+        && crate::engine::arch::Arch::read(info, keys).is_err()
+}
+
 /// Every tensor of `info`'s state dict accounted for by its `arch`: unused tensors, missing parameters
 /// and shapes that differ, each naming the tensor and the layer, at the line `arch` is written. An
 /// `arch` the native engine (`native`) cannot read is `arch-invalid`; none at all is a missing fact.

@@ -67,9 +67,14 @@ impl NativeEngine {
         let built = file.net(&arch, &device)?;
         // Where the state dict sits: the top-level key burn opens, and the rest as a name prefix.
         let sd = info.state_dict_key(&keys.state_dict);
-        let (top, inner) = match sd.as_deref().map(|k| k.split_once('.').unwrap_or((k, ""))) {
-            Some((top, inner)) => (Some(top.to_owned()), inner.to_owned()),
-            None => (None, String::new()),
+        // A safetensors file has no top level to open: the whole key is a name prefix.
+        let (top, inner) = match (info.format, sd.as_deref()) {
+            (Format::Torch, Some(k)) => {
+                let (top, inner) = k.split_once('.').unwrap_or((k, ""));
+                (Some(top.to_owned()), inner.to_owned())
+            }
+            (_, Some(k)) => (None, k.to_owned()),
+            (_, None) => (None, String::new()),
         };
         let remaps = built.remaps(&inner);
         let mut net = built.net;
@@ -157,7 +162,7 @@ impl Weights {
             ));
             h.update(&*t.to_bytes().map_err(|e| fail(e.to_string()))?);
         }
-        Ok(format!("sha256:{}", hex(&h.finalize())))
+        Ok(format!("sha256:{}", crate::checkpoint::hex(&h.finalize())))
     }
 }
 
@@ -180,10 +185,6 @@ fn torch_dtype(d: burn::tensor::DType) -> String {
         DType::Bool(_) => "bool".into(),
         other => format!("{other:?}"),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The network `arch` describes, before its weights are loaded.

@@ -467,8 +467,7 @@ fn compare_window(cx: &Context) -> Result<Option<Finding>> {
     if stated == code {
         return Ok(None);
     }
-    let says =
-        |w: Option<u64>| w.map_or_else(|| "rows".to_owned(), |n| format!("windows of {n} bars"));
+    let says = crate::facts::window_text;
     Ok(Some(
         Finding::new(
             &WINDOW_MISMATCH,
@@ -588,6 +587,16 @@ fn compare_first_layer(
     let arch = &cx.facts.checkpoint.arch;
     let first = crate::engine::arch::first_linear(arch.value.as_ref()?);
     let Some(layer) = first else {
+        // A layer list without a Linear (norm layers only) has no first weight to compare.
+        if arch
+            .value
+            .as_ref()
+            .and_then(|a| a.get("layers"))
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().all(Value::is_object) && !l.is_empty())
+        {
+            return None;
+        }
         return Some(invalid(
             arch,
             "must name its layers in order (`arch.layers`: the layer list, or the first format's module names)",

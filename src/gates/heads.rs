@@ -267,7 +267,9 @@ fn against_arch(ck: &[Head], cx: &Context, out: &mut Vec<Finding>) {
         Ok(a) => a,
         // Reported once: checkpoint-inventory's `arch-invalid` when it runs too.
         Err(e) => {
-            if !cx.runs(super::Id::CheckpointInventory) {
+            if !(cx.runs(super::Id::CheckpointInventory)
+                && crate::inventory::reports_arch_invalid(cx.loaded, info))
+            {
                 out.push(arch_unreadable(e, ck_fact));
             }
             return;

@@ -257,6 +257,13 @@ fn every_layer_type_matches_pytorch() {
         let out = engine
             .forward(&Matrix::from_rows(engine.input_dim(), &scaled))
             .unwrap();
+        // The weights' hash read from the safetensors file is the one torch computed from the module.
+        assert_eq!(
+            engine.weights_sha256().unwrap().unwrap(),
+            reference["weights_sha256"].as_str().unwrap(),
+            "{}",
+            path.display()
+        );
         for (i, r) in rows.iter().enumerate() {
             for (head, want) in r["outputs"].as_object().unwrap() {
                 for (g, w) in out[head].row(i).iter().zip(nums(want)) {
@@ -332,4 +339,36 @@ fn the_window_is_compared_code_checkpoint_and_docs() {
         said.contains("error[window-mismatch]: the checkpoint was trained on windows of 32 bars, the code declares rows"),
         "{said}"
     );
+}
+
+/// With the command engine, an `arch` in the team's own format is metadata: the inventory does not
+/// report it, so forward-contract reports why the model was not built itself (nothing goes unsaid).
+#[test]
+fn with_the_command_engine_a_failed_model_is_reported_whatever_the_arch() {
+    let (_d, ex) = example_copy();
+    crate::util::use_command_engine(&ex);
+    let cfg = ex.join("plumbline.toml");
+    // `arch` read from a key that is no architecture, and a window the engines refuse.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[checkpoints.keys]\narch = \"heads\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let model_py = ex.join("pipeline/model.py");
+    let mut py = std::fs::read_to_string(&model_py).unwrap();
+    py.push_str("\nWINDOW = 8\n");
+    std::fs::write(&model_py, py).unwrap();
+    replace_in(
+        &cfg,
+        "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n",
+        "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }\n",
+    );
+    let out = plumbline(&ex, &["check", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"forward-model-unavailable"), "{codes:?}");
+    assert!(!codes.contains(&"arch-invalid"), "{codes:?}");
 }

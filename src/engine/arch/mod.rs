@@ -248,8 +248,18 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
             ),
         );
     }
-    let a: Vec<String> = ours.layers.iter().map(ToString::to_string).collect();
-    let b: Vec<String> = theirs.layers.iter().map(ToString::to_string).collect();
+    // Dropout and Identity change nothing at inference: a first-format `arch` cannot write them, and
+    // a model that has them is the same function without them.
+    let kept = |arch: &Arch| -> (Vec<usize>, Vec<String>) {
+        arch.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !matches!(l, Layer::Dropout | Layer::Activation(Activation::Identity)))
+            .map(|(i, l)| (i, l.to_string()))
+            .unzip()
+    };
+    let (ai, a) = kept(ours);
+    let (bi, b) = kept(theirs);
     for op in capture_diff_slices(Algorithm::Myers, &a, &b) {
         let (old, new) = (op.old_range(), op.new_range());
         match op {
@@ -257,26 +267,29 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
             DiffOp::Replace { .. } if old.len() == new.len() => {
                 for (i, j) in old.zip(new) {
                     push(
-                        Some(i),
+                        Some(ai[i]),
                         format!(
-                            "layers.{i}: `arch` has {}, the model has {} (its layers.{j})",
-                            a[i], b[j]
+                            "layers.{}: `arch` has {}, the model has {} (its layers.{})",
+                            ai[i], a[i], b[j], bi[j]
                         ),
                     );
                 }
             }
             _ => {
-                let before = old.start.checked_sub(1);
+                let before = old.start.checked_sub(1).map(|i| ai[i]);
                 for i in old {
                     push(
-                        Some(i),
-                        format!("layers.{i}: `arch` has {}, which the model does not", a[i]),
+                        Some(ai[i]),
+                        format!(
+                            "layers.{}: `arch` has {}, which the model does not",
+                            ai[i], a[i]
+                        ),
                     );
                 }
                 for j in new {
                     push(
                         before,
-                        format!("`arch` leaves out the model's layers.{j}: {}", b[j]),
+                        format!("`arch` leaves out the model's layers.{}: {}", bi[j], b[j]),
                     );
                 }
             }

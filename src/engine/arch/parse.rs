@@ -393,13 +393,17 @@ impl LayerFields<'_> {
                     affine: self.flag("affine", true)?,
                 })
             }
-            "LayerNorm" => Ok(Layer::LayerNorm {
-                module: self.module()?,
-                features: self.normalized_shape()?,
-                eps: self.eps()?,
-                affine: self.flag("elementwise_affine", true)?,
-                bias: self.flag("bias", true)?,
-            }),
+            "LayerNorm" => {
+                // Without elementwise_affine there is no bias either (PyTorch leaves both `None`).
+                let affine = self.flag("elementwise_affine", true)?;
+                Ok(Layer::LayerNorm {
+                    module: self.module()?,
+                    features: self.normalized_shape()?,
+                    eps: self.eps()?,
+                    affine,
+                    bias: affine && self.flag("bias", true)?,
+                })
+            }
             "Dropout" => Ok(Layer::Dropout),
             "ReLU" => act(Activation::Relu),
             "LeakyReLU" => act(Activation::LeakyRelu {
@@ -609,6 +613,45 @@ mod tests {
             let err = parse(with_layers(layers)).unwrap_err();
             assert!(err.contains(want), "{err}\n  wanted: {want}");
         }
+    }
+
+    #[test]
+    fn inference_no_ops_and_pytorch_s_own_spelling_compare_equal() {
+        // The helper writes `bias: false` for a LayerNorm without elementwise_affine (PyTorch has no
+        // bias then); a hand-written one leaves it out. Dropout and Identity do nothing at inference.
+        let helper = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "Dropout", "p": 0.2},
+            {"type": "LayerNorm", "name": "n.2", "normalized_shape": [4], "elementwise_affine": false, "bias": false},
+            {"type": "Identity"},
+        ])))
+        .unwrap();
+        let by_hand = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "LayerNorm", "name": "n.2", "normalized_shape": 4, "elementwise_affine": false},
+        ])))
+        .unwrap();
+        assert!(super::super::differences(&by_hand, &helper).is_empty());
+        // Indices are the `arch`'s own, Dropout counted.
+        let slope = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "Dropout"},
+            {"type": "LeakyReLU", "negative_slope": 0.2},
+        ])))
+        .unwrap();
+        let model = parse(with_layers(json!([
+            {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
+            {"type": "Dropout"},
+            {"type": "LeakyReLU", "negative_slope": 0.1},
+        ])))
+        .unwrap();
+        let d = super::super::differences(&slope, &model);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].layer, Some(2));
+        assert!(
+            d[0].what
+                .starts_with("layers.2: `arch` has LeakyReLU(negative_slope=0.2)")
+        );
     }
 
     #[test]

@@ -363,7 +363,10 @@ fn model<'a>(cx: &Context<'a>) -> std::result::Result<&'a dyn Engine, Report> {
     match cx.model {
         Model::Ready(e) => Ok(e.as_ref()),
         // An `arch` that cannot be read is checkpoint-inventory's `arch-invalid` when it runs too.
-        Model::Failed(_) if cx.runs(Id::CheckpointInventory) && arch_unreadable(cx) => {
+        Model::Failed(_)
+            if cx.runs(Id::CheckpointInventory)
+                && crate::inventory::reports_arch_invalid(cx.loaded, &cx.facts.production) =>
+        {
             Err(Report {
                 findings: Vec::new(),
                 summary:
@@ -375,13 +378,6 @@ fn model<'a>(cx: &Context<'a>) -> std::result::Result<&'a dyn Engine, Report> {
         Model::Failed(msg) => Err(Report::stopped(model_not_built(cx, msg), "model not built")),
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
     }
-}
-
-/// Whether the production checkpoint has an `arch` the native engine cannot read.
-fn arch_unreadable(cx: &Context) -> bool {
-    let keys = &cx.loaded.config.checkpoints.keys;
-    cx.facts.production.find(&keys.arch).is_some()
-        && crate::engine::arch::Arch::read(&cx.facts.production, keys).is_err()
 }
 
 /// Findings on the outputs' keys and widths: the contract's head names, each head's contracted shape.

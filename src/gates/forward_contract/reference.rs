@@ -190,16 +190,26 @@ fn arch_finding(cx: &Context, doc: &Value, display: &str, text: &str) -> Result<
             .ok()
             .map(|f| f.location)
     };
-    let theirs = Arch::parse(recorded, "arch", ref_at.clone(), None, &locate)
-        .map_err(|e| Error::msg(format!("reference outputs {display}: {e}")))?;
+    let theirs =
+        Arch::parse(recorded, "arch", ref_at.clone(), None, &locate).map_err(|e| match e {
+            Error::At { location, message } => {
+                Error::at(location, format!("reference outputs: {message}"))
+            }
+            other => Error::msg(format!("reference outputs {display}: {other}")),
+        })?;
     let diffs = arch::differences(&ours, &theirs);
     if diffs.is_empty() {
         return Ok(None);
     }
     // The line of the first layer that differs, where the checkpoint's metadata keeps lines.
+    // (A first-format `arch` lists Linear modules only: its indices are not the layers'.)
     let info = &cx.facts.production;
+    let layer_list = info
+        .get(&format!("{}.layers.0", keys.arch))
+        .is_some_and(serde_json::Value::is_object);
     let arch_at = diffs[0]
         .layer
+        .filter(|_| layer_list)
         .and_then(|i| info.find(&format!("{}.layers.{i}", keys.arch)))
         .or_else(|| info.find(&keys.arch))
         .map_or_else(|| cx.production_location(), |f| f.location);
