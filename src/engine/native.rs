@@ -398,7 +398,16 @@ fn act(a: Activation, x: Tensor<2>) -> Tensor<2> {
         Activation::Relu => activation::relu(x),
         Activation::LeakyRelu { slope } => activation::leaky_relu(x, slope),
         Activation::Elu { alpha } => activation::elu(x, alpha),
-        Activation::Gelu { tanh: false } => activation::gelu(x),
+        // Composed from erf rather than `activation::gelu`: burn 0.22 differentiates its GELU as the
+        // tanh approximation, 6e-4 off torch's gradient (docs/decisions.md).
+        Activation::Gelu { tanh: false } => {
+            let phi = x
+                .clone()
+                .div_scalar(std::f64::consts::SQRT_2)
+                .erf()
+                .add_scalar(1.0);
+            x.mul(phi).mul_scalar(0.5)
+        }
         Activation::Gelu { tanh: true } => activation::gelu_approximate(x),
         Activation::Silu => activation::silu(x),
         Activation::Tanh => activation::tanh(x),

@@ -275,6 +275,24 @@ fn every_layer_type_matches_pytorch() {
                 }
             }
         }
+        // Gradients (integrated gradients' input) through every layer type, eval mode: torch autograd's.
+        let grads = reference["gradients"].as_object().unwrap();
+        for (head, units) in grads {
+            for (u, want) in units.as_array().unwrap().iter().enumerate() {
+                let want = want.as_array().unwrap();
+                let x = Matrix::from_rows(engine.input_dim(), &scaled[..want.len()]);
+                let got = engine.gradients(&x, head, u).unwrap().unwrap();
+                for (r, w) in want.iter().enumerate() {
+                    for (g, w) in got.row(r).iter().zip(nums(w)) {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                            "{} gradient of {head}[{u}] row {r}: burn {g}, torch {w}",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
     }
     assert_eq!(seen, 4);
 }
