@@ -66,18 +66,30 @@ fn gate(ex: &Path, name: &str) -> (Option<i32>, String) {
     )
 }
 
+/// Run `name`, which must fail with findings (exit 1); its output.
+fn fails(ex: &Path, name: &str) -> String {
+    let (code, said) = gate(ex, name);
+    assert_eq!(code, Some(1), "{name}: {said}");
+    said
+}
+
+/// Run `name`, which must pass (exit 0); its output.
+fn passes(ex: &Path, name: &str) -> String {
+    let (code, said) = gate(ex, name);
+    assert_eq!(code, Some(0), "{name}: {said}");
+    said
+}
+
 #[test]
 fn the_batchnorm_leaky_relu_model_passes_forward_contract_natively() {
     if !cfg!(feature = "native") {
         return;
     }
     let (_d, ex) = bn_example(|_| {});
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(0), "{said}");
+    let said = passes(&ex, "forward-contract");
     assert!(said.contains("reference 64 rows Δ"), "{said}");
     // Every tensor of the state dict is a parameter of `arch`, BatchNorm running statistics included.
-    let (code, said) = gate(&ex, "checkpoint-inventory");
-    assert_eq!(code, Some(0), "{said}");
+    passes(&ex, "checkpoint-inventory");
 }
 
 #[test]
@@ -85,15 +97,13 @@ fn a_batchnorm_left_out_is_named_by_the_inventory_and_by_the_reference() {
     let (_d, ex) = bn_example(|arch| {
         arch["layers"].as_array_mut().unwrap().remove(1);
     });
-    let (code, said) = gate(&ex, "checkpoint-inventory");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "checkpoint-inventory");
     assert!(
         said.contains("error[arch-tensor-unused]: checkpoints/momentum_bn.pt: module `net.1` (`net.1.bias`, `net.1.num_batches_tracked`, `net.1.running_mean`, `net.1.running_var`, `net.1.weight`)"),
         "{said}"
     );
     if cfg!(feature = "native") {
-        let (code, said) = gate(&ex, "forward-contract");
-        assert_eq!(code, Some(1), "{said}");
+        let said = fails(&ex, "forward-contract");
         assert!(
             said.contains("error[forward-arch-differs]: the checkpoint's `arch` is not the model the reference outputs came from: `arch` leaves out the model's layers.1: `net.1` BatchNorm1d(32, eps=1e-5, affine=True)"),
             "{said}"
@@ -109,10 +119,8 @@ fn a_wrong_leaky_relu_slope_is_named_at_its_sidecar_line() {
     }
     let (_d, ex) = bn_example(|arch| arch["layers"][6]["negative_slope"] = 0.2.into());
     // The tensors cannot show a slope: the inventory passes.
-    let (code, said) = gate(&ex, "checkpoint-inventory");
-    assert_eq!(code, Some(0), "{said}");
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(1), "{said}");
+    passes(&ex, "checkpoint-inventory");
+    let said = fails(&ex, "forward-contract");
     assert!(
         said.contains("layers.6: `arch` has LeakyReLU(negative_slope=0.2), the model has LeakyReLU(negative_slope=0.1) (its layers.6)"),
         "{said}"
@@ -133,8 +141,7 @@ fn relu_written_for_leaky_relu_is_named() {
     let (_d, ex) = bn_example(|arch| {
         arch["layers"][2] = serde_json::json!({"type": "ReLU"});
     });
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "forward-contract");
     assert!(
         said.contains(
             "layers.2: `arch` has ReLU, the model has LeakyReLU(negative_slope=0.1) (its layers.2)"
@@ -154,8 +161,7 @@ fn without_a_recorded_arch_the_outputs_still_catch_a_wrong_slope() {
         serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
     doc.as_object_mut().unwrap().remove("arch");
     std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "forward-contract");
     assert!(
         said.contains("error[forward-reference-mismatch]: row 0"),
         "{said}"
@@ -174,13 +180,11 @@ fn a_reference_from_other_weights_is_stale() {
         serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
     // What python/plumbline_torch.py computed from the module is what plumbline reads from the file.
     let torch_hash = doc["weights_sha256"].as_str().unwrap().to_owned();
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(0), "{said}");
+    passes(&ex, "forward-contract");
     let other = format!("sha256:{}", "0".repeat(64));
     doc["weights_sha256"] = other.clone().into();
     std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "forward-contract");
     assert!(
         said.contains(&format!("error[forward-reference-stale]: the reference outputs were written from weights {other}; the production checkpoint's are {torch_hash}")),
         "{said}"
@@ -188,8 +192,7 @@ fn a_reference_from_other_weights_is_stale() {
     // A reference that states no hash is tied to nothing.
     doc.as_object_mut().unwrap().remove("weights_sha256");
     std::fs::write(&reference, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "forward-contract");
     assert!(
         said.contains("the reference outputs state no `weights_sha256`"),
         "{said}"
@@ -208,8 +211,7 @@ fn pre_live_requires_a_reference_for_the_native_engine() {
         "",
     );
     // A plain gate run says there is none; the pre-live profile refuses it.
-    let (code, said) = gate(&ex, "forward-contract");
-    assert_eq!(code, Some(0), "{said}");
+    let said = passes(&ex, "forward-contract");
     assert!(said.contains("no reference"), "{said}");
     let out = plumbline(&ex, &["check", "--profile", "pre-live", "--format", "json"]);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -313,19 +315,16 @@ fn the_window_is_compared_code_checkpoint_and_docs() {
         "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }",
     );
     // The checkpoint does not state a window: a missing fact; the docs do not show one: drift.
-    let (code, said) = gate(&ex, "feature-schema");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "feature-schema");
     assert!(
         said.contains("error[checkpoint-missing-fact]") && said.contains("`window`"),
         "{said}"
     );
-    let (code, said) = gate(&ex, "docs-drift");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "docs-drift");
     assert!(said.contains("+Input window: 16 bars per symbol"), "{said}");
     // The engine is never fed rows for a window model.
     if cfg!(feature = "native") {
-        let (code, said) = gate(&ex, "forward-contract");
-        assert_eq!(code, Some(1), "{said}");
+        let said = fails(&ex, "forward-contract");
         assert!(
             said.contains("the model takes windows of 16 bars"),
             "{said}"
@@ -353,8 +352,7 @@ fn the_window_is_compared_code_checkpoint_and_docs() {
         "\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }",
         "",
     );
-    let (code, said) = gate(&ex, "feature-schema");
-    assert_eq!(code, Some(1), "{said}");
+    let said = fails(&ex, "feature-schema");
     assert!(
         said.contains("error[window-mismatch]: the checkpoint was trained on windows of 32 bars, the code declares rows"),
         "{said}"
