@@ -165,7 +165,10 @@ pub fn write_config(config: &Path, force: bool) -> Result<Report> {
     };
     let text = config_text(&name, &code, production, &keys, &later, &mut report);
     // The one gap that stops a gate comes first.
-    if let Some(line) = n.and_then(|n| arch_line(production, n as u64)) {
+    if let Some(line) = n
+        .and_then(|n| arch_line(production, n as u64))
+        .or_else(|| helper_line(production))
+    {
         report.missing.insert(0, line);
     }
     crate::paths::atomic_write(config, &text)?;
@@ -181,17 +184,7 @@ fn arch_line(production: &scan::Checkpoint, n: u64) -> Option<String> {
         return None;
     }
     let chain = arch::chain(info, &keys.state_dict, n)?;
-    let sidecar = info
-        .metadata
-        .iter()
-        .find(|l| l.what == "sidecar")
-        .map_or_else(
-            || {
-                let stem = Path::new(&production.rel).with_extension("json");
-                display_path(&stem)
-            },
-            |l| l.display.clone(),
-        );
+    let sidecar = sidecar(production, info);
     let layers: Vec<String> = chain.layers.iter().map(|l| format!("\"{l}\"")).collect();
     let widths: Vec<String> = chain.widths.iter().map(u64::to_string).collect();
     Some(format!(
@@ -203,6 +196,35 @@ fn arch_line(production: &scan::Checkpoint, n: u64) -> Option<String> {
         chain.head,
         widths[1..widths.len() - 1].join(", "),
     ))
+}
+
+/// When the production checkpoint's `arch` is missing or unreadable and its tensors are not a plain
+/// Linear chain (a BatchNorm, a LayerNorm): where to write `arch` from, since the tensors cannot
+/// show the order of layers without tensors (activations, Dropout).
+fn helper_line(production: &scan::Checkpoint) -> Option<String> {
+    let info = production.info.as_ref()?;
+    let keys = crate::config::CheckpointKeys::default();
+    if info.format == crate::checkpoint::Format::Pickle
+        || crate::engine::arch::Arch::read(info, &keys).is_ok()
+    {
+        return None;
+    }
+    let sidecar = sidecar(production, info);
+    Some(format!(
+        "arch: the native engine (forward-contract) needs the model's layers in order; write them from the module with python/plumbline_torch.py (`pt.arch(model, trunk=\"<the nn.Sequential>\", heads={{...}})`) into {} (docs/checkpoint-metadata.md#the-arch-format); `plumbline inventory --tensors` lists the state dict's modules",
+        sidecar
+    ))
+}
+
+/// Where `arch` goes beside the production checkpoint: its sidecar, else `{stem}.json`.
+fn sidecar(production: &scan::Checkpoint, info: &crate::checkpoint::CheckpointInfo) -> String {
+    info.metadata
+        .iter()
+        .find(|l| l.what == "sidecar")
+        .map_or_else(
+            || display_path(&Path::new(&production.rel).with_extension("json")),
+            |l| l.display.clone(),
+        )
 }
 
 /// The production checkpoint: of those plumbline reads (not ONNX), the one whose metadata states the

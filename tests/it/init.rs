@@ -369,3 +369,29 @@ fn a_fact_the_code_does_not_declare_is_not_compared_with_the_checkpoints() {
     let (_, codes) = ran_and_codes(&report);
     assert!(codes.contains(&"feature-dtype-mismatch"), "{codes:?}");
 }
+
+/// A bare state dict whose tensors are not a plain Linear chain (BatchNorm between the layers):
+/// init cannot read the order of layers off the tensors, and says where to write `arch` from.
+#[test]
+fn init_points_a_batchnorm_model_at_the_torch_helper() {
+    let d = tempfile::tempdir().unwrap();
+    let ex = d.path();
+    crate::util::copy_tree(
+        &crate::util::example().join("pipeline"),
+        &ex.join("pipeline"),
+        &[],
+    );
+    std::fs::create_dir_all(ex.join("checkpoints")).unwrap();
+    std::fs::copy(
+        crate::util::fixture("models/momentum_bn/momentum_bn.pt"),
+        ex.join("checkpoints/momentum_bn.pt"),
+    )
+    .unwrap();
+    let out = plumbline(ex, &["init"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("  - arch: the native engine (forward-contract) needs the model's layers in order; write them from the module with python/plumbline_torch.py")
+            && said.contains("into checkpoints/momentum_bn.json"),
+        "{said}"
+    );
+}
