@@ -390,3 +390,22 @@ fn with_the_command_engine_a_failed_model_is_reported_whatever_the_arch() {
     assert!(codes.contains(&"forward-model-unavailable"), "{codes:?}");
     assert!(!codes.contains(&"arch-invalid"), "{codes:?}");
 }
+
+/// Integrated gradients through BatchNorm and LeakyReLU: every row converges, completeness within the
+/// tolerance (the gradients themselves are checked against torch in `every_layer_type_matches_pytorch`).
+#[test]
+#[cfg(feature = "native")]
+fn integrated_gradients_run_through_batchnorm_and_leaky_relu() {
+    let (_d, ex) = bn_example(|_| {});
+    crate::util::cut_slice(&ex, 150);
+    let out = plumbline(&ex, &["audit", "conditions"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(ex.join("artifacts/learned_conditions/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let ig = &summary["integrated_gradients"];
+    assert_eq!(ig["rows_not_converged"], 0, "{ig:.200}");
+    assert_eq!(ig["rows"].as_array().unwrap().len(), 150);
+    assert!(ig["max_abs_completeness_delta"].as_f64().unwrap() <= 1e-5);
+}
