@@ -27,9 +27,20 @@ pub fn missing(cx: &Context) -> Finding {
         &REFERENCE_MISSING,
         "the native engine runs the model from `arch`, and no PyTorch reference outputs say it is the model that was trained",
     )
-    .at(Location::file(crate::paths::display_path(&cx.loaded.path)))
+    .at(production_line(cx))
     .note("an activation, a slope or a layer without tensors (Dropout, an activation) leaves the state dict unchanged: only the outputs show it")
     .help("write the reference with python/plumbline_torch.py (`write_reference`) from the trained module, and set `[gates.forward-contract] reference` (docs/gates/forward-contract.md)")
+}
+
+/// The config's line naming the production checkpoint (the model the reference would prove), else the
+/// config file.
+fn production_line(cx: &Context) -> Location {
+    let config = crate::paths::display_path(&cx.loaded.path);
+    cx.loaded
+        .read_to_string(&cx.loaded.path)
+        .ok()
+        .and_then(|text| crate::keypath::toml_key(&config, &text, "checkpoints.production").ok())
+        .map_or_else(|| Location::file(&config), |f| f.location)
 }
 
 /// The reference names other weights (sha256 `stated`, or none) than the production checkpoint's
