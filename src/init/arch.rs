@@ -4,40 +4,13 @@
 //! tensors, and a module the chain does not use means the model is not a plain MLP (no suggestion).
 
 use crate::checkpoint::CheckpointInfo;
+use crate::engine::arch::natural_key;
 
 /// The layers and the head of the chain: (trunk modules, head module, the widths along it).
 pub struct Chain {
     pub layers: Vec<String>,
     pub head: String,
     pub widths: Vec<u64>,
-}
-
-/// `net.10` after `net.9`: digit runs compare as numbers.
-fn natural_key(s: &str) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut digits = String::new();
-    let mut text = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            if !text.is_empty() {
-                out.push((u64::MAX, std::mem::take(&mut text)));
-            }
-            digits.push(c);
-        } else {
-            if !digits.is_empty() {
-                out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
-                digits.clear();
-            }
-            text.push(c);
-        }
-    }
-    if !digits.is_empty() {
-        out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
-    }
-    if !text.is_empty() {
-        out.push((u64::MAX, text));
-    }
-    out
 }
 
 /// The Linear chain of `info`'s state dict from `n_features` inputs, if every tensor belongs to it.
@@ -97,7 +70,7 @@ pub fn state_dict_key(info: &CheckpointInfo, default_key: &str) -> Option<String
 
 #[cfg(test)]
 mod tests {
-    use super::natural_key;
+    use crate::engine::arch::natural_key;
 
     #[test]
     fn module_indices_sort_as_numbers() {

@@ -142,5 +142,9 @@ pub fn tensors(path: &str, table: &[(String, String, Vec<u64>)]) -> String {
             shape.join(", ")
         ));
     }
+    s.push_str("  as `arch` entries (the trunk's under `layers`, in the order `forward` runs them, with its activations and Dropout added; each head's Linear under `heads` as {\"name\", \"layer\"}; python/plumbline_torch.py writes all of it from the module):\n");
+    for entry in crate::engine::arch::layer_entries(table) {
+        s.push_str(&format!("    {entry}\n"));
+    }
     s
 }

@@ -185,6 +185,10 @@ fn the_tensor_names_arch_needs_are_listed() {
     let said = stdout(&out);
     assert!(said.contains("arch-invalid"), "{said}");
     assert!(
+        said.contains(r#"    {"type": "Linear", "name": "net.3", "in_features": 32, "out_features": 16, "bias": true}"#),
+        "{said}"
+    );
+    assert!(
         said.contains("artifacts/model.pt: 6 tensors\n  net.0.bias    float32   [32]\n  net.0.weight  float32   [32, 10]\n"),
         "{said}"
     );

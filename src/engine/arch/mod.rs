@@ -329,6 +329,77 @@ pub fn first_linear(arch: &Tree) -> Option<&str> {
         })
 }
 
+/// `net.10` after `net.9`: digit runs compare as numbers.
+pub fn natural_key(s: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut digits = String::new();
+    let mut text = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !text.is_empty() {
+                out.push((u64::MAX, std::mem::take(&mut text)));
+            }
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    if !digits.is_empty() {
+        out.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+    }
+    if !text.is_empty() {
+        out.push((u64::MAX, text));
+    }
+    out
+}
+
+/// The state dict's modules (`tensors`: name, dtype, shape) as entries of the `arch` layer list, in
+/// natural order: what the tensors show (Linear, BatchNorm1d, LayerNorm and their sizes). The order
+/// of modules in `forward`, activations and Dropout are not in the tensors: the user adds them.
+pub fn layer_entries(tensors: &[(String, String, Vec<u64>)]) -> Vec<String> {
+    let mut modules: Vec<(&str, Vec<(&str, &[u64])>)> = Vec::new();
+    for (name, _, shape) in tensors {
+        let (module, tensor) = name.rsplit_once('.').unwrap_or(("", name));
+        match modules.iter_mut().find(|m| m.0 == module) {
+            Some(m) => m.1.push((tensor, shape)),
+            None => modules.push((module, vec![(tensor, shape)])),
+        }
+    }
+    modules.sort_by_key(|m| natural_key(m.0));
+    modules
+        .iter()
+        .map(|(module, ts)| {
+            let get = |t: &str| ts.iter().find(|x| x.0 == t).map(|x| x.1);
+            let py = |b: bool| if b { "true" } else { "false" };
+            match (get("weight"), get("running_mean")) {
+                (Some([o, i]), _) => format!(
+                    r#"{{"type": "Linear", "name": "{module}", "in_features": {i}, "out_features": {o}, "bias": {}}}"#,
+                    py(get("bias").is_some())
+                ),
+                (w, Some([n])) => format!(
+                    r#"{{"type": "BatchNorm1d", "name": "{module}", "num_features": {n}, "affine": {}}}"#,
+                    py(w.is_some())
+                ),
+                (Some([n]), None) => format!(
+                    r#"{{"type": "LayerNorm", "name": "{module}", "normalized_shape": [{n}], "bias": {}}}"#,
+                    py(get("bias").is_some())
+                ),
+                _ => {
+                    let names: Vec<&str> = ts.iter().map(|t| t.0).collect();
+                    format!(
+                        "# `{module}` ({}): not a layer the native engine runs",
+                        names.join(", ")
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
 /// The weight tensor of a Linear layer (`{layer}.weight`), shaped `[out, in]` as torch stores it.
 pub fn weight<'a>(
     info: &'a CheckpointInfo,

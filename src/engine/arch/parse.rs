@@ -655,6 +655,35 @@ mod tests {
     }
 
     #[test]
+    fn tensors_give_the_layer_entries_they_can_show() {
+        let t = |n: &str, s: &[u64]| (n.to_owned(), "float32".to_owned(), s.to_vec());
+        let entries = super::super::layer_entries(&[
+            t("net.10.weight", &[2, 4]),
+            t("net.10.bias", &[2]),
+            t("net.2.running_mean", &[4]),
+            t("net.2.running_var", &[4]),
+            t("net.2.num_batches_tracked", &[]),
+            t("net.0.weight", &[4, 3]),
+            t("net.3.weight", &[4]),
+            t("net.4.weight", &[4, 4, 3]),
+        ]);
+        assert_eq!(
+            entries,
+            [
+                r#"{"type": "Linear", "name": "net.0", "in_features": 3, "out_features": 4, "bias": false}"#,
+                r#"{"type": "BatchNorm1d", "name": "net.2", "num_features": 4, "affine": false}"#,
+                r#"{"type": "LayerNorm", "name": "net.3", "normalized_shape": [4], "bias": false}"#,
+                "# `net.4` (weight): not a layer the native engine runs",
+                r#"{"type": "Linear", "name": "net.10", "in_features": 4, "out_features": 2, "bias": true}"#,
+            ]
+        );
+        // Each entry parses as a layer of the list (the comment line aside).
+        for e in entries.iter().filter(|e| !e.starts_with('#')) {
+            serde_json::from_str::<serde_json::Value>(e).unwrap();
+        }
+    }
+
+    #[test]
     fn differences_name_the_layer() {
         let model = parse(with_layers(json!([
             {"type": "Linear", "name": "n.0", "in_features": 3, "out_features": 4},
