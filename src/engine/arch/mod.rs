@@ -361,7 +361,9 @@ pub fn natural_key(s: &str) -> Vec<(u64, String)> {
 /// natural order: what the tensors show (Linear, BatchNorm1d, LayerNorm and their sizes). The order
 /// of modules in `forward`, activations and Dropout are not in the tensors: the user adds them.
 pub fn layer_entries(tensors: &[(String, String, Vec<u64>)]) -> Vec<String> {
-    let mut modules: Vec<(&str, Vec<(&str, &[u64])>)> = Vec::new();
+    /// A module's name and its tensors (last name segment, shape).
+    type Module<'a> = (&'a str, Vec<(&'a str, &'a [u64])>);
+    let mut modules: Vec<Module> = Vec::new();
     for (name, _, shape) in tensors {
         let (module, tensor) = name.rsplit_once('.').unwrap_or(("", name));
         match modules.iter_mut().find(|m| m.0 == module) {
