@@ -153,6 +153,18 @@ pub fn read(path: &Path, keys: &[&str]) -> Result<Table> {
     read_csv(path, &bytes, keys)
 }
 
+/// A CSV file's column names, read by the same CSV reader as [`read`] from its first 64 KiB only
+/// (a header, never the rows); `None` when there is no header of two or more columns.
+pub fn csv_header(path: &Path) -> Option<Vec<String>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(file.take(64 * 1024));
+    let cols: Vec<String> = reader.headers().ok()?.iter().map(str::to_owned).collect();
+    (cols.len() > 1).then_some(cols)
+}
+
 fn read_csv(path: &Path, bytes: &[u8], keys: &[&str]) -> Result<Table> {
     let display = display_path(path);
     let at = |line: u64, msg: String| Error::at(Location::at(&display, line as u32), msg);

@@ -131,15 +131,11 @@ impl Weights {
         let mut safe;
         let all = match self.format {
             Format::Torch => {
-                // Names as the file has them: burn renumbers `trunk.2` to `trunk.1` by default.
-                torch = PytorchStore::from_file(&self.path).map_indices_contiguous(false);
-                if let Some(top) = &self.top {
-                    torch = torch.with_top_level_key(top);
-                }
+                torch = torch_store(&self.path, self.top.as_deref());
                 torch.get_all_tensors().map_err(|e| fail(e.to_string()))?
             }
             Format::Safetensors => {
-                safe = SafetensorsStore::from_file(&self.path).map_indices_contiguous(false);
+                safe = safetensors_store(&self.path);
                 safe.get_all_tensors().map_err(|e| fail(e.to_string()))?
             }
             Format::Pickle => return Err(fail("a plain pickle holds no tensors".into())),
@@ -164,6 +160,22 @@ impl Weights {
         }
         Ok(format!("sha256:{}", crate::checkpoint::hex(&h.finalize())))
     }
+}
+
+/// The torch archive's tensors as the file names them (burn renumbers `trunk.2` to `trunk.1` by
+/// default), below the top-level key `top` when the state dict sits under one: what loading and the
+/// weights' hash both read.
+fn torch_store(path: &std::path::Path, top: Option<&str>) -> PytorchStore {
+    let store = PytorchStore::from_file(path).map_indices_contiguous(false);
+    match top {
+        Some(top) => store.with_top_level_key(top),
+        None => store,
+    }
+}
+
+/// A safetensors file's tensors as the file names them.
+fn safetensors_store(path: &std::path::Path) -> SafetensorsStore {
+    SafetensorsStore::from_file(path).map_indices_contiguous(false)
 }
 
 /// torch's name of a dtype (`float32`), as `str(t.dtype)` gives it without `torch.`.
@@ -356,12 +368,7 @@ impl WeightSource<'_> {
         let info = self.info;
         Ok(match info.format {
             Format::Torch => {
-                let mut store = PytorchStore::from_file(&info.path)
-                    .map_indices_contiguous(false)
-                    .allow_partial(true);
-                if let Some(top) = top {
-                    store = store.with_top_level_key(top);
-                }
+                let mut store = torch_store(&info.path, top).allow_partial(true);
                 for (from, to) in remaps {
                     store = store.with_key_remapping(from, to.as_str());
                 }
@@ -369,9 +376,8 @@ impl WeightSource<'_> {
                     .map_err(|e| self.fail(e.to_string()))?
             }
             Format::Safetensors => {
-                let mut store = SafetensorsStore::from_file(&info.path)
+                let mut store = safetensors_store(&info.path)
                     .with_from_adapter(PyTorchToBurnAdapter)
-                    .map_indices_contiguous(false)
                     .allow_partial(true);
                 for (from, to) in remaps {
                     store = store.with_key_remapping(from, to.as_str());

@@ -127,7 +127,12 @@ pub fn scan(root: &Path, exclude: &[String]) -> Scan {
         tables: walked
             .tables
             .iter()
-            .filter_map(|rel| Some((display_path(rel), csv_header(&root.join(rel))?)))
+            .filter_map(|rel| {
+                Some((
+                    display_path(rel),
+                    crate::table::csv_header(&root.join(rel))?,
+                ))
+            })
             .collect(),
     };
     for rel in &files {
@@ -201,23 +206,6 @@ fn walk(root: &Path, rel: &Path, out: &mut Walked) -> bool {
         }
     }
     false
-}
-
-/// The column names of a CSV file's first line (at most 64 KiB read), unquoted; `None` when it cannot
-/// be read.
-fn csv_header(path: &Path) -> Option<Vec<String>> {
-    use std::io::{BufRead, Read};
-    let file = std::fs::File::open(path).ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(file.take(64 * 1024))
-        .read_line(&mut line)
-        .ok()?;
-    let cols: Vec<String> = line
-        .trim_end_matches(['\r', '\n'])
-        .split(',')
-        .map(|c| c.trim().trim_matches('"').to_owned())
-        .collect();
-    (cols.len() > 1).then_some(cols)
 }
 
 /// A file the scan reads: a checkpoint or a text file that may hold facts (an MLflow `MLmodel` is read

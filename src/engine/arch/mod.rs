@@ -130,18 +130,6 @@ impl fmt::Display for Layer {
     }
 }
 
-impl Layer {
-    /// The state-dict module the layer's tensors sit under, for layers that have tensors.
-    pub fn module(&self) -> Option<&str> {
-        match self {
-            Layer::Linear { module, .. }
-            | Layer::BatchNorm1d { module, .. }
-            | Layer::LayerNorm { module, .. } => Some(module),
-            Layer::Dropout | Layer::Activation(_) => None,
-        }
-    }
-}
-
 /// A head's output layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchHead {
@@ -202,17 +190,12 @@ impl Arch {
         .arch(width)
     }
 
-    /// The trunk's Linear layers' module names, in order.
-    pub fn linear_modules(&self) -> impl Iterator<Item = &str> {
-        self.layers.iter().filter_map(|l| match l {
+    /// The trunk's first Linear layer's module name (the layer whose weight is `[out, input_dim]`).
+    pub fn first_linear(&self) -> Option<&str> {
+        self.layers.iter().find_map(|l| match l {
             Layer::Linear { module, .. } => Some(module.as_str()),
             _ => None,
         })
-    }
-
-    /// The trunk's first Linear layer's module name (the layer whose weight is `[out, input_dim]`).
-    pub fn first_linear(&self) -> Option<&str> {
-        self.linear_modules().next()
     }
 
     /// The trunk's output width.

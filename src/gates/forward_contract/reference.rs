@@ -175,9 +175,8 @@ fn stale_finding(
                 .as_str()
                 .ok_or_else(|| invalid_reference(display, "`weights_sha256` must be a string"))?;
             let hex = |h: &str| h.strip_prefix("sha256:").unwrap_or(h).to_ascii_lowercase();
-            let at = crate::keypath::json_key(display, text, "weights_sha256")
-                .map(|f| f.location)
-                .unwrap_or_else(|_| Location::file(display));
+            let at =
+                line(display, text, "weights_sha256").unwrap_or_else(|| Location::file(display));
             (hex(stated) != hex(&now)).then(|| stale(cx, at, Some(stated), &now))
         }
     })
@@ -193,14 +192,8 @@ fn arch_finding(cx: &Context, doc: &Value, display: &str, text: &str) -> Result<
     let Ok(ours) = Arch::read(&cx.facts.production, keys) else {
         return Ok(None);
     };
-    let ref_at = crate::keypath::json_key(display, text, "arch")
-        .map(|f| f.location)
-        .unwrap_or_else(|_| Location::file(display));
-    let locate = |field: &str| {
-        crate::keypath::json_key(display, text, &format!("arch.{field}"))
-            .ok()
-            .map(|f| f.location)
-    };
+    let ref_at = line(display, text, "arch").unwrap_or_else(|| Location::file(display));
+    let locate = |field: &str| line(display, text, &format!("arch.{field}"));
     let theirs =
         Arch::parse(recorded, "arch", ref_at.clone(), None, &locate).map_err(|e| match e {
             Error::At { location, message } => {
@@ -357,11 +350,17 @@ fn head_values<'a>(
 
 /// The reference file's line of the value `v`, else the file.
 fn value_line(display: &str, text: &str, v: &ReferenceValue) -> Location {
-    crate::keypath::json_key(
+    line(
         display,
         text,
         &format!("rows.{}.outputs.{}.{}", v.row, v.head, v.k),
     )
-    .map(|f| f.location)
-    .unwrap_or_else(|_| Location::file(display))
+    .unwrap_or_else(|| Location::file(display))
+}
+
+/// The reference file's line of `key`, when it has one.
+fn line(display: &str, text: &str, key: &str) -> Option<Location> {
+    crate::keypath::json_key(display, text, key)
+        .ok()
+        .map(|f| f.location)
 }
