@@ -15,9 +15,12 @@ plumbline's outputs with PyTorch's on those rows, check that the reference was w
 production checkpoint's weights (their sha256) and that the checkpoint's `arch` is the module's.
 
 Copy this file into your project (it needs only torch), or import it from a plumbline checkout.
-Supported layers: Linear, BatchNorm1d (eval), LayerNorm (one normalised axis), Dropout, ReLU,
-LeakyReLU, ELU, GELU, SiLU, Tanh, Sigmoid, Softplus, Identity. Any other module raises ValueError:
-plumbline's native engine cannot run it (use the command engine).
+Supported layers: Linear, BatchNorm1d (eval), LayerNorm (one normalised axis), Dropout, Flatten,
+ReLU, LeakyReLU, ELU, GELU, SiLU, Tanh, Sigmoid, Softplus, Identity. Any other module raises
+ValueError: plumbline's native engine cannot run it (use the command engine).
+
+A model over windows of bars takes `[batch, window, features]`: pass `window=N` to `arch`; layers
+before its `nn.Flatten()` act on each bar, and `write_reference` takes the scaled windows.
 """
 
 import hashlib
@@ -47,6 +50,7 @@ _ARGUMENTS = {
         "bias": getattr(m, "bias", None) is not None,
     },
     nn.Dropout: lambda m: {"p": float(m.p)},
+    nn.Flatten: lambda m: {"start_dim": int(m.start_dim), "end_dim": int(m.end_dim)},
     nn.ReLU: lambda m: {},
     nn.LeakyReLU: lambda m: {"negative_slope": float(m.negative_slope)},
     nn.ELU: lambda m: {"alpha": float(m.alpha)},
@@ -83,13 +87,14 @@ def _layers(module, name):
     return [layer]
 
 
-def arch(model, trunk, heads, input_dim=None):
+def arch(model, trunk, heads, input_dim=None, window=None):
     """The `arch` of `model`: `trunk` names the nn.Sequential the inputs run through (module path in
     `model`, "" for the model itself), `heads` maps each head name, in output order, to its nn.Linear's
     module path. The trunk must be a Sequential (nested ones are flattened): plumbline never guesses
     the order `forward` calls modules in. A `forward()` that does more than `trunk(x)` then the heads
     (a residual connection, a skip, a functional activation) is not what `arch` describes: the
-    reference outputs written by `write_reference` will not match, and forward-contract says so."""
+    reference outputs written by `write_reference` will not match, and forward-contract says so.
+    `window`: the bars per window of a model that takes `[batch, window, features]`."""
     body = model.get_submodule(trunk) if trunk else model
     if type(body) is not nn.Sequential:
         raise ValueError(
@@ -110,7 +115,13 @@ def arch(model, trunk, heads, input_dim=None):
         input_dim = first.get("in_features", first.get("num_features"))
         if input_dim is None:
             input_dim = first["normalized_shape"][-1]
-    return {"type": "mlp", "input_dim": int(input_dim), "layers": layers, "heads": head_list}
+        flattened = any(l["type"] == "Flatten" for l in layers[: layers.index(first)])
+        if window and flattened:
+            input_dim //= window  # the first sized layer takes the window's bars side by side
+    out = {"type": "mlp", "input_dim": int(input_dim), "layers": layers, "heads": head_list}
+    if window:
+        out["window"] = int(window)
+    return out
 
 
 def weights_sha256(model):
@@ -155,11 +166,11 @@ def write_reference(model, scaled, path, arch=None, outputs=None, raw=None, extr
     rows = []
     for i in range(x.shape[0]):
         row = {
-            "scaled": [float(v) for v in x[i]],
+            "scaled": [float(v) for v in x[i].reshape(-1)],
             "outputs": {h: [float(v) for v in t[i].reshape(-1)] for h, t in out.items()},
         }
         if raw is not None:
-            row["raw"] = [float(v) for v in raw[i]]
+            row["raw"] = [float(v) for v in torch.as_tensor(raw[i]).reshape(-1)]
         rows.append(row)
     doc = {
         "weights_sha256": weights_sha256(model),

@@ -303,6 +303,7 @@ impl Inputs {
                 loaded,
                 section,
                 &facts.model_feature_names()?,
+                facts.window()?,
             )?),
             _ => None,
         };
@@ -402,7 +403,12 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
     let engine = engine::for_check(loaded, &facts)?;
-    let slice = crate::slice::load(loaded, section, &facts.model_feature_names()?)?;
+    let slice = crate::slice::load(
+        loaded,
+        section,
+        &facts.model_feature_names()?,
+        facts.window()?,
+    )?;
     let model = Model::NotNeeded;
     let cx = Context {
         loaded,

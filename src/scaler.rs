@@ -162,11 +162,20 @@ impl Scaler {
         self.spread[j] * self.factor + self.epsilon
     }
 
+    /// Scale `raw`, one row per input, or one window of bars per row (`window·features` columns, bar
+    /// after bar: each bar is scaled as a row).
     pub fn scale(&self, raw: &Matrix, policy: &NanPolicy) -> Matrix {
-        let divisors: Vec<f64> = (0..raw.cols).map(|j| self.divisor(j)).collect();
+        let f = self.center.len();
+        assert!(
+            f > 0 && raw.cols % f == 0,
+            "scaling {} columns with a scaler of {f}",
+            raw.cols
+        );
+        let divisors: Vec<f64> = (0..f).map(|j| self.divisor(j)).collect();
         let mut out = Vec::with_capacity(raw.data.len());
         for i in 0..raw.rows {
-            for (j, &x) in raw.row(i).iter().enumerate() {
+            for (c, &x) in raw.row(i).iter().enumerate() {
+                let j = c % f;
                 let mut s = (x - self.center[j]) / divisors[j];
                 if let Some((lo, hi)) = self.clip {
                     s = s.clamp(lo, hi);

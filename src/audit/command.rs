@@ -140,7 +140,7 @@ pub fn decisions(
         err,
         "audit decisions: {} decisions with their top {} factors ({}) written to {}",
         crate::text::thousands(inputs.slice.len()),
-        loaded.config.audit.top_k.min(inputs.features.len()),
+        loaded.config.audit.top_k.min(inputs.inputs.len()),
         f.method,
         crate::paths::display_path(&path)
     )

@@ -145,7 +145,7 @@ pub fn write(dir: &Path, loaded: &Loaded, inputs: &Inputs, c: &Conditions) -> Re
 /// One row per (head, output, feature), ranked within each output by importance (the csv crate quotes
 /// a name that needs it).
 pub fn attribution_csv(inputs: &Inputs, c: &Conditions) -> Result<String> {
-    let features = &inputs.features;
+    let features = &inputs.inputs;
     let method = match &c.attribution {
         Attribution::Integrated { .. } => "integrated-gradients",
         Attribution::Permutation(_) => "permutation",

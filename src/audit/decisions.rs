@@ -173,10 +173,10 @@ pub fn csv(inputs: &Inputs, f: &Factors, top_k: usize) -> Result<String> {
         .ruleset
         .as_ref()
         .expect("factors() checked the ruleset");
-    let fs = &inputs.features;
+    let fs = &inputs.inputs;
     let k = top_k.min(fs.len());
     let mut header: Vec<String> = vec!["timestamp".into(), "symbol".into()];
-    header.extend(fs.iter().map(|n| format!("raw.{n}")));
+    header.extend(inputs.features.iter().map(|n| format!("raw.{n}")));
     header.extend(fs.iter().map(|n| format!("scaled.{n}")));
     for h in &inputs.heads {
         for u in 0..inputs.outputs[&h.name].cols {

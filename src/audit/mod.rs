@@ -29,9 +29,13 @@ use crate::slice::Slice;
 /// ruleset's decisions when there is a ruleset.
 pub struct Inputs {
     pub facts: Facts,
-    /// The model's input columns, in order.
+    /// The model's features, in order (a slice row's raw columns).
     pub features: Vec<String>,
+    /// The model's input columns, in order: the features, or for windows each feature at each lag
+    /// (`ret_1[t-7]` … `ret_1[t]`, oldest bar first). The columns of `scaled` and of every attribution.
+    pub inputs: Vec<String>,
     pub slice: Slice,
+    /// The model's inputs on each slice row, scaled (for windows, the row's window of bars).
     pub scaled: Matrix,
     pub engine: Box<dyn Engine>,
     pub outputs: Outputs,
@@ -59,7 +63,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     }
     let facts = facts::collect(loaded)?;
     let features = facts.model_feature_names()?;
-    let slice = crate::slice::load(loaded, section, &features)?;
+    let slice = crate::slice::load(loaded, section, &features, facts.window()?)?;
     if slice.is_empty() {
         return Err(Error::msg(format!("{}: the slice has no rows", slice.path)));
     }
@@ -67,7 +71,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         .scaler()
         .map_err(|f| Error::msg(format!("{}: {}", display_path(&loaded.path), f.message)))?;
     let policy = facts.nan_policy();
-    let scaled = scaler.scale(&slice.features, &policy);
+    let scaled = slice.model_inputs(&scaler, &policy);
     if let Some(&r) = scaled.non_finite_rows().first() {
         return Err(Error::at(
             slice.location(r),
@@ -113,6 +117,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         checkpoint: loaded.config.checkpoints.production.clone(),
         slice_file: section.features.clone(),
         facts,
+        inputs: slice.input_names(&features),
         features,
         slice,
         scaled,

@@ -1,7 +1,9 @@
 //! The command engine: the model run by the user's own inference entry point through the command
 //! protocol. `forward` writes the scaled inputs as a table (one column per model input, by name, no key
 //! columns), runs the command with `{inputs}`, `{checkpoint}` and `{out}`, and reads `<head>.<k>` columns
-//! back, one row per input row, in order.
+//! back, one row per input row, in order. For a model that takes windows, `{inputs}` is in long form:
+//! `row` and `lag` columns, then the features, one line per bar, each window's bars oldest first
+//! (docs/commands.md#windows).
 
 use std::path::PathBuf;
 
@@ -15,8 +17,10 @@ use crate::table::Values;
 pub struct CommandEngine {
     loaded: Loaded,
     spec: CommandSpec,
-    /// The model's inputs, in order (the columns of `{inputs}`).
+    /// The model's inputs, in order (the columns of `{inputs}`; for windows, a bar's).
     inputs: Vec<String>,
+    /// Bars per window, for a model that takes windows.
+    window: Option<usize>,
     /// (head name, width) in output order.
     heads: Vec<(String, usize)>,
     checkpoint: PathBuf,
@@ -28,6 +32,7 @@ impl CommandEngine {
         loaded: &Loaded,
         spec: &CommandSpec,
         inputs: Vec<String>,
+        window: Option<usize>,
         heads: Vec<(String, usize)>,
         checkpoint: PathBuf,
     ) -> Result<CommandEngine> {
@@ -35,10 +40,39 @@ impl CommandEngine {
             loaded: loaded.clone(),
             spec: spec.clone(),
             inputs,
+            window,
             heads,
             checkpoint,
             work: crate::protocol::workdir()?,
         })
+    }
+}
+
+impl CommandEngine {
+    /// `{inputs}`: one line per row, or for windows one line per bar (`row`, `lag`, the features),
+    /// each window's bars oldest first so `values.reshape(rows, window, features)` is PyTorch's
+    /// batch-first layout.
+    fn write_inputs(&self, path: &std::path::Path, x: &Matrix) -> Result<()> {
+        let bars = self.window.unwrap_or(1);
+        let f = self.inputs.len();
+        // `rows × bars·f` is `rows·bars × f`: one line per bar.
+        let long = Matrix::new(x.rows * bars, f, x.data.clone());
+        let mut cols: Vec<Values> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        if self.window.is_some() {
+            let lines = 0..x.rows * bars;
+            cols.push(Values::Text(
+                lines.clone().map(|i| (i / bars).to_string()).collect(),
+            ));
+            cols.push(Values::Text(
+                lines.map(|i| (bars - 1 - i % bars).to_string()).collect(),
+            ));
+            names.extend(["row", "lag"]);
+        }
+        cols.extend((0..f).map(|j| Values::Num(long.column(j))));
+        names.extend(self.inputs.iter().map(String::as_str));
+        let named: Vec<(&str, &Values)> = names.into_iter().zip(&cols).collect();
+        crate::table::write_csv(path, &named, long.rows)
     }
 }
 
@@ -48,22 +82,23 @@ impl Engine for CommandEngine {
     }
 
     fn input_dim(&self) -> usize {
-        self.inputs.len()
+        self.inputs.len() * self.window.unwrap_or(1)
+    }
+
+    fn window(&self) -> Option<usize> {
+        self.window
     }
 
     fn forward(&self, x: &Matrix) -> Result<Outputs> {
-        if x.cols != self.inputs.len() {
+        if x.cols != self.input_dim() {
             return Err(Error::msg(format!(
                 "command engine: inputs have {} columns, the model takes {}",
                 x.cols,
-                self.inputs.len()
+                self.input_dim()
             )));
         }
-        let cols: Vec<Values> = (0..x.cols).map(|j| Values::Num(x.column(j))).collect();
-        let named: Vec<(&str, &Values)> =
-            self.inputs.iter().map(String::as_str).zip(&cols).collect();
         let path = self.work.path().join("engine-inputs.csv");
-        crate::table::write_csv(&path, &named, x.rows)?;
+        self.write_inputs(&path, x)?;
         let cmd = Command::new(
             &self.spec,
             "model.engine".into(),

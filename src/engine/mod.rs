@@ -24,8 +24,11 @@ pub type Outputs = BTreeMap<String, Matrix>;
 pub trait Engine {
     /// `native` or `command`, for messages.
     fn kind(&self) -> &'static str;
-    /// The number of input columns the model takes.
+    /// The number of input columns the model takes (for windows, `window × features`: a window's
+    /// bars side by side, oldest first).
     fn input_dim(&self) -> usize;
+    /// Bars per window for a model that takes windows, `None` for rows.
+    fn window(&self) -> Option<usize>;
     /// sha256 over the state dict's tensors as this engine reads them (docs/gates/forward-contract.md):
     /// what ties reference outputs to the weights. `None` when the engine does not read the weights (a
     /// command).
@@ -92,15 +95,6 @@ pub fn for_check(
     loaded: &crate::config::Loaded,
     facts: &crate::facts::Facts,
 ) -> Result<Box<dyn Engine>> {
-    // Fail closed: an engine fed rows would run a window model on the wrong input.
-    if let Some(n) = facts.window()? {
-        return Err(crate::error::Error::at(
-            facts.code.window.origin.clone(),
-            format!(
-                "the model takes windows of {n} bars (`[model] window`); plumbline's engines take rows, and windows are not built from the slice yet: the model gates cannot run this model"
-            ),
-        ));
-    }
     match &loaded.config.model.engine {
         Some(spec) => {
             let heads = facts
@@ -113,15 +107,31 @@ pub fn for_check(
                 loaded,
                 spec,
                 facts.model_feature_names()?,
+                facts.window()?.map(|n| n as usize),
                 heads,
                 facts.production.path.clone(),
             )?))
         }
-        None => load(
-            EngineKind::Native,
-            &facts.production,
-            &loaded.config.checkpoints.keys,
-        ),
+        None => {
+            let engine = load(
+                EngineKind::Native,
+                &facts.production,
+                &loaded.config.checkpoints.keys,
+            )?;
+            // The slice's windows are the code's: a model of another shape never runs on them.
+            let code = facts.window()?;
+            if engine.window().map(|n| n as u64) != code {
+                return Err(crate::error::Error::at(
+                    facts.code.window.origin.clone(),
+                    format!(
+                        "the code declares {} (`[model] window`), but the production checkpoint's `arch` takes {}: the model gates will not run it on inputs of another shape",
+                        crate::facts::window_text(code),
+                        crate::facts::window_text(engine.window().map(|n| n as u64))
+                    ),
+                ));
+            }
+            Ok(engine)
+        }
     }
 }
 

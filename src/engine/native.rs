@@ -38,6 +38,8 @@ enum Step {
     Linear(usize),
     BatchNorm(usize, f64),
     LayerNorm(usize, f64),
+    /// A window's `n` bars put side by side: `[batch·n, width]` → `[batch, n·width]`.
+    Flatten(usize),
     Activation(Activation),
 }
 
@@ -47,7 +49,10 @@ pub struct NativeEngine {
     weights: Weights,
     steps: Vec<Step>,
     heads: Vec<String>,
+    /// Inputs per row: `[batch, window, input_dim]` flattened for a model that takes windows.
     input_dim: usize,
+    /// Bars per window: the trunk runs bar by bar (`[batch·window, input_dim]`) until its Flatten.
+    window: Option<usize>,
     device: Device,
 }
 
@@ -97,8 +102,9 @@ impl NativeEngine {
                 inner,
             },
             steps: built.steps,
+            input_dim: arch.inputs(),
+            window: arch.window,
             heads: arch.heads.into_iter().map(|h| h.name).collect(),
-            input_dim: arch.input_dim,
             device,
         })
     }
@@ -268,7 +274,15 @@ impl WeightSource<'_> {
             modules: Vec::new(),
             no_tensor: Vec::new(),
         };
+        let mut bars = arch.window;
         for layer in &arch.layers {
+            if *layer == Layer::Flatten {
+                // The identity on rows; on a window, the one Flatten the chain allows.
+                if let Some(n) = bars.take() {
+                    b.steps.push(Step::Flatten(n));
+                }
+                continue;
+            }
             self.add(&mut b, layer, device)?;
         }
         let width = arch.width();
@@ -352,7 +366,7 @@ impl WeightSource<'_> {
                         .init(device),
                 );
             }
-            Layer::Dropout => {}
+            Layer::Dropout | Layer::Flatten => {}
             Layer::Activation(a) => b.steps.push(Step::Activation(*a)),
         }
         Ok(())
@@ -444,6 +458,11 @@ impl NativeEngine {
     /// With `grad`, the parameters join `x`'s autodiff graph as constants.
     fn trunk(&self, mut x: Tensor<2>, grad: bool) -> Tensor<2> {
         let n = &self.net;
+        if let Some(bars) = self.window {
+            // `[batch, window·width]` as one bar per row: what acts on the last axis acts per bar.
+            let [rows, cols] = x.dims();
+            x = x.reshape([rows * bars, cols / bars]);
+        }
         for step in &self.steps {
             x = match *step {
                 Step::Linear(i) => linear(&n.plumbline_linear[i], x, grad),
@@ -463,6 +482,10 @@ impl NativeEngine {
                     let beta = ln.beta.as_ref().map(|b| constant(b.val(), grad));
                     layer_norm(x, constant(ln.gamma.val(), grad), beta, eps)
                 }
+                Step::Flatten(bars) => {
+                    let [rows, cols] = x.dims();
+                    x.reshape([rows / bars, cols * bars])
+                }
                 Step::Activation(a) => act(a, x),
             };
         }
@@ -477,6 +500,10 @@ impl Engine for NativeEngine {
 
     fn input_dim(&self) -> usize {
         self.input_dim
+    }
+
+    fn window(&self) -> Option<usize> {
+        self.window
     }
 
     fn weights_sha256(&self) -> Option<Result<String>> {

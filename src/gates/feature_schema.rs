@@ -259,21 +259,29 @@ fn first_layer_missing(layer: &str, weight: &str, arch: &CheckpointFact) -> Find
     .at(arch.location.clone())
 }
 
-/// The first layer's weight `t` does not take `features` inputs (nor `input_dim`).
+/// The first layer's weight `t` does not take `features` inputs (nor `input_dim`), each of `bars`
+/// bars when a Flatten puts a window's bars side by side before it.
 fn first_layer_mismatch(
     t: &TensorInfo,
-    features: usize,
+    (features, bars): (usize, u64),
     input_dim: Option<u64>,
     arch: &CheckpointFact,
     code: &CodeFacts,
 ) -> Finding {
+    let takes = if bars > 1 {
+        format!(
+            "{} inputs ({bars} bars × {features})",
+            bars * features as u64
+        )
+    } else {
+        format!("{features} inputs")
+    };
     Finding::new(
         &FIRST_LAYER_MISMATCH,
         format!(
-            "first layer `{}` has shape {:?}; it must take {} inputs (input_dim {}, {} features)",
+            "first layer `{}` has shape {:?}; it must take {takes} (input_dim {}, {} features)",
             t.name,
             t.shape,
-            features,
             input_dim
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "missing".into()),
@@ -607,11 +615,18 @@ fn compare_first_layer(
     let Some(t) = cx.facts.production.weight(sd, &weight) else {
         return Some(first_layer_missing(layer, &weight, arch));
     };
-    // nn.Linear weights are [out, in]: `in` must be the feature count and input_dim.
+    // nn.Linear weights are [out, in]: `in` must be the feature count and input_dim, times the
+    // window's bars when a Flatten comes first.
+    let bars = if crate::engine::arch::flattens_first(arch.value.as_ref()?) {
+        cx.facts.window().ok().flatten().unwrap_or(1)
+    } else {
+        1
+    };
     let fan_in = (t.shape.len() == 2).then(|| t.shape[1]);
     let n = code.names.len();
-    let takes_features = fan_in == Some(n as u64) && input_dim.is_none_or(|d| fan_in == Some(d));
-    (!takes_features).then(|| first_layer_mismatch(t, n, input_dim, arch, code.facts))
+    let takes_features =
+        fan_in == Some(n as u64 * bars) && input_dim.is_none_or(|d| fan_in == Some(d * bars));
+    (!takes_features).then(|| first_layer_mismatch(t, (n, bars), input_dim, arch, code.facts))
 }
 
 /// Each builder's declared column list (`columns` in `[builders]`) against the contract.

@@ -249,7 +249,7 @@ fn probed(cx: &Context, setup: &Setup, names: &[String]) -> (Slice, Outputs, usi
     else {
         return whole();
     };
-    let scaled = scaler.scale(&probes.features, &policy);
+    let scaled = probes.model_inputs(&scaler, &policy);
     let Ok(outputs) = engine.forward(&scaled) else {
         return whole();
     };

@@ -70,7 +70,8 @@ impl Context<'_> {
     }
 
     /// The model's raw outputs on every slice row (scaled with the checkpoint's scaler and the code's
-    /// NaN policy), computed once for every gate that reads them.
+    /// NaN policy; for a model that takes windows, on each row's window), computed once for every gate
+    /// that reads them.
     pub fn slice_outputs(&self, engine: &dyn Engine, slice: &Slice) -> Result<&Outputs> {
         self.cache
             .slice_outputs
@@ -78,7 +79,7 @@ impl Context<'_> {
                 let scaler = self.facts.scaler().map_err(|u| u.message)?;
                 let policy = self.facts.nan_policy();
                 engine
-                    .forward(&scaler.scale(&slice.features, &policy))
+                    .forward(&slice.model_inputs(&scaler, &policy))
                     .map_err(|e| e.to_string())
             })
             .as_ref()

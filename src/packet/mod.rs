@@ -273,7 +273,9 @@ fn attribution(
         }
         Attribution::Permutation(_) => "permutation importance (mean |change| of the output)",
     };
+    // For windows, a feature's bar sums its importance at every lag.
     let f = inputs.features.len();
+    let lags = inputs.inputs.len() / f;
     let mut out: Vec<HeadAttribution> = Vec::new();
     for h in &inputs.heads {
         let idx: Vec<usize> = (0..c.units.len())
@@ -284,7 +286,10 @@ fn attribution(
         }
         let mut bars: Vec<(String, f64)> = (0..f)
             .map(|j| {
-                let sum: f64 = idx.iter().map(|&u| c.importance(u, j)).sum();
+                let sum: f64 = idx
+                    .iter()
+                    .map(|&u| (0..lags).map(|l| c.importance(u, l * f + j)).sum::<f64>())
+                    .sum();
                 (inputs.features[j].clone(), sum / idx.len() as f64)
             })
             .collect();

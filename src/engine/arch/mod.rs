@@ -64,6 +64,9 @@ pub enum Layer {
     },
     /// Identity at inference.
     Dropout,
+    /// `nn.Flatten()` (start_dim 1, end_dim −1): a window's bars side by side, `[batch, window,
+    /// width]` → `[batch, window·width]`; the identity on rows.
+    Flatten,
     Activation(Activation),
 }
 
@@ -125,9 +128,20 @@ impl fmt::Display for Layer {
                 py(*bias)
             ),
             Layer::Dropout => write!(f, "Dropout"),
+            Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
             Layer::Activation(a) => write!(f, "{a}"),
         }
     }
+}
+
+/// What a checkpoint states beside `arch`: its input width and its window, each with the value
+/// (`None` when it states none), for an `arch` that leaves them out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given<'a> {
+    /// The input width and its checkpoint key.
+    pub width: Option<(&'a Tree, &'a str)>,
+    /// The window in bars (`[checkpoints.keys] window`).
+    pub window: Option<&'a Tree>,
 }
 
 /// A head's output layer.
@@ -142,7 +156,11 @@ pub struct ArchHead {
 /// output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
+    /// Inputs per row, or per bar of a window.
     pub input_dim: usize,
+    /// Bars per window when the model takes windows (`[batch, window, input_dim]`); a `Flatten` puts
+    /// them side by side before the heads.
+    pub window: Option<usize>,
     pub layers: Vec<Layer>,
     pub heads: Vec<ArchHead>,
 }
@@ -163,22 +181,29 @@ impl Arch {
         let width = info
             .get(&keys.input_dim)
             .map(|v| (v, keys.input_dim.as_str()));
+        let window = info.get(&keys.window).filter(|v| !v.is_null());
         let locate = |field: &str| {
             info.find(&format!("{}.{field}", keys.arch))
                 .map(|f| f.location)
                 .filter(|l| l.line.is_some())
         };
-        Arch::parse(found.value, &keys.arch, found.location, width, &locate)
+        Arch::parse(
+            found.value,
+            &keys.arch,
+            found.location,
+            Given { width, window },
+            &locate,
+        )
     }
 
-    /// Parse an `arch` value written at `at` (checkpoint key `key`). `width`: the checkpoint's own
-    /// input width and its key, for an `arch` that leaves `input_dim` out. `locate`: the line of a
-    /// field below `arch` (`layers.2.negative_slope`), where the file keeps lines.
+    /// Parse an `arch` value written at `at` (checkpoint key `key`). `given`: what the checkpoint
+    /// states beside `arch`. `locate`: the line of a field below `arch` (`layers.2.negative_slope`),
+    /// where the file keeps lines.
     pub fn parse(
         arch: &Tree,
         key: &str,
         at: Location,
-        width: Option<(&Tree, &str)>,
+        given: Given,
         locate: &dyn Fn(&str) -> Option<Location>,
     ) -> Result<Arch> {
         parse::Fields {
@@ -187,7 +212,13 @@ impl Arch {
             at,
             locate,
         }
-        .arch(width)
+        .arch(given)
+    }
+
+    /// The model's inputs per row: `input_dim`, times the window's bars for a model that takes
+    /// windows.
+    pub fn inputs(&self) -> usize {
+        self.input_dim * self.window.unwrap_or(1)
     }
 
     /// The trunk's first Linear layer's module name (the layer whose weight is `[out, input_dim]`).
@@ -198,10 +229,12 @@ impl Arch {
         })
     }
 
-    /// The trunk's output width.
+    /// The trunk's output width (a window flattened: its bars side by side).
     pub fn width(&self) -> usize {
+        let mut bars = self.window.unwrap_or(1);
         self.layers.iter().fold(self.input_dim, |w, l| match l {
             Layer::Linear { outputs, .. } => *outputs,
+            Layer::Flatten => w * std::mem::replace(&mut bars, 1),
             _ => w,
         })
     }
@@ -222,6 +255,16 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
     use similar::{Algorithm, DiffOp, capture_diff_slices};
     let mut out = Vec::new();
     let mut push = |layer: Option<usize>, what: String| out.push(Difference { layer, what });
+    if ours.window != theirs.window {
+        push(
+            None,
+            format!(
+                "window: `arch` takes {}, the model {}",
+                crate::facts::window_text(ours.window.map(|n| n as u64)),
+                crate::facts::window_text(theirs.window.map(|n| n as u64))
+            ),
+        );
+    }
     if ours.input_dim != theirs.input_dim {
         push(
             None,
@@ -310,6 +353,20 @@ pub fn first_linear(arch: &Tree) -> Option<&str> {
             }
             _ => None,
         })
+}
+
+/// Whether an `arch` value's layer list has a `Flatten` before its first Linear: that layer then takes
+/// a window's bars side by side.
+pub fn flattens_first(arch: &Tree) -> bool {
+    let Some(layers) = arch.get("layers").and_then(Tree::as_array) else {
+        return false;
+    };
+    let ty = |l: &Tree| l.get("type").and_then(Tree::as_str).map(str::to_owned);
+    layers
+        .iter()
+        .map(ty)
+        .take_while(|t| t.as_deref() != Some("Linear"))
+        .any(|t| t.as_deref() == Some("Flatten"))
 }
 
 /// `net.10` after `net.9`: digit runs compare as numbers.
@@ -472,7 +529,7 @@ impl Arch {
                         }
                     }
                 }
-                Layer::Dropout | Layer::Activation(_) => {}
+                Layer::Dropout | Layer::Flatten | Layer::Activation(_) => {}
             }
         }
         let width = self.width() as u64;
@@ -543,6 +600,7 @@ mod accounting {
     fn mlp() -> Arch {
         Arch {
             input_dim: 3,
+            window: None,
             layers: vec![
                 Layer::Linear {
                     module: "net.0".into(),

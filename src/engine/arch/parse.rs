@@ -1,7 +1,7 @@
 //! Reading an `arch` value: the layer list, the first format, the heads. Every problem is an error
 //! naming the checkpoint key and the field (`arch.layers.2.negative_slope`).
 
-use super::{Activation, Arch, ArchHead, Layer};
+use super::{Activation, Arch, ArchHead, Given, Layer};
 use crate::checkpoint::Tree;
 use crate::error::{Error, Result};
 use crate::finding::Location;
@@ -12,6 +12,7 @@ pub const TYPES: &[&str] = &[
     "BatchNorm1d",
     "LayerNorm",
     "Dropout",
+    "Flatten",
     "ReLU",
     "LeakyReLU",
     "ELU",
@@ -40,6 +41,7 @@ fn allowed(ty: &str) -> &'static [&'static str] {
         ],
         "LayerNorm" => &["normalized_shape", "eps", "elementwise_affine", "bias"],
         "Dropout" => &["p", "inplace"],
+        "Flatten" => &["start_dim", "end_dim"],
         "LeakyReLU" => &["negative_slope", "inplace"],
         "ELU" => &["alpha", "inplace"],
         "GELU" => &["approximate"],
@@ -94,9 +96,10 @@ impl Fields<'_> {
             .ok_or_else(|| self.err(k, "must be a positive integer"))
     }
 
-    /// The whole architecture. `width`: the checkpoint's own input width and its key, for an `arch`
-    /// that leaves `input_dim` out.
-    pub fn arch(&self, width: Option<(&Tree, &str)>) -> Result<Arch> {
+    /// The whole architecture. `given`: the checkpoint's own input width and window, for an `arch`
+    /// that leaves them out.
+    pub fn arch(&self, given: Given) -> Result<Arch> {
+        let width = given.width;
         match self.get("type")?.as_str() {
             Some("mlp") => {}
             Some(other) => {
@@ -126,33 +129,83 @@ impl Fields<'_> {
                 .map(|(i, v)| self.layer(i, v))
                 .collect::<Result<Vec<_>>>()?
         };
-        let input_dim = stated.or_else(|| first_width(&layers)).ok_or_else(|| {
-            self.err(
-                "input_dim",
-                "is missing, and no layer states its input width",
-            )
-        })?;
-        self.chain(&layers, input_dim)?;
+        let window = self.window(given.window)?;
+        let input_dim = stated
+            .or_else(|| first_width(&layers, window))
+            .ok_or_else(|| {
+                self.err(
+                    "input_dim",
+                    "is missing, and no layer states its input width",
+                )
+            })?;
+        self.chain(&layers, input_dim, window)?;
         let heads = self.heads()?;
         if heads.is_empty() {
             return Err(self.err("heads", "is empty: a model needs at least one head"));
         }
         Ok(Arch {
             input_dim,
+            window,
             layers,
             heads,
         })
     }
 
-    /// Each layer takes the width the one before gives (the first, `input_dim`).
-    fn chain(&self, layers: &[Layer], input_dim: usize) -> Result<()> {
+    /// `window`: the bars per window, from `arch` or else the checkpoint (`given`); both stated must
+    /// agree. `None` for a model that takes rows.
+    fn window(&self, given: Option<&Tree>) -> Result<Option<usize>> {
+        let read = |v: &Tree| match v {
+            Tree::Null => Ok(None),
+            v => self.positive(v, "window").map(Some),
+        };
+        let ours = self.arch.get("window").map(read).transpose()?.flatten();
+        let theirs = match given.map(crate::facts::window_value) {
+            None => None,
+            Some(Some(w)) => w.map(|n| n as usize),
+            Some(None) => {
+                return Err(self.err(
+                    "window",
+                    "the checkpoint's window is not a positive number of bars",
+                ));
+            }
+        };
+        match (ours, theirs) {
+            (Some(a), Some(b)) if a != b => Err(self.err(
+                "window",
+                format!("is {a}, but the checkpoint's window is {b}"),
+            )),
+            (a, b) => Ok(a.or(b)),
+        }
+    }
+
+    /// Each layer takes the width the one before gives (the first, `input_dim`). A window runs bar by
+    /// bar (Linear, LayerNorm and activations act on each bar) until a `Flatten` puts its bars side by
+    /// side; the heads take flat rows.
+    fn chain(&self, layers: &[Layer], input_dim: usize, window: Option<usize>) -> Result<()> {
         let mut width = input_dim;
+        let mut bars = window;
         let mut from = format!("input_dim is {input_dim}");
         for (i, layer) in layers.iter().enumerate() {
             let (field, takes) = match layer {
                 Layer::Linear { inputs, .. } => ("in_features", *inputs),
+                Layer::BatchNorm1d { .. } if bars.is_some() => {
+                    return Err(self.err(
+                        &format!("layers.{i}"),
+                        "is a BatchNorm1d on a window of bars: on `[batch, window, width]` PyTorch normalises over the window's axis; put it after the `Flatten`",
+                    ));
+                }
                 Layer::BatchNorm1d { features, .. } => ("num_features", *features),
                 Layer::LayerNorm { features, .. } => ("normalized_shape", *features),
+                Layer::Flatten => {
+                    if let Some(n) = bars.take() {
+                        width *= n;
+                        from = format!(
+                            "the Flatten (layers.{i}) gives {n} bars × {} = {width}",
+                            width / n
+                        );
+                    }
+                    continue;
+                }
                 Layer::Dropout | Layer::Activation(_) => continue,
             };
             if takes != width {
@@ -169,7 +222,15 @@ impl Fields<'_> {
                 from = format!("`{module}` (layers.{i}) gives {width}");
             }
         }
-        Ok(())
+        match bars {
+            Some(n) => Err(self.err(
+                "layers",
+                format!(
+                    "take windows of {n} bars, and no `Flatten` puts the bars side by side before the heads: the native engine runs a window model whose layers end in `nn.Flatten()`"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The first format: `hidden` widths, one `activation` after each, `layers` the Linear modules.
@@ -405,6 +466,19 @@ impl LayerFields<'_> {
                 })
             }
             "Dropout" => Ok(Layer::Dropout),
+            "Flatten" => {
+                for (field, default) in [("start_dim", 1), ("end_dim", -1)] {
+                    if let Some(v) = self.v.get(field)
+                        && v.as_i64() != Some(default)
+                    {
+                        return Err(self.err(
+                            field,
+                            format!("must be {default}: the native engine flattens each row's window (`nn.Flatten()`'s defaults)"),
+                        ));
+                    }
+                }
+                Ok(Layer::Flatten)
+            }
             "ReLU" => act(Activation::Relu),
             "LeakyReLU" => act(Activation::LeakyRelu {
                 slope: self.number("negative_slope", 0.01)?,
@@ -456,13 +530,22 @@ impl LayerFields<'_> {
     }
 }
 
-/// The input width the first sized layer states.
-fn first_width(layers: &[Layer]) -> Option<usize> {
-    layers.iter().find_map(|l| match l {
-        Layer::Linear { inputs, .. } => Some(*inputs),
-        Layer::BatchNorm1d { features, .. } | Layer::LayerNorm { features, .. } => Some(*features),
-        Layer::Dropout | Layer::Activation(_) => None,
-    })
+/// The input width (per bar of a window) the first sized layer states.
+fn first_width(layers: &[Layer], window: Option<usize>) -> Option<usize> {
+    let mut bars = 1;
+    for l in layers {
+        let takes = match l {
+            Layer::Linear { inputs, .. } => *inputs,
+            Layer::BatchNorm1d { features, .. } | Layer::LayerNorm { features, .. } => *features,
+            Layer::Flatten => {
+                bars = window.unwrap_or(1);
+                continue;
+            }
+            Layer::Dropout | Layer::Activation(_) => continue,
+        };
+        return (takes % bars == 0).then_some(takes / bars);
+    }
+    None
 }
 
 fn first_format_activation(s: &str) -> Option<Activation> {
@@ -493,12 +576,18 @@ fn module_name(v: &Tree) -> Option<String> {
 mod tests {
     use serde_json::json;
 
-    use super::super::{Activation, Arch, Layer};
+    use super::super::{Activation, Arch, Given, Layer};
     use crate::finding::Location;
 
     fn parse(v: serde_json::Value) -> Result<Arch, String> {
-        Arch::parse(&v, "arch", Location::file("m.json"), None, &|_| None)
-            .map_err(|e| e.to_string())
+        Arch::parse(
+            &v,
+            "arch",
+            Location::file("m.json"),
+            Given::default(),
+            &|_| None,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn with_layers(layers: serde_json::Value) -> serde_json::Value {
@@ -520,6 +609,80 @@ mod tests {
         assert_eq!(first, list);
         assert_eq!(list.width(), 4);
         assert!(super::super::differences(&first, &list).is_empty());
+    }
+
+    #[test]
+    fn a_window_runs_bar_by_bar_until_its_flatten() {
+        let win = |window: serde_json::Value, layers| {
+            let mut v = with_layers(layers);
+            v["window"] = window;
+            parse(v)
+        };
+        let layers = json!([
+            {"type": "Linear", "name": "bar", "in_features": 3, "out_features": 2},
+            {"type": "Tanh"},
+            {"type": "Flatten"},
+            {"type": "Linear", "name": "mlp", "in_features": 8, "out_features": 5},
+        ]);
+        let a = win(json!(4), layers.clone()).unwrap();
+        assert_eq!(
+            (a.input_dim, a.window, a.inputs(), a.width()),
+            (3, Some(4), 12, 5)
+        );
+        // From the checkpoint's own `window` when `arch` leaves it out; both stated must agree.
+        let mut v = with_layers(layers.clone());
+        let (four, eight) = (json!(4), json!(8));
+        let given = |w| Given {
+            width: None,
+            window: Some(w),
+        };
+        let a = Arch::parse(&v, "arch", Location::file("m.json"), given(&four), &|_| {
+            None
+        });
+        assert_eq!(a.unwrap().window, Some(4));
+        v["window"] = json!(4);
+        let e = Arch::parse(&v, "arch", Location::file("m.json"), given(&eight), &|_| {
+            None
+        });
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("`arch.window` is 4, but the checkpoint's window is 8")
+        );
+        // A window of the wrong length shows in the first flat layer's width.
+        let e = win(json!(8), layers.clone()).unwrap_err();
+        assert!(
+            e.contains(
+                "`arch.layers.3.in_features` is 8, but the Flatten (layers.2) gives 8 bars × 2 = 16"
+            ),
+            "{e}"
+        );
+        // Without a Flatten the heads would get bars, not rows.
+        let e = win(
+            json!(4),
+            json!([{"type": "Linear", "name": "bar", "in_features": 3, "out_features": 2}]),
+        )
+        .unwrap_err();
+        assert!(e.contains("no `Flatten`"), "{e}");
+        // BatchNorm1d on `[batch, window, width]` normalises over the window's axis.
+        let e = win(
+            json!(4),
+            json!([{"type": "BatchNorm1d", "name": "bn", "num_features": 3}, {"type": "Flatten"}]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`arch.layers.0` is a BatchNorm1d on a window"),
+            "{e}"
+        );
+        // Only nn.Flatten()'s defaults; on rows, a Flatten is the identity.
+        let e = win(json!(4), json!([{"type": "Flatten", "start_dim": 0}])).unwrap_err();
+        assert!(e.contains("`arch.layers.0.start_dim` must be 1"), "{e}");
+        let rows = parse(with_layers(json!([
+            {"type": "Flatten"},
+            {"type": "Linear", "name": "l", "in_features": 3, "out_features": 2},
+        ])))
+        .unwrap();
+        assert_eq!((rows.input_dim, rows.window, rows.width()), (3, None, 2));
     }
 
     #[test]

@@ -233,19 +233,22 @@ fn probes(
     policy: &NanPolicy,
 ) -> (Matrix, Vec<String>, Vec<Finding>) {
     let s = &cx.loaded.config.gates.forward_contract;
-    let n = scaler.center.len();
+    let f = scaler.center.len();
+    // A model that takes windows gets windows: constant ones, draws for every bar, the slice's own.
+    let bars = cx.facts.window().ok().flatten().unwrap_or(1) as usize;
+    let n = f * bars;
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
     let mut notes = Vec::new();
     rows.push(vec![0.0; n]);
     names.push("raw zeros".to_owned());
-    rows.push(scaler.center.clone());
+    rows.push(scaler.center.repeat(bars));
     names.push("the scaler median".to_owned());
     let mut normal = Normal::new(s.seed);
     for k in 0..s.normal_rows {
         rows.push(
             (0..n)
-                .map(|j| scaler.center[j] + normal.sample() * scaler.spread[j])
+                .map(|j| scaler.center[j % f] + normal.sample() * scaler.spread[j % f])
                 .collect(),
         );
         names.push(format!("normal draw {k} (seed {})", s.seed));
@@ -260,7 +263,7 @@ fn probes(
             } else {
                 k * (slice.len() - 1) / (m - 1)
             };
-            rows.push(slice.features.row(i).to_vec());
+            rows.push(slice.raw_input(i));
             names.push(format!(
                 "slice row {} ({}:{})",
                 slice.key(i),
@@ -275,7 +278,10 @@ fn probes(
             names.push("a row of NaN (zero-fill)".to_owned());
             rows.push(
                 (0..n)
-                    .map(|j| if j % 2 == 0 { f64::NAN } else { scaler.center[j] + scaler.spread[j] })
+                    .map(|j| {
+                        let j = j % f;
+                        if j % 2 == 0 { f64::NAN } else { scaler.center[j] + scaler.spread[j] }
+                    })
                     .collect(),
             );
             names.push("NaN in every other feature (zero-fill)".to_owned());
@@ -516,6 +522,9 @@ mod tests {
         fn input_dim(&self) -> usize {
             2
         }
+        fn window(&self) -> Option<usize> {
+            None
+        }
         fn forward(&self, x: &Matrix) -> Result<Outputs> {
             let mean = x.column(0).iter().sum::<f64>() / x.rows as f64;
             let data = (0..x.rows).map(|r| x.row(r)[1] + mean).collect();
@@ -534,6 +543,9 @@ mod tests {
         }
         fn input_dim(&self) -> usize {
             2
+        }
+        fn window(&self) -> Option<usize> {
+            None
         }
         fn forward(&self, x: &Matrix) -> Result<Outputs> {
             let data = (0..x.rows)

@@ -194,13 +194,19 @@ fn arch_finding(cx: &Context, doc: &Value, display: &str, text: &str) -> Result<
     };
     let ref_at = line(display, text, "arch").unwrap_or_else(|| Location::file(display));
     let locate = |field: &str| line(display, text, &format!("arch.{field}"));
-    let theirs =
-        Arch::parse(recorded, "arch", ref_at.clone(), None, &locate).map_err(|e| match e {
-            Error::At { location, message } => {
-                Error::at(location, format!("reference outputs: {message}"))
-            }
-            other => Error::msg(format!("reference outputs {display}: {other}")),
-        })?;
+    let theirs = Arch::parse(
+        recorded,
+        "arch",
+        ref_at.clone(),
+        Default::default(),
+        &locate,
+    )
+    .map_err(|e| match e {
+        Error::At { location, message } => {
+            Error::at(location, format!("reference outputs: {message}"))
+        }
+        other => Error::msg(format!("reference outputs {display}: {other}")),
+    })?;
     let diffs = arch::differences(&ours, &theirs);
     if diffs.is_empty() {
         return Ok(None);

@@ -1,7 +1,10 @@
 //! The reference slice: raw (unscaled) feature rows the model gates run on. A CSV with a header; the
 //! feature columns are picked by name in the contract's order, so the file's own column order does not
 //! matter. Empty cells and `nan` are NaN. Anything else that is not a number is an error naming the
-//! file, line and column.
+//! file, line and column. For a model that takes windows of bars, [`windows`] builds them: the slice's
+//! rows become the rows that end a window, and the model's inputs are their windows.
+
+pub mod windows;
 
 use std::path::Path;
 
@@ -9,7 +12,9 @@ use crate::config::{Loaded, SliceSection};
 use crate::error::{Error, Result};
 use crate::finding::Location;
 use crate::matrix::Matrix;
+use crate::scaler::{NanPolicy, Scaler};
 use crate::table::Table;
+pub use windows::Windows;
 
 #[derive(Debug, Clone)]
 pub struct Slice {
@@ -21,6 +26,9 @@ pub struct Slice {
     pub features: Matrix,
     /// The file line of each row (1-based; the header is line 1).
     pub lines: Vec<u32>,
+    /// For a model that takes windows: the bars each row's window is made of (the rows above are
+    /// then the rows that end a window).
+    pub windows: Option<Windows>,
 }
 
 impl Slice {
@@ -76,31 +84,85 @@ impl Slice {
         data.extend(std::iter::repeat_n(f64::NAN, cols));
         symbols.push(Some("~nan:all".to_owned()));
         let rows = symbols.len();
+        let windows = self.windows.as_ref().map(|w| w.nan_probes(&symbols));
         Some(Slice {
             path: self.path.clone(),
             timestamps: vec![self.timestamps[0].clone(); rows],
             symbols,
             features: Matrix::new(rows, cols, data),
             lines: vec![self.lines[0]; rows],
+            windows,
         })
     }
 
-    /// This slice's rows, then `more`'s.
+    /// This slice's rows, then `more`'s (both windowed, or neither).
     pub fn concat(&self, more: &Slice) -> Slice {
         let mut data = self.features.data.clone();
         data.extend_from_slice(&more.features.data);
+        let windows = match (&self.windows, &more.windows) {
+            (Some(a), Some(b)) => Some(a.concat(b)),
+            _ => None,
+        };
         Slice {
             path: self.path.clone(),
             timestamps: [self.timestamps.clone(), more.timestamps.clone()].concat(),
             symbols: [self.symbols.clone(), more.symbols.clone()].concat(),
             features: Matrix::new(self.len() + more.len(), self.features.cols, data),
             lines: [self.lines.clone(), more.lines.clone()].concat(),
+            windows,
+        }
+    }
+
+    /// This slice as windows of `n` bars per symbol ([`windows`]), or as it is for a model that takes
+    /// rows.
+    pub fn windowed(self, n: Option<u64>) -> Result<Slice> {
+        match n {
+            None => Ok(self),
+            Some(n) => windows::build(self, n as usize),
+        }
+    }
+
+    /// The model's inputs on every row, scaled: the row, or its window of bars oldest first
+    /// (`rows × window·features`, `[batch, window, features]` flattened). Bars are scaled one by one,
+    /// as the model was trained.
+    pub fn model_inputs(&self, scaler: &Scaler, policy: &NanPolicy) -> Matrix {
+        match &self.windows {
+            None => scaler.scale(&self.features, policy),
+            Some(w) => w.gather(&scaler.scale(&w.bars.features, policy)),
+        }
+    }
+
+    /// The model's raw (unscaled) input for row `i`: the row, or its window of bars oldest first.
+    pub fn raw_input(&self, i: usize) -> Vec<f64> {
+        match &self.windows {
+            None => self.features.row(i).to_vec(),
+            Some(w) => w
+                .of(i)
+                .iter()
+                .flat_map(|&b| w.bars.features.row(b).iter().copied())
+                .collect(),
+        }
+    }
+
+    /// The names of the model's input columns: the features, or for windows each feature at each lag,
+    /// oldest bar first (`ret_1[t-7]` … `ret_1[t]`, bar by bar).
+    pub fn input_names(&self, names: &[String]) -> Vec<String> {
+        match &self.windows {
+            None => names.to_vec(),
+            Some(w) => (0..w.n)
+                .rev()
+                .flat_map(|lag| names.iter().map(move |f| windows::lagged(f, lag)))
+                .collect(),
         }
     }
 
     /// Write the slice as CSV: its key columns as `section` names them, then `names` (its columns, in
-    /// order); NaN as an empty cell.
+    /// order); NaN as an empty cell. A windowed slice writes every bar: a path builds its windows from
+    /// them, as it does in production.
     pub fn write_csv(&self, path: &Path, section: &SliceSection, names: &[String]) -> Result<()> {
+        if let Some(w) = &self.windows {
+            return w.bars.write_csv(path, section, names);
+        }
         use crate::table::Values;
         let mut columns: Vec<(&str, Values)> = vec![(
             section.timestamp.as_str(),
@@ -119,12 +181,19 @@ impl Slice {
     }
 }
 
-pub fn load(loaded: &Loaded, section: &SliceSection, columns: &[String]) -> Result<Slice> {
+/// The configured slice, as rows or as windows of `window` bars (the model's input, `[model] window`).
+pub fn load(
+    loaded: &Loaded,
+    section: &SliceSection,
+    columns: &[String],
+    window: Option<u64>,
+) -> Result<Slice> {
     read(
         &loaded.input("slice.features", &section.features)?,
         section,
         columns,
-    )
+    )?
+    .windowed(window)
 }
 
 pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<Slice> {
@@ -186,5 +255,6 @@ pub fn from_table(table: &Table, section: &SliceSection, columns: &[String]) -> 
             .collect(),
         features: Matrix::new(table.rows, columns.len(), data),
         lines: table.lines.clone(),
+        windows: None,
     })
 }
