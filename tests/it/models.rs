@@ -322,11 +322,11 @@ fn the_window_is_compared_code_checkpoint_and_docs() {
     );
     let said = fails(&ex, "docs-drift");
     assert!(said.contains("+Input window: 16 bars per symbol"), "{said}");
-    // The engine is never fed rows for a window model.
+    // A model whose `arch` takes rows is never fed the code's windows.
     if cfg!(feature = "native") {
         let said = fails(&ex, "forward-contract");
         assert!(
-            said.contains("the model takes windows of 16 bars"),
+            said.contains("the code declares windows of 16 bars (`[model] window`), but the production checkpoint's `arch` takes rows"),
             "{said}"
         );
     }
@@ -408,4 +408,232 @@ fn integrated_gradients_run_through_batchnorm_and_leaky_relu() {
     assert_eq!(ig["rows_not_converged"], 0, "{ig:.200}");
     assert_eq!(ig["rows"].as_array().unwrap().len(), 150);
     assert!(ig["max_abs_completeness_delta"].as_f64().unwrap() <= 1e-5);
+}
+
+fn win_fixture(file: &str) -> PathBuf {
+    fixture(&format!("models/momentum_win/{file}"))
+}
+
+/// The momentum example with the model over windows of 8 bars as its production checkpoint (a bare
+/// state dict with its JSON sidecar, `window: 8`), the code declaring `WINDOW = 8`, and its PyTorch
+/// reference. `edit` changes the sidecar.
+fn win_example(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
+    let (d, ex) = example_copy();
+    for f in ["momentum_v3.pt", "momentum_v3.safetensors"] {
+        std::fs::remove_file(ex.join("checkpoints").join(f)).unwrap();
+    }
+    std::fs::copy(
+        win_fixture("momentum_win.pt"),
+        ex.join("checkpoints/momentum_win.pt"),
+    )
+    .unwrap();
+    let mut sidecar: Value =
+        serde_json::from_str(&std::fs::read_to_string(win_fixture("momentum_win.json")).unwrap())
+            .unwrap();
+    edit(&mut sidecar);
+    std::fs::write(
+        ex.join("checkpoints/momentum_win.json"),
+        serde_json::to_string_pretty(&sidecar).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        win_fixture("outputs.json"),
+        ex.join("reference/win_outputs.json"),
+    )
+    .unwrap();
+    let model_py = ex.join("pipeline/model.py");
+    let mut py = std::fs::read_to_string(&model_py).unwrap();
+    py.push_str("\nWINDOW = 8  # bars per symbol the model sees\n");
+    std::fs::write(&model_py, py).unwrap();
+    let cfg = ex.join("plumbline.toml");
+    for (from, to) in [
+        (
+            "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
+            "globs = [\"checkpoints/*.pt\"]",
+        ),
+        (
+            "production = \"checkpoints/momentum_v3.pt\"",
+            "production = \"checkpoints/momentum_win.pt\"",
+        ),
+        (
+            "reference = \"reference/outputs.json\"",
+            "reference = \"reference/win_outputs.json\"",
+        ),
+        (
+            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n",
+            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }\n",
+        ),
+    ] {
+        replace_in(&cfg, from, to);
+    }
+    (d, ex)
+}
+
+/// PyTorch's outputs on every window of the example's slice, by (timestamp, symbol) of its last bar.
+fn pytorch_slice_outputs() -> std::collections::BTreeMap<(String, String), Vec<f64>> {
+    let text = std::fs::read_to_string(win_fixture("slice_outputs.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            let values = cells[2..].iter().map(|v| v.parse().unwrap()).collect();
+            ((cells[0].to_owned(), cells[1].to_owned()), values)
+        })
+        .collect()
+}
+
+/// The window model passes forward-contract natively against PyTorch, and the windows plumbline builds
+/// from the slice (grouped by symbol, in time order, never across a gap) give PyTorch's outputs on the
+/// windows the training script built from the same file.
+#[test]
+#[cfg(feature = "native")]
+fn a_window_model_runs_natively_on_the_windows_plumbline_builds() {
+    let (_d, ex) = win_example(|_| {});
+    let said = passes(&ex, "forward-contract");
+    assert!(said.contains("reference 64 rows"), "{said}");
+    // 20 bars per symbol; BBB loses its 11th bar: a gap no window may cross.
+    crate::util::cut_slice(&ex, 60);
+    let slice = ex.join("data/slice.csv");
+    let text = std::fs::read_to_string(&slice).unwrap();
+    let gap = text.lines().nth(1 + 3 * 10 + 1).unwrap().to_owned();
+    assert!(gap.contains(",BBB,"), "{gap}");
+    std::fs::write(&slice, text.replace(&format!("{gap}\n"), "")).unwrap();
+    let out = plumbline(&ex, &["audit", "decisions"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(ex.join("artifacts/audit/decision_attribution.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"scaled.ret_1[t-7]") && header.contains(&"scaled.mom_5_20[t]"));
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let heads = ["direction.0", "direction.1", "direction.2", "magnitude.0"].map(col);
+    let torch = pytorch_slice_outputs();
+    let mut per_symbol = std::collections::BTreeMap::<String, usize>::new();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let key = (cells[0].to_owned(), cells[1].to_owned());
+        *per_symbol.entry(key.1.clone()).or_default() += 1;
+        let want = &torch[&key];
+        for (k, &c) in heads.iter().enumerate() {
+            let got: f64 = cells[c].parse().unwrap();
+            assert!(
+                (got - want[k]).abs() <= 1e-5,
+                "{key:?} {}: {got} vs torch {}",
+                header[c],
+                want[k]
+            );
+        }
+    }
+    // 20 bars give 13 windows; BBB's 10 + 9 unbroken bars give 3 + 2.
+    let counts: Vec<(&str, usize)> = per_symbol.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    assert_eq!(counts, [("AAA", 13), ("BBB", 5), ("CCC", 13)]);
+    // Integrated gradients on windows: per feature and lag, complete.
+    let out = plumbline(&ex, &["audit", "conditions"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = ex.join("artifacts/learned_conditions");
+    let attribution = std::fs::read_to_string(dir.join("attribution.csv")).unwrap();
+    assert!(attribution.contains(",ret_1[t-7],") && attribution.contains(",vz_20[t],"));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let ig = &summary["integrated_gradients"];
+    assert_eq!(ig["rows_not_converged"], 0, "{ig:.200}");
+    assert!(ig["max_abs_completeness_delta"].as_f64().unwrap() <= 1e-5);
+}
+
+/// A window of the wrong length is caught by name: in the checkpoint's own `arch` (the first flat
+/// layer cannot take it) and against the code.
+#[test]
+#[cfg(feature = "native")]
+fn a_window_of_the_wrong_length_is_caught_by_name() {
+    let (_d, ex) = win_example(|s| {
+        s["window"] = 16.into();
+        s["arch"]["window"] = 16.into();
+    });
+    let said = fails(&ex, "checkpoint-inventory");
+    assert!(
+        said.contains("error[arch-invalid]")
+            && said.contains("`arch.layers.3.in_features` is 64, but the Flatten (layers.2) gives 16 bars × 8 = 128"),
+        "{said}"
+    );
+    assert!(said.contains("checkpoints/momentum_win.json:"), "{said}");
+    let said = fails(&ex, "feature-schema");
+    assert!(
+        said.contains("error[window-mismatch]: the checkpoint was trained on windows of 16 bars, the code declares windows of 8 bars"),
+        "{said}"
+    );
+}
+
+/// The command engine gets windows in the protocol's long form (`row`, `lag`, the features; each
+/// window's bars oldest first): a numpy engine that checks the layout strictly matches PyTorch.
+#[test]
+fn the_command_engine_gets_windows_in_long_form() {
+    let (_d, ex) = win_example(|_| {});
+    let engine = format!(
+        "engine = {{ argv = [\"python3\", {:?}, {:?}, \"{{inputs}}\", \"{{out}}\"] }}\n",
+        win_fixture("window_engine.py").to_string_lossy(),
+        win_fixture("weights.npz").to_string_lossy()
+    );
+    let anchor = "window = { python = \"pipeline/model.py\", name = \"WINDOW\" }\n";
+    replace_in(
+        &ex.join("plumbline.toml"),
+        anchor,
+        &format!("{anchor}{engine}"),
+    );
+    let said = passes(&ex, "forward-contract");
+    assert!(said.contains("reference 64 rows"), "{said}");
+}
+
+/// An inference path gets every bar of the slice (and NaN probes as windows of their own symbol) and
+/// builds its windows itself, as live code does; it is compared on the rows that end a window. A path
+/// that puts a window's bars newest first is caught at the window's last bar.
+#[test]
+#[cfg(feature = "native")]
+fn inference_paths_build_their_own_windows_and_are_compared_on_window_ends() {
+    let (_d, ex) = win_example(|_| {});
+    let live = win_fixture("window_live.py");
+    let reversed = ex.join("live/window_live_reversed.py");
+    let text = std::fs::read_to_string(&live).unwrap();
+    let bad = text.replace(
+        "wins.append(scaled[t - WINDOW + 1 : t + 1])",
+        "wins.append(scaled[t - WINDOW + 1 : t + 1][::-1])",
+    );
+    assert_ne!(bad, text);
+    let bad = bad.replace(
+        "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))",
+        &format!(
+            "sys.path.insert(0, {:?})",
+            win_fixture("").to_string_lossy()
+        ),
+    );
+    std::fs::write(&reversed, bad).unwrap();
+    let path = |script: &Path| {
+        format!(
+            "{{ argv = [\"python3\", {:?}, {:?}, \"checkpoints/momentum_win.json\", \"{{features}}\", \"{{out}}\"] }}",
+            script.to_string_lossy(),
+            win_fixture("weights.npz").to_string_lossy()
+        )
+    };
+    let cfg = ex.join("plumbline.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let start = text.find("[inference]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    let with_live = |script: &Path| {
+        let section = format!(
+            "[inference]\ncheckpoint = \"checkpoints/momentum_win.pt\"\nbacktest = {}\nlive = {}",
+            path(&live),
+            path(script)
+        );
+        std::fs::write(&cfg, format!("{}{section}{}", &text[..start], &text[end..])).unwrap();
+    };
+    with_live(&live);
+    let said = passes(&ex, "inference-parity");
+    assert!(
+        said.contains("2 paths · 2094 rows + 15 NaN probes"),
+        "{said}"
+    );
+    with_live(&reversed);
+    let said = fails(&ex, "inference-parity");
+    assert!(
+        said.contains("error[inference-mismatch]: the live inference path's `direction.0` differs from plumbline's engine"),
+        "{said}"
+    );
+    assert!(!said.contains("the backtest inference path"), "{said}");
 }
