@@ -320,9 +320,9 @@ pub fn run(cx: &Context) -> Result<Report> {
         out.extend(class_shares_outside(&on, hv));
     }
     let mut summary = format!(
-        "{} on {} rows",
+        "{} on {}",
         crate::text::plural(values.len(), "head"),
-        slice.len()
+        slice.describe()
     );
     if let Some(rel) = &settings.baseline {
         let display = cx.loaded.display(rel);

@@ -132,6 +132,22 @@ impl Slice {
         }
     }
 
+    /// What the model runs on, for summaries: `2115 rows`, or `2094 windows of 8 bars (21 rows
+    /// without 8 unbroken bars up to them, 1 gap)`.
+    pub fn describe(&self) -> String {
+        match &self.windows {
+            None => format!("{} rows", self.len()),
+            Some(w) => format!(
+                "{} windows of {} bars ({} without {} unbroken bars up to them, {})",
+                self.len(),
+                w.n,
+                crate::text::plural(w.left_out, "row"),
+                w.n,
+                crate::text::plural(w.gaps, "gap")
+            ),
+        }
+    }
+
     /// The model's raw (unscaled) input for row `i`: the row, or its window of bars oldest first.
     pub fn raw_input(&self, i: usize) -> Vec<f64> {
         match &self.windows {
