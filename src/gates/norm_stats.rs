@@ -304,6 +304,7 @@ pub fn run(cx: &Context) -> Result<Report> {
         match cx.slice {
             None => summary.push_str(" · recompute: no [slice]"),
             Some(slice) => {
+                let slice = slice.bars();
                 if let Some(worst) = recompute(&inputs, &stats, slice, settings.tolerance, &mut out)
                 {
                     summary.push_str(&format!(

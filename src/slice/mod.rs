@@ -132,6 +132,12 @@ impl Slice {
         }
     }
 
+    /// Every bar of the file: this slice, or for windows the bars they are made of (statistics of a
+    /// feature are over every bar, not only the bars that end a window).
+    pub fn bars(&self) -> &Slice {
+        self.windows.as_ref().map_or(self, |w| &w.bars)
+    }
+
     /// What the model runs on, for summaries: `2115 rows`, or `2094 windows of 8 bars (21 rows
     /// without 8 unbroken bars up to them, 1 gap)`.
     pub fn describe(&self) -> String {
