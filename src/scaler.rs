@@ -167,7 +167,7 @@ impl Scaler {
     pub fn scale(&self, raw: &Matrix, policy: &NanPolicy) -> Matrix {
         let f = self.center.len();
         assert!(
-            f > 0 && raw.cols % f == 0,
+            f > 0 && raw.cols.is_multiple_of(f),
             "scaling {} columns with a scaler of {f}",
             raw.cols
         );

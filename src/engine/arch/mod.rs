@@ -253,34 +253,19 @@ pub struct Difference {
 /// activation, a slope, a layer without tensors) shows here.
 pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
     use similar::{Algorithm, DiffOp, capture_diff_slices};
-    let mut out = Vec::new();
+    let mut out = input_differences(ours, theirs);
     let mut push = |layer: Option<usize>, what: String| out.push(Difference { layer, what });
-    if ours.window != theirs.window {
-        push(
-            None,
-            format!(
-                "window: `arch` takes {}, the model {}",
-                crate::facts::window_text(ours.window.map(|n| n as u64)),
-                crate::facts::window_text(theirs.window.map(|n| n as u64))
-            ),
-        );
-    }
-    if ours.input_dim != theirs.input_dim {
-        push(
-            None,
-            format!(
-                "input_dim: `arch` says {}, the model takes {}",
-                ours.input_dim, theirs.input_dim
-            ),
-        );
-    }
-    // Dropout and Identity change nothing at inference: a first-format `arch` cannot write them, and
-    // a model that has them is the same function without them.
+    // Dropout, Identity and a Flatten on rows change nothing at inference: a first-format `arch`
+    // cannot write them, and a model that has them is the same function without them.
     let kept = |arch: &Arch| -> (Vec<usize>, Vec<String>) {
         arch.layers
             .iter()
             .enumerate()
-            .filter(|(_, l)| !matches!(l, Layer::Dropout | Layer::Activation(Activation::Identity)))
+            .filter(|(_, l)| match l {
+                Layer::Dropout | Layer::Activation(Activation::Identity) => false,
+                Layer::Flatten => arch.window.is_some(),
+                _ => true,
+            })
             .map(|(i, l)| (i, l.to_string()))
             .unzip()
     };
@@ -336,6 +321,31 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
                 names(&theirs.heads)
             ),
         );
+    }
+    out
+}
+
+/// How the inputs `ours` and `theirs` take differ: the window, the width per row or bar.
+fn input_differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
+    let mut out = Vec::new();
+    if ours.window != theirs.window {
+        out.push(Difference {
+            layer: None,
+            what: format!(
+                "window: `arch` takes {}, the model {}",
+                crate::facts::window_text(ours.window.map(|n| n as u64)),
+                crate::facts::window_text(theirs.window.map(|n| n as u64))
+            ),
+        });
+    }
+    if ours.input_dim != theirs.input_dim {
+        out.push(Difference {
+            layer: None,
+            what: format!(
+                "input_dim: `arch` says {}, the model takes {}",
+                ours.input_dim, theirs.input_dim
+            ),
+        });
     }
     out
 }

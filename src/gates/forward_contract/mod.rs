@@ -280,7 +280,7 @@ fn probes(
                 (0..n)
                     .map(|j| {
                         let j = j % f;
-                        if j % 2 == 0 { f64::NAN } else { scaler.center[j] + scaler.spread[j] }
+                        if j.is_multiple_of(2) { f64::NAN } else { scaler.center[j] + scaler.spread[j] }
                     })
                     .collect(),
             );
