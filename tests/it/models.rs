@@ -470,6 +470,7 @@ fn win_example(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// PyTorch's outputs on every window of the example's slice, by (timestamp, symbol) of its last bar.
+#[cfg(feature = "native")]
 fn pytorch_slice_outputs() -> std::collections::BTreeMap<(String, String), Vec<f64>> {
     let text = std::fs::read_to_string(win_fixture("slice_outputs.csv")).unwrap();
     text.lines()
