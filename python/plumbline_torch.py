@@ -117,7 +117,10 @@ def arch(model, trunk, heads, input_dim=None, window=None):
             input_dim = first["normalized_shape"][-1]
         flattened = any(l["type"] == "Flatten" for l in layers[: layers.index(first)])
         if window and flattened:
-            input_dim //= window  # the first sized layer takes the window's bars side by side
+            # The first sized layer takes the window's bars side by side.
+            if input_dim % window:
+                raise ValueError(f"the first layer after Flatten takes {input_dim} inputs, not a multiple of window={window}")
+            input_dim //= window
     out = {"type": "mlp", "input_dim": int(input_dim), "layers": layers, "heads": head_list}
     if window:
         out["window"] = int(window)

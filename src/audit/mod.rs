@@ -73,11 +73,25 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     let policy = facts.nan_policy();
     let scaled = slice.model_inputs(&scaler, &policy);
     if let Some(&r) = scaled.non_finite_rows().first() {
+        // For windows, the bar that holds the value: it may sit lines above the window's last bar.
+        let bars = slice.bars();
+        let row = match &slice.windows {
+            None => r,
+            Some(w) => {
+                let f = slice.features.cols;
+                let k = scaled
+                    .row(r)
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .unwrap_or(0);
+                w.of(r)[k / f]
+            }
+        };
         return Err(Error::at(
-            slice.location(r),
+            bars.location(row),
             format!(
                 "slice row {} has a value the model cannot take after scaling (NaN policy `{}`)",
-                slice.key(r),
+                bars.key(row),
                 facts.code.nan_policy.value.as_str().unwrap_or("?")
             ),
         ));

@@ -190,9 +190,14 @@ pub fn run(cx: &Context) -> Result<Report> {
     Ok(Report {
         findings: out,
         summary: format!(
-            "{} · {} rows + {probes} NaN probes · max Δ {worst:.1e}",
+            "{} · {} {} + {probes} NaN probes · max Δ {worst:.1e}",
             crate::text::plural(ran.len(), "path"),
-            setup.slice.len()
+            setup.slice.len(),
+            if setup.slice.windows.is_some() {
+                "windows"
+            } else {
+                "rows"
+            }
         ),
         skipped: None,
     })

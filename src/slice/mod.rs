@@ -101,7 +101,8 @@ impl Slice {
         data.extend_from_slice(&more.features.data);
         let windows = match (&self.windows, &more.windows) {
             (Some(a), Some(b)) => Some(a.concat(b)),
-            _ => None,
+            (None, None) => None,
+            _ => unreachable!("rows and windows concatenated"),
         };
         Slice {
             path: self.path.clone(),

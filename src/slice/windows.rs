@@ -251,8 +251,10 @@ fn parse_time(s: &str) -> Option<(Time, Kind)> {
     if let Ok(v) = s.parse::<i64>() {
         return Some(((v, 0), Kind::Epoch));
     }
+    // Beyond ±2^53 a float epoch cannot tell neighbouring values apart: refused, not collided.
     if let Ok(v) = s.parse::<f64>()
         && v.is_finite()
+        && v.abs() < 9_007_199_254_740_992.0
         && s.bytes()
             .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
     {
@@ -316,7 +318,7 @@ fn split_time(t: &str) -> Option<((i64, u32), &str)> {
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
     let (h, m, sec) = (v[0], v[1], v.get(2).copied().unwrap_or(0));
-    if h > 23 || m > 59 || sec > 60 || (!frac.is_empty() && parts.len() != 3) {
+    if h > 23 || m > 59 || sec > 59 || (!frac.is_empty() && parts.len() != 3) {
         return None;
     }
     let nanos = if frac.is_empty() {
@@ -398,6 +400,8 @@ mod tests {
         assert_eq!(t("2024-02-29T12:30:15.25Z"), (1_709_209_815, 250_000_000));
         assert_eq!(t("1704067200.5"), (1_704_067_200, 500_000_000));
         for bad in [
+            "2024-01-01T23:59:60",
+            "1e20",
             "2023-02-29",
             "2024-13-01",
             "2024-01-01T25:00",

@@ -627,7 +627,7 @@ fn inference_paths_build_their_own_windows_and_are_compared_on_window_ends() {
     with_live(&live);
     let said = passes(&ex, "inference-parity");
     assert!(
-        said.contains("2 paths · 2094 rows + 15 NaN probes"),
+        said.contains("2 paths · 2094 windows + 15 NaN probes"),
         "{said}"
     );
     with_live(&reversed);

@@ -543,7 +543,12 @@ fn first_width(layers: &[Layer], window: Option<usize>) -> Option<usize> {
             }
             Layer::Dropout | Layer::Activation(_) => continue,
         };
-        return (takes % bars == 0).then_some(takes / bars);
+        // A width the window does not divide is the chain's error, named at that layer.
+        return Some(if takes.is_multiple_of(bars) {
+            takes / bars
+        } else {
+            takes
+        });
     }
     None
 }

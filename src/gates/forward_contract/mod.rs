@@ -229,13 +229,14 @@ fn scaler(cx: &Context) -> std::result::Result<Scaler, Box<Finding>> {
 /// The probe batch in raw units, with a name for each row.
 fn probes(
     cx: &Context,
+    engine: &dyn Engine,
     scaler: &Scaler,
     policy: &NanPolicy,
 ) -> (Matrix, Vec<String>, Vec<Finding>) {
     let s = &cx.loaded.config.gates.forward_contract;
     let f = scaler.center.len();
     // A model that takes windows gets windows: constant ones, draws for every bar, the slice's own.
-    let bars = cx.facts.window().ok().flatten().unwrap_or(1) as usize;
+    let bars = engine.window().unwrap_or(1);
     let n = f * bars;
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
@@ -312,7 +313,7 @@ pub fn run(cx: &Context) -> Result<Report> {
     };
     let heads = cx.facts.heads()?;
     let policy = cx.facts.nan_policy();
-    let (raw, names, mut out) = probes(cx, &scaler, &policy);
+    let (raw, names, mut out) = probes(cx, engine, &scaler, &policy);
     let x = scaler.scale(&raw, &policy);
     let first = match engine.forward(&x) {
         Ok(o) => o,
