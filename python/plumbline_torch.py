@@ -102,6 +102,13 @@ def arch(model, trunk, heads, input_dim=None, window=None):
             "Sequential trunk, and the order a custom forward() calls modules in is not in the module tree"
         )
     layers = _layers(body, trunk)
+    flat = next((i for i, l in enumerate(layers) if l["type"] == "Flatten"), None)
+    if window:
+        # What plumbline's native engine refuses, refused here first.
+        if flat is None:
+            raise ValueError(f"window={window}, but the trunk has no nn.Flatten() to put the bars side by side")
+        if any(l["type"] == "BatchNorm1d" for l in layers[:flat]):
+            raise ValueError("a BatchNorm1d before the Flatten normalises over the window's axis: put it after")
     head_list = []
     for head, path in heads.items():
         layer = model.get_submodule(path)

@@ -597,7 +597,11 @@ pub fn window_value(v: &Tree) -> Option<Option<u64>> {
 
 /// A window as messages say it: `rows`, or `windows of N bars`.
 pub fn window_text(w: Option<u64>) -> String {
-    w.map_or_else(|| "rows".to_owned(), |n| format!("windows of {n} bars"))
+    match w {
+        None => "rows".to_owned(),
+        Some(1) => "windows of 1 bar".to_owned(),
+        Some(n) => format!("windows of {n} bars"),
+    }
 }
 
 /// Why a fact cannot be used, and where it is.

@@ -72,30 +72,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         .map_err(|f| Error::msg(format!("{}: {}", display_path(&loaded.path), f.message)))?;
     let policy = facts.nan_policy();
     let scaled = slice.model_inputs(&scaler, &policy);
-    if let Some(&r) = scaled.non_finite_rows().first() {
-        // For windows, the bar that holds the value: it may sit lines above the window's last bar.
-        let bars = slice.bars();
-        let row = match &slice.windows {
-            None => r,
-            Some(w) => {
-                let f = slice.features.cols;
-                let k = scaled
-                    .row(r)
-                    .iter()
-                    .position(|v| !v.is_finite())
-                    .unwrap_or(0);
-                w.of(r)[k / f]
-            }
-        };
-        return Err(Error::at(
-            bars.location(row),
-            format!(
-                "slice row {} has a value the model cannot take after scaling (NaN policy `{}`)",
-                bars.key(row),
-                facts.code.nan_policy.value.as_str().unwrap_or("?")
-            ),
-        ));
-    }
+    all_finite(&slice, &scaled, &facts)?;
     let engine = engine::for_check(loaded, &facts)?;
     let outputs = engine.forward(&scaled)?;
     let heads = facts.heads()?.to_vec();
@@ -141,6 +118,35 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
         ruleset,
         decisions,
     })
+}
+
+/// Every input the model takes is a number after scaling; else an error at the row (for windows, at
+/// the bar that holds the value: it may sit lines above the window's last bar).
+fn all_finite(slice: &Slice, scaled: &Matrix, facts: &Facts) -> Result<()> {
+    if let Some(&r) = scaled.non_finite_rows().first() {
+        let bars = slice.bars();
+        let row = match &slice.windows {
+            None => r,
+            Some(w) => {
+                let f = slice.features.cols;
+                let k = scaled
+                    .row(r)
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .unwrap_or(0);
+                w.of(r)[k / f]
+            }
+        };
+        return Err(Error::at(
+            bars.location(row),
+            format!(
+                "slice row {} has a value the model cannot take after scaling (NaN policy `{}`)",
+                bars.key(row),
+                facts.code.nan_policy.value.as_str().unwrap_or("?")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Inputs {

@@ -124,8 +124,13 @@ pub fn for_check(
                 return Err(crate::error::Error::at(
                     facts.code.window.origin.clone(),
                     format!(
-                        "the code declares {} (`[model] window`), but the production checkpoint's `arch` takes {}: the model gates will not run it on inputs of another shape",
+                        "the code declares {} ({}), but the production checkpoint's `arch` takes {}: the model gates will not run it on inputs of another shape",
                         crate::facts::window_text(code),
+                        if loaded.config.model.window.is_some() {
+                            "`[model] window`"
+                        } else {
+                            "no `[model] window`"
+                        },
                         crate::facts::window_text(engine.window().map(|n| n as u64))
                     ),
                 ));

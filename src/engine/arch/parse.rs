@@ -197,12 +197,19 @@ impl Fields<'_> {
                 Layer::BatchNorm1d { features, .. } => ("num_features", *features),
                 Layer::LayerNorm { features, .. } => ("normalized_shape", *features),
                 Layer::Flatten => {
-                    if let Some(n) = bars.take() {
-                        width *= n;
-                        from = format!(
-                            "the Flatten (layers.{i}) gives {n} bars × {} = {width}",
-                            width / n
-                        );
+                    match bars.take() {
+                        Some(n) => {
+                            width *= n;
+                            from = format!(
+                                "the Flatten (layers.{i}) gives {n} bars × {} = {width}",
+                                width / n
+                            );
+                        }
+                        None => {
+                            from = format!(
+                                "{from}, and the Flatten (layers.{i}) flattens no window: neither `arch.window` nor the checkpoint's `window` states one"
+                            );
+                        }
                     }
                     continue;
                 }
@@ -226,7 +233,7 @@ impl Fields<'_> {
             Some(n) => Err(self.err(
                 "layers",
                 format!(
-                    "take windows of {n} bars, and no `Flatten` puts the bars side by side before the heads: the native engine runs a window model whose layers end in `nn.Flatten()`"
+                    "take windows of {n} bars, and no `Flatten` puts the bars side by side before the heads: a window model's layers need an `nn.Flatten()` (layers before it act on each bar, layers after it on the row)"
                 ),
             )),
             None => Ok(()),

@@ -374,13 +374,9 @@ fn model<'a>(cx: &Context<'a>) -> std::result::Result<&'a dyn Engine, Report> {
             if cx.runs(Id::CheckpointInventory)
                 && crate::inventory::reports_arch_invalid(cx.loaded, &cx.facts.production) =>
         {
-            Err(Report {
-                findings: Vec::new(),
-                summary:
-                    "model not built: `arch` cannot be read (checkpoint-inventory: arch-invalid)"
-                        .into(),
-                skipped: None,
-            })
+            Err(Report::skipped(
+                "the model cannot be built: `arch` cannot be read (checkpoint-inventory: arch-invalid)",
+            ))
         }
         Model::Failed(msg) => Err(Report::stopped(model_not_built(cx, msg), "model not built")),
         Model::NotNeeded => unreachable!("check builds the model for gates that need it"),
