@@ -16,7 +16,7 @@ production checkpoint's weights (their sha256) and that the checkpoint's `arch` 
 
 Copy this file into your project (it needs only torch), or import it from a plumbline checkout.
 Supported layers: Linear, BatchNorm1d (eval), LayerNorm (one normalised axis), Dropout, Flatten,
-ReLU, LeakyReLU, ELU, GELU, SiLU, Tanh, Sigmoid, Softplus, Identity. Any other module raises
+LSTM, GRU, ReLU, LeakyReLU, ELU, GELU, SiLU, Tanh, Sigmoid, Softplus, Identity. Any other module raises
 ValueError: plumbline's native engine cannot run it (use the command engine).
 
 A model over windows of bars takes `[batch, window, features]`: pass `window=N` to `arch`; layers
@@ -64,6 +64,35 @@ _ARGUMENTS = {
 
 _HAS_TENSORS = (nn.Linear, nn.BatchNorm1d, nn.LayerNorm)
 
+# Recurrent modules: PyTorch's arguments; `output` (what forward passes on) comes from the trunk entry.
+_RECURRENT = {
+    nn.LSTM: lambda m: {"proj_size": int(m.proj_size)},
+    nn.GRU: lambda m: {},
+}
+_OUTPUTS = ("last", "final", "sequence")
+
+
+def _recurrent(module, name, output):
+    """An nn.LSTM / nn.GRU entry of `arch`."""
+    if output not in _OUTPUTS:
+        raise ValueError(
+            f"`{name}` is nn.{type(module).__name__}: give the trunk entry as ({name!r}, output) with output one of "
+            "'last' (out[:, -1]), 'final' (each direction's final hidden state, h_n) or 'sequence' (every step)"
+        )
+    return {
+        "type": type(module).__name__,
+        "name": name,
+        "input_size": int(module.input_size),
+        "hidden_size": int(module.hidden_size),
+        "num_layers": int(module.num_layers),
+        "bias": bool(module.bias),
+        "batch_first": bool(module.batch_first),
+        "dropout": float(module.dropout),
+        "bidirectional": bool(module.bidirectional),
+        **_RECURRENT[type(module)](module),
+        "output": output,
+    }
+
 
 def _layers(module, name):
     """The leaf modules of `module` (state-dict name `name`) in the order a Sequential runs them."""
@@ -94,19 +123,33 @@ def arch(model, trunk, heads, input_dim=None, window=None):
     the order `forward` calls modules in. A `forward()` that does more than `trunk(x)` then the heads
     (a residual connection, a skip, a functional activation) is not what `arch` describes: the
     reference outputs written by `write_reference` will not match, and forward-contract says so.
-    `window`: the bars per window of a model that takes `[batch, window, features]`."""
-    body = model.get_submodule(trunk) if trunk else model
-    if type(body) is not nn.Sequential:
-        raise ValueError(
-            f"`{trunk or 'the model'}` is {type(body).__name__}, not an nn.Sequential: `arch` describes a "
-            "Sequential trunk, and the order a custom forward() calls modules in is not in the module tree"
-        )
-    layers = _layers(body, trunk)
-    flat = next((i for i, l in enumerate(layers) if l["type"] == "Flatten"), None)
+    `window`: the bars per window of a model that takes `[batch, window, features]`.
+    `trunk` may also be a list of module paths run in order, an nn.LSTM or nn.GRU given as
+    `(path, output)`: `trunk=[("rnn", "last"), "net"]` for `out, _ = self.rnn(x); z = self.net(out[:, -1])`."""
+    layers = []
+    for part in trunk if isinstance(trunk, list) else [trunk]:
+        path, output = part if isinstance(part, tuple) else (part, None)
+        body = model.get_submodule(path) if path else model
+        if type(body) in _RECURRENT:
+            layers.append(_recurrent(body, path, output))
+        elif type(body) is nn.Sequential or (isinstance(trunk, list) and type(body) in _ARGUMENTS):
+            layers += _layers(body, path)
+        else:
+            raise ValueError(
+                f"`{path or 'the model'}` is {type(body).__name__}, not an nn.Sequential: `arch` describes a "
+                "Sequential trunk (or a list of modules: nn.LSTM / nn.GRU as (path, output), Sequentials, "
+                "single layers), and the order a custom forward() calls modules in is not in the module tree"
+            )
+    flat = next(
+        (i for i, l in enumerate(layers) if l["type"] == "Flatten" or l.get("output") in ("last", "final")), None
+    )
     if window:
         # What plumbline's native engine refuses, refused here first.
         if flat is None:
-            raise ValueError(f"window={window}, but the trunk has no nn.Flatten() to put the bars side by side")
+            raise ValueError(
+                f"window={window}, but nothing in the trunk puts the bars together: an nn.Flatten(), or an "
+                "LSTM/GRU passing on its last or final step"
+            )
         if any(l["type"] == "BatchNorm1d" for l in layers[:flat]):
             raise ValueError("a BatchNorm1d before the Flatten normalises over the window's axis: put it after")
     head_list = []
@@ -119,7 +162,7 @@ def arch(model, trunk, heads, input_dim=None, window=None):
     if input_dim is None:
         if first is None:
             raise ValueError("the trunk has no Linear or norm layer: pass input_dim")
-        input_dim = first.get("in_features", first.get("num_features"))
+        input_dim = first.get("in_features", first.get("num_features", first.get("input_size")))
         if input_dim is None:
             input_dim = first["normalized_shape"][-1]
         flattened = any(l["type"] == "Flatten" for l in layers[: layers.index(first)])

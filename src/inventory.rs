@@ -306,7 +306,7 @@ fn accounting(
     let at = info
         .find(&keys.arch)
         .map_or_else(|| Location::file(display), |f| f.location);
-    let first = arch.first_linear().map(|l| format!("{l}.weight"));
+    let first = arch.first_input();
     let heads: Vec<String> = arch
         .heads
         .iter()

@@ -7,6 +7,8 @@ pub mod arch;
 pub mod command;
 #[cfg(feature = "native")]
 pub mod native;
+#[cfg(feature = "native")]
+mod recurrent;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 //! allowlist never reaches it. Tensor names come from `arch` (never from dict order) and are remapped
 //! one by one onto the module's fields.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::store::{
     ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
@@ -14,7 +14,7 @@ use burn::store::{
 use burn::tensor::module::{batch_norm, layer_norm};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
-use super::arch::{self, Activation, Arch, Layer};
+use super::arch::{self, Activation, Arch, Cell, Layer, Recurrent, SeqOutput};
 use super::{Engine, Outputs};
 use crate::checkpoint::{CheckpointInfo, Format};
 use crate::config::CheckpointKeys;
@@ -29,7 +29,37 @@ struct Net {
     plumbline_linear: Vec<Linear>,
     plumbline_batchnorm: Vec<BatchNorm>,
     plumbline_layernorm: Vec<LayerNorm>,
+    plumbline_recurrent: Vec<RecurrentNet>,
     plumbline_heads: Vec<Linear>,
+}
+
+/// An LSTM's or GRU's weights as PyTorch fuses them (gates stacked), one cell per layer and
+/// direction.
+#[derive(Module, Debug)]
+struct RecurrentNet {
+    cells: Vec<CellWeights>,
+}
+
+#[derive(Module, Debug)]
+pub(super) struct CellWeights {
+    /// `[gates·hidden, input]`
+    pub weight_ih: Param<Tensor<2>>,
+    /// `[gates·hidden, hidden]`
+    pub weight_hh: Param<Tensor<2>>,
+    pub bias_ih: Option<Param<Tensor<1>>>,
+    pub bias_hh: Option<Param<Tensor<1>>>,
+}
+
+/// How a recurrent step of the trunk runs: its cell, sizes, the window it runs over and what it
+/// passes on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecurrentStep {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub layers: usize,
+    pub directions: usize,
+    pub bars: usize,
+    pub output: SeqOutput,
 }
 
 /// One step of the trunk: a module of [`Net`] by index (with its `eps`), or an activation.
@@ -40,6 +70,8 @@ enum Step {
     LayerNorm(usize, f64),
     /// A window's `n` bars put side by side: `[batch·n, width]` → `[batch, n·width]`.
     Flatten(usize),
+    /// An LSTM or GRU of [`Net`] by index over the window's bars.
+    Recurrent(usize, RecurrentStep),
     Activation(Activation),
 }
 
@@ -211,6 +243,8 @@ struct Built {
     steps: Vec<Step>,
     /// Each module name of `arch` with the field path of [`Net`] it loads into.
     modules: Vec<(String, String)>,
+    /// Each tensor of a recurrent module (`rnn.weight_ih_l1_reverse`) with its field path.
+    tensors: Vec<(String, String)>,
     /// Parameters the checkpoint has no tensor for by design (a norm layer without affine
     /// parameters).
     no_tensor: Vec<String>,
@@ -221,17 +255,77 @@ impl Built {
     /// key below the top-level key burn opens (`state_dict` of `model.state_dict`), empty when the
     /// names start at the module.
     fn remaps(&self, inner: &str) -> Vec<(String, String)> {
-        self.modules
+        let full = |name: &str| {
+            if inner.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{inner}.{name}")
+            }
+        };
+        let modules = self
+            .modules
             .iter()
-            .map(|(module, field)| {
-                let name = if inner.is_empty() {
-                    anchored(module)
-                } else {
-                    anchored(&format!("{inner}.{module}"))
-                };
-                (name, format!("{field}."))
-            })
-            .collect()
+            .map(|(module, field)| (anchored(&full(module)), format!("{field}.")));
+        let tensors = self.tensors.iter().map(|(tensor, field)| {
+            (
+                format!("^{}$", full(tensor).replace('.', "\\.")),
+                field.clone(),
+            )
+        });
+        modules.chain(tensors).collect()
+    }
+
+    /// A recurrent layer over windows of `bars` bars: its cells with PyTorch's shapes (loaded by
+    /// name, tensor by tensor).
+    fn add_recurrent(&mut self, r: &Recurrent, bars: usize, device: &Device) {
+        let index = self.net.plumbline_recurrent.len();
+        let mut cells: Vec<CellWeights> = Vec::new();
+        for (name, shape, cell) in r.tensors() {
+            if cell == cells.len() {
+                cells.push(CellWeights {
+                    weight_ih: Param::from_tensor(Tensor::zeros([1, 1], device)),
+                    weight_hh: Param::from_tensor(Tensor::zeros([1, 1], device)),
+                    bias_ih: None,
+                    bias_hh: None,
+                });
+            }
+            let c = &mut cells[cell];
+            let (field, _) = name
+                .split_once("_l")
+                .expect("PyTorch's recurrent tensor names");
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            match (field, dims.as_slice()) {
+                ("weight_ih", &[a, b]) => {
+                    c.weight_ih = Param::from_tensor(Tensor::zeros([a, b], device))
+                }
+                ("weight_hh", &[a, b]) => {
+                    c.weight_hh = Param::from_tensor(Tensor::zeros([a, b], device))
+                }
+                ("bias_ih", &[a]) => {
+                    c.bias_ih = Some(Param::from_tensor(Tensor::zeros([a], device)))
+                }
+                ("bias_hh", &[a]) => {
+                    c.bias_hh = Some(Param::from_tensor(Tensor::zeros([a], device)))
+                }
+                _ => unreachable!("Recurrent::tensors gives these four"),
+            }
+            self.tensors.push((
+                format!("{}.{name}", r.module),
+                format!("plumbline_recurrent.{index}.cells.{cell}.{field}"),
+            ));
+        }
+        self.net.plumbline_recurrent.push(RecurrentNet { cells });
+        self.steps.push(Step::Recurrent(
+            index,
+            RecurrentStep {
+                cell: r.cell,
+                hidden: r.hidden,
+                layers: r.layers,
+                directions: r.directions(),
+                bars,
+                output: r.output,
+            },
+        ));
     }
 }
 
@@ -268,22 +362,31 @@ impl WeightSource<'_> {
                 plumbline_linear: Vec::new(),
                 plumbline_batchnorm: Vec::new(),
                 plumbline_layernorm: Vec::new(),
+                plumbline_recurrent: Vec::new(),
                 plumbline_heads: Vec::new(),
             },
             steps: Vec::new(),
             modules: Vec::new(),
+            tensors: Vec::new(),
             no_tensor: Vec::new(),
         };
         let mut bars = arch.window;
         for layer in &arch.layers {
-            if *layer == Layer::Flatten {
+            match layer {
                 // The identity on rows; on a window, the one Flatten the chain allows.
-                if let Some(n) = bars.take() {
-                    b.steps.push(Step::Flatten(n));
+                Layer::Flatten => {
+                    if let Some(n) = bars.take() {
+                        b.steps.push(Step::Flatten(n));
+                    }
                 }
-                continue;
+                Layer::Recurrent(r) => {
+                    b.add_recurrent(r, bars.unwrap_or(1), device);
+                    if r.output != SeqOutput::Sequence {
+                        bars = None;
+                    }
+                }
+                _ => self.add(&mut b, layer, device)?,
             }
-            self.add(&mut b, layer, device)?;
         }
         let width = arch.width();
         for h in &arch.heads {
@@ -366,7 +469,7 @@ impl WeightSource<'_> {
                         .init(device),
                 );
             }
-            Layer::Dropout | Layer::Flatten => {}
+            Layer::Dropout | Layer::Flatten | Layer::Recurrent(_) => {}
             Layer::Activation(a) => b.steps.push(Step::Activation(*a)),
         }
         Ok(())
@@ -440,7 +543,7 @@ fn act(a: Activation, x: Tensor<2>) -> Tensor<2> {
 }
 
 /// A parameter's value, joining an autodiff graph as a constant when `grad` is set.
-fn constant<const D: usize>(t: Tensor<D>, grad: bool) -> Tensor<D> {
+pub(super) fn constant<const D: usize>(t: Tensor<D>, grad: bool) -> Tensor<D> {
     if grad { t.autodiff() } else { t }
 }
 
@@ -485,6 +588,9 @@ impl NativeEngine {
                 Step::Flatten(bars) => {
                     let [rows, cols] = x.dims();
                     x.reshape([rows / bars, cols * bars])
+                }
+                Step::Recurrent(i, step) => {
+                    super::recurrent::run(&n.plumbline_recurrent[i].cells, step, x, grad)
                 }
                 Step::Activation(a) => act(a, x),
             };

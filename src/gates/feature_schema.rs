@@ -593,8 +593,8 @@ fn compare_first_layer(
     input_dim: Option<u64>,
 ) -> Option<Finding> {
     let arch = &cx.facts.checkpoint.arch;
-    let first = crate::engine::arch::first_linear(arch.value.as_ref()?);
-    let Some(layer) = first else {
+    let first = crate::engine::arch::first_weight(arch.value.as_ref()?);
+    let Some(weight) = first else {
         // A layer list without a Linear (norm layers only) has no first weight to compare.
         if arch
             .value
@@ -611,7 +611,7 @@ fn compare_first_layer(
         ));
     };
     let sd = &cx.loaded.config.checkpoints.keys.state_dict;
-    let weight = format!("{layer}.weight");
+    let layer = weight.rsplit_once('.').map_or(weight.as_str(), |(m, _)| m);
     let Some(t) = cx.facts.production.weight(sd, &weight) else {
         return Some(first_layer_missing(layer, &weight, arch));
     };

@@ -52,8 +52,7 @@ pub fn chain(info: &CheckpointInfo, state_dict: &str, n_features: u64) -> Option
 /// prefix before the first layer's `.weight` (a LightningModule's `self.model` puts the network under
 /// `state_dict.model`). `None` when the default finds them, or nothing names them.
 pub fn state_dict_key(info: &CheckpointInfo, default_key: &str) -> Option<String> {
-    let first = crate::engine::arch::first_linear(info.get("arch")?)?.to_owned();
-    let weight = format!("{first}.weight");
+    let weight = crate::engine::arch::first_weight(info.get("arch")?)?;
     let found = info.tensors.iter().find_map(|t| {
         if t.name == weight {
             Some(String::new())

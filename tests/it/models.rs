@@ -296,7 +296,7 @@ fn every_layer_type_matches_pytorch() {
             }
         }
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 7);
 }
 
 /// The input window is a fact of the contract: declared by the code, stated by the checkpoint (here

@@ -67,7 +67,106 @@ pub enum Layer {
     /// `nn.Flatten()` (start_dim 1, end_dim −1): a window's bars side by side, `[batch, window,
     /// width]` → `[batch, window·width]`; the identity on rows.
     Flatten,
+    /// `nn.LSTM` or `nn.GRU` over a window's bars, and which of its outputs the model passes on.
+    Recurrent(Recurrent),
     Activation(Activation),
+}
+
+/// A recurrent cell, with PyTorch's gate order in its fused weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// Gates `i, f, g, o`.
+    Lstm,
+    /// Gates `r, z, n`.
+    Gru,
+}
+
+impl Cell {
+    /// Gates stacked in `weight_ih` / `weight_hh`.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        }
+    }
+}
+
+/// What a recurrent layer passes on (the model's `forward` picks it; PyTorch's module returns them
+/// all): `last` is `out[:, -1, :]`, `sequence` every step's output (then a `Flatten` or per-bar
+/// layers), `final` each direction's final hidden state side by side (`cat(h_n[-2], h_n[-1])` for a
+/// bidirectional layer; `last` otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOutput {
+    Last,
+    Sequence,
+    Final,
+}
+
+impl SeqOutput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeqOutput::Last => "last",
+            SeqOutput::Sequence => "sequence",
+            SeqOutput::Final => "final",
+        }
+    }
+}
+
+/// `nn.LSTM` / `nn.GRU` with PyTorch's arguments (`batch_first` and `dropout` change nothing plumbline
+/// computes: it feeds the window in time order, and dropout is off at inference).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recurrent {
+    pub cell: Cell,
+    pub module: String,
+    pub inputs: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub bias: bool,
+    pub bidirectional: bool,
+    pub output: SeqOutput,
+}
+
+impl Recurrent {
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// The width of each step's output: both directions side by side.
+    pub fn width(&self) -> usize {
+        self.hidden * self.directions()
+    }
+
+    /// Every tensor, as PyTorch names it below the module (`weight_ih_l1_reverse`), with its shape and
+    /// the cell (layer × direction, in that order) it belongs to.
+    pub fn tensors(&self) -> Vec<(String, Vec<u64>, usize)> {
+        let gh = (self.cell.gates() * self.hidden) as u64;
+        let mut out = Vec::new();
+        for k in 0..self.layers {
+            let input = if k == 0 { self.inputs } else { self.width() } as u64;
+            for d in 0..self.directions() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                let cell = k * self.directions() + d;
+                out.push((format!("weight_ih_l{k}{sfx}"), vec![gh, input], cell));
+                out.push((
+                    format!("weight_hh_l{k}{sfx}"),
+                    vec![gh, self.hidden as u64],
+                    cell,
+                ));
+                if self.bias {
+                    out.push((format!("bias_ih_l{k}{sfx}"), vec![gh], cell));
+                    out.push((format!("bias_hh_l{k}{sfx}"), vec![gh], cell));
+                }
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Activation {
@@ -129,6 +228,18 @@ impl fmt::Display for Layer {
             ),
             Layer::Dropout => write!(f, "Dropout"),
             Layer::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
+            Layer::Recurrent(r) => write!(
+                f,
+                "`{}` {}({}, {}, num_layers={}, bias={}, bidirectional={}) → {}",
+                r.module,
+                r.cell.name(),
+                r.inputs,
+                r.hidden,
+                r.layers,
+                py(r.bias),
+                py(r.bidirectional),
+                r.output.as_str()
+            ),
             Layer::Activation(a) => write!(f, "{a}"),
         }
     }
@@ -221,10 +332,12 @@ impl Arch {
         self.input_dim * self.window.unwrap_or(1)
     }
 
-    /// The trunk's first Linear layer's module name (the layer whose weight is `[out, input_dim]`).
-    pub fn first_linear(&self) -> Option<&str> {
+    /// The tensor of the first layer that takes the inputs: a Linear's `weight` (`[out, in]`), a
+    /// recurrent layer's `weight_ih_l0`.
+    pub fn first_input(&self) -> Option<String> {
         self.layers.iter().find_map(|l| match l {
-            Layer::Linear { module, .. } => Some(module.as_str()),
+            Layer::Linear { module, .. } => Some(format!("{module}.weight")),
+            Layer::Recurrent(r) => Some(format!("{}.weight_ih_l0", r.module)),
             _ => None,
         })
     }
@@ -235,6 +348,12 @@ impl Arch {
         self.layers.iter().fold(self.input_dim, |w, l| match l {
             Layer::Linear { outputs, .. } => *outputs,
             Layer::Flatten => w * std::mem::replace(&mut bars, 1),
+            Layer::Recurrent(r) => {
+                if r.output != SeqOutput::Sequence {
+                    bars = 1;
+                }
+                r.width()
+            }
             _ => w,
         })
     }
@@ -350,16 +469,21 @@ fn input_differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
     out
 }
 
-/// The first Linear module an `arch` value names (either spelling), without reading the rest: the
-/// layer whose weight takes the features.
-pub fn first_linear(arch: &Tree) -> Option<&str> {
+/// The tensor of the first layer an `arch` value names (either spelling) that takes the features,
+/// without reading the rest: a Linear's `weight`, an LSTM's or GRU's `weight_ih_l0`.
+pub fn first_weight(arch: &Tree) -> Option<String> {
     arch.get("layers")?
         .as_array()?
         .iter()
         .find_map(|l| match l {
-            Tree::String(s) => Some(s.as_str()),
-            Tree::Object(o) if o.get("type").and_then(Tree::as_str) == Some("Linear") => {
-                o.get("name").and_then(Tree::as_str)
+            Tree::String(s) => Some(format!("{s}.weight")),
+            Tree::Object(o) => {
+                let name = o.get("name").and_then(Tree::as_str);
+                match o.get("type").and_then(Tree::as_str)? {
+                    "Linear" => Some(format!("{}.weight", name?)),
+                    "LSTM" | "GRU" => Some(format!("{}.weight_ih_l0", name?)),
+                    _ => None,
+                }
             }
             _ => None,
         })
@@ -375,7 +499,7 @@ pub fn flattens_first(arch: &Tree) -> bool {
     layers
         .iter()
         .map(ty)
-        .take_while(|t| t.as_deref() != Some("Linear"))
+        .take_while(|t| !matches!(t.as_deref(), Some("Linear" | "LSTM" | "GRU")))
         .any(|t| t.as_deref() == Some("Flatten"))
 }
 
@@ -537,6 +661,11 @@ impl Arch {
                         if *bias {
                             push(module, "bias", n);
                         }
+                    }
+                }
+                Layer::Recurrent(r) => {
+                    for (name, shape, _) in r.tensors() {
+                        push(&r.module, &name, shape.into_iter().map(Some).collect());
                     }
                 }
                 Layer::Dropout | Layer::Flatten | Layer::Activation(_) => {}

@@ -1,7 +1,7 @@
 //! Reading an `arch` value: the layer list, the first format, the heads. Every problem is an error
 //! naming the checkpoint key and the field (`arch.layers.2.negative_slope`).
 
-use super::{Activation, Arch, ArchHead, Given, Layer};
+use super::{Activation, Arch, ArchHead, Cell, Given, Layer, Recurrent, SeqOutput};
 use crate::checkpoint::Tree;
 use crate::error::{Error, Result};
 use crate::finding::Location;
@@ -13,6 +13,8 @@ pub const TYPES: &[&str] = &[
     "LayerNorm",
     "Dropout",
     "Flatten",
+    "LSTM",
+    "GRU",
     "ReLU",
     "LeakyReLU",
     "ELU",
@@ -42,6 +44,17 @@ fn allowed(ty: &str) -> &'static [&'static str] {
         "LayerNorm" => &["normalized_shape", "eps", "elementwise_affine", "bias"],
         "Dropout" => &["p", "inplace"],
         "Flatten" => &["start_dim", "end_dim"],
+        "LSTM" | "GRU" => &[
+            "input_size",
+            "hidden_size",
+            "num_layers",
+            "bias",
+            "batch_first",
+            "dropout",
+            "bidirectional",
+            "proj_size",
+            "output",
+        ],
         "LeakyReLU" => &["negative_slope", "inplace"],
         "ELU" => &["alpha", "inplace"],
         "GELU" => &["approximate"],
@@ -180,64 +193,78 @@ impl Fields<'_> {
 
     /// Each layer takes the width the one before gives (the first, `input_dim`). A window runs bar by
     /// bar (Linear, LayerNorm and activations act on each bar) until a `Flatten` puts its bars side by
-    /// side; the heads take flat rows.
+    /// side or a recurrent layer passes on its last or final step; the heads take flat rows.
     fn chain(&self, layers: &[Layer], input_dim: usize, window: Option<usize>) -> Result<()> {
-        let mut width = input_dim;
-        let mut bars = window;
-        let mut from = format!("input_dim is {input_dim}");
+        let mut shape = Shape {
+            width: input_dim,
+            bars: window,
+            from: format!("input_dim is {input_dim}"),
+        };
         for (i, layer) in layers.iter().enumerate() {
-            let (field, takes) = match layer {
-                Layer::Linear { inputs, .. } => ("in_features", *inputs),
-                Layer::BatchNorm1d { .. } if bars.is_some() => {
-                    return Err(self.err(
-                        &format!("layers.{i}"),
-                        "is a BatchNorm1d on a window of bars: on `[batch, window, width]` PyTorch normalises over the window's axis; put it after the `Flatten`",
-                    ));
-                }
-                Layer::BatchNorm1d { features, .. } => ("num_features", *features),
-                Layer::LayerNorm { features, .. } => ("normalized_shape", *features),
-                Layer::Flatten => {
-                    match bars.take() {
-                        Some(n) => {
-                            width *= n;
-                            from = format!(
-                                "the Flatten (layers.{i}) gives {n} bars × {} = {width}",
-                                width / n
-                            );
-                        }
-                        None => {
-                            from = format!(
-                                "{from}, and the Flatten (layers.{i}) flattens no window: neither `arch.window` nor the checkpoint's `window` states one"
-                            );
-                        }
-                    }
-                    continue;
-                }
-                Layer::Dropout | Layer::Activation(_) => continue,
-            };
-            if takes != width {
-                return Err(self.err(
-                    &format!("layers.{i}.{field}"),
-                    format!("is {takes}, but {from}"),
-                ));
-            }
-            if let Layer::Linear {
-                module, outputs, ..
-            } = layer
-            {
-                width = *outputs;
-                from = format!("`{module}` (layers.{i}) gives {width}");
-            }
+            self.through(&mut shape, i, layer)?;
         }
-        match bars {
+        match shape.bars {
             Some(n) => Err(self.err(
                 "layers",
                 format!(
-                    "take windows of {n} bars, and no `Flatten` puts the bars side by side before the heads: a window model's layers need an `nn.Flatten()` (layers before it act on each bar, layers after it on the row)"
+                    "take windows of {n} bars, and nothing puts the bars together before the heads: a window model's layers need an `nn.Flatten()` (layers before it act on each bar, layers after it on the row) or a recurrent layer whose `output` is `last` or `final`"
                 ),
             )),
             None => Ok(()),
         }
+    }
+
+    /// Layer `i` on `shape`: an error when it cannot take it, else the shape it gives.
+    fn through(&self, shape: &mut Shape, i: usize, layer: &Layer) -> Result<()> {
+        let (field, takes) = match layer {
+            Layer::Linear { inputs, .. } => ("in_features", *inputs),
+            Layer::BatchNorm1d { .. } if shape.bars.is_some() => {
+                return Err(self.err(
+                    &format!("layers.{i}"),
+                    "is a BatchNorm1d on a window of bars: on `[batch, window, width]` PyTorch normalises over the window's axis; put it after the `Flatten`",
+                ));
+            }
+            Layer::BatchNorm1d { features, .. } => ("num_features", *features),
+            Layer::LayerNorm { features, .. } => ("normalized_shape", *features),
+            Layer::Recurrent(r) if shape.bars.is_none() => {
+                return Err(self.err(
+                    &format!("layers.{i}"),
+                    format!(
+                        "is an {} on rows: a recurrent layer runs over a window of bars (`arch.window`, or the checkpoint's `window`)",
+                        r.cell.name()
+                    ),
+                ));
+            }
+            Layer::Recurrent(r) => ("input_size", r.inputs),
+            Layer::Flatten => {
+                shape.flatten(i);
+                return Ok(());
+            }
+            Layer::Dropout | Layer::Activation(_) => return Ok(()),
+        };
+        if takes != shape.width {
+            return Err(self.err(
+                &format!("layers.{i}.{field}"),
+                format!("is {takes}, but {}", shape.from),
+            ));
+        }
+        match layer {
+            Layer::Linear {
+                module, outputs, ..
+            } => {
+                shape.width = *outputs;
+                shape.from = format!("`{module}` (layers.{i}) gives {}", shape.width);
+            }
+            Layer::Recurrent(r) => {
+                shape.width = r.width();
+                if r.output != SeqOutput::Sequence {
+                    shape.bars = None;
+                }
+                shape.from = format!("`{}` (layers.{i}) gives {}", r.module, shape.width);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The first format: `hidden` widths, one `activation` after each, `layers` the Linear modules.
@@ -348,6 +375,36 @@ impl Fields<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// What a layer receives while `arch` is read in order: its width, the bars of a window not yet put
+/// together, and where that width comes from (for messages).
+struct Shape {
+    width: usize,
+    bars: Option<usize>,
+    from: String,
+}
+
+impl Shape {
+    /// A Flatten: the window's bars side by side (on rows, the identity).
+    fn flatten(&mut self, i: usize) {
+        match self.bars.take() {
+            Some(n) => {
+                self.width *= n;
+                self.from = format!(
+                    "the Flatten (layers.{i}) gives {n} bars × {} = {}",
+                    self.width / n,
+                    self.width
+                );
+            }
+            None => {
+                self.from = format!(
+                    "{}, and the Flatten (layers.{i}) flattens no window: neither `arch.window` nor the checkpoint's `window` states one",
+                    self.from
+                );
+            }
+        }
     }
 }
 
@@ -486,6 +543,8 @@ impl LayerFields<'_> {
                 }
                 Ok(Layer::Flatten)
             }
+            "LSTM" => self.recurrent(Cell::Lstm),
+            "GRU" => self.recurrent(Cell::Gru),
             "ReLU" => act(Activation::Relu),
             "LeakyReLU" => act(Activation::LeakyRelu {
                 slope: self.number("negative_slope", 0.01)?,
@@ -505,6 +564,43 @@ impl LayerFields<'_> {
             }),
             _ => act(Activation::Identity),
         }
+    }
+
+    /// An `nn.LSTM` or `nn.GRU`: PyTorch's arguments and plumbline's `output` (which of the module's
+    /// outputs the model's `forward` passes on, which the module tree does not record).
+    fn recurrent(&self, cell: Cell) -> Result<Layer> {
+        if let Some(v) = self.v.get("proj_size")
+            && v.as_u64() != Some(0)
+        {
+            return Err(self.err(
+                "proj_size",
+                "must be 0: the native engine runs LSTMs without projections",
+            ));
+        }
+        let output = match self.v.get("output").map(Tree::as_str) {
+            Some(Some("last")) => SeqOutput::Last,
+            Some(Some("sequence")) => SeqOutput::Sequence,
+            Some(Some("final")) => SeqOutput::Final,
+            _ => {
+                return Err(self.err(
+                    "output",
+                    "must say what the model's forward passes on: `last` (out[:, -1]), `final` (each direction's final hidden state, h_n) or `sequence` (every step)",
+                ));
+            }
+        };
+        Ok(Layer::Recurrent(Recurrent {
+            cell,
+            module: self.module()?,
+            inputs: self.count("input_size")?,
+            hidden: self.count("hidden_size")?,
+            layers: match self.v.get("num_layers") {
+                None => 1,
+                Some(_) => self.count("num_layers")?,
+            },
+            bias: self.flag("bias", true)?,
+            bidirectional: self.flag("bidirectional", false)?,
+            output,
+        }))
     }
 
     /// LayerNorm's `normalized_shape`: one width (`32` or `[32]`), normalised over the last axis.
@@ -548,6 +644,7 @@ fn first_width(layers: &[Layer], window: Option<usize>) -> Option<usize> {
                 bars = window.unwrap_or(1);
                 continue;
             }
+            Layer::Recurrent(r) => r.inputs,
             Layer::Dropout | Layer::Activation(_) => continue,
         };
         // A width the window does not divide is the chain's error, named at that layer.
