@@ -418,53 +418,68 @@ fn win_fixture(file: &str) -> PathBuf {
 /// state dict with its JSON sidecar, `window: 8`), the code declaring `WINDOW = 8`, and its PyTorch
 /// reference. `edit` changes the sidecar.
 fn win_example(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
+    windowed_example(
+        "momentum_win",
+        [
+            win_fixture("momentum_win.pt"),
+            win_fixture("momentum_win.json"),
+            win_fixture("outputs.json"),
+        ],
+        8,
+        edit,
+    )
+}
+
+/// The momentum example with a model over windows as its production checkpoint
+/// `checkpoints/<name>.pt` (`files`: the bare state dict, its JSON sidecar, then the PyTorch reference),
+/// the code declaring `WINDOW = window`. `edit` changes the sidecar.
+fn windowed_example(
+    name: &str,
+    files: [PathBuf; 3],
+    window: u64,
+    edit: impl FnOnce(&mut Value),
+) -> (tempfile::TempDir, PathBuf) {
     let (d, ex) = example_copy();
     for f in ["momentum_v3.pt", "momentum_v3.safetensors"] {
         std::fs::remove_file(ex.join("checkpoints").join(f)).unwrap();
     }
-    std::fs::copy(
-        win_fixture("momentum_win.pt"),
-        ex.join("checkpoints/momentum_win.pt"),
-    )
-    .unwrap();
+    let [checkpoint, sidecar_file, reference] = files;
+    std::fs::copy(checkpoint, ex.join(format!("checkpoints/{name}.pt"))).unwrap();
     let mut sidecar: Value =
-        serde_json::from_str(&std::fs::read_to_string(win_fixture("momentum_win.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sidecar_file).unwrap()).unwrap();
     edit(&mut sidecar);
     std::fs::write(
-        ex.join("checkpoints/momentum_win.json"),
+        ex.join(format!("checkpoints/{name}.json")),
         serde_json::to_string_pretty(&sidecar).unwrap(),
     )
     .unwrap();
-    std::fs::copy(
-        win_fixture("outputs.json"),
-        ex.join("reference/win_outputs.json"),
-    )
-    .unwrap();
+    std::fs::copy(reference, ex.join(format!("reference/{name}_outputs.json"))).unwrap();
     let model_py = ex.join("pipeline/model.py");
     let mut py = std::fs::read_to_string(&model_py).unwrap();
-    py.push_str("\nWINDOW = 8  # bars per symbol the model sees\n");
+    py.push_str(&format!(
+        "\nWINDOW = {window}  # bars per symbol the model sees\n"
+    ));
     std::fs::write(&model_py, py).unwrap();
     let cfg = ex.join("plumbline.toml");
     for (from, to) in [
         (
-            "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]",
-            "globs = [\"checkpoints/*.pt\"]",
+            "globs = [\"checkpoints/*.pt\", \"checkpoints/*.safetensors\"]".to_owned(),
+            "globs = [\"checkpoints/*.pt\"]".to_owned(),
         ),
         (
-            "production = \"checkpoints/momentum_v3.pt\"",
-            "production = \"checkpoints/momentum_win.pt\"",
+            "production = \"checkpoints/momentum_v3.pt\"".to_owned(),
+            format!("production = \"checkpoints/{name}.pt\""),
         ),
         (
-            "reference = \"reference/outputs.json\"",
-            "reference = \"reference/win_outputs.json\"",
+            "reference = \"reference/outputs.json\"".to_owned(),
+            format!("reference = \"reference/{name}_outputs.json\""),
         ),
         (
-            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n",
-            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }\n",
+            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\n".to_owned(),
+            "heads = { python = \"pipeline/model.py\", name = \"HEADS\" }\nwindow = { python = \"pipeline/model.py\", name = \"WINDOW\" }\n".to_owned(),
         ),
     ] {
-        replace_in(&cfg, from, to);
+        replace_in(&cfg, &from, &to);
     }
     (d, ex)
 }
@@ -637,4 +652,146 @@ fn inference_paths_build_their_own_windows_and_are_compared_on_window_ends() {
         "{said}"
     );
     assert!(!said.contains("the backtest inference path"), "{said}");
+}
+
+fn rnn_fixture(file: &str) -> PathBuf {
+    fixture(&format!("models/momentum_rnn/{file}"))
+}
+
+/// The momentum example with the LSTM or GRU (`name`) trained over 32-bar windows.
+fn rnn_example(name: &str, edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
+    windowed_example(
+        name,
+        [
+            rnn_fixture(&format!("{name}.pt")),
+            rnn_fixture(&format!("{name}.json")),
+            rnn_fixture(&format!("{name}_outputs.json")),
+        ],
+        32,
+        edit,
+    )
+}
+
+/// The LSTM (two layers, last step) and the bidirectional GRU (final hidden states) trained by PyTorch
+/// on the momentum data pass forward-contract natively, and their integrated gradients, per feature
+/// and lag, are PyTorch's (a 4096-step trapezoid in float64) on four windows.
+#[test]
+#[cfg(feature = "native")]
+fn lstm_and_gru_match_pytorch_outputs_and_integrated_gradients() {
+    use plumbline::audit::Unit;
+    use plumbline::audit::integrated_gradients::{Settings, attribute};
+    use plumbline::engine::{self, EngineKind};
+    use plumbline::matrix::Matrix;
+
+    for name in ["lstm", "gru"] {
+        let (_d, ex) = rnn_example(name, |_| {});
+        let said = passes(&ex, "forward-contract");
+        assert!(said.contains("reference 64 rows"), "{name}: {said}");
+        let loaded = plumbline::config::load(&ex.join("plumbline.toml")).unwrap();
+        let info = loaded
+            .open_checkpoint(&ex.join(format!("checkpoints/{name}.pt")))
+            .unwrap();
+        let engine =
+            engine::load(EngineKind::Native, &info, &loaded.config.checkpoints.keys).unwrap();
+        let reference: Value = serde_json::from_str(
+            &std::fs::read_to_string(rnn_fixture(&format!("{name}_outputs.json"))).unwrap(),
+        )
+        .unwrap();
+        let nums = |v: &Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        // Four of the ten windows PyTorch attributed: a debug build's autodiff is slow.
+        let windows: Vec<Vec<f64>> = reference["rows"].as_array().unwrap()[..4]
+            .iter()
+            .map(|r| nums(&r["scaled"]))
+            .collect();
+        let x = Matrix::from_rows(engine.input_dim(), &windows);
+        assert_eq!(x.cols, 32 * 14);
+        let torch = reference["integrated_gradients"].as_object().unwrap();
+        let units: Vec<Unit> = torch
+            .iter()
+            .flat_map(|(head, per_unit)| {
+                (0..per_unit.as_array().unwrap().len()).map(|k| Unit {
+                    head: head.clone(),
+                    unit: k,
+                })
+            })
+            .collect();
+        let settings = Settings {
+            tolerance: 1e-5,
+            max_steps: 4096,
+        };
+        let got = attribute(
+            engine.as_ref(),
+            &x,
+            &vec![0.0; x.cols],
+            &units,
+            settings,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let mut worst = 0.0f64;
+        for (u, unit) in units.iter().enumerate() {
+            let want = torch[&unit.head].as_array().unwrap()[unit.unit]
+                .as_array()
+                .unwrap();
+            for (r, row) in want.iter().take(windows.len()).enumerate() {
+                for (g, w) in got[r].attributions[u].iter().zip(nums(row)) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+        }
+        assert!(
+            worst <= 1e-4,
+            "{name}: integrated gradients differ from PyTorch's by {worst}"
+        );
+    }
+}
+
+/// What the tensors of a recurrent model cannot show, and what they can, each caught by name: an
+/// LSTM ported with its input and forget gates swapped (the same tensors; only the outputs differ), a
+/// bidirectional GRU declared one-way, a hidden size off by one, the final states declared as the
+/// last step.
+#[test]
+#[cfg(feature = "native")]
+fn recurrent_defects_are_caught_by_name() {
+    let (_d, ex) = rnn_example("lstm", |_| {});
+    std::fs::copy(
+        rnn_fixture("lstm_gates_swapped.pt"),
+        ex.join("checkpoints/lstm.pt"),
+    )
+    .unwrap();
+    let said = fails(&ex, "forward-contract");
+    assert!(said.contains("error[forward-reference-mismatch]"), "{said}");
+    assert!(said.contains("error[forward-reference-stale]"), "{said}");
+
+    let (_d, ex) = rnn_example("gru", |s| {
+        s["arch"]["layers"][0]["bidirectional"] = false.into()
+    });
+    let said = fails(&ex, "checkpoint-inventory");
+    assert!(
+        said.contains("`arch.layers.1.in_features` is 24, but `rnn` (layers.0) gives 12"),
+        "{said}"
+    );
+
+    let (_d, ex) = rnn_example("lstm", |s| {
+        s["arch"]["layers"][0]["hidden_size"] = 15.into()
+    });
+    let said = fails(&ex, "checkpoint-inventory");
+    assert!(
+        said.contains("`arch.layers.1.in_features` is 16, but `rnn` (layers.0) gives 15"),
+        "{said}"
+    );
+
+    let (_d, ex) = rnn_example("gru", |s| s["arch"]["layers"][0]["output"] = "last".into());
+    let said = fails(&ex, "forward-contract");
+    assert!(said.contains("error[forward-arch-differs]"), "{said}");
+    assert!(
+        said.contains("→ last") && said.contains("→ final"),
+        "{said}"
+    );
 }
