@@ -13,53 +13,58 @@ use super::arch::{Cell, SeqOutput};
 use super::native::{CellWeights, RecurrentStep, constant};
 
 /// The layer on `x` (`[batch·bars, input]`): `[batch·bars, width]` for `sequence`, else
-/// `[batch, width]` (width: hidden × directions).
+/// `[batch, width]` (width: hidden × directions). Inside, the layers run time-major (`[bars·batch,
+/// …]`), so that each step reads and writes one contiguous block of rows.
 pub(super) fn run(cells: &[CellWeights], s: RecurrentStep, x: Tensor<2>, grad: bool) -> Tensor<2> {
-    let [rows, _] = x.dims();
+    let [rows, input] = x.dims();
     let batch = rows / s.bars;
     let width = s.hidden * s.directions;
-    let mut input = x;
-    let mut last: Vec<Tensor<3>> = Vec::new();
+    let mut seq = swap_major(x, batch, s.bars, input);
     for k in 0..s.layers {
-        let dirs: Vec<Tensor<3>> = (0..s.directions)
-            .map(|d| direction(&cells[k * s.directions + d], s, input.clone(), d == 1, grad))
+        let dirs: Vec<Tensor<2>> = (0..s.directions)
+            .map(|d| direction(&cells[k * s.directions + d], s, seq.clone(), d == 1, grad))
             .collect();
-        input = Tensor::cat(dirs.clone(), 2).reshape([batch * s.bars, width]);
-        last = dirs;
+        seq = if dirs.len() == 1 {
+            dirs.into_iter().next().expect("one direction")
+        } else {
+            Tensor::cat(dirs, 1)
+        };
     }
+    let at = |seq: Tensor<2>, t: usize| seq.narrow(0, t * batch, batch);
     match s.output {
-        SeqOutput::Sequence => input,
-        SeqOutput::Last => step_at(input.reshape([batch, s.bars, width]), s.bars - 1),
+        SeqOutput::Sequence => swap_major(seq, s.bars, batch, width),
+        SeqOutput::Last => at(seq, s.bars - 1),
         // Each direction's final hidden state: the forward one at the last bar, the backward one at
         // the first.
-        SeqOutput::Final => {
-            let finals = last
-                .into_iter()
-                .enumerate()
-                .map(|(d, seq)| step_at(seq, if d == 1 { 0 } else { s.bars - 1 }))
-                .collect();
-            Tensor::cat(finals, 1)
-        }
+        SeqOutput::Final if s.directions == 2 => Tensor::cat(
+            vec![
+                at(seq.clone(), s.bars - 1).narrow(1, 0, s.hidden),
+                at(seq, 0).narrow(1, s.hidden, s.hidden),
+            ],
+            1,
+        ),
+        SeqOutput::Final => at(seq, s.bars - 1),
     }
 }
 
-/// Step `t` of a `[batch, bars, width]` sequence.
-fn step_at(seq: Tensor<3>, t: usize) -> Tensor<2> {
-    let [batch, _, width] = seq.dims();
-    seq.narrow(1, t, 1).reshape([batch, width])
+/// `[outer·inner, width]` as `[inner·outer, width]`: bar-major rows to time-major and back.
+fn swap_major(x: Tensor<2>, outer: usize, inner: usize, width: usize) -> Tensor<2> {
+    x.reshape([outer, inner, width])
+        .swap_dims(0, 1)
+        .reshape([inner * outer, width])
 }
 
-/// One direction of one layer: every step's hidden state, `[batch, bars, hidden]`, in bar order.
+/// One direction of one layer on a time-major input (`[bars·batch, input]`): every step's hidden
+/// state, time-major, `[bars·batch, hidden]`.
 fn direction(
     c: &CellWeights,
     s: RecurrentStep,
     x: Tensor<2>,
     reverse: bool,
     grad: bool,
-) -> Tensor<3> {
+) -> Tensor<2> {
     let [rows, _] = x.dims();
     let batch = rows / s.bars;
-    let gates = s.cell.gates() * s.hidden;
     let w_hh = constant(c.weight_hh.val(), grad).transpose();
     let b_hh = c
         .bias_hh
@@ -70,8 +75,8 @@ fn direction(
     if let Some(b) = &c.bias_ih {
         xw = xw + constant(b.val(), grad).unsqueeze_dim::<2>(0);
     }
-    let xw = xw.reshape([batch, s.bars, gates]);
-    let mut h = step_at(xw.clone(), 0).narrow(1, 0, s.hidden).zeros_like();
+    let step = |t: usize| xw.clone().narrow(0, t * batch, batch);
+    let mut h = step(0).narrow(1, 0, s.hidden).zeros_like();
     let mut cell = h.clone();
     let mut out: Vec<Option<Tensor<2>>> = vec![None; s.bars];
     let order: Vec<usize> = if reverse {
@@ -80,7 +85,7 @@ fn direction(
         (0..s.bars).collect()
     };
     for t in order {
-        let xt = step_at(xw.clone(), t);
+        let xt = step(t);
         let mut hh = h.clone().matmul(w_hh.clone());
         if let Some(b) = &b_hh {
             hh = hh + b.clone();
@@ -107,5 +112,5 @@ fn direction(
         }
         out[t] = Some(h.clone());
     }
-    Tensor::stack::<3>(out.into_iter().map(|o| o.expect("every step")).collect(), 1)
+    Tensor::cat(out.into_iter().map(|o| o.expect("every step")).collect(), 0)
 }

@@ -657,11 +657,13 @@ fn inference_paths_build_their_own_windows_and_are_compared_on_window_ends() {
     assert!(!said.contains("the backtest inference path"), "{said}");
 }
 
+#[cfg(feature = "native")]
 fn rnn_fixture(file: &str) -> PathBuf {
     fixture(&format!("models/momentum_rnn/{file}"))
 }
 
 /// The momentum example with the LSTM or GRU (`name`) trained over 32-bar windows.
+#[cfg(feature = "native")]
 fn rnn_example(name: &str, edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
     windowed_example(
         name,
