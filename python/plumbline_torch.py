@@ -103,6 +103,11 @@ def _layers(module, name):
             out += _layers(child, f"{name}.{child_name}" if name else child_name)
         return out
     kind = type(module)
+    if kind in _RECURRENT:
+        raise ValueError(
+            f"`{name}` is nn.{kind.__name__} inside a Sequential (which cannot run it: it returns a tuple): "
+            f"give it as a trunk entry ({name!r}, output), with output 'last', 'final' or 'sequence'"
+        )
     if kind not in _ARGUMENTS:
         raise ValueError(
             f"`{name or 'the trunk'}` is nn.{kind.__name__}: plumbline's native engine runs "
@@ -140,6 +145,9 @@ def arch(model, trunk, heads, input_dim=None, window=None):
                 "Sequential trunk (or a list of modules: nn.LSTM / nn.GRU as (path, output), Sequentials, "
                 "single layers), and the order a custom forward() calls modules in is not in the module tree"
             )
+    recurrent = [l for l in layers if l["type"] in ("LSTM", "GRU")]
+    if recurrent and not window:
+        raise ValueError(f"`{recurrent[0]['name']}` is an {recurrent[0]['type']}: pass window=N, the bars it runs over")
     flat = next(
         (i for i, l in enumerate(layers) if l["type"] == "Flatten" or l.get("output") in ("last", "final")), None
     )

@@ -114,6 +114,7 @@ impl NativeEngine {
             (_, None) => (None, String::new()),
         };
         let remaps = built.remaps(&inner);
+        let owned = built.owned_prefixes(&inner);
         let mut net = built.net;
         let result = file.load_into(&mut net, top.as_deref(), &remaps)?;
         // A norm layer without affine parameters keeps burn's ones and zeros.
@@ -124,6 +125,22 @@ impl NativeEngine {
             .collect();
         if !result.errors.is_empty() || !missing.is_empty() {
             return Err(file.fail(format!("loading the weights failed:\n{result}")));
+        }
+        // A tensor of a module `arch` names that no parameter took (a second LSTM layer, a bias
+        // `arch` says is absent): the model would run without it. Fail closed.
+        let unused: Vec<&str> = result
+            .unused
+            .iter()
+            .map(String::as_str)
+            .filter(|u| owned.iter().any(|p| u.starts_with(p.as_str())))
+            // A counter of training steps, which eval mode never reads.
+            .filter(|u| !u.ends_with(".num_batches_tracked"))
+            .collect();
+        if !unused.is_empty() {
+            return Err(file.fail(format!(
+                "`arch` leaves tensors of its own modules unused, so the model would run without them: {} (checkpoint-inventory: arch-tensor-unused)",
+                unused.join(", ")
+            )));
         }
         Ok(NativeEngine {
             net,
@@ -273,6 +290,25 @@ impl Built {
             )
         });
         modules.chain(tensors).collect()
+    }
+
+    /// Names an unused tensor starts with when it belongs to a module `arch` names: a field of
+    /// [`Net`] (a remapped module's tensor with no parameter), or a recurrent module's own name (its
+    /// tensors are remapped one by one).
+    fn owned_prefixes(&self, inner: &str) -> Vec<String> {
+        let mut out = vec!["plumbline_".to_owned()];
+        for (tensor, _) in &self.tensors {
+            let module = tensor.rsplit_once('.').map_or(tensor.as_str(), |(m, _)| m);
+            let full = if inner.is_empty() {
+                format!("{module}.")
+            } else {
+                format!("{inner}.{module}.")
+            };
+            if !out.contains(&full) {
+                out.push(full);
+            }
+        }
+        out
     }
 
     /// A recurrent layer over windows of `bars` bars: its cells with PyTorch's shapes (loaded by

@@ -47,7 +47,7 @@ pub(super) fn run(cells: &[CellWeights], s: RecurrentStep, x: Tensor<2>, grad: b
     }
 }
 
-/// `[outer·inner, width]` as `[inner·outer, width]`: bar-major rows to time-major and back.
+/// `[outer·inner, width]` as `[inner·outer, width]`: batch-major rows to time-major and back.
 fn swap_major(x: Tensor<2>, outer: usize, inner: usize, width: usize) -> Tensor<2> {
     x.reshape([outer, inner, width])
         .swap_dims(0, 1)

@@ -252,9 +252,7 @@ fn input_dim_mismatch(
 fn first_layer_missing(layer: &str, weight: &str, arch: &CheckpointFact) -> Finding {
     Finding::new(
         &FIRST_LAYER_MISSING,
-        format!(
-            "`arch`'s first Linear layer is `{layer}`, but the checkpoint has no tensor `{weight}`"
-        ),
+        format!("`arch`'s first layer is `{layer}`, but the checkpoint has no tensor `{weight}`"),
     )
     .at(arch.location.clone())
 }

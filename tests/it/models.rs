@@ -299,7 +299,7 @@ fn every_layer_type_matches_pytorch() {
             }
         }
     }
-    assert_eq!(seen, 7);
+    assert_eq!(seen, 8);
 }
 
 /// The input window is a fact of the contract: declared by the code, stated by the checkpoint (here
@@ -782,6 +782,21 @@ fn recurrent_defects_are_caught_by_name() {
     let said = fails(&ex, "checkpoint-inventory");
     assert!(
         said.contains("`arch.layers.1.in_features` is 16, but `rnn` (layers.0) gives 15"),
+        "{said}"
+    );
+
+    // One layer declared where the checkpoint has two: the widths agree, so only the second layer's
+    // tensors show it; the native engine refuses to run without them.
+    let (_d, ex) = rnn_example("lstm", |s| s["arch"]["layers"][0]["num_layers"] = 1.into());
+    let said = fails(&ex, "checkpoint-inventory");
+    assert!(
+        said.contains("error[arch-tensor-unused]") && said.contains("rnn.weight_ih_l1"),
+        "{said}"
+    );
+    let said = fails(&ex, "forward-contract");
+    assert!(
+        said.contains("`arch` leaves tensors of its own modules unused")
+            && said.contains("rnn.weight_ih_l1"),
         "{said}"
     );
 

@@ -374,15 +374,20 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
     use similar::{Algorithm, DiffOp, capture_diff_slices};
     let mut out = input_differences(ours, theirs);
     let mut push = |layer: Option<usize>, what: String| out.push(Difference { layer, what });
-    // Dropout, Identity and a Flatten on rows change nothing at inference: a first-format `arch`
-    // cannot write them, and a model that has them is the same function without them.
+    // Dropout, Identity and a Flatten with no window left to flatten change nothing at inference: a
+    // first-format `arch` cannot write them, and a model that has them is the same function without.
     let kept = |arch: &Arch| -> (Vec<usize>, Vec<String>) {
+        let mut bars = arch.window.is_some();
         arch.layers
             .iter()
             .enumerate()
             .filter(|(_, l)| match l {
                 Layer::Dropout | Layer::Activation(Activation::Identity) => false,
-                Layer::Flatten => arch.window.is_some(),
+                Layer::Flatten => std::mem::replace(&mut bars, false),
+                Layer::Recurrent(r) => {
+                    bars &= r.output == SeqOutput::Sequence;
+                    true
+                }
                 _ => true,
             })
             .map(|(i, l)| (i, l.to_string()))

@@ -400,7 +400,7 @@ impl Shape {
             }
             None => {
                 self.from = format!(
-                    "{}, and the Flatten (layers.{i}) flattens no window: neither `arch.window` nor the checkpoint's `window` states one",
+                    "{}, and the Flatten (layers.{i}) has no window to flatten (none is stated in `arch.window` or the checkpoint's `window`, or a layer before it already put the bars together)",
                     self.from
                 );
             }
@@ -772,7 +772,7 @@ mod tests {
             json!([{"type": "Linear", "name": "bar", "in_features": 3, "out_features": 2}]),
         )
         .unwrap_err();
-        assert!(e.contains("no `Flatten`"), "{e}");
+        assert!(e.contains("nothing puts the bars together"), "{e}");
         // BatchNorm1d on `[batch, window, width]` normalises over the window's axis.
         let e = win(
             json!(4),
