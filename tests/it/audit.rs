@@ -13,7 +13,7 @@ use plumbline::engine::{self, Engine, EngineKind};
 use plumbline::matrix::Matrix;
 use serde_json::Value;
 
-use crate::util::{example, example_copy, fixture, plumbline, stderr};
+use crate::util::{example, example_copy, fixture, numbers, plumbline, stderr};
 
 const SETTINGS: Settings = Settings {
     tolerance: 1e-5,
@@ -23,14 +23,6 @@ const SETTINGS: Settings = Settings {
 fn native(path: &Path) -> Box<dyn Engine> {
     let info = checkpoint::open(path).unwrap();
     engine::load(EngineKind::Native, &info, &CheckpointKeys::default()).unwrap()
-}
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 /// The exact references (train/train.py: the path split where the ReLU pattern changes, float64): the

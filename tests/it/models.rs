@@ -8,16 +8,6 @@ use serde_json::Value;
 
 use crate::util::{example_copy, fixture, plumbline, replace_in, stderr, stdout};
 
-/// A JSON list of numbers.
-#[cfg(feature = "native")]
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 fn bn_fixture(file: &str) -> PathBuf {
     fixture(&format!("models/momentum_bn/{file}"))
 }
@@ -258,7 +248,10 @@ fn every_layer_type_matches_pytorch() {
             serde_json::from_str(&std::fs::read_to_string(path.with_extension("json")).unwrap())
                 .unwrap();
         let rows = reference["rows"].as_array().unwrap();
-        let scaled: Vec<Vec<f64>> = rows.iter().map(|r| numbers(&r["scaled"])).collect();
+        let scaled: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|r| crate::util::numbers(&r["scaled"]))
+            .collect();
         let out = engine
             .forward(&Matrix::from_rows(engine.input_dim(), &scaled))
             .unwrap();
@@ -271,7 +264,7 @@ fn every_layer_type_matches_pytorch() {
         );
         for (i, r) in rows.iter().enumerate() {
             for (head, want) in r["outputs"].as_object().unwrap() {
-                for (g, w) in out[head].row(i).iter().zip(numbers(want)) {
+                for (g, w) in out[head].row(i).iter().zip(crate::util::numbers(want)) {
                     assert!(
                         (g - w).abs() <= 1e-5,
                         "{} row {i} head {head}: burn {g}, torch {w}",
@@ -288,7 +281,7 @@ fn every_layer_type_matches_pytorch() {
                 let x = Matrix::from_rows(engine.input_dim(), &scaled[..want.len()]);
                 let got = engine.gradients(&x, head, u).unwrap().unwrap();
                 for (r, w) in want.iter().enumerate() {
-                    for (g, w) in got.row(r).iter().zip(numbers(w)) {
+                    for (g, w) in got.row(r).iter().zip(crate::util::numbers(w)) {
                         assert!(
                             (g - w).abs() <= 1e-5 * w.abs().max(1.0),
                             "{} gradient of {head}[{u}] row {r}: burn {g}, torch {w}",
@@ -705,7 +698,7 @@ fn lstm_and_gru_match_pytorch_outputs_and_integrated_gradients() {
         // Four of the ten windows PyTorch attributed: a debug build's autodiff is slow.
         let windows: Vec<Vec<f64>> = reference["rows"].as_array().unwrap()[..4]
             .iter()
-            .map(|r| numbers(&r["scaled"]))
+            .map(|r| crate::util::numbers(&r["scaled"]))
             .collect();
         let x = Matrix::from_rows(engine.input_dim(), &windows);
         assert_eq!(x.cols, 32 * 14);
@@ -738,7 +731,7 @@ fn lstm_and_gru_match_pytorch_outputs_and_integrated_gradients() {
                 .as_array()
                 .unwrap();
             for (r, row) in want.iter().take(windows.len()).enumerate() {
-                for (g, w) in got[r].attributions[u].iter().zip(numbers(row)) {
+                for (g, w) in got[r].attributions[u].iter().zip(crate::util::numbers(row)) {
                     worst = worst.max((g - w).abs());
                 }
             }

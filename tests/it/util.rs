@@ -330,3 +330,13 @@ pub fn cut_slice(ex: &Path, rows: usize) {
     let cut: Vec<&str> = text.lines().take(rows + 1).collect();
     std::fs::write(&slice, cut.join("\n") + "\n").unwrap();
 }
+
+/// A JSON list of numbers (the PyTorch references' rows, outputs and attributions).
+#[cfg(feature = "native")]
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
