@@ -299,12 +299,9 @@ impl Inputs {
             Model::NotNeeded
         };
         let slice = match &loaded.config.slice {
-            Some(section) if running.iter().any(|g| g.needs.slice) => Some(crate::slice::load(
-                loaded,
-                section,
-                &facts.model_feature_names()?,
-                facts.window()?,
-            )?),
+            Some(section) if running.iter().any(|g| g.needs.slice) => {
+                Some(crate::slice::load(loaded, section, &facts)?)
+            }
             _ => None,
         };
         // A base that cannot be read is the contract-changes gate's finding, not the end of the run:
@@ -403,12 +400,7 @@ pub fn baseline(loaded: &Loaded) -> Result<String> {
     let facts = facts::collect(loaded)?;
     let contract = derive_for_check(loaded, &facts)?;
     let engine = engine::for_check(loaded, &facts)?;
-    let slice = crate::slice::load(
-        loaded,
-        section,
-        &facts.model_feature_names()?,
-        facts.window()?,
-    )?;
+    let slice = crate::slice::load(loaded, section, &facts)?;
     let model = Model::NotNeeded;
     let cx = Context {
         loaded,

@@ -63,7 +63,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Inputs> {
     }
     let facts = facts::collect(loaded)?;
     let features = facts.model_feature_names()?;
-    let slice = crate::slice::load(loaded, section, &features, facts.window()?)?;
+    let slice = crate::slice::load(loaded, section, &facts)?;
     if slice.is_empty() {
         return Err(Error::msg(format!("{}: the slice has no rows", slice.path)));
     }

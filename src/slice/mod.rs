@@ -204,19 +204,32 @@ impl Slice {
     }
 }
 
-/// The configured slice, as rows or as windows of `window` bars (the model's input, `[model] window`).
-pub fn load(
-    loaded: &Loaded,
-    section: &SliceSection,
-    columns: &[String],
-    window: Option<u64>,
-) -> Result<Slice> {
-    read(
+/// The configured slice with the model's features, as rows or as windows of the code's window
+/// (`[model] window`). A slice whose windows cannot be built says so; when the checkpoint was trained
+/// on another window, the error says that too (the likelier cause).
+pub fn load(loaded: &Loaded, section: &SliceSection, facts: &crate::facts::Facts) -> Result<Slice> {
+    let rows = read(
         &loaded.input("slice.features", &section.features)?,
         section,
-        columns,
-    )?
-    .windowed(window)
+        &facts.model_feature_names()?,
+    )?;
+    let code = facts.window()?;
+    rows.windowed(code).map_err(|e| {
+        let stated = facts
+            .checkpoint
+            .window
+            .value
+            .as_ref()
+            .and_then(crate::facts::window_value);
+        match stated {
+            Some(stated) if stated != code => Error::msg(format!(
+                "{e}\n  note: the checkpoint was trained on {}, the code declares {} (feature-schema: window-mismatch)",
+                crate::facts::window_text(stated),
+                crate::facts::window_text(code)
+            )),
+            _ => e,
+        }
+    })
 }
 
 pub fn read(path: &Path, section: &SliceSection, columns: &[String]) -> Result<Slice> {

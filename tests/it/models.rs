@@ -801,3 +801,27 @@ fn recurrent_defects_are_caught_by_name() {
         "{said}"
     );
 }
+
+/// A window the slice cannot fill stops the run naming the slice, and says the likelier cause when the
+/// checkpoint was trained on another window.
+#[test]
+fn a_window_the_slice_cannot_fill_names_the_checkpoints_window() {
+    let (_d, ex) = win_example(|_| {});
+    replace_in(
+        &ex.join("pipeline/model.py"),
+        "WINDOW = 8 ",
+        "WINDOW = 5000 ",
+    );
+    let out = plumbline(&ex, &["gate", "norm-stats"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let said = stderr(&out);
+    assert!(said.contains("data/slice.csv:2"), "{said}");
+    assert!(
+        said.contains("no window of 5000 bars can be built"),
+        "{said}"
+    );
+    assert!(
+        said.contains("note: the checkpoint was trained on windows of 8 bars, the code declares windows of 5000 bars (feature-schema: window-mismatch)"),
+        "{said}"
+    );
+}
