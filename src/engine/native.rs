@@ -268,24 +268,20 @@ struct Built {
 }
 
 impl Built {
-    /// Each module name anchored (see [`anchored`]) with its field path. `inner`: the state dict's
+    /// Each module name as an anchored pattern (`^net\.0\.`; a recurrent tensor's whole name) with its
+    /// field path. `inner`: the state dict's
     /// key below the top-level key burn opens (`state_dict` of `model.state_dict`), empty when the
     /// names start at the module.
     fn remaps(&self, inner: &str) -> Vec<(String, String)> {
-        let full = |name: &str| {
-            if inner.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{inner}.{name}")
-            }
-        };
-        let modules = self
-            .modules
-            .iter()
-            .map(|(module, field)| (anchored(&full(module)), format!("{field}.")));
+        let modules = self.modules.iter().map(|(module, field)| {
+            (
+                format!("^{}\\.", escaped(&below(inner, module))),
+                format!("{field}."),
+            )
+        });
         let tensors = self.tensors.iter().map(|(tensor, field)| {
             (
-                format!("^{}$", full(tensor).replace('.', "\\.")),
+                format!("^{}$", escaped(&below(inner, tensor))),
                 field.clone(),
             )
         });
@@ -299,11 +295,7 @@ impl Built {
         let mut out = vec!["plumbline_".to_owned()];
         for (tensor, _) in &self.tensors {
             let module = tensor.rsplit_once('.').map_or(tensor.as_str(), |(m, _)| m);
-            let full = if inner.is_empty() {
-                format!("{module}.")
-            } else {
-                format!("{inner}.{module}.")
-            };
+            let full = format!("{}.", below(inner, module));
             if !out.contains(&full) {
                 out.push(full);
             }
@@ -406,21 +398,15 @@ impl WeightSource<'_> {
             tensors: Vec::new(),
             no_tensor: Vec::new(),
         };
-        let mut bars = arch.window;
-        for layer in &arch.layers {
+        for (layer, bars) in arch.layers.iter().zip(arch.open_bars()) {
             match layer {
-                // The identity on rows; on a window, the one Flatten the chain allows.
+                // The identity without a window left to flatten.
                 Layer::Flatten => {
-                    if let Some(n) = bars.take() {
+                    if let Some(n) = bars {
                         b.steps.push(Step::Flatten(n));
                     }
                 }
-                Layer::Recurrent(r) => {
-                    b.add_recurrent(r, bars.unwrap_or(1), device);
-                    if r.output != SeqOutput::Sequence {
-                        bars = None;
-                    }
-                }
+                Layer::Recurrent(r) => b.add_recurrent(r, bars.unwrap_or(1), device),
                 _ => self.add(&mut b, layer, device)?,
             }
         }
@@ -547,9 +533,19 @@ impl WeightSource<'_> {
     }
 }
 
-/// `^name\.` with the dots escaped (module names are checked to hold only `[A-Za-z0-9_.]`).
-fn anchored(name: &str) -> String {
-    format!("^{}\\.", name.replace('.', "\\."))
+/// `name` with its dots escaped for a remapping pattern (module names are checked to hold only
+/// `[A-Za-z0-9_.]`).
+fn escaped(name: &str) -> String {
+    name.replace('.', "\\.")
+}
+
+/// `name` below the state dict's key `inner` (`model.net.0` for `net.0` under `model`).
+fn below(inner: &str, name: &str) -> String {
+    if inner.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{inner}.{name}")
+    }
 }
 
 fn act(a: Activation, x: Tensor<2>) -> Tensor<2> {

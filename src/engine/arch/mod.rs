@@ -344,18 +344,34 @@ impl Arch {
 
     /// The trunk's output width (a window flattened: its bars side by side).
     pub fn width(&self) -> usize {
-        let mut bars = self.window.unwrap_or(1);
-        self.layers.iter().fold(self.input_dim, |w, l| match l {
-            Layer::Linear { outputs, .. } => *outputs,
-            Layer::Flatten => w * std::mem::replace(&mut bars, 1),
-            Layer::Recurrent(r) => {
-                if r.output != SeqOutput::Sequence {
-                    bars = 1;
+        self.layers
+            .iter()
+            .zip(self.open_bars())
+            .fold(self.input_dim, |w, (l, bars)| match l {
+                Layer::Linear { outputs, .. } => *outputs,
+                Layer::Flatten => w * bars.unwrap_or(1),
+                Layer::Recurrent(r) => r.width(),
+                _ => w,
+            })
+    }
+
+    /// For each layer, the bars of the window not yet put together when it runs (`None`: rows, or a
+    /// window a `Flatten` or a recurrent layer's last/final step has already put together). A
+    /// `Flatten` with `None` is the identity.
+    pub fn open_bars(&self) -> Vec<Option<usize>> {
+        let mut bars = self.window;
+        self.layers
+            .iter()
+            .map(|l| {
+                let before = bars;
+                match l {
+                    Layer::Flatten => bars = None,
+                    Layer::Recurrent(r) if r.output != SeqOutput::Sequence => bars = None,
+                    _ => {}
                 }
-                r.width()
-            }
-            _ => w,
-        })
+                before
+            })
+            .collect()
     }
 }
 
@@ -377,20 +393,16 @@ pub fn differences(ours: &Arch, theirs: &Arch) -> Vec<Difference> {
     // Dropout, Identity and a Flatten with no window left to flatten change nothing at inference: a
     // first-format `arch` cannot write them, and a model that has them is the same function without.
     let kept = |arch: &Arch| -> (Vec<usize>, Vec<String>) {
-        let mut bars = arch.window.is_some();
         arch.layers
             .iter()
+            .zip(arch.open_bars())
             .enumerate()
-            .filter(|(_, l)| match l {
+            .filter(|(_, (l, bars))| match l {
                 Layer::Dropout | Layer::Activation(Activation::Identity) => false,
-                Layer::Flatten => std::mem::replace(&mut bars, false),
-                Layer::Recurrent(r) => {
-                    bars &= r.output == SeqOutput::Sequence;
-                    true
-                }
+                Layer::Flatten => bars.is_some(),
                 _ => true,
             })
-            .map(|(i, l)| (i, l.to_string()))
+            .map(|(i, (l, _))| (i, l.to_string()))
             .unzip()
     };
     let (ai, a) = kept(ours);
